@@ -1,0 +1,53 @@
+//! The anycast XDP programs.
+//!
+//! One way through the data: [`parse`] the headers, [`classify`] the packet
+//! (source check, destination lookup) into a [`classify::Decision`], count it
+//! ([`stats`]) and return its action. The entry points stay this small.
+#![no_std]
+#![no_main]
+#![expect(
+    unreachable_pub,
+    missing_docs,
+    reason = "the #[xdp] macro expands to undocumented pub entry points"
+)]
+
+mod classify;
+mod maps;
+mod parse;
+mod stats;
+
+use aya_ebpf::{Global, bindings::xdp_action, macros::xdp, programs::XdpContext};
+
+/// Interface role (`IfaceRole` as u8), set by the loader for each attachment.
+#[unsafe(no_mangle)]
+static ROLE: Global<u8> = Global::new(0);
+
+/// Action for disallowed anycast sources (`SourceAction` as u8), set by the loader.
+#[unsafe(no_mangle)]
+static SOURCE_ACTION: Global<u8> = Global::new(0);
+
+/// The anycast filter.
+#[xdp]
+pub fn anycast(ctx: XdpContext) -> u32 {
+    let decision = classify::classify(&ctx, ROLE.load(), SOURCE_ACTION.load());
+    stats::record(&ctx, &decision);
+    decision.action()
+}
+
+/// Returns XDP_PASS and nothing else: the cost floor benchmarks compare against.
+#[xdp]
+pub fn pass_floor(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    // Unreachable in a verified program: there is no unwinding in BPF.
+    loop {}
+}
+
+/// GPL-compatible, as the FIB and redirect helpers require.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

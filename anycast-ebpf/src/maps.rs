@@ -1,0 +1,46 @@
+//! Every map of the data plane, each with its purpose. Names and capacities
+//! come from `anycast-common`; userspace pins them under the pin dir.
+
+use anycast_common::{
+    AddrKey, AddrValue, GLOBAL_STAT_SLOTS, GroupCounters, GroupInfo, IfaceConfig,
+    MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_IFACES,
+};
+use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
+    macros::map,
+    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+};
+
+/// Exact anycast addresses. Allocated on insert: a million-entry table costs
+/// memory only for the addresses configured.
+#[map(name = "ANYCAST_ADDRS")]
+pub(crate) static ANYCAST_ADDRS: HashMap<AddrKey, AddrValue> =
+    HashMap::with_max_entries(MAX_ANYCAST_ADDRS, BPF_F_NO_PREALLOC);
+
+/// Anycast prefixes, longest match wins.
+#[map(name = "ANYCAST_PREFIX")]
+pub(crate) static ANYCAST_PREFIX: LpmTrie<[u8; 16], AddrValue> =
+    LpmTrie::with_max_entries(MAX_ANYCAST_PREFIXES, 0);
+
+/// Groups by id. Read by userspace today; the redirect path reads it too.
+#[map(name = "GROUPS")]
+pub(crate) static GROUPS: Array<GroupInfo> = Array::with_max_entries(MAX_GROUPS, 0);
+
+/// Global verdict counters, per CPU so that the hot path never contends.
+#[map(name = "GLOBAL_STATS")]
+pub(crate) static GLOBAL_STATS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(GLOBAL_STAT_SLOTS, 0);
+
+/// Per-group counters, per CPU.
+#[map(name = "GROUP_STATS")]
+pub(crate) static GROUP_STATS: PerCpuArray<GroupCounters> =
+    PerCpuArray::with_max_entries(MAX_GROUPS, 0);
+
+/// Attached interfaces. Written and read by userspace only; declared here so
+/// that it is created and pinned with the rest of the state.
+#[map(name = "IFACES")]
+pub(crate) static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(MAX_IFACES, 0);
+
+/// Layout version of the pinned state (index 0), checked by userspace.
+#[map(name = "ANYCAST_META")]
+pub(crate) static ANYCAST_META: Array<u32> = Array::with_max_entries(1, 0);

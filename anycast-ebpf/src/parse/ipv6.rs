@@ -1,0 +1,112 @@
+//! The IPv6 fixed header and the extension-header chain (RFC 8200).
+
+use anycast_common::{
+    AddrKey, MAX_EXT_HEADERS,
+    wire::{self, ExtLen},
+};
+use aya_ebpf::programs::XdpContext;
+
+use super::{data_end, load, read};
+
+/// The fixed header's fields the pipeline needs.
+pub(crate) struct Ipv6 {
+    /// Offset of the fixed header.
+    pub(crate) off: usize,
+    /// Offset one past the payload (`off + 40 + payload length`).
+    pub(crate) end: usize,
+    /// Next Header of the fixed header.
+    pub(crate) next_header: u8,
+}
+
+/// Reads and validates the fixed header: complete, version 6, a payload
+/// length that is not zero (jumbograms) and fits in the frame.
+#[inline(always)]
+pub(crate) fn parse(ctx: &XdpContext, l3_off: usize) -> Option<Ipv6> {
+    // The whole fixed header first, so that the addresses are in range too.
+    read::<[u8; wire::IPV6_HDR_LEN]>(ctx, l3_off, usize::MAX)?;
+    // Version/class/label (4), payload length (2), next header, hop limit.
+    let head = load::<[u8; 8]>(ctx, l3_off, usize::MAX)?;
+    if head[0] >> 4 != 6 {
+        return None;
+    }
+    let payload_len = usize::from(u16::from_be_bytes([head[4], head[5]]));
+    let end = l3_off + wire::IPV6_HDR_LEN + payload_len;
+    if payload_len == 0 || ctx.data() + end > data_end(ctx) {
+        return None;
+    }
+    Some(Ipv6 {
+        off: l3_off,
+        end,
+        next_header: head[6],
+    })
+}
+
+/// A pointer to the source address inside the packet (for map lookups
+/// without a copy); the caller has validated the fixed header.
+#[inline(always)]
+pub(crate) fn src(ctx: &XdpContext, ip: &Ipv6) -> Option<*const AddrKey> {
+    read::<AddrKey>(ctx, ip.off + 8, ip.end)
+}
+
+/// A pointer to the destination address inside the packet.
+#[inline(always)]
+pub(crate) fn dst(ctx: &XdpContext, ip: &Ipv6) -> Option<*const AddrKey> {
+    read::<AddrKey>(ctx, ip.off + 24, ip.end)
+}
+
+/// The upper-layer header at the end of the chain.
+#[expect(dead_code, reason = "the flow hash of the redirect path reads them")]
+pub(crate) struct Transport {
+    /// Upper-layer protocol.
+    pub(crate) proto: u8,
+    /// Source and destination port, when the protocol has them and this is
+    /// not a non-first fragment.
+    pub(crate) ports: Option<[u8; 4]>,
+}
+
+/// Walks at most [`MAX_EXT_HEADERS`] extension headers inside the payload.
+/// `None` when the chain is longer or cut short.
+#[inline(always)]
+pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
+    let mut off = ip.off + wire::IPV6_HDR_LEN;
+    let mut nh = ip.next_header;
+    let mut fragment_offset: u16 = 0;
+    for _ in 0..MAX_EXT_HEADERS {
+        let Some(kind) = wire::ext_header_len_kind(nh) else {
+            break;
+        };
+        // Next Header and the length octet; the Fragment header also
+        // carries its offset in the next two octets.
+        let hdr = load::<[u8; 4]>(ctx, off, ip.end)?;
+        let len = match kind {
+            ExtLen::Units8 => (usize::from(hdr[1]) + 1) * 8,
+            ExtLen::Units4Plus2 => (usize::from(hdr[1]) + 2) * 4,
+            ExtLen::Fixed8 => wire::FRAG_HDR_LEN,
+        };
+        if off + len > ip.end {
+            return None;
+        }
+        nh = hdr[0];
+        off += len;
+        if let ExtLen::Fixed8 = kind {
+            fragment_offset = u16::from_be_bytes([hdr[2], hdr[3]]) >> 3;
+            if fragment_offset != 0 {
+                // A non-first fragment: no upper-layer header here.
+                return Some(Transport {
+                    proto: nh,
+                    ports: None,
+                });
+            }
+        }
+    }
+    if wire::ext_header_len_kind(nh).is_some() {
+        // More headers than the bound.
+        return None;
+    }
+    let ports = if wire::has_ports(nh) && fragment_offset == 0 {
+        Some(load::<[u8; 4]>(ctx, off, ip.end)?)
+    } else {
+        None
+    };
+    Some(Transport { proto: nh, ports })
+}

@@ -1,0 +1,142 @@
+//! Anycast addresses and prefixes as operators write them.
+
+use std::{fmt, net::Ipv6Addr, str::FromStr};
+
+use crate::error::Error;
+
+/// An IPv6 address (`/128`) or prefix, with no host bits set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AnycastPrefix {
+    /// The network address, host bits zero.
+    pub addr: Ipv6Addr,
+    /// Prefix length, 0..=128.
+    pub len: u8,
+}
+
+impl AnycastPrefix {
+    /// Whether this is a single address (`/128`).
+    pub const fn is_exact(&self) -> bool {
+        self.len == 128
+    }
+
+    /// The reserved subnet anycast address of RFC 2526 with anycast id `id`
+    /// (0..=127) in the /64 `subnet`, for EUI-64 format interface identifiers:
+    /// the identifier is all ones except the universal/local bit and the last
+    /// 7 bits, which hold the id. Id 126 is the Mobile IPv6 home-agents
+    /// anycast address (RFC 6275).
+    pub fn subnet_anycast(subnet: Ipv6Addr, id: u8) -> Option<Self> {
+        if id > 127 {
+            return None;
+        }
+        let mut o = subnet.octets();
+        // 0xfdff:ffff:ffff:ff80 | id (RFC 2526 section 2).
+        o[8..16].copy_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x80 | id]);
+        Some(AnycastPrefix {
+            addr: Ipv6Addr::from(o),
+            len: 128,
+        })
+    }
+}
+
+impl fmt::Display for AnycastPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_exact() {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.len)
+        }
+    }
+}
+
+impl FromStr for AnycastPrefix {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = |reason: String| Error::InvalidAddress {
+            input: s.to_string(),
+            reason,
+        };
+        let (addr, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: Ipv6Addr = addr
+            .trim()
+            .parse()
+            .map_err(|_| bad("not an IPv6 address".into()))?;
+        let len = match len {
+            None => 128,
+            Some(l) => {
+                let l: u8 = l
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("prefix length `{l}` is not a number")))?;
+                if l > 128 {
+                    return Err(bad(format!("prefix length {l} is over 128")));
+                }
+                l
+            }
+        };
+        let bits = u128::from(addr);
+        let mask = if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(len))
+        };
+        if bits & !mask != 0 {
+            let net = Ipv6Addr::from(bits & mask);
+            return Err(bad(format!(
+                "host bits are set after /{len}; did you mean {net}/{len}?"
+            )));
+        }
+        if len == 0 {
+            return Err(bad("a /0 would make every address anycast".into()));
+        }
+        Ok(AnycastPrefix { addr, len })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_addresses_and_prefixes() {
+        let p: AnycastPrefix = "2001:db8::1".parse().expect("exact");
+        assert!(p.is_exact());
+        assert_eq!(p.to_string(), "2001:db8::1");
+        let p: AnycastPrefix = "2001:db8:a::/48".parse().expect("prefix");
+        assert_eq!((p.len, p.to_string().as_str()), (48, "2001:db8:a::/48"));
+        let p: AnycastPrefix = "2001:db8::1/128".parse().expect("/128");
+        assert!(p.is_exact());
+    }
+
+    #[test]
+    fn rejects_bad_input_with_reasons() {
+        for (input, needle) in [
+            ("10.0.0.1", "not an IPv6"),
+            ("2001:db8::/129", "over 128"),
+            ("2001:db8::/x", "not a number"),
+            ("2001:db8::1/64", "did you mean 2001:db8::/64"),
+            ("::/0", "every address"),
+            ("", "not an IPv6"),
+            ("2001:db8::1/", "not a number"),
+        ] {
+            let e = input.parse::<AnycastPrefix>().expect_err(input);
+            assert!(e.to_string().contains(needle), "{input}: {e}");
+        }
+    }
+
+    #[test]
+    fn rfc2526_home_agents_address() {
+        let p = AnycastPrefix::subnet_anycast("2001:db8:1:2::".parse().expect("subnet"), 126)
+            .expect("id 126");
+        assert_eq!(
+            p.addr,
+            "2001:db8:1:2:fdff:ffff:ffff:fffe"
+                .parse::<Ipv6Addr>()
+                .expect("addr")
+        );
+        assert!(AnycastPrefix::subnet_anycast(Ipv6Addr::UNSPECIFIED, 128).is_none());
+    }
+}

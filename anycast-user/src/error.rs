@@ -1,0 +1,152 @@
+//! Typed errors of the anycast library. The CLI prints them on one line.
+
+use std::{io, path::PathBuf};
+
+/// Everything that can go wrong while managing the data plane.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller lacks the privileges to manage BPF objects.
+    #[error("permission denied: {what} needs root (CAP_BPF and CAP_NET_ADMIN)")]
+    NotRoot {
+        /// What was attempted.
+        what: String,
+    },
+    /// Text that is not an IPv6 address or prefix.
+    #[error("invalid anycast address `{input}`: {reason}")]
+    InvalidAddress {
+        /// The text given.
+        input: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A group name outside the allowed alphabet or length.
+    #[error(
+        "invalid group name `{0}`: use 1 to 31 characters from letters, digits, '.', '_' and '-'"
+    )]
+    InvalidGroupName(String),
+    /// The named interface does not exist (in this network namespace).
+    #[error("unknown interface `{0}`")]
+    UnknownInterface(String),
+    /// The interface already runs the anycast program.
+    #[error("interface `{0}` is already attached (detach it first)")]
+    AlreadyAttached(String),
+    /// The interface does not run the anycast program.
+    #[error("interface `{0}` is not attached")]
+    NotAttached(String),
+    /// Another XDP program holds the interface.
+    #[error(
+        "interface `{iface}` already has another XDP program attached (see `ip link show {iface}`)"
+    )]
+    InterfaceBusy {
+        /// The interface.
+        iface: String,
+    },
+    /// The data plane refused an attach mode or the attach itself.
+    #[error("attaching to `{iface}` failed: {source}")]
+    Attach {
+        /// The interface.
+        iface: String,
+        /// The underlying error.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// A table has no room for another entry.
+    #[error("the {table} is full ({capacity} entries); nothing was changed")]
+    TableFull {
+        /// Which table, for operators.
+        table: &'static str,
+        /// Its capacity.
+        capacity: u32,
+    },
+    /// The address is configured already, for another group.
+    #[error("{addr} is already an anycast address of group `{group}`; delete it first")]
+    AddressInOtherGroup {
+        /// The address or prefix.
+        addr: String,
+        /// The group that has it.
+        group: String,
+    },
+    /// The address is not configured.
+    #[error("{0} is not a configured anycast address or prefix")]
+    AddressNotFound(String),
+    /// Nothing is pinned at the pin dir.
+    #[error("no anycast data plane at {0} (attach an interface or add an address first)")]
+    NotConfigured(PathBuf),
+    /// The pinned state was made by an incompatible build.
+    #[error(
+        "the state pinned at {path} has layout version {found}, this binary uses {expected}; \
+         run `anycast detach --purge` to start afresh"
+    )]
+    IncompatibleState {
+        /// The pin dir.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// Version of this binary.
+        expected: u32,
+    },
+    /// `--purge` while interfaces are still attached.
+    #[error("still attached to {0}; detach them before purging the maps")]
+    StillAttached(String),
+    /// The pin dir is not on a BPF filesystem and cannot be.
+    #[error("{0} is not on a bpf filesystem (mount one with `mount -t bpf bpf /sys/fs/bpf`)")]
+    NotBpffs(PathBuf),
+    /// A file-system or syscall error, with the path it concerns.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A map operation failed.
+    #[error("map {name}: {source}")]
+    Map {
+        /// The map.
+        name: &'static str,
+        /// The error.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// The eBPF object could not be loaded.
+    #[error("loading the eBPF object: {0}")]
+    Load(#[source] aya::EbpfError),
+    /// The program could not be loaded or found.
+    #[error("the XDP program: {0}")]
+    Program(#[source] aya::programs::ProgramError),
+    /// The verifier rejected the program.
+    #[error(
+        "the kernel's verifier rejected the XDP program ({errno}); last lines of its log:\n{log_tail}"
+    )]
+    Verifier {
+        /// The error of BPF_PROG_LOAD.
+        errno: io::Error,
+        /// The end of the verifier's log.
+        log_tail: String,
+    },
+    /// The binary was built with the stub eBPF object.
+    #[error(
+        "this binary was built without its eBPF object (ANYCAST_EBPF_STUB=1); rebuild it with `cargo xtask build`"
+    )]
+    EmptyObject,
+    /// The link of an attachment could not be pinned or unpinned.
+    #[error("pinning the XDP link at {path}: {reason}")]
+    Pin {
+        /// The pin path.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The errno behind a map error, if it came from a syscall.
+pub(crate) fn map_errno(e: &aya::maps::MapError) -> Option<i32> {
+    match e {
+        aya::maps::MapError::SyscallError(s) => s.io_error.raw_os_error(),
+        _ => None,
+    }
+}

@@ -1,0 +1,18 @@
+//! The anycast library: loads the XDP data plane, pins it, and manages its
+//! maps (anycast addresses, groups, interfaces, counters). The `anycast`
+//! binary is a thin CLI over it.
+
+pub mod addr;
+pub mod dataplane;
+pub mod error;
+pub mod netns;
+pub mod pin;
+pub mod state;
+
+pub use addr::AnycastPrefix;
+pub use dataplane::{AttachMode, AttachOptions, Dataplane, Interface};
+pub use error::{Error, Result};
+pub use pin::{DEFAULT_PIN_DIR, PinDir};
+
+/// The eBPF object built by `build.rs` (empty when built with `ANYCAST_EBPF_STUB=1`).
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/anycast"));

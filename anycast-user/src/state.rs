@@ -1,0 +1,394 @@
+//! Typed access to the data plane's maps: anycast addresses, groups,
+//! interfaces and counters. Callers never touch raw aya maps.
+
+use std::collections::BTreeMap;
+
+use anycast_common::{
+    AddrKey, AddrValue, GROUP_NAME_LEN, GlobalStat, GroupCounters, GroupInfo, GroupStat,
+    IfaceConfig, LAYOUT_VERSION, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, map_names,
+};
+use aya::{
+    Ebpf,
+    maps::{
+        Array, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuValues, lpm_trie::Key,
+    },
+    util::nr_cpus,
+};
+use bytemuck::Zeroable as _;
+use serde::Serialize;
+
+use crate::{
+    addr::AnycastPrefix,
+    error::{Error, Result, map_errno},
+};
+
+/// Typed handles on every map of the data plane.
+pub struct State {
+    addrs: HashMap<MapData, AddrKey, AddrValue>,
+    prefixes: LpmTrie<MapData, [u8; 16], AddrValue>,
+    groups: Array<MapData, GroupInfo>,
+    global_stats: PerCpuArray<MapData, u64>,
+    group_stats: PerCpuArray<MapData, GroupCounters>,
+    pub(crate) ifaces: HashMap<MapData, u32, IfaceConfig>,
+    meta: Array<MapData, u32>,
+}
+
+/// One configured anycast address or prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AddressEntry {
+    /// The address (`/128`) or prefix.
+    #[serde(serialize_with = "display")]
+    pub prefix: AnycastPrefix,
+    /// Its group.
+    pub group: String,
+}
+
+/// What `add_address` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// The address was added.
+    Added,
+    /// The address was already in that group; nothing changed.
+    AlreadyPresent,
+}
+
+/// Counters of one group, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GroupStats {
+    /// Group id.
+    pub id: u32,
+    /// Number of anycast addresses and prefixes in the group.
+    pub addresses: u32,
+    /// Counters by name.
+    #[serde(flatten)]
+    pub counters: BTreeMap<&'static str, u64>,
+}
+
+/// A snapshot of every counter, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Global verdict counters by name.
+    pub global: BTreeMap<&'static str, u64>,
+    /// Per-group counters by group name.
+    pub groups: BTreeMap<String, GroupStats>,
+}
+
+fn display<S: serde::Serializer>(p: &AnycastPrefix, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(p)
+}
+
+fn map_err(name: &'static str) -> impl Fn(MapError) -> Error {
+    move |source| Error::Map { name, source }
+}
+
+/// Checks a group name: 1 to 31 characters of `[A-Za-z0-9._-]`.
+pub fn validate_group_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() < GROUP_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidGroupName(name.to_string()))
+    }
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map> {
+    ebpf.take_map(name).ok_or(Error::Map {
+        name,
+        source: MapError::InvalidName {
+            name: name.to_string(),
+        },
+    })
+}
+
+impl State {
+    /// Takes the maps out of a loaded object (pinned or not).
+    pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
+        Self::from_maps(|name| take(ebpf, name))
+    }
+
+    /// Builds the typed handles from a source of maps by name, checking
+    /// every key and value size against this build's types.
+    pub(crate) fn from_maps(mut get: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
+        macro_rules! typed {
+            ($name:expr) => {{
+                let name = $name;
+                get(name)?.try_into().map_err(map_err(name))?
+            }};
+        }
+        let state = State {
+            addrs: typed!(map_names::ANYCAST_ADDRS),
+            prefixes: typed!(map_names::ANYCAST_PREFIX),
+            groups: typed!(map_names::GROUPS),
+            global_stats: typed!(map_names::GLOBAL_STATS),
+            group_stats: typed!(map_names::GROUP_STATS),
+            ifaces: typed!(map_names::IFACES),
+            meta: typed!(map_names::META),
+        };
+        Ok(state)
+    }
+
+    /// The layout version recorded in the state (0: never written).
+    pub(crate) fn layout_version(&self) -> Result<u32> {
+        self.meta.get(&0, 0).map_err(map_err(map_names::META))
+    }
+
+    /// Records this build's layout version.
+    pub(crate) fn set_layout_version(&mut self) -> Result<()> {
+        self.meta
+            .set(0, LAYOUT_VERSION, 0)
+            .map_err(map_err(map_names::META))
+    }
+
+    /// Every allocated group, by id.
+    fn groups_in_use(&self) -> Result<Vec<(u32, GroupInfo)>> {
+        let mut out = Vec::new();
+        for id in 1..MAX_GROUPS {
+            let g = self
+                .groups
+                .get(&id, 0)
+                .map_err(map_err(map_names::GROUPS))?;
+            if g.in_use != 0 {
+                out.push((id, g));
+            }
+        }
+        Ok(out)
+    }
+
+    fn group_by_name(&self, name: &str) -> Result<Option<(u32, GroupInfo)>> {
+        Ok(self
+            .groups_in_use()?
+            .into_iter()
+            .find(|(_, g)| g.name_str() == name))
+    }
+
+    fn group_name(&self, id: u32) -> Result<String> {
+        let g = self
+            .groups
+            .get(&id, 0)
+            .map_err(map_err(map_names::GROUPS))?;
+        Ok(if g.in_use != 0 {
+            g.name_str()
+        } else {
+            format!("#{id}")
+        })
+    }
+
+    /// Allocates a group id for `name`, with zeroed counters.
+    fn create_group(&mut self, name: &str) -> Result<(u32, GroupInfo)> {
+        let used: Vec<u32> = self.groups_in_use()?.iter().map(|(id, _)| *id).collect();
+        let id = (1..MAX_GROUPS)
+            .find(|id| !used.contains(id))
+            .ok_or(Error::TableFull {
+                table: "group table",
+                capacity: MAX_GROUPS - 1,
+            })?;
+        let zero =
+            PerCpuValues::try_from(vec![GroupCounters::zeroed(); cpus()?]).map_err(|source| {
+                Error::Io {
+                    path: "/sys/devices/system/cpu/possible".into(),
+                    source,
+                }
+            })?;
+        self.group_stats
+            .set(id, zero, 0)
+            .map_err(map_err(map_names::GROUP_STATS))?;
+        let mut info = GroupInfo::zeroed();
+        info.name[..name.len()].copy_from_slice(name.as_bytes());
+        info.in_use = 1;
+        self.groups
+            .set(id, info, 0)
+            .map_err(map_err(map_names::GROUPS))?;
+        Ok((id, info))
+    }
+
+    fn set_group(&mut self, id: u32, info: GroupInfo) -> Result<()> {
+        self.groups
+            .set(id, info, 0)
+            .map_err(map_err(map_names::GROUPS))
+    }
+
+    /// The group that holds exactly this address or prefix, if any.
+    fn lookup_exact(&self, p: &AnycastPrefix) -> Result<Option<AddrValue>> {
+        if p.is_exact() {
+            match self.addrs.get(&AddrKey::from(p.addr), 0) {
+                Ok(v) => Ok(Some(v)),
+                Err(MapError::KeyNotFound) => Ok(None),
+                Err(e) => Err(map_err(map_names::ANYCAST_ADDRS)(e)),
+            }
+        } else {
+            // A lookup in an LPM trie returns the longest match, not the
+            // exact key: walk the keys instead.
+            for entry in self.prefixes.iter() {
+                let (k, v) = entry.map_err(map_err(map_names::ANYCAST_PREFIX))?;
+                if k.prefix_len() == u32::from(p.len) && k.data() == p.addr.octets() {
+                    return Ok(Some(v));
+                }
+            }
+            Ok(None)
+        }
+    }
+
+    /// Adds an anycast address or prefix to group `group` (created when new).
+    /// Nothing changes when it fails.
+    pub fn add_address(&mut self, p: AnycastPrefix, group: &str) -> Result<AddOutcome> {
+        validate_group_name(group)?;
+        if let Some(v) = self.lookup_exact(&p)? {
+            let holder = self.group_name(v.group_id)?;
+            if holder == group {
+                return Ok(AddOutcome::AlreadyPresent);
+            }
+            return Err(Error::AddressInOtherGroup {
+                addr: p.to_string(),
+                group: holder,
+            });
+        }
+        let existing = self.group_by_name(group)?;
+        let created = existing.is_none();
+        let (id, mut info) = match existing {
+            Some(g) => g,
+            None => self.create_group(group)?,
+        };
+        let value = AddrValue {
+            group_id: id,
+            _pad: 0,
+        };
+        let inserted = if p.is_exact() {
+            self.addrs
+                .insert(AddrKey::from(p.addr), value, BPF_NOEXIST)
+                .map_err(|e| {
+                    full_or(
+                        e,
+                        "anycast address table",
+                        MAX_ANYCAST_ADDRS,
+                        map_names::ANYCAST_ADDRS,
+                    )
+                })
+        } else {
+            self.prefixes
+                .insert(&Key::new(u32::from(p.len), p.addr.octets()), value, 0)
+                .map_err(|e| {
+                    full_or(
+                        e,
+                        "anycast prefix table",
+                        MAX_ANYCAST_PREFIXES,
+                        map_names::ANYCAST_PREFIX,
+                    )
+                })
+        };
+        if let Err(e) = inserted {
+            if created {
+                // Undo the group made for this address, so nothing changed.
+                self.set_group(id, GroupInfo::zeroed())?;
+            }
+            return Err(e);
+        }
+        info.addresses += 1;
+        self.set_group(id, info)?;
+        Ok(AddOutcome::Added)
+    }
+
+    /// Removes an anycast address or prefix. The group stays (with its counters).
+    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<()> {
+        let Some(v) = self.lookup_exact(&p)? else {
+            return Err(Error::AddressNotFound(p.to_string()));
+        };
+        if p.is_exact() {
+            self.addrs
+                .remove(&AddrKey::from(p.addr))
+                .map_err(map_err(map_names::ANYCAST_ADDRS))?;
+        } else {
+            self.prefixes
+                .remove(&Key::new(u32::from(p.len), p.addr.octets()))
+                .map_err(map_err(map_names::ANYCAST_PREFIX))?;
+        }
+        let mut info = self
+            .groups
+            .get(&v.group_id, 0)
+            .map_err(map_err(map_names::GROUPS))?;
+        if info.in_use != 0 {
+            info.addresses = info.addresses.saturating_sub(1);
+            self.set_group(v.group_id, info)?;
+        }
+        Ok(())
+    }
+
+    /// Every configured address and prefix, sorted.
+    pub fn addresses(&self) -> Result<Vec<AddressEntry>> {
+        let mut out = Vec::new();
+        for entry in self.addrs.iter() {
+            let (k, v) = entry.map_err(map_err(map_names::ANYCAST_ADDRS))?;
+            out.push(AddressEntry {
+                prefix: AnycastPrefix {
+                    addr: k.into(),
+                    len: 128,
+                },
+                group: self.group_name(v.group_id)?,
+            });
+        }
+        for entry in self.prefixes.iter() {
+            let (k, v) = entry.map_err(map_err(map_names::ANYCAST_PREFIX))?;
+            out.push(AddressEntry {
+                prefix: AnycastPrefix {
+                    addr: k.data().into(),
+                    len: k.prefix_len() as u8,
+                },
+                group: self.group_name(v.group_id)?,
+            });
+        }
+        out.sort_by(|a, b| (&a.group, a.prefix).cmp(&(&b.group, b.prefix)));
+        Ok(out)
+    }
+
+    /// Every counter, summed over CPUs.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut stats = Stats::default();
+        for stat in GlobalStat::ALL {
+            let per_cpu = self
+                .global_stats
+                .get(&(stat as u32), 0)
+                .map_err(map_err(map_names::GLOBAL_STATS))?;
+            stats.global.insert(stat.name(), per_cpu.iter().sum());
+        }
+        for (id, info) in self.groups_in_use()? {
+            let per_cpu = self
+                .group_stats
+                .get(&id, 0)
+                .map_err(map_err(map_names::GROUP_STATS))?;
+            let mut counters = BTreeMap::new();
+            for stat in GroupStat::ALL {
+                let sum = per_cpu.iter().map(|c| c.counters[stat as usize]).sum();
+                counters.insert(stat.name(), sum);
+            }
+            stats.groups.insert(
+                info.name_str(),
+                GroupStats {
+                    id,
+                    addresses: info.addresses,
+                    counters,
+                },
+            );
+        }
+        Ok(stats)
+    }
+}
+
+/// `BPF_NOEXIST`: create only, never overwrite.
+const BPF_NOEXIST: u64 = 1;
+
+fn cpus() -> Result<usize> {
+    nr_cpus().map_err(|(path, source)| Error::Io {
+        path: path.into(),
+        source,
+    })
+}
+
+fn full_or(e: MapError, table: &'static str, capacity: u32, name: &'static str) -> Error {
+    match map_errno(&e) {
+        Some(libc::E2BIG) | Some(libc::ENOSPC) => Error::TableFull { table, capacity },
+        _ => Error::Map { name, source: e },
+    }
+}
