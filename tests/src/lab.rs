@@ -1,0 +1,410 @@
+//! The namespace lab: network namespaces joined by veth pairs, with fixed
+//! MACs, static neighbours, no DAD and no router solicitations, so that the
+//! only traffic is what a test sends. Every lab has unique namespace names
+//! and its own pin dir, and removes both on drop, so tests run in parallel.
+
+use std::{
+    fs,
+    net::{Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket},
+    path::PathBuf,
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command, failing with its stderr when it fails.
+pub fn sh(args: &[&str]) -> Result<String> {
+    let (prog, rest) = args.split_first().context("empty command")?;
+    let out = Command::new(prog)
+        .args(rest)
+        .output()
+        .with_context(|| format!("running {prog} (is it installed?)"))?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Polls `pred` until it holds or `timeout` passes.
+pub fn wait_until(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if pred() {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A network namespace, deleted on drop.
+#[derive(Debug)]
+pub struct NetNs {
+    /// Its name under /run/netns.
+    pub name: String,
+}
+
+impl NetNs {
+    /// Creates namespace `name` with loopback up and no DAD, RA or RS on new interfaces.
+    pub fn create(name: &str) -> Result<Self> {
+        sh(&["ip", "netns", "add", name])?;
+        let ns = NetNs {
+            name: name.to_string(),
+        };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        for (key, value) in [
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+            ("net.ipv6.conf.all.accept_ra", "0"),
+            ("net.ipv6.conf.default.accept_ra", "0"),
+            ("net.ipv6.conf.default.router_solicitations", "0"),
+            ("net.ipv6.conf.all.router_solicitations", "0"),
+        ] {
+            ns.sysctl(key, value)?;
+        }
+        Ok(ns)
+    }
+
+    /// `ip -n NAME args...`.
+    pub fn ip(&self, args: &[&str]) -> Result<String> {
+        let mut v = vec!["ip", "-n", self.name.as_str()];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> Result<String> {
+        let mut v = vec!["ip", "netns", "exec", self.name.as_str()];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+
+    /// Sets a sysctl inside the namespace (written from a thread that entered it).
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let value = value.to_string();
+        self.run(move || fs::write(&path, value).with_context(|| format!("writing {path}")))?
+    }
+
+    /// Runs `f` on a thread inside the namespace; sockets it opens stay there.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let path = format!("/run/netns/{}", self.name);
+        thread::spawn(move || -> Result<T> {
+            anycast::netns::enter(&path)?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| anyhow!("thread in namespace panicked"))?
+    }
+
+    /// A UDP socket bound to `addr` inside the namespace.
+    pub fn udp(&self, addr: SocketAddr) -> Result<UdpSocket> {
+        let sock = self.run(move || UdpSocket::bind(addr))??;
+        sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+        Ok(sock)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        if let Err(e) = sh(&["ip", "netns", "del", &self.name]) {
+            eprintln!("lab cleanup: {e:#}");
+        }
+    }
+}
+
+/// One end of a veth link.
+#[derive(Clone, Copy, Debug)]
+pub struct End<'a> {
+    /// Logical node name.
+    pub node: &'a str,
+    /// Interface name inside the node.
+    pub ifname: &'a str,
+    /// Address with prefix length, e.g. `fd00:a:1::1/64`.
+    pub addr: &'a str,
+}
+
+/// Path of the `anycast` binary under test.
+pub fn anycast_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("ANYCAST_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/anycast");
+    if p.exists() {
+        return Ok(p);
+    }
+    bail!(
+        "the anycast binary is not built: run `cargo xtask test` (or `cargo build -p anycast-user`)"
+    )
+}
+
+/// A set of namespaces for one test, with its own pin dir.
+#[derive(Debug)]
+pub struct Lab {
+    /// Unique prefix of every namespace name.
+    pub prefix: String,
+    /// The pin dir the data plane of this lab uses.
+    pub pin_dir: PathBuf,
+    nodes: Vec<(String, NetNs)>,
+    links: u8,
+}
+
+impl Lab {
+    /// An empty lab for the test named `test`.
+    pub fn new(test: &str) -> Result<Self> {
+        let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+        let short: String = test
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
+        let prefix = format!("ac{}-{id}-{short}", std::process::id());
+        Ok(Lab {
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/{prefix}")),
+            prefix,
+            nodes: Vec::new(),
+            links: 0,
+        })
+    }
+
+    /// Adds node `name`; `forwarding` makes it a router.
+    pub fn node(&mut self, name: &str, forwarding: bool) -> Result<&NetNs> {
+        let ns = NetNs::create(&format!("{}-{name}", self.prefix))?;
+        if forwarding {
+            ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        }
+        self.nodes.push((name.to_string(), ns));
+        self.ns(name)
+    }
+
+    /// The namespace of node `name`.
+    pub fn ns(&self, name: &str) -> Result<&NetNs> {
+        self.nodes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, ns)| ns)
+            .with_context(|| format!("no node {name} in the lab"))
+    }
+
+    /// MAC of link `link`, side `side`: locally administered and fixed.
+    pub fn mac(link: u8, side: u8) -> String {
+        format!("02:ac:00:00:{link:02x}:{side:02x}")
+    }
+
+    /// Joins two nodes with a veth pair: fixed MACs, addresses without DAD,
+    /// static neighbour entries both ways, transmit checksum offload off.
+    pub fn link(&mut self, a: End<'_>, b: End<'_>) -> Result<()> {
+        self.links += 1;
+        let (mac_a, mac_b) = (Self::mac(self.links, 1), Self::mac(self.links, 2));
+        let (ns_a, ns_b) = (self.ns(a.node)?, self.ns(b.node)?);
+        ns_a.ip(&[
+            "link", "add", a.ifname, "address", &mac_a, "type", "veth", "peer", "name", b.ifname,
+            "netns", &ns_b.name, "address", &mac_b,
+        ])?;
+        for (ns, end, peer, peer_mac) in [(ns_a, a, b, &mac_b), (ns_b, b, a, &mac_a)] {
+            ns.ip(&["addr", "add", end.addr, "dev", end.ifname, "nodad"])?;
+            ns.exec(&["ethtool", "-K", end.ifname, "tx", "off"])?;
+            ns.ip(&["link", "set", end.ifname, "up"])?;
+            let peer_ip = peer.addr.split('/').next().unwrap_or(peer.addr);
+            ns.ip(&[
+                "neigh",
+                "replace",
+                peer_ip,
+                "lladdr",
+                peer_mac,
+                "dev",
+                end.ifname,
+                "nud",
+                "permanent",
+            ])?;
+        }
+        for (ns, end) in [(ns_a, a), (ns_b, b)] {
+            wait_until(
+                &format!("{} up", end.ifname),
+                Duration::from_secs(5),
+                || {
+                    ns.ip(&["link", "show", "dev", end.ifname])
+                        .is_ok_and(|s| s.contains("LOWER_UP"))
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Adds a route on `node`: `dst` (prefix or `default`) via `via`.
+    pub fn route(&self, node: &str, dst: &str, via: &str) -> Result<()> {
+        self.ns(node)?
+            .ip(&["-6", "route", "replace", dst, "via", via])?;
+        Ok(())
+    }
+
+    /// Runs the `anycast` CLI with this lab's pin dir inside node `node`.
+    pub fn anycast_in(&self, node: &str, args: &[&str]) -> Result<Output> {
+        let ns = self.ns(node)?;
+        let out = Command::new(anycast_bin()?)
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .args(["--netns", &ns.name])
+            .args(args)
+            .env_remove("ANYCAST_PIN_DIR")
+            .output()
+            .context("running anycast")?;
+        Ok(out)
+    }
+
+    /// Runs the CLI in `node` and fails unless it succeeds; returns stdout.
+    pub fn anycast_ok(&self, node: &str, args: &[&str]) -> Result<String> {
+        let out = self.anycast_in(node, args)?;
+        if !out.status.success() {
+            bail!(
+                "`anycast {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `anycast stats --json`, parsed.
+    pub fn stats(&self, node: &str) -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(
+            &self.anycast_ok(node, &["stats", "--json"])?,
+        )?)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Detach and purge through the CLI when the lab has a data plane;
+        // deleting the namespaces below removes the interfaces either way.
+        if self.pin_dir.exists() {
+            if let Some((node, _)) = self.nodes.first() {
+                let _ = self.anycast_in(node, &["detach", "--purge"]);
+            }
+            let _ = fs::remove_dir_all(&self.pin_dir);
+        }
+        // Namespaces are deleted by NetNs::drop, in reverse order of creation.
+        while let Some((_, ns)) = self.nodes.pop() {
+            drop(ns);
+        }
+    }
+}
+
+/// The client-router-server lab most tests use:
+///
+/// ```text
+///  client eth0 ----- c0 router s0 ----- eth0 server
+///  fd00:a:1::2/64  fd00:a:1::1  fd00:a:2::1  fd00:a:2::2/64
+/// ```
+///
+/// The router forwards; client and server route everything through it.
+pub struct ClientRouterServer {
+    /// The lab.
+    pub lab: Lab,
+}
+
+/// Client address in [`ClientRouterServer`].
+pub const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xa, 1, 0, 0, 0, 0, 2);
+/// Router's client-side address.
+pub const ROUTER_C: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xa, 1, 0, 0, 0, 0, 1);
+/// Router's server-side address.
+pub const ROUTER_S: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xa, 2, 0, 0, 0, 0, 1);
+/// Server address.
+pub const SERVER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xa, 2, 0, 0, 0, 0, 2);
+
+impl ClientRouterServer {
+    /// Builds the lab for test `test`.
+    pub fn new(test: &str) -> Result<Self> {
+        let mut lab = Lab::new(test)?;
+        lab.node("client", false)?;
+        lab.node("router", true)?;
+        lab.node("server", false)?;
+        lab.link(
+            End {
+                node: "client",
+                ifname: "eth0",
+                addr: "fd00:a:1::2/64",
+            },
+            End {
+                node: "router",
+                ifname: "c0",
+                addr: "fd00:a:1::1/64",
+            },
+        )?;
+        lab.link(
+            End {
+                node: "router",
+                ifname: "s0",
+                addr: "fd00:a:2::1/64",
+            },
+            End {
+                node: "server",
+                ifname: "eth0",
+                addr: "fd00:a:2::2/64",
+            },
+        )?;
+        lab.route("client", "default", "fd00:a:1::1")?;
+        lab.route("server", "default", "fd00:a:2::1")?;
+        Ok(ClientRouterServer { lab })
+    }
+
+    /// Gives the client an extra address (e.g. an anycast one it claims), without DAD.
+    pub fn client_claims(&self, addr: Ipv6Addr) -> Result<()> {
+        self.lab.ns("client")?.ip(&[
+            "addr",
+            "add",
+            &format!("{addr}/128"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])?;
+        Ok(())
+    }
+
+    /// Sends `count` UDP datagrams from `src` (an address the client holds)
+    /// to the server's `port`, and returns how many the server received.
+    pub fn send_udp(&self, src: Ipv6Addr, port: u16, count: usize) -> Result<usize> {
+        let server = self.lab.ns("server")?;
+        let rx = server.udp(SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::UNSPECIFIED,
+            port,
+            0,
+            0,
+        )))?;
+        let tx = self
+            .lab
+            .ns("client")?
+            .udp(SocketAddr::V6(SocketAddrV6::new(src, 0, 0, 0)))?;
+        let dst = SocketAddr::V6(SocketAddrV6::new(SERVER, port, 0, 0));
+        for i in 0..count {
+            tx.send_to(format!("probe {i}").as_bytes(), dst)?;
+        }
+        Ok(receive_count(&rx, count, Duration::from_millis(800)))
+    }
+}
+
+/// Receives datagrams on `sock` until `want` arrived or nothing came for `quiet`.
+pub fn receive_count(sock: &UdpSocket, want: usize, quiet: Duration) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut got = 0;
+    let mut last = Instant::now();
+    // Bounded: at most `want` datagrams, and stops after `quiet` of silence.
+    while got < want && last.elapsed() < quiet {
+        if sock.recv_from(&mut buf).is_ok() {
+            got += 1;
+            last = Instant::now();
+        }
+    }
+    got
+}

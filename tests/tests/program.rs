@@ -1,0 +1,382 @@
+//! Program tests: the XDP program on crafted frames (BPF_PROG_TEST_RUN),
+//! held to explicit expectations and to the reference model.
+
+use std::net::Ipv6Addr;
+
+use anycast_common::{
+    GlobalStat, IfaceRole, MAX_EXT_HEADERS, SourceAction,
+    frame::{Ext, FrameBuilder, L4, arp_frame, ipv4_udp_frame},
+    model::{Outcome, Verdict},
+    wire,
+};
+use anycast_tests::{
+    prog::{ProgramUnderTest, expected_deltas, stat_deltas},
+    require_root,
+};
+use anyhow::Result;
+
+const ANY_DNS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
+const WEB_NET: &str = "2001:db8:b::/48";
+const IN_WEB: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xb, 7, 0, 0, 0, 1);
+const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
+const SERVER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 2);
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+fn setup(role: IfaceRole, action: SourceAction) -> Result<ProgramUnderTest> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load(role, action)?;
+    p.add(&ANY_DNS.to_string(), "dns")?;
+    p.add(WEB_NET, "web")?;
+    Ok(p)
+}
+
+fn edge() -> Result<ProgramUnderTest> {
+    setup(IfaceRole::Edge, SourceAction::Drop)
+}
+
+/// Runs `frame` and checks, against the model: the action, the frame left
+/// untouched, and exactly the counters the model says move.
+fn check(p: &ProgramUnderTest, frame: &[u8]) -> Result<Outcome> {
+    let want = p.model(frame);
+    let before = p.stats()?;
+    let got = p.run(frame)?;
+    let after = p.stats()?;
+    assert_eq!(got.action, want.verdict.xdp_action(), "action for {want:?}");
+    assert_eq!(got.data, frame, "the frame must leave unchanged");
+    let groups = after.groups.clone();
+    let name = |id: u32| {
+        groups
+            .iter()
+            .find(|(_, g)| g.id == id)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default()
+    };
+    let mut want_deltas = expected_deltas(&want, frame.len(), name);
+    let mut got_deltas = stat_deltas(&before, &after);
+    want_deltas.sort();
+    got_deltas.sort();
+    assert_eq!(got_deltas, want_deltas, "counters for {want:?}");
+    Ok(want)
+}
+
+fn udp(src: Ipv6Addr, dst: Ipv6Addr) -> FrameBuilder {
+    FrameBuilder::udp(src, dst, 4242, 53, b"anycast test payload")
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn anycast_source_is_dropped_on_edge() -> Result<()> {
+    let p = edge()?;
+    let out = check(&p, &udp(ANY_DNS, SERVER).build())?;
+    assert_eq!(out.verdict, Verdict::Drop);
+    assert_eq!(out.stat, GlobalStat::AnycastSourceDropped);
+    let s = p.stats()?;
+    assert_eq!(s.groups["dns"].counters["anycast_source_drops"], 1);
+    assert_eq!(s.global["anycast_source_drops"], 1);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn monitor_mode_counts_and_passes() -> Result<()> {
+    let p = setup(IfaceRole::Edge, SourceAction::Count)?;
+    let out = check(&p, &udp(ANY_DNS, SERVER).build())?;
+    assert_eq!(out.verdict, Verdict::Pass);
+    let s = p.stats()?;
+    assert_eq!(s.groups["dns"].counters["anycast_source_counted"], 1);
+    assert_eq!(s.groups["dns"].counters["anycast_source_drops"], 0);
+    assert_eq!(s.global["anycast_source_counted"], 1);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn member_interface_drops_unvouched_anycast_source() -> Result<()> {
+    let p = setup(IfaceRole::Member, SourceAction::Drop)?;
+    let r = p.run(&udp(ANY_DNS, SERVER).build())?;
+    assert_eq!(r.action, XDP_DROP);
+    check(&p, &udp(IN_WEB, SERVER).build())?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn anycast_destination_is_counted_and_passed() -> Result<()> {
+    let p = edge()?;
+    let frame = udp(CLIENT, ANY_DNS).build();
+    let out = check(&p, &frame)?;
+    assert_eq!(out.verdict, Verdict::Pass);
+    assert_eq!(out.stat, GlobalStat::AnycastDestined);
+    let s = p.stats()?;
+    assert_eq!(s.groups["dns"].counters["destined_packets"], 1);
+    assert_eq!(
+        s.groups["dns"].counters["destined_bytes"],
+        frame.len() as u64
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn unicast_passes_untouched() -> Result<()> {
+    let p = edge()?;
+    let out = check(&p, &udp(CLIENT, SERVER).build())?;
+    assert_eq!(out.stat, GlobalStat::UnicastPassed);
+    let tcp = FrameBuilder::tcp(CLIENT, SERVER, 1234, 80, 0x02).build();
+    assert_eq!(p.run(&tcp)?.action, XDP_PASS);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn exact_address_and_prefix_match() -> Result<()> {
+    let mut p = edge()?;
+    // Inside the /48: dropped and counted for `web`.
+    check(&p, &udp(IN_WEB, SERVER).build())?;
+    assert_eq!(p.stats()?.groups["web"].counters["anycast_source_drops"], 1);
+    // Just outside it: passed.
+    let outside = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 1);
+    assert_eq!(
+        check(&p, &udp(outside, SERVER).build())?.verdict,
+        Verdict::Pass
+    );
+    // A longer prefix inside wins.
+    p.add("2001:db8:b:7::/64", "web7")?;
+    check(&p, &udp(IN_WEB, SERVER).build())?;
+    assert_eq!(
+        p.stats()?.groups["web7"].counters["anycast_source_drops"],
+        1
+    );
+    assert_eq!(p.stats()?.groups["web"].counters["anycast_source_drops"], 1);
+    // A neighbour of the exact address is not anycast.
+    let neighbour = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x54);
+    assert_eq!(
+        check(&p, &udp(neighbour, SERVER).build())?.verdict,
+        Verdict::Pass
+    );
+    // Deleting the address restores delivery.
+    p.del(&ANY_DNS.to_string())?;
+    assert_eq!(
+        check(&p, &udp(ANY_DNS, SERVER).build())?.verdict,
+        Verdict::Pass
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn vlan_and_qinq() -> Result<()> {
+    let p = edge()?;
+    for vlans in [
+        vec![(wire::ETH_P_8021Q, 10)],
+        vec![(wire::ETH_P_8021AD, 100), (wire::ETH_P_8021Q, 10)],
+    ] {
+        let mut b = udp(ANY_DNS, SERVER);
+        b.vlans = vlans.clone();
+        assert_eq!(check(&p, &b.build())?.verdict, Verdict::Drop, "{vlans:?}");
+        let mut b = udp(CLIENT, ANY_DNS);
+        b.vlans = vlans.clone();
+        assert_eq!(
+            check(&p, &b.build())?.stat,
+            GlobalStat::AnycastDestined,
+            "{vlans:?}"
+        );
+    }
+    // A third tag is beyond the parser: passed as non-IPv6.
+    let mut b = udp(ANY_DNS, SERVER);
+    b.vlans = vec![
+        (wire::ETH_P_8021AD, 1),
+        (wire::ETH_P_8021Q, 2),
+        (wire::ETH_P_8021Q, 3),
+    ];
+    assert_eq!(check(&p, &b.build())?.stat, GlobalStat::NonIpv6Passed);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn every_extension_header_kind() -> Result<()> {
+    let p = edge()?;
+    let kinds = [
+        Ext::HopByHop(0),
+        Ext::HopByHop(3),
+        Ext::DestOpts(1),
+        Ext::Routing(2),
+        Ext::Fragment {
+            offset: 0,
+            more: true,
+            id: 7,
+        },
+        Ext::Ah(4),
+        Ext::Mobility(0),
+    ];
+    for ext in kinds {
+        let mut b = udp(CLIENT, ANY_DNS);
+        b.ext = vec![ext];
+        assert_eq!(
+            check(&p, &b.build())?.stat,
+            GlobalStat::AnycastDestined,
+            "{ext:?}"
+        );
+        let mut b = udp(ANY_DNS, SERVER);
+        b.ext = vec![ext];
+        assert_eq!(check(&p, &b.build())?.verdict, Verdict::Drop, "{ext:?}");
+    }
+    // A non-first fragment carries no ports, and still counts as destined.
+    let mut b = udp(CLIENT, ANY_DNS);
+    b.ext = vec![Ext::Fragment {
+        offset: 100,
+        more: false,
+        id: 7,
+    }];
+    assert_eq!(check(&p, &b.build())?.stat, GlobalStat::AnycastDestined);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn extension_header_chains_up_to_the_bound() -> Result<()> {
+    let p = edge()?;
+    let mixed = [
+        Ext::HopByHop(0),
+        Ext::DestOpts(0),
+        Ext::Routing(0),
+        Ext::Ah(1),
+        Ext::Mobility(0),
+        Ext::DestOpts(2),
+        Ext::Fragment {
+            offset: 0,
+            more: true,
+            id: 1,
+        },
+        Ext::DestOpts(0),
+    ];
+    let mut b = udp(CLIENT, ANY_DNS);
+    b.ext = mixed.to_vec();
+    assert_eq!(b.ext.len(), 8);
+    assert_eq!(check(&p, &b.build())?.stat, GlobalStat::AnycastDestined);
+    b.ext = vec![Ext::DestOpts(0); MAX_EXT_HEADERS];
+    assert_eq!(check(&p, &b.build())?.stat, GlobalStat::AnycastDestined);
+    b.ext = vec![Ext::DestOpts(0); MAX_EXT_HEADERS + 1];
+    let out = check(&p, &b.build())?;
+    assert_eq!(
+        (out.verdict, out.stat),
+        (Verdict::Pass, GlobalStat::UnparsedPassed)
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn truncated_at_every_offset_passes() -> Result<()> {
+    let p = edge()?;
+    let mut b = udp(ANY_DNS, ANY_DNS);
+    b.vlans = vec![(wire::ETH_P_8021Q, 5)];
+    b.ext = vec![
+        Ext::HopByHop(1),
+        Ext::Fragment {
+            offset: 0,
+            more: true,
+            id: 3,
+        },
+        Ext::DestOpts(0),
+    ];
+    let full = b.build();
+    // The kernel's test run refuses frames under 14 bytes; the lab covers those.
+    for len in 14..full.len() {
+        let out = check(&p, &full[..len])?;
+        assert_eq!(out.verdict, Verdict::Pass, "truncated to {len} bytes");
+    }
+    assert_eq!(check(&p, &full)?.verdict, Verdict::Drop);
+
+    // The same for an anycast destination with a unicast source.
+    let mut b = udp(CLIENT, ANY_DNS);
+    b.ext = vec![Ext::Routing(1), Ext::Ah(2)];
+    let full = b.build();
+    for len in 14..full.len() {
+        let out = check(&p, &full[..len])?;
+        assert_ne!(
+            out.stat,
+            GlobalStat::AnycastDestined,
+            "truncated to {len} bytes"
+        );
+    }
+    assert_eq!(check(&p, &full)?.stat, GlobalStat::AnycastDestined);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn malformed_ipv6_passes() -> Result<()> {
+    let p = edge()?;
+    let mut bad_version = udp(ANY_DNS, SERVER).build();
+    bad_version[14] = 0x45;
+    let mut zero_len = udp(ANY_DNS, SERVER);
+    zero_len.payload_len_override = Some(0);
+    let mut too_long = udp(ANY_DNS, SERVER);
+    too_long.payload_len_override = Some(1000);
+    for f in [bad_version, zero_len.build(), too_long.build()] {
+        let out = check(&p, &f)?;
+        assert_eq!(
+            (out.verdict, out.stat),
+            (Verdict::Pass, GlobalStat::MalformedPassed)
+        );
+    }
+    // Ethernet padding after a short payload is not parsed as headers.
+    let mut padded = udp(CLIENT, ANY_DNS).build();
+    padded.extend_from_slice(&[0u8; 16]);
+    assert_eq!(check(&p, &padded)?.stat, GlobalStat::AnycastDestined);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn ipv4_arp_and_other_protocols_untouched() -> Result<()> {
+    let p = edge()?;
+    for f in [ipv4_udp_frame(), arp_frame()] {
+        let out = check(&p, &f)?;
+        assert_eq!(
+            (out.verdict, out.stat),
+            (Verdict::Pass, GlobalStat::NonIpv6Passed)
+        );
+    }
+    let icmp = FrameBuilder::new(
+        CLIENT,
+        ANY_DNS,
+        L4::Icmpv6 {
+            ty: 128,
+            code: 0,
+            body: vec![0, 1, 0, 1],
+        },
+    );
+    assert_eq!(check(&p, &icmp.build())?.stat, GlobalStat::AnycastDestined);
+    let esp = FrameBuilder::new(
+        CLIENT,
+        ANY_DNS,
+        L4::Raw {
+            proto: wire::IPPROTO_ESP,
+            bytes: vec![0; 24],
+        },
+    );
+    assert_eq!(check(&p, &esp.build())?.stat, GlobalStat::AnycastDestined);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn pass_floor_passes() -> Result<()> {
+    require_root()?;
+    let p = ProgramUnderTest::load_named(
+        anycast_common::program_names::PASS_FLOOR,
+        IfaceRole::Edge,
+        SourceAction::Drop,
+    )?;
+    let r = p.run_named(
+        anycast_common::program_names::PASS_FLOOR,
+        &udp(ANY_DNS, SERVER).build(),
+    )?;
+    assert_eq!(r.action, XDP_PASS);
+    Ok(())
+}
