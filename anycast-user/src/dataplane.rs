@@ -123,6 +123,18 @@ pub const fn source_action_name(a: SourceAction) -> &'static str {
 /// when given, fresh maps otherwise (program tests); the anycast program's
 /// role and source action set as load-time constants.
 pub fn load_object(pin: Option<&PinDir>, role: IfaceRole, action: SourceAction) -> Result<Ebpf> {
+    load_object_sized(pin, role, action, &[])
+}
+
+/// [`load_object`] with some maps created at other capacities than the
+/// built-in ones, as `(map name, max entries)`; only maps created by this
+/// load are affected (pinned ones keep their size).
+pub fn load_object_sized(
+    pin: Option<&PinDir>,
+    role: IfaceRole,
+    action: SourceAction,
+    sizes: &[(&'static str, u32)],
+) -> Result<Ebpf> {
     if EBPF_OBJECT.is_empty() {
         return Err(Error::EmptyObject);
     }
@@ -133,6 +145,9 @@ pub fn load_object(pin: Option<&PinDir>, role: IfaceRole, action: SourceAction) 
         for name in map_names::ALL {
             loader.map_pin_path(name, pin.map_path(name));
         }
+    }
+    for (name, size) in sizes {
+        loader.map_max_entries(name, *size);
     }
     loader.override_global(globals::ROLE, &role, true);
     loader.override_global(globals::SOURCE_ACTION, &action, true);

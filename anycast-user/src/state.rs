@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anycast_common::{
     AddrKey, AddrValue, GROUP_NAME_LEN, GlobalStat, GroupCounters, GroupInfo, GroupStat,
-    IfaceConfig, LAYOUT_VERSION, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, map_names,
+    IfaceConfig, LAYOUT_VERSION, MAX_GROUPS, map_names,
 };
 use aya::{
     Ebpf,
@@ -31,6 +31,9 @@ pub struct State {
     group_stats: PerCpuArray<MapData, GroupCounters>,
     pub(crate) ifaces: HashMap<MapData, u32, IfaceConfig>,
     meta: Array<MapData, u32>,
+    /// Capacities of the address tables as created (they may differ from the defaults).
+    addr_capacity: u32,
+    prefix_capacity: u32,
 }
 
 /// One configured anycast address or prefix.
@@ -113,20 +116,29 @@ impl State {
     /// Builds the typed handles from a source of maps by name, checking
     /// every key and value size against this build's types.
     pub(crate) fn from_maps(mut get: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
+        let mut capacities = [0u32; 2];
         macro_rules! typed {
             ($name:expr) => {{
                 let name = $name;
                 get(name)?.try_into().map_err(map_err(name))?
             }};
+            ($name:expr, $cap:expr) => {{
+                let name = $name;
+                let map = get(name)?;
+                capacities[$cap] = max_entries(&map).map_err(map_err(name))?;
+                map.try_into().map_err(map_err(name))?
+            }};
         }
         let state = State {
-            addrs: typed!(map_names::ANYCAST_ADDRS),
-            prefixes: typed!(map_names::ANYCAST_PREFIX),
+            addrs: typed!(map_names::ANYCAST_ADDRS, 0),
+            prefixes: typed!(map_names::ANYCAST_PREFIX, 1),
             groups: typed!(map_names::GROUPS),
             global_stats: typed!(map_names::GLOBAL_STATS),
             group_stats: typed!(map_names::GROUP_STATS),
             ifaces: typed!(map_names::IFACES),
             meta: typed!(map_names::META),
+            addr_capacity: capacities[0],
+            prefix_capacity: capacities[1],
         };
         Ok(state)
     }
@@ -263,7 +275,7 @@ impl State {
                     full_or(
                         e,
                         "anycast address table",
-                        MAX_ANYCAST_ADDRS,
+                        self.addr_capacity,
                         map_names::ANYCAST_ADDRS,
                     )
                 })
@@ -274,7 +286,7 @@ impl State {
                     full_or(
                         e,
                         "anycast prefix table",
-                        MAX_ANYCAST_PREFIXES,
+                        self.prefix_capacity,
                         map_names::ANYCAST_PREFIX,
                     )
                 })
@@ -378,6 +390,13 @@ impl State {
 
 /// `BPF_NOEXIST`: create only, never overwrite.
 const BPF_NOEXIST: u64 = 1;
+
+fn max_entries(map: &Map) -> Result<u32, MapError> {
+    match map {
+        Map::HashMap(m) | Map::LpmTrie(m) => Ok(m.info()?.max_entries()),
+        _ => Ok(0),
+    }
+}
 
 fn cpus() -> Result<usize> {
     nr_cpus().map_err(|(path, source)| Error::Io {

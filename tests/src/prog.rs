@@ -5,7 +5,7 @@ use std::net::Ipv6Addr;
 
 use anycast::{
     AnycastPrefix,
-    dataplane::{load_object, load_program},
+    dataplane::{load_object_sized, load_program},
     state::{State, Stats},
 };
 use anycast_common::{
@@ -47,7 +47,18 @@ impl ProgramUnderTest {
 
     /// Loads program `name` of the object (e.g. the pass floor).
     pub fn load_named(name: &str, role: IfaceRole, action: SourceAction) -> Result<Self> {
-        let mut ebpf = load_object(None, role, action).context("loading the object")?;
+        Self::load_sized(name, role, action, &[])
+    }
+
+    /// Loads program `name` with some maps at other capacities (`(map, max entries)`).
+    pub fn load_sized(
+        name: &str,
+        role: IfaceRole,
+        action: SourceAction,
+        sizes: &[(&'static str, u32)],
+    ) -> Result<Self> {
+        let mut ebpf =
+            load_object_sized(None, role, action, sizes).context("loading the object")?;
         let state = State::from_ebpf(&mut ebpf).context("taking the maps")?;
         load_program(&mut ebpf, name).context("loading the program")?;
         Ok(ProgramUnderTest {

@@ -380,3 +380,60 @@ fn pass_floor_passes() -> Result<()> {
     assert_eq!(r.action, XDP_PASS);
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn full_tables_refuse_and_change_nothing() -> Result<()> {
+    require_root()?;
+    use anycast_common::map_names;
+    let mut p = ProgramUnderTest::load_sized(
+        anycast_common::program_names::ANYCAST,
+        IfaceRole::Edge,
+        SourceAction::Drop,
+        &[
+            (map_names::ANYCAST_ADDRS, 4),
+            (map_names::ANYCAST_PREFIX, 2),
+        ],
+    )?;
+    for i in 1..=4u16 {
+        p.add(
+            &Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, i).to_string(),
+            "dns",
+        )?;
+    }
+    p.add("2001:db8:b::/48", "web")?;
+    p.add("2001:db8:c::/48", "web")?;
+    let before = p.stats()?;
+    let err = p
+        .add("2001:db8:a::5", "new-group")
+        .expect_err("address table is full");
+    assert!(
+        err.to_string()
+            .contains("anycast address table is full (4 entries)"),
+        "{err}"
+    );
+    let err = p
+        .add("2001:db8:d::/48", "web")
+        .expect_err("prefix table is full");
+    assert!(
+        err.to_string()
+            .contains("anycast prefix table is full (2 entries)"),
+        "{err}"
+    );
+    // Nothing changed: no new group, same address counts, and still filtering.
+    let after = p.stats()?;
+    assert_eq!(after.groups.keys().collect::<Vec<_>>(), vec!["dns", "web"]);
+    assert_eq!(after.groups["web"].addresses, 2);
+    assert_eq!(before, after);
+    assert_eq!(
+        p.run(&udp(Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 4), SERVER).build())?
+            .action,
+        XDP_DROP
+    );
+    assert_eq!(
+        p.run(&udp(Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 5), SERVER).build())?
+            .action,
+        XDP_PASS
+    );
+    Ok(())
+}
