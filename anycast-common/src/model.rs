@@ -250,7 +250,7 @@ pub fn classify(frame: &[u8], iface: Iface, lookup: &dyn Fn(&[u8; 16]) -> Option
 mod tests {
     use super::*;
     use crate::frame::{Ext, FrameBuilder};
-    use std::net::Ipv6Addr;
+    use std::{net::Ipv6Addr, vec};
 
     const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 1);
     const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);

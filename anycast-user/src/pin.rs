@@ -119,10 +119,6 @@ fn is_bpffs(path: &Path) -> Result<bool> {
             source: io::Error::last_os_error(),
         });
     }
-    #[expect(
-        clippy::unnecessary_cast,
-        reason = "f_type's width differs between libcs"
-    )]
     Ok(st.f_type as i64 == BPF_FS_MAGIC)
 }
 

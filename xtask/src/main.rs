@@ -1,1 +1,196 @@
-fn main() {}
+//! Project tasks: `cargo xtask build | test | run | lab | toolchain`.
+//!
+//! Every task that builds first makes sure the BPF toolchain is there
+//! (nightly's rust-src and a bpf-linker linked against nightly's own LLVM),
+//! installing what is missing into `target/tools` and reusing it after.
+
+mod toolchain;
+
+use std::{
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "anycast project tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the eBPF object and the `anycast` binary (installs the BPF toolchain when missing).
+    Build {
+        /// Build userspace in release mode (the eBPF object is always optimised).
+        #[arg(long)]
+        release: bool,
+    },
+    /// Run unit, program (BPF_PROG_TEST_RUN) and lab (namespace) tests. Needs root.
+    ///
+    /// Arguments after `--` go to `cargo test`, e.g. `cargo xtask test -- -p anycast-tests`.
+    Test {
+        /// Extra arguments for `cargo test`.
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Attach to a NIC and print live counters until Ctrl-C, then detach:
+    /// `cargo xtask run -- --iface eth0 [--role edge] [--source-action drop] [--mode native]`.
+    /// With no interface, bring up the demo lab instead.
+    Run {
+        /// `--iface IF` and any `anycast run` option (--role, --source-action, --mode, --interval, --pin-dir).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The demo lab: client, router and server namespaces; the router drops a
+    /// spoofed anycast source while normal traffic passes; counters shown; torn down.
+    Lab,
+    /// Only install (or check) the BPF toolchain.
+    Toolchain,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    match cli.task {
+        Task::Toolchain => {
+            let bin = toolchain::ensure(&root)?;
+            println!("BPF toolchain ready: {}", bin.display());
+        }
+        Task::Build { release } => {
+            let bin = build(&root, release)?;
+            println!("built {}", bin.display());
+        }
+        Task::Test { cargo_args } => test(&root, &cargo_args)?,
+        Task::Run { args } => run(&root, args)?,
+        Task::Lab => demo_lab(&root)?,
+    }
+    Ok(())
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Ok(dir
+        .parent()
+        .context("xtask has no parent directory")?
+        .to_path_buf())
+}
+
+/// `cargo` with the BPF toolchain on PATH, run from the workspace root.
+fn cargo(root: &Path, tools: &Path) -> Result<Command> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![tools.to_path_buf()];
+    paths.extend(std::env::split_paths(&path));
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root)
+        .env("PATH", std::env::join_paths(paths)?)
+        .env_remove("ANYCAST_EBPF_STUB");
+    Ok(cmd)
+}
+
+fn status(mut cmd: Command, what: &str) -> Result<()> {
+    let st = cmd.status().with_context(|| format!("running {what}"))?;
+    if !st.success() {
+        bail!("{what} failed ({st})");
+    }
+    Ok(())
+}
+
+fn build(root: &Path, release: bool) -> Result<PathBuf> {
+    let tools = toolchain::ensure(root)?;
+    let mut cmd = cargo(root, &tools)?;
+    cmd.args(["build", "--package", "anycast-user"]);
+    if release {
+        cmd.arg("--release");
+    }
+    status(cmd, "cargo build")?;
+    let profile = if release { "release" } else { "debug" };
+    Ok(root.join("target").join(profile).join("anycast"))
+}
+
+fn require_root(task: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "`cargo xtask {task}` needs root: it loads XDP programs and creates network namespaces (try sudo -E cargo xtask {task})"
+        );
+    }
+    Ok(())
+}
+
+fn test(root: &Path, extra: &[String]) -> Result<()> {
+    require_root("test")?;
+    let bin = build(root, false)?;
+    let tools = toolchain::ensure(root)?;
+    let mut cmd = cargo(root, &tools)?;
+    cmd.args(["test", "--no-fail-fast"])
+        .args(extra)
+        .args(["--", "--include-ignored"])
+        .env("ANYCAST_BIN", &bin);
+    status(cmd, "cargo test")
+}
+
+fn run(root: &Path, mut args: Vec<String>) -> Result<()> {
+    if args.first().is_some_and(|a| a == "--") {
+        args.remove(0);
+    }
+    let mut iface = None;
+    let mut rest = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--iface" {
+            iface = Some(it.next().context("--iface needs an interface name")?);
+        } else if let Some(v) = a.strip_prefix("--iface=") {
+            iface = Some(v.to_string());
+        } else {
+            rest.push(a);
+        }
+    }
+    let Some(iface) = iface else {
+        if !rest.is_empty() {
+            bail!("options {rest:?} need --iface IF (without it, `run` brings up the demo lab)");
+        }
+        return demo_lab(root);
+    };
+    require_root("run")?;
+    let bin = build(root, false)?;
+    println!("attaching to {iface}; Ctrl-C detaches");
+    let mut cmd = Command::new(&bin);
+    cmd.arg("run").arg(&iface).args(&rest);
+    // The child handles Ctrl-C (it detaches before exiting); this process
+    // only waits for it, so it ignores the signal itself.
+    // SAFETY: plain signal(2) calls; the child resets SIGINT before exec.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    status(cmd, "anycast run")
+}
+
+fn demo_lab(root: &Path) -> Result<()> {
+    require_root("lab")?;
+    let bin = build(root, false)?;
+    let tools = toolchain::ensure(root)?;
+    let mut cmd = cargo(root, &tools)?;
+    cmd.args([
+        "run",
+        "--quiet",
+        "--package",
+        "anycast-tests",
+        "--bin",
+        "anycast-demo",
+    ])
+    .env("ANYCAST_BIN", &bin);
+    status(cmd, "the demo lab")
+}
