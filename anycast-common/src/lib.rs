@@ -12,6 +12,8 @@ extern crate std;
 
 #[cfg(feature = "std")]
 pub mod frame;
+pub mod hash;
+#[cfg(feature = "std")]
 pub mod model;
 pub mod wire;
 
@@ -35,9 +37,19 @@ pub mod map_names {
     pub const IFACES: &str = "IFACES";
     /// Layout version of the pinned state: one `u32` at index 0.
     pub const META: &str = "ANYCAST_META";
+    /// Members by id: [`MemberInfo`](super::MemberInfo).
+    pub const MEMBERS: &str = "MEMBERS";
+    /// Published selection tables, two slots per group: [`Selection`](super::Selection).
+    pub const SELECTION: &str = "SELECTION";
+    /// Registered member sources: [`MemberSourceKey`](super::MemberSourceKey) -> member id.
+    pub const MEMBER_SOURCES: &str = "MEMBER_SOURCES";
+    /// Per-CPU per-member counters: [`MemberCounters`](super::MemberCounters).
+    pub const MEMBER_STATS: &str = "MEMBER_STATS";
+    /// Egress interfaces for XDP_REDIRECT (devmap keyed by ifindex).
+    pub const TX_PORTS: &str = "TX_PORTS";
 
     /// Every map the data plane pins, in a stable order.
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 12] = [
         ANYCAST_ADDRS,
         ANYCAST_PREFIX,
         GROUPS,
@@ -45,6 +57,11 @@ pub mod map_names {
         GROUP_STATS,
         IFACES,
         META,
+        MEMBERS,
+        SELECTION,
+        MEMBER_SOURCES,
+        MEMBER_STATS,
+        TX_PORTS,
     ];
 }
 
@@ -66,7 +83,7 @@ pub mod globals {
 
 /// Version of the layout of everything pinned; bumped whenever a map's key
 /// or value changes so that a new binary refuses stale pins with a clear error.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Capacity of the exact-address table (hash, allocated on insert).
 pub const MAX_ANYCAST_ADDRS: u32 = 1 << 20;
@@ -78,6 +95,16 @@ pub const MAX_GROUPS: u32 = 4096;
 pub const MAX_IFACES: u32 = 256;
 /// Longest group name, in bytes.
 pub const GROUP_NAME_LEN: usize = 32;
+/// Number of member ids; id 0 means "no member" and is never allocated.
+pub const MAX_MEMBERS: u32 = 1 << 16;
+/// Longest member name, in bytes.
+pub const MEMBER_NAME_LEN: usize = 32;
+/// Most members tied at the nearest metric that share a group's traffic.
+pub const MAX_TIED: usize = 64;
+/// Capacity of the egress-port devmap.
+pub const MAX_TX_PORTS: u32 = 256;
+/// Hop limit of the outer header of encapsulated packets.
+pub const ENCAP_HOP_LIMIT: u8 = 64;
 
 /// Most VLAN tags (802.1Q / 802.1ad) the parser walks through.
 pub const MAX_VLAN_DEPTH: usize = 2;
@@ -144,6 +171,26 @@ pub struct AddrValue {
 }
 const _: () = assert!(core::mem::size_of::<AddrValue>() == 8);
 
+/// What a group does with anycast-destined packets when no member is up.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    /// XDP_PASS: the kernel routes the packet normally.
+    Pass = 0,
+    /// XDP_DROP.
+    Drop = 1,
+}
+
+impl Fallback {
+    /// Decodes the wire value; unknown values fall back to passing.
+    pub const fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Drop,
+            _ => Self::Pass,
+        }
+    }
+}
+
 /// A group, indexed by its id in the `GROUPS` array. Id 0 is never used.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -152,12 +199,117 @@ pub struct GroupInfo {
     pub name: [u8; GROUP_NAME_LEN],
     /// 1 when the id is allocated, 0 when free.
     pub in_use: u8,
+    /// [`Fallback`] as `u8`.
+    pub fallback: u8,
+    /// 1 when `tunnel_source` is set.
+    pub has_tunnel_source: u8,
     /// Reserved, zero.
-    pub _pad: [u8; 3],
+    pub _pad: u8,
     /// How many anycast addresses and prefixes name this group (host byte order).
     pub addresses: u32,
+    /// Which of the group's two [`Selection`] slots is live (0 or 1). Userspace
+    /// fills the other slot, then flips this word: the data plane never sees
+    /// a half-written selection.
+    pub active_slot: u32,
+    /// Outer source address of encapsulated packets, network byte order.
+    pub tunnel_source: [u8; 16],
 }
-const _: () = assert!(core::mem::size_of::<GroupInfo>() == 40);
+const _: () = assert!(core::mem::size_of::<GroupInfo>() == 60);
+
+/// The members a group's traffic goes to: those up and tied at the lowest
+/// metric. Indexed by `group_id * 2 + slot` in `SELECTION`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Selection {
+    /// Number of valid entries in `members` (0: no live member).
+    pub count: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+    /// Member ids.
+    pub members: [u32; MAX_TIED],
+}
+const _: () = assert!(core::mem::size_of::<Selection>() == 264);
+
+/// How a member is reached.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberKind {
+    /// Free slot.
+    None = 0,
+    /// On-link: rewrite MACs and redirect out of `ifindex`.
+    L2 = 1,
+    /// Routed: IPv6-in-IPv6 to `addr`, next hop from the FIB.
+    Encap = 2,
+}
+
+impl MemberKind {
+    /// Decodes the wire value.
+    pub const fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::L2,
+            2 => Self::Encap,
+            _ => Self::None,
+        }
+    }
+}
+
+/// A member of a group, indexed by member id in `MEMBERS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct MemberInfo {
+    /// Member name, NUL-padded; unique within its group.
+    pub name: [u8; MEMBER_NAME_LEN],
+    /// Its group (host byte order).
+    pub group_id: u32,
+    /// Metric: lower is nearer (host byte order).
+    pub metric: u32,
+    /// [`MemberKind`] as `u8`.
+    pub kind: u8,
+    /// 1 when up, 0 when down.
+    pub up: u8,
+    /// Reserved, zero.
+    pub _pad: [u8; 2],
+    /// L2: egress interface index (host byte order).
+    pub ifindex: u32,
+    /// L2: the member's MAC.
+    pub mac: [u8; 6],
+    /// L2: the egress interface's MAC (the rewritten source).
+    pub src_mac: [u8; 6],
+    /// Encap: the member's unicast address, network byte order.
+    pub addr: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<MemberInfo>() == 76);
+
+/// Key of `MEMBER_SOURCES`: who may send with a group's anycast source on a
+/// `member` interface. L2 members: ingress ifindex and source MAC, `addr`
+/// zero. Encapsulated members: `addr` (the outer source), ifindex and MAC
+/// zero. The group is part of the key: one host may serve several groups.
+/// The value is the member id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct MemberSourceKey {
+    /// The group whose anycast source is vouched for (host byte order).
+    pub group_id: u32,
+    /// Ingress interface index (host byte order), L2 only.
+    pub ifindex: u32,
+    /// Source MAC, L2 only.
+    pub mac: [u8; 6],
+    /// Reserved, zero.
+    pub _pad: [u8; 2],
+    /// Outer source address, network byte order, encapsulated only.
+    pub addr: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<MemberSourceKey>() == 32);
+
+/// Per-CPU counters of one member.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct MemberCounters {
+    /// Packets redirected to the member.
+    pub packets: u64,
+    /// Bytes (frames as received) redirected to the member.
+    pub bytes: u64,
+}
 
 /// An attached interface, keyed by ifindex in the `IFACES` table.
 #[repr(C)]
@@ -177,32 +329,51 @@ pub struct IfaceConfig {
 const _: () = assert!(core::mem::size_of::<IfaceConfig>() == 20);
 
 /// Global per-CPU counters: indices into `GLOBAL_STATS`, each a packet count.
+///
+/// Every packet adds to exactly one *final* counter (its outcome); the ones
+/// marked *extra* are observations added besides it.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GlobalStat {
-    /// Not IPv6 (IPv4, ARP, ...): passed untouched.
+    /// Final. Not IPv6 (IPv4, ARP, ...): passed untouched.
     NonIpv6Passed = 0,
-    /// IPv6 but truncated or inconsistent (short header, bad version, payload
-    /// length beyond the frame): passed for the kernel to judge.
+    /// Final. IPv6 but truncated or inconsistent (short header, bad version,
+    /// payload length 0 or beyond the frame): passed for the kernel to judge.
     MalformedPassed = 1,
-    /// IPv6 with neither source nor destination anycast: passed.
+    /// Final. IPv6 with neither source nor destination anycast: passed.
     UnicastPassed = 2,
-    /// Anycast source on an interface where it is not allowed: dropped.
+    /// Final. Anycast source on an edge interface: dropped.
     AnycastSourceDropped = 3,
-    /// Anycast source not allowed, interface in monitor mode: counted and passed.
+    /// Extra. A disallowed anycast source counted and passed (monitor mode).
     AnycastSourceCounted = 4,
-    /// Destination is anycast: counted (and passed, until redirect).
+    /// Extra. Destination is anycast and the headers parsed.
     AnycastDestined = 5,
-    /// Destination is anycast but the header chain could not be parsed within bounds: passed.
+    /// Final. Destination is anycast but the header chain could not be parsed within bounds: passed.
     UnparsedPassed = 6,
+    /// Final. Redirected to a member.
+    Redirected = 7,
+    /// Final. No live member; the group falls back to the kernel.
+    FallbackPassed = 8,
+    /// Final. No live member; the group drops.
+    FallbackDropped = 9,
+    /// Final. Anycast source on a member interface, not from a registered member: dropped.
+    SpoofDropped = 10,
+    /// Final. Too big for the egress MTU once encapsulated: passed to the kernel.
+    TooBigPassed = 11,
+    /// Final. No route or no resolved next hop for an encapsulated member: passed to the kernel.
+    FibMissPassed = 12,
+    /// Final. Hop limit would reach 0: passed so the kernel sends Time Exceeded.
+    HopLimitPassed = 13,
+    /// Extra. Anycast source from a registered member on a member interface: accepted.
+    MemberSourcePassed = 14,
 }
 
 /// Number of slots in `GLOBAL_STATS` (room for counters added later).
-pub const GLOBAL_STAT_SLOTS: u32 = 16;
+pub const GLOBAL_STAT_SLOTS: u32 = 32;
 
 impl GlobalStat {
     /// Every global counter, in index order.
-    pub const ALL: [GlobalStat; 7] = [
+    pub const ALL: [GlobalStat; 15] = [
         GlobalStat::NonIpv6Passed,
         GlobalStat::MalformedPassed,
         GlobalStat::UnicastPassed,
@@ -210,6 +381,14 @@ impl GlobalStat {
         GlobalStat::AnycastSourceCounted,
         GlobalStat::AnycastDestined,
         GlobalStat::UnparsedPassed,
+        GlobalStat::Redirected,
+        GlobalStat::FallbackPassed,
+        GlobalStat::FallbackDropped,
+        GlobalStat::SpoofDropped,
+        GlobalStat::TooBigPassed,
+        GlobalStat::FibMissPassed,
+        GlobalStat::HopLimitPassed,
+        GlobalStat::MemberSourcePassed,
     ];
 
     /// The counter's name in `stats` output.
@@ -222,22 +401,46 @@ impl GlobalStat {
             GlobalStat::AnycastSourceCounted => "anycast_source_counted",
             GlobalStat::AnycastDestined => "anycast_destined",
             GlobalStat::UnparsedPassed => "unparsed_passed",
+            GlobalStat::Redirected => "redirected",
+            GlobalStat::FallbackPassed => "fallback_passed",
+            GlobalStat::FallbackDropped => "fallback_dropped",
+            GlobalStat::SpoofDropped => "spoof_drops",
+            GlobalStat::TooBigPassed => "too_big_passed",
+            GlobalStat::FibMissPassed => "fib_miss_passed",
+            GlobalStat::HopLimitPassed => "hop_limit_passed",
+            GlobalStat::MemberSourcePassed => "member_source_passed",
         }
     }
 }
 
 /// Per-group counters: indices into [`GroupCounters::counters`].
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GroupStat {
-    /// Packets with a source in this group dropped.
+    /// Packets with a source in this group dropped on an edge interface.
     AnycastSourceDrops = 0,
-    /// Packets with a source in this group counted in monitor mode (and passed).
+    /// Packets with a disallowed source in this group counted in monitor mode (and passed).
     AnycastSourceCounted = 1,
-    /// Packets destined to this group.
+    /// Packets destined to this group (headers parsed).
     DestinedPackets = 2,
     /// Bytes (whole frames) destined to this group.
     DestinedBytes = 3,
+    /// Packets redirected to a member.
+    Redirected = 4,
+    /// Packets passed to the kernel because no member was up.
+    FallbackPassed = 5,
+    /// Packets dropped because no member was up.
+    FallbackDropped = 6,
+    /// Packets with a source in this group dropped on a member interface (not from a member).
+    SpoofDrops = 7,
+    /// Packets with a source in this group accepted from a registered member.
+    MemberSourcePassed = 8,
+    /// Packets passed because encapsulation would exceed the egress MTU.
+    TooBigPassed = 9,
+    /// Packets passed because the member's next hop was not resolved.
+    FibMissPassed = 10,
+    /// Packets passed because their hop limit would reach 0.
+    HopLimitPassed = 11,
 }
 
 /// Number of slots in [`GroupCounters`] (room for counters added later).
@@ -245,11 +448,19 @@ pub const GROUP_STAT_SLOTS: usize = 16;
 
 impl GroupStat {
     /// Every group counter, in index order.
-    pub const ALL: [GroupStat; 4] = [
+    pub const ALL: [GroupStat; 12] = [
         GroupStat::AnycastSourceDrops,
         GroupStat::AnycastSourceCounted,
         GroupStat::DestinedPackets,
         GroupStat::DestinedBytes,
+        GroupStat::Redirected,
+        GroupStat::FallbackPassed,
+        GroupStat::FallbackDropped,
+        GroupStat::SpoofDrops,
+        GroupStat::MemberSourcePassed,
+        GroupStat::TooBigPassed,
+        GroupStat::FibMissPassed,
+        GroupStat::HopLimitPassed,
     ];
 
     /// The counter's name in `stats` output.
@@ -259,6 +470,14 @@ impl GroupStat {
             GroupStat::AnycastSourceCounted => "anycast_source_counted",
             GroupStat::DestinedPackets => "destined_packets",
             GroupStat::DestinedBytes => "destined_bytes",
+            GroupStat::Redirected => "redirected",
+            GroupStat::FallbackPassed => "fallback_passed",
+            GroupStat::FallbackDropped => "fallback_dropped",
+            GroupStat::SpoofDrops => "spoof_drops",
+            GroupStat::MemberSourcePassed => "member_source_passed",
+            GroupStat::TooBigPassed => "too_big_passed",
+            GroupStat::FibMissPassed => "fib_miss_passed",
+            GroupStat::HopLimitPassed => "hop_limit_passed",
         }
     }
 }
@@ -287,6 +506,14 @@ mod user {
     unsafe impl aya::Pod for IfaceConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for GroupCounters {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for MemberInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for Selection {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for MemberSourceKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for MemberCounters {}
 
     impl From<std::net::Ipv6Addr> for AddrKey {
         fn from(a: std::net::Ipv6Addr) -> Self {
@@ -302,6 +529,13 @@ mod user {
 
     impl GroupInfo {
         /// The group's name as text (lossy for bytes that are not UTF-8).
+        pub fn name_str(&self) -> std::string::String {
+            nul_padded_str(&self.name)
+        }
+    }
+
+    impl MemberInfo {
+        /// The member's name as text.
         pub fn name_str(&self) -> std::string::String {
             nul_padded_str(&self.name)
         }

@@ -1,25 +1,35 @@
-//! Reference model of the data plane's verdict, in plain Rust.
+//! Reference model of the data plane, in plain Rust (std only).
 //!
-//! Written from RFC 8200 (IPv6 and its extension headers), IEEE 802.1Q and
-//! the project's documented policy, on byte slices and independently of the
-//! eBPF parser, so that tests can compare the two. Policy, in order:
+//! Written from RFC 8200 (IPv6 and its extension headers), RFC 2473 (IPv6
+//! tunnelling), IEEE 802.1Q and the project's documented policy, on byte
+//! slices and independently of the eBPF code, so that tests can compare the
+//! two: verdict, bytes out, and every counter. Policy, in order:
 //!
 //! 1. A frame that is not IPv6 (after at most [`MAX_VLAN_DEPTH`] VLAN tags)
 //!    passes untouched.
 //! 2. An IPv6 packet whose fixed header is cut short, whose version is not 6,
 //!    whose payload length is 0 (jumbogram) or runs past the frame, passes:
 //!    the kernel judges (and drops) what XDP cannot read.
-//! 3. A source that is anycast is not allowed on an `edge` interface, nor on
-//!    a `member` interface unless it comes from a registered member (no
-//!    members can be registered yet). Such a packet is dropped, or counted and
-//!    passed when the interface is in monitor mode (`count`).
-//! 4. A destination that is anycast is counted for its group, once the
-//!    extension-header chain up to the transport ports parses within bounds;
-//!    otherwise it passes as unparsed.
+//! 3. An anycast source is refused on an `edge` interface; on a `member`
+//!    interface it is accepted only from a registered member of its group
+//!    (ingress interface and source MAC), or inside IPv6-in-IPv6 whose outer
+//!    source is a registered encapsulated member. Refused: dropped, or
+//!    counted and passed in monitor mode (`count`).
+//! 4. An anycast destination whose extension-header chain does not parse
+//!    within bounds passes (`unparsed`). Otherwise: hop limit 1 or 0 passes
+//!    (the kernel answers Time Exceeded); with no live member the group's
+//!    fallback applies; else the flow hash picks one of the live members
+//!    tied at the lowest metric (ordered by id): on-link, new MACs, VLAN tags
+//!    removed, hop limit minus one, redirect; routed, a FIB lookup, then an
+//!    outer IPv6 header (RFC 2473) and redirect, or a pass when the route is
+//!    missing or the packet would be too big.
 //! 5. Everything else passes.
 
+use std::vec::Vec;
+
 use crate::{
-    GlobalStat, IfaceRole, MAX_EXT_HEADERS, MAX_VLAN_DEPTH, SourceAction,
+    ENCAP_HOP_LIMIT, Fallback, GlobalStat, GroupInfo, GroupStat, IfaceRole, MAX_EXT_HEADERS,
+    MAX_TIED, MAX_VLAN_DEPTH, MemberInfo, MemberKind, MemberSourceKey, SourceAction, hash,
     wire::{self, ExtLen},
 };
 
@@ -30,44 +40,46 @@ pub enum Verdict {
     Pass,
     /// XDP_DROP.
     Drop,
+    /// XDP_REDIRECT out of this interface.
+    Redirect(u32),
 }
 
 impl Verdict {
-    /// The XDP action code (`XDP_DROP` = 1, `XDP_PASS` = 2).
+    /// The XDP action code (`XDP_DROP` = 1, `XDP_PASS` = 2, `XDP_REDIRECT` = 4).
     pub const fn xdp_action(self) -> u32 {
         match self {
             Verdict::Drop => 1,
             Verdict::Pass => 2,
+            Verdict::Redirect(_) => 4,
         }
     }
 }
 
-/// Full outcome of one frame: verdict and the counters it moves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which counter table a counter lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// `GLOBAL_STATS`.
+    Global,
+    /// `GROUP_STATS[id]`.
+    Group(u32),
+    /// `MEMBER_STATS[id]`.
+    Member(u32),
+}
+
+/// One counter change: scope, counter name, amount.
+pub type Delta = (Scope, &'static str, u64);
+
+/// Full outcome of one frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// The verdict.
     pub verdict: Verdict,
-    /// The one global verdict counter this frame adds to.
+    /// The frame as the program leaves it.
+    pub frame: Vec<u8>,
+    /// The one final global counter.
     pub stat: GlobalStat,
-    /// Group of a disallowed anycast source (dropped, or counted in monitor mode).
-    pub source_group: Option<u32>,
-    /// The disallowed source was only counted (monitor mode); adds to
-    /// [`GlobalStat::AnycastSourceCounted`] besides `stat`.
-    pub source_counted: bool,
-    /// Group of an anycast destination that was counted as destined.
-    pub dest_group: Option<u32>,
-}
-
-impl Outcome {
-    const fn pass(stat: GlobalStat) -> Self {
-        Outcome {
-            verdict: Verdict::Pass,
-            stat,
-            source_group: None,
-            source_counted: false,
-            dest_group: None,
-        }
-    }
+    /// Every counter change, the final one included.
+    pub deltas: Vec<Delta>,
 }
 
 /// The interface's settings the verdict depends on.
@@ -77,6 +89,43 @@ pub struct Iface {
     pub role: IfaceRole,
     /// What to do with a disallowed anycast source.
     pub source_action: SourceAction,
+    /// Its interface index.
+    pub ifindex: u32,
+}
+
+/// What the kernel's FIB says about a route to an encapsulated member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fib {
+    /// Resolved: egress, its MAC, the next hop's MAC and the source address to use.
+    Found {
+        /// Egress interface.
+        ifindex: u32,
+        /// Egress MAC.
+        smac: [u8; 6],
+        /// Next-hop MAC.
+        dmac: [u8; 6],
+        /// Source address (the tunnel source, or the one the kernel picked).
+        src: [u8; 16],
+    },
+    /// The packet would exceed the route's MTU.
+    FragNeeded,
+    /// No route, no neighbour, or no source address.
+    Miss,
+}
+
+/// The configuration the model reads: the same facts the maps hold,
+/// expressed directly.
+pub trait Config {
+    /// Group of an anycast address (exact first, then longest prefix).
+    fn anycast_group(&self, addr: &[u8; 16]) -> Option<u32>;
+    /// A group's settings.
+    fn group(&self, id: u32) -> Option<GroupInfo>;
+    /// Every member of a group, with its id.
+    fn members(&self, group: u32) -> Vec<(u32, MemberInfo)>;
+    /// Whether a registered member stands behind this source key.
+    fn member_source(&self, key: &MemberSourceKey) -> bool;
+    /// A FIB lookup for `tot_len` bytes to `dst` from `src` (None: let the kernel choose).
+    fn fib(&self, src: Option<[u8; 16]>, dst: &[u8; 16], tot_len: usize) -> Fib;
 }
 
 /// The upper-layer header found at the end of the extension-header chain.
@@ -107,6 +156,12 @@ pub struct Ipv6Header {
     pub next_header: u8,
     /// Offset one past the IPv6 payload (fixed header + payload length).
     pub end: usize,
+    /// Hop Limit.
+    pub hop_limit: u8,
+    /// Traffic Class.
+    pub traffic_class: u8,
+    /// Flow Label (20 bits).
+    pub flow_label: u32,
 }
 
 /// Why a frame did not yield an IPv6 header.
@@ -157,6 +212,9 @@ pub fn parse_l3(frame: &[u8]) -> Result<Ipv6Header, L3Error> {
         dst,
         next_header: hdr[6],
         end,
+        hop_limit: hdr[7],
+        traffic_class: (hdr[0] << 4) | (hdr[1] >> 4),
+        flow_label: u32::from_be_bytes([0, hdr[1] & 0x0f, hdr[2], hdr[3]]),
     })
 }
 
@@ -212,41 +270,293 @@ pub fn parse_transport(frame: &[u8], ip: &Ipv6Header) -> Option<Transport> {
     })
 }
 
-/// The verdict for `frame` arriving on `iface`, where `lookup` maps an
-/// address to the id of the anycast group it belongs to (exact or prefix).
-pub fn classify(frame: &[u8], iface: Iface, lookup: &dyn Fn(&[u8; 16]) -> Option<u32>) -> Outcome {
-    let ip = match parse_l3(frame) {
-        Ok(ip) => ip,
-        Err(L3Error::NotIpv6) => return Outcome::pass(GlobalStat::NonIpv6Passed),
-        Err(L3Error::Malformed) => return Outcome::pass(GlobalStat::MalformedPassed),
+/// The members a group's traffic goes to: up, at the lowest metric, by id, at most [`MAX_TIED`].
+pub fn nearest(members: &[(u32, MemberInfo)]) -> Vec<u32> {
+    let live: Vec<&(u32, MemberInfo)> = members
+        .iter()
+        .filter(|(_, m)| m.up != 0 && m.kind != MemberKind::None as u8)
+        .collect();
+    let Some(min) = live.iter().map(|(_, m)| m.metric).min() else {
+        return Vec::new();
     };
-    let mut out = Outcome::pass(GlobalStat::UnicastPassed);
-    if let Some(group) = lookup(&ip.src) {
-        // Both roles refuse it: an edge always, a member interface because no
-        // member is registered that could vouch for it.
-        let _ = iface.role;
-        out.source_group = Some(group);
-        match iface.source_action {
-            SourceAction::Drop => {
-                out.verdict = Verdict::Drop;
-                out.stat = GlobalStat::AnycastSourceDropped;
-                return out;
-            }
-            SourceAction::Count => out.source_counted = true,
-        }
-    }
-    if let Some(group) = lookup(&ip.dst) {
-        if parse_transport(frame, &ip).is_some() {
-            out.stat = GlobalStat::AnycastDestined;
-            out.dest_group = Some(group);
-        } else {
-            out.stat = GlobalStat::UnparsedPassed;
-        }
-    }
-    out
+    let mut ids: Vec<u32> = live
+        .iter()
+        .filter(|(_, m)| m.metric == min)
+        .map(|(id, _)| *id)
+        .collect();
+    ids.sort_unstable();
+    ids.truncate(MAX_TIED);
+    ids
 }
 
-#[cfg(all(test, feature = "std"))]
+/// The flow hash of a packet (see [`crate::hash`]).
+pub fn flow_hash(ip: &Ipv6Header, t: &Transport) -> u32 {
+    let ports = if t.fragment { None } else { t.ports };
+    hash::flow_hash(
+        hash::addr_words(&ip.src, &ip.dst),
+        hash::key_tail(
+            t.proto,
+            ports.map(|(s, d)| {
+                let (s, d) = (s.to_be_bytes(), d.to_be_bytes());
+                [s[0], s[1], d[0], d[1]]
+            }),
+            ip.flow_label,
+        ),
+    )
+}
+
+struct Acc {
+    deltas: Vec<Delta>,
+}
+
+impl Acc {
+    fn global(&mut self, s: GlobalStat) {
+        self.deltas.push((Scope::Global, s.name(), 1));
+    }
+    fn group(&mut self, g: u32, s: GroupStat, n: u64) {
+        self.deltas.push((Scope::Group(g), s.name(), n));
+    }
+}
+
+/// The outcome for `frame` arriving on `iface` under `config`.
+pub fn classify(frame: &[u8], iface: Iface, config: &dyn Config) -> Outcome {
+    let mut acc = Acc { deltas: Vec::new() };
+    let (verdict, out, stat) = run(frame, iface, config, &mut acc);
+    acc.global(stat);
+    acc.deltas.sort();
+    Outcome {
+        verdict,
+        frame: out.unwrap_or_else(|| frame.to_vec()),
+        stat,
+        deltas: acc.deltas,
+    }
+}
+
+fn run(
+    frame: &[u8],
+    iface: Iface,
+    config: &dyn Config,
+    acc: &mut Acc,
+) -> (Verdict, Option<Vec<u8>>, GlobalStat) {
+    let pass = |s| (Verdict::Pass, None, s);
+    let ip = match parse_l3(frame) {
+        Ok(ip) => ip,
+        Err(L3Error::NotIpv6) => return pass(GlobalStat::NonIpv6Passed),
+        Err(L3Error::Malformed) => return pass(GlobalStat::MalformedPassed),
+    };
+    if let Some(refused) = source_rule(frame, &ip, iface, config, acc) {
+        return refused;
+    }
+    let Some(group) = config.anycast_group(&ip.dst) else {
+        return pass(GlobalStat::UnicastPassed);
+    };
+    let Some(t) = parse_transport(frame, &ip) else {
+        return pass(GlobalStat::UnparsedPassed);
+    };
+    acc.deltas
+        .push((Scope::Global, GlobalStat::AnycastDestined.name(), 1));
+    acc.group(group, GroupStat::DestinedPackets, 1);
+    acc.group(group, GroupStat::DestinedBytes, frame.len() as u64);
+    let mut done = |v: Verdict, out: Option<Vec<u8>>, s: GlobalStat, gs: GroupStat| {
+        acc.group(group, gs, 1);
+        (v, out, s)
+    };
+    if ip.hop_limit <= 1 {
+        return done(
+            Verdict::Pass,
+            None,
+            GlobalStat::HopLimitPassed,
+            GroupStat::HopLimitPassed,
+        );
+    }
+    let info = config.group(group);
+    let fallback = info.map_or(Fallback::Pass, |g| Fallback::from_u8(g.fallback));
+    let tied = nearest(&config.members(group));
+    if tied.is_empty() || info.is_none() {
+        return match fallback {
+            Fallback::Pass => done(
+                Verdict::Pass,
+                None,
+                GlobalStat::FallbackPassed,
+                GroupStat::FallbackPassed,
+            ),
+            Fallback::Drop => done(
+                Verdict::Drop,
+                None,
+                GlobalStat::FallbackDropped,
+                GroupStat::FallbackDropped,
+            ),
+        };
+    }
+    let h = flow_hash(&ip, &t);
+    let id = tied[(h % tied.len() as u32) as usize];
+    let members = config.members(group);
+    let Some((_, m)) = members.iter().find(|(i, _)| *i == id) else {
+        return done(
+            Verdict::Pass,
+            None,
+            GlobalStat::FallbackPassed,
+            GroupStat::FallbackPassed,
+        );
+    };
+    // The inner packet, from its IPv6 header to the end of the frame, with
+    // the hop limit lowered: what every redirect sends on.
+    let mut inner = frame[ip.offset..].to_vec();
+    inner[7] = ip.hop_limit - 1;
+    let (verdict, out) = match MemberKind::from_u8(m.kind) {
+        MemberKind::L2 => {
+            let mut out = Vec::with_capacity(14 + inner.len());
+            out.extend_from_slice(&m.mac);
+            out.extend_from_slice(&m.src_mac);
+            out.extend_from_slice(&wire::ETH_P_IPV6.to_be_bytes());
+            out.extend_from_slice(&inner);
+            (Verdict::Redirect(m.ifindex), out)
+        }
+        MemberKind::Encap => {
+            let g = info.unwrap_or_else(GroupInfo::zeroed_value);
+            let src = (g.has_tunnel_source != 0).then_some(g.tunnel_source);
+            let inner_len = ip.end - ip.offset;
+            let (ifindex, smac, dmac, src) = match config.fib(src, &m.addr, inner_len + 40) {
+                Fib::Found {
+                    ifindex,
+                    smac,
+                    dmac,
+                    src,
+                } => (ifindex, smac, dmac, src),
+                Fib::FragNeeded => {
+                    return done(
+                        Verdict::Pass,
+                        None,
+                        GlobalStat::TooBigPassed,
+                        GroupStat::TooBigPassed,
+                    );
+                }
+                Fib::Miss => {
+                    return done(
+                        Verdict::Pass,
+                        None,
+                        GlobalStat::FibMissPassed,
+                        GroupStat::FibMissPassed,
+                    );
+                }
+            };
+            let mut out = Vec::with_capacity(54 + inner.len());
+            out.extend_from_slice(&dmac);
+            out.extend_from_slice(&smac);
+            out.extend_from_slice(&wire::ETH_P_IPV6.to_be_bytes());
+            let class = u32::from(ip.traffic_class) << 20;
+            let vtcfl = (6u32 << 28) | class | (h & 0x000f_ffff);
+            out.extend_from_slice(&vtcfl.to_be_bytes());
+            out.extend_from_slice(&(inner_len as u16).to_be_bytes());
+            out.extend_from_slice(&[wire::IPPROTO_IPV6, ENCAP_HOP_LIMIT]);
+            out.extend_from_slice(&src);
+            out.extend_from_slice(&m.addr);
+            out.extend_from_slice(&inner);
+            (Verdict::Redirect(ifindex), out)
+        }
+        MemberKind::None => {
+            return done(
+                Verdict::Pass,
+                None,
+                GlobalStat::FallbackPassed,
+                GroupStat::FallbackPassed,
+            );
+        }
+    };
+    let r = done(
+        verdict,
+        Some(out),
+        GlobalStat::Redirected,
+        GroupStat::Redirected,
+    );
+    acc.deltas.push((Scope::Member(id), "packets", 1));
+    acc.deltas
+        .push((Scope::Member(id), "bytes", frame.len() as u64));
+    r
+}
+
+/// The source rule (step 3). `Some` when the packet is dropped.
+fn source_rule(
+    frame: &[u8],
+    ip: &Ipv6Header,
+    iface: Iface,
+    config: &dyn Config,
+    acc: &mut Acc,
+) -> Option<(Verdict, Option<Vec<u8>>, GlobalStat)> {
+    let (group, key) = if let Some(group) = config.anycast_group(&ip.src) {
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&frame[6..12]);
+        let key = MemberSourceKey {
+            group_id: group,
+            ifindex: iface.ifindex,
+            mac,
+            _pad: [0; 2],
+            addr: [0; 16],
+        };
+        (group, key)
+    } else if iface.role == IfaceRole::Member && ip.next_header == wire::IPPROTO_IPV6 {
+        // IPv6-in-IPv6 straight after the fixed header: the inner source.
+        let inner = parse_inner(frame, ip)?;
+        let group = config.anycast_group(&inner)?;
+        let key = MemberSourceKey {
+            group_id: group,
+            ifindex: 0,
+            mac: [0; 6],
+            _pad: [0; 2],
+            addr: ip.src,
+        };
+        (group, key)
+    } else {
+        return None;
+    };
+    if iface.role == IfaceRole::Member && config.member_source(&key) {
+        acc.deltas
+            .push((Scope::Global, GlobalStat::MemberSourcePassed.name(), 1));
+        acc.group(group, GroupStat::MemberSourcePassed, 1);
+        return None;
+    }
+    match iface.source_action {
+        SourceAction::Drop => {
+            let (s, gs) = match iface.role {
+                IfaceRole::Edge => (
+                    GlobalStat::AnycastSourceDropped,
+                    GroupStat::AnycastSourceDrops,
+                ),
+                IfaceRole::Member => (GlobalStat::SpoofDropped, GroupStat::SpoofDrops),
+            };
+            acc.group(group, gs, 1);
+            Some((Verdict::Drop, None, s))
+        }
+        SourceAction::Count => {
+            acc.deltas
+                .push((Scope::Global, GlobalStat::AnycastSourceCounted.name(), 1));
+            acc.group(group, GroupStat::AnycastSourceCounted, 1);
+            None
+        }
+    }
+}
+
+/// The source of an IPv6 header that follows `ip`'s fixed header, if it is
+/// complete, version 6, and its payload fits inside the outer one.
+fn parse_inner(frame: &[u8], ip: &Ipv6Header) -> Option<[u8; 16]> {
+    let off = ip.offset + wire::IPV6_HDR_LEN;
+    let hdr = frame.get(off..off + wire::IPV6_HDR_LEN)?;
+    let plen = usize::from(u16::from_be_bytes([hdr[4], hdr[5]]));
+    if hdr[0] >> 4 != 6 || plen == 0 || off + wire::IPV6_HDR_LEN + plen > ip.end {
+        return None;
+    }
+    let mut src = [0u8; 16];
+    src.copy_from_slice(&hdr[8..24]);
+    Some(src)
+}
+
+impl GroupInfo {
+    fn zeroed_value() -> Self {
+        bytemuck::Zeroable::zeroed()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::frame::{Ext, FrameBuilder};
@@ -256,57 +566,126 @@ mod tests {
     const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
     const SERVER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 2);
 
-    fn lookup(a: &[u8; 16]) -> Option<u32> {
-        (*a == ANY.octets()).then_some(7)
+    /// One group (7) holding `ANY`, with the given members.
+    struct OneGroup(Vec<(u32, MemberInfo)>);
+
+    impl Config for OneGroup {
+        fn anycast_group(&self, a: &[u8; 16]) -> Option<u32> {
+            (*a == ANY.octets()).then_some(7)
+        }
+        fn group(&self, id: u32) -> Option<GroupInfo> {
+            (id == 7).then(GroupInfo::zeroed_value)
+        }
+        fn members(&self, group: u32) -> Vec<(u32, MemberInfo)> {
+            self.0
+                .iter()
+                .copied()
+                .filter(|(_, m)| m.group_id == group)
+                .collect()
+        }
+        fn member_source(&self, key: &MemberSourceKey) -> bool {
+            self.0
+                .iter()
+                .any(|(_, m)| m.mac == key.mac && key.ifindex == m.ifindex)
+        }
+        fn fib(&self, _: Option<[u8; 16]>, _: &[u8; 16], _: usize) -> Fib {
+            Fib::Miss
+        }
+    }
+
+    fn l2_member(metric: u32, mac_last: u8) -> MemberInfo {
+        let mut m: MemberInfo = bytemuck::Zeroable::zeroed();
+        m.group_id = 7;
+        m.metric = metric;
+        m.kind = MemberKind::L2 as u8;
+        m.up = 1;
+        m.ifindex = 3;
+        m.mac = [2, 0, 0, 0, 0, mac_last];
+        m.src_mac = [2, 0, 0, 0, 1, 1];
+        m
     }
 
     const EDGE: Iface = Iface {
         role: IfaceRole::Edge,
         source_action: SourceAction::Drop,
+        ifindex: 2,
     };
 
     #[test]
     fn anycast_source_dropped_on_edge() {
         let f = FrameBuilder::udp(ANY, SERVER, 53, 4000, b"hi").build();
-        let o = classify(&f, EDGE, &lookup);
+        let o = classify(&f, EDGE, &OneGroup(vec![]));
         assert_eq!(o.verdict, Verdict::Drop);
         assert_eq!(o.stat, GlobalStat::AnycastSourceDropped);
-        assert_eq!(o.source_group, Some(7));
+        assert!(
+            o.deltas
+                .contains(&(Scope::Group(7), "anycast_source_drops", 1))
+        );
     }
 
     #[test]
-    fn monitor_mode_counts_and_passes() {
-        let f = FrameBuilder::udp(ANY, SERVER, 53, 4000, b"hi").build();
-        let iface = Iface {
-            source_action: SourceAction::Count,
+    fn member_source_needs_a_registered_member() {
+        let f = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"answer").build();
+        let member_if = Iface {
+            role: IfaceRole::Member,
+            ifindex: 3,
             ..EDGE
         };
-        let o = classify(&f, iface, &lookup);
-        assert_eq!(o.verdict, Verdict::Pass);
-        assert!(o.source_counted);
-        assert_eq!(o.stat, GlobalStat::UnicastPassed);
+        let o = classify(&f, member_if, &OneGroup(vec![]));
+        assert_eq!(
+            (o.verdict, o.stat),
+            (Verdict::Drop, GlobalStat::SpoofDropped)
+        );
+        let mut m = l2_member(10, 9);
+        m.mac = crate::frame::CLIENT_MAC;
+        let o = classify(&f, member_if, &OneGroup(vec![(1, m)]));
+        assert_eq!(
+            (o.verdict, o.stat),
+            (Verdict::Pass, GlobalStat::UnicastPassed)
+        );
+        assert!(
+            o.deltas
+                .contains(&(Scope::Global, "member_source_passed", 1))
+        );
     }
 
     #[test]
-    fn anycast_destination_counted_through_ext_chain() {
+    fn nearest_member_gets_the_rewritten_frame() {
         let mut b = FrameBuilder::udp(CLIENT, ANY, 4000, 53, b"q");
-        b.ext = vec![Ext::HopByHop(0); 8];
+        b.vlans = vec![(wire::ETH_P_8021Q, 5)];
         let f = b.build();
-        let o = classify(&f, EDGE, &lookup);
-        assert_eq!(o.stat, GlobalStat::AnycastDestined);
-        assert_eq!(o.dest_group, Some(7));
-        let ip = parse_l3(&f).expect("ipv6");
-        let t = parse_transport(&f, &ip).expect("transport");
-        assert_eq!(t.ports, Some((4000, 53)));
+        let far = l2_member(20, 2);
+        let near = l2_member(10, 1);
+        let o = classify(&f, EDGE, &OneGroup(vec![(1, far), (2, near)]));
+        assert_eq!(o.verdict, Verdict::Redirect(3));
+        assert_eq!(&o.frame[..6], &near.mac);
+        assert_eq!(&o.frame[12..14], &[0x86, 0xdd]);
+        assert_eq!(o.frame[14 + 7], 63, "hop limit lowered");
+        assert_eq!(o.frame.len(), f.len() - 4, "VLAN tag removed");
+        assert!(o.deltas.contains(&(Scope::Member(2), "packets", 1)));
+    }
+
+    #[test]
+    fn no_live_member_falls_back() {
+        let f = FrameBuilder::udp(CLIENT, ANY, 4000, 53, b"q").build();
+        let mut down = l2_member(10, 1);
+        down.up = 0;
+        let o = classify(&f, EDGE, &OneGroup(vec![(1, down)]));
+        assert_eq!(
+            (o.verdict, o.stat),
+            (Verdict::Pass, GlobalStat::FallbackPassed)
+        );
     }
 
     #[test]
     fn chain_longer_than_bound_is_unparsed() {
         let mut b = FrameBuilder::udp(CLIENT, ANY, 4000, 53, b"q");
         b.ext = vec![Ext::DestOpts(0); MAX_EXT_HEADERS + 1];
-        let o = classify(&b.build(), EDGE, &lookup);
-        assert_eq!(o.stat, GlobalStat::UnparsedPassed);
-        assert_eq!(o.verdict, Verdict::Pass);
+        let o = classify(&b.build(), EDGE, &OneGroup(vec![]));
+        assert_eq!(
+            (o.verdict, o.stat),
+            (Verdict::Pass, GlobalStat::UnparsedPassed)
+        );
     }
 
     #[test]
@@ -321,39 +700,55 @@ mod tests {
             },
         ];
         let f = b.build();
+        let cfg = OneGroup(vec![(1, l2_member(1, 1))]);
         for len in 0..f.len() {
-            let o = classify(&f[..len], EDGE, &lookup);
-            assert_eq!(o.verdict, Verdict::Pass, "truncated to {len}");
+            assert_eq!(
+                classify(&f[..len], EDGE, &cfg).verdict,
+                Verdict::Pass,
+                "truncated to {len}"
+            );
         }
-        assert_eq!(classify(&f, EDGE, &lookup).verdict, Verdict::Drop);
+        assert_eq!(classify(&f, EDGE, &cfg).verdict, Verdict::Drop);
     }
 
     #[test]
-    fn non_first_fragment_has_no_ports() {
+    fn fragments_hash_without_ports() {
         let mut b = FrameBuilder::udp(CLIENT, ANY, 4000, 53, b"data");
+        b.ext = vec![Ext::Fragment {
+            offset: 0,
+            more: true,
+            id: 1,
+        }];
+        let first = b.build();
         b.ext = vec![Ext::Fragment {
             offset: 8,
             more: false,
             id: 1,
         }];
-        let f = b.build();
-        let ip = parse_l3(&f).expect("ipv6");
-        let t = parse_transport(&f, &ip).expect("transport");
-        assert!(t.fragment);
-        assert_eq!(t.ports, None);
+        b.l4 = crate::frame::L4::Raw {
+            proto: wire::IPPROTO_UDP,
+            bytes: vec![1, 2, 3],
+        };
+        let rest = b.build();
+        let h = |f: &[u8]| {
+            let ip = parse_l3(f).expect("ipv6");
+            flow_hash(&ip, &parse_transport(f, &ip).expect("transport"))
+        };
+        assert_eq!(h(&first), h(&rest));
     }
 
     #[test]
     fn qinq_and_ipv4() {
         let mut b = FrameBuilder::udp(ANY, SERVER, 1, 2, b"");
         b.vlans = vec![(wire::ETH_P_8021AD, 100), (wire::ETH_P_8021Q, 200)];
-        assert_eq!(classify(&b.build(), EDGE, &lookup).verdict, Verdict::Drop);
+        let cfg = OneGroup(vec![]);
+        assert_eq!(classify(&b.build(), EDGE, &cfg).verdict, Verdict::Drop);
         b.vlans.push((wire::ETH_P_8021Q, 300));
         assert_eq!(
-            classify(&b.build(), EDGE, &lookup).stat,
+            classify(&b.build(), EDGE, &cfg).stat,
             GlobalStat::NonIpv6Passed
         );
         let v4 = crate::frame::ipv4_udp_frame();
-        assert_eq!(classify(&v4, EDGE, &lookup).stat, GlobalStat::NonIpv6Passed);
+        assert_eq!(classify(&v4, EDGE, &cfg).stat, GlobalStat::NonIpv6Passed);
     }
 }

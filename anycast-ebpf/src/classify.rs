@@ -3,14 +3,18 @@
 //! The policy is the one `anycast_common::model` states; the program tests
 //! hold the two to the same answers.
 
-use anycast_common::{AddrKey, GlobalStat, IfaceRole, SourceAction};
+use anycast_common::{
+    AddrKey, GlobalStat, GroupStat, IfaceRole, MemberSourceKey, SourceAction, wire,
+};
 use aya_ebpf::{bindings::xdp_action, maps::lpm_trie::Key, programs::XdpContext};
 
 use crate::{
-    maps::{ANYCAST_ADDRS, ANYCAST_PREFIX},
+    act,
+    maps::{ANYCAST_ADDRS, ANYCAST_PREFIX, MEMBER_SOURCES},
     parse::{
         eth::{self, L2},
-        ipv6,
+        ipv6::{self, Ipv6},
+        load,
     },
 };
 
@@ -18,26 +22,49 @@ use crate::{
 pub(crate) struct Decision {
     /// The XDP action.
     pub(crate) action: u32,
-    /// The one global verdict counter.
+    /// The one final global counter.
     pub(crate) stat: GlobalStat,
-    /// Group of a disallowed anycast source, 0 if none.
-    pub(crate) source_group: u32,
-    /// The disallowed source was counted and passed (monitor mode).
+    /// Group of an anycast source, 0 if none.
+    pub(crate) src_group: u32,
+    /// The group counter the source adds to (when `src_group` is set).
+    pub(crate) src_stat: GroupStat,
+    /// A disallowed source was counted and passed (monitor mode).
     pub(crate) source_counted: bool,
-    /// Group of a counted anycast destination, 0 if none.
-    pub(crate) dest_group: u32,
+    /// The anycast source was vouched for by a registered member.
+    pub(crate) member_source: bool,
+    /// Group of a parsed anycast destination, 0 if none.
+    pub(crate) dst_group: u32,
+    /// The group counter for what happened to the destined packet.
+    pub(crate) dst_stat: GroupStat,
+    /// The member the packet was redirected to, 0 if none.
+    pub(crate) member: u32,
+    /// Frame length as received.
+    pub(crate) bytes: u64,
 }
 
 impl Decision {
     #[inline(always)]
-    const fn pass(stat: GlobalStat) -> Self {
+    const fn pass(stat: GlobalStat, bytes: u64) -> Self {
         Decision {
             action: xdp_action::XDP_PASS,
             stat,
-            source_group: 0,
+            src_group: 0,
+            src_stat: GroupStat::AnycastSourceDrops,
             source_counted: false,
-            dest_group: 0,
+            member_source: false,
+            dst_group: 0,
+            dst_stat: GroupStat::DestinedPackets,
+            member: 0,
+            bytes,
         }
+    }
+
+    /// Sets the final outcome of an anycast-destined packet.
+    #[inline(always)]
+    pub(crate) fn finish(&mut self, action: u32, stat: GlobalStat, group_stat: GroupStat) {
+        self.action = action;
+        self.stat = stat;
+        self.dst_stat = group_stat;
     }
 
     /// The XDP action to return.
@@ -62,44 +89,135 @@ fn anycast_group(addr: *const AddrKey) -> Option<u32> {
         .map(|v| v.group_id)
 }
 
+/// Whether a registered member stands behind `key` (which names the group).
+#[inline(always)]
+fn vouched(key: &MemberSourceKey) -> bool {
+    // SAFETY: plain data, only read.
+    unsafe { MEMBER_SOURCES.get(key) }.is_some()
+}
+
+/// Applies the source rule to an anycast source of `group`: true when the
+/// packet is dropped and classification stops.
+#[inline(always)]
+fn refuse_source(d: &mut Decision, role: IfaceRole, action: SourceAction, group: u32) -> bool {
+    d.src_group = group;
+    match action {
+        SourceAction::Drop => {
+            d.action = xdp_action::XDP_DROP;
+            (d.stat, d.src_stat) = match role {
+                IfaceRole::Edge => (
+                    GlobalStat::AnycastSourceDropped,
+                    GroupStat::AnycastSourceDrops,
+                ),
+                IfaceRole::Member => (GlobalStat::SpoofDropped, GroupStat::SpoofDrops),
+            };
+            true
+        }
+        SourceAction::Count => {
+            d.source_counted = true;
+            d.src_stat = GroupStat::AnycastSourceCounted;
+            false
+        }
+    }
+}
+
+/// The source rule. Edge: no anycast source. Member: an anycast source only
+/// from a registered member (ingress interface and source MAC), or inside
+/// IPv6-in-IPv6 from a registered encapsulated member (outer source).
+/// Returns true when the packet is dropped.
+#[inline(always)]
+fn check_source(
+    ctx: &XdpContext,
+    ip: &Ipv6,
+    src: *const AddrKey,
+    role: IfaceRole,
+    action: SourceAction,
+    d: &mut Decision,
+) -> bool {
+    if let Some(group) = anycast_group(src) {
+        if role == IfaceRole::Member {
+            let mac = load::<[u8; 6]>(ctx, 6, ip.off).unwrap_or([0; 6]);
+            let key = MemberSourceKey {
+                group_id: group,
+                ifindex: ctx.ingress_ifindex() as u32,
+                mac,
+                _pad: [0; 2],
+                addr: [0; 16],
+            };
+            if vouched(&key) {
+                d.src_group = group;
+                d.src_stat = GroupStat::MemberSourcePassed;
+                d.member_source = true;
+                return false;
+            }
+        }
+        return refuse_source(d, role, action, group);
+    }
+    if role == IfaceRole::Member && ip.next_header == wire::IPPROTO_IPV6 {
+        let Some(inner) = ipv6::parse(ctx, ip.off + wire::IPV6_HDR_LEN, ip.end) else {
+            return false;
+        };
+        let Some(inner_src) = ipv6::src(ctx, &inner) else {
+            return false;
+        };
+        if let Some(group) = anycast_group(inner_src) {
+            // SAFETY: bounds-checked pointer into the packet.
+            let outer = unsafe { (*src).addr };
+            let key = MemberSourceKey {
+                group_id: group,
+                ifindex: 0,
+                mac: [0; 6],
+                _pad: [0; 2],
+                addr: outer,
+            };
+            if vouched(&key) {
+                d.src_group = group;
+                d.src_stat = GroupStat::MemberSourcePassed;
+                d.member_source = true;
+                return false;
+            }
+            return refuse_source(d, role, action, group);
+        }
+    }
+    false
+}
+
 /// Parses and classifies the packet in `ctx` for an interface with the given
-/// role and source action.
+/// role and source action, steering anycast-destined packets to a member.
 #[inline(always)]
 pub(crate) fn classify(ctx: &XdpContext, role: u8, source_action: u8) -> Decision {
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
     let l3_off = match eth::parse(ctx) {
         L2::Ipv6 { l3_off } => l3_off,
-        L2::Other => return Decision::pass(GlobalStat::NonIpv6Passed),
-        L2::Truncated => return Decision::pass(GlobalStat::MalformedPassed),
+        L2::Other => return Decision::pass(GlobalStat::NonIpv6Passed, bytes),
+        L2::Truncated => return Decision::pass(GlobalStat::MalformedPassed, bytes),
     };
-    let Some(ip) = ipv6::parse(ctx, l3_off) else {
-        return Decision::pass(GlobalStat::MalformedPassed);
+    let Some(ip) = ipv6::parse(ctx, l3_off, usize::MAX) else {
+        return Decision::pass(GlobalStat::MalformedPassed, bytes);
     };
     let (Some(src), Some(dst)) = (ipv6::src(ctx, &ip), ipv6::dst(ctx, &ip)) else {
-        return Decision::pass(GlobalStat::MalformedPassed);
+        return Decision::pass(GlobalStat::MalformedPassed, bytes);
     };
 
-    let mut decision = Decision::pass(GlobalStat::UnicastPassed);
-    if let Some(group) = anycast_group(src) {
-        // Edge interfaces never accept an anycast source. Member interfaces
-        // accept one only from a registered member, and none can vouch yet.
-        let _role = IfaceRole::from_u8(role);
-        decision.source_group = group;
-        match SourceAction::from_u8(source_action) {
-            SourceAction::Drop => {
-                decision.action = xdp_action::XDP_DROP;
-                decision.stat = GlobalStat::AnycastSourceDropped;
-                return decision;
-            }
-            SourceAction::Count => decision.source_counted = true,
-        }
+    let mut d = Decision::pass(GlobalStat::UnicastPassed, bytes);
+    let role = IfaceRole::from_u8(role);
+    if check_source(
+        ctx,
+        &ip,
+        src,
+        role,
+        SourceAction::from_u8(source_action),
+        &mut d,
+    ) {
+        return d;
     }
     if let Some(group) = anycast_group(dst) {
-        if ipv6::transport(ctx, &ip).is_some() {
-            decision.stat = GlobalStat::AnycastDestined;
-            decision.dest_group = group;
-        } else {
-            decision.stat = GlobalStat::UnparsedPassed;
-        }
+        let Some(t) = ipv6::transport(ctx, &ip) else {
+            d.stat = GlobalStat::UnparsedPassed;
+            return d;
+        };
+        d.dst_group = group;
+        act::steer(ctx, &ip, &t, src, dst, group, &mut d);
     }
-    decision
+    d
 }

@@ -11,6 +11,7 @@
     reason = "the #[xdp] macro expands to undocumented pub entry points"
 )]
 
+mod act;
 mod classify;
 mod maps;
 mod parse;
@@ -30,7 +31,7 @@ static SOURCE_ACTION: Global<u8> = Global::new(0);
 #[xdp]
 pub fn anycast(ctx: XdpContext) -> u32 {
     let decision = classify::classify(&ctx, ROLE.load(), SOURCE_ACTION.load());
-    stats::record(&ctx, &decision);
+    stats::record(&decision);
     decision.action()
 }
 

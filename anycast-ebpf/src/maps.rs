@@ -3,12 +3,13 @@
 
 use anycast_common::{
     AddrKey, AddrValue, GLOBAL_STAT_SLOTS, GroupCounters, GroupInfo, IfaceConfig,
-    MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_IFACES,
+    MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS,
+    MemberCounters, MemberInfo, MemberSourceKey, Selection,
 };
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray},
 };
 
 /// Exact anycast addresses. Allocated on insert: a million-entry table costs
@@ -44,3 +45,25 @@ pub(crate) static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(
 /// Layout version of the pinned state (index 0), checked by userspace.
 #[map(name = "ANYCAST_META")]
 pub(crate) static ANYCAST_META: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Members by id: how to reach each one.
+#[map(name = "MEMBERS")]
+pub(crate) static MEMBERS: Array<MemberInfo> = Array::with_max_entries(MAX_MEMBERS, 0);
+
+/// Two selection slots per group (`group * 2 + slot`); `GroupInfo::active_slot` says which is live.
+#[map(name = "SELECTION")]
+pub(crate) static SELECTION: Array<Selection> = Array::with_max_entries(MAX_GROUPS * 2, 0);
+
+/// Who may use a group's anycast source on a member interface.
+#[map(name = "MEMBER_SOURCES")]
+pub(crate) static MEMBER_SOURCES: HashMap<MemberSourceKey, u32> =
+    HashMap::with_max_entries(MAX_MEMBERS, BPF_F_NO_PREALLOC);
+
+/// Per-member counters, per CPU.
+#[map(name = "MEMBER_STATS")]
+pub(crate) static MEMBER_STATS: PerCpuArray<MemberCounters> =
+    PerCpuArray::with_max_entries(MAX_MEMBERS, 0);
+
+/// Egress interfaces of on-link members, for bulked XDP_REDIRECT.
+#[map(name = "TX_PORTS")]
+pub(crate) static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(MAX_TX_PORTS, 0);

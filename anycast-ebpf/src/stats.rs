@@ -1,11 +1,10 @@
 //! Counters: per CPU, so plain (non-atomic) adds are safe.
 
-use anycast_common::{GROUP_STAT_SLOTS, GlobalStat, GroupStat, MAX_GROUPS};
-use aya_ebpf::programs::XdpContext;
+use anycast_common::{GROUP_STAT_SLOTS, GlobalStat, GroupStat, MAX_GROUPS, MAX_MEMBERS};
 
 use crate::{
     classify::Decision,
-    maps::{GLOBAL_STATS, GROUP_STATS},
+    maps::{GLOBAL_STATS, GROUP_STATS, MEMBER_STATS},
 };
 
 #[inline(always)]
@@ -18,7 +17,7 @@ fn add_global(stat: GlobalStat, n: u64) {
 
 #[inline(always)]
 fn add_group(group: u32, stat: GroupStat, n: u64) {
-    // Group 0 means "none"; ids are clamped to the array by the map itself.
+    // Group 0 means "none".
     if group == 0 || group >= MAX_GROUPS {
         return;
     }
@@ -34,17 +33,28 @@ fn add_group(group: u32, stat: GroupStat, n: u64) {
 
 /// Adds the decision's counters.
 #[inline(always)]
-pub(crate) fn record(ctx: &XdpContext, d: &Decision) {
+pub(crate) fn record(d: &Decision) {
     add_global(d.stat, 1);
     if d.source_counted {
         add_global(GlobalStat::AnycastSourceCounted, 1);
-        add_group(d.source_group, GroupStat::AnycastSourceCounted, 1);
-    } else if d.source_group != 0 {
-        add_group(d.source_group, GroupStat::AnycastSourceDrops, 1);
     }
-    if d.dest_group != 0 {
-        let bytes = (ctx.data_end() - ctx.data()) as u64;
-        add_group(d.dest_group, GroupStat::DestinedPackets, 1);
-        add_group(d.dest_group, GroupStat::DestinedBytes, bytes);
+    if d.member_source {
+        add_global(GlobalStat::MemberSourcePassed, 1);
+    }
+    add_group(d.src_group, d.src_stat, 1);
+    if d.dst_group != 0 {
+        add_global(GlobalStat::AnycastDestined, 1);
+        add_group(d.dst_group, GroupStat::DestinedPackets, 1);
+        add_group(d.dst_group, GroupStat::DestinedBytes, d.bytes);
+        add_group(d.dst_group, d.dst_stat, 1);
+    }
+    if d.member != 0 && d.member < MAX_MEMBERS {
+        if let Some(c) = MEMBER_STATS.get_ptr_mut(d.member) {
+            // SAFETY: a per-CPU slot, as above.
+            unsafe {
+                (*c).packets += 1;
+                (*c).bytes += d.bytes;
+            }
+        }
     }
 }

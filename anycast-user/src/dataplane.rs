@@ -176,8 +176,14 @@ pub fn load_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
             verifier_log,
         } => {
             let log = verifier_log.to_string();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = lines[lines.len().saturating_sub(8)..].join("\n");
+            let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+            // ANYCAST_VERIFIER_LOG=1 shows the whole log, for debugging the program.
+            let keep = if std::env::var_os("ANYCAST_VERIFIER_LOG").is_some() {
+                lines.len()
+            } else {
+                8
+            };
+            let tail = lines[lines.len().saturating_sub(keep)..].join("\n");
             match io_error.raw_os_error() {
                 Some(libc::EPERM) => Error::NotRoot {
                     what: "loading XDP programs".into(),

@@ -19,6 +19,47 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// Text that is not a unicast MAC address.
+    #[error("invalid MAC address `{0}`: write it as aa:bb:cc:dd:ee:ff")]
+    InvalidMac(String),
+    /// A member name outside the allowed alphabet or length.
+    #[error(
+        "invalid member name `{0}`: use 1 to 31 characters from letters, digits, '.', '_' and '-'"
+    )]
+    InvalidMemberName(String),
+    /// No group by that name.
+    #[error("no group `{0}`")]
+    UnknownGroup(String),
+    /// No member by that name in the group.
+    #[error("group `{group}` has no member `{member}`")]
+    UnknownMember {
+        /// The group.
+        group: String,
+        /// The member.
+        member: String,
+    },
+    /// A member by that name exists already.
+    #[error("group `{group}` already has a member `{member}`")]
+    MemberExists {
+        /// The group.
+        group: String,
+        /// The member.
+        member: String,
+    },
+    /// Another member of the group is already reached that way.
+    #[error("another member of the group is already reached through {0}")]
+    MemberSourceTaken(String),
+    /// The egress interface cannot take redirected packets.
+    #[error("interface index {ifindex} cannot be used for XDP redirect: {reason}")]
+    Redirect {
+        /// The interface.
+        ifindex: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Neither or both ways to reach a member were given.
+    #[error("a member is reached either on-link (--iface IF --mac MAC) or routed (--encap ADDR)")]
+    MemberVia,
     /// A group name outside the allowed alphabet or length.
     #[error(
         "invalid group name `{0}`: use 1 to 31 characters from letters, digits, '.', '_' and '-'"

@@ -4,13 +4,15 @@
 use std::collections::BTreeMap;
 
 use anycast_common::{
-    AddrKey, AddrValue, GROUP_NAME_LEN, GlobalStat, GroupCounters, GroupInfo, GroupStat,
-    IfaceConfig, LAYOUT_VERSION, MAX_GROUPS, map_names,
+    AddrKey, AddrValue, Fallback, GROUP_NAME_LEN, GlobalStat, GroupCounters, GroupInfo, GroupStat,
+    IfaceConfig, LAYOUT_VERSION, MAX_GROUPS, MemberCounters, MemberInfo, MemberSourceKey,
+    Selection, map_names,
 };
 use aya::{
     Ebpf,
     maps::{
-        Array, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuValues, lpm_trie::Key,
+        Array, DevMapHash, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuValues,
+        lpm_trie::Key,
     },
     util::nr_cpus,
 };
@@ -26,11 +28,16 @@ use crate::{
 pub struct State {
     addrs: HashMap<MapData, AddrKey, AddrValue>,
     prefixes: LpmTrie<MapData, [u8; 16], AddrValue>,
-    groups: Array<MapData, GroupInfo>,
+    pub(crate) groups: Array<MapData, GroupInfo>,
     global_stats: PerCpuArray<MapData, u64>,
     group_stats: PerCpuArray<MapData, GroupCounters>,
     pub(crate) ifaces: HashMap<MapData, u32, IfaceConfig>,
     meta: Array<MapData, u32>,
+    pub(crate) members: Array<MapData, MemberInfo>,
+    pub(crate) selection: Array<MapData, Selection>,
+    pub(crate) member_sources: HashMap<MapData, MemberSourceKey, u32>,
+    pub(crate) member_stats: PerCpuArray<MapData, MemberCounters>,
+    pub(crate) tx_ports: DevMapHash<MapData>,
     /// Capacities of the address tables as created (they may differ from the defaults).
     addr_capacity: u32,
     prefix_capacity: u32,
@@ -62,6 +69,11 @@ pub struct GroupStats {
     pub id: u32,
     /// Number of anycast addresses and prefixes in the group.
     pub addresses: u32,
+    /// `pass` or `drop`: what happens when no member is up.
+    pub fallback: &'static str,
+    /// Outer source of encapsulated packets, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel_source: Option<std::net::Ipv6Addr>,
     /// Counters by name.
     #[serde(flatten)]
     pub counters: BTreeMap<&'static str, u64>,
@@ -80,7 +92,7 @@ fn display<S: serde::Serializer>(p: &AnycastPrefix, s: S) -> Result<S::Ok, S::Er
     s.collect_str(p)
 }
 
-fn map_err(name: &'static str) -> impl Fn(MapError) -> Error {
+pub(crate) fn map_err(name: &'static str) -> impl Fn(MapError) -> Error {
     move |source| Error::Map { name, source }
 }
 
@@ -137,6 +149,11 @@ impl State {
             group_stats: typed!(map_names::GROUP_STATS),
             ifaces: typed!(map_names::IFACES),
             meta: typed!(map_names::META),
+            members: typed!(map_names::MEMBERS),
+            selection: typed!(map_names::SELECTION),
+            member_sources: typed!(map_names::MEMBER_SOURCES),
+            member_stats: typed!(map_names::MEMBER_STATS),
+            tx_ports: typed!(map_names::TX_PORTS),
             addr_capacity: capacities[0],
             prefix_capacity: capacities[1],
         };
@@ -156,7 +173,7 @@ impl State {
     }
 
     /// Every allocated group, by id.
-    fn groups_in_use(&self) -> Result<Vec<(u32, GroupInfo)>> {
+    pub(crate) fn groups_in_use(&self) -> Result<Vec<(u32, GroupInfo)>> {
         let mut out = Vec::new();
         for id in 1..MAX_GROUPS {
             let g = self
@@ -170,14 +187,14 @@ impl State {
         Ok(out)
     }
 
-    fn group_by_name(&self, name: &str) -> Result<Option<(u32, GroupInfo)>> {
+    pub(crate) fn group_by_name(&self, name: &str) -> Result<Option<(u32, GroupInfo)>> {
         Ok(self
             .groups_in_use()?
             .into_iter()
             .find(|(_, g)| g.name_str() == name))
     }
 
-    fn group_name(&self, id: u32) -> Result<String> {
+    pub(crate) fn group_name(&self, id: u32) -> Result<String> {
         let g = self
             .groups
             .get(&id, 0)
@@ -190,7 +207,7 @@ impl State {
     }
 
     /// Allocates a group id for `name`, with zeroed counters.
-    fn create_group(&mut self, name: &str) -> Result<(u32, GroupInfo)> {
+    pub(crate) fn create_group(&mut self, name: &str) -> Result<(u32, GroupInfo)> {
         let used: Vec<u32> = self.groups_in_use()?.iter().map(|(id, _)| *id).collect();
         let id = (1..MAX_GROUPS)
             .find(|id| !used.contains(id))
@@ -217,7 +234,7 @@ impl State {
         Ok((id, info))
     }
 
-    fn set_group(&mut self, id: u32, info: GroupInfo) -> Result<()> {
+    pub(crate) fn set_group(&mut self, id: u32, info: GroupInfo) -> Result<()> {
         self.groups
             .set(id, info, 0)
             .map_err(map_err(map_names::GROUPS))
@@ -380,6 +397,8 @@ impl State {
                 GroupStats {
                     id,
                     addresses: info.addresses,
+                    fallback: fallback_name(Fallback::from_u8(info.fallback)),
+                    tunnel_source: (info.has_tunnel_source != 0).then(|| info.tunnel_source.into()),
                     counters,
                 },
             );
@@ -398,7 +417,15 @@ fn max_entries(map: &Map) -> Result<u32, MapError> {
     }
 }
 
-fn cpus() -> Result<usize> {
+/// Name of a fallback in output and on the command line.
+pub const fn fallback_name(f: Fallback) -> &'static str {
+    match f {
+        Fallback::Pass => "pass",
+        Fallback::Drop => "drop",
+    }
+}
+
+pub(crate) fn cpus() -> Result<usize> {
     nr_cpus().map_err(|(path, source)| Error::Io {
         path: path.into(),
         source,

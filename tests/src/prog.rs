@@ -1,16 +1,18 @@
 //! Program-test harness: the XDP program loaded with fresh (unpinned) maps,
-//! run on crafted frames with BPF_PROG_TEST_RUN.
+//! run on crafted frames with BPF_PROG_TEST_RUN, and the reference model fed
+//! the same configuration.
 
-use std::net::Ipv6Addr;
+use std::{collections::BTreeMap, net::Ipv6Addr};
 
 use anycast::{
     AnycastPrefix,
     dataplane::{load_object_sized, load_program},
-    state::{State, Stats},
+    members::Via,
+    state::State,
 };
 use anycast_common::{
-    IfaceRole, SourceAction,
-    model::{self, Iface, Outcome},
+    GroupInfo, IfaceRole, MemberInfo, MemberSourceKey, SourceAction,
+    model::{self, Config, Delta, Fib, Iface, Outcome, Scope},
     program_names,
 };
 use anyhow::{Context as _, Result};
@@ -18,6 +20,12 @@ use aya::{
     Ebpf,
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
+
+/// The ingress ifindex BPF_PROG_TEST_RUN reports without a context: loopback.
+pub const TEST_RUN_IFINDEX: u32 = 1;
+
+/// A model of the kernel's FIB answers, for encapsulated members.
+pub type FibModel = Box<dyn Fn(Option<[u8; 16]>, &[u8; 16], usize) -> Fib>;
 
 /// One loaded program with its own maps.
 pub struct ProgramUnderTest {
@@ -28,6 +36,10 @@ pub struct ProgramUnderTest {
     pub iface: Iface,
     /// Configured anycast entries with their group ids, for the model's lookup.
     entries: Vec<(AnycastPrefix, u32)>,
+    /// What the model assumes the FIB answers (default: a miss).
+    pub fib: FibModel,
+    /// Ids of the members added through this harness.
+    member_ids: Vec<u32>,
 }
 
 /// What one test run returned.
@@ -67,22 +79,28 @@ impl ProgramUnderTest {
             iface: Iface {
                 role,
                 source_action: action,
+                ifindex: TEST_RUN_IFINDEX,
             },
             entries: Vec::new(),
+            fib: Box::new(|_, _, _| Fib::Miss),
+            member_ids: Vec::new(),
         })
+    }
+
+    fn group_id(&self, group: &str) -> Result<u32> {
+        self.state
+            .stats()?
+            .groups
+            .get(group)
+            .map(|g| g.id)
+            .with_context(|| format!("no group {group}"))
     }
 
     /// Adds an anycast address or prefix to `group`.
     pub fn add(&mut self, prefix: &str, group: &str) -> Result<()> {
         let p: AnycastPrefix = prefix.parse()?;
         self.state.add_address(p, group)?;
-        let id = self
-            .state
-            .stats()?
-            .groups
-            .get(group)
-            .map(|g| g.id)
-            .context("group missing after add")?;
+        let id = self.group_id(group)?;
         self.entries.push((p, id));
         Ok(())
     }
@@ -93,6 +111,40 @@ impl ProgramUnderTest {
         self.state.del_address(p)?;
         self.entries.retain(|(q, _)| *q != p);
         Ok(())
+    }
+
+    /// Adds an on-link member reached through the test-run interface (loopback).
+    pub fn add_l2_member(
+        &mut self,
+        group: &str,
+        name: &str,
+        mac: [u8; 6],
+        metric: u32,
+    ) -> Result<u32> {
+        let via = Via::L2 {
+            ifindex: TEST_RUN_IFINDEX,
+            mac,
+            src_mac: [0x02, 0xaa, 0, 0, 0, 0x01],
+        };
+        self.add_member(group, name, via, metric)
+    }
+
+    /// Adds an encapsulated member.
+    pub fn add_encap_member(
+        &mut self,
+        group: &str,
+        name: &str,
+        addr: Ipv6Addr,
+        metric: u32,
+    ) -> Result<u32> {
+        self.add_member(group, name, Via::Encap(addr), metric)
+    }
+
+    /// Adds a member.
+    pub fn add_member(&mut self, group: &str, name: &str, via: Via, metric: u32) -> Result<u32> {
+        let id = self.state.add_member(group, name, via, metric)?;
+        self.member_ids.push(id);
+        Ok(id)
     }
 
     fn program(&self, name: &str) -> Result<&Xdp> {
@@ -111,6 +163,7 @@ impl ProgramUnderTest {
 
     /// Runs program `name` once on `frame`.
     pub fn run_named(&self, name: &str, frame: &[u8]) -> Result<RunResult> {
+        // Room for an outer header in front and slack behind.
         let mut out = vec![0u8; frame.len() + 256];
         let r = self.program(name)?.test_run(TestRunOptions {
             data_in: Some(frame),
@@ -135,12 +188,38 @@ impl ProgramUnderTest {
     }
 
     /// Counters now.
-    pub fn stats(&self) -> Result<Stats> {
+    pub fn stats(&self) -> Result<anycast::state::Stats> {
         Ok(self.state.stats()?)
     }
 
-    /// The group id the model should see for `addr`: exact first, then longest prefix.
-    pub fn group_of(&self, addr: &[u8; 16]) -> Option<u32> {
+    /// Every counter now, keyed like the model's deltas.
+    pub fn counters(&self) -> Result<BTreeMap<(Scope, &'static str), u64>> {
+        let stats = self.state.stats()?;
+        let mut c = BTreeMap::new();
+        for (name, v) in stats.global {
+            c.insert((Scope::Global, name), v);
+        }
+        for g in stats.groups.values() {
+            for (name, v) in &g.counters {
+                c.insert((Scope::Group(g.id), *name), *v);
+            }
+        }
+        for &id in &self.member_ids {
+            let (packets, bytes) = self.state.member_counters(id)?;
+            c.insert((Scope::Member(id), "packets"), packets);
+            c.insert((Scope::Member(id), "bytes"), bytes);
+        }
+        Ok(c)
+    }
+
+    /// What the reference model says about `frame`.
+    pub fn model(&self, frame: &[u8]) -> Outcome {
+        model::classify(frame, self.iface, self)
+    }
+}
+
+impl Config for ProgramUnderTest {
+    fn anycast_group(&self, addr: &[u8; 16]) -> Option<u32> {
         let a = u128::from(Ipv6Addr::from(*addr));
         self.entries
             .iter()
@@ -152,59 +231,39 @@ impl ProgramUnderTest {
             .map(|(_, id)| *id)
     }
 
-    /// What the reference model says about `frame`.
-    pub fn model(&self, frame: &[u8]) -> Outcome {
-        model::classify(frame, self.iface, &|a| self.group_of(a))
+    fn group(&self, id: u32) -> Option<GroupInfo> {
+        self.state.group_info(id).ok().filter(|g| g.in_use != 0)
+    }
+
+    fn members(&self, group: u32) -> Vec<(u32, MemberInfo)> {
+        self.member_ids
+            .iter()
+            .filter_map(|&id| self.state.member_info(id).ok().map(|m| (id, m)))
+            .filter(|(_, m)| m.kind != 0 && m.group_id == group)
+            .collect()
+    }
+
+    fn member_source(&self, key: &MemberSourceKey) -> bool {
+        self.state.has_member_source(key)
+    }
+
+    fn fib(&self, src: Option<[u8; 16]>, dst: &[u8; 16], tot_len: usize) -> Fib {
+        (self.fib)(src, dst, tot_len)
     }
 }
 
-/// The counter changes an outcome implies, as `(scope, name, delta)` with
-/// scope `global` or a group name.
-pub fn expected_deltas(
-    out: &Outcome,
-    frame_len: usize,
-    group_name: impl Fn(u32) -> String,
-) -> Vec<(String, &'static str, u64)> {
-    let mut v = vec![("global".to_string(), out.stat.name(), 1)];
-    if out.source_counted {
-        v.push(("global".into(), "anycast_source_counted", 1));
-    }
-    if let Some(g) = out.source_group {
-        let name = if out.source_counted {
-            "anycast_source_counted"
-        } else {
-            "anycast_source_drops"
-        };
-        v.push((group_name(g), name, 1));
-    }
-    if let Some(g) = out.dest_group {
-        v.push((group_name(g), "destined_packets", 1));
-        v.push((group_name(g), "destined_bytes", frame_len as u64));
-    }
-    v
-}
-
-/// The difference between two snapshots, as `(scope, name, delta)` for every counter that moved.
-pub fn stat_deltas(before: &Stats, after: &Stats) -> Vec<(String, &'static str, u64)> {
-    let mut v = Vec::new();
-    for (name, a) in &after.global {
-        let b = before.global.get(name).copied().unwrap_or(0);
-        if *a != b {
-            v.push(("global".to_string(), *name, a - b));
-        }
-    }
-    for (group, g) in &after.groups {
-        for (name, a) in &g.counters {
-            let b = before
-                .groups
-                .get(group)
-                .and_then(|bg| bg.counters.get(name))
-                .copied()
-                .unwrap_or(0);
-            if *a != b {
-                v.push((group.clone(), *name, a - b));
-            }
-        }
-    }
+/// The difference between two counter snapshots, as sorted deltas.
+pub fn deltas(
+    before: &BTreeMap<(Scope, &'static str), u64>,
+    after: &BTreeMap<(Scope, &'static str), u64>,
+) -> Vec<Delta> {
+    let mut v: Vec<Delta> = after
+        .iter()
+        .filter_map(|(k, a)| {
+            let b = before.get(k).copied().unwrap_or(0);
+            (*a != b).then_some((k.0, k.1, a - b))
+        })
+        .collect();
+    v.sort();
     v
 }

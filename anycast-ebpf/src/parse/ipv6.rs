@@ -16,28 +16,35 @@ pub(crate) struct Ipv6 {
     pub(crate) end: usize,
     /// Next Header of the fixed header.
     pub(crate) next_header: u8,
+    /// Hop Limit.
+    pub(crate) hop_limit: u8,
+    /// Flow Label (20 bits).
+    pub(crate) flow_label: u32,
 }
 
-/// Reads and validates the fixed header: complete, version 6, a payload
-/// length that is not zero (jumbograms) and fits in the frame.
+/// Reads and validates the fixed header at `l3_off`, whose payload must end
+/// by `limit`: complete, version 6, a payload length that is not zero
+/// (jumbograms) and fits in the frame.
 #[inline(always)]
-pub(crate) fn parse(ctx: &XdpContext, l3_off: usize) -> Option<Ipv6> {
+pub(crate) fn parse(ctx: &XdpContext, l3_off: usize, limit: usize) -> Option<Ipv6> {
     // The whole fixed header first, so that the addresses are in range too.
-    read::<[u8; wire::IPV6_HDR_LEN]>(ctx, l3_off, usize::MAX)?;
+    read::<[u8; wire::IPV6_HDR_LEN]>(ctx, l3_off, limit)?;
     // Version/class/label (4), payload length (2), next header, hop limit.
-    let head = load::<[u8; 8]>(ctx, l3_off, usize::MAX)?;
+    let head = load::<[u8; 8]>(ctx, l3_off, limit)?;
     if head[0] >> 4 != 6 {
         return None;
     }
     let payload_len = usize::from(u16::from_be_bytes([head[4], head[5]]));
     let end = l3_off + wire::IPV6_HDR_LEN + payload_len;
-    if payload_len == 0 || ctx.data() + end > data_end(ctx) {
+    if payload_len == 0 || end > limit || ctx.data() + end > data_end(ctx) {
         return None;
     }
     Some(Ipv6 {
         off: l3_off,
         end,
         next_header: head[6],
+        hop_limit: head[7],
+        flow_label: u32::from_be_bytes([0, head[1] & 0x0f, head[2], head[3]]),
     })
 }
 
@@ -55,12 +62,11 @@ pub(crate) fn dst(ctx: &XdpContext, ip: &Ipv6) -> Option<*const AddrKey> {
 }
 
 /// The upper-layer header at the end of the chain.
-#[expect(dead_code, reason = "the flow hash of the redirect path reads them")]
 pub(crate) struct Transport {
     /// Upper-layer protocol.
     pub(crate) proto: u8,
-    /// Source and destination port, when the protocol has them and this is
-    /// not a non-first fragment.
+    /// Source and destination port, when the protocol has them and the
+    /// packet is not a fragment.
     pub(crate) ports: Option<[u8; 4]>,
 }
 
@@ -70,7 +76,7 @@ pub(crate) struct Transport {
 pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
     let mut off = ip.off + wire::IPV6_HDR_LEN;
     let mut nh = ip.next_header;
-    let mut fragment_offset: u16 = 0;
+    let mut fragment = false;
     for _ in 0..MAX_EXT_HEADERS {
         let Some(kind) = wire::ext_header_len_kind(nh) else {
             break;
@@ -89,8 +95,8 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
         nh = hdr[0];
         off += len;
         if let ExtLen::Fixed8 = kind {
-            fragment_offset = u16::from_be_bytes([hdr[2], hdr[3]]) >> 3;
-            if fragment_offset != 0 {
+            fragment = true;
+            if u16::from_be_bytes([hdr[2], hdr[3]]) >> 3 != 0 {
                 // A non-first fragment: no upper-layer header here.
                 return Some(Transport {
                     proto: nh,
@@ -103,8 +109,11 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
         // More headers than the bound.
         return None;
     }
-    let ports = if wire::has_ports(nh) && fragment_offset == 0 {
-        Some(load::<[u8; 4]>(ctx, off, ip.end)?)
+    let ports = if wire::has_ports(nh) {
+        // Present in a first fragment too (and required), but fragments hash
+        // without them so that all pieces of a datagram stay together.
+        let p = load::<[u8; 4]>(ctx, off, ip.end)?;
+        if fragment { None } else { Some(p) }
     } else {
         None
     };

@@ -48,3 +48,19 @@ pub(crate) fn data_end(ctx: &XdpContext) -> usize {
     // SAFETY: `ctx.ctx` is the program's context pointer, valid for the run.
     unsafe { core::ptr::read_volatile(&(*ctx.ctx).data_end) as usize }
 }
+
+/// Writes `value` at `off` from the start of the frame, if it lies inside it.
+#[inline(always)]
+pub(crate) fn store<T: Copy>(ctx: &XdpContext, off: usize, value: T) -> Option<()> {
+    let size = core::mem::size_of::<T>();
+    if off > MAX_PARSE_OFFSET {
+        return None;
+    }
+    let start = ctx.data();
+    if start + off + size > data_end(ctx) {
+        return None;
+    }
+    // SAFETY: bounds checked above; unaligned write of plain bytes.
+    unsafe { core::ptr::write_unaligned((start + off) as *mut T, value) };
+    Some(())
+}

@@ -1,0 +1,74 @@
+//! The flow hash that spreads flows over the members tied at the nearest
+//! metric. Shared, bit for bit, by the XDP program and the reference model.
+//!
+//! The flow key: for TCP, UDP and SCTP packets that are not fragments, the
+//! source, the destination, the protocol and the ports. For everything else
+//! (fragments of any kind, protocols without ports) the source, the
+//! destination and the flow label, so that every fragment of a datagram
+//! hashes alike. TCP is never keyed on the flow label: Linux changes a
+//! socket's flow label after a retransmission timeout.
+
+/// Seed of the hash.
+const SEED: u32 = 0x9e37_79b9;
+/// Marks a key built from the flow label, so it never equals a ports key.
+const LABEL_TAG: u32 = 1 << 24;
+
+/// One round of murmur3's block mix.
+#[inline(always)]
+pub const fn mix(h: u32, w: u32) -> u32 {
+    let k = w
+        .wrapping_mul(0xcc9e_2d51)
+        .rotate_left(15)
+        .wrapping_mul(0x1b87_3593);
+    (h ^ k)
+        .rotate_left(13)
+        .wrapping_mul(5)
+        .wrapping_add(0xe654_6b64)
+}
+
+/// murmur3's finaliser: every input bit affects every output bit.
+#[inline(always)]
+pub const fn finish(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+/// The last two words of the key: `(protocol, ports)` when the packet has
+/// ports and is not a fragment, else `(tagged flow label, 0)`.
+#[inline(always)]
+pub const fn key_tail(proto: u8, ports: Option<[u8; 4]>, flow_label: u32) -> [u32; 2] {
+    match ports {
+        Some(p) => [proto as u32, u32::from_be_bytes(p)],
+        None => [LABEL_TAG | (flow_label & 0x000f_ffff), 0],
+    }
+}
+
+/// Hash of a flow key given as the address words (big-endian reads of
+/// source then destination) and the tail from [`key_tail`].
+#[inline(always)]
+pub const fn flow_hash(addrs: [u32; 8], tail: [u32; 2]) -> u32 {
+    let mut h = SEED;
+    let mut i = 0;
+    while i < 8 {
+        h = mix(h, addrs[i]);
+        i += 1;
+    }
+    h = mix(h, tail[0]);
+    h = mix(h, tail[1]);
+    finish(h ^ 40)
+}
+
+/// The address words of a source and destination, as [`flow_hash`] takes them.
+pub const fn addr_words(src: &[u8; 16], dst: &[u8; 16]) -> [u32; 8] {
+    let mut w = [0u32; 8];
+    let mut i = 0;
+    while i < 4 {
+        w[i] = u32::from_be_bytes([src[4 * i], src[4 * i + 1], src[4 * i + 2], src[4 * i + 3]]);
+        w[i + 4] = u32::from_be_bytes([dst[4 * i], dst[4 * i + 1], dst[4 * i + 2], dst[4 * i + 3]]);
+        i += 1;
+    }
+    w
+}

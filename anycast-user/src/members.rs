@@ -1,0 +1,453 @@
+//! Members of anycast groups, their metrics and states, and the published
+//! selection of the nearest ones.
+//!
+//! Every change recomputes the group's selection (members up, at the lowest
+//! metric) into the slot the data plane is not reading, then flips the
+//! group's `active_slot`: a packet sees the old selection or the new one,
+//! never a mix.
+
+use std::net::Ipv6Addr;
+
+use anycast_common::{
+    Fallback, GroupInfo, MAX_MEMBERS, MAX_TIED, MEMBER_NAME_LEN, MemberCounters, MemberInfo,
+    MemberKind, MemberSourceKey, Selection, map_names,
+};
+use aya::maps::{MapError, PerCpuValues};
+use bytemuck::Zeroable as _;
+use serde::Serialize;
+
+use crate::{
+    error::{Error, Result, map_errno},
+    state::{State, cpus, map_err, validate_group_name},
+};
+
+/// How to reach a new member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// On-link: egress interface index, the member's MAC, the interface's MAC.
+    L2 {
+        /// Egress interface index.
+        ifindex: u32,
+        /// The member's MAC.
+        mac: [u8; 6],
+        /// The egress interface's own MAC.
+        src_mac: [u8; 6],
+    },
+    /// Routed: the member's unicast address (IPv6-in-IPv6).
+    Encap(Ipv6Addr),
+}
+
+/// A member as `member list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MemberEntry {
+    /// Its group.
+    pub group: String,
+    /// Its name.
+    pub name: String,
+    /// Member id.
+    pub id: u32,
+    /// Metric: lower is nearer.
+    pub metric: u32,
+    /// `up` or `down`.
+    pub state: &'static str,
+    /// `l2` or `encap`.
+    pub via: &'static str,
+    /// L2: egress ifindex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ifindex: Option<u32>,
+    /// L2: the member's MAC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Encap: the member's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<Ipv6Addr>,
+    /// In the group's live selection (up and at the nearest metric).
+    pub nearest: bool,
+    /// Packets redirected to it.
+    pub packets: u64,
+    /// Bytes redirected to it.
+    pub bytes: u64,
+}
+
+/// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
+pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let bad = || Error::InvalidMac(s.to_string());
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if mac == [0; 6] || mac[0] & 1 == 1 {
+        return Err(Error::InvalidMac(format!("{s} (not a unicast MAC)")));
+    }
+    Ok(mac)
+}
+
+/// Checks a member name: 1 to 31 characters of `[A-Za-z0-9._-]`.
+pub fn validate_member_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() < MEMBER_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidMemberName(name.to_string()))
+    }
+}
+
+fn source_key(m: &MemberInfo) -> MemberSourceKey {
+    match MemberKind::from_u8(m.kind) {
+        MemberKind::L2 => MemberSourceKey {
+            group_id: m.group_id,
+            ifindex: m.ifindex,
+            mac: m.mac,
+            _pad: [0; 2],
+            addr: [0; 16],
+        },
+        _ => MemberSourceKey {
+            group_id: m.group_id,
+            ifindex: 0,
+            mac: [0; 6],
+            _pad: [0; 2],
+            addr: m.addr,
+        },
+    }
+}
+
+/// Index in `members` of member `name` of group `group_id`.
+fn find(members: &[(u32, MemberInfo)], group_id: u32, name: &str) -> Option<usize> {
+    members
+        .iter()
+        .position(|(_, m)| m.group_id == group_id && m.name_str() == name)
+}
+
+impl State {
+    /// Every allocated member, by id.
+    fn members_in_use(&self) -> Result<Vec<(u32, MemberInfo)>> {
+        let mut out = Vec::new();
+        for (id, m) in self.members.iter().enumerate() {
+            let m = m.map_err(map_err(map_names::MEMBERS))?;
+            if m.kind != MemberKind::None as u8 {
+                out.push((id as u32, m));
+            }
+        }
+        Ok(out)
+    }
+
+    fn group_id(&self, group: &str) -> Result<(u32, GroupInfo)> {
+        self.group_by_name(group)?
+            .ok_or_else(|| Error::UnknownGroup(group.to_string()))
+    }
+
+    /// Recomputes `group_id`'s selection from `members` (a snapshot of every
+    /// member, as it is now) into the idle slot and flips to it.
+    fn publish_selection(&mut self, group_id: u32, members: &[(u32, MemberInfo)]) -> Result<()> {
+        let live: Vec<&(u32, MemberInfo)> = members
+            .iter()
+            .filter(|(_, m)| m.group_id == group_id && m.up != 0 && m.kind != 0)
+            .collect();
+        let mut sel = Selection::zeroed();
+        if let Some(nearest) = live.iter().map(|(_, m)| m.metric).min() {
+            // Ordered by id: the same set always yields the same table.
+            let tied = live.iter().filter(|(_, m)| m.metric == nearest);
+            for (slot, (id, _)) in sel.members.iter_mut().zip(tied) {
+                *slot = *id;
+                sel.count += 1;
+            }
+        }
+        let mut info = self
+            .groups
+            .get(&group_id, 0)
+            .map_err(map_err(map_names::GROUPS))?;
+        let idle = 1 - (info.active_slot & 1);
+        self.selection
+            .set(group_id * 2 + idle, sel, 0)
+            .map_err(map_err(map_names::SELECTION))?;
+        info.active_slot = idle;
+        self.set_group(group_id, info)
+    }
+
+    /// The live selection of a group (member ids).
+    fn live_selection(&self, group_id: u32, info: &GroupInfo) -> Result<Vec<u32>> {
+        let sel = self
+            .selection
+            .get(&(group_id * 2 + (info.active_slot & 1)), 0)
+            .map_err(map_err(map_names::SELECTION))?;
+        Ok(sel.members[..(sel.count as usize).min(MAX_TIED)].to_vec())
+    }
+
+    /// Adds member `name` to `group` (created when new), up, with `metric`.
+    /// Nothing changes when it fails.
+    pub fn add_member(&mut self, group: &str, name: &str, via: Via, metric: u32) -> Result<u32> {
+        validate_group_name(group)?;
+        validate_member_name(name)?;
+        let existing = self.group_by_name(group)?;
+        let mut members = self.members_in_use()?;
+        if let Some((gid, _)) = existing
+            && find(&members, gid, name).is_some()
+        {
+            return Err(Error::MemberExists {
+                group: group.to_string(),
+                member: name.to_string(),
+            });
+        }
+        let used: Vec<u32> = members.iter().map(|(id, _)| *id).collect();
+        let id = (1..MAX_MEMBERS)
+            .find(|id| !used.contains(id))
+            .ok_or(Error::TableFull {
+                table: "member table",
+                capacity: MAX_MEMBERS - 1,
+            })?;
+        let mut m = MemberInfo::zeroed();
+        m.name[..name.len()].copy_from_slice(name.as_bytes());
+        m.metric = metric;
+        m.up = 1;
+        match via {
+            Via::L2 {
+                ifindex,
+                mac,
+                src_mac,
+            } => {
+                m.kind = MemberKind::L2 as u8;
+                m.ifindex = ifindex;
+                m.mac = mac;
+                m.src_mac = src_mac;
+            }
+            Via::Encap(addr) => {
+                m.kind = MemberKind::Encap as u8;
+                m.addr = addr.octets();
+            }
+        }
+        if let Some((gid, _)) = existing {
+            m.group_id = gid;
+            if self.member_sources.get(&source_key(&m), 0).is_ok() {
+                return Err(Error::MemberSourceTaken(match via {
+                    Via::L2 { mac, .. } => format_mac(&mac),
+                    Via::Encap(a) => a.to_string(),
+                }));
+            }
+        }
+        if let Via::L2 { ifindex, .. } = via {
+            self.tx_ports
+                .insert(ifindex, ifindex, None, 0)
+                .map_err(|e| Error::Redirect {
+                    ifindex,
+                    reason: e.to_string(),
+                })?;
+        }
+
+        let (gid, _) = match existing {
+            Some(g) => g,
+            None => self.create_group(group)?,
+        };
+        m.group_id = gid;
+        if let Err(e) = self.install_member(id, &m) {
+            if existing.is_none() {
+                // Undo the group made for this member, so nothing changed.
+                self.set_group(gid, GroupInfo::zeroed())?;
+            }
+            return Err(e);
+        }
+        members.push((id, m));
+        self.publish_selection(gid, &members)?;
+        Ok(id)
+    }
+
+    /// Zeroes the member's counters, registers its source and writes its slot.
+    fn install_member(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
+        let zero =
+            PerCpuValues::try_from(vec![MemberCounters::zeroed(); cpus()?]).map_err(|source| {
+                Error::Io {
+                    path: "/sys/devices/system/cpu/possible".into(),
+                    source,
+                }
+            })?;
+        self.member_stats
+            .set(id, zero, 0)
+            .map_err(map_err(map_names::MEMBER_STATS))?;
+        if let Err(e) = self.member_sources.insert(source_key(m), id, 0) {
+            return Err(match map_errno(&e) {
+                Some(libc::E2BIG) | Some(libc::ENOSPC) => Error::TableFull {
+                    table: "member source table",
+                    capacity: MAX_MEMBERS,
+                },
+                _ => map_err(map_names::MEMBER_SOURCES)(e),
+            });
+        }
+        self.members
+            .set(id, *m, 0)
+            .map_err(map_err(map_names::MEMBERS))
+    }
+
+    /// Changes a member's metric and/or state, then republishes the selection.
+    pub fn set_member(
+        &mut self,
+        group: &str,
+        name: &str,
+        metric: Option<u32>,
+        up: Option<bool>,
+    ) -> Result<()> {
+        let (gid, _) = self.group_id(group)?;
+        let mut members = self.members_in_use()?;
+        let idx = find(&members, gid, name).ok_or_else(|| Error::UnknownMember {
+            group: group.to_string(),
+            member: name.to_string(),
+        })?;
+        let (id, m) = &mut members[idx];
+        if let Some(metric) = metric {
+            m.metric = metric;
+        }
+        if let Some(up) = up {
+            m.up = u8::from(up);
+        }
+        self.members
+            .set(*id, *m, 0)
+            .map_err(map_err(map_names::MEMBERS))?;
+        self.publish_selection(gid, &members)
+    }
+
+    /// Removes a member: first from the selection, then its source and slot.
+    pub fn del_member(&mut self, group: &str, name: &str) -> Result<()> {
+        let (gid, _) = self.group_id(group)?;
+        let mut members = self.members_in_use()?;
+        let idx = find(&members, gid, name).ok_or_else(|| Error::UnknownMember {
+            group: group.to_string(),
+            member: name.to_string(),
+        })?;
+        // Out of the selection first, so that the data plane stops choosing
+        // it before its slot is freed.
+        let (id, m) = members.remove(idx);
+        self.publish_selection(gid, &members)?;
+        match self.member_sources.remove(&source_key(&m)) {
+            Ok(()) | Err(MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_err(map_names::MEMBER_SOURCES)(e)),
+        }
+        self.members
+            .set(id, MemberInfo::zeroed(), 0)
+            .map_err(map_err(map_names::MEMBERS))
+    }
+
+    /// Members of `group`, or of every group, with their counters.
+    pub fn list_members(&self, group: Option<&str>) -> Result<Vec<MemberEntry>> {
+        let filter = match group {
+            Some(g) => Some(self.group_id(g)?.0),
+            None => None,
+        };
+        let mut out = Vec::new();
+        let groups = self.groups_in_use()?;
+        for (id, m) in self.members_in_use()? {
+            if filter.is_some_and(|g| g != m.group_id) {
+                continue;
+            }
+            let Some((_, info)) = groups.iter().find(|(g, _)| *g == m.group_id) else {
+                continue;
+            };
+            let live = self.live_selection(m.group_id, info)?;
+            let per_cpu = self
+                .member_stats
+                .get(&id, 0)
+                .map_err(map_err(map_names::MEMBER_STATS))?;
+            let l2 = m.kind == MemberKind::L2 as u8;
+            out.push(MemberEntry {
+                group: info.name_str(),
+                name: m.name_str(),
+                id,
+                metric: m.metric,
+                state: if m.up != 0 { "up" } else { "down" },
+                via: if l2 { "l2" } else { "encap" },
+                ifindex: l2.then_some(m.ifindex),
+                mac: l2.then(|| format_mac(&m.mac)),
+                addr: (!l2).then(|| m.addr.into()),
+                nearest: live.contains(&id),
+                packets: per_cpu.iter().map(|c| c.packets).sum(),
+                bytes: per_cpu.iter().map(|c| c.bytes).sum(),
+            });
+        }
+        out.sort_by(|a, b| (&a.group, a.metric, &a.name).cmp(&(&b.group, b.metric, &b.name)));
+        Ok(out)
+    }
+
+    /// Sets a group's fallback and/or tunnel source (the group is created when new).
+    pub fn set_group_options(
+        &mut self,
+        group: &str,
+        fallback: Option<Fallback>,
+        tunnel_source: Option<Ipv6Addr>,
+    ) -> Result<()> {
+        validate_group_name(group)?;
+        if let Some(a) = tunnel_source
+            && (a.is_unspecified() || a.is_multicast() || a.is_loopback())
+        {
+            return Err(Error::InvalidAddress {
+                input: a.to_string(),
+                reason: "a tunnel source must be a unicast address".into(),
+            });
+        }
+        let (gid, mut info) = match self.group_by_name(group)? {
+            Some(g) => g,
+            None => self.create_group(group)?,
+        };
+        if let Some(f) = fallback {
+            info.fallback = f as u8;
+        }
+        if let Some(a) = tunnel_source {
+            info.tunnel_source = a.octets();
+            info.has_tunnel_source = 1;
+        }
+        self.set_group(gid, info)
+    }
+}
+
+impl State {
+    /// Every allocated member with its id, as stored (for tests and models).
+    pub fn member_infos(&self) -> Result<Vec<(u32, MemberInfo)>> {
+        self.members_in_use()
+    }
+
+    /// A group's stored settings.
+    pub fn group_info(&self, id: u32) -> Result<GroupInfo> {
+        self.groups.get(&id, 0).map_err(map_err(map_names::GROUPS))
+    }
+
+    /// Whether `key` is a registered member source.
+    pub fn has_member_source(&self, key: &MemberSourceKey) -> bool {
+        self.member_sources.get(key, 0).is_ok()
+    }
+}
+
+impl State {
+    /// One member's stored entry.
+    pub fn member_info(&self, id: u32) -> Result<MemberInfo> {
+        self.members
+            .get(&id, 0)
+            .map_err(map_err(map_names::MEMBERS))
+    }
+
+    /// One member's counters, summed over CPUs: (packets, bytes).
+    pub fn member_counters(&self, id: u32) -> Result<(u64, u64)> {
+        let per_cpu = self
+            .member_stats
+            .get(&id, 0)
+            .map_err(map_err(map_names::MEMBER_STATS))?;
+        Ok((
+            per_cpu.iter().map(|c| c.packets).sum(),
+            per_cpu.iter().map(|c| c.bytes).sum(),
+        ))
+    }
+}
