@@ -1,10 +1,11 @@
 //! The pinned data plane: load the object, attach and detach interfaces, and
 //! edit the live maps under the pin dir's lock.
 
-use std::ffi::CString;
+use std::{ffi::CString, net::Ipv6Addr, os::fd::FromRawFd as _};
 
 use anycast_common::{
-    IfaceConfig, IfaceRole, LAYOUT_VERSION, SourceAction, globals, map_names, program_names,
+    Fallback, IfaceConfig, IfaceRole, LAYOUT_VERSION, SourceAction, globals, map_names,
+    program_names,
 };
 use aya::{
     Ebpf, EbpfLoader,
@@ -20,6 +21,7 @@ use crate::{
     EBPF_OBJECT,
     addr::AnycastPrefix,
     error::{Error, Result},
+    members::{MemberEntry, Via},
     pin::{PinDir, PinLock},
     state::{AddOutcome, AddressEntry, State, Stats},
 };
@@ -424,6 +426,68 @@ impl Dataplane {
         self.state.del_address(p)
     }
 
+    /// Adds a member (see [`State::add_member`]); an on-link member's
+    /// interface and MAC are resolved here, in the current network namespace.
+    pub fn add_member(
+        &mut self,
+        group: &str,
+        name: &str,
+        via: MemberVia,
+        metric: u32,
+    ) -> Result<u32> {
+        require_root("changing members")?;
+        let via = match via {
+            MemberVia::L2 { iface, mac } => {
+                let ifindex = ifindex(&iface)?;
+                Via::L2 {
+                    ifindex,
+                    mac,
+                    src_mac: iface_mac(&iface)?,
+                }
+            }
+            MemberVia::Encap(addr) => Via::Encap(addr),
+        };
+        let _lock = self.lock()?;
+        self.state.add_member(group, name, via, metric)
+    }
+
+    /// Changes a member's metric and/or state.
+    pub fn set_member(
+        &mut self,
+        group: &str,
+        name: &str,
+        metric: Option<u32>,
+        up: Option<bool>,
+    ) -> Result<()> {
+        require_root("changing members")?;
+        let _lock = self.lock()?;
+        self.state.set_member(group, name, metric, up)
+    }
+
+    /// Removes a member.
+    pub fn del_member(&mut self, group: &str, name: &str) -> Result<()> {
+        require_root("changing members")?;
+        let _lock = self.lock()?;
+        self.state.del_member(group, name)
+    }
+
+    /// Members of one group or of all.
+    pub fn members(&self, group: Option<&str>) -> Result<Vec<MemberEntry>> {
+        self.state.list_members(group)
+    }
+
+    /// Sets a group's fallback and/or tunnel source.
+    pub fn set_group(
+        &mut self,
+        group: &str,
+        fallback: Option<Fallback>,
+        tunnel_source: Option<Ipv6Addr>,
+    ) -> Result<()> {
+        require_root("changing groups")?;
+        let _lock = self.lock()?;
+        self.state.set_group_options(group, fallback, tunnel_source)
+    }
+
     /// Every configured address and prefix.
     pub fn addresses(&self) -> Result<Vec<AddressEntry>> {
         self.state.addresses()
@@ -443,6 +507,53 @@ fn interface(idx: u32, cfg: &IfaceConfig) -> Interface {
         source_action: source_action_name(SourceAction::from_u8(cfg.source_action)),
         mode: AttachMode::from_code(cfg.mode).name(),
     }
+}
+
+/// How the CLI names a new member's way in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberVia {
+    /// On-link: egress interface name and the member's MAC.
+    L2 {
+        /// Egress interface.
+        iface: String,
+        /// The member's MAC.
+        mac: [u8; 6],
+    },
+    /// Routed: the member's unicast address.
+    Encap(Ipv6Addr),
+}
+
+/// The MAC address of interface `name` in the current network namespace.
+pub fn iface_mac(name: &str) -> Result<[u8; 6]> {
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(Error::UnknownInterface(name.to_string()));
+    }
+    // SAFETY: a plain socket used only for the ioctl below, closed after.
+    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Error::Io {
+            path: "socket".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: `fd` is ours; closed once, when `_guard` drops.
+    let _guard = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero ifreq is valid; the name fits (checked above).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFHWADDR fills `req` for a valid interface name.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) } != 0 {
+        return Err(Error::UnknownInterface(name.to_string()));
+    }
+    // SAFETY: SIOCGIFHWADDR fills the hardware-address member of the union.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(data.iter()) {
+        *d = *s as u8;
+    }
+    Ok(mac)
 }
 
 fn all_maps_pinned(pin: &PinDir) -> bool {

@@ -8,7 +8,10 @@ use std::{
     net::{Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket},
     path::PathBuf,
     process::{Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -203,7 +206,8 @@ impl Lab {
     }
 
     /// Joins two nodes with a veth pair: fixed MACs, addresses without DAD,
-    /// static neighbour entries both ways, transmit checksum offload off.
+    /// static neighbour entries both ways, transmit checksum offload off and
+    /// GRO on (so that XDP_REDIRECT into the pair is accepted).
     pub fn link(&mut self, a: End<'_>, b: End<'_>) -> Result<()> {
         self.links += 1;
         let (mac_a, mac_b) = (Self::mac(self.links, 1), Self::mac(self.links, 2));
@@ -214,7 +218,6 @@ impl Lab {
         ])?;
         for (ns, end, peer, peer_mac) in [(ns_a, a, b, &mac_b), (ns_b, b, a, &mac_a)] {
             ns.ip(&["addr", "add", end.addr, "dev", end.ifname, "nodad"])?;
-            ns.exec(&["ethtool", "-K", end.ifname, "tx", "off"])?;
             ns.ip(&["link", "set", end.ifname, "up"])?;
             let peer_ip = peer.addr.split('/').next().unwrap_or(peer.addr);
             ns.ip(&[
@@ -238,6 +241,11 @@ impl Lab {
                         .is_ok_and(|s| s.contains("LOWER_UP"))
                 },
             )?;
+            // Kernel-made packets lose checksum offload when redirected by
+            // XDP: no transmit offload. And a veth accepts redirected frames
+            // only when its peer has GRO on; veth advertises that to the
+            // peer only when GRO is switched on while both ends are up.
+            ns.exec(&["ethtool", "-K", end.ifname, "tx", "off", "gro", "on"])?;
         }
         Ok(())
     }
@@ -407,4 +415,209 @@ pub fn receive_count(sock: &UdpSocket, want: usize, quiet: Duration) -> usize {
         }
     }
     got
+}
+
+/// A UDP service in a namespace: counts datagrams and answers each with its
+/// tag. Stops on drop; never runs longer than [`Service::MAX_LIFE`].
+pub struct Service {
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<usize>>,
+}
+
+impl Service {
+    /// Upper bound on a service's life, whatever the test does.
+    pub const MAX_LIFE: Duration = Duration::from_secs(120);
+
+    /// Starts a service on `addr`:`port` in `ns` answering with `tag`.
+    pub fn start(ns: &NetNs, addr: Ipv6Addr, port: u16, tag: &str) -> Result<Self> {
+        let sock = ns.udp(SocketAddr::V6(SocketAddrV6::new(addr, port, 0, 0)))?;
+        sock.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let tag = tag.as_bytes().to_vec();
+        let handle = thread::spawn(move || {
+            let start = Instant::now();
+            let mut buf = [0u8; 2048];
+            let mut count = 0;
+            while !flag.load(Ordering::Relaxed) && start.elapsed() < Self::MAX_LIFE {
+                if let Ok((_, from)) = sock.recv_from(&mut buf) {
+                    count += 1;
+                    let _ = sock.send_to(&tag, from);
+                }
+            }
+            count
+        });
+        Ok(Service {
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Stops the service; how many datagrams it received.
+    pub fn stop(mut self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().map_or(0, |h| h.join().unwrap_or(0))
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The anycast address members serve in [`MemberLab`].
+pub const ANYCAST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xac, 0, 0, 0, 0, 0x53);
+/// m3's unicast address (the encapsulation endpoint).
+pub const M3: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xc, 2, 0, 0, 0, 0, 2);
+
+/// The lab of the redirect tests:
+///
+/// ```text
+///  client eth0 --- c0 router r1 --- eth0 m1   (anycast on lo)
+///  fd00:a:1::2         │    r2 --- eth0 m2   (anycast on lo)
+///                      t0 --- eth0 transit eth1 --- eth0 m3 (anycast on lo,
+///                   fd00:c:1::/64          fd00:c:2::/64    decapsulates)
+/// ```
+///
+/// m1 is on fd00:b:1::/64, m2 on fd00:b:2::/64. m3 is two hops away and
+/// decapsulates IPv6-in-IPv6 with seg6local End.DT6. The kernel routes for
+/// the anycast address (plain routing, the fallback) lead to m3.
+pub struct MemberLab {
+    /// The lab.
+    pub lab: Lab,
+}
+
+impl MemberLab {
+    /// Builds the lab for test `test`.
+    pub fn new(test: &str) -> Result<Self> {
+        let mut lab = Lab::new(test)?;
+        for (n, fwd) in [
+            ("client", false),
+            ("router", true),
+            ("m1", false),
+            ("m2", false),
+            ("transit", true),
+            ("m3", false),
+        ] {
+            lab.node(n, fwd)?;
+        }
+        let e = |node, ifname, addr| End { node, ifname, addr };
+        lab.link(
+            e("client", "eth0", "fd00:a:1::2/64"),
+            e("router", "c0", "fd00:a:1::1/64"),
+        )?;
+        lab.link(
+            e("router", "r1", "fd00:b:1::1/64"),
+            e("m1", "eth0", "fd00:b:1::2/64"),
+        )?;
+        lab.link(
+            e("router", "r2", "fd00:b:2::1/64"),
+            e("m2", "eth0", "fd00:b:2::2/64"),
+        )?;
+        lab.link(
+            e("router", "t0", "fd00:c:1::1/64"),
+            e("transit", "eth0", "fd00:c:1::2/64"),
+        )?;
+        lab.link(
+            e("transit", "eth1", "fd00:c:2::1/64"),
+            e("m3", "eth0", "fd00:c:2::2/64"),
+        )?;
+        lab.route("client", "default", "fd00:a:1::1")?;
+        lab.route("m1", "default", "fd00:b:1::1")?;
+        lab.route("m2", "default", "fd00:b:2::1")?;
+        lab.route("transit", "default", "fd00:c:1::1")?;
+        lab.route("m3", "default", "fd00:c:2::1")?;
+        lab.route("router", "fd00:c:2::/64", "fd00:c:1::2")?;
+        // Plain routing, the fallback: the anycast address lives at m3.
+        lab.route("router", &format!("{ANYCAST}/128"), "fd00:c:1::2")?;
+        lab.route("transit", &format!("{ANYCAST}/128"), "fd00:c:2::2")?;
+        for m in ["m1", "m2", "m3"] {
+            lab.ns(m)?
+                .ip(&["addr", "add", &format!("{ANYCAST}/128"), "dev", "lo"])?;
+        }
+        // m3 decapsulates IPv6-in-IPv6 sent to its own address: a rule sends
+        // it to table 100 ahead of the local table, where seg6local End.DT6
+        // pops the outer header and looks the inner one up in the local table.
+        let m3 = lab.ns("m3")?;
+        let sid = M3.to_string();
+        m3.ip(&[
+            "-6", "rule", "add", "to", &sid, "ipproto", "41", "lookup", "100", "pref", "100",
+        ])?;
+        m3.ip(&["-6", "rule", "add", "lookup", "local", "pref", "1000"])?;
+        m3.ip(&["-6", "rule", "del", "pref", "0"])?;
+        m3.ip(&[
+            "-6",
+            "route",
+            "add",
+            &format!("{sid}/128"),
+            "encap",
+            "seg6local",
+            "action",
+            "End.DT6",
+            "table",
+            "255",
+            "dev",
+            "eth0",
+            "table",
+            "100",
+        ])?;
+        Ok(MemberLab { lab })
+    }
+
+    /// The MAC of `node`'s end of its link to the router (m1 or m2).
+    pub fn member_mac(&self, node: &str) -> Result<String> {
+        let out = self
+            .lab
+            .ns(node)?
+            .ip(&["-o", "link", "show", "dev", "eth0"])?;
+        out.split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .map(str::to_string)
+            .with_context(|| format!("no MAC for {node}"))
+    }
+
+    /// A UDP socket of the client's, bound to its own address.
+    pub fn client_socket(&self) -> Result<UdpSocket> {
+        let sock = self
+            .lab
+            .ns("client")?
+            .udp(SocketAddr::V6(SocketAddrV6::new(CLIENT, 0, 0, 0)))?;
+        sock.set_read_timeout(Some(Duration::from_millis(500)))?;
+        Ok(sock)
+    }
+
+    /// Sends one query to the anycast address and returns the answering
+    /// member's tag and the answer's source address, if an answer came.
+    pub fn query(&self, sock: &UdpSocket, port: u16) -> Result<Option<(String, Ipv6Addr)>> {
+        sock.send_to(
+            b"query",
+            SocketAddr::V6(SocketAddrV6::new(ANYCAST, port, 0, 0)),
+        )?;
+        let mut buf = [0u8; 256];
+        match sock.recv_from(&mut buf) {
+            Ok((n, SocketAddr::V6(from))) => Ok(Some((
+                String::from_utf8_lossy(&buf[..n]).into_owned(),
+                *from.ip(),
+            ))),
+            Ok(_) | Err(_) => Ok(None),
+        }
+    }
+
+    /// Asks until a member answers (bounded), returning its tag.
+    pub fn answerer(&self, sock: &UdpSocket, port: u16) -> Result<String> {
+        for _ in 0..5 {
+            if let Some((tag, from)) = self.query(sock, port)? {
+                if from != ANYCAST {
+                    bail!("answer from {from}, not from the anycast address");
+                }
+                return Ok(tag);
+            }
+        }
+        bail!("no member answered on port {port}")
+    }
 }

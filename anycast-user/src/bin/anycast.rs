@@ -4,15 +4,15 @@
 //! here has to keep running for packets to be filtered, except `run`, which
 //! attaches, prints live counters, and detaches on Ctrl-C.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{net::Ipv6Addr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anycast::{
     AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, Interface, PinDir,
-    dataplane::require_root,
+    dataplane::{MemberVia, require_root},
     netns,
     state::{AddOutcome, Stats},
 };
-use anycast_common::{IfaceRole, SourceAction};
+use anycast_common::{Fallback, IfaceRole, SourceAction};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
@@ -50,6 +50,12 @@ enum Command {
     /// Manage anycast addresses and prefixes.
     #[command(subcommand)]
     Addr(AddrCommand),
+    /// Manage the members of anycast groups (where their traffic goes).
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Manage group settings.
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
         /// Print JSON.
@@ -102,6 +108,84 @@ enum AddrCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum MemberCommand {
+    /// Add a member, on-link or routed, e.g.
+    /// `anycast member add dns m1 --iface eth1 --mac 02:00:00:00:00:01 --metric 10` or
+    /// `anycast member add dns far --encap 2001:db8:f::2 --metric 20`.
+    Add {
+        /// Group, e.g. dns (created when new).
+        group: String,
+        /// Member name, unique in the group, e.g. m1.
+        name: String,
+        /// On-link: the interface the member is reached through, e.g. eth1.
+        #[arg(long, requires = "mac", conflicts_with = "encap")]
+        iface: Option<String>,
+        /// On-link: the member's MAC, e.g. 02:00:00:00:00:01.
+        #[arg(long, requires = "iface")]
+        mac: Option<String>,
+        /// Routed: the member's unicast address, reached by IPv6-in-IPv6, e.g. 2001:db8:f::2.
+        #[arg(long)]
+        encap: Option<String>,
+        /// Metric: lower is nearer; the nearest live members get the traffic.
+        #[arg(long, default_value_t = 100)]
+        metric: u32,
+    },
+    /// Change a member's metric or state, e.g. `anycast member set dns m1 --metric 30 --down`.
+    Set {
+        /// Group, e.g. dns.
+        group: String,
+        /// Member name, e.g. m1.
+        name: String,
+        /// New metric.
+        #[arg(long)]
+        metric: Option<u32>,
+        /// Mark the member up (it may get traffic).
+        #[arg(long, conflicts_with = "down")]
+        up: bool,
+        /// Mark the member down (it gets no new traffic).
+        #[arg(long)]
+        down: bool,
+    },
+    /// Remove a member, e.g. `anycast member del dns m1`.
+    Del {
+        /// Group, e.g. dns.
+        group: String,
+        /// Member name, e.g. m1.
+        name: String,
+    },
+    /// List members with their metric, state and counters.
+    List {
+        /// Only this group, e.g. dns.
+        group: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupCommand {
+    /// Set what a group does with no live member, and the outer source of its
+    /// encapsulated packets, e.g. `anycast group set dns --fallback drop --tunnel-source 2001:db8::1`.
+    Set {
+        /// Group, e.g. dns (created when new).
+        name: String,
+        /// `pass`: the kernel routes the packet (default); `drop`: drop it.
+        #[arg(long, value_enum)]
+        fallback: Option<FallbackArg>,
+        /// Outer source address for encapsulated members (default: chosen by the kernel's route).
+        #[arg(long)]
+        tunnel_source: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FallbackArg {
+    Pass,
+    Drop,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -221,6 +305,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Member(cmd) => member_command(pin, cmd)?,
+        Command::Group(GroupCommand::Set {
+            name,
+            fallback,
+            tunnel_source,
+        }) => {
+            let tunnel_source = tunnel_source.as_deref().map(parse_unicast).transpose()?;
+            anycast::state::validate_group_name(&name)?;
+            let fallback = fallback.map(|f| match f {
+                FallbackArg::Pass => Fallback::Pass,
+                FallbackArg::Drop => Fallback::Drop,
+            });
+            let mut dp = Dataplane::open_or_create(pin)?;
+            dp.set_group(&name, fallback, tunnel_source)?;
+            println!("group {name} updated");
+        }
         Command::Stats { json } => {
             let dp = Dataplane::open(pin)?;
             let report = Report {
@@ -245,6 +345,97 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             watched?;
             detached?;
             println!("detached from {}", i.name);
+        }
+    }
+    Ok(())
+}
+
+/// A unicast IPv6 address from the command line.
+fn parse_unicast(s: &str) -> anyhow::Result<Ipv6Addr> {
+    let p: AnycastPrefix = s.parse()?;
+    if !p.is_exact() {
+        anyhow::bail!("`{s}` is a prefix; an address is needed here");
+    }
+    Ok(p.addr)
+}
+
+fn member_command(pin: PinDir, cmd: MemberCommand) -> anyhow::Result<()> {
+    match cmd {
+        MemberCommand::Add {
+            group,
+            name,
+            iface,
+            mac,
+            encap,
+            metric,
+        } => {
+            anycast::state::validate_group_name(&group)?;
+            anycast::members::validate_member_name(&name)?;
+            let via = match (iface, mac, encap) {
+                (Some(iface), Some(mac), None) => MemberVia::L2 {
+                    iface,
+                    mac: anycast::members::parse_mac(&mac)?,
+                },
+                (None, None, Some(addr)) => MemberVia::Encap(parse_unicast(&addr)?),
+                _ => return Err(anycast::Error::MemberVia.into()),
+            };
+            let mut dp = Dataplane::open_or_create(pin)?;
+            let id = dp.add_member(&group, &name, via, metric)?;
+            println!("added member {name} (id {id}) to group {group}, metric {metric}");
+        }
+        MemberCommand::Set {
+            group,
+            name,
+            metric,
+            up,
+            down,
+        } => {
+            let state = match (up, down) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            if metric.is_none() && state.is_none() {
+                anyhow::bail!("nothing to change: give --metric N, --up or --down");
+            }
+            let mut dp = Dataplane::open(pin)?;
+            dp.set_member(&group, &name, metric, state)?;
+            println!("member {name} of group {group} updated");
+        }
+        MemberCommand::Del { group, name } => {
+            let mut dp = Dataplane::open(pin)?;
+            dp.del_member(&group, &name)?;
+            println!("deleted member {name} from group {group}");
+        }
+        MemberCommand::List { group, json } => {
+            let dp = Dataplane::open(pin)?;
+            let list = dp.members(group.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<16} {:<16} {:>8} {:<5} {:<7} {:<28} {:>12} {:>14}",
+                    "GROUP", "MEMBER", "METRIC", "STATE", "NEAREST", "VIA", "PACKETS", "BYTES"
+                );
+                for m in list {
+                    let via = match (&m.mac, m.ifindex, m.addr) {
+                        (Some(mac), Some(idx), _) => format!("l2 if{idx} {mac}"),
+                        (_, _, Some(a)) => format!("encap {a}"),
+                        _ => String::new(),
+                    };
+                    println!(
+                        "{:<16} {:<16} {:>8} {:<5} {:<7} {:<28} {:>12} {:>14}",
+                        m.group,
+                        m.name,
+                        m.metric,
+                        m.state,
+                        if m.nearest { "yes" } else { "" },
+                        via,
+                        m.packets,
+                        m.bytes
+                    );
+                }
+            }
         }
     }
     Ok(())
@@ -285,6 +476,9 @@ fn rate_line(prev: &Stats, now: &Stats, every: Duration) -> String {
         "anycast_source_drops",
         "anycast_source_counted",
         "anycast_destined",
+        "redirected",
+        "fallback_passed",
+        "spoof_drops",
         "malformed_passed",
         "non_ipv6_passed",
     ];

@@ -1,0 +1,382 @@
+//! Program tests of the redirect path: nearest-member selection, L2 and
+//! IPv6-in-IPv6 rewriting (byte by byte, against the model and explicit
+//! expectations), ties, fragments, fallbacks, hop limits and member-validated
+//! sources.
+
+use std::{collections::BTreeMap, net::Ipv6Addr};
+
+use anycast_common::{
+    Fallback, GlobalStat, IfaceRole, SourceAction,
+    frame::{CLIENT_MAC, Ext, FrameBuilder, L4},
+    model::{Fib, Outcome, Verdict},
+    wire,
+};
+use anycast_tests::{
+    lab::{Lab, NetNs},
+    prog::{ProgramUnderTest, TEST_RUN_IFINDEX, deltas},
+    require_root,
+};
+use anyhow::{Context as _, Result};
+
+const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
+const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
+const M1_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 0x01];
+const M2_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 0x02];
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+
+fn check(p: &ProgramUnderTest, frame: &[u8]) -> Result<Outcome> {
+    let want = p.model(frame);
+    let before = p.counters()?;
+    let got = p.run(frame)?;
+    let after = p.counters()?;
+    assert_eq!(
+        got.action,
+        want.verdict.xdp_action(),
+        "action; model: {want:?}"
+    );
+    assert_eq!(got.data, want.frame, "bytes out; model: {want:?}");
+    assert_eq!(
+        deltas(&before, &after),
+        want.deltas,
+        "counters; model: {want:?}"
+    );
+    Ok(want)
+}
+
+fn query(sport: u16) -> FrameBuilder {
+    FrameBuilder::udp(CLIENT, ANY, sport, 53, b"where is the nearest resolver?")
+}
+
+/// A program with group `dns` holding ANY and members m1 (metric 10) and m2 (20).
+fn two_members(role: IfaceRole) -> Result<ProgramUnderTest> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load(role, SourceAction::Drop)?;
+    p.add(&ANY.to_string(), "dns")?;
+    p.add_l2_member("dns", "m1", M1_MAC, 10)?;
+    p.add_l2_member("dns", "m2", M2_MAC, 20)?;
+    Ok(p)
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn l2_redirect_rewrites_the_frame() -> Result<()> {
+    let p = two_members(IfaceRole::Edge)?;
+    let frame = query(4000).build();
+    let out = check(&p, &frame)?;
+    assert_eq!(out.verdict, Verdict::Redirect(TEST_RUN_IFINDEX));
+    let got = p.run(&frame)?;
+    assert_eq!(got.action, XDP_REDIRECT);
+    // Byte by byte: new destination and source MACs, hop limit 64 -> 63,
+    // everything from the IPv6 version to the payload unchanged.
+    assert_eq!(&got.data[..6], &M1_MAC);
+    assert_eq!(&got.data[6..12], &[0x02, 0xaa, 0, 0, 0, 0x01]);
+    assert_eq!(&got.data[12..14], &[0x86, 0xdd]);
+    assert_eq!(got.data[21], 63);
+    assert_eq!(&got.data[14..21], &frame[14..21]);
+    assert_eq!(&got.data[22..], &frame[22..]);
+    let s = p.stats()?;
+    assert_eq!(s.groups["dns"].counters["redirected"], 2);
+    let m1 = p.state.list_members(Some("dns"))?;
+    assert_eq!((m1[0].name.as_str(), m1[0].packets), ("m1", 2));
+    assert_eq!(m1[0].bytes, 2 * frame.len() as u64);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn metric_and_state_changes_move_traffic() -> Result<()> {
+    let mut p = two_members(IfaceRole::Edge)?;
+    let frame = query(4001).build();
+    assert_eq!(&p.run(&frame)?.data[..6], &M1_MAC);
+    p.state.set_member("dns", "m1", Some(30), None)?;
+    assert_eq!(&check(&p, &frame)?.frame[..6], &M2_MAC);
+    p.state.set_member("dns", "m2", None, Some(false))?;
+    assert_eq!(&check(&p, &frame)?.frame[..6], &M1_MAC);
+    p.state.set_member("dns", "m1", None, Some(false))?;
+    let out = check(&p, &frame)?;
+    assert_eq!(
+        (out.verdict, out.stat),
+        (Verdict::Pass, GlobalStat::FallbackPassed)
+    );
+    p.state
+        .set_group_options("dns", Some(Fallback::Drop), None)?;
+    let out = check(&p, &frame)?;
+    assert_eq!(
+        (out.verdict, out.stat),
+        (Verdict::Drop, GlobalStat::FallbackDropped)
+    );
+    p.state.set_member("dns", "m2", None, Some(true))?;
+    assert_eq!(&check(&p, &frame)?.frame[..6], &M2_MAC);
+    p.state.del_member("dns", "m2")?;
+    p.state.del_member("dns", "m1")?;
+    assert_eq!(p.run(&frame)?.action, XDP_DROP);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn ties_spread_by_flow_and_fragments_stick() -> Result<()> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+    p.add(&ANY.to_string(), "dns")?;
+    let macs: Vec<[u8; 6]> = (1..=4u8).map(|i| [0x02, 0xbb, 0, 0, 1, i]).collect();
+    for (i, mac) in macs.iter().enumerate() {
+        p.add_l2_member("dns", &format!("m{i}"), *mac, 10)?;
+    }
+    // A fifth member, farther away, never gets anything.
+    p.add_l2_member("dns", "far", [0x02, 0xbb, 0, 0, 2, 1], 11)?;
+    let mut per_member: BTreeMap<[u8; 6], usize> = BTreeMap::new();
+    const FLOWS: u16 = 400;
+    for sport in 0..FLOWS {
+        let out = check(&p, &query(10_000 + sport).build())?;
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&out.frame[..6]);
+        *per_member.entry(mac).or_default() += 1;
+    }
+    assert_eq!(per_member.len(), 4, "{per_member:?}");
+    for (mac, n) in &per_member {
+        assert!(macs.contains(mac));
+        assert!((60..=140).contains(n), "uneven spread: {per_member:?}");
+    }
+
+    // Every fragment of one datagram goes where the first one went.
+    let mut first = query(5353);
+    first.ext = vec![Ext::Fragment {
+        offset: 0,
+        more: true,
+        id: 77,
+    }];
+    let first = check(&p, &first.build())?;
+    for offset in [1u16, 100, 185] {
+        let mut rest = query(5353);
+        rest.ext = vec![Ext::Fragment {
+            offset,
+            more: offset != 185,
+            id: 77,
+        }];
+        rest.l4 = L4::Raw {
+            proto: wire::IPPROTO_UDP,
+            bytes: vec![0xab; 64],
+        };
+        let out = check(&p, &rest.build())?;
+        assert_eq!(&out.frame[..6], &first.frame[..6], "fragment at {offset}");
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn hop_limit_and_vlans() -> Result<()> {
+    let p = two_members(IfaceRole::Edge)?;
+    for hl in [0u8, 1] {
+        let mut b = query(4002);
+        b.hop_limit = hl;
+        let out = check(&p, &b.build())?;
+        assert_eq!(
+            (out.verdict, out.stat),
+            (Verdict::Pass, GlobalStat::HopLimitPassed)
+        );
+    }
+    let mut b = query(4002);
+    b.hop_limit = 2;
+    assert_eq!(check(&p, &b.build())?.frame[21], 1);
+
+    // Tags are removed: members sit on untagged links.
+    let mut b = query(4003);
+    b.vlans = vec![(wire::ETH_P_8021AD, 100), (wire::ETH_P_8021Q, 10)];
+    let tagged = b.build();
+    let out = check(&p, &tagged)?;
+    assert_eq!(out.frame.len(), tagged.len() - 8);
+    assert_eq!(&out.frame[12..14], &[0x86, 0xdd]);
+    assert_eq!(&out.frame[22..], &tagged[30..]);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn member_interface_accepts_only_registered_members() -> Result<()> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load(IfaceRole::Member, SourceAction::Drop)?;
+    p.add(&ANY.to_string(), "dns")?;
+    // The answer comes from the anycast address. From the registered
+    // member's MAC on this interface: accepted.
+    p.add_l2_member("dns", "m1", CLIENT_MAC, 10)?;
+    let answer = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"answer").build();
+    let out = check(&p, &answer)?;
+    assert_eq!(
+        (out.verdict, out.stat),
+        (Verdict::Pass, GlobalStat::UnicastPassed)
+    );
+    assert_eq!(p.stats()?.groups["dns"].counters["member_source_passed"], 1);
+    // From another host on the same link: a spoof.
+    let mut intruder = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"forged answer");
+    intruder.src_mac = [0x02, 0xee, 0, 0, 0, 0x66];
+    let out = check(&p, &intruder.build())?;
+    assert_eq!(
+        (out.verdict, out.stat),
+        (Verdict::Drop, GlobalStat::SpoofDropped)
+    );
+    assert_eq!(p.stats()?.groups["dns"].counters["spoof_drops"], 1);
+
+    // Tunnelled answers: the outer source must be a registered encapsulated member.
+    let member: Ipv6Addr = "fd00:f::2".parse()?;
+    p.add_encap_member("dns", "far", member, 50)?;
+    let tunnelled = |outer_src: Ipv6Addr| {
+        let inner = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"tunnelled answer").build();
+        FrameBuilder::new(
+            outer_src,
+            "fd00:e::1".parse().expect("address"),
+            L4::Raw {
+                proto: wire::IPPROTO_IPV6,
+                bytes: inner[14..].to_vec(),
+            },
+        )
+        .build()
+    };
+    let out = check(&p, &tunnelled(member))?;
+    assert_eq!(out.verdict, Verdict::Pass);
+    let out = check(&p, &tunnelled("fd00:f::99".parse()?))?;
+    assert_eq!(
+        (out.verdict, out.stat),
+        (Verdict::Drop, GlobalStat::SpoofDropped)
+    );
+    Ok(())
+}
+
+/// Builds a namespace whose FIB reaches `fd00:f::/64` via `fd00:e::2` on
+/// `e0` (MTU 1400), with forwarding on.
+fn fib_namespace(lab: &mut Lab) -> Result<(u32, [u8; 6], [u8; 6])> {
+    let ns = lab.node("fib", true)?;
+    ns.ip(&[
+        "link",
+        "add",
+        "e0",
+        "address",
+        "02:cc:00:00:00:01",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "e1",
+        "address",
+        "02:cc:00:00:00:02",
+    ])?;
+    ns.ip(&["link", "set", "e0", "mtu", "1400", "up"])?;
+    ns.ip(&["link", "set", "e1", "up"])?;
+    ns.ip(&["addr", "add", "fd00:e::1/64", "dev", "e0", "nodad"])?;
+    ns.ip(&[
+        "neigh",
+        "replace",
+        "fd00:e::2",
+        "lladdr",
+        "02:cc:00:00:00:02",
+        "dev",
+        "e0",
+        "nud",
+        "permanent",
+    ])?;
+    ns.ip(&[
+        "-6",
+        "route",
+        "add",
+        "fd00:f::/64",
+        "via",
+        "fd00:e::2",
+        "dev",
+        "e0",
+    ])?;
+    let shown = ns.ip(&["-o", "link", "show", "dev", "e0"])?;
+    let ifindex: u32 = shown
+        .split(':')
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .context("ifindex of e0")?;
+    Ok((ifindex, [0x02, 0xcc, 0, 0, 0, 1], [0x02, 0xcc, 0, 0, 0, 2]))
+}
+
+fn in_ns<T: Send + 'static>(
+    ns: &NetNs,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    ns.run(f)?
+}
+
+#[test]
+#[ignore = "needs root (BPF, namespaces): run with `cargo xtask test`"]
+fn encapsulated_member_gets_an_outer_header() -> Result<()> {
+    require_root()?;
+    let mut lab = Lab::new("encap-prog")?;
+    let (ifindex, smac, dmac) = fib_namespace(&mut lab)?;
+    in_ns(lab.ns("fib")?, move || {
+        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+        p.add(&ANY.to_string(), "dns")?;
+        let member: Ipv6Addr = "fd00:f::2".parse()?;
+        let tunnel: Ipv6Addr = "fd00:e::1".parse()?;
+        p.add_encap_member("dns", "far", member, 10)?;
+        p.fib = Box::new(move |src, dst, tot_len| {
+            if *dst != member.octets() {
+                Fib::Miss
+            } else if tot_len > 1400 {
+                Fib::FragNeeded
+            } else {
+                Fib::Found {
+                    ifindex,
+                    smac,
+                    dmac,
+                    src: src.unwrap_or(tunnel.octets()),
+                }
+            }
+        });
+
+        // Without a tunnel source the kernel picks e0's address.
+        let mut b = query(4100);
+        b.vlans = vec![(wire::ETH_P_8021Q, 7)];
+        let frame = b.build();
+        let out = check(&p, &frame)?;
+        assert_eq!(out.verdict, Verdict::Redirect(ifindex));
+        let f = &out.frame;
+        let inner = &frame[18..];
+        assert_eq!(
+            (&f[..6], &f[6..12], &f[12..14]),
+            (&dmac[..], &smac[..], &[0x86u8, 0xdd][..])
+        );
+        assert_eq!(f[14] >> 4, 6);
+        assert_eq!(u16::from_be_bytes([f[18], f[19]]) as usize, inner.len());
+        assert_eq!((f[20], f[21]), (41, 64));
+        assert_eq!(&f[22..38], &tunnel.octets());
+        assert_eq!(&f[38..54], &member.octets());
+        assert_eq!(f[54 + 7], 63, "inner hop limit lowered");
+        assert_eq!(&f[54..61], &inner[..7]);
+        assert_eq!(&f[62..], &inner[8..]);
+
+        // With a tunnel source configured, that one.
+        let ts: Ipv6Addr = "fd00:e::100".parse()?;
+        p.state.set_group_options("dns", None, Some(ts))?;
+        assert_eq!(&check(&p, &frame)?.frame[22..38], &ts.octets());
+
+        // Too big for e0 once encapsulated: passed untouched, counted.
+        let big = FrameBuilder::udp(CLIENT, ANY, 4101, 53, &[0u8; 1340]).build();
+        let out = check(&p, &big)?;
+        assert_eq!(
+            (out.verdict, out.stat),
+            (Verdict::Pass, GlobalStat::TooBigPassed)
+        );
+        assert_eq!(p.run(&big)?.data, big);
+
+        // No route to the member: passed untouched, counted.
+        p.state.del_member("dns", "far")?;
+        p.add_encap_member("dns", "lost", "fd00:9::2".parse()?, 10)?;
+        let out = check(&p, &frame)?;
+        assert_eq!(
+            (out.verdict, out.stat),
+            (Verdict::Pass, GlobalStat::FibMissPassed)
+        );
+        let s = p.stats()?;
+        assert_eq!(s.groups["dns"].counters["too_big_passed"], 2);
+        assert_eq!(s.groups["dns"].counters["fib_miss_passed"], 1);
+        assert_eq!(p.run(&frame)?.action, XDP_PASS);
+        Ok(())
+    })
+}
