@@ -451,3 +451,35 @@ impl State {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_parse_and_print() {
+        let m = parse_mac("02:AB:cd:00:00:01").expect("mac");
+        assert_eq!(m, [0x02, 0xab, 0xcd, 0, 0, 1]);
+        assert_eq!(format_mac(&m), "02:ab:cd:00:00:01");
+        assert_eq!(parse_mac("02-ab-cd-00-00-01").expect("dashes"), m);
+        for bad in [
+            "",
+            "02:ab:cd:00:00",
+            "02:ab:cd:00:00:01:02",
+            "0g:00:00:00:00:01",
+            "2:0:0:0:0:1",
+            "00:00:00:00:00:00",
+            "ff:ff:ff:ff:ff:ff",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn member_names() {
+        assert!(validate_member_name("m1.fra-2_a").is_ok());
+        for bad in ["", "a b", "x/y", &"n".repeat(32)] {
+            assert!(validate_member_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -238,3 +238,100 @@ fn member_changes_under_traffic_lose_nothing() -> Result<()> {
     assert!(n1 > 0 && n2 > 0, "both members served: m1 {n1}, m2 {n2}");
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn bad_member_input_is_refused_and_changes_nothing() -> Result<()> {
+    let ml = lab("memberbad")?;
+    let lab = &ml.lab;
+    add_l2(&ml, "m1", "r1", 10)?;
+    let m1_mac = ml.member_mac("m1")?;
+    let before = lab.anycast_ok("router", &["member", "list", "--json"])?;
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["member", "add", "dns", "x", "--iface", "r1", "--mac", "zz"],
+            "invalid MAC address `zz`",
+        ),
+        (
+            &[
+                "member",
+                "add",
+                "dns",
+                "x",
+                "--iface",
+                "r1",
+                "--mac",
+                "01:00:5e:00:00:01",
+            ],
+            "not a unicast MAC",
+        ),
+        (
+            &[
+                "member",
+                "add",
+                "dns",
+                "x",
+                "--iface",
+                "nosuch0",
+                "--mac",
+                "02:00:00:00:00:09",
+            ],
+            "unknown interface `nosuch0`",
+        ),
+        (&["member", "add", "dns", "x"], "either on-link"),
+        (
+            &["member", "add", "dns", "m1", "--encap", "fd00:c:2::9"],
+            "already has a member `m1`",
+        ),
+        (
+            &[
+                "member", "add", "dns", "m9", "--iface", "r1", "--mac", &m1_mac,
+            ],
+            "already reached through",
+        ),
+        (
+            &["member", "add", "dns", "y", "--encap", "2001:db8::/64"],
+            "is a prefix",
+        ),
+        (
+            &["member", "add", "dns", "bad/name", "--encap", "fd00:c:2::9"],
+            "invalid member name",
+        ),
+        (
+            &["member", "set", "dns", "nosuch", "--metric", "1"],
+            "has no member `nosuch`",
+        ),
+        (&["member", "set", "dns", "m1"], "nothing to change"),
+        (&["member", "del", "nogroup", "m1"], "no group `nogroup`"),
+        (
+            &["group", "set", "dns", "--tunnel-source", "ff02::1"],
+            "must be a unicast address",
+        ),
+        (
+            &["group", "set", "dns", "--tunnel-source", "not-an-address"],
+            "not an IPv6 address",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = lab.anycast_in("router", args)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "one-line error for {args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        lab.anycast_ok("router", &["member", "list", "--json"])?,
+        before
+    );
+    let s = lab.stats("router")?;
+    assert_eq!(s["groups"]["dns"]["fallback"], "pass");
+    assert!(s["groups"]["dns"].get("tunnel_source").is_none());
+    // Still serving.
+    let _svc = services(&ml, 5330)?;
+    assert_eq!(ml.answerer(&ml.client_socket()?, 5330)?, "m1");
+    Ok(())
+}

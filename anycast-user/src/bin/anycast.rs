@@ -9,6 +9,7 @@ use std::{net::Ipv6Addr, path::PathBuf, process::ExitCode, time::Duration};
 use anycast::{
     AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, Interface, PinDir,
     dataplane::{MemberVia, require_root},
+    members::MemberEntry,
     netns,
     state::{AddOutcome, Stats},
 };
@@ -227,12 +228,13 @@ impl AttachArgs {
     }
 }
 
-/// `stats --json`: interfaces and counters.
+/// `stats --json`: interfaces, counters, and members with theirs.
 #[derive(Serialize)]
 struct Report {
     interfaces: Vec<Interface>,
     #[serde(flatten)]
     stats: Stats,
+    members: Vec<MemberEntry>,
 }
 
 fn main() -> ExitCode {
@@ -326,6 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let report = Report {
                 interfaces: dp.interfaces()?,
                 stats: dp.stats()?,
+                members: dp.members(None)?,
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -513,11 +516,38 @@ fn print_report(r: &Report) {
         println!("  (none)");
     }
     for (name, g) in &r.stats.groups {
-        let counters: Vec<String> = g.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!(
-            "  {name:<16} addresses {:<4} {}",
+            "  {name}: addresses {}, fallback {}{}",
             g.addresses,
-            counters.join("  ")
+            g.fallback,
+            g.tunnel_source
+                .map(|a| format!(", tunnel source {a}"))
+                .unwrap_or_default()
+        );
+        let counters: Vec<String> = g
+            .counters
+            .iter()
+            .filter(|(_, v)| **v != 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !counters.is_empty() {
+            println!("    {}", counters.join("  "));
+        }
+    }
+    println!("members:");
+    if r.members.is_empty() {
+        println!("  (none)");
+    }
+    for m in &r.members {
+        println!(
+            "  {}/{:<12} metric {:<6} {:<4}{} packets {} bytes {}",
+            m.group,
+            m.name,
+            m.metric,
+            m.state,
+            if m.nearest { " nearest" } else { "" },
+            m.packets,
+            m.bytes
         );
     }
 }
