@@ -301,6 +301,32 @@ pub struct MemberSourceKey {
 }
 const _: () = assert!(core::mem::size_of::<MemberSourceKey>() == 32);
 
+impl MemberSourceKey {
+    /// The key of an on-link member of `group`: ingress interface and source MAC.
+    #[inline(always)]
+    pub const fn on_link(group_id: u32, ifindex: u32, mac: [u8; 6]) -> Self {
+        MemberSourceKey {
+            group_id,
+            ifindex,
+            mac,
+            _pad: [0; 2],
+            addr: [0; 16],
+        }
+    }
+
+    /// The key of an encapsulated member of `group`: the outer source address.
+    #[inline(always)]
+    pub const fn tunnel(group_id: u32, addr: [u8; 16]) -> Self {
+        MemberSourceKey {
+            group_id,
+            ifindex: 0,
+            mac: [0; 6],
+            _pad: [0; 2],
+            addr,
+        }
+    }
+}
+
 /// Per-CPU counters of one member.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]

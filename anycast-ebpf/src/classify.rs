@@ -134,52 +134,30 @@ fn check_source(
     action: SourceAction,
     d: &mut Decision,
 ) -> bool {
-    if let Some(group) = anycast_group(src) {
-        if role == IfaceRole::Member {
-            let mac = load::<[u8; 6]>(ctx, 6, ip.off).unwrap_or([0; 6]);
-            let key = MemberSourceKey {
-                group_id: group,
-                ifindex: ctx.ingress_ifindex() as u32,
-                mac,
-                _pad: [0; 2],
-                addr: [0; 16],
-            };
-            if vouched(&key) {
-                d.src_group = group;
-                d.src_stat = GroupStat::MemberSourcePassed;
-                d.member_source = true;
-                return false;
-            }
-        }
-        return refuse_source(d, role, action, group);
-    }
-    if role == IfaceRole::Member && ip.next_header == wire::IPPROTO_IPV6 {
+    let (group, key) = if let Some(group) = anycast_group(src) {
+        let mac = load::<[u8; 6]>(ctx, 6, ip.off).unwrap_or([0; 6]);
+        let ifindex = ctx.ingress_ifindex() as u32;
+        (group, MemberSourceKey::on_link(group, ifindex, mac))
+    } else if role == IfaceRole::Member && ip.next_header == wire::IPPROTO_IPV6 {
         let Some(inner) = ipv6::parse(ctx, ip.off + wire::IPV6_HDR_LEN, ip.end) else {
             return false;
         };
-        let Some(inner_src) = ipv6::src(ctx, &inner) else {
+        let Some(group) = ipv6::src(ctx, &inner).and_then(anycast_group) else {
             return false;
         };
-        if let Some(group) = anycast_group(inner_src) {
-            // SAFETY: bounds-checked pointer into the packet.
-            let outer = unsafe { (*src).addr };
-            let key = MemberSourceKey {
-                group_id: group,
-                ifindex: 0,
-                mac: [0; 6],
-                _pad: [0; 2],
-                addr: outer,
-            };
-            if vouched(&key) {
-                d.src_group = group;
-                d.src_stat = GroupStat::MemberSourcePassed;
-                d.member_source = true;
-                return false;
-            }
-            return refuse_source(d, role, action, group);
-        }
+        // SAFETY: bounds-checked pointer into the packet.
+        let outer = unsafe { (*src).addr };
+        (group, MemberSourceKey::tunnel(group, outer))
+    } else {
+        return false;
+    };
+    if role == IfaceRole::Member && vouched(&key) {
+        d.src_group = group;
+        d.src_stat = GroupStat::MemberSourcePassed;
+        d.member_source = true;
+        return false;
     }
-    false
+    refuse_source(d, role, action, group)
 }
 
 /// Parses and classifies the packet in `ctx` for an interface with the given

@@ -12,13 +12,13 @@ use anycast_common::{
     Fallback, GroupInfo, MAX_MEMBERS, MAX_TIED, MEMBER_NAME_LEN, MemberCounters, MemberInfo,
     MemberKind, MemberSourceKey, Selection, map_names,
 };
-use aya::maps::{MapError, PerCpuValues};
+use aya::maps::MapError;
 use bytemuck::Zeroable as _;
 use serde::Serialize;
 
 use crate::{
     error::{Error, Result, map_errno},
-    state::{State, cpus, map_err, validate_group_name},
+    state::{State, map_err, valid_name, validate_group_name, zeroed_per_cpu},
 };
 
 /// How to reach a new member.
@@ -99,12 +99,7 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
 
 /// Checks a member name: 1 to 31 characters of `[A-Za-z0-9._-]`.
 pub fn validate_member_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() < MEMBER_NAME_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if valid_name(name, MEMBER_NAME_LEN) {
         Ok(())
     } else {
         Err(Error::InvalidMemberName(name.to_string()))
@@ -113,20 +108,8 @@ pub fn validate_member_name(name: &str) -> Result<()> {
 
 fn source_key(m: &MemberInfo) -> MemberSourceKey {
     match MemberKind::from_u8(m.kind) {
-        MemberKind::L2 => MemberSourceKey {
-            group_id: m.group_id,
-            ifindex: m.ifindex,
-            mac: m.mac,
-            _pad: [0; 2],
-            addr: [0; 16],
-        },
-        _ => MemberSourceKey {
-            group_id: m.group_id,
-            ifindex: 0,
-            mac: [0; 6],
-            _pad: [0; 2],
-            addr: m.addr,
-        },
+        MemberKind::L2 => MemberSourceKey::on_link(m.group_id, m.ifindex, m.mac),
+        _ => MemberSourceKey::tunnel(m.group_id, m.addr),
     }
 }
 
@@ -271,15 +254,8 @@ impl State {
 
     /// Zeroes the member's counters, registers its source and writes its slot.
     fn install_member(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
-        let zero =
-            PerCpuValues::try_from(vec![MemberCounters::zeroed(); cpus()?]).map_err(|source| {
-                Error::Io {
-                    path: "/sys/devices/system/cpu/possible".into(),
-                    source,
-                }
-            })?;
         self.member_stats
-            .set(id, zero, 0)
+            .set(id, zeroed_per_cpu::<MemberCounters>()?, 0)
             .map_err(map_err(map_names::MEMBER_STATS))?;
         if let Err(e) = self.member_sources.insert(source_key(m), id, 0) {
             return Err(match map_errno(&e) {

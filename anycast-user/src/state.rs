@@ -96,18 +96,30 @@ pub(crate) fn map_err(name: &'static str) -> impl Fn(MapError) -> Error {
     move |source| Error::Map { name, source }
 }
 
-/// Checks a group name: 1 to 31 characters of `[A-Za-z0-9._-]`.
-pub fn validate_group_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() < GROUP_NAME_LEN
+/// Whether `name` is 1 to `limit - 1` characters of `[A-Za-z0-9._-]`.
+pub(crate) fn valid_name(name: &str, limit: usize) -> bool {
+    !name.is_empty()
+        && name.len() < limit
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Checks a group name: 1 to 31 characters of `[A-Za-z0-9._-]`.
+pub fn validate_group_name(name: &str) -> Result<()> {
+    if valid_name(name, GROUP_NAME_LEN) {
         Ok(())
     } else {
         Err(Error::InvalidGroupName(name.to_string()))
     }
+}
+
+/// A zero value for every possible CPU, to reset a per-CPU slot.
+pub(crate) fn zeroed_per_cpu<T: aya::Pod + bytemuck::Zeroable>() -> Result<PerCpuValues<T>> {
+    PerCpuValues::try_from(vec![T::zeroed(); cpus()?]).map_err(|source| Error::Io {
+        path: "/sys/devices/system/cpu/possible".into(),
+        source,
+    })
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map> {
@@ -215,15 +227,8 @@ impl State {
                 table: "group table",
                 capacity: MAX_GROUPS - 1,
             })?;
-        let zero =
-            PerCpuValues::try_from(vec![GroupCounters::zeroed(); cpus()?]).map_err(|source| {
-                Error::Io {
-                    path: "/sys/devices/system/cpu/possible".into(),
-                    source,
-                }
-            })?;
         self.group_stats
-            .set(id, zero, 0)
+            .set(id, zeroed_per_cpu::<GroupCounters>()?, 0)
             .map_err(map_err(map_names::GROUP_STATS))?;
         let mut info = GroupInfo::zeroed();
         info.name[..name.len()].copy_from_slice(name.as_bytes());
@@ -425,7 +430,7 @@ pub const fn fallback_name(f: Fallback) -> &'static str {
     }
 }
 
-pub(crate) fn cpus() -> Result<usize> {
+fn cpus() -> Result<usize> {
     nr_cpus().map_err(|(path, source)| Error::Io {
         path: path.into(),
         source,

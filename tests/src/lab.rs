@@ -284,6 +284,23 @@ impl Lab {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Runs the CLI in `node` and requires it to fail with a one-line error
+    /// containing `needle`.
+    pub fn anycast_refused(&self, node: &str, args: &[&str], needle: &str) -> Result<()> {
+        let out = self.anycast_in(node, args)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            bail!("`anycast {}` should have failed", args.join(" "));
+        }
+        if !err.contains(needle) || err.trim().lines().count() != 1 {
+            bail!(
+                "`anycast {}`: want one line with `{needle}`, got: {err}",
+                args.join(" ")
+            );
+        }
+        Ok(())
+    }
+
     /// `anycast stats --json`, parsed.
     pub fn stats(&self, node: &str) -> Result<serde_json::Value> {
         Ok(serde_json::from_str(

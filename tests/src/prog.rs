@@ -216,6 +216,28 @@ impl ProgramUnderTest {
     pub fn model(&self, frame: &[u8]) -> Outcome {
         model::classify(frame, self.iface, self)
     }
+
+    /// Runs `frame` and checks it against the model: the action, the bytes
+    /// out, and exactly the counters the model says move. Returns the model's
+    /// outcome, for the caller's own expectations.
+    pub fn check(&self, frame: &[u8]) -> Result<Outcome> {
+        let want = self.model(frame);
+        let before = self.counters()?;
+        let got = self.run(frame)?;
+        let after = self.counters()?;
+        assert_eq!(
+            got.action,
+            want.verdict.xdp_action(),
+            "action; model: {want:?}"
+        );
+        assert_eq!(got.data, want.frame, "bytes out; model: {want:?}");
+        assert_eq!(
+            deltas(&before, &after),
+            want.deltas,
+            "counters; model: {want:?}"
+        );
+        Ok(want)
+    }
 }
 
 impl Config for ProgramUnderTest {

@@ -313,15 +313,7 @@ fn bad_member_input_is_refused_and_changes_nothing() -> Result<()> {
         ),
     ];
     for (args, needle) in cases {
-        let out = lab.anycast_in("router", args)?;
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(err.contains(needle), "{args:?}: {err}");
-        assert_eq!(
-            err.trim().lines().count(),
-            1,
-            "one-line error for {args:?}: {err}"
-        );
+        lab.anycast_refused("router", args, needle)?;
     }
     assert_eq!(
         lab.anycast_ok("router", &["member", "list", "--json"])?,

@@ -6,13 +6,10 @@ use std::net::Ipv6Addr;
 use anycast_common::{
     GlobalStat, IfaceRole, MAX_EXT_HEADERS, SourceAction,
     frame::{Ext, FrameBuilder, L4, arp_frame, ipv4_udp_frame},
-    model::{Outcome, Verdict},
+    model::Verdict,
     wire,
 };
-use anycast_tests::{
-    prog::{ProgramUnderTest, deltas},
-    require_root,
-};
+use anycast_tests::{prog::ProgramUnderTest, require_root};
 use anyhow::Result;
 
 const ANY_DNS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
@@ -36,27 +33,6 @@ fn edge() -> Result<ProgramUnderTest> {
     setup(IfaceRole::Edge, SourceAction::Drop)
 }
 
-/// Runs `frame` and checks it against the model: the action, the bytes
-/// out, and exactly the counters the model says move.
-fn check(p: &ProgramUnderTest, frame: &[u8]) -> Result<Outcome> {
-    let want = p.model(frame);
-    let before = p.counters()?;
-    let got = p.run(frame)?;
-    let after = p.counters()?;
-    assert_eq!(
-        got.action,
-        want.verdict.xdp_action(),
-        "action; model: {want:?}"
-    );
-    assert_eq!(got.data, want.frame, "bytes out; model: {want:?}");
-    assert_eq!(
-        deltas(&before, &after),
-        want.deltas,
-        "counters; model: {want:?}"
-    );
-    Ok(want)
-}
-
 fn udp(src: Ipv6Addr, dst: Ipv6Addr) -> FrameBuilder {
     FrameBuilder::udp(src, dst, 4242, 53, b"anycast test payload")
 }
@@ -65,7 +41,7 @@ fn udp(src: Ipv6Addr, dst: Ipv6Addr) -> FrameBuilder {
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn anycast_source_is_dropped_on_edge() -> Result<()> {
     let p = edge()?;
-    let out = check(&p, &udp(ANY_DNS, SERVER).build())?;
+    let out = p.check(&udp(ANY_DNS, SERVER).build())?;
     assert_eq!(out.verdict, Verdict::Drop);
     assert_eq!(out.stat, GlobalStat::AnycastSourceDropped);
     let s = p.stats()?;
@@ -78,7 +54,7 @@ fn anycast_source_is_dropped_on_edge() -> Result<()> {
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn monitor_mode_counts_and_passes() -> Result<()> {
     let p = setup(IfaceRole::Edge, SourceAction::Count)?;
-    let out = check(&p, &udp(ANY_DNS, SERVER).build())?;
+    let out = p.check(&udp(ANY_DNS, SERVER).build())?;
     assert_eq!(out.verdict, Verdict::Pass);
     let s = p.stats()?;
     assert_eq!(s.groups["dns"].counters["anycast_source_counted"], 1);
@@ -93,7 +69,7 @@ fn member_interface_drops_unvouched_anycast_source() -> Result<()> {
     let p = setup(IfaceRole::Member, SourceAction::Drop)?;
     let r = p.run(&udp(ANY_DNS, SERVER).build())?;
     assert_eq!(r.action, XDP_DROP);
-    check(&p, &udp(IN_WEB, SERVER).build())?;
+    p.check(&udp(IN_WEB, SERVER).build())?;
     Ok(())
 }
 
@@ -102,7 +78,7 @@ fn member_interface_drops_unvouched_anycast_source() -> Result<()> {
 fn anycast_destination_is_counted_and_passed() -> Result<()> {
     let p = edge()?;
     let frame = udp(CLIENT, ANY_DNS).build();
-    let out = check(&p, &frame)?;
+    let out = p.check(&frame)?;
     assert_eq!(out.verdict, Verdict::Pass);
     assert_eq!(out.stat, GlobalStat::FallbackPassed);
     let s = p.stats()?;
@@ -118,7 +94,7 @@ fn anycast_destination_is_counted_and_passed() -> Result<()> {
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn unicast_passes_untouched() -> Result<()> {
     let p = edge()?;
-    let out = check(&p, &udp(CLIENT, SERVER).build())?;
+    let out = p.check(&udp(CLIENT, SERVER).build())?;
     assert_eq!(out.stat, GlobalStat::UnicastPassed);
     let tcp = FrameBuilder::tcp(CLIENT, SERVER, 1234, 80, 0x02).build();
     assert_eq!(p.run(&tcp)?.action, XDP_PASS);
@@ -130,17 +106,17 @@ fn unicast_passes_untouched() -> Result<()> {
 fn exact_address_and_prefix_match() -> Result<()> {
     let mut p = edge()?;
     // Inside the /48: dropped and counted for `web`.
-    check(&p, &udp(IN_WEB, SERVER).build())?;
+    p.check(&udp(IN_WEB, SERVER).build())?;
     assert_eq!(p.stats()?.groups["web"].counters["anycast_source_drops"], 1);
     // Just outside it: passed.
     let outside = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 1);
     assert_eq!(
-        check(&p, &udp(outside, SERVER).build())?.verdict,
+        p.check(&udp(outside, SERVER).build())?.verdict,
         Verdict::Pass
     );
     // A longer prefix inside wins.
     p.add("2001:db8:b:7::/64", "web7")?;
-    check(&p, &udp(IN_WEB, SERVER).build())?;
+    p.check(&udp(IN_WEB, SERVER).build())?;
     assert_eq!(
         p.stats()?.groups["web7"].counters["anycast_source_drops"],
         1
@@ -149,13 +125,13 @@ fn exact_address_and_prefix_match() -> Result<()> {
     // A neighbour of the exact address is not anycast.
     let neighbour = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x54);
     assert_eq!(
-        check(&p, &udp(neighbour, SERVER).build())?.verdict,
+        p.check(&udp(neighbour, SERVER).build())?.verdict,
         Verdict::Pass
     );
     // Deleting the address restores delivery.
     p.del(&ANY_DNS.to_string())?;
     assert_eq!(
-        check(&p, &udp(ANY_DNS, SERVER).build())?.verdict,
+        p.check(&udp(ANY_DNS, SERVER).build())?.verdict,
         Verdict::Pass
     );
     Ok(())
@@ -171,11 +147,11 @@ fn vlan_and_qinq() -> Result<()> {
     ] {
         let mut b = udp(ANY_DNS, SERVER);
         b.vlans = vlans.clone();
-        assert_eq!(check(&p, &b.build())?.verdict, Verdict::Drop, "{vlans:?}");
+        assert_eq!(p.check(&b.build())?.verdict, Verdict::Drop, "{vlans:?}");
         let mut b = udp(CLIENT, ANY_DNS);
         b.vlans = vlans.clone();
         assert_eq!(
-            check(&p, &b.build())?.stat,
+            p.check(&b.build())?.stat,
             GlobalStat::FallbackPassed,
             "{vlans:?}"
         );
@@ -187,7 +163,7 @@ fn vlan_and_qinq() -> Result<()> {
         (wire::ETH_P_8021Q, 2),
         (wire::ETH_P_8021Q, 3),
     ];
-    assert_eq!(check(&p, &b.build())?.stat, GlobalStat::NonIpv6Passed);
+    assert_eq!(p.check(&b.build())?.stat, GlobalStat::NonIpv6Passed);
     Ok(())
 }
 
@@ -212,13 +188,13 @@ fn every_extension_header_kind() -> Result<()> {
         let mut b = udp(CLIENT, ANY_DNS);
         b.ext = vec![ext];
         assert_eq!(
-            check(&p, &b.build())?.stat,
+            p.check(&b.build())?.stat,
             GlobalStat::FallbackPassed,
             "{ext:?}"
         );
         let mut b = udp(ANY_DNS, SERVER);
         b.ext = vec![ext];
-        assert_eq!(check(&p, &b.build())?.verdict, Verdict::Drop, "{ext:?}");
+        assert_eq!(p.check(&b.build())?.verdict, Verdict::Drop, "{ext:?}");
     }
     // A non-first fragment carries no ports, and still counts as destined.
     let mut b = udp(CLIENT, ANY_DNS);
@@ -227,7 +203,7 @@ fn every_extension_header_kind() -> Result<()> {
         more: false,
         id: 7,
     }];
-    assert_eq!(check(&p, &b.build())?.stat, GlobalStat::FallbackPassed);
+    assert_eq!(p.check(&b.build())?.stat, GlobalStat::FallbackPassed);
     Ok(())
 }
 
@@ -252,11 +228,11 @@ fn extension_header_chains_up_to_the_bound() -> Result<()> {
     let mut b = udp(CLIENT, ANY_DNS);
     b.ext = mixed.to_vec();
     assert_eq!(b.ext.len(), 8);
-    assert_eq!(check(&p, &b.build())?.stat, GlobalStat::FallbackPassed);
+    assert_eq!(p.check(&b.build())?.stat, GlobalStat::FallbackPassed);
     b.ext = vec![Ext::DestOpts(0); MAX_EXT_HEADERS];
-    assert_eq!(check(&p, &b.build())?.stat, GlobalStat::FallbackPassed);
+    assert_eq!(p.check(&b.build())?.stat, GlobalStat::FallbackPassed);
     b.ext = vec![Ext::DestOpts(0); MAX_EXT_HEADERS + 1];
-    let out = check(&p, &b.build())?;
+    let out = p.check(&b.build())?;
     assert_eq!(
         (out.verdict, out.stat),
         (Verdict::Pass, GlobalStat::UnparsedPassed)
@@ -282,24 +258,24 @@ fn truncated_at_every_offset_passes() -> Result<()> {
     let full = b.build();
     // The kernel's test run refuses frames under 14 bytes; the lab covers those.
     for len in 14..full.len() {
-        let out = check(&p, &full[..len])?;
+        let out = p.check(&full[..len])?;
         assert_eq!(out.verdict, Verdict::Pass, "truncated to {len} bytes");
     }
-    assert_eq!(check(&p, &full)?.verdict, Verdict::Drop);
+    assert_eq!(p.check(&full)?.verdict, Verdict::Drop);
 
     // The same for an anycast destination with a unicast source.
     let mut b = udp(CLIENT, ANY_DNS);
     b.ext = vec![Ext::Routing(1), Ext::Ah(2)];
     let full = b.build();
     for len in 14..full.len() {
-        let out = check(&p, &full[..len])?;
+        let out = p.check(&full[..len])?;
         assert_ne!(
             out.stat,
             GlobalStat::FallbackPassed,
             "truncated to {len} bytes"
         );
     }
-    assert_eq!(check(&p, &full)?.stat, GlobalStat::FallbackPassed);
+    assert_eq!(p.check(&full)?.stat, GlobalStat::FallbackPassed);
     Ok(())
 }
 
@@ -314,7 +290,7 @@ fn malformed_ipv6_passes() -> Result<()> {
     let mut too_long = udp(ANY_DNS, SERVER);
     too_long.payload_len_override = Some(1000);
     for f in [bad_version, zero_len.build(), too_long.build()] {
-        let out = check(&p, &f)?;
+        let out = p.check(&f)?;
         assert_eq!(
             (out.verdict, out.stat),
             (Verdict::Pass, GlobalStat::MalformedPassed)
@@ -323,7 +299,7 @@ fn malformed_ipv6_passes() -> Result<()> {
     // Ethernet padding after a short payload is not parsed as headers.
     let mut padded = udp(CLIENT, ANY_DNS).build();
     padded.extend_from_slice(&[0u8; 16]);
-    assert_eq!(check(&p, &padded)?.stat, GlobalStat::FallbackPassed);
+    assert_eq!(p.check(&padded)?.stat, GlobalStat::FallbackPassed);
     Ok(())
 }
 
@@ -332,7 +308,7 @@ fn malformed_ipv6_passes() -> Result<()> {
 fn ipv4_arp_and_other_protocols_untouched() -> Result<()> {
     let p = edge()?;
     for f in [ipv4_udp_frame(), arp_frame()] {
-        let out = check(&p, &f)?;
+        let out = p.check(&f)?;
         assert_eq!(
             (out.verdict, out.stat),
             (Verdict::Pass, GlobalStat::NonIpv6Passed)
@@ -347,7 +323,7 @@ fn ipv4_arp_and_other_protocols_untouched() -> Result<()> {
             body: vec![0, 1, 0, 1],
         },
     );
-    assert_eq!(check(&p, &icmp.build())?.stat, GlobalStat::FallbackPassed);
+    assert_eq!(p.check(&icmp.build())?.stat, GlobalStat::FallbackPassed);
     let esp = FrameBuilder::new(
         CLIENT,
         ANY_DNS,
@@ -356,7 +332,7 @@ fn ipv4_arp_and_other_protocols_untouched() -> Result<()> {
             bytes: vec![0; 24],
         },
     );
-    assert_eq!(check(&p, &esp.build())?.stat, GlobalStat::FallbackPassed);
+    assert_eq!(p.check(&esp.build())?.stat, GlobalStat::FallbackPassed);
     Ok(())
 }
 

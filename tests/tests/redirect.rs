@@ -8,12 +8,12 @@ use std::{collections::BTreeMap, net::Ipv6Addr};
 use anycast_common::{
     Fallback, GlobalStat, IfaceRole, SourceAction,
     frame::{CLIENT_MAC, Ext, FrameBuilder, L4},
-    model::{Fib, Outcome, Verdict},
+    model::{Fib, Verdict},
     wire,
 };
 use anycast_tests::{
     lab::{Lab, NetNs},
-    prog::{ProgramUnderTest, TEST_RUN_IFINDEX, deltas},
+    prog::{ProgramUnderTest, TEST_RUN_IFINDEX},
     require_root,
 };
 use anyhow::{Context as _, Result};
@@ -25,25 +25,6 @@ const M2_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 0x02];
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
-
-fn check(p: &ProgramUnderTest, frame: &[u8]) -> Result<Outcome> {
-    let want = p.model(frame);
-    let before = p.counters()?;
-    let got = p.run(frame)?;
-    let after = p.counters()?;
-    assert_eq!(
-        got.action,
-        want.verdict.xdp_action(),
-        "action; model: {want:?}"
-    );
-    assert_eq!(got.data, want.frame, "bytes out; model: {want:?}");
-    assert_eq!(
-        deltas(&before, &after),
-        want.deltas,
-        "counters; model: {want:?}"
-    );
-    Ok(want)
-}
 
 fn query(sport: u16) -> FrameBuilder {
     FrameBuilder::udp(CLIENT, ANY, sport, 53, b"where is the nearest resolver?")
@@ -64,7 +45,7 @@ fn two_members(role: IfaceRole) -> Result<ProgramUnderTest> {
 fn l2_redirect_rewrites_the_frame() -> Result<()> {
     let p = two_members(IfaceRole::Edge)?;
     let frame = query(4000).build();
-    let out = check(&p, &frame)?;
+    let out = p.check(&frame)?;
     assert_eq!(out.verdict, Verdict::Redirect(TEST_RUN_IFINDEX));
     let got = p.run(&frame)?;
     assert_eq!(got.action, XDP_REDIRECT);
@@ -91,24 +72,24 @@ fn metric_and_state_changes_move_traffic() -> Result<()> {
     let frame = query(4001).build();
     assert_eq!(&p.run(&frame)?.data[..6], &M1_MAC);
     p.state.set_member("dns", "m1", Some(30), None)?;
-    assert_eq!(&check(&p, &frame)?.frame[..6], &M2_MAC);
+    assert_eq!(&p.check(&frame)?.frame[..6], &M2_MAC);
     p.state.set_member("dns", "m2", None, Some(false))?;
-    assert_eq!(&check(&p, &frame)?.frame[..6], &M1_MAC);
+    assert_eq!(&p.check(&frame)?.frame[..6], &M1_MAC);
     p.state.set_member("dns", "m1", None, Some(false))?;
-    let out = check(&p, &frame)?;
+    let out = p.check(&frame)?;
     assert_eq!(
         (out.verdict, out.stat),
         (Verdict::Pass, GlobalStat::FallbackPassed)
     );
     p.state
         .set_group_options("dns", Some(Fallback::Drop), None)?;
-    let out = check(&p, &frame)?;
+    let out = p.check(&frame)?;
     assert_eq!(
         (out.verdict, out.stat),
         (Verdict::Drop, GlobalStat::FallbackDropped)
     );
     p.state.set_member("dns", "m2", None, Some(true))?;
-    assert_eq!(&check(&p, &frame)?.frame[..6], &M2_MAC);
+    assert_eq!(&p.check(&frame)?.frame[..6], &M2_MAC);
     p.state.del_member("dns", "m2")?;
     p.state.del_member("dns", "m1")?;
     assert_eq!(p.run(&frame)?.action, XDP_DROP);
@@ -130,7 +111,7 @@ fn ties_spread_by_flow_and_fragments_stick() -> Result<()> {
     let mut per_member: BTreeMap<[u8; 6], usize> = BTreeMap::new();
     const FLOWS: u16 = 400;
     for sport in 0..FLOWS {
-        let out = check(&p, &query(10_000 + sport).build())?;
+        let out = p.check(&query(10_000 + sport).build())?;
         let mut mac = [0u8; 6];
         mac.copy_from_slice(&out.frame[..6]);
         *per_member.entry(mac).or_default() += 1;
@@ -148,7 +129,7 @@ fn ties_spread_by_flow_and_fragments_stick() -> Result<()> {
         more: true,
         id: 77,
     }];
-    let first = check(&p, &first.build())?;
+    let first = p.check(&first.build())?;
     for offset in [1u16, 100, 185] {
         let mut rest = query(5353);
         rest.ext = vec![Ext::Fragment {
@@ -160,7 +141,7 @@ fn ties_spread_by_flow_and_fragments_stick() -> Result<()> {
             proto: wire::IPPROTO_UDP,
             bytes: vec![0xab; 64],
         };
-        let out = check(&p, &rest.build())?;
+        let out = p.check(&rest.build())?;
         assert_eq!(&out.frame[..6], &first.frame[..6], "fragment at {offset}");
     }
     Ok(())
@@ -173,7 +154,7 @@ fn hop_limit_and_vlans() -> Result<()> {
     for hl in [0u8, 1] {
         let mut b = query(4002);
         b.hop_limit = hl;
-        let out = check(&p, &b.build())?;
+        let out = p.check(&b.build())?;
         assert_eq!(
             (out.verdict, out.stat),
             (Verdict::Pass, GlobalStat::HopLimitPassed)
@@ -181,13 +162,13 @@ fn hop_limit_and_vlans() -> Result<()> {
     }
     let mut b = query(4002);
     b.hop_limit = 2;
-    assert_eq!(check(&p, &b.build())?.frame[21], 1);
+    assert_eq!(p.check(&b.build())?.frame[21], 1);
 
     // Tags are removed: members sit on untagged links.
     let mut b = query(4003);
     b.vlans = vec![(wire::ETH_P_8021AD, 100), (wire::ETH_P_8021Q, 10)];
     let tagged = b.build();
-    let out = check(&p, &tagged)?;
+    let out = p.check(&tagged)?;
     assert_eq!(out.frame.len(), tagged.len() - 8);
     assert_eq!(&out.frame[12..14], &[0x86, 0xdd]);
     assert_eq!(&out.frame[22..], &tagged[30..]);
@@ -204,7 +185,7 @@ fn member_interface_accepts_only_registered_members() -> Result<()> {
     // member's MAC on this interface: accepted.
     p.add_l2_member("dns", "m1", CLIENT_MAC, 10)?;
     let answer = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"answer").build();
-    let out = check(&p, &answer)?;
+    let out = p.check(&answer)?;
     assert_eq!(
         (out.verdict, out.stat),
         (Verdict::Pass, GlobalStat::UnicastPassed)
@@ -213,7 +194,7 @@ fn member_interface_accepts_only_registered_members() -> Result<()> {
     // From another host on the same link: a spoof.
     let mut intruder = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"forged answer");
     intruder.src_mac = [0x02, 0xee, 0, 0, 0, 0x66];
-    let out = check(&p, &intruder.build())?;
+    let out = p.check(&intruder.build())?;
     assert_eq!(
         (out.verdict, out.stat),
         (Verdict::Drop, GlobalStat::SpoofDropped)
@@ -235,9 +216,9 @@ fn member_interface_accepts_only_registered_members() -> Result<()> {
         )
         .build()
     };
-    let out = check(&p, &tunnelled(member))?;
+    let out = p.check(&tunnelled(member))?;
     assert_eq!(out.verdict, Verdict::Pass);
-    let out = check(&p, &tunnelled("fd00:f::99".parse()?))?;
+    let out = p.check(&tunnelled("fd00:f::99".parse()?))?;
     assert_eq!(
         (out.verdict, out.stat),
         (Verdict::Drop, GlobalStat::SpoofDropped)
@@ -334,7 +315,7 @@ fn encapsulated_member_gets_an_outer_header() -> Result<()> {
         let mut b = query(4100);
         b.vlans = vec![(wire::ETH_P_8021Q, 7)];
         let frame = b.build();
-        let out = check(&p, &frame)?;
+        let out = p.check(&frame)?;
         assert_eq!(out.verdict, Verdict::Redirect(ifindex));
         let f = &out.frame;
         let inner = &frame[18..];
@@ -354,11 +335,11 @@ fn encapsulated_member_gets_an_outer_header() -> Result<()> {
         // With a tunnel source configured, that one.
         let ts: Ipv6Addr = "fd00:e::100".parse()?;
         p.state.set_group_options("dns", None, Some(ts))?;
-        assert_eq!(&check(&p, &frame)?.frame[22..38], &ts.octets());
+        assert_eq!(&p.check(&frame)?.frame[22..38], &ts.octets());
 
         // Too big for e0 once encapsulated: passed untouched, counted.
         let big = FrameBuilder::udp(CLIENT, ANY, 4101, 53, &[0u8; 1340]).build();
-        let out = check(&p, &big)?;
+        let out = p.check(&big)?;
         assert_eq!(
             (out.verdict, out.stat),
             (Verdict::Pass, GlobalStat::TooBigPassed)
@@ -368,7 +349,7 @@ fn encapsulated_member_gets_an_outer_header() -> Result<()> {
         // No route to the member: passed untouched, counted.
         p.state.del_member("dns", "far")?;
         p.add_encap_member("dns", "lost", "fd00:9::2".parse()?, 10)?;
-        let out = check(&p, &frame)?;
+        let out = p.check(&frame)?;
         assert_eq!(
             (out.verdict, out.stat),
             (Verdict::Pass, GlobalStat::FibMissPassed)
