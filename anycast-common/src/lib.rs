@@ -14,6 +14,8 @@ extern crate std;
 pub mod frame;
 pub mod hash;
 #[cfg(feature = "std")]
+pub mod maglev;
+#[cfg(feature = "std")]
 pub mod model;
 pub mod wire;
 
@@ -47,9 +49,15 @@ pub mod map_names {
     pub const MEMBER_STATS: &str = "MEMBER_STATS";
     /// Egress interfaces for XDP_REDIRECT (devmap keyed by ifindex).
     pub const TX_PORTS: &str = "TX_PORTS";
+    /// The flow table: [`FlowKey`](super::FlowKey) -> [`FlowEntry`](super::FlowEntry), LRU.
+    pub const FLOWS: &str = "FLOWS";
+    /// Per-CPU flood-guard state: [`FloodState`](super::FloodState).
+    pub const FLOOD: &str = "FLOOD";
+    /// Global settings, one [`Settings`](super::Settings) at index 0.
+    pub const SETTINGS: &str = "SETTINGS";
 
     /// Every map the data plane pins, in a stable order.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 15] = [
         ANYCAST_ADDRS,
         ANYCAST_PREFIX,
         GROUPS,
@@ -62,6 +70,9 @@ pub mod map_names {
         MEMBER_SOURCES,
         MEMBER_STATS,
         TX_PORTS,
+        FLOWS,
+        FLOOD,
+        SETTINGS,
     ];
 }
 
@@ -83,14 +94,14 @@ pub mod globals {
 
 /// Version of the layout of everything pinned; bumped whenever a map's key
 /// or value changes so that a new binary refuses stale pins with a clear error.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Capacity of the exact-address table (hash, allocated on insert).
 pub const MAX_ANYCAST_ADDRS: u32 = 1 << 20;
 /// Capacity of the prefix table (LPM trie).
 pub const MAX_ANYCAST_PREFIXES: u32 = 1 << 16;
 /// Number of group ids; id 0 means "no group" and is never allocated.
-pub const MAX_GROUPS: u32 = 4096;
+pub const MAX_GROUPS: u32 = 1024;
 /// Capacity of the attached-interface table.
 pub const MAX_IFACES: u32 = 256;
 /// Longest group name, in bytes.
@@ -101,6 +112,16 @@ pub const MAX_MEMBERS: u32 = 1 << 16;
 pub const MEMBER_NAME_LEN: usize = 32;
 /// Most members tied at the nearest metric that share a group's traffic.
 pub const MAX_TIED: usize = 64;
+/// Largest consistent-hash (Maglev) table of a group: a prime.
+pub const MAGLEV_MAX: usize = 4093;
+/// Default size of a group's consistent-hash table: a prime.
+pub const MAGLEV_DEFAULT: u32 = 1021;
+/// Default capacity of the flow table (all groups together).
+pub const DEFAULT_FLOW_TABLE: u32 = 1 << 20;
+/// Default idle timeout of a TCP flow, seconds.
+pub const DEFAULT_TCP_TIMEOUT: u32 = 300;
+/// Default idle timeout of any other flow, seconds.
+pub const DEFAULT_OTHER_TIMEOUT: u32 = 30;
 /// Capacity of the egress-port devmap.
 pub const MAX_TX_PORTS: u32 = 256;
 /// Hop limit of the outer header of encapsulated packets.
@@ -203,8 +224,8 @@ pub struct GroupInfo {
     pub fallback: u8,
     /// 1 when `tunnel_source` is set.
     pub has_tunnel_source: u8,
-    /// Reserved, zero.
-    pub _pad: u8,
+    /// [`Affinity`] as `u8`.
+    pub affinity: u8,
     /// How many anycast addresses and prefixes name this group (host byte order).
     pub addresses: u32,
     /// Which of the group's two [`Selection`] slots is live (0 or 1). Userspace
@@ -213,22 +234,156 @@ pub struct GroupInfo {
     pub active_slot: u32,
     /// Outer source address of encapsulated packets, network byte order.
     pub tunnel_source: [u8; 16],
+    /// Idle timeout of TCP flows, seconds (0: the default).
+    pub tcp_timeout: u32,
+    /// Idle timeout of other flows, seconds (0: the default).
+    pub other_timeout: u32,
+    /// Size of the group's consistent-hash table, a prime (0: [`MAGLEV_DEFAULT`]).
+    pub table_size: u32,
 }
-const _: () = assert!(core::mem::size_of::<GroupInfo>() == 60);
+const _: () = assert!(core::mem::size_of::<GroupInfo>() == 72);
 
-/// The members a group's traffic goes to: those up and tied at the lowest
-/// metric. Indexed by `group_id * 2 + slot` in `SELECTION`.
+/// Whether a group keeps flows on their member.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Affinity {
+    /// A known flow stays on its member while it is registered and up.
+    Flow = 0,
+    /// Stateless: every packet goes by the consistent hash.
+    None = 1,
+}
+
+impl Affinity {
+    /// Decodes the wire value.
+    pub const fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::None,
+            _ => Self::Flow,
+        }
+    }
+}
+
+impl GroupInfo {
+    /// The idle timeout of a flow of protocol `proto`, in nanoseconds.
+    #[inline(always)]
+    pub const fn flow_timeout_ns(&self, proto: u8) -> u64 {
+        let secs = if proto == wire::IPPROTO_TCP {
+            if self.tcp_timeout == 0 {
+                DEFAULT_TCP_TIMEOUT
+            } else {
+                self.tcp_timeout
+            }
+        } else if self.other_timeout == 0 {
+            DEFAULT_OTHER_TIMEOUT
+        } else {
+            self.other_timeout
+        };
+        secs as u64 * 1_000_000_000
+    }
+
+    /// The consistent-hash table size in use.
+    pub const fn maglev_size(&self) -> u32 {
+        if self.table_size == 0 {
+            MAGLEV_DEFAULT
+        } else {
+            self.table_size
+        }
+    }
+}
+
+/// Where a group's new flows go: a consistent-hash (Maglev) table over the
+/// live members tied at the lowest metric. Indexed by `group_id * 2 + slot`
+/// in `SELECTION`; a flow goes to `table[hash % size]`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Selection {
-    /// Number of valid entries in `members` (0: no live member).
+    /// Number of distinct members in the table (0: no live member).
     pub count: u32,
+    /// Table size in use: a prime, at most [`MAGLEV_MAX`].
+    pub size: u32,
+    /// Member ids.
+    pub table: [u32; MAGLEV_MAX],
+}
+const _: () = assert!(core::mem::size_of::<Selection>() == 8 + 4 * MAGLEV_MAX);
+
+/// Key of the flow table. For TCP, UDP and SCTP packets that are not
+/// fragments: addresses, protocol and ports; otherwise addresses and flow
+/// label (`by_label` 1), so that every fragment of a datagram matches.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct FlowKey {
+    /// The group (host byte order).
+    pub group_id: u32,
+    /// Source address, network byte order.
+    pub src: [u8; 16],
+    /// Destination address, network byte order.
+    pub dst: [u8; 16],
+    /// Upper-layer protocol (0 when keyed by label).
+    pub proto: u8,
+    /// 1 when keyed by flow label, 0 by ports.
+    pub by_label: u8,
+    /// Reserved, zero.
+    pub _pad: [u8; 2],
+    /// Source and destination port (network byte order), or the flow label.
+    pub tail: [u8; 4],
+}
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 44);
+
+/// Value of the flow table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct FlowEntry {
+    /// The member that took the flow.
+    pub member_id: u32,
     /// Reserved, zero.
     pub _pad: u32,
-    /// Member ids.
-    pub members: [u32; MAX_TIED],
+    /// When the flow was last seen (`bpf_ktime_get_ns`, CLOCK_MONOTONIC).
+    pub last_seen_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<Selection>() == 264);
+
+/// Per-CPU flood-guard window.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct FloodState {
+    /// Start of the current one-second window (ns).
+    pub window_start_ns: u64,
+    /// New flows recorded in the window.
+    pub new_flows: u64,
+}
+
+/// Global settings of the data plane.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Settings {
+    /// Most new flows recorded per second per CPU; past it, new flows are
+    /// steered by the consistent hash alone (0: no limit).
+    pub flood_rate: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+}
+
+/// A member's state.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    /// Gets no traffic; its flows move.
+    Down = 0,
+    /// Gets new flows and keeps its own.
+    Up = 1,
+    /// Keeps its flows until they go idle, gets no new ones (maintenance).
+    Draining = 2,
+}
+
+impl MemberState {
+    /// Decodes the wire value.
+    pub const fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Up,
+            2 => Self::Draining,
+            _ => Self::Down,
+        }
+    }
+}
 
 /// How a member is reached.
 #[repr(u8)]
@@ -265,10 +420,12 @@ pub struct MemberInfo {
     pub metric: u32,
     /// [`MemberKind`] as `u8`.
     pub kind: u8,
-    /// 1 when up, 0 when down.
+    /// [`MemberState`] as `u8`.
     pub up: u8,
+    /// Relative share among tied members, 1..=100 (0 counts as 1).
+    pub weight: u8,
     /// Reserved, zero.
-    pub _pad: [u8; 2],
+    pub _pad: u8,
     /// L2: egress interface index (host byte order).
     pub ifindex: u32,
     /// L2: the member's MAC.
@@ -392,6 +549,14 @@ pub enum GlobalStat {
     HopLimitPassed = 13,
     /// Extra. Anycast source from a registered member on a member interface: accepted.
     MemberSourcePassed = 14,
+    /// Extra. A known flow went to its member.
+    FlowHits = 15,
+    /// Extra. A new flow was recorded in the flow table.
+    FlowMisses = 16,
+    /// Extra. A new flow was not recorded: the flood guard's rate was exceeded.
+    FloodBypasses = 17,
+    /// Extra. An ICMPv6 error was steered by the flow it quotes.
+    IcmpErrorsSteered = 18,
 }
 
 /// Number of slots in `GLOBAL_STATS` (room for counters added later).
@@ -399,7 +564,7 @@ pub const GLOBAL_STAT_SLOTS: u32 = 32;
 
 impl GlobalStat {
     /// Every global counter, in index order.
-    pub const ALL: [GlobalStat; 15] = [
+    pub const ALL: [GlobalStat; 19] = [
         GlobalStat::NonIpv6Passed,
         GlobalStat::MalformedPassed,
         GlobalStat::UnicastPassed,
@@ -415,6 +580,10 @@ impl GlobalStat {
         GlobalStat::FibMissPassed,
         GlobalStat::HopLimitPassed,
         GlobalStat::MemberSourcePassed,
+        GlobalStat::FlowHits,
+        GlobalStat::FlowMisses,
+        GlobalStat::FloodBypasses,
+        GlobalStat::IcmpErrorsSteered,
     ];
 
     /// The counter's name in `stats` output.
@@ -435,6 +604,10 @@ impl GlobalStat {
             GlobalStat::FibMissPassed => "fib_miss_passed",
             GlobalStat::HopLimitPassed => "hop_limit_passed",
             GlobalStat::MemberSourcePassed => "member_source_passed",
+            GlobalStat::FlowHits => "flow_hits",
+            GlobalStat::FlowMisses => "flow_misses",
+            GlobalStat::FloodBypasses => "flood_bypasses",
+            GlobalStat::IcmpErrorsSteered => "icmp_errors_steered",
         }
     }
 }
@@ -467,6 +640,14 @@ pub enum GroupStat {
     FibMissPassed = 10,
     /// Packets passed because their hop limit would reach 0.
     HopLimitPassed = 11,
+    /// Packets of known flows sent to their member.
+    FlowHits = 12,
+    /// New flows recorded.
+    FlowMisses = 13,
+    /// New flows not recorded because of the flood guard.
+    FloodBypasses = 14,
+    /// ICMPv6 errors steered by the flow they quote.
+    IcmpErrorsSteered = 15,
 }
 
 /// Number of slots in [`GroupCounters`] (room for counters added later).
@@ -474,7 +655,7 @@ pub const GROUP_STAT_SLOTS: usize = 16;
 
 impl GroupStat {
     /// Every group counter, in index order.
-    pub const ALL: [GroupStat; 12] = [
+    pub const ALL: [GroupStat; 16] = [
         GroupStat::AnycastSourceDrops,
         GroupStat::AnycastSourceCounted,
         GroupStat::DestinedPackets,
@@ -487,6 +668,10 @@ impl GroupStat {
         GroupStat::TooBigPassed,
         GroupStat::FibMissPassed,
         GroupStat::HopLimitPassed,
+        GroupStat::FlowHits,
+        GroupStat::FlowMisses,
+        GroupStat::FloodBypasses,
+        GroupStat::IcmpErrorsSteered,
     ];
 
     /// The counter's name in `stats` output.
@@ -504,6 +689,10 @@ impl GroupStat {
             GroupStat::TooBigPassed => "too_big_passed",
             GroupStat::FibMissPassed => "fib_miss_passed",
             GroupStat::HopLimitPassed => "hop_limit_passed",
+            GroupStat::FlowHits => "flow_hits",
+            GroupStat::FlowMisses => "flow_misses",
+            GroupStat::FloodBypasses => "flood_bypasses",
+            GroupStat::IcmpErrorsSteered => "icmp_errors_steered",
         }
     }
 }
@@ -540,6 +729,14 @@ mod user {
     unsafe impl aya::Pod for MemberSourceKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for MemberCounters {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for FlowKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for FlowEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for FloodState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for Settings {}
 
     impl From<std::net::Ipv6Addr> for AddrKey {
         fn from(a: std::net::Ipv6Addr) -> Self {

@@ -28,8 +28,9 @@
 use std::vec::Vec;
 
 use crate::{
-    ENCAP_HOP_LIMIT, Fallback, GlobalStat, GroupInfo, GroupStat, IfaceRole, MAX_EXT_HEADERS,
-    MAX_TIED, MAX_VLAN_DEPTH, MemberInfo, MemberKind, MemberSourceKey, SourceAction, hash,
+    Affinity, ENCAP_HOP_LIMIT, Fallback, FlowEntry, FlowKey, GlobalStat, GroupInfo, GroupStat,
+    IfaceRole, MAX_EXT_HEADERS, MAX_VLAN_DEPTH, MemberInfo, MemberKind, MemberSourceKey,
+    MemberState, SourceAction, hash, maglev,
     wire::{self, ExtLen},
 };
 
@@ -80,6 +81,9 @@ pub struct Outcome {
     pub stat: GlobalStat,
     /// Every counter change, the final one included.
     pub deltas: Vec<Delta>,
+    /// The flow-table entry the packet leaves behind (recorded or refreshed):
+    /// key and member.
+    pub flow: Option<(FlowKey, u32)>,
 }
 
 /// The interface's settings the verdict depends on.
@@ -126,6 +130,14 @@ pub trait Config {
     fn member_source(&self, key: &MemberSourceKey) -> bool;
     /// A FIB lookup for `tot_len` bytes to `dst` from `src` (None: let the kernel choose).
     fn fib(&self, src: Option<[u8; 16]>, dst: &[u8; 16], tot_len: usize) -> Fib;
+    /// The flow table's entry for `key`, if any.
+    fn flow(&self, key: &FlowKey) -> Option<FlowEntry>;
+    /// The time now, on the flow table's clock (CLOCK_MONOTONIC, ns).
+    fn now_ns(&self) -> u64;
+    /// Whether the flood guard lets one more new flow be recorded.
+    fn flood_allows(&self) -> bool {
+        true
+    }
 }
 
 /// The upper-layer header found at the end of the extension-header chain.
@@ -270,43 +282,75 @@ pub fn parse_transport(frame: &[u8], ip: &Ipv6Header) -> Option<Transport> {
     })
 }
 
-/// The members a group's traffic goes to: up, at the lowest metric, by id, at most [`MAX_TIED`].
-pub fn nearest(members: &[(u32, MemberInfo)]) -> Vec<u32> {
-    let live: Vec<&(u32, MemberInfo)> = members
-        .iter()
-        .filter(|(_, m)| m.up != 0 && m.kind != MemberKind::None as u8)
-        .collect();
-    let Some(min) = live.iter().map(|(_, m)| m.metric).min() else {
-        return Vec::new();
+/// The flow key and hash of a packet (see [`crate::hash`]), and whether it
+/// was built from the quote of an ICMPv6 error: then it is the reverse of
+/// the quoted packet's flow (the quoted packet went member -> client).
+pub fn model_flow(
+    frame: &[u8],
+    ip: &Ipv6Header,
+    t: &Transport,
+    group: u32,
+) -> (FlowKey, u32, bool) {
+    if t.proto == wire::IPPROTO_ICMPV6
+        && let Some(&ty) = frame.get(t.offset).filter(|_| t.offset + 2 <= ip.end)
+        && (1..=4).contains(&ty)
+    {
+        let q = t.offset + 8;
+        if q + wire::IPV6_HDR_LEN <= ip.end {
+            let head = &frame[q..q + wire::IPV6_HDR_LEN];
+            let mut qsrc = [0u8; 16];
+            let mut qdst = [0u8; 16];
+            qsrc.copy_from_slice(&head[8..24]);
+            qdst.copy_from_slice(&head[24..40]);
+            let label = u32::from_be_bytes([0, head[1] & 0x0f, head[2], head[3]]);
+            let ports = if wire::has_ports(head[6]) && q + wire::IPV6_HDR_LEN + 4 <= ip.end {
+                let p = &frame[q + 40..q + 44];
+                Some([p[2], p[3], p[0], p[1]])
+            } else {
+                None
+            };
+            let (k, h) = key_and_hash(group, qdst, qsrc, head[6], ports, label);
+            return (k, h, true);
+        }
+    }
+    let ports = match (t.fragment, t.ports) {
+        (false, Some((s, d))) => {
+            let (s, d) = (s.to_be_bytes(), d.to_be_bytes());
+            Some([s[0], s[1], d[0], d[1]])
+        }
+        _ => None,
     };
-    let mut ids: Vec<u32> = live
-        .iter()
-        .filter(|(_, m)| m.metric == min)
-        .map(|(id, _)| *id)
-        .collect();
-    ids.sort_unstable();
-    ids.truncate(MAX_TIED);
-    ids
+    let (k, h) = key_and_hash(group, ip.src, ip.dst, t.proto, ports, ip.flow_label);
+    (k, h, false)
 }
 
-/// The flow hash of a packet (see [`crate::hash`]).
-pub fn flow_hash(ip: &Ipv6Header, t: &Transport) -> u32 {
-    let ports = if t.fragment { None } else { t.ports };
-    hash::flow_hash(
-        hash::addr_words(&ip.src, &ip.dst),
-        hash::key_tail(
-            t.proto,
-            ports.map(|(s, d)| {
-                let (s, d) = (s.to_be_bytes(), d.to_be_bytes());
-                [s[0], s[1], d[0], d[1]]
-            }),
-            ip.flow_label,
-        ),
-    )
+fn key_and_hash(
+    group: u32,
+    src: [u8; 16],
+    dst: [u8; 16],
+    proto: u8,
+    ports: Option<[u8; 4]>,
+    label: u32,
+) -> (FlowKey, u32) {
+    let h = hash::flow_hash(
+        hash::addr_words(&src, &dst),
+        hash::key_tail(proto, ports, label),
+    );
+    let key = FlowKey {
+        group_id: group,
+        src,
+        dst,
+        proto: if ports.is_some() { proto } else { 0 },
+        by_label: u8::from(ports.is_none()),
+        _pad: [0; 2],
+        tail: ports.unwrap_or((label & 0x000f_ffff).to_be_bytes()),
+    };
+    (key, h)
 }
 
 struct Acc {
     deltas: Vec<Delta>,
+    flow: Option<(FlowKey, u32)>,
 }
 
 impl Acc {
@@ -320,7 +364,10 @@ impl Acc {
 
 /// The outcome for `frame` arriving on `iface` under `config`.
 pub fn classify(frame: &[u8], iface: Iface, config: &dyn Config) -> Outcome {
-    let mut acc = Acc { deltas: Vec::new() };
+    let mut acc = Acc {
+        deltas: Vec::new(),
+        flow: None,
+    };
     let (verdict, out, stat) = run(frame, iface, config, &mut acc);
     acc.global(stat);
     acc.deltas.sort();
@@ -329,6 +376,7 @@ pub fn classify(frame: &[u8], iface: Iface, config: &dyn Config) -> Outcome {
         frame: out.unwrap_or_else(|| frame.to_vec()),
         stat,
         deltas: acc.deltas,
+        flow: acc.flow,
     }
 }
 
@@ -357,42 +405,82 @@ fn run(
         .push((Scope::Global, GlobalStat::AnycastDestined.name(), 1));
     acc.group(group, GroupStat::DestinedPackets, 1);
     acc.group(group, GroupStat::DestinedBytes, frame.len() as u64);
-    let mut done = |v: Verdict, out: Option<Vec<u8>>, s: GlobalStat, gs: GroupStat| {
-        acc.group(group, gs, 1);
-        (v, out, s)
-    };
+    // The outcome of an anycast-destined packet, with its group counter.
+    macro_rules! done {
+        ($v:expr, $out:expr, $s:expr, $gs:expr $(,)?) => {{
+            acc.group(group, $gs, 1);
+            ($v, $out, $s)
+        }};
+    }
     if ip.hop_limit <= 1 {
-        return done(
+        return done!(
             Verdict::Pass,
             None,
             GlobalStat::HopLimitPassed,
             GroupStat::HopLimitPassed,
         );
     }
-    let info = config.group(group);
-    let fallback = info.map_or(Fallback::Pass, |g| Fallback::from_u8(g.fallback));
-    let tied = nearest(&config.members(group));
-    if tied.is_empty() || info.is_none() {
-        return match fallback {
-            Fallback::Pass => done(
-                Verdict::Pass,
-                None,
-                GlobalStat::FallbackPassed,
-                GroupStat::FallbackPassed,
-            ),
-            Fallback::Drop => done(
-                Verdict::Drop,
-                None,
-                GlobalStat::FallbackDropped,
-                GroupStat::FallbackDropped,
-            ),
-        };
-    }
-    let h = flow_hash(&ip, &t);
-    let id = tied[(h % tied.len() as u32) as usize];
+    let info = config.group(group).unwrap_or_else(GroupInfo::zeroed_value);
+    let fallback = Fallback::from_u8(info.fallback);
+    let (key, h, icmp_error) = model_flow(frame, &ip, &t, group);
     let members = config.members(group);
+    let affinity = Affinity::from_u8(info.affinity) == Affinity::Flow;
+    let now = config.now_ns();
+    let held = if affinity {
+        config.flow(&key).and_then(|e| {
+            let alive = now.saturating_sub(e.last_seen_ns) <= info.flow_timeout_ns(t.proto);
+            let valid = members.iter().any(|(id, m)| {
+                *id == e.member_id
+                    && m.kind != MemberKind::None as u8
+                    && m.up != MemberState::Down as u8
+            });
+            (alive && valid).then_some(e.member_id)
+        })
+    } else {
+        None
+    };
+    let (id, flow_stat) = match held {
+        Some(id) => {
+            acc.flow = Some((key, id));
+            (id, Some((GlobalStat::FlowHits, GroupStat::FlowHits)))
+        }
+        None => {
+            let size = info.maglev_size();
+            let table = maglev::table_for(&members, size);
+            let id = table.get((h % size) as usize).copied().unwrap_or(0);
+            if id == 0 {
+                return match fallback {
+                    Fallback::Pass => done!(
+                        Verdict::Pass,
+                        None,
+                        GlobalStat::FallbackPassed,
+                        GroupStat::FallbackPassed,
+                    ),
+                    Fallback::Drop => done!(
+                        Verdict::Drop,
+                        None,
+                        GlobalStat::FallbackDropped,
+                        GroupStat::FallbackDropped,
+                    ),
+                };
+            }
+            let stat = if !affinity || icmp_error {
+                None
+            } else if config.flood_allows() {
+                acc.flow = Some((key, id));
+                Some((GlobalStat::FlowMisses, GroupStat::FlowMisses))
+            } else {
+                Some((GlobalStat::FloodBypasses, GroupStat::FloodBypasses))
+            };
+            (id, stat)
+        }
+    };
+    if let Some((g, gs)) = flow_stat {
+        acc.deltas.push((Scope::Global, g.name(), 1));
+        acc.group(group, gs, 1);
+    }
     let Some((_, m)) = members.iter().find(|(i, _)| *i == id) else {
-        return done(
+        return done!(
             Verdict::Pass,
             None,
             GlobalStat::FallbackPassed,
@@ -413,8 +501,7 @@ fn run(
             (Verdict::Redirect(m.ifindex), out)
         }
         MemberKind::Encap => {
-            let g = info.unwrap_or_else(GroupInfo::zeroed_value);
-            let src = (g.has_tunnel_source != 0).then_some(g.tunnel_source);
+            let src = (info.has_tunnel_source != 0).then_some(info.tunnel_source);
             let inner_len = ip.end - ip.offset;
             let (ifindex, smac, dmac, src) = match config.fib(src, &m.addr, inner_len + 40) {
                 Fib::Found {
@@ -424,7 +511,7 @@ fn run(
                     src,
                 } => (ifindex, smac, dmac, src),
                 Fib::FragNeeded => {
-                    return done(
+                    return done!(
                         Verdict::Pass,
                         None,
                         GlobalStat::TooBigPassed,
@@ -432,7 +519,7 @@ fn run(
                     );
                 }
                 Fib::Miss => {
-                    return done(
+                    return done!(
                         Verdict::Pass,
                         None,
                         GlobalStat::FibMissPassed,
@@ -455,7 +542,7 @@ fn run(
             (Verdict::Redirect(ifindex), out)
         }
         MemberKind::None => {
-            return done(
+            return done!(
                 Verdict::Pass,
                 None,
                 GlobalStat::FallbackPassed,
@@ -463,7 +550,7 @@ fn run(
             );
         }
     };
-    let r = done(
+    let r = done!(
         verdict,
         Some(out),
         GlobalStat::Redirected,
@@ -590,6 +677,12 @@ mod tests {
         }
         fn fib(&self, _: Option<[u8; 16]>, _: &[u8; 16], _: usize) -> Fib {
             Fib::Miss
+        }
+        fn flow(&self, _: &FlowKey) -> Option<FlowEntry> {
+            None
+        }
+        fn now_ns(&self) -> u64 {
+            0
         }
     }
 
@@ -732,7 +825,7 @@ mod tests {
         let rest = b.build();
         let h = |f: &[u8]| {
             let ip = parse_l3(f).expect("ipv6");
-            flow_hash(&ip, &parse_transport(f, &ip).expect("transport"))
+            model_flow(f, &ip, &parse_transport(f, &ip).expect("transport"), 7).1
         };
         assert_eq!(h(&first), h(&rest));
     }

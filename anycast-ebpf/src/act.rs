@@ -6,8 +6,8 @@
 //! arrived.
 
 use anycast_common::{
-    AddrKey, ENCAP_HOP_LIMIT, Fallback, GlobalStat, GroupInfo, GroupStat, MemberInfo, MemberKind,
-    hash, wire,
+    AddrKey, Affinity, ENCAP_HOP_LIMIT, Fallback, GlobalStat, GroupInfo, GroupStat, MemberInfo,
+    MemberKind, MemberState, wire,
 };
 use aya_ebpf::{
     bindings::{
@@ -15,11 +15,14 @@ use aya_ebpf::{
         xdp_action,
     },
     helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_xdp_adjust_head},
+    macros::map,
+    maps::PerCpuArray,
     programs::XdpContext,
 };
 
 use crate::{
-    classify::Decision,
+    classify::{Decision, FlowOutcome},
+    flow::{self, Flow},
     maps::{GROUPS, MEMBERS, SELECTION, TX_PORTS},
     parse::{ipv6::Ipv6, ipv6::Transport, load, store},
 };
@@ -50,7 +53,12 @@ pub(crate) fn steer(
         fallback(d, Fallback::Pass);
         return;
     };
-    let Some((member_id, flow_hash)) = nearest_member(info, group, ip, t, src, dst) else {
+    let Some(f) = flow::of_packet(ctx, ip, t, group, src, dst) else {
+        fallback(d, Fallback::Pass);
+        return;
+    };
+    d.icmp_error = f.icmp_error;
+    let Some(member_id) = choose(info, group, f, t.proto, d) else {
         fallback(d, Fallback::from_u8(info.fallback));
         return;
     };
@@ -60,16 +68,24 @@ pub(crate) fn steer(
     };
     let action = match MemberKind::from_u8(m.kind) {
         MemberKind::L2 => redirect_l2(ctx, ip, m),
-        MemberKind::Encap => match redirect_encap(ctx, ip, info, m, flow_hash) {
-            Ok(action) => action,
-            Err(stat) => {
-                let group_stat = match stat {
-                    GlobalStat::TooBigPassed => GroupStat::TooBigPassed,
-                    _ => GroupStat::FibMissPassed,
-                };
-                d.finish(xdp_action::XDP_PASS, stat, group_stat);
+        MemberKind::Encap => match redirect_encap(ctx, ip, info, m, f.hash) {
+            ENCAP_TOO_BIG => {
+                d.finish(
+                    xdp_action::XDP_PASS,
+                    GlobalStat::TooBigPassed,
+                    GroupStat::TooBigPassed,
+                );
                 return;
             }
+            ENCAP_FIB_MISS => {
+                d.finish(
+                    xdp_action::XDP_PASS,
+                    GlobalStat::FibMissPassed,
+                    GroupStat::FibMissPassed,
+                );
+                return;
+            }
+            action => action,
         },
         MemberKind::None => {
             fallback(d, Fallback::from_u8(info.fallback));
@@ -96,35 +112,46 @@ fn fallback(d: &mut Decision, f: Fallback) {
     }
 }
 
-/// The member this flow goes to, and the flow's hash: one of the members
-/// tied at the nearest metric in the group's live selection.
+/// The member flow `f` goes to. With flow affinity, a known flow stays on
+/// its member while that member is registered in the group and not down
+/// (draining members keep their flows); a new flow goes by the group's
+/// consistent-hash table and is recorded (unless the flood guard says no,
+/// or it is an ICMPv6 error, which only follows its flow).
 #[inline(always)]
-fn nearest_member(
-    info: &GroupInfo,
-    group: u32,
-    ip: &Ipv6,
-    t: &Transport,
-    src: *const AddrKey,
-    dst: *const AddrKey,
-) -> Option<(u32, u32)> {
-    let slot = group * 2 + (info.active_slot & 1);
-    let sel = SELECTION.get(slot)?;
-    let count = sel.count;
-    if count == 0 {
+fn choose(info: &GroupInfo, group: u32, f: &Flow, proto: u8, d: &mut Decision) -> Option<u32> {
+    let affinity = Affinity::from_u8(info.affinity) == Affinity::Flow;
+    let now = if affinity { flow::now() } else { 0 };
+    if affinity {
+        let timeout = info.flow_timeout_ns(proto);
+        let held = flow::lookup(&f.key, now, timeout, |id| {
+            MEMBERS.get(id).is_some_and(|m| {
+                m.kind != MemberKind::None as u8
+                    && m.up != MemberState::Down as u8
+                    && m.group_id == group
+            })
+        });
+        if let Some(id) = held {
+            d.flow = FlowOutcome::Hit;
+            return Some(id);
+        }
+    }
+    let sel = SELECTION.get(group * 2 + (info.active_slot & 1))?;
+    if sel.count == 0 || sel.size == 0 {
         return None;
     }
-    // SAFETY: both point into the packet, bounds-checked by the parser.
-    let (s, d) = unsafe { ((*src).addr, (*dst).addr) };
-    let h = hash::flow_hash(
-        hash::addr_words(&s, &d),
-        hash::key_tail(t.proto, t.ports, ip.flow_label),
-    );
-    // Bounded by the array length in `get`; no earlier `count <= MAX_TIED`
-    // check, or LLVM proves this one redundant and the verifier rejects
-    // the unbounded index.
-    let idx = (h % count) as usize;
-    let id = *sel.members.get(idx)?;
-    (id != 0).then_some((id, h))
+    // Bounded by the table length in `get`.
+    let id = *sel.table.get((f.hash % sel.size) as usize)?;
+    if id == 0 {
+        return None;
+    }
+    if affinity && !f.icmp_error {
+        d.flow = if flow::record(&f.key, id, now) {
+            FlowOutcome::Recorded
+        } else {
+            FlowOutcome::Bypassed
+        };
+    }
+    Some(id)
 }
 
 /// Redirects out of the interface `ifindex`, through the devmap when the
@@ -166,24 +193,39 @@ fn redirect_l2(ctx: &XdpContext, ip: &Ipv6, m: &MemberInfo) -> u32 {
     redirect(m.ifindex)
 }
 
+/// [`redirect_encap`]: too big for the egress MTU once encapsulated.
+const ENCAP_TOO_BIG: u32 = 0x100;
+/// [`redirect_encap`]: no route, neighbour or source address.
+const ENCAP_FIB_MISS: u32 = 0x101;
+
 /// Routed member: IPv6-in-IPv6 (RFC 2473) from the group's tunnel source to
-/// the member, next hop from the kernel's FIB. Err: the packet goes to the
-/// kernel untouched, with the reason.
-#[inline(always)]
+/// the member, next hop from the kernel's FIB. Returns the XDP action, or
+/// [`ENCAP_TOO_BIG`] / [`ENCAP_FIB_MISS`] when the packet goes to the kernel
+/// untouched (a plain code rather than a `Result`: BPF functions take at
+/// most five arguments, and a returned `Result` would be a sixth).
+// Not inlined: its FIB request and header buffer get a stack frame of their
+// own instead of adding to the entry function's (the 512-byte limit).
+#[inline(never)]
 fn redirect_encap(
     ctx: &XdpContext,
     ip: &Ipv6,
     info: &GroupInfo,
     m: &MemberInfo,
     flow_hash: u32,
-) -> Result<u32, GlobalStat> {
+) -> u32 {
     let inner_len = ip.end - ip.off;
     let outer_len = inner_len + wire::IPV6_HDR_LEN;
     if outer_len > usize::from(u16::MAX) {
-        return Err(GlobalStat::TooBigPassed);
+        return ENCAP_TOO_BIG;
     }
+    let Some(scratch) = ENCAP_SCRATCH.get_ptr_mut(0) else {
+        return ENCAP_FIB_MISS;
+    };
+    // SAFETY: this CPU's scratch slot, used by this run only.
+    let scratch = unsafe { &mut *scratch };
+    let fib = &mut scratch.fib;
     // SAFETY: an all-zero bpf_fib_lookup is a valid (empty) request.
-    let mut fib: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    *fib = unsafe { core::mem::zeroed() };
     fib.family = AF_INET6;
     fib.l4_protocol = wire::IPPROTO_IPV6;
     fib.__bindgen_anon_1.tot_len = outer_len as u16;
@@ -196,51 +238,64 @@ fn redirect_encap(
         // Let the kernel pick the source address for the egress route.
         flags |= BPF_FIB_LOOKUP_SRC;
     }
-    // SAFETY: `fib` is a valid request on our stack, its size given.
+    // SAFETY: `fib` is a valid request in a map value, its size given.
     let rc = unsafe {
         fib_lookup(
             ctx.ctx.cast(),
-            &mut fib,
+            fib,
             core::mem::size_of::<bpf_fib_lookup>() as i32,
             flags,
         )
     };
     match rc as u32 {
         BPF_FIB_LKUP_RET_SUCCESS => {}
-        BPF_FIB_LKUP_RET_FRAG_NEEDED => return Err(GlobalStat::TooBigPassed),
-        _ => return Err(GlobalStat::FibMissPassed),
+        BPF_FIB_LKUP_RET_FRAG_NEEDED => return ENCAP_TOO_BIG,
+        _ => return ENCAP_FIB_MISS,
     }
     // The outer traffic class is the inner one (DSCP survives the tunnel);
     // the outer flow label is the flow's hash (RFC 6438), so that routers
     // on the way spread tunnels by inner flow.
-    let head = load::<[u8; 2]>(ctx, ip.off, ip.end).ok_or(GlobalStat::FibMissPassed)?;
+    let Some(head) = load::<[u8; 2]>(ctx, ip.off, ip.end) else {
+        return ENCAP_FIB_MISS;
+    };
     let class = (u32::from(head[0] & 0x0f) << 24) | (u32::from(head[1] & 0xf0) << 16);
+    let vtcfl = (6u32 << 28) | class | (flow_hash & 0x000f_ffff);
+    let (dmac, smac, egress) = (fib.dmac, fib.smac, fib.ifindex);
+    // SAFETY: reading the kernel-filled union as the IPv6 variant we asked for.
+    let src = unsafe { fib.__bindgen_anon_3.ipv6_src };
     let vlan_len = ip.off - wire::ETH_HDR_LEN;
     let delta = wire::IPV6_HDR_LEN as i32 - vlan_len as i32;
     if !adjust_head(ctx, -delta) {
         // No headroom for the outer header: the frame cannot grow.
-        return Err(GlobalStat::TooBigPassed);
+        return ENCAP_TOO_BIG;
     }
-    let mut hdr = [0u8; wire::ETH_HDR_LEN + wire::IPV6_HDR_LEN];
-    hdr[..6].copy_from_slice(&fib.dmac);
-    hdr[6..12].copy_from_slice(&fib.smac);
-    hdr[12..14].copy_from_slice(&wire::ETH_P_IPV6.to_be_bytes());
-    let vtcfl = (6u32 << 28) | class | (flow_hash & 0x000f_ffff);
-    hdr[14..18].copy_from_slice(&vtcfl.to_be_bytes());
-    hdr[18..20].copy_from_slice(&(inner_len as u16).to_be_bytes());
-    hdr[20] = wire::IPPROTO_IPV6;
-    hdr[21] = ENCAP_HOP_LIMIT;
-    // SAFETY: reading the kernel-filled union as the IPv6 variant we asked for.
-    let src = unsafe { fib.__bindgen_anon_3.ipv6_src };
-    hdr[22..38].copy_from_slice(&bytes(&src));
-    hdr[38..54].copy_from_slice(&m.addr);
+    // Field by field, straight into the frame: a header buffer on the stack
+    // would push the program past the 512-byte limit.
     let inner_hop = wire::ETH_HDR_LEN + wire::IPV6_HDR_LEN + 7;
-    let ok = store(ctx, 0, hdr).is_some() && store(ctx, inner_hop, ip.hop_limit - 1).is_some();
+    let ok = store(ctx, 0, dmac).is_some()
+        && store(ctx, 6, smac).is_some()
+        && store(ctx, 12, wire::ETH_P_IPV6.to_be_bytes()).is_some()
+        && store(ctx, 14, vtcfl.to_be_bytes()).is_some()
+        && store(ctx, 18, (inner_len as u16).to_be_bytes()).is_some()
+        && store(ctx, 20, [wire::IPPROTO_IPV6, ENCAP_HOP_LIMIT]).is_some()
+        && store(ctx, 22, src).is_some()
+        && store(ctx, 38, m.addr).is_some()
+        && store(ctx, inner_hop, ip.hop_limit - 1).is_some();
     if !ok {
-        return Ok(xdp_action::XDP_ABORTED);
+        return xdp_action::XDP_ABORTED;
     }
-    Ok(redirect(fib.ifindex))
+    redirect(egress)
 }
+
+/// Per-CPU scratch space of [`redirect_encap`]: the FIB request, off the
+/// 512-byte stack.
+#[repr(C)]
+struct EncapScratch {
+    fib: bpf_fib_lookup,
+}
+
+#[map(name = "ENCAP_SCRATCH")]
+static ENCAP_SCRATCH: PerCpuArray<EncapScratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// An address as the FIB request's `[u32; 4]` (same bytes, network order).
 #[inline(always)]
@@ -251,20 +306,4 @@ fn words(a: &[u8; 16]) -> [u32; 4] {
         u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
         u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
     ]
-}
-
-/// The inverse of [`words`].
-#[inline(always)]
-fn bytes(w: &[u32; 4]) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    let mut i = 0;
-    while i < 4 {
-        let x = w[i].to_ne_bytes();
-        b[4 * i] = x[0];
-        b[4 * i + 1] = x[1];
-        b[4 * i + 2] = x[2];
-        b[4 * i + 3] = x[3];
-        i += 1;
-    }
-    b
 }

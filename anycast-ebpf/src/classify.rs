@@ -18,6 +18,19 @@ use crate::{
     },
 };
 
+/// What the flow table did for a packet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlowOutcome {
+    /// Not consulted (no affinity, or not steered).
+    None,
+    /// A known flow went to its member.
+    Hit,
+    /// A new flow was recorded.
+    Recorded,
+    /// A new flow was not recorded (flood guard).
+    Bypassed,
+}
+
 /// What to do with a packet, and what to count.
 pub(crate) struct Decision {
     /// The XDP action.
@@ -38,6 +51,10 @@ pub(crate) struct Decision {
     pub(crate) dst_stat: GroupStat,
     /// The member the packet was redirected to, 0 if none.
     pub(crate) member: u32,
+    /// What the flow table did.
+    pub(crate) flow: FlowOutcome,
+    /// Steered as an ICMPv6 error, by the flow it quotes.
+    pub(crate) icmp_error: bool,
     /// Frame length as received.
     pub(crate) bytes: u64,
 }
@@ -55,6 +72,8 @@ impl Decision {
             dst_group: 0,
             dst_stat: GroupStat::DestinedPackets,
             member: 0,
+            flow: FlowOutcome::None,
+            icmp_error: false,
             bytes,
         }
     }
@@ -124,16 +143,19 @@ fn refuse_source(d: &mut Decision, role: IfaceRole, action: SourceAction, group:
 /// The source rule. Edge: no anycast source. Member: an anycast source only
 /// from a registered member (ingress interface and source MAC), or inside
 /// IPv6-in-IPv6 from a registered encapsulated member (outer source).
-/// Returns true when the packet is dropped.
-#[inline(always)]
+/// Returns true when the packet is dropped. `policy` is the role in the low
+/// byte and the source action in the next (five arguments at most in BPF).
+// Not inlined: its keys get a stack frame of their own, off the redirect path.
+#[inline(never)]
 fn check_source(
     ctx: &XdpContext,
     ip: &Ipv6,
     src: *const AddrKey,
-    role: IfaceRole,
-    action: SourceAction,
+    policy: u32,
     d: &mut Decision,
 ) -> bool {
+    let role = IfaceRole::from_u8(policy as u8);
+    let action = SourceAction::from_u8((policy >> 8) as u8);
     let (group, key) = if let Some(group) = anycast_group(src) {
         let mac = load::<[u8; 6]>(ctx, 6, ip.off).unwrap_or([0; 6]);
         let ifindex = ctx.ingress_ifindex() as u32;
@@ -179,14 +201,8 @@ pub(crate) fn classify(ctx: &XdpContext, role: u8, source_action: u8) -> Decisio
 
     let mut d = Decision::pass(GlobalStat::UnicastPassed, bytes);
     let role = IfaceRole::from_u8(role);
-    if check_source(
-        ctx,
-        &ip,
-        src,
-        role,
-        SourceAction::from_u8(source_action),
-        &mut d,
-    ) {
+    let policy = u32::from(role as u8) | (u32::from(source_action) << 8);
+    if check_source(ctx, &ip, src, policy, &mut d) {
         return d;
     }
     if let Some(group) = anycast_group(dst) {

@@ -13,6 +13,7 @@
 
 mod act;
 mod classify;
+mod flow;
 mod maps;
 mod parse;
 mod stats;

@@ -2,14 +2,15 @@
 //! come from `anycast-common`; userspace pins them under the pin dir.
 
 use anycast_common::{
-    AddrKey, AddrValue, GLOBAL_STAT_SLOTS, GroupCounters, GroupInfo, IfaceConfig,
-    MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS,
-    MemberCounters, MemberInfo, MemberSourceKey, Selection,
+    AddrKey, AddrValue, DEFAULT_FLOW_TABLE, FloodState, FlowEntry, FlowKey, GLOBAL_STAT_SLOTS,
+    GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
+    MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters, MemberInfo, MemberSourceKey, Selection,
+    Settings,
 };
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 
 /// Exact anycast addresses. Allocated on insert: a million-entry table costs
@@ -50,7 +51,8 @@ pub(crate) static ANYCAST_META: Array<u32> = Array::with_max_entries(1, 0);
 #[map(name = "MEMBERS")]
 pub(crate) static MEMBERS: Array<MemberInfo> = Array::with_max_entries(MAX_MEMBERS, 0);
 
-/// Two selection slots per group (`group * 2 + slot`); `GroupInfo::active_slot` says which is live.
+/// Two consistent-hash tables per group (`group * 2 + slot`);
+/// `GroupInfo::active_slot` says which is live.
 #[map(name = "SELECTION")]
 pub(crate) static SELECTION: Array<Selection> = Array::with_max_entries(MAX_GROUPS * 2, 0);
 
@@ -67,3 +69,18 @@ pub(crate) static MEMBER_STATS: PerCpuArray<MemberCounters> =
 /// Egress interfaces of on-link members, for bulked XDP_REDIRECT.
 #[map(name = "TX_PORTS")]
 pub(crate) static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(MAX_TX_PORTS, 0);
+
+/// The flow table: which member took a flow, and when it was last seen. LRU,
+/// so a full table forgets its idlest flows first; sized at creation by
+/// userspace (default 1M flows).
+#[map(name = "FLOWS")]
+pub(crate) static FLOWS: LruHashMap<FlowKey, FlowEntry> =
+    LruHashMap::with_max_entries(DEFAULT_FLOW_TABLE, 0);
+
+/// Per-CPU flood-guard window (index 0).
+#[map(name = "FLOOD")]
+pub(crate) static FLOOD: PerCpuArray<FloodState> = PerCpuArray::with_max_entries(1, 0);
+
+/// Global settings (index 0), written by userspace.
+#[map(name = "SETTINGS")]
+pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);

@@ -3,7 +3,7 @@
 use anycast_common::{GROUP_STAT_SLOTS, GlobalStat, GroupStat, MAX_GROUPS, MAX_MEMBERS};
 
 use crate::{
-    classify::Decision,
+    classify::{Decision, FlowOutcome},
     maps::{GLOBAL_STATS, GROUP_STATS, MEMBER_STATS},
 };
 
@@ -17,11 +17,21 @@ fn add_global(stat: GlobalStat, n: u64) {
 
 #[inline(always)]
 fn add_group(group: u32, stat: GroupStat, n: u64) {
+    add_group_slot(group, stat as u32, n);
+}
+
+/// Adds `n` to counter `idx` of `group`.
+#[inline(always)]
+fn add_group_slot(group: u32, idx: u32, n: u64) {
     // Group 0 means "none".
     if group == 0 || group >= MAX_GROUPS {
         return;
     }
-    let idx = stat as usize;
+    // LLVM knows `idx` came from the enum and is in range, and would drop the
+    // check below; the verifier sees the index merged from several paths and
+    // needs it. The volatile read hides the range from LLVM.
+    // SAFETY: reading a local.
+    let idx = unsafe { core::ptr::read_volatile(&idx) } as usize;
     if idx >= GROUP_STAT_SLOTS {
         return;
     }
@@ -47,6 +57,20 @@ pub(crate) fn record(d: &Decision) {
         add_group(d.dst_group, GroupStat::DestinedPackets, 1);
         add_group(d.dst_group, GroupStat::DestinedBytes, d.bytes);
         add_group(d.dst_group, d.dst_stat, 1);
+        let flow = match d.flow {
+            FlowOutcome::None => None,
+            FlowOutcome::Hit => Some((GlobalStat::FlowHits, GroupStat::FlowHits)),
+            FlowOutcome::Recorded => Some((GlobalStat::FlowMisses, GroupStat::FlowMisses)),
+            FlowOutcome::Bypassed => Some((GlobalStat::FloodBypasses, GroupStat::FloodBypasses)),
+        };
+        if let Some((g, gs)) = flow {
+            add_global(g, 1);
+            add_group(d.dst_group, gs, 1);
+        }
+        if d.icmp_error && d.member != 0 {
+            add_global(GlobalStat::IcmpErrorsSteered, 1);
+            add_group(d.dst_group, GroupStat::IcmpErrorsSteered, 1);
+        }
     }
     if d.member != 0 && d.member < MAX_MEMBERS {
         if let Some(c) = MEMBER_STATS.get_ptr_mut(d.member) {

@@ -4,7 +4,7 @@
 use std::{ffi::CString, net::Ipv6Addr, os::fd::FromRawFd as _};
 
 use anycast_common::{
-    Fallback, IfaceConfig, IfaceRole, LAYOUT_VERSION, SourceAction, globals, map_names,
+    IfaceConfig, IfaceRole, LAYOUT_VERSION, MemberState, SourceAction, globals, map_names,
     program_names,
 };
 use aya::{
@@ -21,7 +21,8 @@ use crate::{
     EBPF_OBJECT,
     addr::AnycastPrefix,
     error::{Error, Result},
-    members::{MemberEntry, Via},
+    flows::{FlowTableStats, FlowView},
+    members::{GroupOptions, MemberEntry, Via},
     pin::{PinDir, PinLock},
     state::{AddOutcome, AddressEntry, State, Stats},
 };
@@ -229,12 +230,22 @@ impl Dataplane {
 
     /// Opens the state pinned at `pin`, creating (and pinning) it when absent.
     pub fn open_or_create(pin: PinDir) -> Result<Self> {
+        Self::open_or_create_with(pin, None)
+    }
+
+    /// [`Dataplane::open_or_create`], with the flow table sized `flow_table`
+    /// entries (all groups together) if it has to be created.
+    pub fn open_or_create_with(pin: PinDir, flow_table: Option<u32>) -> Result<Self> {
         require_root("managing the anycast data plane")?;
         pin.create()?;
         if !all_maps_pinned(&pin) {
             let _lock = pin.lock()?;
             // Creates whatever is missing and pins it; existing pins are reused.
-            load_object(Some(&pin), IfaceRole::Edge, SourceAction::Drop)?;
+            let sizes: Vec<(&'static str, u32)> = flow_table
+                .map(|n| (map_names::FLOWS, n))
+                .into_iter()
+                .collect();
+            load_object_sized(Some(&pin), IfaceRole::Edge, SourceAction::Drop, &sizes)?;
         }
         let mut dp = Self::from_pins(pin)?;
         if dp.state.layout_version()? == 0 {
@@ -434,6 +445,7 @@ impl Dataplane {
         name: &str,
         via: MemberVia,
         metric: u32,
+        weight: u8,
     ) -> Result<u32> {
         require_root("changing members")?;
         let via = match via {
@@ -448,7 +460,7 @@ impl Dataplane {
             MemberVia::Encap(addr) => Via::Encap(addr),
         };
         let _lock = self.lock()?;
-        self.state.add_member(group, name, via, metric)
+        self.state.add_member(group, name, via, metric, weight)
     }
 
     /// Changes a member's metric and/or state.
@@ -457,11 +469,12 @@ impl Dataplane {
         group: &str,
         name: &str,
         metric: Option<u32>,
-        up: Option<bool>,
+        state: Option<MemberState>,
+        weight: Option<u8>,
     ) -> Result<()> {
         require_root("changing members")?;
         let _lock = self.lock()?;
-        self.state.set_member(group, name, metric, up)
+        self.state.set_member(group, name, metric, state, weight)
     }
 
     /// Removes a member.
@@ -477,15 +490,43 @@ impl Dataplane {
     }
 
     /// Sets a group's fallback and/or tunnel source.
-    pub fn set_group(
-        &mut self,
-        group: &str,
-        fallback: Option<Fallback>,
-        tunnel_source: Option<Ipv6Addr>,
-    ) -> Result<()> {
+    pub fn set_group(&mut self, group: &str, options: &GroupOptions) -> Result<()> {
         require_root("changing groups")?;
         let _lock = self.lock()?;
-        self.state.set_group_options(group, fallback, tunnel_source)
+        self.state.set_group_options(group, options)
+    }
+
+    /// The flow table: occupancy and (up to `limit`) flows of one group or all.
+    pub fn flows(
+        &self,
+        group: Option<&str>,
+        limit: usize,
+    ) -> Result<(FlowTableStats, Vec<FlowView>)> {
+        let gid = group.map(|g| self.state.group_id_of(g)).transpose()?;
+        Ok((
+            self.state.flow_table_stats()?,
+            self.state.list_flows(gid, limit)?,
+        ))
+    }
+
+    /// Forgets the flows of one group or all.
+    pub fn flush_flows(&mut self, group: Option<&str>) -> Result<u64> {
+        require_root("flushing flows")?;
+        let _lock = self.lock()?;
+        let gid = group.map(|g| self.state.group_id_of(g)).transpose()?;
+        self.state.flush_flows(gid)
+    }
+
+    /// Sets the flood guard's rate (new flows recorded per second per CPU; 0: off).
+    pub fn set_flood_rate(&mut self, rate: u32) -> Result<()> {
+        require_root("changing the flood guard")?;
+        let _lock = self.lock()?;
+        self.state.set_flood_rate(rate)
+    }
+
+    /// The flood guard's rate.
+    pub fn flood_rate(&self) -> Result<u32> {
+        self.state.flood_rate()
     }
 
     /// Every configured address and prefix.

@@ -57,6 +57,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A weight outside 1..=100.
+    #[error("invalid weight {0}: use 1 to 100")]
+    InvalidWeight(u8),
+    /// A consistent-hash table size that is not a prime in range.
+    #[error("invalid table size {0}: use a prime from 7 to 4093 (e.g. 251, 1021, 4093)")]
+    InvalidTableSize(u32),
+    /// A flow timeout out of range.
+    #[error("invalid flow timeout {0}: use 1 to 86400 seconds")]
+    InvalidTimeout(u32),
     /// Neither or both ways to reach a member were given.
     #[error("a member is reached either on-link (--iface IF --mac MAC) or routed (--encap ADDR)")]
     MemberVia,

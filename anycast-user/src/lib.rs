@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod dataplane;
 pub mod error;
+pub mod flows;
 pub mod members;
 pub mod netns;
 pub mod pin;

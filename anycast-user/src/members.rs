@@ -9,8 +9,8 @@
 use std::net::Ipv6Addr;
 
 use anycast_common::{
-    Fallback, GroupInfo, MAX_MEMBERS, MAX_TIED, MEMBER_NAME_LEN, MemberCounters, MemberInfo,
-    MemberKind, MemberSourceKey, Selection, map_names,
+    Affinity, Fallback, GroupInfo, MAGLEV_MAX, MAX_MEMBERS, MEMBER_NAME_LEN, MemberCounters,
+    MemberInfo, MemberKind, MemberSourceKey, MemberState, Selection, maglev, map_names,
 };
 use aya::maps::MapError;
 use bytemuck::Zeroable as _;
@@ -48,8 +48,10 @@ pub struct MemberEntry {
     pub id: u32,
     /// Metric: lower is nearer.
     pub metric: u32,
-    /// `up` or `down`.
+    /// `up`, `down` or `draining`.
     pub state: &'static str,
+    /// Relative share among tied members.
+    pub weight: u8,
     /// `l2` or `encap`.
     pub via: &'static str,
     /// L2: egress ifindex.
@@ -61,8 +63,10 @@ pub struct MemberEntry {
     /// Encap: the member's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addr: Option<Ipv6Addr>,
-    /// In the group's live selection (up and at the nearest metric).
+    /// Gets new flows (up and at the nearest metric).
     pub nearest: bool,
+    /// Live flows it holds in the flow table.
+    pub flows: u64,
     /// Packets redirected to it.
     pub packets: u64,
     /// Bytes redirected to it.
@@ -95,6 +99,23 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
         return Err(Error::InvalidMac(format!("{s} (not a unicast MAC)")));
     }
     Ok(mac)
+}
+
+/// Name of a member state in output.
+pub const fn state_name(s: MemberState) -> &'static str {
+    match s {
+        MemberState::Up => "up",
+        MemberState::Down => "down",
+        MemberState::Draining => "draining",
+    }
+}
+
+fn validate_weight(w: u8) -> Result<()> {
+    if (1..=100).contains(&w) {
+        Ok(())
+    } else {
+        Err(Error::InvalidWeight(w))
+    }
 }
 
 /// Checks a member name: 1 to 31 characters of `[A-Za-z0-9._-]`.
@@ -133,31 +154,35 @@ impl State {
         Ok(out)
     }
 
+    /// The id of group `group`.
+    pub fn group_id_of(&self, group: &str) -> Result<u32> {
+        Ok(self.group_id(group)?.0)
+    }
+
     fn group_id(&self, group: &str) -> Result<(u32, GroupInfo)> {
         self.group_by_name(group)?
             .ok_or_else(|| Error::UnknownGroup(group.to_string()))
     }
 
-    /// Recomputes `group_id`'s selection from `members` (a snapshot of every
-    /// member, as it is now) into the idle slot and flips to it.
+    /// Recomputes `group_id`'s consistent-hash table from `members` (a
+    /// snapshot of every member, as it is now) into the idle slot and flips
+    /// to it.
     fn publish_selection(&mut self, group_id: u32, members: &[(u32, MemberInfo)]) -> Result<()> {
-        let live: Vec<&(u32, MemberInfo)> = members
+        let mine: Vec<(u32, MemberInfo)> = members
             .iter()
-            .filter(|(_, m)| m.group_id == group_id && m.up != 0 && m.kind != 0)
+            .filter(|(_, m)| m.group_id == group_id)
+            .copied()
             .collect();
-        let mut sel = Selection::zeroed();
-        if let Some(nearest) = live.iter().map(|(_, m)| m.metric).min() {
-            // Ordered by id: the same set always yields the same table.
-            let tied = live.iter().filter(|(_, m)| m.metric == nearest);
-            for (slot, (id, _)) in sel.members.iter_mut().zip(tied) {
-                *slot = *id;
-                sel.count += 1;
-            }
-        }
         let mut info = self
             .groups
             .get(&group_id, 0)
             .map_err(map_err(map_names::GROUPS))?;
+        let size = info.maglev_size();
+        let table = maglev::table_for(&mine, size);
+        let mut sel = Selection::zeroed();
+        sel.size = size;
+        sel.count = maglev::tied(&mine).len() as u32;
+        sel.table[..table.len()].copy_from_slice(&table);
         let idle = 1 - (info.active_slot & 1);
         self.selection
             .set(group_id * 2 + idle, sel, 0)
@@ -166,18 +191,23 @@ impl State {
         self.set_group(group_id, info)
     }
 
-    /// The live selection of a group (member ids).
-    fn live_selection(&self, group_id: u32, info: &GroupInfo) -> Result<Vec<u32>> {
-        let sel = self
-            .selection
-            .get(&(group_id * 2 + (info.active_slot & 1)), 0)
-            .map_err(map_err(map_names::SELECTION))?;
-        Ok(sel.members[..(sel.count as usize).min(MAX_TIED)].to_vec())
+    /// Republishes a group's table (after a change of its table size).
+    pub(crate) fn republish(&mut self, group_id: u32) -> Result<()> {
+        let members = self.members_in_use()?;
+        self.publish_selection(group_id, &members)
     }
 
-    /// Adds member `name` to `group` (created when new), up, with `metric`.
-    /// Nothing changes when it fails.
-    pub fn add_member(&mut self, group: &str, name: &str, via: Via, metric: u32) -> Result<u32> {
+    /// Adds member `name` to `group` (created when new), up, with `metric`
+    /// and `weight` (1..=100). Nothing changes when it fails.
+    pub fn add_member(
+        &mut self,
+        group: &str,
+        name: &str,
+        via: Via,
+        metric: u32,
+        weight: u8,
+    ) -> Result<u32> {
+        validate_weight(weight)?;
         validate_group_name(group)?;
         validate_member_name(name)?;
         let existing = self.group_by_name(group)?;
@@ -200,7 +230,8 @@ impl State {
         let mut m = MemberInfo::zeroed();
         m.name[..name.len()].copy_from_slice(name.as_bytes());
         m.metric = metric;
-        m.up = 1;
+        m.up = MemberState::Up as u8;
+        m.weight = weight;
         match via {
             Via::L2 {
                 ifindex,
@@ -271,14 +302,19 @@ impl State {
             .map_err(map_err(map_names::MEMBERS))
     }
 
-    /// Changes a member's metric and/or state, then republishes the selection.
+    /// Changes a member's metric, state and/or weight, then republishes the
+    /// group's table.
     pub fn set_member(
         &mut self,
         group: &str,
         name: &str,
         metric: Option<u32>,
-        up: Option<bool>,
+        state: Option<MemberState>,
+        weight: Option<u8>,
     ) -> Result<()> {
+        if let Some(w) = weight {
+            validate_weight(w)?;
+        }
         let (gid, _) = self.group_id(group)?;
         let mut members = self.members_in_use()?;
         let idx = find(&members, gid, name).ok_or_else(|| Error::UnknownMember {
@@ -289,8 +325,11 @@ impl State {
         if let Some(metric) = metric {
             m.metric = metric;
         }
-        if let Some(up) = up {
-            m.up = u8::from(up);
+        if let Some(st) = state {
+            m.up = st as u8;
+        }
+        if let Some(w) = weight {
+            m.weight = w;
         }
         self.members
             .set(*id, *m, 0)
@@ -327,14 +366,21 @@ impl State {
         };
         let mut out = Vec::new();
         let groups = self.groups_in_use()?;
-        for (id, m) in self.members_in_use()? {
+        let all = self.members_in_use()?;
+        let flows = self.flows_per_member()?;
+        for &(id, m) in &all {
             if filter.is_some_and(|g| g != m.group_id) {
                 continue;
             }
             let Some((_, info)) = groups.iter().find(|(g, _)| *g == m.group_id) else {
                 continue;
             };
-            let live = self.live_selection(m.group_id, info)?;
+            let mine: Vec<(u32, MemberInfo)> = all
+                .iter()
+                .filter(|(_, x)| x.group_id == m.group_id)
+                .copied()
+                .collect();
+            let live: Vec<u32> = maglev::tied(&mine).iter().map(|(i, _)| *i).collect();
             let per_cpu = self
                 .member_stats
                 .get(&id, 0)
@@ -345,12 +391,14 @@ impl State {
                 name: m.name_str(),
                 id,
                 metric: m.metric,
-                state: if m.up != 0 { "up" } else { "down" },
+                state: state_name(MemberState::from_u8(m.up)),
+                weight: m.weight.max(1),
                 via: if l2 { "l2" } else { "encap" },
                 ifindex: l2.then_some(m.ifindex),
                 mac: l2.then(|| format_mac(&m.mac)),
                 addr: (!l2).then(|| m.addr.into()),
                 nearest: live.contains(&id),
+                flows: flows.get(&id).copied().unwrap_or(0),
                 packets: per_cpu.iter().map(|c| c.packets).sum(),
                 bytes: per_cpu.iter().map(|c| c.bytes).sum(),
             });
@@ -359,15 +407,11 @@ impl State {
         Ok(out)
     }
 
-    /// Sets a group's fallback and/or tunnel source (the group is created when new).
-    pub fn set_group_options(
-        &mut self,
-        group: &str,
-        fallback: Option<Fallback>,
-        tunnel_source: Option<Ipv6Addr>,
-    ) -> Result<()> {
+    /// Sets a group's options (the group is created when new). Nothing
+    /// changes when one of them is refused.
+    pub fn set_group_options(&mut self, group: &str, o: &GroupOptions) -> Result<()> {
         validate_group_name(group)?;
-        if let Some(a) = tunnel_source
+        if let Some(a) = o.tunnel_source
             && (a.is_unspecified() || a.is_multicast() || a.is_loopback())
         {
             return Err(Error::InvalidAddress {
@@ -375,19 +419,63 @@ impl State {
                 reason: "a tunnel source must be a unicast address".into(),
             });
         }
+        if let Some(n) = o.table_size
+            && (!maglev::is_prime(n) || n as usize > MAGLEV_MAX || n < 7)
+        {
+            return Err(Error::InvalidTableSize(n));
+        }
+        for t in [o.tcp_timeout, o.other_timeout].into_iter().flatten() {
+            if t == 0 || t > 86_400 {
+                return Err(Error::InvalidTimeout(t));
+            }
+        }
         let (gid, mut info) = match self.group_by_name(group)? {
             Some(g) => g,
             None => self.create_group(group)?,
         };
-        if let Some(f) = fallback {
+        if let Some(f) = o.fallback {
             info.fallback = f as u8;
         }
-        if let Some(a) = tunnel_source {
+        if let Some(a) = o.tunnel_source {
             info.tunnel_source = a.octets();
             info.has_tunnel_source = 1;
         }
-        self.set_group(gid, info)
+        if let Some(a) = o.affinity {
+            info.affinity = a as u8;
+        }
+        if let Some(t) = o.tcp_timeout {
+            info.tcp_timeout = t;
+        }
+        if let Some(t) = o.other_timeout {
+            info.other_timeout = t;
+        }
+        let resize = o.table_size.is_some_and(|n| n != info.maglev_size());
+        if let Some(n) = o.table_size {
+            info.table_size = n;
+        }
+        self.set_group(gid, info)?;
+        if resize {
+            self.republish(gid)?;
+        }
+        Ok(())
     }
+}
+
+/// Group settings to change; `None` leaves one as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupOptions {
+    /// What happens with no live member.
+    pub fallback: Option<Fallback>,
+    /// Outer source of encapsulated packets.
+    pub tunnel_source: Option<Ipv6Addr>,
+    /// Flow affinity on or off.
+    pub affinity: Option<Affinity>,
+    /// Idle timeout of TCP flows, seconds.
+    pub tcp_timeout: Option<u32>,
+    /// Idle timeout of other flows, seconds.
+    pub other_timeout: Option<u32>,
+    /// Consistent-hash table size (a prime).
+    pub table_size: Option<u32>,
 }
 
 impl State {

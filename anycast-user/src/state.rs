@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use anycast_common::{
-    AddrKey, AddrValue, Fallback, GROUP_NAME_LEN, GlobalStat, GroupCounters, GroupInfo, GroupStat,
-    IfaceConfig, LAYOUT_VERSION, MAX_GROUPS, MemberCounters, MemberInfo, MemberSourceKey,
-    Selection, map_names,
+    AddrKey, AddrValue, Affinity, Fallback, FlowEntry, FlowKey, GROUP_NAME_LEN, GlobalStat,
+    GroupCounters, GroupInfo, GroupStat, IfaceConfig, LAYOUT_VERSION, MAX_GROUPS, MemberCounters,
+    MemberInfo, MemberSourceKey, Selection, Settings, map_names,
 };
 use aya::{
     Ebpf,
@@ -38,6 +38,10 @@ pub struct State {
     pub(crate) member_sources: HashMap<MapData, MemberSourceKey, u32>,
     pub(crate) member_stats: PerCpuArray<MapData, MemberCounters>,
     pub(crate) tx_ports: DevMapHash<MapData>,
+    pub(crate) flows: HashMap<MapData, FlowKey, FlowEntry>,
+    pub(crate) settings: Array<MapData, Settings>,
+    /// Capacity of the flow table as created.
+    pub(crate) flow_capacity: u32,
     /// Capacities of the address tables as created (they may differ from the defaults).
     addr_capacity: u32,
     prefix_capacity: u32,
@@ -74,6 +78,14 @@ pub struct GroupStats {
     /// Outer source of encapsulated packets, if set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tunnel_source: Option<std::net::Ipv6Addr>,
+    /// `flow` or `none`.
+    pub affinity: &'static str,
+    /// Idle timeout of TCP flows, seconds.
+    pub tcp_timeout: u32,
+    /// Idle timeout of other flows, seconds.
+    pub other_timeout: u32,
+    /// Consistent-hash table size.
+    pub table_size: u32,
     /// Counters by name.
     #[serde(flatten)]
     pub counters: BTreeMap<&'static str, u64>,
@@ -86,6 +98,8 @@ pub struct Stats {
     pub global: BTreeMap<&'static str, u64>,
     /// Per-group counters by group name.
     pub groups: BTreeMap<String, GroupStats>,
+    /// Flow-table occupancy.
+    pub flow_table: crate::flows::FlowTableStats,
 }
 
 fn display<S: serde::Serializer>(p: &AnycastPrefix, s: S) -> Result<S::Ok, S::Error> {
@@ -140,7 +154,7 @@ impl State {
     /// Builds the typed handles from a source of maps by name, checking
     /// every key and value size against this build's types.
     pub(crate) fn from_maps(mut get: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
-        let mut capacities = [0u32; 2];
+        let mut capacities = [0u32; 3];
         macro_rules! typed {
             ($name:expr) => {{
                 let name = $name;
@@ -166,8 +180,11 @@ impl State {
             member_sources: typed!(map_names::MEMBER_SOURCES),
             member_stats: typed!(map_names::MEMBER_STATS),
             tx_ports: typed!(map_names::TX_PORTS),
+            flows: typed!(map_names::FLOWS, 2),
+            settings: typed!(map_names::SETTINGS),
             addr_capacity: capacities[0],
             prefix_capacity: capacities[1],
+            flow_capacity: capacities[2],
         };
         Ok(state)
     }
@@ -404,10 +421,19 @@ impl State {
                     addresses: info.addresses,
                     fallback: fallback_name(Fallback::from_u8(info.fallback)),
                     tunnel_source: (info.has_tunnel_source != 0).then(|| info.tunnel_source.into()),
+                    affinity: match Affinity::from_u8(info.affinity) {
+                        Affinity::Flow => "flow",
+                        Affinity::None => "none",
+                    },
+                    tcp_timeout: (info.flow_timeout_ns(anycast_common::wire::IPPROTO_TCP)
+                        / 1_000_000_000) as u32,
+                    other_timeout: (info.flow_timeout_ns(0) / 1_000_000_000) as u32,
+                    table_size: info.maglev_size(),
                     counters,
                 },
             );
         }
+        stats.flow_table = self.flow_table_stats()?;
         Ok(stats)
     }
 }
@@ -417,7 +443,7 @@ const BPF_NOEXIST: u64 = 1;
 
 fn max_entries(map: &Map) -> Result<u32, MapError> {
     match map {
-        Map::HashMap(m) | Map::LpmTrie(m) => Ok(m.info()?.max_entries()),
+        Map::HashMap(m) | Map::LpmTrie(m) | Map::LruHashMap(m) => Ok(m.info()?.max_entries()),
         _ => Ok(0),
     }
 }

@@ -625,10 +625,12 @@ impl MemberLab {
         }
     }
 
-    /// Asks until a member answers (bounded), returning its tag.
-    pub fn answerer(&self, sock: &UdpSocket, port: u16) -> Result<String> {
+    /// Asks from a new socket (so: a new flow) until a member answers
+    /// (bounded), returning its tag.
+    pub fn answerer(&self, port: u16) -> Result<String> {
+        let sock = self.client_socket()?;
         for _ in 0..5 {
-            if let Some((tag, from)) = self.query(sock, port)? {
+            if let Some((tag, from)) = self.query(&sock, port)? {
                 if from != ANYCAST {
                     bail!("answer from {from}, not from the anycast address");
                 }

@@ -7,11 +7,12 @@ use std::{collections::BTreeMap, net::Ipv6Addr};
 use anycast::{
     AnycastPrefix,
     dataplane::{load_object_sized, load_program},
+    flows::monotonic_ns,
     members::Via,
     state::State,
 };
 use anycast_common::{
-    GroupInfo, IfaceRole, MemberInfo, MemberSourceKey, SourceAction,
+    FlowEntry, FlowKey, GroupInfo, IfaceRole, MemberInfo, MemberSourceKey, SourceAction, map_names,
     model::{self, Config, Delta, Fib, Iface, Outcome, Scope},
     program_names,
 };
@@ -23,6 +24,9 @@ use aya::{
 
 /// The ingress ifindex BPF_PROG_TEST_RUN reports without a context: loopback.
 pub const TEST_RUN_IFINDEX: u32 = 1;
+/// Flow-table capacity of programs loaded for tests (the default, 1M, would
+/// preallocate over 100 MB per load).
+pub const TEST_FLOW_TABLE: u32 = 1 << 16;
 
 /// A model of the kernel's FIB answers, for encapsulated members.
 pub type FibModel = Box<dyn Fn(Option<[u8; 16]>, &[u8; 16], usize) -> Fib>;
@@ -57,9 +61,10 @@ impl ProgramUnderTest {
         Self::load_named(program_names::ANYCAST, role, action)
     }
 
-    /// Loads program `name` of the object (e.g. the pass floor).
+    /// Loads program `name` of the object (e.g. the pass floor), with a
+    /// flow table of [`TEST_FLOW_TABLE`] entries.
     pub fn load_named(name: &str, role: IfaceRole, action: SourceAction) -> Result<Self> {
-        Self::load_sized(name, role, action, &[])
+        Self::load_sized(name, role, action, &[(map_names::FLOWS, TEST_FLOW_TABLE)])
     }
 
     /// Loads program `name` with some maps at other capacities (`(map, max entries)`).
@@ -140,9 +145,9 @@ impl ProgramUnderTest {
         self.add_member(group, name, Via::Encap(addr), metric)
     }
 
-    /// Adds a member.
+    /// Adds a member of weight 1.
     pub fn add_member(&mut self, group: &str, name: &str, via: Via, metric: u32) -> Result<u32> {
-        let id = self.state.add_member(group, name, via, metric)?;
+        let id = self.state.add_member(group, name, via, metric, 1)?;
         self.member_ids.push(id);
         Ok(id)
     }
@@ -236,6 +241,10 @@ impl ProgramUnderTest {
             want.deltas,
             "counters; model: {want:?}"
         );
+        if let Some((key, member)) = want.flow {
+            let entry = self.state.flow_entry(&key).map(|e| e.member_id);
+            assert_eq!(entry, Some(member), "flow-table entry; model: {want:?}");
+        }
         Ok(want)
     }
 }
@@ -271,6 +280,19 @@ impl Config for ProgramUnderTest {
 
     fn fib(&self, src: Option<[u8; 16]>, dst: &[u8; 16], tot_len: usize) -> Fib {
         (self.fib)(src, dst, tot_len)
+    }
+
+    fn flow(&self, key: &FlowKey) -> Option<FlowEntry> {
+        self.state.flow_entry(key)
+    }
+
+    fn now_ns(&self) -> u64 {
+        monotonic_ns()
+    }
+
+    fn flood_allows(&self) -> bool {
+        // Tests that set a rate check the flood guard on their own.
+        self.state.flood_rate().is_ok_and(|r| r == 0)
     }
 }
 

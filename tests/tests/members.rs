@@ -70,7 +70,7 @@ fn nearest_member_answers_and_follows_changes() -> Result<()> {
     let sock = ml.client_socket()?;
 
     for _ in 0..5 {
-        assert_eq!(ml.answerer(&sock, 5300)?, "m1");
+        assert_eq!(ml.answerer(5300)?, "m1");
     }
     let members: serde_json::Value =
         serde_json::from_str(&lab.anycast_ok("router", &["member", "list", "dns", "--json"])?)?;
@@ -83,15 +83,15 @@ fn nearest_member_answers_and_follows_changes() -> Result<()> {
     assert_eq!(members[1]["packets"], 0);
 
     lab.anycast_ok("router", &["member", "set", "dns", "m1", "--metric", "30"])?;
-    assert_eq!(ml.answerer(&sock, 5300)?, "m2");
+    assert_eq!(ml.answerer(5300)?, "m2");
     lab.anycast_ok("router", &["member", "set", "dns", "m2", "--down"])?;
-    assert_eq!(ml.answerer(&sock, 5300)?, "m1");
+    assert_eq!(ml.answerer(5300)?, "m1");
 
     // No member left: the kernel's own route (to m3) serves, and it is counted.
     lab.anycast_ok("router", &["member", "del", "dns", "m1"])?;
     lab.anycast_ok("router", &["member", "del", "dns", "m2"])?;
     let before = group_counter(&ml, "fallback_passed")?;
-    assert_eq!(ml.answerer(&sock, 5300)?, "m3");
+    assert_eq!(ml.answerer(5300)?, "m3");
     assert!(group_counter(&ml, "fallback_passed")? > before);
 
     // Fallback drop: nobody answers.
@@ -121,9 +121,8 @@ fn encapsulated_member_two_hops_away_answers() -> Result<()> {
         ],
     )?;
     let _svc = services(&ml, 5310)?;
-    let sock = ml.client_socket()?;
     for _ in 0..5 {
-        assert_eq!(ml.answerer(&sock, 5310)?, "m3");
+        assert_eq!(ml.answerer(5310)?, "m3");
     }
     let members: serde_json::Value =
         serde_json::from_str(&lab.anycast_ok("router", &["member", "list", "--json"])?)?;
@@ -138,10 +137,10 @@ fn encapsulated_member_two_hops_away_answers() -> Result<()> {
         "router",
         &["group", "set", "dns", "--tunnel-source", "fd00:c:1::1"],
     )?;
-    assert_eq!(ml.answerer(&sock, 5310)?, "m3");
+    assert_eq!(ml.answerer(5310)?, "m3");
     // m3 down: the on-link member takes over.
     lab.anycast_ok("router", &["member", "set", "dns", "m3", "--down"])?;
-    assert_eq!(ml.answerer(&sock, 5310)?, "m1");
+    assert_eq!(ml.answerer(5310)?, "m1");
     Ok(())
 }
 
@@ -324,6 +323,6 @@ fn bad_member_input_is_refused_and_changes_nothing() -> Result<()> {
     assert!(s["groups"]["dns"].get("tunnel_source").is_none());
     // Still serving.
     let _svc = services(&ml, 5330)?;
-    assert_eq!(ml.answerer(&ml.client_socket()?, 5330)?, "m1");
+    assert_eq!(ml.answerer(5330)?, "m1");
     Ok(())
 }

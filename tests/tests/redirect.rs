@@ -5,8 +5,9 @@
 
 use std::{collections::BTreeMap, net::Ipv6Addr};
 
+use anycast::members::GroupOptions;
 use anycast_common::{
-    Fallback, GlobalStat, IfaceRole, SourceAction,
+    Fallback, GlobalStat, IfaceRole, MemberState, SourceAction,
     frame::{CLIENT_MAC, Ext, FrameBuilder, L4},
     model::{Fib, Verdict},
     wire,
@@ -69,30 +70,40 @@ fn l2_redirect_rewrites_the_frame() -> Result<()> {
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn metric_and_state_changes_move_traffic() -> Result<()> {
     let mut p = two_members(IfaceRole::Edge)?;
-    let frame = query(4001).build();
-    assert_eq!(&p.run(&frame)?.data[..6], &M1_MAC);
-    p.state.set_member("dns", "m1", Some(30), None)?;
-    assert_eq!(&p.check(&frame)?.frame[..6], &M2_MAC);
-    p.state.set_member("dns", "m2", None, Some(false))?;
-    assert_eq!(&p.check(&frame)?.frame[..6], &M1_MAC);
-    p.state.set_member("dns", "m1", None, Some(false))?;
-    let out = p.check(&frame)?;
+    // A new flow (source port) for each step: known flows keep their member.
+    assert_eq!(&p.check(&query(4001).build())?.frame[..6], &M1_MAC);
+    p.state.set_member("dns", "m1", Some(30), None, None)?;
+    assert_eq!(&p.check(&query(4002).build())?.frame[..6], &M2_MAC);
+    p.state
+        .set_member("dns", "m2", None, Some(MemberState::Down), None)?;
+    assert_eq!(&p.check(&query(4003).build())?.frame[..6], &M1_MAC);
+    // m2 down: its flow (4002) moves to m1.
+    assert_eq!(&p.check(&query(4002).build())?.frame[..6], &M1_MAC);
+    p.state
+        .set_member("dns", "m1", None, Some(MemberState::Down), None)?;
+    let out = p.check(&query(4004).build())?;
     assert_eq!(
         (out.verdict, out.stat),
         (Verdict::Pass, GlobalStat::FallbackPassed)
     );
-    p.state
-        .set_group_options("dns", Some(Fallback::Drop), None)?;
-    let out = p.check(&frame)?;
+    p.state.set_group_options(
+        "dns",
+        &GroupOptions {
+            fallback: Some(Fallback::Drop),
+            ..GroupOptions::default()
+        },
+    )?;
+    let out = p.check(&query(4005).build())?;
     assert_eq!(
         (out.verdict, out.stat),
         (Verdict::Drop, GlobalStat::FallbackDropped)
     );
-    p.state.set_member("dns", "m2", None, Some(true))?;
-    assert_eq!(&p.check(&frame)?.frame[..6], &M2_MAC);
+    p.state
+        .set_member("dns", "m2", None, Some(MemberState::Up), None)?;
+    assert_eq!(&p.check(&query(4006).build())?.frame[..6], &M2_MAC);
     p.state.del_member("dns", "m2")?;
     p.state.del_member("dns", "m1")?;
-    assert_eq!(p.run(&frame)?.action, XDP_DROP);
+    assert_eq!(p.run(&query(4006).build())?.action, XDP_DROP);
     Ok(())
 }
 
@@ -334,7 +345,13 @@ fn encapsulated_member_gets_an_outer_header() -> Result<()> {
 
         // With a tunnel source configured, that one.
         let ts: Ipv6Addr = "fd00:e::100".parse()?;
-        p.state.set_group_options("dns", None, Some(ts))?;
+        p.state.set_group_options(
+            "dns",
+            &GroupOptions {
+                tunnel_source: Some(ts),
+                ..GroupOptions::default()
+            },
+        )?;
         assert_eq!(&p.check(&frame)?.frame[22..38], &ts.octets());
 
         // Too big for e0 once encapsulated: passed untouched, counted.

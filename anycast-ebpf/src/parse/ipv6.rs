@@ -65,6 +65,8 @@ pub(crate) fn dst(ctx: &XdpContext, ip: &Ipv6) -> Option<*const AddrKey> {
 pub(crate) struct Transport {
     /// Upper-layer protocol.
     pub(crate) proto: u8,
+    /// Offset of the upper-layer header.
+    pub(crate) off: usize,
     /// Source and destination port, when the protocol has them and the
     /// packet is not a fragment.
     pub(crate) ports: Option<[u8; 4]>,
@@ -100,6 +102,7 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
                 // A non-first fragment: no upper-layer header here.
                 return Some(Transport {
                     proto: nh,
+                    off,
                     ports: None,
                 });
             }
@@ -117,5 +120,9 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
     } else {
         None
     };
-    Some(Transport { proto: nh, ports })
+    Some(Transport {
+        proto: nh,
+        off,
+        ports,
+    })
 }

@@ -9,11 +9,11 @@ use std::{net::Ipv6Addr, path::PathBuf, process::ExitCode, time::Duration};
 use anycast::{
     AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, Interface, PinDir,
     dataplane::{MemberVia, require_root},
-    members::MemberEntry,
+    members::{GroupOptions, MemberEntry},
     netns,
     state::{AddOutcome, Stats},
 };
-use anycast_common::{Fallback, IfaceRole, SourceAction};
+use anycast_common::{Affinity, Fallback, IfaceRole, MemberState, SourceAction};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
@@ -32,6 +32,10 @@ struct Cli {
     /// Run in this network namespace (a name under /run/netns, or a path), e.g. --netns router.
     #[arg(long, global = true, value_name = "NAME")]
     netns: Option<String>,
+    /// Flow-table capacity (all groups), used when the pinned state is first
+    /// created; default 1048576. E.g. --flow-table-size 4194304.
+    #[arg(long, global = true, env = "ANYCAST_FLOW_TABLE_SIZE", value_name = "N")]
+    flow_table_size: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +61,9 @@ enum Command {
     /// Manage group settings.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Inspect and manage the flow table (flow affinity).
+    #[command(subcommand)]
+    Flows(FlowsCommand),
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
         /// Print JSON.
@@ -133,6 +140,9 @@ enum MemberCommand {
         /// Metric: lower is nearer; the nearest live members get the traffic.
         #[arg(long, default_value_t = 100)]
         metric: u32,
+        /// Share of new flows among members tied at the nearest metric, 1 to 100.
+        #[arg(long, default_value_t = 1)]
+        weight: u8,
     },
     /// Change a member's metric or state, e.g. `anycast member set dns m1 --metric 30 --down`.
     Set {
@@ -143,12 +153,18 @@ enum MemberCommand {
         /// New metric.
         #[arg(long)]
         metric: Option<u32>,
-        /// Mark the member up (it may get traffic).
-        #[arg(long, conflicts_with = "down")]
+        /// Mark the member up (it may get new flows).
+        #[arg(long, conflicts_with_all = ["down", "drain"])]
         up: bool,
-        /// Mark the member down (it gets no new traffic).
-        #[arg(long)]
+        /// Mark the member down: it gets no traffic, its flows move.
+        #[arg(long, conflicts_with = "drain")]
         down: bool,
+        /// Drain the member: it keeps its flows until they go idle, gets no new ones.
+        #[arg(long)]
+        drain: bool,
+        /// New weight, 1 to 100.
+        #[arg(long)]
+        weight: Option<u8>,
     },
     /// Remove a member, e.g. `anycast member del dns m1`.
     Del {
@@ -180,7 +196,54 @@ enum GroupCommand {
         /// Outer source address for encapsulated members (default: chosen by the kernel's route).
         #[arg(long)]
         tunnel_source: Option<String>,
+        /// `flow` (default): a running flow stays on its member; `none`: stateless.
+        #[arg(long, value_enum)]
+        affinity: Option<AffinityArg>,
+        /// Idle timeout of TCP flows, seconds (default 300).
+        #[arg(long, value_name = "SECS")]
+        flow_timeout: Option<u32>,
+        /// Idle timeout of other flows (UDP, fragments, ...), seconds (default 30).
+        #[arg(long, value_name = "SECS")]
+        flow_timeout_other: Option<u32>,
+        /// Consistent-hash table size, a prime up to 4093 (default 1021).
+        #[arg(long, value_name = "PRIME")]
+        table_size: Option<u32>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum FlowsCommand {
+    /// Show the flow table's occupancy and some flows, e.g. `anycast flows list --group dns`.
+    List {
+        /// Only this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Most flows to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget the flows of a group, or all flows; they go by the consistent hash again.
+    Flush {
+        /// Group, e.g. dns; all groups when omitted.
+        group: Option<String>,
+    },
+    /// Show or set the flood guard: at most RATE new flows recorded per second
+    /// per CPU (0: no limit); past it, new flows are steered by the consistent
+    /// hash alone, so a flood cannot flush the table. E.g. `anycast flows guard --rate 100000`.
+    Guard {
+        /// New rate.
+        #[arg(long)]
+        rate: Option<u32>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum AffinityArg {
+    Flow,
+    None,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -257,7 +320,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let pin = PinDir::new(&cli.pin_dir);
     match cli.command {
         Command::Attach(args) => {
-            let mut dp = Dataplane::open_or_create(pin)?;
+            let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
             let i = dp.attach(&args.iface, args.options())?;
             println!(
                 "attached to {} (ifindex {}): role {}, source action {}, mode {}",
@@ -283,7 +346,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Addr(AddrCommand::Add { addr, group }) => {
             let p: AnycastPrefix = addr.parse()?;
             anycast::state::validate_group_name(&group)?;
-            let mut dp = Dataplane::open_or_create(pin)?;
+            let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
             match dp.add_address(p, &group)? {
                 AddOutcome::Added => println!("added {p} to group {group}"),
                 AddOutcome::AlreadyPresent => println!("{p} is already in group {group}"),
@@ -307,22 +370,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Member(cmd) => member_command(pin, cmd)?,
+        Command::Member(cmd) => member_command(pin, cli.flow_table_size, cmd)?,
         Command::Group(GroupCommand::Set {
             name,
             fallback,
             tunnel_source,
+            affinity,
+            flow_timeout,
+            flow_timeout_other,
+            table_size,
         }) => {
-            let tunnel_source = tunnel_source.as_deref().map(parse_unicast).transpose()?;
             anycast::state::validate_group_name(&name)?;
-            let fallback = fallback.map(|f| match f {
-                FallbackArg::Pass => Fallback::Pass,
-                FallbackArg::Drop => Fallback::Drop,
-            });
-            let mut dp = Dataplane::open_or_create(pin)?;
-            dp.set_group(&name, fallback, tunnel_source)?;
+            let options = GroupOptions {
+                fallback: fallback.map(|f| match f {
+                    FallbackArg::Pass => Fallback::Pass,
+                    FallbackArg::Drop => Fallback::Drop,
+                }),
+                tunnel_source: tunnel_source.as_deref().map(parse_unicast).transpose()?,
+                affinity: affinity.map(|a| match a {
+                    AffinityArg::Flow => Affinity::Flow,
+                    AffinityArg::None => Affinity::None,
+                }),
+                tcp_timeout: flow_timeout,
+                other_timeout: flow_timeout_other,
+                table_size,
+            };
+            if options == GroupOptions::default() {
+                anyhow::bail!("nothing to change: give at least one option (see --help)");
+            }
+            let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
+            dp.set_group(&name, &options)?;
             println!("group {name} updated");
         }
+        Command::Flows(cmd) => flows_command(pin, cmd)?,
         Command::Stats { json } => {
             let dp = Dataplane::open(pin)?;
             let report = Report {
@@ -337,7 +417,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Run { attach, interval } => {
-            let mut dp = Dataplane::open_or_create(pin)?;
+            let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
             let i = dp.attach(&attach.iface, attach.options())?;
             println!(
                 "attached to {} ({} / {} / {}); Ctrl-C detaches",
@@ -362,7 +442,54 @@ fn parse_unicast(s: &str) -> anyhow::Result<Ipv6Addr> {
     Ok(p.addr)
 }
 
-fn member_command(pin: PinDir, cmd: MemberCommand) -> anyhow::Result<()> {
+fn flows_command(pin: PinDir, cmd: FlowsCommand) -> anyhow::Result<()> {
+    match cmd {
+        FlowsCommand::List { group, limit, json } => {
+            let dp = Dataplane::open(pin)?;
+            let (table, flows) = dp.flows(group.as_deref(), limit)?;
+            if json {
+                let v = serde_json::json!({ "flow_table": table, "flows": flows });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "flow table: {} entries ({} live) of {}",
+                    table.entries, table.live, table.capacity
+                );
+                for f in flows {
+                    let what = match (f.sport, f.dport, f.flow_label) {
+                        (Some(s), Some(d), _) => {
+                            format!("proto {} [{}]:{s} -> [{}]:{d}", f.proto, f.src, f.dst)
+                        }
+                        (_, _, Some(l)) => format!("label {l:#07x} {} -> {}", f.src, f.dst),
+                        _ => format!("{} -> {}", f.src, f.dst),
+                    };
+                    println!(
+                        "  {:<12} {what}  member {}  idle {:.1}s",
+                        f.group, f.member_id, f.idle_secs
+                    );
+                }
+            }
+        }
+        FlowsCommand::Flush { group } => {
+            let mut dp = Dataplane::open(pin)?;
+            let n = dp.flush_flows(group.as_deref())?;
+            println!("forgot {n} flows");
+        }
+        FlowsCommand::Guard { rate } => {
+            let mut dp = Dataplane::open(pin)?;
+            if let Some(r) = rate {
+                dp.set_flood_rate(r)?;
+            }
+            match dp.flood_rate()? {
+                0 => println!("flood guard off: every new flow is recorded"),
+                r => println!("flood guard: at most {r} new flows recorded per second per CPU"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn member_command(pin: PinDir, flow_table: Option<u32>, cmd: MemberCommand) -> anyhow::Result<()> {
     match cmd {
         MemberCommand::Add {
             group,
@@ -371,6 +498,7 @@ fn member_command(pin: PinDir, cmd: MemberCommand) -> anyhow::Result<()> {
             mac,
             encap,
             metric,
+            weight,
         } => {
             anycast::state::validate_group_name(&group)?;
             anycast::members::validate_member_name(&name)?;
@@ -382,8 +510,8 @@ fn member_command(pin: PinDir, cmd: MemberCommand) -> anyhow::Result<()> {
                 (None, None, Some(addr)) => MemberVia::Encap(parse_unicast(&addr)?),
                 _ => return Err(anycast::Error::MemberVia.into()),
             };
-            let mut dp = Dataplane::open_or_create(pin)?;
-            let id = dp.add_member(&group, &name, via, metric)?;
+            let mut dp = Dataplane::open_or_create_with(pin, flow_table)?;
+            let id = dp.add_member(&group, &name, via, metric, weight)?;
             println!("added member {name} (id {id}) to group {group}, metric {metric}");
         }
         MemberCommand::Set {
@@ -392,17 +520,22 @@ fn member_command(pin: PinDir, cmd: MemberCommand) -> anyhow::Result<()> {
             metric,
             up,
             down,
+            drain,
+            weight,
         } => {
-            let state = match (up, down) {
-                (true, _) => Some(true),
-                (_, true) => Some(false),
+            let state = match (up, down, drain) {
+                (true, _, _) => Some(MemberState::Up),
+                (_, true, _) => Some(MemberState::Down),
+                (_, _, true) => Some(MemberState::Draining),
                 _ => None,
             };
-            if metric.is_none() && state.is_none() {
-                anyhow::bail!("nothing to change: give --metric N, --up or --down");
+            if metric.is_none() && state.is_none() && weight.is_none() {
+                anyhow::bail!(
+                    "nothing to change: give --metric N, --weight N, --up, --down or --drain"
+                );
             }
             let mut dp = Dataplane::open(pin)?;
-            dp.set_member(&group, &name, metric, state)?;
+            dp.set_member(&group, &name, metric, state, weight)?;
             println!("member {name} of group {group} updated");
         }
         MemberCommand::Del { group, name } => {
@@ -417,8 +550,17 @@ fn member_command(pin: PinDir, cmd: MemberCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 println!(
-                    "{:<16} {:<16} {:>8} {:<5} {:<7} {:<28} {:>12} {:>14}",
-                    "GROUP", "MEMBER", "METRIC", "STATE", "NEAREST", "VIA", "PACKETS", "BYTES"
+                    "{:<16} {:<16} {:>8} {:>6} {:<8} {:<7} {:<28} {:>8} {:>12} {:>14}",
+                    "GROUP",
+                    "MEMBER",
+                    "METRIC",
+                    "WEIGHT",
+                    "STATE",
+                    "NEAREST",
+                    "VIA",
+                    "FLOWS",
+                    "PACKETS",
+                    "BYTES"
                 );
                 for m in list {
                     let via = match (&m.mac, m.ifindex, m.addr) {
@@ -427,13 +569,15 @@ fn member_command(pin: PinDir, cmd: MemberCommand) -> anyhow::Result<()> {
                         _ => String::new(),
                     };
                     println!(
-                        "{:<16} {:<16} {:>8} {:<5} {:<7} {:<28} {:>12} {:>14}",
+                        "{:<16} {:<16} {:>8} {:>6} {:<8} {:<7} {:<28} {:>8} {:>12} {:>14}",
                         m.group,
                         m.name,
                         m.metric,
+                        m.weight,
                         m.state,
                         if m.nearest { "yes" } else { "" },
                         via,
+                        m.flows,
                         m.packets,
                         m.bytes
                     );
@@ -480,6 +624,8 @@ fn rate_line(prev: &Stats, now: &Stats, every: Duration) -> String {
         "anycast_source_counted",
         "anycast_destined",
         "redirected",
+        "flow_hits",
+        "flow_misses",
         "fallback_passed",
         "spoof_drops",
         "malformed_passed",

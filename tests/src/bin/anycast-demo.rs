@@ -60,11 +60,10 @@ fn main() -> Result<()> {
         .map(|m| Service::start(lab.ns(m)?, ANYCAST, 53, m))
         .collect::<Result<_>>()?;
 
-    let sock = ml.client_socket()?;
-    let first = ml.answerer(&sock, 53)?;
+    let first = ml.answerer(53)?;
     println!("client asks {ANYCAST}: answered by {first}");
     run(&["member", "set", "dns", "m1", "--metric", "30"])?;
-    let second = ml.answerer(&sock, 53)?;
+    let second = ml.answerer(53)?;
     println!("client asks again: answered by {second}");
     run(&[
         "member",
@@ -76,7 +75,7 @@ fn main() -> Result<()> {
         "--metric",
         "5",
     ])?;
-    let third = ml.answerer(&sock, 53)?;
+    let third = ml.answerer(53)?;
     println!("client asks again: answered by {third} (IPv6-in-IPv6, decapsulated by m3)");
 
     // The client claims the anycast address and sends from it: dropped at the edge.

@@ -1,0 +1,197 @@
+//! Flows: the key and hash of a packet's flow (or, for an ICMPv6 error, of
+//! the flow it quotes), the flow table, and the flood guard.
+
+use anycast_common::{AddrKey, FlowEntry, FlowKey, hash, wire};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::map, maps::PerCpuArray, programs::XdpContext};
+
+use crate::{
+    maps::{FLOOD, FLOWS, SETTINGS},
+    parse::{
+        ipv6::{Ipv6, Transport},
+        load,
+    },
+};
+
+/// A flow: its table key and its hash. Built in a per-CPU scratch slot
+/// rather than on the stack, which the redirect path would overflow.
+#[repr(C)]
+pub(crate) struct Flow {
+    /// Key in the flow table.
+    pub(crate) key: FlowKey,
+    /// Hash, for the consistent-hash table and the outer flow label.
+    pub(crate) hash: u32,
+    /// Built from the quote of an ICMPv6 error: steer, never record.
+    pub(crate) icmp_error: bool,
+}
+
+/// Per-CPU scratch space for the flow of the packet being handled.
+#[map(name = "FLOW_SCRATCH")]
+static FLOW_SCRATCH: PerCpuArray<Flow> = PerCpuArray::with_max_entries(1, 0);
+
+/// ICMPv6 error types that quote the offending packet (RFC 4443).
+#[inline(always)]
+const fn is_icmp_error(ty: u8) -> bool {
+    matches!(ty, 1..=4)
+}
+
+/// Completes `f`, whose key already holds the addresses: by protocol and
+/// ports when `ports` is given, by flow label otherwise. Fields are written
+/// in place: a whole `FlowKey` built on the stack would overflow it.
+#[inline(always)]
+fn finish(
+    f: &mut Flow,
+    group: u32,
+    proto: u8,
+    ports: Option<[u8; 4]>,
+    label: u32,
+    icmp_error: bool,
+) {
+    let tail = hash::key_tail(proto, ports, label);
+    f.hash = hash::flow_hash(hash::addr_words(&f.key.src, &f.key.dst), tail);
+    f.key.group_id = group;
+    f.key._pad = [0; 2];
+    match ports {
+        Some(p) => {
+            f.key.proto = proto;
+            f.key.by_label = 0;
+            f.key.tail = p;
+        }
+        None => {
+            f.key.proto = 0;
+            f.key.by_label = 1;
+            f.key.tail = (label & 0x000f_ffff).to_be_bytes();
+        }
+    }
+    f.icmp_error = icmp_error;
+}
+
+/// The flow a packet belongs to, in this CPU's scratch slot. For an ICMPv6
+/// error, the reverse of the flow it quotes (the member's packet that caused
+/// it), so that the error reaches that member: path MTU discovery works
+/// through anycast.
+#[inline(always)]
+pub(crate) fn of_packet(
+    ctx: &XdpContext,
+    ip: &Ipv6,
+    t: &Transport,
+    group: u32,
+    src: *const AddrKey,
+    dst: *const AddrKey,
+) -> Option<&'static mut Flow> {
+    let f = FLOW_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch slot, used by this run only.
+    let f = unsafe { &mut *f };
+    if t.proto == wire::IPPROTO_ICMPV6 && of_icmp_error(ctx, ip, t, group, f) {
+        return Some(f);
+    }
+    // SAFETY: both point into the packet, bounds-checked by the parser.
+    unsafe {
+        f.key.src = (*src).addr;
+        f.key.dst = (*dst).addr;
+    }
+    finish(f, group, t.proto, t.ports, ip.flow_label, false);
+    Some(f)
+}
+
+/// Fills `f` with the reversed flow quoted by an ICMPv6 error, if this is
+/// one and the quote holds a complete IPv6 header.
+// Not inlined: keeps its locals out of the entry function's stack frame.
+#[inline(never)]
+fn of_icmp_error(ctx: &XdpContext, ip: &Ipv6, t: &Transport, group: u32, f: &mut Flow) -> bool {
+    // Type and code: two bytes, not one (a one-byte bounds check compiles
+    // to `ptr >= end`, from which the verifier grants no readable range).
+    let Some([ty, _code]) = load::<[u8; 2]>(ctx, t.off, ip.end) else {
+        return false;
+    };
+    if !is_icmp_error(ty) {
+        return false;
+    }
+    // Type, code, checksum, then 4 bytes (MTU, pointer or unused), then the quote.
+    let q = t.off + 8;
+    let Some(head) = load::<[u8; 8]>(ctx, q, ip.end) else {
+        return false;
+    };
+    // The quoted packet went member -> client; the flow is client -> member.
+    let Some(qdst) = load::<[u8; 16]>(ctx, q + 24, ip.end) else {
+        return false;
+    };
+    f.key.src = qdst;
+    let Some(qsrc) = load::<[u8; 16]>(ctx, q + 8, ip.end) else {
+        return false;
+    };
+    f.key.dst = qsrc;
+    let label = u32::from_be_bytes([0, head[1] & 0x0f, head[2], head[3]]);
+    let qproto = head[6];
+    let ports = if wire::has_ports(qproto) {
+        load::<[u8; 4]>(ctx, q + wire::IPV6_HDR_LEN, ip.end).map(|p| [p[2], p[3], p[0], p[1]])
+    } else {
+        None
+    };
+    finish(f, group, qproto, ports, label, true);
+    true
+}
+
+/// Nanoseconds of CLOCK_MONOTONIC.
+#[inline(always)]
+pub(crate) fn now() -> u64 {
+    // SAFETY: a helper without arguments.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+/// The member a live flow-table entry names, refreshing it; `valid` says
+/// whether that member may still take the flow.
+#[inline(always)]
+pub(crate) fn lookup(
+    key: &FlowKey,
+    now: u64,
+    timeout_ns: u64,
+    valid: impl Fn(u32) -> bool,
+) -> Option<u32> {
+    let e = FLOWS.get_ptr_mut(key)?;
+    // SAFETY: a map value pointer, valid during this run; concurrent writers
+    // only race on the timestamp, which any of them may win.
+    let e = unsafe { &mut *e };
+    if now.wrapping_sub(e.last_seen_ns) > timeout_ns || !valid(e.member_id) {
+        return None;
+    }
+    e.last_seen_ns = now;
+    Some(e.member_id)
+}
+
+/// Records a new flow unless the flood guard says no. True when recorded.
+#[inline(always)]
+pub(crate) fn record(key: &FlowKey, member: u32, now: u64) -> bool {
+    if !flood_allows(now) {
+        return false;
+    }
+    let entry = FlowEntry {
+        member_id: member,
+        _pad: 0,
+        last_seen_ns: now,
+    };
+    FLOWS.insert(key, &entry, 0).is_ok()
+}
+
+/// The flood guard: at most `Settings::flood_rate` new flows per second per
+/// CPU are recorded, so that a flood of new sources cannot flush the table.
+#[inline(always)]
+fn flood_allows(now: u64) -> bool {
+    let rate = SETTINGS.get(0).map_or(0, |s| s.flood_rate);
+    if rate == 0 {
+        return true;
+    }
+    let Some(st) = FLOOD.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: a per-CPU slot, used only by this CPU while the program runs.
+    let st = unsafe { &mut *st };
+    if now.wrapping_sub(st.window_start_ns) >= 1_000_000_000 {
+        st.window_start_ns = now;
+        st.new_flows = 0;
+    }
+    if st.new_flows >= u64::from(rate) {
+        return false;
+    }
+    st.new_flows += 1;
+    true
+}

@@ -1,0 +1,187 @@
+//! The flow table as operators see it: occupancy, flows per member, a
+//! listing, flushing, and the flood guard's rate.
+
+use std::{collections::BTreeMap, net::Ipv6Addr};
+
+use anycast_common::{FlowEntry, FlowKey, GroupInfo, Settings, map_names};
+use aya::maps::MapError;
+use bytemuck::Zeroable as _;
+use serde::Serialize;
+
+use crate::{
+    error::{Error, Result},
+    state::{State, map_err},
+};
+
+/// Occupancy of the flow table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FlowTableStats {
+    /// Capacity (all groups together).
+    pub capacity: u32,
+    /// Entries present (live or idle past their timeout, not yet evicted).
+    pub entries: u64,
+    /// Entries seen within their group's timeout.
+    pub live: u64,
+}
+
+/// One flow as `flows list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowView {
+    /// Group name.
+    pub group: String,
+    /// Source address.
+    pub src: Ipv6Addr,
+    /// Destination (anycast) address.
+    pub dst: Ipv6Addr,
+    /// Protocol (0 when keyed by flow label).
+    pub proto: u8,
+    /// Source port, or None when keyed by flow label.
+    pub sport: Option<u16>,
+    /// Destination port.
+    pub dport: Option<u16>,
+    /// Flow label, when keyed by it.
+    pub flow_label: Option<u32>,
+    /// Member id holding the flow.
+    pub member_id: u32,
+    /// Seconds since last seen.
+    pub idle_secs: f64,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime writes into a timespec we own.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn is_live(k: &FlowKey, e: &FlowEntry, groups: &BTreeMap<u32, GroupInfo>, now: u64) -> bool {
+    let proto = if k.by_label == 0 { k.proto } else { 0 };
+    groups
+        .get(&k.group_id)
+        .is_some_and(|g| now.saturating_sub(e.last_seen_ns) <= g.flow_timeout_ns(proto))
+}
+
+impl State {
+    fn group_map(&self) -> Result<BTreeMap<u32, GroupInfo>> {
+        Ok(self.groups_in_use()?.into_iter().collect())
+    }
+
+    fn each_flow(&self, mut f: impl FnMut(FlowKey, FlowEntry)) -> Result<()> {
+        for entry in self.flows.iter() {
+            match entry {
+                Ok((k, e)) => f(k, e),
+                // An LRU entry may vanish between two steps of the walk.
+                Err(MapError::KeyNotFound) => continue,
+                Err(e) => return Err(map_err(map_names::FLOWS)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Live flows per member id.
+    pub fn flows_per_member(&self) -> Result<BTreeMap<u32, u64>> {
+        let groups = self.group_map()?;
+        let now = monotonic_ns();
+        let mut out = BTreeMap::new();
+        self.each_flow(|k, e| {
+            if is_live(&k, &e, &groups, now) {
+                *out.entry(e.member_id).or_default() += 1;
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Occupancy of the flow table.
+    pub fn flow_table_stats(&self) -> Result<FlowTableStats> {
+        let groups = self.group_map()?;
+        let now = monotonic_ns();
+        let mut st = FlowTableStats {
+            capacity: self.flow_capacity,
+            ..FlowTableStats::default()
+        };
+        self.each_flow(|k, e| {
+            st.entries += 1;
+            if is_live(&k, &e, &groups, now) {
+                st.live += 1;
+            }
+        })?;
+        Ok(st)
+    }
+
+    /// Up to `limit` flows, of one group or all.
+    pub fn list_flows(&self, group: Option<u32>, limit: usize) -> Result<Vec<FlowView>> {
+        let groups = self.group_map()?;
+        let now = monotonic_ns();
+        let mut out = Vec::new();
+        self.each_flow(|k, e| {
+            if out.len() >= limit || group.is_some_and(|g| g != k.group_id) {
+                return;
+            }
+            let by_label = k.by_label != 0;
+            out.push(FlowView {
+                group: groups
+                    .get(&k.group_id)
+                    .map(GroupInfo::name_str)
+                    .unwrap_or_default(),
+                src: k.src.into(),
+                dst: k.dst.into(),
+                proto: k.proto,
+                sport: (!by_label).then(|| u16::from_be_bytes([k.tail[0], k.tail[1]])),
+                dport: (!by_label).then(|| u16::from_be_bytes([k.tail[2], k.tail[3]])),
+                flow_label: by_label.then(|| u32::from_be_bytes(k.tail)),
+                member_id: e.member_id,
+                idle_secs: now.saturating_sub(e.last_seen_ns) as f64 / 1e9,
+            });
+        })?;
+        Ok(out)
+    }
+
+    /// Forgets the flows of one group, or all; returns how many.
+    pub fn flush_flows(&mut self, group: Option<u32>) -> Result<u64> {
+        let mut keys = Vec::new();
+        self.each_flow(|k, _| {
+            if group.is_none_or(|g| g == k.group_id) {
+                keys.push(k);
+            }
+        })?;
+        let mut n = 0;
+        for k in keys {
+            match self.flows.remove(&k) {
+                Ok(()) => n += 1,
+                Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(map_names::FLOWS)(e)),
+            }
+        }
+        Ok(n)
+    }
+
+    /// The flood guard's rate (new flows recorded per second per CPU; 0: no limit).
+    pub fn flood_rate(&self) -> Result<u32> {
+        Ok(self
+            .settings
+            .get(&0, 0)
+            .map_err(map_err(map_names::SETTINGS))?
+            .flood_rate)
+    }
+
+    /// Sets the flood guard's rate.
+    pub fn set_flood_rate(&mut self, rate: u32) -> Result<()> {
+        let mut s = match self.settings.get(&0, 0) {
+            Ok(s) => s,
+            Err(_) => Settings::zeroed(),
+        };
+        s.flood_rate = rate;
+        self.settings.set(0, s, 0).map_err(|source| Error::Map {
+            name: map_names::SETTINGS,
+            source,
+        })
+    }
+}
+
+impl State {
+    /// The flow table's entry for `key`, if any.
+    pub fn flow_entry(&self, key: &FlowKey) -> Option<FlowEntry> {
+        self.flows.get(key, 0).ok()
+    }
+}
