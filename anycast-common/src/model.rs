@@ -559,6 +559,11 @@ fn run(
     acc.deltas.push((Scope::Member(id), "packets", 1));
     acc.deltas
         .push((Scope::Member(id), "bytes", frame.len() as u64));
+    if icmp_error {
+        acc.deltas
+            .push((Scope::Global, GlobalStat::IcmpErrorsSteered.name(), 1));
+        acc.group(group, GroupStat::IcmpErrorsSteered, 1);
+    }
     r
 }
 

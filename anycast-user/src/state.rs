@@ -98,8 +98,6 @@ pub struct Stats {
     pub global: BTreeMap<&'static str, u64>,
     /// Per-group counters by group name.
     pub groups: BTreeMap<String, GroupStats>,
-    /// Flow-table occupancy.
-    pub flow_table: crate::flows::FlowTableStats,
 }
 
 fn display<S: serde::Serializer>(p: &AnycastPrefix, s: S) -> Result<S::Ok, S::Error> {
@@ -433,7 +431,6 @@ impl State {
                 },
             );
         }
-        stats.flow_table = self.flow_table_stats()?;
         Ok(stats)
     }
 }

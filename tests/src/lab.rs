@@ -640,3 +640,100 @@ impl MemberLab {
         bail!("no member answered on port {port}")
     }
 }
+
+/// A TCP service in a namespace: every connection gets `lines` lines
+/// "TAG N\n", one each `every`, then is closed. Stops on drop; never runs
+/// longer than [`Service::MAX_LIFE`].
+pub struct TcpService {
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl TcpService {
+    /// Starts the service on `addr`:`port` in `ns`.
+    pub fn start(
+        ns: &NetNs,
+        addr: Ipv6Addr,
+        port: u16,
+        tag: &str,
+        lines: usize,
+        every: Duration,
+    ) -> Result<Self> {
+        let listener = ns.run(move || {
+            std::net::TcpListener::bind(SocketAddr::V6(SocketAddrV6::new(addr, port, 0, 0)))
+        })??;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let tag = tag.to_string();
+        let handle = thread::spawn(move || {
+            let start = Instant::now();
+            let mut workers = Vec::new();
+            while !flag.load(Ordering::Relaxed) && start.elapsed() < Service::MAX_LIFE {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        let tag = tag.clone();
+                        let flag = flag.clone();
+                        workers.push(thread::spawn(move || {
+                            use std::io::Write as _;
+                            let _ = conn.set_nonblocking(false);
+                            for i in 0..lines {
+                                if flag.load(Ordering::Relaxed)
+                                    || conn.write_all(format!("{tag} {i}\n").as_bytes()).is_err()
+                                {
+                                    return;
+                                }
+                                thread::sleep(every);
+                            }
+                        }));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for w in workers {
+                let _ = w.join();
+            }
+        });
+        Ok(TcpService {
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for TcpService {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A TCP connection from the client to the anycast address, read line by line.
+pub struct TcpClient {
+    reader: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl TcpClient {
+    /// Connects from namespace `ns` to `addr`:`port`.
+    pub fn connect(ns: &NetNs, addr: Ipv6Addr, port: u16) -> Result<Self> {
+        let dst = SocketAddr::V6(SocketAddrV6::new(addr, port, 0, 0));
+        let stream =
+            ns.run(move || std::net::TcpStream::connect_timeout(&dst, Duration::from_secs(3)))??;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        Ok(TcpClient {
+            reader: std::io::BufReader::new(stream),
+        })
+    }
+
+    /// The next line, `Ok(None)` at the end of the stream.
+    pub fn line(&mut self) -> std::io::Result<Option<String>> {
+        use std::io::BufRead as _;
+        let mut s = String::new();
+        match self.reader.read_line(&mut s)? {
+            0 => Ok(None),
+            _ => Ok(Some(s.trim_end().to_string())),
+        }
+    }
+}

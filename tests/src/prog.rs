@@ -311,3 +311,8 @@ pub fn deltas(
     v.sort();
     v
 }
+
+/// Number of possible CPUs (per-CPU maps have a slot for each).
+pub fn possible_cpus() -> Result<usize> {
+    aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))
+}

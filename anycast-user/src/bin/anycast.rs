@@ -9,6 +9,7 @@ use std::{net::Ipv6Addr, path::PathBuf, process::ExitCode, time::Duration};
 use anycast::{
     AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, Interface, PinDir,
     dataplane::{MemberVia, require_root},
+    flows::FlowTableStats,
     members::{GroupOptions, MemberEntry},
     netns,
     state::{AddOutcome, Stats},
@@ -297,6 +298,7 @@ struct Report {
     interfaces: Vec<Interface>,
     #[serde(flatten)]
     stats: Stats,
+    flow_table: FlowTableStats,
     members: Vec<MemberEntry>,
 }
 
@@ -408,6 +410,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let report = Report {
                 interfaces: dp.interfaces()?,
                 stats: dp.stats()?,
+                flow_table: dp.flows(None, 0)?.0,
                 members: dp.members(None)?,
             };
             if json {
@@ -680,6 +683,10 @@ fn print_report(r: &Report) {
             println!("    {}", counters.join("  "));
         }
     }
+    println!(
+        "flow table: {} entries ({} live) of {}",
+        r.flow_table.entries, r.flow_table.live, r.flow_table.capacity
+    );
     println!("members:");
     if r.members.is_empty() {
         println!("  (none)");

@@ -1,0 +1,282 @@
+//! Program tests of flow affinity: the flow table, the consistent-hash
+//! table, draining, the flood guard and ICMPv6 errors that follow their flow.
+
+use std::{collections::BTreeMap, net::Ipv6Addr, thread, time::Duration};
+
+use anycast::members::GroupOptions;
+use anycast_common::{
+    Affinity, IfaceRole, MemberState, SourceAction,
+    frame::{FrameBuilder, L4},
+    model::Verdict,
+};
+use anycast_tests::{prog::ProgramUnderTest, require_root};
+use anyhow::Result;
+
+const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
+const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
+const M1_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 0x01];
+const M2_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 0x02];
+
+fn query(sport: u16) -> Vec<u8> {
+    FrameBuilder::udp(CLIENT, ANY, sport, 53, b"query").build()
+}
+
+fn mac(frame: &[u8]) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    m.copy_from_slice(&frame[..6]);
+    m
+}
+
+fn two_members() -> Result<ProgramUnderTest> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+    p.add(&ANY.to_string(), "dns")?;
+    p.add_l2_member("dns", "m1", M1_MAC, 10)?;
+    p.add_l2_member("dns", "m2", M2_MAC, 20)?;
+    Ok(p)
+}
+
+fn set_group(p: &mut ProgramUnderTest, o: GroupOptions) -> Result<()> {
+    Ok(p.state.set_group_options("dns", &o)?)
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn a_known_flow_keeps_its_member_across_a_metric_change() -> Result<()> {
+    let mut p = two_members()?;
+    let flow = query(4000);
+    let out = p.check(&flow)?;
+    assert_eq!(mac(&out.frame), M1_MAC);
+    assert!(out.deltas.iter().any(|d| d.1 == "flow_misses"));
+    p.state.set_member("dns", "m2", Some(5), None, None)?;
+    // The running flow stays on m1 (a flow-table hit); a new one goes to m2.
+    let out = p.check(&flow)?;
+    assert_eq!(mac(&out.frame), M1_MAC);
+    assert!(out.deltas.iter().any(|d| d.1 == "flow_hits"));
+    assert_eq!(mac(&p.check(&query(4001))?.frame), M2_MAC);
+    // m1 down: its flow moves.
+    p.state
+        .set_member("dns", "m1", None, Some(MemberState::Down), None)?;
+    assert_eq!(mac(&p.check(&flow)?.frame), M2_MAC);
+    let s = p.stats()?;
+    assert_eq!(s.groups["dns"].counters["flow_hits"], 1);
+    assert_eq!(s.groups["dns"].counters["flow_misses"], 3);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn without_affinity_the_flow_follows_the_metric() -> Result<()> {
+    let mut p = two_members()?;
+    set_group(
+        &mut p,
+        GroupOptions {
+            affinity: Some(Affinity::None),
+            ..GroupOptions::default()
+        },
+    )?;
+    let flow = query(4000);
+    assert_eq!(mac(&p.check(&flow)?.frame), M1_MAC);
+    p.state.set_member("dns", "m2", Some(5), None, None)?;
+    assert_eq!(mac(&p.check(&flow)?.frame), M2_MAC);
+    assert_eq!(p.stats()?.global["flow_misses"], 0);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn an_idle_flow_is_forgotten_after_its_timeout() -> Result<()> {
+    let mut p = two_members()?;
+    set_group(
+        &mut p,
+        GroupOptions {
+            other_timeout: Some(1),
+            ..GroupOptions::default()
+        },
+    )?;
+    let flow = query(4000);
+    assert_eq!(mac(&p.check(&flow)?.frame), M1_MAC);
+    p.state.set_member("dns", "m2", Some(5), None, None)?;
+    assert_eq!(mac(&p.run(&flow)?.data), M1_MAC);
+    thread::sleep(Duration::from_millis(1300));
+    assert_eq!(
+        mac(&p.check(&flow)?.frame),
+        M2_MAC,
+        "idle past 1 s: a new flow"
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn draining_keeps_flows_and_takes_no_new_ones() -> Result<()> {
+    let mut p = two_members()?;
+    let flow = query(4000);
+    assert_eq!(mac(&p.check(&flow)?.frame), M1_MAC);
+    p.state
+        .set_member("dns", "m1", None, Some(MemberState::Draining), None)?;
+    assert_eq!(
+        mac(&p.check(&flow)?.frame),
+        M1_MAC,
+        "established flow stays"
+    );
+    assert_eq!(
+        mac(&p.check(&query(4001))?.frame),
+        M2_MAC,
+        "new flows avoid it"
+    );
+    let flows = p.state.flows_per_member()?;
+    assert_eq!(flows.values().sum::<u64>(), 2);
+    Ok(())
+}
+
+/// Member MAC of each of `n` flows (source ports 20000..).
+fn spread(p: &ProgramUnderTest, n: u16) -> Result<Vec<[u8; 6]>> {
+    (0..n)
+        .map(|i| Ok(mac(&p.check(&query(20_000 + i))?.frame)))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn consistent_hash_spreads_and_moves_only_the_leavers_flows() -> Result<()> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+    p.add(&ANY.to_string(), "dns")?;
+    let macs: Vec<[u8; 6]> = (1..=4u8).map(|i| [0x02, 0xbb, 0, 0, 1, i]).collect();
+    for (i, m) in macs.iter().enumerate() {
+        p.add_l2_member("dns", &format!("m{i}"), *m, 10)?;
+    }
+    const FLOWS: u16 = 1000;
+    let first = spread(&p, FLOWS)?;
+    let mut count: BTreeMap<[u8; 6], usize> = BTreeMap::new();
+    for m in &first {
+        *count.entry(*m).or_default() += 1;
+    }
+    for m in &macs {
+        let n = count.get(m).copied().unwrap_or(0);
+        assert!(
+            (225..=275).contains(&n),
+            "not within 10% of even: {count:?}"
+        );
+    }
+
+    // Without the flow table (flushed), the same tied set maps every flow alike.
+    p.state.flush_flows(None)?;
+    assert_eq!(spread(&p, FLOWS)?, first);
+
+    // m3 leaves: its flows move, every other flow keeps its member.
+    p.state.del_member("dns", "m3")?;
+    let after = spread(&p, FLOWS)?;
+    for (b, a) in first.iter().zip(&after) {
+        if *b == macs[3] {
+            assert_ne!(a, b);
+        } else {
+            assert_eq!(a, b, "a flow of a staying member moved");
+        }
+    }
+    // And with the table flushed too (consistent hashing alone), nearly all stay.
+    p.state.flush_flows(None)?;
+    let rehashed = spread(&p, FLOWS)?;
+    let moved = first
+        .iter()
+        .zip(&rehashed)
+        .filter(|(b, a)| **b != macs[3] && a != b)
+        .count();
+    assert!(
+        moved < usize::from(FLOWS) / 20,
+        "{moved} flows of staying members moved"
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn packet_too_big_reaches_the_member_that_sent_the_packet() -> Result<()> {
+    let mut p = two_members()?;
+    // A TCP flow from the client, taken by m1.
+    let syn = FrameBuilder::tcp(CLIENT, ANY, 40000, 443, 0x02).build();
+    assert_eq!(mac(&p.check(&syn)?.frame), M1_MAC);
+    // m2 becomes nearer: new flows go there.
+    p.state.set_member("dns", "m2", Some(5), None, None)?;
+    // A router on the way back sends Packet Too Big for m1's reply (from the
+    // anycast address to the client) to the anycast address.
+    let reply = FrameBuilder::tcp(ANY, CLIENT, 443, 40000, 0x10).build();
+    let mut body = 1280u32.to_be_bytes().to_vec();
+    body.extend_from_slice(&reply[14..]);
+    let router: Ipv6Addr = "fd00:0:0:9::1".parse()?;
+    let ptb = FrameBuilder::new(
+        router,
+        ANY,
+        L4::Icmpv6 {
+            ty: 2,
+            code: 0,
+            body,
+        },
+    )
+    .build();
+    let out = p.check(&ptb)?;
+    assert_eq!(
+        mac(&out.frame),
+        M1_MAC,
+        "the error follows the flow it quotes"
+    );
+    assert_eq!(p.stats()?.groups["dns"].counters["icmp_errors_steered"], 1);
+    // An echo request is no error: it goes by its own flow, to the nearest.
+    let echo = FrameBuilder::new(
+        router,
+        ANY,
+        L4::Icmpv6 {
+            ty: 128,
+            code: 0,
+            body: vec![0; 8],
+        },
+    )
+    .build();
+    assert_eq!(mac(&p.check(&echo)?.frame), M2_MAC);
+    // A truncated quote (no complete IPv6 header) is steered as its own flow.
+    let short = FrameBuilder::new(
+        router,
+        ANY,
+        L4::Icmpv6 {
+            ty: 2,
+            code: 0,
+            body: vec![0; 20],
+        },
+    )
+    .build();
+    assert_eq!(
+        p.check(&short)?.verdict,
+        Verdict::Redirect(anycast_tests::prog::TEST_RUN_IFINDEX)
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn flood_guard_stops_recording_new_flows() -> Result<()> {
+    let mut p = two_members()?;
+    const RATE: u32 = 10;
+    p.state.set_flood_rate(RATE)?;
+    const NEW: u16 = 60;
+    for i in 0..NEW {
+        let r = p.run(&query(30_000 + i))?;
+        assert_eq!(mac(&r.data), M1_MAC, "bypassed flows are still steered");
+    }
+    let s = p.stats()?;
+    let cpus = anycast_tests::prog::possible_cpus()? as u64;
+    let recorded = s.global["flow_misses"];
+    let bypassed = s.global["flood_bypasses"];
+    assert_eq!(recorded + bypassed, u64::from(NEW));
+    assert!(
+        recorded >= u64::from(RATE) && recorded <= cpus * u64::from(RATE),
+        "recorded {recorded}"
+    );
+    assert_eq!(s.groups["dns"].counters["flood_bypasses"], bypassed);
+    assert_eq!(p.state.flow_table_stats()?.entries, recorded);
+    // Known flows still hit while the guard holds.
+    let before = p.stats()?.global["flow_hits"];
+    p.run(&query(30_000))?;
+    assert_eq!(p.stats()?.global["flow_hits"], before + 1);
+    Ok(())
+}
