@@ -94,7 +94,7 @@ pub mod globals {
 
 /// Version of the layout of everything pinned; bumped whenever a map's key
 /// or value changes so that a new binary refuses stale pins with a clear error.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Capacity of the exact-address table (hash, allocated on insert).
 pub const MAX_ANYCAST_ADDRS: u32 = 1 << 20;
@@ -360,7 +360,10 @@ pub struct Settings {
     pub flood_rate: u32,
     /// Reserved, zero.
     pub _pad: u32,
+    /// Flow-table entries removed by userspace (`flows flush`), so far.
+    pub flows_flushed: u64,
 }
+const _: () = assert!(core::mem::size_of::<Settings>() == 16);
 
 /// A member's state.
 #[repr(u8)]
@@ -557,6 +560,10 @@ pub enum GlobalStat {
     FloodBypasses = 17,
     /// Extra. An ICMPv6 error was steered by the flow it quotes.
     IcmpErrorsSteered = 18,
+    /// Extra. A flow was recorded in a new flow-table entry (not over a
+    /// stale one): with the entries present and those flushed, it gives
+    /// the LRU's evictions.
+    FlowEntriesCreated = 19,
 }
 
 /// Number of slots in `GLOBAL_STATS` (room for counters added later).
@@ -564,7 +571,7 @@ pub const GLOBAL_STAT_SLOTS: u32 = 32;
 
 impl GlobalStat {
     /// Every global counter, in index order.
-    pub const ALL: [GlobalStat; 19] = [
+    pub const ALL: [GlobalStat; 20] = [
         GlobalStat::NonIpv6Passed,
         GlobalStat::MalformedPassed,
         GlobalStat::UnicastPassed,
@@ -584,6 +591,7 @@ impl GlobalStat {
         GlobalStat::FlowMisses,
         GlobalStat::FloodBypasses,
         GlobalStat::IcmpErrorsSteered,
+        GlobalStat::FlowEntriesCreated,
     ];
 
     /// The counter's name in `stats` output.
@@ -608,6 +616,7 @@ impl GlobalStat {
             GlobalStat::FlowMisses => "flow_misses",
             GlobalStat::FloodBypasses => "flood_bypasses",
             GlobalStat::IcmpErrorsSteered => "icmp_errors_steered",
+            GlobalStat::FlowEntriesCreated => "flow_entries_created",
         }
     }
 }

@@ -426,9 +426,10 @@ fn run(
     let members = config.members(group);
     let affinity = Affinity::from_u8(info.affinity) == Affinity::Flow;
     let now = config.now_ns();
+    let entry = if affinity { config.flow(&key) } else { None };
     let held = if affinity {
-        config.flow(&key).and_then(|e| {
-            let alive = now.saturating_sub(e.last_seen_ns) <= info.flow_timeout_ns(t.proto);
+        entry.and_then(|e| {
+            let alive = now.saturating_sub(e.last_seen_ns) <= info.flow_timeout_ns(key.proto);
             let valid = members.iter().any(|(id, m)| {
                 *id == e.member_id
                     && m.kind != MemberKind::None as u8
@@ -468,6 +469,10 @@ fn run(
                 None
             } else if config.flood_allows() {
                 acc.flow = Some((key, id));
+                if entry.is_none() {
+                    acc.deltas
+                        .push((Scope::Global, GlobalStat::FlowEntriesCreated.name(), 1));
+                }
                 Some((GlobalStat::FlowMisses, GroupStat::FlowMisses))
             } else {
                 Some((GlobalStat::FloodBypasses, GroupStat::FloodBypasses))

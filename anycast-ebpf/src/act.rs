@@ -22,7 +22,7 @@ use aya_ebpf::{
 
 use crate::{
     classify::{Decision, FlowOutcome},
-    flow::{self, Flow},
+    flow::{self, Flow, Lookup},
     maps::{GROUPS, MEMBERS, SELECTION, TX_PORTS},
     parse::{ipv6::Ipv6, ipv6::Transport, load, store},
 };
@@ -58,7 +58,7 @@ pub(crate) fn steer(
         return;
     };
     d.icmp_error = f.icmp_error;
-    let Some(member_id) = choose(info, group, f, t.proto, d) else {
+    let Some(member_id) = choose(info, group, f, d) else {
         fallback(d, Fallback::from_u8(info.fallback));
         return;
     };
@@ -118,21 +118,26 @@ fn fallback(d: &mut Decision, f: Fallback) {
 /// consistent-hash table and is recorded (unless the flood guard says no,
 /// or it is an ICMPv6 error, which only follows its flow).
 #[inline(always)]
-fn choose(info: &GroupInfo, group: u32, f: &Flow, proto: u8, d: &mut Decision) -> Option<u32> {
+fn choose(info: &GroupInfo, group: u32, f: &Flow, d: &mut Decision) -> Option<u32> {
     let affinity = Affinity::from_u8(info.affinity) == Affinity::Flow;
     let now = if affinity { flow::now() } else { 0 };
+    let mut existed = false;
     if affinity {
-        let timeout = info.flow_timeout_ns(proto);
-        let held = flow::lookup(&f.key, now, timeout, |id| {
+        // The flow's own protocol (a quoted one for ICMPv6 errors) sets the timeout.
+        let timeout = info.flow_timeout_ns(f.key.proto);
+        match flow::lookup(&f.key, now, timeout, |id| {
             MEMBERS.get(id).is_some_and(|m| {
                 m.kind != MemberKind::None as u8
                     && m.up != MemberState::Down as u8
                     && m.group_id == group
             })
-        });
-        if let Some(id) = held {
-            d.flow = FlowOutcome::Hit;
-            return Some(id);
+        }) {
+            Lookup::Hit(id) => {
+                d.flow = FlowOutcome::Hit;
+                return Some(id);
+            }
+            Lookup::Stale => existed = true,
+            Lookup::Absent => {}
         }
     }
     let sel = SELECTION.get(group * 2 + (info.active_slot & 1))?;
@@ -145,10 +150,12 @@ fn choose(info: &GroupInfo, group: u32, f: &Flow, proto: u8, d: &mut Decision) -
         return None;
     }
     if affinity && !f.icmp_error {
-        d.flow = if flow::record(&f.key, id, now) {
+        d.flow = if !flow::record(&f.key, id, now) {
+            FlowOutcome::Bypassed
+        } else if existed {
             FlowOutcome::Recorded
         } else {
-            FlowOutcome::Bypassed
+            FlowOutcome::Created
         };
     }
     Some(id)

@@ -25,8 +25,10 @@ pub(crate) enum FlowOutcome {
     None,
     /// A known flow went to its member.
     Hit,
-    /// A new flow was recorded.
+    /// A new flow was recorded over a stale entry of the same key.
     Recorded,
+    /// A new flow was recorded in a new entry.
+    Created,
     /// A new flow was not recorded (flood guard).
     Bypassed,
 }

@@ -138,24 +138,36 @@ pub(crate) fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
-/// The member a live flow-table entry names, refreshing it; `valid` says
-/// whether that member may still take the flow.
+/// What the flow table holds for a key.
+pub(crate) enum Lookup {
+    /// A live entry whose member may take the flow (refreshed): that member.
+    Hit(u32),
+    /// An entry too old, or whose member may not take the flow any more.
+    Stale,
+    /// No entry.
+    Absent,
+}
+
+/// Looks `key` up, refreshing a live entry; `valid` says whether a member
+/// may still take the flow.
 #[inline(always)]
 pub(crate) fn lookup(
     key: &FlowKey,
     now: u64,
     timeout_ns: u64,
     valid: impl Fn(u32) -> bool,
-) -> Option<u32> {
-    let e = FLOWS.get_ptr_mut(key)?;
+) -> Lookup {
+    let Some(e) = FLOWS.get_ptr_mut(key) else {
+        return Lookup::Absent;
+    };
     // SAFETY: a map value pointer, valid during this run; concurrent writers
     // only race on the timestamp, which any of them may win.
     let e = unsafe { &mut *e };
     if now.wrapping_sub(e.last_seen_ns) > timeout_ns || !valid(e.member_id) {
-        return None;
+        return Lookup::Stale;
     }
     e.last_seen_ns = now;
-    Some(e.member_id)
+    Lookup::Hit(e.member_id)
 }
 
 /// Records a new flow unless the flood guard says no. True when recorded.

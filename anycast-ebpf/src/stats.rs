@@ -61,6 +61,10 @@ pub(crate) fn record(d: &Decision) {
             FlowOutcome::None => None,
             FlowOutcome::Hit => Some((GlobalStat::FlowHits, GroupStat::FlowHits)),
             FlowOutcome::Recorded => Some((GlobalStat::FlowMisses, GroupStat::FlowMisses)),
+            FlowOutcome::Created => {
+                add_global(GlobalStat::FlowEntriesCreated, 1);
+                Some((GlobalStat::FlowMisses, GroupStat::FlowMisses))
+            }
             FlowOutcome::Bypassed => Some((GlobalStat::FloodBypasses, GroupStat::FloodBypasses)),
         };
         if let Some((g, gs)) = flow {

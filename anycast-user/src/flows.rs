@@ -22,6 +22,8 @@ pub struct FlowTableStats {
     pub entries: u64,
     /// Entries seen within their group's timeout.
     pub live: u64,
+    /// Entries the LRU dropped to make room: created, less present, less flushed.
+    pub evictions: u64,
 }
 
 /// One flow as `flows list` shows it.
@@ -106,6 +108,9 @@ impl State {
                 st.live += 1;
             }
         })?;
+        let created = self.global_counter(anycast_common::GlobalStat::FlowEntriesCreated)?;
+        let flushed = self.settings.get(&0, 0).map_or(0, |s| s.flows_flushed);
+        st.evictions = created.saturating_sub(st.entries + flushed);
         Ok(st)
     }
 
@@ -153,6 +158,14 @@ impl State {
                 Err(e) => return Err(map_err(map_names::FLOWS)(e)),
             }
         }
+        let mut s = self
+            .settings
+            .get(&0, 0)
+            .unwrap_or_else(|_| Settings::zeroed());
+        s.flows_flushed += n;
+        self.settings
+            .set(0, s, 0)
+            .map_err(map_err(map_names::SETTINGS))?;
         Ok(n)
     }
 

@@ -392,6 +392,15 @@ impl State {
         Ok(out)
     }
 
+    /// One global counter, summed over CPUs.
+    pub fn global_counter(&self, stat: GlobalStat) -> Result<u64> {
+        let per_cpu = self
+            .global_stats
+            .get(&(stat as u32), 0)
+            .map_err(map_err(map_names::GLOBAL_STATS))?;
+        Ok(per_cpu.iter().sum())
+    }
+
     /// Every counter, summed over CPUs.
     pub fn stats(&self) -> Result<Stats> {
         let mut stats = Stats::default();

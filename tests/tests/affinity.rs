@@ -280,3 +280,33 @@ fn flood_guard_stops_recording_new_flows() -> Result<()> {
     assert_eq!(p.stats()?.global["flow_hits"], before + 1);
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn a_full_flow_table_forgets_and_counts_evictions() -> Result<()> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load_sized(
+        anycast_common::program_names::ANYCAST,
+        IfaceRole::Edge,
+        SourceAction::Drop,
+        &[(anycast_common::map_names::FLOWS, 128)],
+    )?;
+    p.add(&ANY.to_string(), "dns")?;
+    p.add_l2_member("dns", "m1", M1_MAC, 10)?;
+    const NEW: u16 = 600;
+    for i in 0..NEW {
+        assert_eq!(mac(&p.run(&query(40_000 + i))?.data), M1_MAC);
+    }
+    let t = p.state.flow_table_stats()?;
+    assert_eq!(t.capacity, 128);
+    assert!(t.entries <= 128 && t.entries > 0, "{t:?}");
+    assert_eq!(t.evictions, u64::from(NEW) - t.entries, "{t:?}");
+    let flushed = p.state.flush_flows(None)?;
+    assert_eq!(flushed, t.entries);
+    assert_eq!(
+        p.state.flow_table_stats()?.evictions,
+        t.evictions,
+        "a flush is no eviction"
+    );
+    Ok(())
+}

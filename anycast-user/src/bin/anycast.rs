@@ -455,8 +455,8 @@ fn flows_command(pin: PinDir, cmd: FlowsCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!(
-                    "flow table: {} entries ({} live) of {}",
-                    table.entries, table.live, table.capacity
+                    "flow table: {} entries ({} live) of {}, {} evicted",
+                    table.entries, table.live, table.capacity, table.evictions
                 );
                 for f in flows {
                     let what = match (f.sport, f.dport, f.flow_label) {
@@ -684,8 +684,8 @@ fn print_report(r: &Report) {
         }
     }
     println!(
-        "flow table: {} entries ({} live) of {}",
-        r.flow_table.entries, r.flow_table.live, r.flow_table.capacity
+        "flow table: {} entries ({} live) of {}, {} evicted",
+        r.flow_table.entries, r.flow_table.live, r.flow_table.capacity, r.flow_table.evictions
     );
     println!("members:");
     if r.members.is_empty() {
