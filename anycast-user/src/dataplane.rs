@@ -430,6 +430,13 @@ impl Dataplane {
         self.state.add_address(p, group)
     }
 
+    /// Adds many addresses and prefixes at once (see [`State::load_addresses`]).
+    pub fn load_addresses(&mut self, list: &[AnycastPrefix], group: &str) -> Result<usize> {
+        require_root("changing anycast addresses")?;
+        let _lock = self.lock()?;
+        self.state.load_addresses(list, group)
+    }
+
     /// Removes an anycast address or prefix.
     pub fn del_address(&mut self, p: AnycastPrefix) -> Result<()> {
         require_root("changing anycast addresses")?;

@@ -340,6 +340,95 @@ impl State {
         Ok(AddOutcome::Added)
     }
 
+    /// Adds many addresses and prefixes to group `group` (created when new)
+    /// with one map update each: the fast path for large tables. Entries the
+    /// group has already are skipped. All or nothing: an entry of another
+    /// group, or a table that fills up, undoes what this call added.
+    /// Returns how many were added.
+    pub fn load_addresses(&mut self, list: &[AnycastPrefix], group: &str) -> Result<usize> {
+        validate_group_name(group)?;
+        let existing = self.group_by_name(group)?;
+        let created = existing.is_none();
+        let (id, mut info) = match existing {
+            Some(g) => g,
+            None => self.create_group(group)?,
+        };
+        let value = AddrValue {
+            group_id: id,
+            _pad: 0,
+        };
+        // Prefixes already present, read once (an LPM lookup is not exact).
+        let mut prefixes: std::collections::HashMap<(u32, [u8; 16]), u32> = Default::default();
+        for entry in self.prefixes.iter() {
+            let (k, v) = entry.map_err(map_err(map_names::ANYCAST_PREFIX))?;
+            prefixes.insert((k.prefix_len(), k.data()), v.group_id);
+        }
+        let mut added: Vec<AnycastPrefix> = Vec::new();
+        let mut failure = None;
+        for p in list {
+            let holder = if p.is_exact() {
+                match self.addrs.get(&AddrKey::from(p.addr), 0) {
+                    Ok(v) => Some(v.group_id),
+                    Err(MapError::KeyNotFound) => None,
+                    Err(e) => {
+                        failure = Some(map_err(map_names::ANYCAST_ADDRS)(e));
+                        break;
+                    }
+                }
+            } else {
+                prefixes.get(&(u32::from(p.len), p.addr.octets())).copied()
+            };
+            match holder {
+                Some(g) if g == id => continue,
+                Some(g) => {
+                    failure = Some(Error::AddressInOtherGroup {
+                        addr: p.to_string(),
+                        group: self.group_name(g)?,
+                    });
+                    break;
+                }
+                None => {}
+            }
+            let r = if p.is_exact() {
+                self.addrs
+                    .insert(AddrKey::from(p.addr), value, BPF_NOEXIST)
+                    .map_err(|e| full_or(e, "anycast address table", self.addr_capacity, map_names::ANYCAST_ADDRS))
+            } else {
+                let key = Key::new(u32::from(p.len), p.addr.octets());
+                let r = self.prefixes.insert(&key, value, 0).map_err(|e| {
+                    full_or(e, "anycast prefix table", self.prefix_capacity, map_names::ANYCAST_PREFIX)
+                });
+                if r.is_ok() {
+                    prefixes.insert((u32::from(p.len), p.addr.octets()), id);
+                }
+                r
+            };
+            match r {
+                Ok(()) => added.push(*p),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failure {
+            for p in added {
+                let _ = if p.is_exact() {
+                    self.addrs.remove(&AddrKey::from(p.addr))
+                } else {
+                    self.prefixes.remove(&Key::new(u32::from(p.len), p.addr.octets()))
+                };
+            }
+            if created {
+                self.set_group(id, GroupInfo::zeroed())?;
+            }
+            return Err(e);
+        }
+        info.addresses += added.len() as u32;
+        self.set_group(id, info)?;
+        Ok(added.len())
+    }
+
     /// Removes an anycast address or prefix. The group stays (with its counters).
     pub fn del_address(&mut self, p: AnycastPrefix) -> Result<()> {
         let Some(v) = self.lookup_exact(&p)? else {

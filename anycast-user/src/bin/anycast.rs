@@ -106,6 +106,15 @@ enum AddrCommand {
         #[arg(long)]
         group: String,
     },
+    /// Add every address or prefix of a file (one per line, `#` comments) to a
+    /// group in one batch, all or nothing, e.g. `anycast addr load list.txt --group cdn`.
+    Load {
+        /// The file; `-` reads standard input.
+        file: PathBuf,
+        /// Group the addresses belong to (created when new).
+        #[arg(long)]
+        group: String,
+    },
     /// Delete an anycast address or prefix, e.g. `anycast addr del 2001:db8::53`.
     Del {
         /// Address or prefix, as added.
@@ -353,6 +362,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 AddOutcome::Added => println!("added {p} to group {group}"),
                 AddOutcome::AlreadyPresent => println!("{p} is already in group {group}"),
             }
+        }
+        Command::Addr(AddrCommand::Load { file, group }) => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let mut list = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let line = line.split('#').next().unwrap_or("").trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let p: AnycastPrefix = line
+                    .parse()
+                    .with_context(|| format!("{} line {}", file.display(), n + 1))?;
+                list.push(p);
+            }
+            anycast::state::validate_group_name(&group)?;
+            let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
+            let start = std::time::Instant::now();
+            let added = dp.load_addresses(&list, &group)?;
+            println!(
+                "added {added} of {} entries to group {group} in {:.2?}",
+                list.len(),
+                start.elapsed()
+            );
         }
         Command::Addr(AddrCommand::Del { addr }) => {
             let p: AnycastPrefix = addr.parse()?;
