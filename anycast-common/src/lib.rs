@@ -94,7 +94,7 @@ pub mod globals {
 
 /// Version of the layout of everything pinned; bumped whenever a map's key
 /// or value changes so that a new binary refuses stale pins with a clear error.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Capacity of the exact-address table (hash, allocated on insert).
 pub const MAX_ANYCAST_ADDRS: u32 = 1 << 20;
@@ -358,8 +358,9 @@ pub struct Settings {
     /// Most new flows recorded per second per CPU; past it, new flows are
     /// steered by the consistent hash alone (0: no limit).
     pub flood_rate: u32,
-    /// Reserved, zero.
-    pub _pad: u32,
+    /// Number of anycast prefixes configured: with none, the data plane
+    /// skips the prefix (LPM) lookups altogether.
+    pub prefixes: u32,
     /// Flow-table entries removed by userspace (`flows flush`), so far.
     pub flows_flushed: u64,
 }

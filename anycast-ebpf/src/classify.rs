@@ -10,7 +10,7 @@ use aya_ebpf::{bindings::xdp_action, maps::lpm_trie::Key, programs::XdpContext};
 
 use crate::{
     act,
-    maps::{ANYCAST_ADDRS, ANYCAST_PREFIX, MEMBER_SOURCES},
+    maps::{ANYCAST_ADDRS, ANYCAST_PREFIX, MEMBER_SOURCES, SETTINGS},
     parse::{
         eth::{self, L2},
         ipv6::{self, Ipv6},
@@ -95,15 +95,25 @@ impl Decision {
     }
 }
 
-/// The anycast group `addr` belongs to: exact match first, then the longest prefix.
+/// Whether any anycast prefix is configured (else the LPM lookups are skipped).
 #[inline(always)]
-fn anycast_group(addr: *const AddrKey) -> Option<u32> {
+fn have_prefixes() -> bool {
+    SETTINGS.get(0).is_none_or(|s| s.prefixes != 0)
+}
+
+/// The anycast group `addr` belongs to: exact match first, then the longest
+/// prefix when `prefixes` says there are any.
+#[inline(always)]
+fn anycast_group(addr: *const AddrKey, prefixes: bool) -> Option<u32> {
     // SAFETY: `addr` points into the packet and was bounds-checked by the
     // parser; the lookup reads it in place, without a copy to the stack.
     let key = unsafe { &*addr };
     // SAFETY: the value is plain data and only read.
     if let Some(v) = unsafe { ANYCAST_ADDRS.get(key) } {
         return Some(v.group_id);
+    }
+    if !prefixes {
+        return None;
     }
     ANYCAST_PREFIX
         .get(Key::new(128, key.addr))
@@ -158,7 +168,7 @@ fn check_source(
 ) -> bool {
     let role = IfaceRole::from_u8(policy as u8);
     let action = SourceAction::from_u8((policy >> 8) as u8);
-    let (group, key) = if let Some(group) = anycast_group(src) {
+    let (group, key) = if let Some(group) = anycast_group(src, have_prefixes()) {
         let mac = load::<[u8; 6]>(ctx, 6, ip.off).unwrap_or([0; 6]);
         let ifindex = ctx.ingress_ifindex() as u32;
         (group, MemberSourceKey::on_link(group, ifindex, mac))
@@ -166,7 +176,8 @@ fn check_source(
         let Some(inner) = ipv6::parse(ctx, ip.off + wire::IPV6_HDR_LEN, ip.end) else {
             return false;
         };
-        let Some(group) = ipv6::src(ctx, &inner).and_then(anycast_group) else {
+        let Some(group) = ipv6::src(ctx, &inner).and_then(|a| anycast_group(a, have_prefixes()))
+        else {
             return false;
         };
         // SAFETY: bounds-checked pointer into the packet.
@@ -207,7 +218,7 @@ pub(crate) fn classify(ctx: &XdpContext, role: u8, source_action: u8) -> Decisio
     if check_source(ctx, &ip, src, policy, &mut d) {
         return d;
     }
-    if let Some(group) = anycast_group(dst) {
+    if let Some(group) = anycast_group(dst, have_prefixes()) {
         let Some(t) = ipv6::transport(ctx, &ip) else {
             d.stat = GlobalStat::UnparsedPassed;
             return d;

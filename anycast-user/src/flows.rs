@@ -198,3 +198,18 @@ impl State {
         self.flows.get(key, 0).ok()
     }
 }
+
+impl State {
+    /// Writes a flow-table entry directly (for tests and benchmarks that need
+    /// a table with many live flows).
+    pub fn record_flow(&mut self, key: &FlowKey, member_id: u32, last_seen_ns: u64) -> Result<()> {
+        let e = FlowEntry {
+            member_id,
+            _pad: 0,
+            last_seen_ns,
+        };
+        self.flows
+            .insert(key, e, 0)
+            .map_err(map_err(map_names::FLOWS))
+    }
+}

@@ -337,6 +337,9 @@ impl State {
         }
         info.addresses += 1;
         self.set_group(id, info)?;
+        if !p.is_exact() {
+            self.sync_prefix_count()?;
+        }
         Ok(AddOutcome::Added)
     }
 
@@ -392,11 +395,23 @@ impl State {
             let r = if p.is_exact() {
                 self.addrs
                     .insert(AddrKey::from(p.addr), value, BPF_NOEXIST)
-                    .map_err(|e| full_or(e, "anycast address table", self.addr_capacity, map_names::ANYCAST_ADDRS))
+                    .map_err(|e| {
+                        full_or(
+                            e,
+                            "anycast address table",
+                            self.addr_capacity,
+                            map_names::ANYCAST_ADDRS,
+                        )
+                    })
             } else {
                 let key = Key::new(u32::from(p.len), p.addr.octets());
                 let r = self.prefixes.insert(&key, value, 0).map_err(|e| {
-                    full_or(e, "anycast prefix table", self.prefix_capacity, map_names::ANYCAST_PREFIX)
+                    full_or(
+                        e,
+                        "anycast prefix table",
+                        self.prefix_capacity,
+                        map_names::ANYCAST_PREFIX,
+                    )
                 });
                 if r.is_ok() {
                     prefixes.insert((u32::from(p.len), p.addr.octets()), id);
@@ -416,7 +431,8 @@ impl State {
                 let _ = if p.is_exact() {
                     self.addrs.remove(&AddrKey::from(p.addr))
                 } else {
-                    self.prefixes.remove(&Key::new(u32::from(p.len), p.addr.octets()))
+                    self.prefixes
+                        .remove(&Key::new(u32::from(p.len), p.addr.octets()))
                 };
             }
             if created {
@@ -426,6 +442,9 @@ impl State {
         }
         info.addresses += added.len() as u32;
         self.set_group(id, info)?;
+        if added.iter().any(|p| !p.is_exact()) {
+            self.sync_prefix_count()?;
+        }
         Ok(added.len())
     }
 
@@ -450,6 +469,31 @@ impl State {
         if info.in_use != 0 {
             info.addresses = info.addresses.saturating_sub(1);
             self.set_group(v.group_id, info)?;
+        }
+        if !p.is_exact() {
+            self.sync_prefix_count()?;
+        }
+        Ok(())
+    }
+
+    /// Publishes how many prefixes are configured, so that the data plane
+    /// skips the prefix lookups when there are none. Counted afresh from the
+    /// trie, so it cannot drift.
+    fn sync_prefix_count(&mut self) -> Result<()> {
+        let mut n = 0u32;
+        for k in self.prefixes.keys() {
+            k.map_err(map_err(map_names::ANYCAST_PREFIX))?;
+            n += 1;
+        }
+        let mut s = self
+            .settings
+            .get(&0, 0)
+            .unwrap_or_else(|_| Settings::zeroed());
+        if s.prefixes != n {
+            s.prefixes = n;
+            self.settings
+                .set(0, s, 0)
+                .map_err(map_err(map_names::SETTINGS))?;
         }
         Ok(())
     }

@@ -737,3 +737,73 @@ impl TcpClient {
         }
     }
 }
+
+/// A namespace whose FIB reaches `fd00:f::/64` via `fd00:e::2` on `e0`
+/// (MTU 1400, address fd00:e::1), with forwarding on: what
+/// `bpf_fib_lookup` needs to resolve an encapsulated member `fd00:f::2`
+/// when a program test runs inside it.
+#[derive(Clone, Copy, Debug)]
+pub struct FibNode {
+    /// Index of `e0`.
+    pub ifindex: u32,
+    /// MAC of `e0`.
+    pub smac: [u8; 6],
+    /// MAC of the next hop (the peer `e1`).
+    pub dmac: [u8; 6],
+}
+
+impl FibNode {
+    /// Adds node `name` to `lab` with that FIB.
+    pub fn build(lab: &mut Lab, name: &str) -> Result<Self> {
+        let ns = lab.node(name, true)?;
+        ns.ip(&[
+            "link",
+            "add",
+            "e0",
+            "address",
+            "02:cc:00:00:00:01",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "e1",
+            "address",
+            "02:cc:00:00:00:02",
+        ])?;
+        ns.ip(&["link", "set", "e0", "mtu", "1400", "up"])?;
+        ns.ip(&["link", "set", "e1", "up"])?;
+        ns.ip(&["addr", "add", "fd00:e::1/64", "dev", "e0", "nodad"])?;
+        ns.ip(&[
+            "neigh",
+            "replace",
+            "fd00:e::2",
+            "lladdr",
+            "02:cc:00:00:00:02",
+            "dev",
+            "e0",
+            "nud",
+            "permanent",
+        ])?;
+        ns.ip(&[
+            "-6",
+            "route",
+            "add",
+            "fd00:f::/64",
+            "via",
+            "fd00:e::2",
+            "dev",
+            "e0",
+        ])?;
+        let shown = ns.ip(&["-o", "link", "show", "dev", "e0"])?;
+        let ifindex: u32 = shown
+            .split(':')
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+            .context("ifindex of e0")?;
+        Ok(FibNode {
+            ifindex,
+            smac: [0x02, 0xcc, 0, 0, 0, 1],
+            dmac: [0x02, 0xcc, 0, 0, 0, 2],
+        })
+    }
+}

@@ -13,11 +13,11 @@ use anycast_common::{
     wire,
 };
 use anycast_tests::{
-    lab::{Lab, NetNs},
+    lab::{FibNode, Lab, NetNs},
     prog::{ProgramUnderTest, TEST_RUN_IFINDEX},
     require_root,
 };
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
 const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
@@ -237,57 +237,6 @@ fn member_interface_accepts_only_registered_members() -> Result<()> {
     Ok(())
 }
 
-/// Builds a namespace whose FIB reaches `fd00:f::/64` via `fd00:e::2` on
-/// `e0` (MTU 1400), with forwarding on.
-fn fib_namespace(lab: &mut Lab) -> Result<(u32, [u8; 6], [u8; 6])> {
-    let ns = lab.node("fib", true)?;
-    ns.ip(&[
-        "link",
-        "add",
-        "e0",
-        "address",
-        "02:cc:00:00:00:01",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "e1",
-        "address",
-        "02:cc:00:00:00:02",
-    ])?;
-    ns.ip(&["link", "set", "e0", "mtu", "1400", "up"])?;
-    ns.ip(&["link", "set", "e1", "up"])?;
-    ns.ip(&["addr", "add", "fd00:e::1/64", "dev", "e0", "nodad"])?;
-    ns.ip(&[
-        "neigh",
-        "replace",
-        "fd00:e::2",
-        "lladdr",
-        "02:cc:00:00:00:02",
-        "dev",
-        "e0",
-        "nud",
-        "permanent",
-    ])?;
-    ns.ip(&[
-        "-6",
-        "route",
-        "add",
-        "fd00:f::/64",
-        "via",
-        "fd00:e::2",
-        "dev",
-        "e0",
-    ])?;
-    let shown = ns.ip(&["-o", "link", "show", "dev", "e0"])?;
-    let ifindex: u32 = shown
-        .split(':')
-        .next()
-        .and_then(|s| s.trim().parse().ok())
-        .context("ifindex of e0")?;
-    Ok((ifindex, [0x02, 0xcc, 0, 0, 0, 1], [0x02, 0xcc, 0, 0, 0, 2]))
-}
-
 fn in_ns<T: Send + 'static>(
     ns: &NetNs,
     f: impl FnOnce() -> Result<T> + Send + 'static,
@@ -300,7 +249,11 @@ fn in_ns<T: Send + 'static>(
 fn encapsulated_member_gets_an_outer_header() -> Result<()> {
     require_root()?;
     let mut lab = Lab::new("encap-prog")?;
-    let (ifindex, smac, dmac) = fib_namespace(&mut lab)?;
+    let FibNode {
+        ifindex,
+        smac,
+        dmac,
+    } = FibNode::build(&mut lab, "fib")?;
     in_ns(lab.ns("fib")?, move || {
         let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
         p.add(&ANY.to_string(), "dns")?;

@@ -50,9 +50,20 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// The demo lab: client, router and server namespaces; the router drops a
-    /// spoofed anycast source while normal traffic passes; counters shown; torn down.
+    /// The demo lab: a client, a router running anycast and three members;
+    /// nearest-member redirect, a metric change, encapsulation and the edge
+    /// filter shown with counters; torn down.
     Lab,
+    /// Benchmarks: program cost per path and against configuration size;
+    /// writes report.md, results.json and SVG plots. Needs root.
+    Bench {
+        /// A short run (about a minute) that proves the bench works.
+        #[arg(long)]
+        quick: bool,
+        /// Output folder.
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+    },
     /// Only install (or check) the BPF toolchain.
     Toolchain,
 }
@@ -72,6 +83,7 @@ fn main() -> Result<()> {
         Task::Test { cargo_args } => test(&root, &cargo_args)?,
         Task::Run { args } => run(&root, args)?,
         Task::Lab => demo_lab(&root)?,
+        Task::Bench { quick, out } => bench(&root, quick, &out)?,
     }
     Ok(())
 }
@@ -176,6 +188,28 @@ fn run(root: &Path, mut args: Vec<String>) -> Result<()> {
         });
     }
     status(cmd, "anycast run")
+}
+
+fn bench(root: &Path, quick: bool, out: &Path) -> Result<()> {
+    require_root("bench")?;
+    let bin = build(root, false)?;
+    let tools = toolchain::ensure(root)?;
+    let mut cmd = cargo(root, &tools)?;
+    cmd.args([
+        "run",
+        "--quiet",
+        "--package",
+        "anycast-tests",
+        "--bin",
+        "anycast-bench",
+        "--",
+    ])
+    .env("ANYCAST_BIN", &bin);
+    if quick {
+        cmd.arg("--quick");
+    }
+    cmd.arg("--out").arg(out);
+    status(cmd, "the benchmark")
 }
 
 fn demo_lab(root: &Path) -> Result<()> {

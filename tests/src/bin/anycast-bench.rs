@@ -1,0 +1,738 @@
+//! `cargo xtask bench`: what each path of the XDP program costs, and how the
+//! cost scales with the configuration. Writes `report.md`, `results.json`
+//! and SVG plots into the output folder and prints the summary.
+//!
+//! Program cost is measured with BPF_PROG_TEST_RUN and a large `repeat`
+//! (the kernel reports the mean ns per run), several runs per case,
+//! interleaved (A B C A B C ...) because this VM drifts; reported as
+//! min/median/max and as ns over the XDP_PASS floor measured in the same
+//! rounds. The bench is not a test: it asserts nothing about speed.
+
+use std::{fmt::Write as _, fs, net::Ipv6Addr, path::PathBuf, time::Instant};
+
+use anycast::{AnycastPrefix, members::GroupOptions};
+use anycast_common::{
+    Affinity, FlowKey, IfaceRole, SourceAction,
+    frame::{FrameBuilder, L4},
+    map_names, program_names,
+};
+use anycast_tests::{
+    lab::{FibNode, Lab},
+    prog::{ProgramUnderTest, TEST_FLOW_TABLE},
+    require_root,
+};
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
+const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
+const SERVER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 2);
+const MEMBER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xf, 0, 0, 0, 0, 0, 2);
+
+struct Opts {
+    quick: bool,
+    out: PathBuf,
+}
+
+impl Opts {
+    fn parse() -> Result<Self> {
+        let mut quick = false;
+        let mut out = PathBuf::from("target/bench");
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--quick" => quick = true,
+                "--out" => out = PathBuf::from(args.next().context("--out needs a folder")?),
+                other => bail!("unknown argument `{other}` (use --quick, --out DIR)"),
+            }
+        }
+        Ok(Opts { quick, out })
+    }
+
+    /// Runs per case, and packets per run.
+    fn shape(&self) -> (usize, u32) {
+        if self.quick {
+            (3, 200_000)
+        } else {
+            (7, 2_000_000)
+        }
+    }
+}
+
+/// min / median / max of ns per packet.
+#[derive(Clone, Copy, Debug)]
+struct Stat {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+fn stat(mut v: Vec<f64>) -> Stat {
+    v.sort_by(f64::total_cmp);
+    Stat {
+        min: v[0],
+        median: v[v.len() / 2],
+        max: v[v.len() - 1],
+    }
+}
+
+/// One measured case: a program, a frame, and which program entry to run.
+struct Case<'a> {
+    name: &'static str,
+    prog: &'a ProgramUnderTest,
+    entry: &'static str,
+    frame: Vec<u8>,
+}
+
+/// Interleaved rounds over `cases`; returns one Stat per case.
+fn measure(cases: &[Case<'_>], runs: usize, repeat: u32) -> Result<Vec<Stat>> {
+    let mut samples = vec![Vec::new(); cases.len()];
+    for _ in 0..runs {
+        for (i, c) in cases.iter().enumerate() {
+            samples[i].push(c.prog.time_named(c.entry, &c.frame, repeat)?);
+        }
+    }
+    Ok(samples.into_iter().map(stat).collect())
+}
+
+fn udp(src: Ipv6Addr, dst: Ipv6Addr, sport: u16) -> Vec<u8> {
+    FrameBuilder::udp(src, dst, sport, 53, &[0u8; 18]).build()
+}
+
+/// A program with group `dns` (ANY, and the prefix 2001:db8:b::/48) and one
+/// on-link member, loaded for an edge interface.
+fn program() -> Result<ProgramUnderTest> {
+    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+    p.add(&ANY.to_string(), "dns")?;
+    p.add("2001:db8:b::/48", "dns")?;
+    p.add_l2_member("dns", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;
+    Ok(p)
+}
+
+struct Row {
+    section: &'static str,
+    name: String,
+    stat: Stat,
+    floor: f64,
+}
+
+fn program_costs(o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
+    let (runs, repeat) = o.shape();
+    let floor_prog = ProgramUnderTest::load_named(
+        program_names::PASS_FLOOR,
+        IfaceRole::Edge,
+        SourceAction::Drop,
+    )?;
+    let p = program()?;
+    let mut exact_only = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+    exact_only.add(&ANY.to_string(), "dns")?;
+    let mut stateless = program()?;
+    stateless.state.set_group_options(
+        "dns",
+        &GroupOptions {
+            affinity: Some(Affinity::None),
+            ..GroupOptions::default()
+        },
+    )?;
+    let flow = udp(CLIENT, ANY, 4000);
+    p.run(&flow)?; // records the flow: the timed runs are flow-table hits
+    let reply = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"answer").build();
+    let mut body = 1280u32.to_be_bytes().to_vec();
+    body.extend_from_slice(&reply[14..]);
+    let ptb = FrameBuilder::new(
+        SERVER,
+        ANY,
+        L4::Icmpv6 {
+            ty: 2,
+            code: 0,
+            body,
+        },
+    )
+    .build();
+    let cases = [
+        Case {
+            name: "XDP_PASS floor",
+            prog: &floor_prog,
+            entry: program_names::PASS_FLOOR,
+            frame: udp(CLIENT, SERVER, 1),
+        },
+        Case {
+            name: "non-anycast IPv6 pass",
+            prog: &exact_only,
+            entry: program_names::ANYCAST,
+            frame: udp(CLIENT, SERVER, 1),
+        },
+        Case {
+            name: "non-anycast IPv6 pass, prefixes configured",
+            prog: &p,
+            entry: program_names::ANYCAST,
+            frame: udp(CLIENT, SERVER, 1),
+        },
+        Case {
+            name: "anycast-source drop (exact /128)",
+            prog: &p,
+            entry: program_names::ANYCAST,
+            frame: udp(ANY, SERVER, 1),
+        },
+        Case {
+            name: "anycast-source drop (prefix /48)",
+            prog: &p,
+            entry: program_names::ANYCAST,
+            frame: udp("2001:db8:b::7".parse()?, SERVER, 1),
+        },
+        Case {
+            name: "redirect L2, flow-table hit",
+            prog: &p,
+            entry: program_names::ANYCAST,
+            frame: flow.clone(),
+        },
+        Case {
+            name: "redirect L2, no affinity (Maglev only)",
+            prog: &stateless,
+            entry: program_names::ANYCAST,
+            frame: flow.clone(),
+        },
+        Case {
+            name: "ICMPv6 error steering (PTB)",
+            prog: &p,
+            entry: program_names::ANYCAST,
+            frame: ptb,
+        },
+    ];
+    let stats = measure(&cases, runs, repeat)?;
+    let floor = stats[0].median;
+    for (c, s) in cases.iter().zip(stats) {
+        rows.push(Row {
+            section: "paths",
+            name: c.name.into(),
+            stat: s,
+            floor,
+        });
+    }
+
+    // Flow-table miss: every packet a new flow, so one run each (the kernel
+    // times single runs too); the floor is measured the same way.
+    let n: u16 = if o.quick { 2000 } else { 20_000 };
+    let mut miss = Vec::new();
+    let mut single_floor = Vec::new();
+    for i in 0..n {
+        let f = udp(CLIENT, ANY, 10_000u16.wrapping_add(i));
+        miss.push(p.time_named(program_names::ANYCAST, &f, 1)?);
+        single_floor.push(floor_prog.time_named(program_names::PASS_FLOOR, &f, 1)?);
+    }
+    let sf = stat(single_floor);
+    rows.push(Row {
+        section: "paths",
+        name: "redirect L2, flow-table miss (new flow; single runs)".into(),
+        stat: stat(miss),
+        floor: sf.median,
+    });
+    rows.push(Row {
+        section: "paths",
+        name: "XDP_PASS floor (single runs)".into(),
+        stat: sf,
+        floor: sf.median,
+    });
+
+    // Encapsulation needs a FIB: run inside a namespace that has one.
+    let mut lab = Lab::new("bench-encap")?;
+    FibNode::build(&mut lab, "fib")?;
+    let encap = lab.ns("fib")?.run(move || -> Result<(Stat, Stat)> {
+        let floor_prog = ProgramUnderTest::load_named(
+            program_names::PASS_FLOOR,
+            IfaceRole::Edge,
+            SourceAction::Drop,
+        )?;
+        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+        p.add(&ANY.to_string(), "dns")?;
+        p.add_encap_member("dns", "far", MEMBER, 10)?;
+        let f = udp(CLIENT, ANY, 4000);
+        if p.run(&f)?.action != 4 {
+            bail!("the encapsulation bench frame was not redirected");
+        }
+        let cases = [
+            Case {
+                name: "floor",
+                prog: &floor_prog,
+                entry: program_names::PASS_FLOOR,
+                frame: f.clone(),
+            },
+            Case {
+                name: "encap",
+                prog: &p,
+                entry: program_names::ANYCAST,
+                frame: f,
+            },
+        ];
+        let s = measure(&cases, runs, repeat)?;
+        Ok((s[0], s[1]))
+    })??;
+    rows.push(Row {
+        section: "paths",
+        name: "redirect IPv6-in-IPv6 (FIB lookup), flow-table hit".into(),
+        stat: encap.1,
+        floor: encap.0.median,
+    });
+    Ok(())
+}
+
+/// Addresses `base + i` for i in 0..n.
+fn addresses(base: Ipv6Addr, n: usize) -> Vec<AnycastPrefix> {
+    let b = u128::from(base);
+    (0..n as u128)
+        .map(|i| AnycastPrefix {
+            addr: Ipv6Addr::from(b + i),
+            len: 128,
+        })
+        .collect()
+}
+
+fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> Result<()> {
+    let (runs, repeat) = o.shape();
+    let floor_prog = ProgramUnderTest::load_named(
+        program_names::PASS_FLOOR,
+        IfaceRole::Edge,
+        SourceAction::Drop,
+    )?;
+    let floor_frame = udp(CLIENT, SERVER, 1);
+
+    let sizes: &[usize] = if o.quick {
+        &[1, 1_000, 100_000]
+    } else {
+        &[1, 1_000, 100_000, 1_000_000]
+    };
+    for &n in sizes {
+        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+        let list = addresses("2001:db8:100::".parse()?, n);
+        let start = Instant::now();
+        p.state.load_addresses(&list, "big")?;
+        let took = start.elapsed();
+        if n >= 100_000 {
+            facts.push((
+                format!("load {n} /128s (one batch, library)"),
+                format!("{took:.2?}"),
+            ));
+        }
+        let hit = list[n / 2].addr;
+        let cases = [
+            Case {
+                name: "floor",
+                prog: &floor_prog,
+                entry: program_names::PASS_FLOOR,
+                frame: floor_frame.clone(),
+            },
+            Case {
+                name: "pass",
+                prog: &p,
+                entry: program_names::ANYCAST,
+                frame: udp(CLIENT, SERVER, 1),
+            },
+            Case {
+                name: "drop",
+                prog: &p,
+                entry: program_names::ANYCAST,
+                frame: udp(hit, SERVER, 1),
+            },
+        ];
+        let s = measure(&cases, runs, repeat)?;
+        let f = s[0].median;
+        rows.push(Row {
+            section: "exact",
+            name: format!("{n} /128s: non-anycast pass"),
+            stat: s[1],
+            floor: f,
+        });
+        rows.push(Row {
+            section: "exact",
+            name: format!("{n} /128s: anycast-source drop"),
+            stat: s[2],
+            floor: f,
+        });
+    }
+
+    for &n in &[10usize, 10_000] {
+        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+        // /48s .. /64s spread over 2001:db8::/32.
+        let list: Vec<AnycastPrefix> = (0..n as u128)
+            .map(|i| {
+                let len = 48 + (i % 17) as u8;
+                let bits = (0x2001_0db8u128 << 96) | ((i * 0x9e37_79b9) & 0xffff_ffff) << 64;
+                let mask = u128::MAX << (128 - u32::from(len));
+                AnycastPrefix {
+                    addr: Ipv6Addr::from(bits & mask),
+                    len,
+                }
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        p.state.load_addresses(&list, "prefixes")?;
+        let cases = [
+            Case {
+                name: "floor",
+                prog: &floor_prog,
+                entry: program_names::PASS_FLOOR,
+                frame: floor_frame.clone(),
+            },
+            Case {
+                name: "pass",
+                prog: &p,
+                entry: program_names::ANYCAST,
+                frame: udp(CLIENT, SERVER, 1),
+            },
+        ];
+        let s = measure(&cases, runs, repeat)?;
+        rows.push(Row {
+            section: "prefixes",
+            name: format!("{} prefixes: non-anycast pass", list.len()),
+            stat: s[1],
+            floor: s[0].median,
+        });
+    }
+
+    for &m in &[1usize, 4, 16, 64] {
+        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+        p.add(&ANY.to_string(), "dns")?;
+        for i in 0..m {
+            p.add_l2_member(
+                "dns",
+                &format!("m{i}"),
+                [0x02, 0xbb, 0, 0, (i >> 8) as u8, i as u8],
+                10,
+            )?;
+        }
+        let f = udp(CLIENT, ANY, 4000);
+        p.run(&f)?;
+        let cases = [
+            Case {
+                name: "floor",
+                prog: &floor_prog,
+                entry: program_names::PASS_FLOOR,
+                frame: floor_frame.clone(),
+            },
+            Case {
+                name: "hit",
+                prog: &p,
+                entry: program_names::ANYCAST,
+                frame: f,
+            },
+        ];
+        let s = measure(&cases, runs, repeat)?;
+        rows.push(Row {
+            section: "members",
+            name: format!("{m} tied members: redirect L2, flow hit"),
+            stat: s[1],
+            floor: s[0].median,
+        });
+    }
+
+    for &g in &[1usize, 1000] {
+        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+        for i in 0..g {
+            let a = Ipv6Addr::from(u128::from(ANY) + i as u128);
+            p.state
+                .load_addresses(&[AnycastPrefix { addr: a, len: 128 }], &format!("g{i}"))?;
+        }
+        p.add(&ANY.to_string(), "g0")?;
+        p.add_l2_member("g0", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;
+        let f = udp(CLIENT, ANY, 4000);
+        p.run(&f)?;
+        let cases = [
+            Case {
+                name: "floor",
+                prog: &floor_prog,
+                entry: program_names::PASS_FLOOR,
+                frame: floor_frame.clone(),
+            },
+            Case {
+                name: "hit",
+                prog: &p,
+                entry: program_names::ANYCAST,
+                frame: f,
+            },
+        ];
+        let s = measure(&cases, runs, repeat)?;
+        rows.push(Row {
+            section: "groups",
+            name: format!("{g} groups: redirect L2, flow hit"),
+            stat: s[1],
+            floor: s[0].median,
+        });
+    }
+
+    let flow_sizes: &[u32] = if o.quick {
+        &[1_000, 50_000]
+    } else {
+        &[1_000, 1_000_000]
+    };
+    for &n in flow_sizes {
+        let capacity = n.max(TEST_FLOW_TABLE).next_power_of_two() * 2;
+        let mut p = ProgramUnderTest::load_sized(
+            program_names::ANYCAST,
+            IfaceRole::Edge,
+            SourceAction::Drop,
+            &[(map_names::FLOWS, capacity)],
+        )?;
+        p.add(&ANY.to_string(), "dns")?;
+        let id = p.add_l2_member("dns", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;
+        let now = anycast::flows::monotonic_ns();
+        for i in 0..n {
+            let mut key = FlowKey {
+                group_id: 1,
+                src: Ipv6Addr::from(u128::from(CLIENT) + u128::from(i) + 1).octets(),
+                dst: ANY.octets(),
+                proto: 17,
+                by_label: 0,
+                _pad: [0; 2],
+                tail: [0x9c, 0x40, 0, 53],
+            };
+            key.group_id = 1;
+            p.state.record_flow(&key, id, now)?;
+        }
+        let f = udp(CLIENT, ANY, 4000);
+        p.run(&f)?;
+        let live = p.state.flow_table_stats()?.entries;
+        let cases = [
+            Case {
+                name: "floor",
+                prog: &floor_prog,
+                entry: program_names::PASS_FLOOR,
+                frame: floor_frame.clone(),
+            },
+            Case {
+                name: "hit",
+                prog: &p,
+                entry: program_names::ANYCAST,
+                frame: f,
+            },
+        ];
+        let s = measure(&cases, runs, repeat)?;
+        rows.push(Row {
+            section: "flows",
+            name: format!("{live} live flows: redirect L2, flow hit"),
+            stat: s[1],
+            floor: s[0].median,
+        });
+    }
+    Ok(())
+}
+
+/// Memory of the maps per unit, from the kernel's own accounting (memlock
+/// in /proc/self/fdinfo of a map created at two sizes).
+fn memory(facts: &mut Vec<(String, String)>) -> Result<()> {
+    let memlock = |name: &'static str, size: u32| -> Result<u64> {
+        let mut sizes = vec![(name, size)];
+        if name != map_names::FLOWS {
+            sizes.push((map_names::FLOWS, 1024));
+        }
+        let _p = ProgramUnderTest::load_sized(
+            program_names::ANYCAST,
+            IfaceRole::Edge,
+            SourceAction::Drop,
+            &sizes,
+        )?;
+        // The newest map of that name is the one just created.
+        let info = aya::maps::loaded_maps()
+            .filter_map(|m| m.ok())
+            .filter(|m| m.name_as_str() == Some(name))
+            .max_by_key(|m| m.id())
+            .context("map not found")?;
+        let fd = info.fd()?;
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+        let text = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd()))?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse().ok())
+            .context("no memlock in fdinfo")
+    };
+    for (name, what, a, b) in [
+        (
+            map_names::FLOWS,
+            "flow-table entries (preallocated)",
+            4096u32,
+            8192u32,
+        ),
+        (
+            map_names::ANYCAST_ADDRS,
+            "/128 addresses (allocated on insert; kernel's estimate)",
+            4096,
+            8192,
+        ),
+    ] {
+        let (ma, mb) = (memlock(name, a)?, memlock(name, b)?);
+        let per_1k = (mb.saturating_sub(ma)) as f64 / f64::from(b - a) * 1000.0;
+        facts.push((
+            format!("memory per 1k {what}"),
+            format!("{:.1} KiB", per_1k / 1024.0),
+        ));
+    }
+    facts.push((
+        "memory per member (MEMBERS + MEMBER_STATS per CPU)".into(),
+        format!(
+            "{} bytes + {} bytes per CPU",
+            size_of::<anycast_common::MemberInfo>(),
+            size_of::<anycast_common::MemberCounters>()
+        ),
+    ));
+    Ok(())
+}
+
+/// A bar chart (one bar per row: median ns over the floor) as SVG.
+fn svg_bars(title: &str, rows: &[&Row]) -> String {
+    let w = 900.0;
+    let bar_h = 22.0;
+    let left = 380.0;
+    let h = 40.0 + bar_h * rows.len() as f64 + 30.0;
+    let max = rows
+        .iter()
+        .map(|r| r.stat.max - r.floor)
+        .fold(1.0f64, f64::max);
+    let scale = (w - left - 60.0) / max;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="10" y="20" font-size="14">{title} (ns over the XDP_PASS floor; bar: median, line: min..max)</text>"#
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let y = 35.0 + bar_h * i as f64;
+        let med = (r.stat.median - r.floor).max(0.0);
+        let lo = (r.stat.min - r.floor).max(0.0);
+        let hi = (r.stat.max - r.floor).max(0.0);
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{left}" y="{}" width="{:.1}" height="{}" fill="#4a7ebb"/><line x1="{:.1}" x2="{:.1}" y1="{}" y2="{}" stroke="black"/><text x="{:.1}" y="{}">{med:.1}</text>"##,
+            left - 8.0,
+            y + 14.0,
+            r.name,
+            y + 3.0,
+            med * scale,
+            bar_h - 6.0,
+            left + lo * scale,
+            left + hi * scale,
+            y + bar_h / 2.0,
+            y + bar_h / 2.0,
+            left + hi * scale + 6.0,
+            y + 14.0
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn main() -> Result<()> {
+    require_root()?;
+    let o = Opts::parse()?;
+    fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let mut facts = Vec::new();
+    program_costs(&o, &mut rows)?;
+    scaling(&o, &mut rows, &mut facts)?;
+    memory(&mut facts)?;
+    let took = started.elapsed();
+
+    let over = |name: &str| {
+        rows.iter()
+            .find(|r| r.name == name)
+            .map(|r| r.stat.median - r.floor)
+    };
+    let mut targets: Vec<(String, String, bool)> = Vec::new();
+    if let Some(pass) = over("non-anycast IPv6 pass") {
+        targets.push((
+            "non-anycast pass path adds at most 25 ns over the XDP_PASS floor".into(),
+            format!("{pass:.1} ns"),
+            pass <= 25.0,
+        ));
+    }
+    let exact: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.section == "exact" && r.name.ends_with("drop"))
+        .collect();
+    if let (Some(first), Some(last)) = (exact.first(), exact.last()) {
+        let ratio = last.stat.median / first.stat.median;
+        targets.push((
+            format!(
+                "exact-address drop cost at {} within 15% of the cost at {}",
+                last.name.split(':').next().unwrap_or(""),
+                first.name.split(':').next().unwrap_or("")
+            ),
+            format!("{:+.1}%", (ratio - 1.0) * 100.0),
+            ratio <= 1.15,
+        ));
+    }
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# anycast benchmark\n");
+    let _ = writeln!(
+        md,
+        "Mode: {}. Took {took:.1?}. Machine: {} CPUs, kernel {}.\n",
+        if o.quick { "quick" } else { "full" },
+        anycast_tests::prog::possible_cpus()?,
+        fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+    );
+    let _ = writeln!(
+        md,
+        "Program cost with BPF_PROG_TEST_RUN: ns per packet (the kernel's mean over `repeat` runs), min / median / max over interleaved runs, and the median over the XDP_PASS floor measured in the same rounds.\n"
+    );
+    for section in ["paths", "exact", "prefixes", "members", "groups", "flows"] {
+        let _ = writeln!(
+            md,
+            "## {section}\n\n| case | min | median | max | over floor |\n|---|---:|---:|---:|---:|"
+        );
+        for r in rows.iter().filter(|r| r.section == section) {
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} | {:.1} | {:.1} | {:+.1} |",
+                r.name,
+                r.stat.min,
+                r.stat.median,
+                r.stat.max,
+                r.stat.median - r.floor
+            );
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md, "## facts\n");
+    for (k, v) in &facts {
+        let _ = writeln!(md, "- {k}: {v}");
+    }
+    let _ = writeln!(
+        md,
+        "\n## targets (from the benchmark issue; ratios against peers need the end-to-end lab, not measured yet)\n"
+    );
+    for (what, got, ok) in &targets {
+        let _ = writeln!(md, "- {} {what}: {got}", if *ok { "MET" } else { "MISSED" });
+    }
+    fs::write(o.out.join("report.md"), &md)?;
+
+    let json_rows: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"section": r.section, "case": r.name, "min_ns": r.stat.min, "median_ns": r.stat.median, "max_ns": r.stat.max, "floor_ns": r.floor}))
+        .collect();
+    let results = json!({
+        "quick": o.quick,
+        "seconds": took.as_secs_f64(),
+        "rows": json_rows,
+        "facts": facts.iter().map(|(k, v)| json!({"what": k, "value": v})).collect::<Vec<_>>(),
+        "targets": targets.iter().map(|(w, g, ok)| json!({"target": w, "measured": g, "met": ok})).collect::<Vec<_>>(),
+    });
+    fs::write(
+        o.out.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    let paths: Vec<&Row> = rows.iter().filter(|r| r.section == "paths").collect();
+    fs::write(
+        o.out.join("paths.svg"),
+        svg_bars("Program cost per path", &paths),
+    )?;
+    let scale: Vec<&Row> = rows.iter().filter(|r| r.section != "paths").collect();
+    fs::write(
+        o.out.join("scaling.svg"),
+        svg_bars("Cost against configuration size", &scale),
+    )?;
+    print!("{md}");
+    println!("wrote {}", o.out.display());
+    Ok(())
+}
