@@ -72,3 +72,38 @@ pub const fn addr_words(src: &[u8; 16], dst: &[u8; 16]) -> [u32; 8] {
     }
     w
 }
+
+/// The prefilter bucket of `addr` cut to its first `len` bits (128: the
+/// whole address). An address is anycast only if the bucket of the address
+/// itself, or of the address cut to one of the configured prefix lengths,
+/// counts at least one entry: most non-anycast packets are told apart by
+/// two array reads instead of two hash-map lookups.
+#[inline(always)]
+pub const fn prefilter_bucket(words: [u32; 4], len: u8) -> u32 {
+    let mut h = mix(0x0bad_cafe, len as u32);
+    let mut i = 0;
+    while i < 4 {
+        let bits = (len as i32) - 32 * i as i32;
+        let w = if bits <= 0 {
+            0
+        } else if bits >= 32 {
+            words[i]
+        } else {
+            words[i] & (u32::MAX << (32 - bits))
+        };
+        h = mix(h, w);
+        i += 1;
+    }
+    finish(h) & (crate::PREFILTER_BUCKETS - 1)
+}
+
+/// An address as the four big-endian words [`prefilter_bucket`] takes.
+#[inline(always)]
+pub const fn words(a: &[u8; 16]) -> [u32; 4] {
+    [
+        u32::from_be_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_be_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_be_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_be_bytes([a[12], a[13], a[14], a[15]]),
+    ]
+}

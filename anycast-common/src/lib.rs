@@ -55,9 +55,11 @@ pub mod map_names {
     pub const FLOOD: &str = "FLOOD";
     /// Global settings, one [`Settings`](super::Settings) at index 0.
     pub const SETTINGS: &str = "SETTINGS";
+    /// Counting prefilter of anycast addresses and prefixes: `u32` per bucket.
+    pub const PREFILTER: &str = "PREFILTER";
 
     /// Every map the data plane pins, in a stable order.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         ANYCAST_ADDRS,
         ANYCAST_PREFIX,
         GROUPS,
@@ -73,6 +75,7 @@ pub mod map_names {
         FLOWS,
         FLOOD,
         SETTINGS,
+        PREFILTER,
     ];
 }
 
@@ -94,7 +97,7 @@ pub mod globals {
 
 /// Version of the layout of everything pinned; bumped whenever a map's key
 /// or value changes so that a new binary refuses stale pins with a clear error.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// Capacity of the exact-address table (hash, allocated on insert).
 pub const MAX_ANYCAST_ADDRS: u32 = 1 << 20;
@@ -122,6 +125,10 @@ pub const DEFAULT_FLOW_TABLE: u32 = 1 << 20;
 pub const DEFAULT_TCP_TIMEOUT: u32 = 300;
 /// Default idle timeout of any other flow, seconds.
 pub const DEFAULT_OTHER_TIMEOUT: u32 = 30;
+/// Buckets of the prefilter (a power of two): 4 MiB of counters.
+pub const PREFILTER_BUCKETS: u32 = 1 << 20;
+/// Most distinct prefix lengths the prefilter covers; past it, it is off.
+pub const MAX_PREFILTER_LENS: usize = 4;
 /// Capacity of the egress-port devmap.
 pub const MAX_TX_PORTS: u32 = 256;
 /// Hop limit of the outer header of encapsulated packets.
@@ -363,8 +370,15 @@ pub struct Settings {
     pub prefixes: u32,
     /// Flow-table entries removed by userspace (`flows flush`), so far.
     pub flows_flushed: u64,
+    /// The distinct prefix lengths configured (0: unused slot), for the prefilter.
+    pub prefix_lens: [u8; MAX_PREFILTER_LENS],
+    /// 1 when the prefilter is valid: every configured address and prefix is
+    /// counted in `PREFILTER` and every prefix length is in `prefix_lens`.
+    pub prefilter: u8,
+    /// Reserved, zero.
+    pub _pad: [u8; 3],
 }
-const _: () = assert!(core::mem::size_of::<Settings>() == 16);
+const _: () = assert!(core::mem::size_of::<Settings>() == 24);
 
 /// A member's state.
 #[repr(u8)]

@@ -4,13 +4,14 @@
 //! hold the two to the same answers.
 
 use anycast_common::{
-    AddrKey, GlobalStat, GroupStat, IfaceRole, MemberSourceKey, SourceAction, wire,
+    AddrKey, GlobalStat, GroupStat, IfaceRole, MAX_PREFILTER_LENS, MemberSourceKey, SourceAction,
+    hash, wire,
 };
 use aya_ebpf::{bindings::xdp_action, maps::lpm_trie::Key, programs::XdpContext};
 
 use crate::{
     act,
-    maps::{ANYCAST_ADDRS, ANYCAST_PREFIX, MEMBER_SOURCES, SETTINGS},
+    maps::{ANYCAST_ADDRS, ANYCAST_PREFIX, MEMBER_SOURCES, PREFILTER, SETTINGS},
     parse::{
         eth::{self, L2},
         ipv6::{self, Ipv6},
@@ -95,24 +96,85 @@ impl Decision {
     }
 }
 
-/// Whether any anycast prefix is configured (else the LPM lookups are skipped).
+/// The rules of this attachment and what the address lookups need to know
+/// of the configuration, read once per packet.
+#[derive(Clone, Copy)]
+pub(crate) struct Lookups {
+    /// The interface's role.
+    role: IfaceRole,
+    /// What to do with a disallowed anycast source.
+    action: SourceAction,
+    /// Any prefix configured (else the LPM lookups are skipped).
+    prefixes: bool,
+    /// The prefilter is valid.
+    prefilter: bool,
+    /// The configured prefix lengths (0: unused).
+    lens: [u8; MAX_PREFILTER_LENS],
+}
+
+impl Lookups {
+    #[inline(always)]
+    fn read(role: u8, action: u8) -> Self {
+        let (role, action) = (IfaceRole::from_u8(role), SourceAction::from_u8(action));
+        match SETTINGS.get(0) {
+            Some(s) => Lookups {
+                role,
+                action,
+                prefixes: s.prefixes != 0,
+                prefilter: s.prefilter != 0,
+                lens: s.prefix_lens,
+            },
+            None => Lookups {
+                role,
+                action,
+                prefixes: true,
+                prefilter: false,
+                lens: [0; MAX_PREFILTER_LENS],
+            },
+        }
+    }
+}
+
+/// Whether the prefilter counts an entry in `bucket`.
 #[inline(always)]
-fn have_prefixes() -> bool {
-    SETTINGS.get(0).is_none_or(|s| s.prefixes != 0)
+fn counted(bucket: u32) -> bool {
+    PREFILTER.get(bucket).is_some_and(|n| *n != 0)
+}
+
+/// Whether `addr` may be anycast: false means certainly not (no configured
+/// address or prefix shares its prefilter buckets).
+#[inline(always)]
+fn maybe_anycast(addr: &AddrKey, l: &Lookups) -> bool {
+    if !l.prefilter {
+        return true;
+    }
+    let w = hash::words(&addr.addr);
+    if counted(hash::prefilter_bucket(w, 128)) {
+        return true;
+    }
+    for len in l.lens {
+        if len != 0 && counted(hash::prefilter_bucket(w, len)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The anycast group `addr` belongs to: exact match first, then the longest
-/// prefix when `prefixes` says there are any.
+/// prefix; the prefilter answers most non-anycast addresses first.
 #[inline(always)]
-fn anycast_group(addr: *const AddrKey, prefixes: bool) -> Option<u32> {
+fn anycast_group(addr: *const AddrKey, l: &Lookups) -> Option<u32> {
     // SAFETY: `addr` points into the packet and was bounds-checked by the
     // parser; the lookup reads it in place, without a copy to the stack.
     let key = unsafe { &*addr };
+    if !maybe_anycast(key, l) {
+        return None;
+    }
     // SAFETY: the value is plain data and only read.
     if let Some(v) = unsafe { ANYCAST_ADDRS.get(key) } {
         return Some(v.group_id);
     }
-    if !prefixes {
+    if !l.prefixes {
         return None;
     }
     ANYCAST_PREFIX
@@ -155,20 +217,18 @@ fn refuse_source(d: &mut Decision, role: IfaceRole, action: SourceAction, group:
 /// The source rule. Edge: no anycast source. Member: an anycast source only
 /// from a registered member (ingress interface and source MAC), or inside
 /// IPv6-in-IPv6 from a registered encapsulated member (outer source).
-/// Returns true when the packet is dropped. `policy` is the role in the low
-/// byte and the source action in the next (five arguments at most in BPF).
+/// Returns true when the packet is dropped.
 // Not inlined: its keys get a stack frame of their own, off the redirect path.
 #[inline(never)]
 fn check_source(
     ctx: &XdpContext,
     ip: &Ipv6,
     src: *const AddrKey,
-    policy: u32,
+    l: &Lookups,
     d: &mut Decision,
 ) -> bool {
-    let role = IfaceRole::from_u8(policy as u8);
-    let action = SourceAction::from_u8((policy >> 8) as u8);
-    let (group, key) = if let Some(group) = anycast_group(src, have_prefixes()) {
+    let (role, action) = (l.role, l.action);
+    let (group, key) = if let Some(group) = anycast_group(src, l) {
         let mac = load::<[u8; 6]>(ctx, 6, ip.off).unwrap_or([0; 6]);
         let ifindex = ctx.ingress_ifindex() as u32;
         (group, MemberSourceKey::on_link(group, ifindex, mac))
@@ -176,8 +236,7 @@ fn check_source(
         let Some(inner) = ipv6::parse(ctx, ip.off + wire::IPV6_HDR_LEN, ip.end) else {
             return false;
         };
-        let Some(group) = ipv6::src(ctx, &inner).and_then(|a| anycast_group(a, have_prefixes()))
-        else {
+        let Some(group) = ipv6::src(ctx, &inner).and_then(|a| anycast_group(a, l)) else {
             return false;
         };
         // SAFETY: bounds-checked pointer into the packet.
@@ -213,12 +272,11 @@ pub(crate) fn classify(ctx: &XdpContext, role: u8, source_action: u8) -> Decisio
     };
 
     let mut d = Decision::pass(GlobalStat::UnicastPassed, bytes);
-    let role = IfaceRole::from_u8(role);
-    let policy = u32::from(role as u8) | (u32::from(source_action) << 8);
-    if check_source(ctx, &ip, src, policy, &mut d) {
+    let l = Lookups::read(role, source_action);
+    if check_source(ctx, &ip, src, &l, &mut d) {
         return d;
     }
-    if let Some(group) = anycast_group(dst, have_prefixes()) {
+    if let Some(group) = anycast_group(dst, &l) {
         let Some(t) = ipv6::transport(ctx, &ip) else {
             d.stat = GlobalStat::UnparsedPassed;
             return d;

@@ -4,8 +4,8 @@
 use anycast_common::{
     AddrKey, AddrValue, DEFAULT_FLOW_TABLE, FloodState, FlowEntry, FlowKey, GLOBAL_STAT_SLOTS,
     GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
-    MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters, MemberInfo, MemberSourceKey, Selection,
-    Settings,
+    MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters, MemberInfo, MemberSourceKey,
+    PREFILTER_BUCKETS, Selection, Settings,
 };
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -84,3 +84,9 @@ pub(crate) static FLOOD: PerCpuArray<FloodState> = PerCpuArray::with_max_entries
 /// Global settings (index 0), written by userspace.
 #[map(name = "SETTINGS")]
 pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+/// Counting prefilter: per bucket, how many configured addresses and prefixes
+/// hash there (see `anycast_common::hash::prefilter_bucket`). An array, so
+/// the verifier inlines the lookup: no helper call on the pass path.
+#[map(name = "PREFILTER")]
+pub(crate) static PREFILTER: Array<u32> = Array::with_max_entries(PREFILTER_BUCKETS, 0);

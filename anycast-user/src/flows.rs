@@ -213,3 +213,16 @@ impl State {
             .map_err(map_err(map_names::FLOWS))
     }
 }
+
+impl State {
+    /// Whether the data plane's prefilter is on (it is off when more
+    /// distinct prefix lengths are configured than it covers).
+    pub fn prefilter_active(&self) -> Result<bool> {
+        Ok(self
+            .settings
+            .get(&0, 0)
+            .map_err(map_err(map_names::SETTINGS))?
+            .prefilter
+            != 0)
+    }
+}

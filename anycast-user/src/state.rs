@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use anycast_common::{
     AddrKey, AddrValue, Affinity, Fallback, FlowEntry, FlowKey, GROUP_NAME_LEN, GlobalStat,
-    GroupCounters, GroupInfo, GroupStat, IfaceConfig, LAYOUT_VERSION, MAX_GROUPS, MemberCounters,
-    MemberInfo, MemberSourceKey, Selection, Settings, map_names,
+    GroupCounters, GroupInfo, GroupStat, IfaceConfig, LAYOUT_VERSION, MAX_GROUPS,
+    MAX_PREFILTER_LENS, MemberCounters, MemberInfo, MemberSourceKey, Selection, Settings, hash,
+    map_names,
 };
 use aya::{
     Ebpf,
@@ -40,6 +41,7 @@ pub struct State {
     pub(crate) tx_ports: DevMapHash<MapData>,
     pub(crate) flows: HashMap<MapData, FlowKey, FlowEntry>,
     pub(crate) settings: Array<MapData, Settings>,
+    prefilter: Array<MapData, u32>,
     /// Capacity of the flow table as created.
     pub(crate) flow_capacity: u32,
     /// Capacities of the address tables as created (they may differ from the defaults).
@@ -180,6 +182,7 @@ impl State {
             tx_ports: typed!(map_names::TX_PORTS),
             flows: typed!(map_names::FLOWS, 2),
             settings: typed!(map_names::SETTINGS),
+            prefilter: typed!(map_names::PREFILTER),
             addr_capacity: capacities[0],
             prefix_capacity: capacities[1],
             flow_capacity: capacities[2],
@@ -305,6 +308,9 @@ impl State {
             group_id: id,
             _pad: 0,
         };
+        let lens: Vec<u8> = if p.is_exact() { vec![] } else { vec![p.len] };
+        self.sync_settings(&lens)?;
+        self.prefilter_count(&p, true)?;
         let inserted = if p.is_exact() {
             self.addrs
                 .insert(AddrKey::from(p.addr), value, BPF_NOEXIST)
@@ -329,6 +335,8 @@ impl State {
                 })
         };
         if let Err(e) = inserted {
+            self.prefilter_count(&p, false)?;
+            self.sync_settings(&[])?;
             if created {
                 // Undo the group made for this address, so nothing changed.
                 self.set_group(id, GroupInfo::zeroed())?;
@@ -337,9 +345,7 @@ impl State {
         }
         info.addresses += 1;
         self.set_group(id, info)?;
-        if !p.is_exact() {
-            self.sync_prefix_count()?;
-        }
+        self.sync_settings(&[])?;
         Ok(AddOutcome::Added)
     }
 
@@ -366,6 +372,12 @@ impl State {
             let (k, v) = entry.map_err(map_err(map_names::ANYCAST_PREFIX))?;
             prefixes.insert((k.prefix_len(), k.data()), v.group_id);
         }
+        let lens: Vec<u8> = list
+            .iter()
+            .filter(|p| !p.is_exact())
+            .map(|p| p.len)
+            .collect();
+        self.sync_settings(&lens)?;
         let mut added: Vec<AnycastPrefix> = Vec::new();
         let mut failure = None;
         for p in list {
@@ -391,6 +403,10 @@ impl State {
                     break;
                 }
                 None => {}
+            }
+            if let Err(e) = self.prefilter_count(p, true) {
+                failure = Some(e);
+                break;
             }
             let r = if p.is_exact() {
                 self.addrs
@@ -421,6 +437,7 @@ impl State {
             match r {
                 Ok(()) => added.push(*p),
                 Err(e) => {
+                    self.prefilter_count(p, false)?;
                     failure = Some(e);
                     break;
                 }
@@ -434,7 +451,9 @@ impl State {
                     self.prefixes
                         .remove(&Key::new(u32::from(p.len), p.addr.octets()))
                 };
+                self.prefilter_count(&p, false)?;
             }
+            self.sync_settings(&[])?;
             if created {
                 self.set_group(id, GroupInfo::zeroed())?;
             }
@@ -442,9 +461,7 @@ impl State {
         }
         info.addresses += added.len() as u32;
         self.set_group(id, info)?;
-        if added.iter().any(|p| !p.is_exact()) {
-            self.sync_prefix_count()?;
-        }
+        self.sync_settings(&[])?;
         Ok(added.len())
     }
 
@@ -470,32 +487,54 @@ impl State {
             info.addresses = info.addresses.saturating_sub(1);
             self.set_group(v.group_id, info)?;
         }
-        if !p.is_exact() {
-            self.sync_prefix_count()?;
-        }
+        self.prefilter_count(&p, false)?;
+        self.sync_settings(&[])?;
         Ok(())
     }
 
-    /// Publishes how many prefixes are configured, so that the data plane
-    /// skips the prefix lookups when there are none. Counted afresh from the
-    /// trie, so it cannot drift.
-    fn sync_prefix_count(&mut self) -> Result<()> {
+    /// Publishes how many prefixes are configured and their distinct lengths
+    /// (with `extra`, lengths about to be added), so that the data plane
+    /// skips the prefix lookups when there are none and the prefilter knows
+    /// which lengths to try. Counted afresh from the trie, so it cannot drift.
+    /// More distinct lengths than the prefilter covers turn it off.
+    fn sync_settings(&mut self, extra: &[u8]) -> Result<()> {
         let mut n = 0u32;
+        let mut lens: Vec<u8> = extra.to_vec();
         for k in self.prefixes.keys() {
-            k.map_err(map_err(map_names::ANYCAST_PREFIX))?;
+            let k = k.map_err(map_err(map_names::ANYCAST_PREFIX))?;
             n += 1;
+            lens.push(k.prefix_len() as u8);
         }
+        lens.sort_unstable();
+        lens.dedup();
         let mut s = self
             .settings
             .get(&0, 0)
             .unwrap_or_else(|_| Settings::zeroed());
-        if s.prefixes != n {
-            s.prefixes = n;
-            self.settings
-                .set(0, s, 0)
-                .map_err(map_err(map_names::SETTINGS))?;
+        s.prefixes = n + extra.len() as u32;
+        s.prefilter = u8::from(lens.len() <= MAX_PREFILTER_LENS);
+        s.prefix_lens = [0; MAX_PREFILTER_LENS];
+        for (slot, len) in s.prefix_lens.iter_mut().zip(&lens) {
+            *slot = *len;
         }
-        Ok(())
+        self.settings
+            .set(0, s, 0)
+            .map_err(map_err(map_names::SETTINGS))
+    }
+
+    /// Counts `p` in (or out of) the prefilter. In before the entry is
+    /// inserted, out after it is removed: the data plane never filters out
+    /// a configured address.
+    fn prefilter_count(&mut self, p: &AnycastPrefix, add: bool) -> Result<()> {
+        let b = hash::prefilter_bucket(hash::words(&p.addr.octets()), p.len);
+        let n = self
+            .prefilter
+            .get(&b, 0)
+            .map_err(map_err(map_names::PREFILTER))?;
+        let n = if add { n + 1 } else { n.saturating_sub(1) };
+        self.prefilter
+            .set(b, n, 0)
+            .map_err(map_err(map_names::PREFILTER))
     }
 
     /// Every configured address and prefix, sorted.

@@ -409,3 +409,79 @@ fn full_tables_refuse_and_change_nothing() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn the_prefilter_never_hides_an_anycast_address() -> Result<()> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+    let exact: Vec<Ipv6Addr> = (0..3000u128)
+        .map(|i| Ipv6Addr::from(0x2001_0db8_00aa_0000_0000_0000_0000_0000u128 + i * 7919))
+        .collect();
+    let list: Vec<anycast::AnycastPrefix> = exact
+        .iter()
+        .map(|a| anycast::AnycastPrefix { addr: *a, len: 128 })
+        .collect();
+    p.state.load_addresses(&list, "many")?;
+    for (net, len) in [
+        ("2001:db8:b::", 48),
+        ("2001:db8:c:1::", 64),
+        ("2001:db8:d:100::", 56),
+    ] {
+        p.add(&format!("{net}/{len}"), "nets")?;
+    }
+    let inside = |s: &str| -> Result<Ipv6Addr> { Ok(s.parse()?) };
+    let anycast_sources = [
+        inside("2001:db8:b:77::1")?,
+        inside("2001:db8:c:1::99")?,
+        inside("2001:db8:d:1ff::5")?,
+    ];
+    let check_all = |p: &ProgramUnderTest| -> Result<()> {
+        for a in exact.iter().step_by(97).chain(anycast_sources.iter()) {
+            assert_eq!(
+                p.run(&udp(*a, SERVER).build())?.action,
+                XDP_DROP,
+                "{a} must be caught"
+            );
+        }
+        for i in 0..200u128 {
+            let a = Ipv6Addr::from(0xfd00_0000_0000_0000_0000_0000_0000_0000u128 + i * 104_729);
+            assert_eq!(
+                p.run(&udp(a, SERVER).build())?.action,
+                XDP_PASS,
+                "{a} is not anycast"
+            );
+        }
+        Ok(())
+    };
+    assert!(p.state.prefilter_active()?);
+    check_all(&p)?;
+    // A fifth prefix length turns the prefilter off; still exact.
+    p.add("2001:db8:e000::/40", "nets")?;
+    p.add("2001:db8:f000::/36", "nets")?;
+    assert!(!p.state.prefilter_active()?);
+    check_all(&p)?;
+    assert_eq!(
+        p.run(&udp("2001:db8:e012::1".parse()?, SERVER).build())?
+            .action,
+        XDP_DROP
+    );
+    // And back on once there are four lengths again.
+    p.del("2001:db8:f000::/36")?;
+    p.del("2001:db8:e000::/40")?;
+    assert!(p.state.prefilter_active()?);
+    check_all(&p)?;
+    for a in exact.iter().step_by(2) {
+        p.state
+            .del_address(anycast::AnycastPrefix { addr: *a, len: 128 })?;
+    }
+    for (i, a) in exact.iter().enumerate().step_by(97) {
+        let want = if i % 2 == 0 { XDP_PASS } else { XDP_DROP };
+        assert_eq!(
+            p.run(&udp(*a, SERVER).build())?.action,
+            want,
+            "{a} after deletes"
+        );
+    }
+    Ok(())
+}
