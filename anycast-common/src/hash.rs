@@ -77,10 +77,13 @@ pub const fn addr_words(src: &[u8; 16], dst: &[u8; 16]) -> [u32; 8] {
 /// whole address). An address is anycast only if the bucket of the address
 /// itself, or of the address cut to one of the configured prefix lengths,
 /// counts at least one entry: most non-anycast packets are told apart by
-/// two array reads instead of two hash-map lookups.
+/// two array reads instead of two hash-map lookups. The hash is a few
+/// multiplies (it is on every packet's path); a collision only costs the
+/// full lookup.
 #[inline(always)]
 pub const fn prefilter_bucket(words: [u32; 4], len: u8) -> u32 {
-    let mut h = mix(0x0bad_cafe, len as u32);
+    const K: [u32; 4] = [0x9e37_79b1, 0x85eb_ca77, 0xc2b2_ae3d, 0x27d4_eb2f];
+    let mut h = (len as u32).wrapping_mul(0x1656_67b1);
     let mut i = 0;
     while i < 4 {
         let bits = (len as i32) - 32 * i as i32;
@@ -91,10 +94,13 @@ pub const fn prefilter_bucket(words: [u32; 4], len: u8) -> u32 {
         } else {
             words[i] & (u32::MAX << (32 - bits))
         };
-        h = mix(h, w);
+        h ^= w.wrapping_mul(K[i]);
         i += 1;
     }
-    finish(h) & (crate::PREFILTER_BUCKETS - 1)
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x2c1b_3c6d);
+    h ^= h >> 13;
+    h & (crate::PREFILTER_BUCKETS - 1)
 }
 
 /// An address as the four big-endian words [`prefilter_bucket`] takes.
