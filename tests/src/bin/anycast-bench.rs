@@ -583,10 +583,13 @@ fn svg_bars(title: &str, rows: &[&Row]) -> String {
     let bar_h = 22.0;
     let left = 380.0;
     let h = 40.0 + bar_h * rows.len() as f64 + 30.0;
+    // Scaled to the medians (single-run cases have huge outliers); whiskers
+    // past the edge are clipped.
     let max = rows
         .iter()
-        .map(|r| r.stat.max - r.floor)
-        .fold(1.0f64, f64::max);
+        .map(|r| r.stat.median - r.floor)
+        .fold(1.0f64, f64::max)
+        * 1.25;
     let scale = (w - left - 60.0) / max;
     let mut s = String::new();
     let _ = write!(
@@ -596,8 +599,8 @@ fn svg_bars(title: &str, rows: &[&Row]) -> String {
     for (i, r) in rows.iter().enumerate() {
         let y = 35.0 + bar_h * i as f64;
         let med = (r.stat.median - r.floor).max(0.0);
-        let lo = (r.stat.min - r.floor).max(0.0);
-        let hi = (r.stat.max - r.floor).max(0.0);
+        let lo = (r.stat.min - r.floor).clamp(0.0, max);
+        let hi = (r.stat.max - r.floor).clamp(0.0, max);
         let _ = write!(
             s,
             r##"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{left}" y="{}" width="{:.1}" height="{}" fill="#4a7ebb"/><line x1="{:.1}" x2="{:.1}" y1="{}" y2="{}" stroke="black"/><text x="{:.1}" y="{}">{med:.1}</text>"##,
