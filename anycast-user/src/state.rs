@@ -287,66 +287,10 @@ impl State {
     /// Adds an anycast address or prefix to group `group` (created when new).
     /// Nothing changes when it fails.
     pub fn add_address(&mut self, p: AnycastPrefix, group: &str) -> Result<AddOutcome> {
-        validate_group_name(group)?;
-        if let Some(v) = self.lookup_exact(&p)? {
-            let holder = self.group_name(v.group_id)?;
-            if holder == group {
-                return Ok(AddOutcome::AlreadyPresent);
-            }
-            return Err(Error::AddressInOtherGroup {
-                addr: p.to_string(),
-                group: holder,
-            });
-        }
-        let existing = self.group_by_name(group)?;
-        let created = existing.is_none();
-        let (id, mut info) = match existing {
-            Some(g) => g,
-            None => self.create_group(group)?,
-        };
-        let value = AddrValue {
-            group_id: id,
-            _pad: 0,
-        };
-        let lens: Vec<u8> = if p.is_exact() { vec![] } else { vec![p.len] };
-        self.sync_settings(&lens)?;
-        self.prefilter_count(&p, true)?;
-        let inserted = if p.is_exact() {
-            self.addrs
-                .insert(AddrKey::from(p.addr), value, BPF_NOEXIST)
-                .map_err(|e| {
-                    full_or(
-                        e,
-                        "anycast address table",
-                        self.addr_capacity,
-                        map_names::ANYCAST_ADDRS,
-                    )
-                })
-        } else {
-            self.prefixes
-                .insert(&Key::new(u32::from(p.len), p.addr.octets()), value, 0)
-                .map_err(|e| {
-                    full_or(
-                        e,
-                        "anycast prefix table",
-                        self.prefix_capacity,
-                        map_names::ANYCAST_PREFIX,
-                    )
-                })
-        };
-        if let Err(e) = inserted {
-            self.prefilter_count(&p, false)?;
-            self.sync_settings(&[])?;
-            if created {
-                // Undo the group made for this address, so nothing changed.
-                self.set_group(id, GroupInfo::zeroed())?;
-            }
-            return Err(e);
-        }
-        info.addresses += 1;
-        self.set_group(id, info)?;
-        self.sync_settings(&[])?;
-        Ok(AddOutcome::Added)
+        Ok(match self.load_addresses(&[p], group)? {
+            0 => AddOutcome::AlreadyPresent,
+            _ => AddOutcome::Added,
+        })
     }
 
     /// Adds many addresses and prefixes to group `group` (created when new)

@@ -99,6 +99,33 @@ fn udp(src: Ipv6Addr, dst: Ipv6Addr, sport: u16) -> Vec<u8> {
     FrameBuilder::udp(src, dst, sport, 53, &[0u8; 18]).build()
 }
 
+/// Measures `prog` on `frame` against the floor, interleaved; returns the
+/// case's Stat and the floor's median.
+fn against_floor(
+    floor: &ProgramUnderTest,
+    prog: &ProgramUnderTest,
+    frame: Vec<u8>,
+    runs: usize,
+    repeat: u32,
+) -> Result<(Stat, f64)> {
+    let cases = [
+        Case {
+            name: "floor",
+            prog: floor,
+            entry: program_names::PASS_FLOOR,
+            frame: frame.clone(),
+        },
+        Case {
+            name: "case",
+            prog,
+            entry: program_names::ANYCAST,
+            frame,
+        },
+    ];
+    let s = measure(&cases, runs, repeat)?;
+    Ok((s[1], s[0].median))
+}
+
 /// A program with group `dns` (ANY, and the prefix 2001:db8:b::/48) and one
 /// on-link member, loaded for an edge interface.
 fn program() -> Result<ProgramUnderTest> {
@@ -367,26 +394,12 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
             .into_iter()
             .collect();
         p.state.load_addresses(&list, "prefixes")?;
-        let cases = [
-            Case {
-                name: "floor",
-                prog: &floor_prog,
-                entry: program_names::PASS_FLOOR,
-                frame: floor_frame.clone(),
-            },
-            Case {
-                name: "pass",
-                prog: &p,
-                entry: program_names::ANYCAST,
-                frame: udp(CLIENT, SERVER, 1),
-            },
-        ];
-        let s = measure(&cases, runs, repeat)?;
+        let (stat, floor) = against_floor(&floor_prog, &p, udp(CLIENT, SERVER, 1), runs, repeat)?;
         rows.push(Row {
             section: "prefixes",
             name: format!("{} prefixes: non-anycast pass", list.len()),
-            stat: s[1],
-            floor: s[0].median,
+            stat,
+            floor,
         });
     }
 
@@ -403,26 +416,12 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
         }
         let f = udp(CLIENT, ANY, 4000);
         p.run(&f)?;
-        let cases = [
-            Case {
-                name: "floor",
-                prog: &floor_prog,
-                entry: program_names::PASS_FLOOR,
-                frame: floor_frame.clone(),
-            },
-            Case {
-                name: "hit",
-                prog: &p,
-                entry: program_names::ANYCAST,
-                frame: f,
-            },
-        ];
-        let s = measure(&cases, runs, repeat)?;
+        let (stat, floor) = against_floor(&floor_prog, &p, f, runs, repeat)?;
         rows.push(Row {
             section: "members",
             name: format!("{m} tied members: redirect L2, flow hit"),
-            stat: s[1],
-            floor: s[0].median,
+            stat,
+            floor,
         });
     }
 
@@ -437,26 +436,12 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
         p.add_l2_member("g0", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;
         let f = udp(CLIENT, ANY, 4000);
         p.run(&f)?;
-        let cases = [
-            Case {
-                name: "floor",
-                prog: &floor_prog,
-                entry: program_names::PASS_FLOOR,
-                frame: floor_frame.clone(),
-            },
-            Case {
-                name: "hit",
-                prog: &p,
-                entry: program_names::ANYCAST,
-                frame: f,
-            },
-        ];
-        let s = measure(&cases, runs, repeat)?;
+        let (stat, floor) = against_floor(&floor_prog, &p, f, runs, repeat)?;
         rows.push(Row {
             section: "groups",
             name: format!("{g} groups: redirect L2, flow hit"),
-            stat: s[1],
-            floor: s[0].median,
+            stat,
+            floor,
         });
     }
 
@@ -492,26 +477,12 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
         let f = udp(CLIENT, ANY, 4000);
         p.run(&f)?;
         let live = p.state.flow_table_stats()?.entries;
-        let cases = [
-            Case {
-                name: "floor",
-                prog: &floor_prog,
-                entry: program_names::PASS_FLOOR,
-                frame: floor_frame.clone(),
-            },
-            Case {
-                name: "hit",
-                prog: &p,
-                entry: program_names::ANYCAST,
-                frame: f,
-            },
-        ];
-        let s = measure(&cases, runs, repeat)?;
+        let (stat, floor) = against_floor(&floor_prog, &p, f, runs, repeat)?;
         rows.push(Row {
             section: "flows",
             name: format!("{live} live flows: redirect L2, flow hit"),
-            stat: s[1],
-            floor: s[0].median,
+            stat,
+            floor,
         });
     }
     Ok(())
