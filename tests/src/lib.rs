@@ -7,6 +7,7 @@
 //!
 //! Frames come from `anycast_common::frame`. Both harnesses need root.
 
+pub mod fuzz;
 pub mod lab;
 pub mod prog;
 

@@ -64,6 +64,13 @@ enum Task {
         #[arg(long, default_value = "target/bench")]
         out: PathBuf,
     },
+    /// Differential fuzzing of the XDP program against the reference model
+    /// with random seeds for N seconds per interface kind; a failure names its seed.
+    Fuzz {
+        /// How long, per interface kind.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Only install (or check) the BPF toolchain.
     Toolchain,
 }
@@ -84,6 +91,7 @@ fn main() -> Result<()> {
         Task::Run { args } => run(&root, args)?,
         Task::Lab => demo_lab(&root)?,
         Task::Bench { quick, out } => bench(&root, quick, &out)?,
+        Task::Fuzz { seconds } => fuzz(&root, seconds)?,
     }
     Ok(())
 }
@@ -210,6 +218,26 @@ fn bench(root: &Path, quick: bool, out: &Path) -> Result<()> {
     }
     cmd.arg("--out").arg(out);
     status(cmd, "the benchmark")
+}
+
+fn fuzz(root: &Path, seconds: u64) -> Result<()> {
+    require_root("fuzz")?;
+    let bin = build(root, false)?;
+    let tools = toolchain::ensure(root)?;
+    let mut cmd = cargo(root, &tools)?;
+    cmd.args([
+        "test",
+        "--package",
+        "anycast-tests",
+        "--test",
+        "fuzz",
+        "--",
+        "--include-ignored",
+        "--nocapture",
+    ])
+    .env("ANYCAST_BIN", &bin)
+    .env("ANYCAST_FUZZ_SECONDS", seconds.to_string());
+    status(cmd, "the fuzzer")
 }
 
 fn demo_lab(root: &Path) -> Result<()> {
