@@ -143,12 +143,26 @@ fn find(members: &[(u32, MemberInfo)], group_id: u32, name: &str) -> Option<usiz
 
 impl State {
     /// Every allocated member, by id.
+    ///
+    /// Every member has exactly one entry in `MEMBER_SOURCES`, whose value is
+    /// its id: walking that small hash map finds the members without reading
+    /// all 65,536 slots of `MEMBERS` (which made every change take 0.1 s).
     fn members_in_use(&self) -> Result<Vec<(u32, MemberInfo)>> {
-        let mut out = Vec::new();
-        for (id, m) in self.members.iter().enumerate() {
-            let m = m.map_err(map_err(map_names::MEMBERS))?;
+        let mut ids = Vec::new();
+        for entry in self.member_sources.iter() {
+            let (_, id) = entry.map_err(map_err(map_names::MEMBER_SOURCES))?;
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let m = self
+                .members
+                .get(&id, 0)
+                .map_err(map_err(map_names::MEMBERS))?;
             if m.kind != MemberKind::None as u8 {
-                out.push((id as u32, m));
+                out.push((id, m));
             }
         }
         Ok(out)
@@ -220,7 +234,7 @@ impl State {
                 member: name.to_string(),
             });
         }
-        let used: Vec<u32> = members.iter().map(|(id, _)| *id).collect();
+        let used: std::collections::HashSet<u32> = members.iter().map(|(id, _)| *id).collect();
         let id = (1..MAX_MEMBERS)
             .find(|id| !used.contains(id))
             .ok_or(Error::TableFull {

@@ -68,7 +68,9 @@ pub fn fuzz_target(role: IfaceRole, action: SourceAction) -> Result<ProgramUnder
 fn addr(r: &mut Rng) -> Ipv6Addr {
     match r.below(6) {
         0 => ANY,
-        1 => Ipv6Addr::from(0x2001_0db8_000b_0000_0000_0000_0000_0000u128 | u128::from(r.next_u64())),
+        1 => {
+            Ipv6Addr::from(0x2001_0db8_000b_0000_0000_0000_0000_0000u128 | u128::from(r.next_u64()))
+        }
         2 => {
             Ipv6Addr::from(0xfd00_0000_0000_0000_0000_0000_0000_0000u128 | u128::from(r.below(16)))
         }

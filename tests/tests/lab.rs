@@ -265,3 +265,21 @@ fn concurrent_cli_updates_stay_consistent() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn the_pin_dir_is_root_only() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let crs = lab("pinmodes")?;
+    let lab = &crs.lab;
+    lab.anycast_ok("router", &["attach", "c0"])?;
+    let mode = |p: &std::path::Path| -> Result<u32> {
+        Ok(std::fs::metadata(p)?.permissions().mode() & 0o777)
+    };
+    assert_eq!(mode(&lab.pin_dir)?, 0o700);
+    for entry in std::fs::read_dir(&lab.pin_dir)? {
+        let path = entry?.path();
+        assert_eq!(mode(&path)?, 0o600, "{}", path.display());
+    }
+    Ok(())
+}
