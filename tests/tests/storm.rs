@@ -65,7 +65,7 @@ fn thousands_of_member_changes_lose_no_packet() -> Result<()> {
         // Metrics flip and members go down, drain and come back; at every
         // moment at least one member of the group is up.
         while !sender.is_finished() && Instant::now() < deadline {
-            let (a, b) = if changes % 2 == 0 {
+            let (a, b) = if changes.is_multiple_of(2) {
                 ("m1", "m2")
             } else {
                 ("m2", "m1")
