@@ -140,3 +140,79 @@ mod tests {
         assert!(AnycastPrefix::subnet_anycast(Ipv6Addr::UNSPECIFIED, 128).is_none());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Randomised checks of the operator-facing parsers: no input panics,
+    //! every rejection says why, and what is printed parses back.
+    use super::*;
+    use crate::{members::parse_mac, state::validate_group_name};
+
+    struct Rng(u64);
+    impl Rng {
+        fn next_u64(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    const ALPHABET: &[u8] = b"0123456789abcdefABCDEF:/.-_ x%[]\\\n\t\xc3\xa9";
+
+    fn text(r: &mut Rng) -> String {
+        let len = (r.next_u64() % 48) as usize;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| ALPHABET[(r.next_u64() % ALPHABET.len() as u64) as usize])
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn random_text_never_panics_and_rejections_explain() {
+        let mut r = Rng(0x5eed_1234_abcd_ef01);
+        for _ in 0..200_000 {
+            let t = text(&mut r);
+            match t.parse::<AnycastPrefix>() {
+                Ok(p) => assert_eq!(
+                    p.to_string().parse::<AnycastPrefix>().ok(),
+                    Some(p),
+                    "{t:?}"
+                ),
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.starts_with("invalid anycast address"), "{t:?}: {msg}");
+                    assert!(!msg.contains('\n') || t.contains('\n'), "{t:?}: {msg}");
+                }
+            }
+            if let Err(e) = parse_mac(&t) {
+                assert!(e.to_string().starts_with("invalid MAC address"), "{t:?}");
+            }
+            if let Err(e) = validate_group_name(&t) {
+                assert!(e.to_string().starts_with("invalid group name"), "{t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_prefix_prints_and_parses_back() {
+        let mut r = Rng(0x1234_5678_9abc_def1);
+        for _ in 0..100_000 {
+            let len = 1 + (r.next_u64() % 128) as u8;
+            let bits = (u128::from(r.next_u64()) << 64) | u128::from(r.next_u64());
+            let mask = u128::MAX << (128 - u32::from(len));
+            let p = AnycastPrefix {
+                addr: Ipv6Addr::from(bits & mask),
+                len,
+            };
+            assert_eq!(p.to_string().parse::<AnycastPrefix>().ok(), Some(p));
+            if len < 128 && bits & !mask != 0 {
+                let with_host_bits = format!("{}/{len}", Ipv6Addr::from(bits));
+                let e = with_host_bits
+                    .parse::<AnycastPrefix>()
+                    .expect_err(&with_host_bits);
+                assert!(e.to_string().contains("host bits"), "{e}");
+            }
+        }
+    }
+}

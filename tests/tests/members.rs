@@ -310,6 +310,19 @@ fn bad_member_input_is_refused_and_changes_nothing() -> Result<()> {
             &["group", "set", "dns", "--tunnel-source", "not-an-address"],
             "not an IPv6 address",
         ),
+        (
+            &["group", "set", "dns", "--table-size", "1000"],
+            "invalid table size 1000",
+        ),
+        (
+            &["group", "set", "dns", "--flow-timeout", "0"],
+            "invalid flow timeout 0",
+        ),
+        (
+            &["member", "set", "dns", "m1", "--weight", "0"],
+            "invalid weight 0",
+        ),
+        (&["group", "set", "dns"], "nothing to change"),
     ];
     for (args, needle) in cases {
         lab.anycast_refused("router", args, needle)?;
