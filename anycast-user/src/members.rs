@@ -235,11 +235,11 @@ impl State {
             });
         }
         let used: std::collections::HashSet<u32> = members.iter().map(|(id, _)| *id).collect();
-        let id = (1..MAX_MEMBERS)
+        let id = (1..self.members.len())
             .find(|id| !used.contains(id))
             .ok_or(Error::TableFull {
                 table: "member table",
-                capacity: MAX_MEMBERS - 1,
+                capacity: self.members.len() - 1,
             })?;
         let mut m = MemberInfo::zeroed();
         m.name[..name.len()].copy_from_slice(name.as_bytes());

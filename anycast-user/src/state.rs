@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use anycast_common::{
     AddrKey, AddrValue, Affinity, Fallback, FlowEntry, FlowKey, GROUP_NAME_LEN, GlobalStat,
-    GroupCounters, GroupInfo, GroupStat, IfaceConfig, LAYOUT_VERSION, MAX_GROUPS,
-    MAX_PREFILTER_LENS, MemberCounters, MemberInfo, MemberSourceKey, Selection, Settings, hash,
-    map_names,
+    GroupCounters, GroupInfo, GroupStat, IfaceConfig, LAYOUT_VERSION, MAX_PREFILTER_LENS,
+    MemberCounters, MemberInfo, MemberSourceKey, Selection, Settings, hash, map_names,
 };
 use aya::{
     Ebpf,
@@ -205,7 +204,7 @@ impl State {
     /// Every allocated group, by id.
     pub(crate) fn groups_in_use(&self) -> Result<Vec<(u32, GroupInfo)>> {
         let mut out = Vec::new();
-        for id in 1..MAX_GROUPS {
+        for id in 1..self.groups.len() {
             let g = self
                 .groups
                 .get(&id, 0)
@@ -239,11 +238,11 @@ impl State {
     /// Allocates a group id for `name`, with zeroed counters.
     pub(crate) fn create_group(&mut self, name: &str) -> Result<(u32, GroupInfo)> {
         let used: Vec<u32> = self.groups_in_use()?.iter().map(|(id, _)| *id).collect();
-        let id = (1..MAX_GROUPS)
+        let id = (1..self.groups.len())
             .find(|id| !used.contains(id))
             .ok_or(Error::TableFull {
                 table: "group table",
-                capacity: MAX_GROUPS - 1,
+                capacity: self.groups.len() - 1,
             })?;
         self.group_stats
             .set(id, zeroed_per_cpu::<GroupCounters>()?, 0)

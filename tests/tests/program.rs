@@ -485,3 +485,64 @@ fn the_prefilter_never_hides_an_anycast_address() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn full_group_and_member_tables_refuse_and_change_nothing() -> Result<()> {
+    require_root()?;
+    use anycast_common::map_names;
+    let mut p = ProgramUnderTest::load_sized(
+        anycast_common::program_names::ANYCAST,
+        IfaceRole::Edge,
+        SourceAction::Drop,
+        &[
+            (map_names::GROUPS, 8),
+            (map_names::MEMBERS, 6),
+            (map_names::FLOWS, 1024),
+        ],
+    )?;
+    // Ids 1..8: seven groups fit.
+    for g in 0..7u16 {
+        p.add(
+            &Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, g + 1).to_string(),
+            &format!("g{g}"),
+        )?;
+    }
+    let before = p.stats()?;
+    let err = p
+        .add("2001:db8:a::99", "one-too-many")
+        .expect_err("group table is full");
+    assert!(
+        err.to_string().contains("group table is full (7 entries)"),
+        "{err}"
+    );
+    assert_eq!(p.stats()?, before);
+    assert_eq!(
+        p.run(&udp(Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 7), SERVER).build())?
+            .action,
+        XDP_DROP
+    );
+    assert_eq!(
+        p.run(&udp("2001:db8:a::99".parse()?, SERVER).build())?
+            .action,
+        XDP_PASS
+    );
+
+    // Ids 1..6: five members fit.
+    for m in 0..5u8 {
+        p.add_l2_member("g0", &format!("m{m}"), [0x02, 0xbb, 0, 0, 0, m + 1], 10)?;
+    }
+    let members = p.state.list_members(None)?;
+    let err = p
+        .add_l2_member("g0", "m5", [0x02, 0xbb, 0, 0, 0, 9], 10)
+        .expect_err("member table is full");
+    assert!(
+        err.to_string().contains("member table is full (5 entries)"),
+        "{err}"
+    );
+    assert_eq!(p.state.list_members(None)?, members);
+    // Still steering to the members it has.
+    let q = udp(CLIENT, Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 1)).build();
+    assert_eq!(p.run(&q)?.action, 4);
+    Ok(())
+}
