@@ -585,6 +585,42 @@ impl MemberLab {
         Ok(MemberLab { lab })
     }
 
+    /// The lab with the data plane attached on the router (c0 edge, r1 and
+    /// r2 member-facing) and the anycast address in group `group`.
+    pub fn attached(test: &str, group: &str) -> Result<Self> {
+        let ml = MemberLab::new(test)?;
+        let lab = &ml.lab;
+        lab.anycast_ok("router", &["attach", "c0", "--role", "edge"])?;
+        lab.anycast_ok("router", &["attach", "r1", "--role", "member"])?;
+        lab.anycast_ok("router", &["attach", "r2", "--role", "member"])?;
+        lab.anycast_ok(
+            "router",
+            &["addr", "add", &ANYCAST.to_string(), "--group", group],
+        )?;
+        Ok(ml)
+    }
+
+    /// Adds `node` (m1 on r1, m2 on r2) as an on-link member of `group`.
+    pub fn add_member(&self, group: &str, node: &str, iface: &str, metric: u32) -> Result<()> {
+        let mac = self.member_mac(node)?;
+        self.lab.anycast_ok(
+            "router",
+            &[
+                "member",
+                "add",
+                group,
+                node,
+                "--iface",
+                iface,
+                "--mac",
+                &mac,
+                "--metric",
+                &metric.to_string(),
+            ],
+        )?;
+        Ok(())
+    }
+
     /// The MAC of `node`'s end of its link to the router (m1 or m2).
     pub fn member_mac(&self, node: &str) -> Result<String> {
         let out = self

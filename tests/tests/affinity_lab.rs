@@ -14,24 +14,10 @@ const LINES: usize = 30;
 
 fn lab(test: &str) -> Result<(MemberLab, Vec<TcpService>)> {
     require_root()?;
-    let ml = MemberLab::new(test)?;
+    let ml = MemberLab::attached(test, "web")?;
+    ml.add_member("web", "m1", "r1", 10)?;
+    ml.add_member("web", "m2", "r2", 20)?;
     let lab = &ml.lab;
-    lab.anycast_ok("router", &["attach", "c0", "--role", "edge"])?;
-    lab.anycast_ok("router", &["attach", "r1", "--role", "member"])?;
-    lab.anycast_ok("router", &["attach", "r2", "--role", "member"])?;
-    lab.anycast_ok(
-        "router",
-        &["addr", "add", &ANYCAST.to_string(), "--group", "web"],
-    )?;
-    for (m, iface, metric) in [("m1", "r1", "10"), ("m2", "r2", "20")] {
-        let mac = ml.member_mac(m)?;
-        lab.anycast_ok(
-            "router",
-            &[
-                "member", "add", "web", m, "--iface", iface, "--mac", &mac, "--metric", metric,
-            ],
-        )?;
-    }
     let services = ["m1", "m2"]
         .iter()
         .map(|m| {

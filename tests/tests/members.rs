@@ -15,36 +15,11 @@ use anyhow::{Result, ensure};
 
 fn lab(test: &str) -> Result<MemberLab> {
     require_root()?;
-    let ml = MemberLab::new(test)?;
-    let lab = &ml.lab;
-    lab.anycast_ok("router", &["attach", "c0", "--role", "edge"])?;
-    lab.anycast_ok("router", &["attach", "r1", "--role", "member"])?;
-    lab.anycast_ok("router", &["attach", "r2", "--role", "member"])?;
-    lab.anycast_ok(
-        "router",
-        &["addr", "add", &ANYCAST.to_string(), "--group", "dns"],
-    )?;
-    Ok(ml)
+    MemberLab::attached(test, "dns")
 }
 
 fn add_l2(ml: &MemberLab, name: &str, iface: &str, metric: u32) -> Result<()> {
-    let mac = ml.member_mac(name)?;
-    ml.lab.anycast_ok(
-        "router",
-        &[
-            "member",
-            "add",
-            "dns",
-            name,
-            "--iface",
-            iface,
-            "--mac",
-            &mac,
-            "--metric",
-            &metric.to_string(),
-        ],
-    )?;
-    Ok(())
+    ml.add_member("dns", name, iface, metric)
 }
 
 fn services(ml: &MemberLab, port: u16) -> Result<Vec<Service>> {

@@ -44,7 +44,7 @@ fn thousands_of_member_changes_lose_no_packet() -> Result<()> {
     let m2 = Service::start(lab.ns("m2")?, ANYCAST, 5400, "m2")?;
     let mut dp = Dataplane::open(PinDir::new(&lab.pin_dir))?;
     let tx = ml.client_socket()?;
-    const SENT: usize = 4000;
+    const SENT: usize = 8000;
     let changes = thread::scope(|s| -> Result<usize> {
         let sender = s.spawn(|| -> Result<()> {
             let dst = SocketAddr::V6(SocketAddrV6::new(ANYCAST, 5400, 0, 0));

@@ -198,12 +198,23 @@ fn run(root: &Path, mut args: Vec<String>) -> Result<()> {
     status(cmd, "anycast run")
 }
 
-fn bench(root: &Path, quick: bool, out: &Path) -> Result<()> {
-    require_root("bench")?;
+/// Builds the `anycast` binary, then runs `cargo ARGS` (a harness of the
+/// tests crate) with the BPF toolchain on PATH and the binary in ANYCAST_BIN.
+fn harness(root: &Path, task: &str, args: &[&str], env: &[(&str, String)]) -> Result<()> {
+    require_root(task)?;
     let bin = build(root, false)?;
     let tools = toolchain::ensure(root)?;
     let mut cmd = cargo(root, &tools)?;
-    cmd.args([
+    cmd.args(args).env("ANYCAST_BIN", &bin);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    status(cmd, &format!("cargo xtask {task}"))
+}
+
+fn bench(root: &Path, quick: bool, out: &Path) -> Result<()> {
+    let out = out.to_str().context("the output folder must be UTF-8")?;
+    let mut args = vec![
         "run",
         "--quiet",
         "--package",
@@ -211,21 +222,17 @@ fn bench(root: &Path, quick: bool, out: &Path) -> Result<()> {
         "--bin",
         "anycast-bench",
         "--",
-    ])
-    .env("ANYCAST_BIN", &bin);
+        "--out",
+        out,
+    ];
     if quick {
-        cmd.arg("--quick");
+        args.push("--quick");
     }
-    cmd.arg("--out").arg(out);
-    status(cmd, "the benchmark")
+    harness(root, "bench", &args, &[])
 }
 
 fn fuzz(root: &Path, seconds: u64) -> Result<()> {
-    require_root("fuzz")?;
-    let bin = build(root, false)?;
-    let tools = toolchain::ensure(root)?;
-    let mut cmd = cargo(root, &tools)?;
-    cmd.args([
+    let args = [
         "test",
         "--package",
         "anycast-tests",
@@ -234,25 +241,27 @@ fn fuzz(root: &Path, seconds: u64) -> Result<()> {
         "--",
         "--include-ignored",
         "--nocapture",
-    ])
-    .env("ANYCAST_BIN", &bin)
-    .env("ANYCAST_FUZZ_SECONDS", seconds.to_string());
-    status(cmd, "the fuzzer")
+    ];
+    harness(
+        root,
+        "fuzz",
+        &args,
+        &[("ANYCAST_FUZZ_SECONDS", seconds.to_string())],
+    )
 }
 
 fn demo_lab(root: &Path) -> Result<()> {
-    require_root("lab")?;
-    let bin = build(root, false)?;
-    let tools = toolchain::ensure(root)?;
-    let mut cmd = cargo(root, &tools)?;
-    cmd.args([
-        "run",
-        "--quiet",
-        "--package",
-        "anycast-tests",
-        "--bin",
-        "anycast-demo",
-    ])
-    .env("ANYCAST_BIN", &bin);
-    status(cmd, "the demo lab")
+    harness(
+        root,
+        "lab",
+        &[
+            "run",
+            "--quiet",
+            "--package",
+            "anycast-tests",
+            "--bin",
+            "anycast-demo",
+        ],
+        &[],
+    )
 }
