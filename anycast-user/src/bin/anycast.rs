@@ -22,8 +22,11 @@ use serde::Serialize;
 /// IPv6 anycast filter and redirector (XDP).
 ///
 /// Anycast addresses live in unicast space, so local configuration says which
-/// addresses are anycast. On `edge` interfaces, packets that use one as their
-/// source are dropped (or counted, in monitor mode).
+/// addresses are anycast (`addr`). Packets to one go to the nearest live
+/// member of its group (`member`), and a running flow stays on its member
+/// (`flows`, `group set --affinity`). On `edge` interfaces, packets that use
+/// an anycast address as their source are dropped (or counted, in monitor
+/// mode); `member` interfaces accept them only from registered members.
 #[derive(Parser, Debug)]
 #[command(name = "anycast", version, propagate_version = true)]
 struct Cli {
