@@ -336,3 +336,15 @@ pub fn arp_frame() -> Vec<u8> {
     f.extend_from_slice(&[192, 0, 2, 2]);
     f
 }
+
+/// The upper layer of an ICMPv6 error of type `ty` (1 to 4) quoting the IPv6
+/// packet inside the Ethernet frame `quoted` (its first `quote_len` bytes
+/// after the Ethernet header, all when `None`). The 4-byte field after the
+/// checksum is 1280 (the MTU of a Packet Too Big).
+pub fn icmpv6_error(ty: u8, quoted: &[u8], quote_len: Option<usize>) -> L4 {
+    let ip = quoted.get(crate::wire::ETH_HDR_LEN..).unwrap_or(&[]);
+    let n = quote_len.unwrap_or(ip.len()).min(ip.len());
+    let mut body = 1280u32.to_be_bytes().to_vec();
+    body.extend_from_slice(&ip[..n]);
+    L4::Icmpv6 { ty, code: 0, body }
+}

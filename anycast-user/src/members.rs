@@ -134,6 +134,9 @@ fn source_key(m: &MemberInfo) -> MemberSourceKey {
     }
 }
 
+/// Every member with its id, as `members_in_use` returns them.
+type Members = Vec<(u32, MemberInfo)>;
+
 /// Index in `members` of member `name` of group `group_id`.
 fn find(members: &[(u32, MemberInfo)], group_id: u32, name: &str) -> Option<usize> {
     members
@@ -316,6 +319,18 @@ impl State {
             .map_err(map_err(map_names::MEMBERS))
     }
 
+    /// Member `name` of `group`: the group id, every member now, and the
+    /// index of that member among them.
+    fn locate(&self, group: &str, name: &str) -> Result<(u32, Members, usize)> {
+        let (gid, _) = self.group_id(group)?;
+        let members = self.members_in_use()?;
+        let idx = find(&members, gid, name).ok_or_else(|| Error::UnknownMember {
+            group: group.to_string(),
+            member: name.to_string(),
+        })?;
+        Ok((gid, members, idx))
+    }
+
     /// Changes a member's metric, state and/or weight, then republishes the
     /// group's table.
     pub fn set_member(
@@ -329,12 +344,7 @@ impl State {
         if let Some(w) = weight {
             validate_weight(w)?;
         }
-        let (gid, _) = self.group_id(group)?;
-        let mut members = self.members_in_use()?;
-        let idx = find(&members, gid, name).ok_or_else(|| Error::UnknownMember {
-            group: group.to_string(),
-            member: name.to_string(),
-        })?;
+        let (gid, mut members, idx) = self.locate(group, name)?;
         let (id, m) = &mut members[idx];
         if let Some(metric) = metric {
             m.metric = metric;
@@ -353,12 +363,7 @@ impl State {
 
     /// Removes a member: first from the selection, then its source and slot.
     pub fn del_member(&mut self, group: &str, name: &str) -> Result<()> {
-        let (gid, _) = self.group_id(group)?;
-        let mut members = self.members_in_use()?;
-        let idx = find(&members, gid, name).ok_or_else(|| Error::UnknownMember {
-            group: group.to_string(),
-            member: name.to_string(),
-        })?;
+        let (gid, mut members, idx) = self.locate(group, name)?;
         // Out of the selection first, so that the data plane stops choosing
         // it before its slot is freed.
         let (id, m) = members.remove(idx);

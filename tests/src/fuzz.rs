@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::Ipv6Addr};
 
 use anycast_common::{
     IfaceRole, SourceAction,
-    frame::{Ext, FrameBuilder, L4},
+    frame::{Ext, FrameBuilder, L4, icmpv6_error},
     model::Scope,
     wire,
 };
@@ -118,14 +118,8 @@ fn l4(r: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr) -> L4 {
         4 => {
             // An ICMPv6 error quoting a reply from `dst` back to `src`.
             let quoted = FrameBuilder::udp(dst, src, 53, r.below(65536) as u16, b"answer").build();
-            let mut body = 1280u32.to_be_bytes().to_vec();
-            let cut = 14 + r.below((quoted.len() - 14) as u64 + 1) as usize;
-            body.extend_from_slice(&quoted[14..cut.max(14)]);
-            L4::Icmpv6 {
-                ty: 1 + r.below(4) as u8,
-                code: 0,
-                body,
-            }
+            let cut = r.below((quoted.len() - 14) as u64 + 1) as usize;
+            icmpv6_error(1 + r.below(4) as u8, &quoted, Some(cut))
         }
         _ => L4::Raw {
             proto: r.below(256) as u8,

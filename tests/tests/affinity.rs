@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::Ipv6Addr, thread, time::Duration};
 use anycast::members::GroupOptions;
 use anycast_common::{
     Affinity, IfaceRole, MemberState, SourceAction,
-    frame::{FrameBuilder, L4},
+    frame::{FrameBuilder, L4, icmpv6_error},
     model::Verdict,
 };
 use anycast_tests::{prog::ProgramUnderTest, require_root};
@@ -202,19 +202,8 @@ fn packet_too_big_reaches_the_member_that_sent_the_packet() -> Result<()> {
     // A router on the way back sends Packet Too Big for m1's reply (from the
     // anycast address to the client) to the anycast address.
     let reply = FrameBuilder::tcp(ANY, CLIENT, 443, 40000, 0x10).build();
-    let mut body = 1280u32.to_be_bytes().to_vec();
-    body.extend_from_slice(&reply[14..]);
     let router: Ipv6Addr = "fd00:0:0:9::1".parse()?;
-    let ptb = FrameBuilder::new(
-        router,
-        ANY,
-        L4::Icmpv6 {
-            ty: 2,
-            code: 0,
-            body,
-        },
-    )
-    .build();
+    let ptb = FrameBuilder::new(router, ANY, icmpv6_error(2, &reply, None)).build();
     let out = p.check(&ptb)?;
     assert_eq!(
         mac(&out.frame),

@@ -20,6 +20,15 @@ fn lab(test: &str) -> Result<ClientRouterServer> {
     Ok(crs)
 }
 
+/// Makes ANY_DNS an anycast address of group `dns` on the router.
+fn add_dns(lab: &anycast_tests::lab::Lab) -> Result<()> {
+    lab.anycast_ok(
+        "router",
+        &["addr", "add", &ANY_DNS.to_string(), "--group", "dns"],
+    )?;
+    Ok(())
+}
+
 fn counter(stats: &serde_json::Value, group: &str, name: &str) -> u64 {
     stats["groups"][group][name].as_u64().unwrap_or(u64::MAX)
 }
@@ -33,10 +42,7 @@ fn anycast_source_never_crosses_the_edge() -> Result<()> {
     assert_eq!(crs.send_udp(ANY_DNS, 5300, N)?, N);
 
     lab.anycast_ok("router", &["attach", "c0", "--role", "edge"])?;
-    lab.anycast_ok(
-        "router",
-        &["addr", "add", &ANY_DNS.to_string(), "--group", "dns"],
-    )?;
+    add_dns(lab)?;
     assert_eq!(
         crs.send_udp(ANY_DNS, 5301, N)?,
         0,
@@ -93,10 +99,7 @@ fn detach_restores_plain_forwarding() -> Result<()> {
 fn cli_restarts_do_not_disturb_the_data_plane() -> Result<()> {
     let crs = lab("restart")?;
     let lab = &crs.lab;
-    lab.anycast_ok(
-        "router",
-        &["addr", "add", &ANY_DNS.to_string(), "--group", "dns"],
-    )?;
+    add_dns(lab)?;
     lab.anycast_ok("router", &["attach", "c0"])?;
     assert_eq!(crs.send_udp(ANY_DNS, 5320, N)?, 0);
     // Every command is a new process; none of them may reset state.
@@ -118,10 +121,7 @@ fn cli_restarts_do_not_disturb_the_data_plane() -> Result<()> {
 fn monitor_mode_counts_without_dropping() -> Result<()> {
     let crs = lab("monitor")?;
     let lab = &crs.lab;
-    lab.anycast_ok(
-        "router",
-        &["addr", "add", &ANY_DNS.to_string(), "--group", "dns"],
-    )?;
+    add_dns(lab)?;
     lab.anycast_ok(
         "router",
         &[
@@ -145,10 +145,7 @@ fn monitor_mode_counts_without_dropping() -> Result<()> {
 fn generic_mode_filters_too() -> Result<()> {
     let crs = lab("skbmode")?;
     let lab = &crs.lab;
-    lab.anycast_ok(
-        "router",
-        &["addr", "add", &ANY_DNS.to_string(), "--group", "dns"],
-    )?;
+    add_dns(lab)?;
     lab.anycast_ok("router", &["attach", "c0", "--mode", "skb"])?;
     assert_eq!(crs.send_udp(ANY_DNS, 5340, N)?, 0);
     assert_eq!(crs.send_udp(CLIENT, 5341, N)?, N);
@@ -163,10 +160,7 @@ fn generic_mode_filters_too() -> Result<()> {
 fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
     let crs = lab("badinput")?;
     let lab = &crs.lab;
-    lab.anycast_ok(
-        "router",
-        &["addr", "add", &ANY_DNS.to_string(), "--group", "dns"],
-    )?;
+    add_dns(lab)?;
     lab.anycast_ok("router", &["attach", "c0"])?;
     let before = lab.anycast_ok("router", &["addr", "list", "--json"])?;
     let cases: &[(&[&str], &str)] = &[

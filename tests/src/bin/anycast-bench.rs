@@ -13,7 +13,7 @@ use std::{fmt::Write as _, fs, net::Ipv6Addr, path::PathBuf, time::Instant};
 use anycast::{AnycastPrefix, members::GroupOptions};
 use anycast_common::{
     Affinity, FlowKey, IfaceRole, SourceAction,
-    frame::{FrameBuilder, L4},
+    frame::{FrameBuilder, icmpv6_error},
     map_names, program_names,
 };
 use anycast_tests::{
@@ -164,18 +164,7 @@ fn program_costs(o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
     let flow = udp(CLIENT, ANY, 4000);
     p.run(&flow)?; // records the flow: the timed runs are flow-table hits
     let reply = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"answer").build();
-    let mut body = 1280u32.to_be_bytes().to_vec();
-    body.extend_from_slice(&reply[14..]);
-    let ptb = FrameBuilder::new(
-        SERVER,
-        ANY,
-        L4::Icmpv6 {
-            ty: 2,
-            code: 0,
-            body,
-        },
-    )
-    .build();
+    let ptb = FrameBuilder::new(SERVER, ANY, icmpv6_error(2, &reply, None)).build();
     let cases = [
         Case {
             name: "XDP_PASS floor",
