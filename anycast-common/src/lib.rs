@@ -335,6 +335,10 @@ pub struct FlowKey {
     pub tail: [u8; 4],
 }
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 44);
+// The XDP program writes the addresses as 32-bit words.
+const _: () = assert!(
+    core::mem::offset_of!(FlowKey, src) % 4 == 0 && core::mem::offset_of!(FlowKey, dst) % 4 == 0
+);
 
 /// Value of the flow table.
 #[repr(C)]
@@ -454,6 +458,11 @@ pub struct MemberInfo {
     pub addr: [u8; 16],
 }
 const _: () = assert!(core::mem::size_of::<MemberInfo>() == 76);
+// The XDP program copies both MACs as three 32-bit words.
+const _: () = assert!(
+    core::mem::offset_of!(MemberInfo, mac) % 4 == 0
+        && core::mem::offset_of!(MemberInfo, src_mac) == core::mem::offset_of!(MemberInfo, mac) + 6
+);
 
 /// Key of `MEMBER_SOURCES`: who may send with a group's anycast source on a
 /// `member` interface. L2 members: ingress ifindex and source MAC, `addr`

@@ -15,7 +15,7 @@ use crate::{
     parse::{
         eth::{self, L2},
         ipv6::{self, Ipv6},
-        load,
+        load, words,
     },
 };
 
@@ -148,7 +148,8 @@ fn maybe_anycast(addr: &AddrKey, l: &Lookups) -> bool {
     if !l.prefilter {
         return true;
     }
-    let w = hash::words(&addr.addr);
+    // SAFETY: `addr` is 16 readable bytes (packet, bounds-checked).
+    let w = words::big_endian(unsafe { words::load16(&addr.addr) });
     if counted(hash::prefilter_bucket(w, 128)) {
         return true;
     }
@@ -229,6 +230,10 @@ fn check_source(
 ) -> bool {
     let (role, action) = (l.role, l.action);
     let (group, key) = if let Some(group) = anycast_group(src, l) {
+        if role == IfaceRole::Edge {
+            // No member may use it here: skip building the member key.
+            return refuse_source(d, role, action, group);
+        }
         let mac = load::<[u8; 6]>(ctx, 6, ip.off).unwrap_or([0; 6]);
         let ifindex = ctx.ingress_ifindex() as u32;
         (group, MemberSourceKey::on_link(group, ifindex, mac))

@@ -8,7 +8,7 @@ use crate::{
     maps::{FLOOD, FLOWS, SETTINGS},
     parse::{
         ipv6::{Ipv6, Transport},
-        load,
+        load, read, words,
     },
 };
 
@@ -34,20 +34,27 @@ const fn is_icmp_error(ty: u8) -> bool {
     matches!(ty, 1..=4)
 }
 
-/// Completes `f`, whose key already holds the addresses: by protocol and
-/// ports when `ports` is given, by flow label otherwise. Fields are written
-/// in place: a whole `FlowKey` built on the stack would overflow it.
+/// Completes `f` for the addresses `src` and `dst` (native words): by
+/// protocol and ports when `ports` is given, by flow label otherwise. Fields
+/// are written in place: a whole `FlowKey` built on the stack would overflow it.
 #[inline(always)]
 fn finish(
     f: &mut Flow,
     group: u32,
+    (src, dst): ([u32; 4], [u32; 4]),
     proto: u8,
     ports: Option<[u8; 4]>,
     label: u32,
     icmp_error: bool,
 ) {
+    // SAFETY: the key's own 16-byte fields.
+    unsafe {
+        words::store16(&mut f.key.src, src);
+        words::store16(&mut f.key.dst, dst);
+    }
+    let (s, d) = (words::big_endian(src), words::big_endian(dst));
     let tail = hash::key_tail(proto, ports, label);
-    f.hash = hash::flow_hash(hash::addr_words(&f.key.src, &f.key.dst), tail);
+    f.hash = hash::flow_hash([s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3]], tail);
     f.key.group_id = group;
     f.key._pad = [0; 2];
     match ports {
@@ -85,11 +92,8 @@ pub(crate) fn of_packet(
         return Some(f);
     }
     // SAFETY: both point into the packet, bounds-checked by the parser.
-    unsafe {
-        f.key.src = (*src).addr;
-        f.key.dst = (*dst).addr;
-    }
-    finish(f, group, t.proto, t.ports, ip.flow_label, false);
+    let addrs = unsafe { (words::load16(&(*src).addr), words::load16(&(*dst).addr)) };
+    finish(f, group, addrs, t.proto, t.ports, ip.flow_label, false);
     Some(f)
 }
 
@@ -112,14 +116,14 @@ fn of_icmp_error(ctx: &XdpContext, ip: &Ipv6, t: &Transport, group: u32, f: &mut
         return false;
     };
     // The quoted packet went member -> client; the flow is client -> member.
-    let Some(qdst) = load::<[u8; 16]>(ctx, q + 24, ip.end) else {
+    let (Some(qdst), Some(qsrc)) = (
+        read::<[u8; 16]>(ctx, q + 24, ip.end),
+        read::<[u8; 16]>(ctx, q + 8, ip.end),
+    ) else {
         return false;
     };
-    f.key.src = qdst;
-    let Some(qsrc) = load::<[u8; 16]>(ctx, q + 8, ip.end) else {
-        return false;
-    };
-    f.key.dst = qsrc;
+    // SAFETY: both bounds-checked just above.
+    let addrs = unsafe { (words::load16(qdst), words::load16(qsrc)) };
     let label = u32::from_be_bytes([0, head[1] & 0x0f, head[2], head[3]]);
     let qproto = head[6];
     let ports = if wire::has_ports(qproto) {
@@ -127,7 +131,7 @@ fn of_icmp_error(ctx: &XdpContext, ip: &Ipv6, t: &Transport, group: u32, f: &mut
     } else {
         None
     };
-    finish(f, group, qproto, ports, label, true);
+    finish(f, group, addrs, qproto, ports, label, true);
     true
 }
 

@@ -12,6 +12,7 @@
 
 pub(crate) mod eth;
 pub(crate) mod ipv6;
+pub(crate) mod words;
 
 use aya_ebpf::programs::XdpContext;
 
@@ -49,9 +50,10 @@ pub(crate) fn data_end(ctx: &XdpContext) -> usize {
     unsafe { core::ptr::read_volatile(&(*ctx.ctx).data_end) as usize }
 }
 
-/// Writes `value` at `off` from the start of the frame, if it lies inside it.
+/// A pointer for writing a `T` at `off` from the start of the frame, if the
+/// whole `T` lies inside it.
 #[inline(always)]
-pub(crate) fn store<T: Copy>(ctx: &XdpContext, off: usize, value: T) -> Option<()> {
+pub(crate) fn writable<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
     let size = core::mem::size_of::<T>();
     if off > MAX_PARSE_OFFSET {
         return None;
@@ -60,7 +62,14 @@ pub(crate) fn store<T: Copy>(ctx: &XdpContext, off: usize, value: T) -> Option<(
     if start + off + size > data_end(ctx) {
         return None;
     }
-    // SAFETY: bounds checked above; unaligned write of plain bytes.
-    unsafe { core::ptr::write_unaligned((start + off) as *mut T, value) };
+    Some((start + off) as *mut T)
+}
+
+/// Writes `value` at `off` from the start of the frame, if it lies inside it.
+#[inline(always)]
+pub(crate) fn store<T: Copy>(ctx: &XdpContext, off: usize, value: T) -> Option<()> {
+    let p = writable::<T>(ctx, off)?;
+    // SAFETY: bounds checked by `writable`; unaligned write of plain bytes.
+    unsafe { core::ptr::write_unaligned(p, value) };
     Some(())
 }
