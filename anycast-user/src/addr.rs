@@ -38,6 +38,23 @@ impl AnycastPrefix {
     }
 }
 
+/// A unicast IPv6 address (not a prefix), e.g. a member's `--encap` or a
+/// group's `--tunnel-source`.
+pub fn parse_unicast(s: &str) -> Result<Ipv6Addr, Error> {
+    let p: AnycastPrefix = s.parse()?;
+    let bad = |reason: &str| Error::InvalidAddress {
+        input: s.to_string(),
+        reason: reason.into(),
+    };
+    if !p.is_exact() {
+        return Err(bad("is a prefix; an address is needed here"));
+    }
+    if p.addr.is_unspecified() || p.addr.is_multicast() || p.addr.is_loopback() {
+        return Err(bad("must be a unicast address"));
+    }
+    Ok(p.addr)
+}
+
 impl fmt::Display for AnycastPrefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_exact() {
@@ -146,7 +163,10 @@ mod fuzz {
     //! Randomised checks of the operator-facing parsers: no input panics,
     //! every rejection says why, and what is printed parses back.
     use super::*;
-    use crate::{members::parse_mac, state::validate_group_name};
+    use crate::{
+        members::{format_mac, parse_mac},
+        state::validate_group_name,
+    };
 
     struct Rng(u64);
     impl Rng {
@@ -191,6 +211,33 @@ mod fuzz {
             if let Err(e) = validate_group_name(&t) {
                 assert!(e.to_string().starts_with("invalid group name"), "{t:?}");
             }
+        }
+    }
+
+    #[test]
+    fn every_unicast_mac_prints_and_parses_back_and_the_others_are_refused() {
+        let mut r = Rng(0x0a1b_2c3d_4e5f_6071);
+        for i in 0..100_000 {
+            let b = r.next_u64().to_be_bytes();
+            let mut mac = [b[0], b[1], b[2], b[3], b[4], b[5]];
+            if i % 1000 == 0 {
+                mac = [0; 6];
+            }
+            let unicast = mac != [0; 6] && mac[0] & 1 == 0;
+            let text = format_mac(&mac);
+            let forms = [text.clone(), text.to_uppercase(), text.replace(':', "-")];
+            for t in forms {
+                match parse_mac(&t) {
+                    Ok(m) => assert!(unicast && m == mac, "{t}"),
+                    Err(e) => assert!(
+                        !unicast && e.to_string().contains("not a unicast MAC"),
+                        "{t}: {e}"
+                    ),
+                }
+            }
+            // One octet cut short, or one too many: refused, never misread.
+            assert!(parse_mac(&text[1..]).is_err(), "{text}");
+            assert!(parse_mac(&format!("{text}:00")).is_err(), "{text}");
         }
     }
 

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::{
     EBPF_OBJECT,
     addr::AnycastPrefix,
+    config::{Change, Config},
     error::{Error, Result},
     flows::{FlowTableStats, FlowView},
     members::{GroupOptions, MemberEntry, Via},
@@ -455,17 +456,7 @@ impl Dataplane {
         weight: u8,
     ) -> Result<u32> {
         require_root("changing members")?;
-        let via = match via {
-            MemberVia::L2 { iface, mac } => {
-                let ifindex = ifindex(&iface)?;
-                Via::L2 {
-                    ifindex,
-                    mac,
-                    src_mac: iface_mac(&iface)?,
-                }
-            }
-            MemberVia::Encap(addr) => Via::Encap(addr),
-        };
+        let via = via.resolve()?;
         let _lock = self.lock()?;
         self.state.add_member(group, name, via, metric, weight)
     }
@@ -501,6 +492,17 @@ impl Dataplane {
         require_root("changing groups")?;
         let _lock = self.lock()?;
         self.state.set_group_options(group, options)
+    }
+
+    /// Makes the pinned state match a configuration file (see
+    /// [`State::apply_config`]); on-link members' interfaces are looked up
+    /// in the current network namespace. With `dry_run`, changes nothing
+    /// and returns what would change.
+    pub fn apply_config(&mut self, cfg: &Config, dry_run: bool) -> Result<Vec<Change>> {
+        require_root("applying a configuration")?;
+        let _lock = self.lock()?;
+        self.state
+            .apply_config(cfg, &mut |via| via.resolve(), dry_run)
     }
 
     /// The flow table: occupancy and (up to `limit`) flows of one group or all.
@@ -558,7 +560,7 @@ fn interface(idx: u32, cfg: &IfaceConfig) -> Interface {
 }
 
 /// How the CLI names a new member's way in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum MemberVia {
     /// On-link: egress interface name and the member's MAC.
     L2 {
@@ -569,6 +571,21 @@ pub enum MemberVia {
     },
     /// Routed: the member's unicast address.
     Encap(Ipv6Addr),
+}
+
+impl MemberVia {
+    /// Resolves an on-link member's interface name to its index and MAC, in
+    /// the current network namespace.
+    pub fn resolve(&self) -> Result<Via> {
+        Ok(match self {
+            MemberVia::L2 { iface, mac } => Via::L2 {
+                ifindex: ifindex(iface)?,
+                mac: *mac,
+                src_mac: iface_mac(iface)?,
+            },
+            MemberVia::Encap(addr) => Via::Encap(*addr),
+        })
+    }
 }
 
 /// The MAC address of interface `name` in the current network namespace.

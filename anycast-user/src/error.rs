@@ -180,6 +180,9 @@ pub enum Error {
         "this binary was built without its eBPF object (ANYCAST_EBPF_STUB=1); rebuild it with `cargo xtask build`"
     )]
     EmptyObject,
+    /// A configuration file that does not parse or validate.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The link of an attachment could not be pinned or unpinned.
     #[error("pinning the XDP link at {path}: {reason}")]
     Pin {

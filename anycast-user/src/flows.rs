@@ -144,9 +144,15 @@ impl State {
 
     /// Forgets the flows of one group, or all; returns how many.
     pub fn flush_flows(&mut self, group: Option<u32>) -> Result<u64> {
+        self.flush_flows_where(|g| group.is_none_or(|x| x == g))
+    }
+
+    /// Forgets the flows of every group id for which `which` holds, in one
+    /// walk of the table; returns how many.
+    pub(crate) fn flush_flows_where(&mut self, which: impl Fn(u32) -> bool) -> Result<u64> {
         let mut keys = Vec::new();
         self.each_flow(|k, _| {
-            if group.is_none_or(|g| g == k.group_id) {
+            if which(k.group_id) {
                 keys.push(k);
             }
         })?;

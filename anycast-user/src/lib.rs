@@ -3,6 +3,7 @@
 //! binary is a thin CLI over it.
 
 pub mod addr;
+pub mod config;
 pub mod dataplane;
 pub mod error;
 pub mod flows;

@@ -110,7 +110,8 @@ pub const fn state_name(s: MemberState) -> &'static str {
     }
 }
 
-fn validate_weight(w: u8) -> Result<()> {
+/// Checks a weight: 1 to 100.
+pub fn validate_weight(w: u8) -> Result<()> {
     if (1..=100).contains(&w) {
         Ok(())
     } else {
@@ -127,7 +128,7 @@ pub fn validate_member_name(name: &str) -> Result<()> {
     }
 }
 
-fn source_key(m: &MemberInfo) -> MemberSourceKey {
+pub(crate) fn source_key(m: &MemberInfo) -> MemberSourceKey {
     match MemberKind::from_u8(m.kind) {
         MemberKind::L2 => MemberSourceKey::on_link(m.group_id, m.ifindex, m.mac),
         _ => MemberSourceKey::tunnel(m.group_id, m.addr),
@@ -135,7 +136,33 @@ fn source_key(m: &MemberInfo) -> MemberSourceKey {
 }
 
 /// Every member with its id, as `members_in_use` returns them.
-type Members = Vec<(u32, MemberInfo)>;
+pub(crate) type Members = Vec<(u32, MemberInfo)>;
+
+/// A member's stored entry (group id still zero), up, from its settings.
+pub(crate) fn new_member(name: &str, via: Via, metric: u32, weight: u8) -> MemberInfo {
+    let mut m = MemberInfo::zeroed();
+    m.name[..name.len()].copy_from_slice(name.as_bytes());
+    m.metric = metric;
+    m.up = MemberState::Up as u8;
+    m.weight = weight;
+    match via {
+        Via::L2 {
+            ifindex,
+            mac,
+            src_mac,
+        } => {
+            m.kind = MemberKind::L2 as u8;
+            m.ifindex = ifindex;
+            m.mac = mac;
+            m.src_mac = src_mac;
+        }
+        Via::Encap(addr) => {
+            m.kind = MemberKind::Encap as u8;
+            m.addr = addr.octets();
+        }
+    }
+    m
+}
 
 /// Index in `members` of member `name` of group `group_id`.
 fn find(members: &[(u32, MemberInfo)], group_id: u32, name: &str) -> Option<usize> {
@@ -150,7 +177,7 @@ impl State {
     /// Every member has exactly one entry in `MEMBER_SOURCES`, whose value is
     /// its id: walking that small hash map finds the members without reading
     /// all 65,536 slots of `MEMBERS` (which made every change take 0.1 s).
-    fn members_in_use(&self) -> Result<Vec<(u32, MemberInfo)>> {
+    pub(crate) fn members_in_use(&self) -> Result<Members> {
         let mut ids = Vec::new();
         for entry in self.member_sources.iter() {
             let (_, id) = entry.map_err(map_err(map_names::MEMBER_SOURCES))?;
@@ -184,7 +211,11 @@ impl State {
     /// Recomputes `group_id`'s consistent-hash table from `members` (a
     /// snapshot of every member, as it is now) into the idle slot and flips
     /// to it.
-    fn publish_selection(&mut self, group_id: u32, members: &[(u32, MemberInfo)]) -> Result<()> {
+    pub(crate) fn publish_selection(
+        &mut self,
+        group_id: u32,
+        members: &[(u32, MemberInfo)],
+    ) -> Result<()> {
         let mine: Vec<(u32, MemberInfo)> = members
             .iter()
             .filter(|(_, m)| m.group_id == group_id)
@@ -237,34 +268,11 @@ impl State {
                 member: name.to_string(),
             });
         }
-        let used: std::collections::HashSet<u32> = members.iter().map(|(id, _)| *id).collect();
-        let id = (1..self.members.len())
-            .find(|id| !used.contains(id))
-            .ok_or(Error::TableFull {
-                table: "member table",
-                capacity: self.members.len() - 1,
-            })?;
-        let mut m = MemberInfo::zeroed();
-        m.name[..name.len()].copy_from_slice(name.as_bytes());
-        m.metric = metric;
-        m.up = MemberState::Up as u8;
-        m.weight = weight;
-        match via {
-            Via::L2 {
-                ifindex,
-                mac,
-                src_mac,
-            } => {
-                m.kind = MemberKind::L2 as u8;
-                m.ifindex = ifindex;
-                m.mac = mac;
-                m.src_mac = src_mac;
-            }
-            Via::Encap(addr) => {
-                m.kind = MemberKind::Encap as u8;
-                m.addr = addr.octets();
-            }
-        }
+        let id = self
+            .free_member_ids(&members)
+            .next()
+            .ok_or_else(|| self.member_table_full())?;
+        let mut m = new_member(name, via, metric, weight);
         if let Some((gid, _)) = existing {
             m.group_id = gid;
             if self.member_sources.get(&source_key(&m), 0).is_ok() {
@@ -275,12 +283,7 @@ impl State {
             }
         }
         if let Via::L2 { ifindex, .. } = via {
-            self.tx_ports
-                .insert(ifindex, ifindex, None, 0)
-                .map_err(|e| Error::Redirect {
-                    ifindex,
-                    reason: e.to_string(),
-                })?;
+            self.add_tx_port(ifindex)?;
         }
 
         let (gid, _) = match existing {
@@ -300,8 +303,40 @@ impl State {
         Ok(id)
     }
 
+    /// How many members the table holds (id 0 is never used).
+    pub(crate) fn member_capacity(&self) -> u32 {
+        self.members.len() - 1
+    }
+
+    /// The error of a full member table.
+    pub(crate) fn member_table_full(&self) -> Error {
+        Error::TableFull {
+            table: "member table",
+            capacity: self.member_capacity(),
+        }
+    }
+
+    /// The member ids not held by any of `members`, ascending.
+    pub(crate) fn free_member_ids(
+        &self,
+        members: &[(u32, MemberInfo)],
+    ) -> impl Iterator<Item = u32> {
+        let used: std::collections::HashSet<u32> = members.iter().map(|(id, _)| *id).collect();
+        (1..self.members.len()).filter(move |id| !used.contains(id))
+    }
+
+    /// Lets on-link members be reached through `ifindex` (bulked redirect).
+    pub(crate) fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
+        self.tx_ports
+            .insert(ifindex, ifindex, None, 0)
+            .map_err(|e| Error::Redirect {
+                ifindex,
+                reason: e.to_string(),
+            })
+    }
+
     /// Zeroes the member's counters, registers its source and writes its slot.
-    fn install_member(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
+    pub(crate) fn install_member(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
         self.member_stats
             .set(id, zeroed_per_cpu::<MemberCounters>()?, 0)
             .map_err(map_err(map_names::MEMBER_STATS))?;
@@ -368,7 +403,13 @@ impl State {
         // it before its slot is freed.
         let (id, m) = members.remove(idx);
         self.publish_selection(gid, &members)?;
-        match self.member_sources.remove(&source_key(&m)) {
+        self.forget_member(id, &m)
+    }
+
+    /// Frees a member's source entry and slot; it must be out of every
+    /// published selection already.
+    pub(crate) fn forget_member(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
+        match self.member_sources.remove(&source_key(m)) {
             Ok(()) | Err(MapError::KeyNotFound) => {}
             Err(e) => return Err(map_err(map_names::MEMBER_SOURCES)(e)),
         }
@@ -430,48 +471,13 @@ impl State {
     /// changes when one of them is refused.
     pub fn set_group_options(&mut self, group: &str, o: &GroupOptions) -> Result<()> {
         validate_group_name(group)?;
-        if let Some(a) = o.tunnel_source
-            && (a.is_unspecified() || a.is_multicast() || a.is_loopback())
-        {
-            return Err(Error::InvalidAddress {
-                input: a.to_string(),
-                reason: "a tunnel source must be a unicast address".into(),
-            });
-        }
-        if let Some(n) = o.table_size
-            && (!maglev::is_prime(n) || n as usize > MAGLEV_MAX || n < 7)
-        {
-            return Err(Error::InvalidTableSize(n));
-        }
-        for t in [o.tcp_timeout, o.other_timeout].into_iter().flatten() {
-            if t == 0 || t > 86_400 {
-                return Err(Error::InvalidTimeout(t));
-            }
-        }
+        o.validate()?;
         let (gid, mut info) = match self.group_by_name(group)? {
             Some(g) => g,
             None => self.create_group(group)?,
         };
-        if let Some(f) = o.fallback {
-            info.fallback = f as u8;
-        }
-        if let Some(a) = o.tunnel_source {
-            info.tunnel_source = a.octets();
-            info.has_tunnel_source = 1;
-        }
-        if let Some(a) = o.affinity {
-            info.affinity = a as u8;
-        }
-        if let Some(t) = o.tcp_timeout {
-            info.tcp_timeout = t;
-        }
-        if let Some(t) = o.other_timeout {
-            info.other_timeout = t;
-        }
         let resize = o.table_size.is_some_and(|n| n != info.maglev_size());
-        if let Some(n) = o.table_size {
-            info.table_size = n;
-        }
+        o.apply_to(&mut info);
         self.set_group(gid, info)?;
         if resize {
             self.republish(gid)?;
@@ -495,6 +501,55 @@ pub struct GroupOptions {
     pub other_timeout: Option<u32>,
     /// Consistent-hash table size (a prime).
     pub table_size: Option<u32>,
+}
+
+impl GroupOptions {
+    /// Checks every option that is set: a unicast tunnel source, a prime
+    /// table size from 7 to [`MAGLEV_MAX`], timeouts from 1 to 86400 s.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(a) = self.tunnel_source
+            && (a.is_unspecified() || a.is_multicast() || a.is_loopback())
+        {
+            return Err(Error::InvalidAddress {
+                input: a.to_string(),
+                reason: "a tunnel source must be a unicast address".into(),
+            });
+        }
+        if let Some(n) = self.table_size
+            && (!maglev::is_prime(n) || n as usize > MAGLEV_MAX || n < 7)
+        {
+            return Err(Error::InvalidTableSize(n));
+        }
+        for t in [self.tcp_timeout, self.other_timeout].into_iter().flatten() {
+            if t == 0 || t > 86_400 {
+                return Err(Error::InvalidTimeout(t));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the options that are set into a group's stored settings.
+    pub(crate) fn apply_to(&self, info: &mut GroupInfo) {
+        if let Some(f) = self.fallback {
+            info.fallback = f as u8;
+        }
+        if let Some(a) = self.tunnel_source {
+            info.tunnel_source = a.octets();
+            info.has_tunnel_source = 1;
+        }
+        if let Some(a) = self.affinity {
+            info.affinity = a as u8;
+        }
+        if let Some(t) = self.tcp_timeout {
+            info.tcp_timeout = t;
+        }
+        if let Some(t) = self.other_timeout {
+            info.other_timeout = t;
+        }
+        if let Some(n) = self.table_size {
+            info.table_size = n;
+        }
+    }
 }
 
 impl State {

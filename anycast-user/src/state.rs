@@ -235,15 +235,30 @@ impl State {
         })
     }
 
+    /// How many groups the table holds (id 0 is never used).
+    pub(crate) fn group_capacity(&self) -> u32 {
+        self.groups.len() - 1
+    }
+
+    /// The error of a full group table.
+    pub(crate) fn group_table_full(&self) -> Error {
+        Error::TableFull {
+            table: "group table",
+            capacity: self.group_capacity(),
+        }
+    }
+
     /// Allocates a group id for `name`, with zeroed counters.
     pub(crate) fn create_group(&mut self, name: &str) -> Result<(u32, GroupInfo)> {
         let used: Vec<u32> = self.groups_in_use()?.iter().map(|(id, _)| *id).collect();
         let id = (1..self.groups.len())
             .find(|id| !used.contains(id))
-            .ok_or(Error::TableFull {
-                table: "group table",
-                capacity: self.groups.len() - 1,
-            })?;
+            .ok_or_else(|| self.group_table_full())?;
+        Ok((id, self.create_group_at(id, name)?))
+    }
+
+    /// Makes free id `id` group `name`, with zeroed counters and default settings.
+    pub(crate) fn create_group_at(&mut self, id: u32, name: &str) -> Result<GroupInfo> {
         self.group_stats
             .set(id, zeroed_per_cpu::<GroupCounters>()?, 0)
             .map_err(map_err(map_names::GROUP_STATS))?;
@@ -253,7 +268,7 @@ impl State {
         self.groups
             .set(id, info, 0)
             .map_err(map_err(map_names::GROUPS))?;
-        Ok((id, info))
+        Ok(info)
     }
 
     pub(crate) fn set_group(&mut self, id: u32, info: GroupInfo) -> Result<()> {
@@ -301,14 +316,27 @@ impl State {
         validate_group_name(group)?;
         let existing = self.group_by_name(group)?;
         let created = existing.is_none();
-        let (id, mut info) = match existing {
+        let (id, _) = match existing {
             Some(g) => g,
             None => self.create_group(group)?,
         };
-        let value = AddrValue {
-            group_id: id,
-            _pad: 0,
-        };
+        let list: Vec<(AnycastPrefix, u32)> = list.iter().map(|p| (*p, id)).collect();
+        match self.insert_addresses(&list) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                if created {
+                    self.set_group(id, GroupInfo::zeroed())?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds each address or prefix to its group (an existing group id), with
+    /// one map update each. Entries already in their group are skipped. All
+    /// or nothing: an entry of another group, or a table that fills up,
+    /// undoes what this call added. Returns how many were added.
+    pub(crate) fn insert_addresses(&mut self, list: &[(AnycastPrefix, u32)]) -> Result<usize> {
         // Prefixes already present, read once (an LPM lookup is not exact).
         let mut prefixes: std::collections::HashMap<(u32, [u8; 16]), u32> = Default::default();
         for entry in self.prefixes.iter() {
@@ -317,13 +345,17 @@ impl State {
         }
         let lens: Vec<u8> = list
             .iter()
-            .filter(|p| !p.is_exact())
-            .map(|p| p.len)
+            .filter(|(p, _)| !p.is_exact())
+            .map(|(p, _)| p.len)
             .collect();
         self.sync_settings(&lens)?;
-        let mut added: Vec<AnycastPrefix> = Vec::new();
+        let mut added: Vec<(AnycastPrefix, u32)> = Vec::new();
         let mut failure = None;
-        for p in list {
+        for &(p, id) in list {
+            let value = AddrValue {
+                group_id: id,
+                _pad: 0,
+            };
             let holder = if p.is_exact() {
                 match self.addrs.get(&AddrKey::from(p.addr), 0) {
                     Ok(v) => Some(v.group_id),
@@ -347,7 +379,7 @@ impl State {
                 }
                 None => {}
             }
-            if let Err(e) = self.prefilter_count(p, true) {
+            if let Err(e) = self.prefilter_count(&p, true) {
                 failure = Some(e);
                 break;
             }
@@ -378,32 +410,23 @@ impl State {
                 r
             };
             match r {
-                Ok(()) => added.push(*p),
+                Ok(()) => added.push((p, id)),
                 Err(e) => {
-                    self.prefilter_count(p, false)?;
+                    self.prefilter_count(&p, false)?;
                     failure = Some(e);
                     break;
                 }
             }
         }
         if let Some(e) = failure {
-            for p in added {
-                let _ = if p.is_exact() {
-                    self.addrs.remove(&AddrKey::from(p.addr))
-                } else {
-                    self.prefixes
-                        .remove(&Key::new(u32::from(p.len), p.addr.octets()))
-                };
+            for (p, _) in added {
+                let _ = self.remove_entry(&p);
                 self.prefilter_count(&p, false)?;
             }
             self.sync_settings(&[])?;
-            if created {
-                self.set_group(id, GroupInfo::zeroed())?;
-            }
             return Err(e);
         }
-        info.addresses += added.len() as u32;
-        self.set_group(id, info)?;
+        self.count_addresses(&added, true)?;
         self.sync_settings(&[])?;
         Ok(added.len())
     }
@@ -413,25 +436,60 @@ impl State {
         let Some(v) = self.lookup_exact(&p)? else {
             return Err(Error::AddressNotFound(p.to_string()));
         };
+        self.remove_addresses(&[(p, v.group_id)])
+    }
+
+    /// Removes each address or prefix (of the group given with it), with one
+    /// map update each; the groups stay.
+    pub(crate) fn remove_addresses(&mut self, list: &[(AnycastPrefix, u32)]) -> Result<()> {
+        for (p, _) in list {
+            match self.remove_entry(p) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => {
+                    let name = if p.is_exact() {
+                        map_names::ANYCAST_ADDRS
+                    } else {
+                        map_names::ANYCAST_PREFIX
+                    };
+                    return Err(map_err(name)(e));
+                }
+            }
+            self.prefilter_count(p, false)?;
+        }
+        self.count_addresses(list, false)?;
+        self.sync_settings(&[])
+    }
+
+    /// Removes one entry from the exact or the prefix table.
+    fn remove_entry(&mut self, p: &AnycastPrefix) -> Result<(), MapError> {
         if p.is_exact() {
-            self.addrs
-                .remove(&AddrKey::from(p.addr))
-                .map_err(map_err(map_names::ANYCAST_ADDRS))?;
+            self.addrs.remove(&AddrKey::from(p.addr))
         } else {
             self.prefixes
                 .remove(&Key::new(u32::from(p.len), p.addr.octets()))
-                .map_err(map_err(map_names::ANYCAST_PREFIX))?;
         }
-        let mut info = self
-            .groups
-            .get(&v.group_id, 0)
-            .map_err(map_err(map_names::GROUPS))?;
-        if info.in_use != 0 {
-            info.addresses = info.addresses.saturating_sub(1);
-            self.set_group(v.group_id, info)?;
+    }
+
+    /// Adds (or subtracts) the entries of `list` to their groups' address counts.
+    fn count_addresses(&mut self, list: &[(AnycastPrefix, u32)], add: bool) -> Result<()> {
+        let mut per_group: BTreeMap<u32, u32> = BTreeMap::new();
+        for (_, id) in list {
+            *per_group.entry(*id).or_default() += 1;
         }
-        self.prefilter_count(&p, false)?;
-        self.sync_settings(&[])?;
+        for (id, n) in per_group {
+            let mut info = self
+                .groups
+                .get(&id, 0)
+                .map_err(map_err(map_names::GROUPS))?;
+            if info.in_use != 0 {
+                info.addresses = if add {
+                    info.addresses + n
+                } else {
+                    info.addresses.saturating_sub(n)
+                };
+                self.set_group(id, info)?;
+            }
+        }
         Ok(())
     }
 
@@ -480,27 +538,40 @@ impl State {
             .map_err(map_err(map_names::PREFILTER))
     }
 
-    /// Every configured address and prefix, sorted.
-    pub fn addresses(&self) -> Result<Vec<AddressEntry>> {
+    /// Every configured address and prefix with its group id, unsorted.
+    pub(crate) fn address_ids(&self) -> Result<Vec<(AnycastPrefix, u32)>> {
         let mut out = Vec::new();
         for entry in self.addrs.iter() {
             let (k, v) = entry.map_err(map_err(map_names::ANYCAST_ADDRS))?;
-            out.push(AddressEntry {
-                prefix: AnycastPrefix {
-                    addr: k.into(),
-                    len: 128,
-                },
-                group: self.group_name(v.group_id)?,
-            });
+            let p = AnycastPrefix {
+                addr: k.into(),
+                len: 128,
+            };
+            out.push((p, v.group_id));
         }
         for entry in self.prefixes.iter() {
             let (k, v) = entry.map_err(map_err(map_names::ANYCAST_PREFIX))?;
+            let p = AnycastPrefix {
+                addr: k.data().into(),
+                len: k.prefix_len() as u8,
+            };
+            out.push((p, v.group_id));
+        }
+        Ok(out)
+    }
+
+    /// Capacities of the exact-address and the prefix tables.
+    pub(crate) fn address_capacities(&self) -> (u32, u32) {
+        (self.addr_capacity, self.prefix_capacity)
+    }
+
+    /// Every configured address and prefix, sorted.
+    pub fn addresses(&self) -> Result<Vec<AddressEntry>> {
+        let mut out = Vec::new();
+        for (prefix, id) in self.address_ids()? {
             out.push(AddressEntry {
-                prefix: AnycastPrefix {
-                    addr: k.data().into(),
-                    len: k.prefix_len() as u8,
-                },
-                group: self.group_name(v.group_id)?,
+                prefix,
+                group: self.group_name(id)?,
             });
         }
         out.sort_by(|a, b| (&a.group, a.prefix).cmp(&(&b.group, b.prefix)));

@@ -4,10 +4,16 @@
 //! here has to keep running for packets to be filtered, except `run`, which
 //! attaches, prints live counters, and detaches on Ctrl-C.
 
-use std::{net::Ipv6Addr, path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use anycast::{
     AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, Interface, PinDir,
+    addr::parse_unicast,
+    config::Config,
     dataplane::{MemberVia, require_root},
     flows::FlowTableStats,
     members::{GroupOptions, MemberEntry},
@@ -68,6 +74,35 @@ enum Command {
     /// Inspect and manage the flow table (flow affinity).
     #[command(subcommand)]
     Flows(FlowsCommand),
+    /// Check or apply a configuration file (groups, addresses, members; TOML).
+    ///
+    /// One table per group, one per member (or an inline table):
+    ///
+    ///   [group.dns]
+    ///   addresses = ["2001:db8:53::1", "2001:db8:a::/48"]
+    ///   fallback = "drop"            # or "pass" (default)
+    ///   affinity = "flow"            # or "none"
+    ///   flow-timeout = 300           # TCP, seconds; flow-timeout-other = 30
+    ///   table-size = 1021            # a prime up to 4093
+    ///   tunnel-source = "2001:db8::1"
+    ///
+    ///   [group.dns.member.m1]
+    ///   iface = "eth1"               # on-link: interface and MAC ...
+    ///   mac = "02:00:00:00:00:01"
+    ///   metric = 10                  # default 100
+    ///   weight = 1                   # 1 to 100
+    ///   state = "up"                 # "down", "drain"
+    ///
+    ///   [group.dns.member.far]
+    ///   encap = "2001:db8:f::2"      # ... or routed, IPv6-in-IPv6
+    ///
+    /// `apply` adds what is missing, changes what differs and removes the
+    /// groups, addresses and members the file does not name. The whole file
+    /// is validated first (every error names its line and field) and
+    /// checked against the tables' sizes: a bad file changes nothing.
+    /// Interfaces are attached with `attach`, not here. See docs/CONFIG.md.
+    #[command(subcommand, verbatim_doc_comment)]
+    Config(ConfigCommand),
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
         /// Print JSON.
@@ -221,6 +256,25 @@ enum GroupCommand {
         /// Consistent-hash table size, a prime up to 4093 (default 1021).
         #[arg(long, value_name = "PRIME")]
         table_size: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Parse and validate a file and print a summary; changes nothing, needs
+    /// no privileges, e.g. `anycast config check /etc/anycast.toml`.
+    Check {
+        /// The file, e.g. /etc/anycast.toml.
+        file: PathBuf,
+    },
+    /// Make the pinned state match a file and print what changed, e.g.
+    /// `anycast config apply /etc/anycast.toml`.
+    Apply {
+        /// The file, e.g. /etc/anycast.toml.
+        file: PathBuf,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -445,6 +499,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("group {name} updated");
         }
         Command::Flows(cmd) => flows_command(pin, cmd)?,
+        Command::Config(cmd) => config_command(pin, cli.flow_table_size, cmd)?,
         Command::Stats { json } => {
             let dp = Dataplane::open(pin)?;
             let report = Report {
@@ -476,13 +531,59 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A unicast IPv6 address from the command line.
-fn parse_unicast(s: &str) -> anyhow::Result<Ipv6Addr> {
-    let p: AnycastPrefix = s.parse()?;
-    if !p.is_exact() {
-        anyhow::bail!("`{s}` is a prefix; an address is needed here");
+/// Reads and validates a configuration file; its errors name the file.
+fn load_config(file: &Path) -> anyhow::Result<Config> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    Config::parse(&text).map_err(|e| in_file(file, e.into()))
+}
+
+/// A configuration error (which names a line) prefixed with its file.
+fn in_file(file: &Path, e: anycast::Error) -> anyhow::Error {
+    match e {
+        anycast::Error::Config(_) => anyhow::Error::new(e).context(file.display().to_string()),
+        e => e.into(),
     }
-    Ok(p.addr)
+}
+
+fn config_command(pin: PinDir, flow_table: Option<u32>, cmd: ConfigCommand) -> anyhow::Result<()> {
+    match cmd {
+        ConfigCommand::Check { file } => {
+            let cfg = load_config(&file)?;
+            print!("{}: valid; {cfg}", file.display());
+        }
+        ConfigCommand::Apply { file, dry_run } => {
+            let cfg = load_config(&file)?;
+            let mut dp = if dry_run {
+                Dataplane::open(pin)?
+            } else {
+                Dataplane::open_or_create_with(pin, flow_table)?
+            };
+            let start = std::time::Instant::now();
+            let changes = dp
+                .apply_config(&cfg, dry_run)
+                .map_err(|e| in_file(&file, e))?;
+            for c in &changes {
+                println!("{}{c}", if dry_run { "would have " } else { "" });
+            }
+            let count = |a: &str| changes.iter().filter(|c| c.action == a).count();
+            println!(
+                "{} {}: {} added, {} changed, {} replaced, {} removed{}",
+                if dry_run { "checked" } else { "applied" },
+                file.display(),
+                count("added"),
+                count("changed"),
+                count("replaced"),
+                count("removed"),
+                if dry_run {
+                    " (dry run: nothing changed)".to_string()
+                } else {
+                    format!(" in {:.2?}", start.elapsed())
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
 fn flows_command(pin: PinDir, cmd: FlowsCommand) -> anyhow::Result<()> {

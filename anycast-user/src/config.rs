@@ -1,0 +1,1294 @@
+//! The configuration file: every group with its settings, anycast addresses
+//! and members, in TOML (format in docs/CONFIG.md).
+//!
+//! [`Config::parse`] validates a whole file first; every error names its
+//! line and field. [`State::apply_config`] then makes the pinned state match
+//! it: what is missing is added, what differs is changed, and addresses,
+//! members and groups the file no longer names are removed. A file that
+//! does not fit the tables is refused before anything changes. Each group's
+//! selection is published once, however many of its members change.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    fmt,
+    net::Ipv6Addr,
+};
+
+use anycast_common::{Affinity, Fallback, GroupInfo, MemberInfo, MemberKind, MemberState};
+use bytemuck::Zeroable as _;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{
+    addr::{AnycastPrefix, parse_unicast},
+    dataplane::MemberVia,
+    error::{Error, Result},
+    members::{
+        GroupOptions, Members, Via, format_mac, new_member, parse_mac, source_key, state_name,
+        validate_member_name, validate_weight,
+    },
+    state::{State, fallback_name, validate_group_name},
+};
+
+/// Metric of a member that names none.
+pub const DEFAULT_METRIC: u32 = 100;
+
+/// Why a configuration file was refused. Each is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not TOML, or a key or value of the wrong kind (from the TOML parser).
+    #[error("line {line}, column {column}: {message}")]
+    Syntax {
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column (in characters).
+        column: usize,
+        /// What is wrong, with the text of the line when it helps.
+        message: String,
+    },
+    /// A value that is well-formed TOML but not a valid setting.
+    #[error("line {line}: {}: {}", one_line(field), one_line(&error.to_string()))]
+    Invalid {
+        /// 1-based line of the value.
+        line: usize,
+        /// Dotted path of the field, e.g. `group.dns.member.m1.mac`.
+        field: String,
+        /// Why it was refused.
+        error: Box<Error>,
+    },
+}
+
+/// A validated configuration file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Every group, by name.
+    pub groups: BTreeMap<String, GroupConfig>,
+}
+
+/// One group of a [`Config`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// Line of the group's name.
+    pub line: usize,
+    /// The settings the file gives; the others take their defaults.
+    pub options: GroupOptions,
+    /// Its anycast addresses and prefixes, in file order.
+    pub addresses: Vec<AnycastPrefix>,
+    /// Its members, by name.
+    pub members: BTreeMap<String, MemberConfig>,
+}
+
+/// One member of a [`GroupConfig`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberConfig {
+    /// Line of the member's name.
+    pub line: usize,
+    /// On-link (interface and MAC) or routed (address).
+    pub via: MemberVia,
+    /// Lower is nearer.
+    pub metric: u32,
+    /// Share among tied members, 1..=100.
+    pub weight: u8,
+    /// Up, down or draining.
+    pub state: MemberState,
+}
+
+/// The file as TOML has it, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    group: BTreeMap<Spanned<String>, RawGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawGroup {
+    fallback: Option<RawFallback>,
+    affinity: Option<RawAffinity>,
+    flow_timeout: Option<Spanned<u32>>,
+    flow_timeout_other: Option<Spanned<u32>>,
+    table_size: Option<Spanned<u32>>,
+    tunnel_source: Option<Spanned<String>>,
+    #[serde(default)]
+    addresses: Vec<Spanned<String>>,
+    #[serde(default)]
+    member: BTreeMap<Spanned<String>, RawMember>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMember {
+    iface: Option<Spanned<String>>,
+    mac: Option<Spanned<String>>,
+    encap: Option<Spanned<String>>,
+    metric: Option<u32>,
+    weight: Option<Spanned<u8>>,
+    state: Option<RawState>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawFallback {
+    Pass,
+    Drop,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawAffinity {
+    Flow,
+    None,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawState {
+    Up,
+    Down,
+    #[serde(alias = "draining")]
+    Drain,
+}
+
+/// `s` with control characters escaped (a quoted TOML key may hold a
+/// newline), so that an error stays on one line.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// 1-based line and column (in characters) of byte `offset` of `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
+}
+
+/// Turns the TOML parser's error into one line: position, message, and
+/// the offending line of the file (which names the key).
+fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+    let mut message = one_line(&e.message().split_whitespace().collect::<Vec<_>>().join(" "));
+    if let Some(l) = text.lines().nth(line - 1).map(str::trim)
+        && !l.is_empty()
+    {
+        let shown = one_line(&l.chars().take(60).collect::<String>());
+        let more = if l.chars().count() > 60 { "..." } else { "" };
+        message = format!("{message} (in `{shown}{more}`)");
+    }
+    ConfigError::Syntax {
+        line,
+        column,
+        message,
+    }
+}
+
+/// Validates one file's values, remembering where each came from.
+struct Checker<'a> {
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn line<T>(&self, s: &Spanned<T>) -> usize {
+        line_col(self.text, s.span().start).0
+    }
+
+    fn check<T, U>(
+        &self,
+        at: &Spanned<T>,
+        field: impl FnOnce() -> String,
+        r: Result<U>,
+    ) -> Result<U, ConfigError> {
+        r.map_err(|e| ConfigError::Invalid {
+            line: self.line(at),
+            field: field(),
+            error: Box::new(e),
+        })
+    }
+}
+
+impl Config {
+    /// Parses and validates a whole file: every value, every name, no
+    /// address in two groups, no two members of a group reached the same way.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
+        let c = Checker { text };
+        let mut cfg = Config::default();
+        let mut owner: HashMap<AnycastPrefix, String> = HashMap::new();
+        for (name, g) in raw.group {
+            let gname = name.get_ref().clone();
+            let f = |key: &str| format!("group.{gname}.{key}");
+            c.check(
+                &name,
+                || format!("group.{gname}"),
+                validate_group_name(&gname),
+            )?;
+            let mut options = GroupOptions {
+                fallback: g.fallback.map(|f| match f {
+                    RawFallback::Pass => Fallback::Pass,
+                    RawFallback::Drop => Fallback::Drop,
+                }),
+                affinity: g.affinity.map(|a| match a {
+                    RawAffinity::Flow => Affinity::Flow,
+                    RawAffinity::None => Affinity::None,
+                }),
+                ..GroupOptions::default()
+            };
+            // Each setting validated alone, so that an error names its own line.
+            let mut one = |at: &Spanned<u32>, key: &str, set: &dyn Fn(&mut GroupOptions)| {
+                let mut o = GroupOptions::default();
+                set(&mut o);
+                c.check(at, || f(key), o.validate())?;
+                set(&mut options);
+                Ok::<_, ConfigError>(())
+            };
+            if let Some(t) = &g.flow_timeout {
+                one(t, "flow-timeout", &|o| o.tcp_timeout = Some(*t.get_ref()))?;
+            }
+            if let Some(t) = &g.flow_timeout_other {
+                one(t, "flow-timeout-other", &|o| {
+                    o.other_timeout = Some(*t.get_ref())
+                })?;
+            }
+            if let Some(n) = &g.table_size {
+                one(n, "table-size", &|o| o.table_size = Some(*n.get_ref()))?;
+            }
+            if let Some(a) = &g.tunnel_source {
+                options.tunnel_source =
+                    Some(c.check(a, || f("tunnel-source"), parse_unicast(a.get_ref()))?);
+            }
+            let mut addresses = Vec::with_capacity(g.addresses.len());
+            for a in &g.addresses {
+                let p: AnycastPrefix = c.check(a, || f("addresses"), a.get_ref().parse())?;
+                if let Some(other) = owner.insert(p, gname.clone()) {
+                    let e = if other == gname {
+                        Error::InvalidAddress {
+                            input: p.to_string(),
+                            reason: "listed twice".into(),
+                        }
+                    } else {
+                        Error::AddressInOtherGroup {
+                            addr: p.to_string(),
+                            group: other,
+                        }
+                    };
+                    return Err(c.check(a, || f("addresses"), Err(e))?);
+                }
+                addresses.push(p);
+            }
+            let mut members = BTreeMap::new();
+            let mut ways: HashSet<MemberVia> = HashSet::new();
+            for (mname, m) in g.member {
+                let mn = mname.get_ref().clone();
+                let mf = |key: &str| format!("group.{gname}.member.{mn}{key}");
+                c.check(&mname, || mf(""), validate_member_name(&mn))?;
+                let via = match (&m.iface, &m.mac, &m.encap) {
+                    (Some(iface), Some(mac), None) => {
+                        let mac = c.check(mac, || mf(".mac"), parse_mac(mac.get_ref()))?;
+                        if iface.get_ref().is_empty() || iface.get_ref().len() >= 16 {
+                            let e = Error::UnknownInterface(iface.get_ref().clone());
+                            return Err(c.check(iface, || mf(".iface"), Err(e))?);
+                        }
+                        MemberVia::L2 {
+                            iface: iface.get_ref().clone(),
+                            mac,
+                        }
+                    }
+                    (None, None, Some(a)) => {
+                        MemberVia::Encap(c.check(a, || mf(".encap"), parse_unicast(a.get_ref()))?)
+                    }
+                    _ => return Err(c.check(&mname, || mf(""), Err(Error::MemberVia))?),
+                };
+                if !ways.insert(via.clone()) {
+                    let e = Error::MemberSourceTaken(match &via {
+                        MemberVia::L2 { iface, mac } => format!("{iface} {}", format_mac(mac)),
+                        MemberVia::Encap(a) => a.to_string(),
+                    });
+                    return Err(c.check(&mname, || mf(""), Err(e))?);
+                }
+                let weight = match &m.weight {
+                    Some(w) => c
+                        .check(w, || mf(".weight"), validate_weight(*w.get_ref()))
+                        .map(|()| *w.get_ref())?,
+                    None => 1,
+                };
+                let state = match m.state {
+                    None | Some(RawState::Up) => MemberState::Up,
+                    Some(RawState::Down) => MemberState::Down,
+                    Some(RawState::Drain) => MemberState::Draining,
+                };
+                let line = c.line(&mname);
+                let metric = m.metric.unwrap_or(DEFAULT_METRIC);
+                members.insert(
+                    mn,
+                    MemberConfig {
+                        line,
+                        via,
+                        metric,
+                        weight,
+                        state,
+                    },
+                );
+            }
+            let line = c.line(&name);
+            cfg.groups.insert(
+                gname,
+                GroupConfig {
+                    line,
+                    options,
+                    addresses,
+                    members,
+                },
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// How many addresses and prefixes, and how many members, in all groups.
+    pub fn totals(&self) -> (usize, usize) {
+        self.groups.values().fold((0, 0), |(a, m), g| {
+            (a + g.addresses.len(), m + g.members.len())
+        })
+    }
+}
+
+impl fmt::Display for Config {
+    /// A summary: totals, then one line per group.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (a, m) = self.totals();
+        writeln!(
+            f,
+            "{} groups, {a} addresses and prefixes, {m} members",
+            self.groups.len()
+        )?;
+        for (name, g) in &self.groups {
+            let up = g
+                .members
+                .values()
+                .filter(|m| m.state == MemberState::Up)
+                .count();
+            writeln!(
+                f,
+                "  {name}: {} addresses, {} members ({up} up)",
+                g.addresses.len(),
+                g.members.len()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// One change `apply_config` made (or, in a dry run, would make).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// `added`, `changed`, `replaced` (a member reached another way: new
+    /// id, new counters) or `removed`.
+    pub action: &'static str,
+    /// `group`, `address` or `member`.
+    pub kind: &'static str,
+    /// The group.
+    pub group: String,
+    /// The address or the member (empty for a group).
+    pub name: String,
+    /// What changed, e.g. `metric 10 -> 20`.
+    pub detail: String,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            "group" => write!(f, "{} group {}", self.action, self.group)?,
+            "address" => {
+                let to = if self.action == "removed" {
+                    "from"
+                } else {
+                    "to"
+                };
+                write!(
+                    f,
+                    "{} address {} {to} group {}",
+                    self.action, self.name, self.group
+                )?
+            }
+            _ => write!(
+                f,
+                "{} {} {}/{}",
+                self.action, self.kind, self.group, self.name
+            )?,
+        }
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+fn change(action: &'static str, kind: &'static str, group: &str, name: String) -> Change {
+    Change {
+        action,
+        kind,
+        group: group.to_string(),
+        name,
+        detail: String::new(),
+    }
+}
+
+/// A group's settings as the file wants them: `current` with every setting
+/// back to its default, then the file's.
+fn wanted_settings(current: &GroupInfo, o: &GroupOptions) -> GroupInfo {
+    let mut info = GroupInfo {
+        fallback: 0,
+        has_tunnel_source: 0,
+        tunnel_source: [0; 16],
+        affinity: 0,
+        tcp_timeout: 0,
+        other_timeout: 0,
+        table_size: 0,
+        ..*current
+    };
+    o.apply_to(&mut info);
+    info
+}
+
+/// The settings that differ between two groups, as `name old -> new`.
+fn settings_diff(old: &GroupInfo, new: &GroupInfo) -> Vec<String> {
+    let tunnel = |g: &GroupInfo| {
+        if g.has_tunnel_source != 0 {
+            Ipv6Addr::from(g.tunnel_source).to_string()
+        } else {
+            "none".into()
+        }
+    };
+    let affinity = |g: &GroupInfo| match Affinity::from_u8(g.affinity) {
+        Affinity::Flow => "flow",
+        Affinity::None => "none",
+    };
+    let secs = |g: &GroupInfo, proto| (g.flow_timeout_ns(proto) / 1_000_000_000).to_string();
+    let tcp = anycast_common::wire::IPPROTO_TCP;
+    let fields = [
+        (
+            "fallback",
+            fallback_name(Fallback::from_u8(old.fallback)).to_string(),
+            fallback_name(Fallback::from_u8(new.fallback)).to_string(),
+        ),
+        ("affinity", affinity(old).into(), affinity(new).into()),
+        ("flow-timeout", secs(old, tcp), secs(new, tcp)),
+        ("flow-timeout-other", secs(old, 0), secs(new, 0)),
+        (
+            "table-size",
+            old.maglev_size().to_string(),
+            new.maglev_size().to_string(),
+        ),
+        ("tunnel-source", tunnel(old), tunnel(new)),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(k, a, b)| format!("{k} {a} -> {b}"))
+        .collect()
+}
+
+fn same_way(a: &MemberInfo, b: &MemberInfo) -> bool {
+    a.kind == b.kind
+        && match MemberKind::from_u8(a.kind) {
+            MemberKind::L2 => (a.ifindex, a.mac, a.src_mac) == (b.ifindex, b.mac, b.src_mac),
+            _ => a.addr == b.addr,
+        }
+}
+
+/// The member fields that differ, as `name old -> new`.
+fn member_diff(old: &MemberInfo, new: &MemberInfo) -> Vec<String> {
+    let st = |m: &MemberInfo| state_name(MemberState::from_u8(m.up));
+    let mut d = Vec::new();
+    if old.metric != new.metric {
+        d.push(format!("metric {} -> {}", old.metric, new.metric));
+    }
+    if old.weight.max(1) != new.weight.max(1) {
+        d.push(format!(
+            "weight {} -> {}",
+            old.weight.max(1),
+            new.weight.max(1)
+        ));
+    }
+    if old.up != new.up {
+        d.push(format!("state {} -> {}", st(old), st(new)));
+    }
+    d
+}
+
+fn describe(m: &MemberConfig) -> String {
+    let via = match &m.via {
+        MemberVia::L2 { iface, mac } => format!("{iface} {}", format_mac(mac)),
+        MemberVia::Encap(a) => format!("encap {a}"),
+    };
+    format!(
+        "{via}, metric {}, weight {}, {}",
+        m.metric,
+        m.weight,
+        state_name(m.state)
+    )
+}
+
+/// What `apply_config` will do, worked out before anything changes.
+#[derive(Default)]
+struct Plan {
+    changes: Vec<Change>,
+    /// Groups the file no longer names: (id, every member of theirs).
+    groups_removed: Vec<(u32, Members)>,
+    /// Groups to create, by name.
+    groups_new: Vec<String>,
+    /// Settings to write, by group name (new and changed groups).
+    settings: Vec<(String, GroupOptions)>,
+    /// Members of kept groups to remove (gone from the file, or replaced).
+    members_removed: Members,
+    /// Members to add: their group's name, their entry (group id unset).
+    members_new: Vec<(String, MemberInfo)>,
+    /// Members changed in place (metric, weight, state).
+    members_changed: Members,
+    /// Groups whose selection must be published (by name).
+    publish: BTreeSet<String>,
+    addresses_removed: Vec<(AnycastPrefix, u32)>,
+    addresses_new: Vec<(AnycastPrefix, String)>,
+}
+
+impl State {
+    /// Makes the state match `cfg` (see the module doc) and returns what
+    /// changed; with `dry_run`, only says what would change. `resolve` finds
+    /// an on-link member's interface (index and MAC). The file is checked
+    /// against the tables' capacities before the first change: a file that
+    /// does not fit changes nothing.
+    pub fn apply_config(
+        &mut self,
+        cfg: &Config,
+        resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>,
+        dry_run: bool,
+    ) -> Result<Vec<Change>> {
+        let plan = self.plan(cfg, resolve)?;
+        if dry_run {
+            return Ok(plan.changes);
+        }
+        self.execute(plan)
+    }
+
+    fn plan(
+        &self,
+        cfg: &Config,
+        resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>,
+    ) -> Result<Plan> {
+        let mut p = Plan::default();
+        // Every member as the file wants it, with its way in resolved.
+        let mut wanted: HashMap<(&str, &str), MemberInfo> = HashMap::new();
+        for (g, gc) in &cfg.groups {
+            for (n, mc) in &gc.members {
+                let via = resolve(&mc.via).map_err(|e| {
+                    let key = match mc.via {
+                        MemberVia::L2 { .. } => ".iface",
+                        MemberVia::Encap(_) => ".encap",
+                    };
+                    ConfigError::Invalid {
+                        line: mc.line,
+                        field: format!("group.{g}.member.{n}{key}"),
+                        error: Box::new(e),
+                    }
+                })?;
+                let mut m = new_member(n, via, mc.metric, mc.weight);
+                m.up = mc.state as u8;
+                wanted.insert((g.as_str(), n.as_str()), m);
+            }
+        }
+
+        let groups_now = self.groups_in_use()?;
+        let names: HashMap<u32, String> = groups_now
+            .iter()
+            .map(|(id, g)| (*id, g.name_str()))
+            .collect();
+        let ids: HashMap<&str, (u32, GroupInfo)> = groups_now
+            .iter()
+            .map(|(id, g)| (names[id].as_str(), (*id, *g)))
+            .collect();
+        let members_now = self.members_in_use()?;
+
+        // Groups.
+        for (id, _) in &groups_now {
+            if !cfg.groups.contains_key(&names[id]) {
+                let mine = members_now
+                    .iter()
+                    .filter(|(_, m)| m.group_id == *id)
+                    .copied()
+                    .collect();
+                p.groups_removed.push((*id, mine));
+            }
+        }
+        for (g, gc) in &cfg.groups {
+            match ids.get(g.as_str()) {
+                None => {
+                    p.groups_new.push(g.clone());
+                    p.settings.push((g.clone(), gc.options));
+                    p.publish.insert(g.clone());
+                    p.changes.push(change("added", "group", g, String::new()));
+                }
+                Some((_, info)) => {
+                    let want = wanted_settings(info, &gc.options);
+                    let diff = settings_diff(info, &want);
+                    if !diff.is_empty() {
+                        if want.maglev_size() != info.maglev_size() {
+                            p.publish.insert(g.clone());
+                        }
+                        p.settings.push((g.clone(), gc.options));
+                        let mut c = change("changed", "group", g, String::new());
+                        c.detail = diff.join(", ");
+                        p.changes.push(c);
+                    }
+                }
+            }
+        }
+
+        // Members.
+        let mut present: HashSet<(String, String)> = HashSet::new();
+        for &(id, m) in &members_now {
+            let g = &names[&m.group_id];
+            let n = m.name_str();
+            let Some(gc) = cfg.groups.get(g) else {
+                p.changes.push(change("removed", "member", g, n));
+                continue;
+            };
+            let Some(want) = wanted.get(&(g.as_str(), n.as_str())) else {
+                p.members_removed.push((id, m));
+                p.publish.insert(g.clone());
+                p.changes.push(change("removed", "member", g, n));
+                continue;
+            };
+            present.insert((g.clone(), n.clone()));
+            if !same_way(&m, want) {
+                p.members_removed.push((id, m));
+                p.members_new.push((g.clone(), *want));
+                p.publish.insert(g.clone());
+                let mut c = change("replaced", "member", g, n.clone());
+                c.detail = format!("now {}", describe(&gc.members[&n]));
+                p.changes.push(c);
+                continue;
+            }
+            let diff = member_diff(&m, want);
+            if !diff.is_empty() {
+                let mut m = m;
+                m.metric = want.metric;
+                m.weight = want.weight;
+                m.up = want.up;
+                p.members_changed.push((id, m));
+                p.publish.insert(g.clone());
+                let mut c = change("changed", "member", g, n);
+                c.detail = diff.join(", ");
+                p.changes.push(c);
+            }
+        }
+        for (g, gc) in &cfg.groups {
+            for (n, mc) in &gc.members {
+                if !present.contains(&(g.clone(), n.clone())) {
+                    p.members_new
+                        .push((g.clone(), wanted[&(g.as_str(), n.as_str())]));
+                    p.publish.insert(g.clone());
+                    let mut c = change("added", "member", g, n.clone());
+                    c.detail = describe(mc);
+                    p.changes.push(c);
+                }
+            }
+        }
+
+        // Addresses.
+        let mut want_addr: HashMap<AnycastPrefix, &str> = HashMap::new();
+        for (g, gc) in &cfg.groups {
+            for a in &gc.addresses {
+                want_addr.insert(*a, g);
+            }
+        }
+        let addrs_now = self.address_ids()?;
+        let mut kept: HashSet<AnycastPrefix> = HashSet::new();
+        for &(a, id) in &addrs_now {
+            let g = names.get(&id).map_or("", String::as_str);
+            if want_addr.get(&a) == Some(&g) {
+                kept.insert(a);
+            } else {
+                p.addresses_removed.push((a, id));
+                p.changes
+                    .push(change("removed", "address", g, a.to_string()));
+            }
+        }
+        for (g, gc) in &cfg.groups {
+            for a in &gc.addresses {
+                if !kept.contains(a) {
+                    p.addresses_new.push((*a, g.clone()));
+                    p.changes.push(change("added", "address", g, a.to_string()));
+                }
+            }
+        }
+        for (id, _) in &p.groups_removed {
+            p.changes
+                .push(change("removed", "group", &names[id], String::new()));
+        }
+
+        // Capacities: refuse now rather than fail half-way.
+        let groups_after = groups_now.len() - p.groups_removed.len() + p.groups_new.len();
+        if groups_after > self.group_capacity() as usize {
+            return Err(self.group_table_full());
+        }
+        let removed: usize =
+            p.members_removed.len() + p.groups_removed.iter().map(|(_, m)| m.len()).sum::<usize>();
+        if members_now.len() - removed + p.members_new.len() > self.member_capacity() as usize {
+            return Err(self.member_table_full());
+        }
+        let (addr_cap, prefix_cap) = self.address_capacities();
+        let count = |exact: bool, list: &mut dyn Iterator<Item = &AnycastPrefix>| {
+            list.filter(|a| a.is_exact() == exact).count()
+        };
+        for (exact, table, capacity) in [
+            (true, "anycast address table", addr_cap),
+            (false, "anycast prefix table", prefix_cap),
+        ] {
+            let after = count(exact, &mut addrs_now.iter().map(|(a, _)| a))
+                - count(exact, &mut p.addresses_removed.iter().map(|(a, _)| a))
+                + count(exact, &mut p.addresses_new.iter().map(|(a, _)| a));
+            if after > capacity as usize {
+                return Err(Error::TableFull { table, capacity });
+            }
+        }
+        p.changes.sort_by_key(|c| {
+            let order = ["group", "member", "address"];
+            (
+                c.action == "removed",
+                order.iter().position(|k| *k == c.kind),
+                c.group.clone(),
+                c.name.clone(),
+            )
+        });
+        Ok(p)
+    }
+
+    fn execute(&mut self, mut p: Plan) -> Result<Vec<Change>> {
+        // On-link members' egress ports first: harmless, and the one step
+        // (besides the plan) that the kernel may refuse.
+        for (_, m) in &p.members_new {
+            if m.kind == MemberKind::L2 as u8 {
+                self.add_tx_port(m.ifindex)?;
+            }
+        }
+        // Addresses out first: no packet reaches what is being removed.
+        self.remove_addresses(&p.addresses_removed)?;
+        // Groups the file no longer names: an empty selection, then their
+        // members' slots, then the group itself and its flows.
+        let mut gone = BTreeSet::new();
+        for (id, members) in &p.groups_removed {
+            self.publish_selection(*id, &[])?;
+            for (mid, m) in members {
+                self.forget_member(*mid, m)?;
+            }
+            self.set_group(*id, GroupInfo::zeroed())?;
+            gone.insert(*id);
+        }
+        if !gone.is_empty() {
+            self.flush_flows_where(|g| gone.contains(&g))?;
+        }
+
+        let mut members = self.members_in_use()?;
+        let removed_ids: HashSet<u32> = p.members_removed.iter().map(|(id, _)| *id).collect();
+        // New members take slots that are free now, so a removed member
+        // stays valid until the selection without it is published. When
+        // that cannot be (a full table, or a new member reached the way a
+        // removed one is), removed members leave first, in one publish per
+        // group.
+        let key = |m: &MemberInfo| bytemuck::cast::<_, [u8; 32]>(source_key(m));
+        let taken: HashSet<[u8; 32]> = p.members_removed.iter().map(|(_, m)| key(m)).collect();
+        let free = self.member_capacity() as usize - members.len();
+        let mut early = p.members_new.len() > free;
+        let mut group_ids: HashMap<String, u32> = self
+            .groups_in_use()?
+            .into_iter()
+            .map(|(id, g)| (g.name_str(), id))
+            .collect();
+        for (g, m) in &p.members_new {
+            if let Some(&gid) = group_ids.get(g) {
+                let mut k = *m;
+                k.group_id = gid;
+                early |= taken.contains(&key(&k));
+            }
+        }
+        if early {
+            members.retain(|(id, _)| !removed_ids.contains(id));
+            let groups: BTreeSet<u32> = p.members_removed.iter().map(|(_, m)| m.group_id).collect();
+            for gid in groups {
+                self.publish_selection(gid, &members)?;
+            }
+            for (id, m) in std::mem::take(&mut p.members_removed) {
+                self.forget_member(id, &m)?;
+            }
+        }
+
+        // New groups, then settings.
+        let mut free_groups = (1..=self.group_capacity())
+            .filter(|id| !group_ids.values().any(|g| g == id))
+            .collect::<Vec<_>>()
+            .into_iter();
+        for g in &p.groups_new {
+            let id = free_groups.next().ok_or_else(|| self.group_table_full())?;
+            self.create_group_at(id, g)?;
+            group_ids.insert(g.clone(), id);
+        }
+        for (g, o) in &p.settings {
+            let id = group_ids[g];
+            let info = self.group_info(id)?;
+            self.set_group(id, wanted_settings(&info, o))?;
+        }
+
+        // Members: new ones installed (not yet selected), changed ones
+        // rewritten, then one publish per group, then removed ones freed.
+        let mut ids = self
+            .free_member_ids(&members)
+            .collect::<Vec<_>>()
+            .into_iter();
+        for (g, m) in &p.members_new {
+            let id = ids.next().ok_or_else(|| self.member_table_full())?;
+            let mut m = *m;
+            m.group_id = group_ids[g];
+            self.install_member(id, &m)?;
+            members.push((id, m));
+        }
+        for (id, m) in &p.members_changed {
+            self.members
+                .set(*id, *m, 0)
+                .map_err(crate::state::map_err(anycast_common::map_names::MEMBERS))?;
+            if let Some(slot) = members.iter_mut().find(|(i, _)| i == id) {
+                slot.1 = *m;
+            }
+        }
+        members.retain(|(id, _)| !p.members_removed.iter().any(|(r, _)| r == id));
+        let mut by_group: BTreeMap<u32, Members> = BTreeMap::new();
+        for &(id, m) in &members {
+            by_group.entry(m.group_id).or_default().push((id, m));
+        }
+        for g in &p.publish {
+            let gid = group_ids[g];
+            self.publish_selection(gid, by_group.get(&gid).map_or(&[], Vec::as_slice))?;
+        }
+        for (id, m) in &p.members_removed {
+            self.forget_member(*id, m)?;
+        }
+
+        // Addresses last: traffic starts once the members are in place.
+        let new: Vec<(AnycastPrefix, u32)> = p
+            .addresses_new
+            .iter()
+            .map(|(a, g)| (*a, group_ids[g]))
+            .collect();
+        self.insert_addresses(&new)?;
+        Ok(p.changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../examples/anycast.toml");
+
+    fn err(text: &str) -> String {
+        Config::parse(text).expect_err(text).to_string()
+    }
+
+    #[test]
+    fn the_example_parses() {
+        let cfg = Config::parse(EXAMPLE).expect("examples/anycast.toml");
+        assert!(cfg.groups.len() >= 2, "{cfg}");
+        let dns = &cfg.groups["dns"];
+        assert_eq!(dns.options.fallback, Some(Fallback::Drop));
+        assert_eq!(dns.members["m1"].metric, 10);
+        assert!(matches!(dns.members["m1"].via, MemberVia::L2 { .. }));
+        assert!(matches!(dns.members["far"].via, MemberVia::Encap(_)));
+        assert_eq!(dns.members["far"].state, MemberState::Draining);
+        assert_eq!(
+            cfg.groups["web"].addresses[0].to_string(),
+            "2001:db8:a::/48"
+        );
+    }
+
+    #[test]
+    fn defaults_and_inline_tables() {
+        let cfg = Config::parse(
+            "[group.g]\naddresses = [\"2001:db8::1\"]\nmember.a = { encap = \"2001:db8:f::1\" }\n",
+        )
+        .expect("minimal");
+        let g = &cfg.groups["g"];
+        assert_eq!(g.options, GroupOptions::default());
+        let a = &g.members["a"];
+        assert_eq!((a.metric, a.weight, a.state), (100, 1, MemberState::Up));
+        assert_eq!(a.line, 3);
+        assert_eq!(Config::parse("").expect("empty"), Config::default());
+        assert!(
+            Config::parse("# nothing\n")
+                .expect("comment")
+                .groups
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_field() {
+        for (text, want) in [
+            (
+                "[group.dns]\nfallback = \"dorp\"\n",
+                "line 2, column 12: unknown variant `dorp`",
+            ),
+            (
+                "[group.dns]\nfalback = \"drop\"\n",
+                "line 2, column 1: unknown field `falback`",
+            ),
+            (
+                "[group.dns]\naddresses = [\"2001:db8::1/64\"]\n",
+                "line 2: group.dns.addresses: invalid anycast address `2001:db8::1/64`",
+            ),
+            (
+                "[group.dns]\naddresses = [\n  \"2001:db8::1\",\n  \"nope\",\n]\n",
+                "line 4: group.dns.addresses: invalid anycast address `nope`",
+            ),
+            ("[group.\"a b\"]\n", "line 1: group.a b: invalid group name"),
+            (
+                "[group.dns]\ntable-size = 1000\n",
+                "line 2: group.dns.table-size: invalid table size 1000",
+            ),
+            (
+                "[group.dns]\nflow-timeout = 0\n",
+                "line 2: group.dns.flow-timeout: invalid flow timeout 0",
+            ),
+            (
+                "[group.dns]\nflow-timeout-other = -1\n",
+                "line 2, column 22: invalid value: integer `-1`, expected u32",
+            ),
+            (
+                "[group.dns]\ntunnel-source = \"ff02::1\"\n",
+                "line 2: group.dns.tunnel-source: invalid anycast address `ff02::1`: must be a unicast address",
+            ),
+            (
+                "[group.dns.member.m1]\niface = \"eth1\"\nmac = \"01:00:00:00:00:01\"\n",
+                "line 3: group.dns.member.m1.mac: invalid MAC address",
+            ),
+            (
+                "[group.dns.member.m1]\niface = \"eth1\"\n",
+                "line 1: group.dns.member.m1: a member is reached either on-link",
+            ),
+            (
+                "[group.dns.member.m1]\niface = \"eth1\"\nmac = \"02:00:00:00:00:01\"\nencap = \"2001:db8::2\"\n",
+                "group.dns.member.m1: a member is reached either",
+            ),
+            (
+                "[group.dns.member.m1]\nencap = \"2001:db8::/64\"\n",
+                "line 2: group.dns.member.m1.encap: invalid anycast address `2001:db8::/64`: is a prefix",
+            ),
+            (
+                "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = 0\n",
+                "line 3: group.dns.member.m1.weight: invalid weight 0",
+            ),
+            (
+                "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = 300\n",
+                "line 3, column 10: invalid value: integer `300`, expected u8",
+            ),
+            (
+                "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nstate = \"sleepy\"\n",
+                "line 3, column 9: unknown variant `sleepy`",
+            ),
+            (
+                "[group.dns.member.\"m/1\"]\nencap = \"2001:db8::2\"\n",
+                "line 1: group.dns.member.m/1: invalid member name",
+            ),
+            (
+                "[group.dns.member.m1]\nencap = \"2001:db8::2\"\n[group.dns.member.m2]\nencap = \"2001:db8::2\"\n",
+                "line 3: group.dns.member.m2: another member of the group is already reached through 2001:db8::2",
+            ),
+            (
+                "[group.a]\naddresses = [\"2001:db8::1\"]\n[group.b]\naddresses = [\"2001:db8::1\"]\n",
+                "line 4: group.b.addresses: 2001:db8::1 is already an anycast address of group `a`",
+            ),
+            (
+                "[group.a]\naddresses = [\"2001:db8::1\", \"2001:db8::1\"]\n",
+                "group.a.addresses: invalid anycast address `2001:db8::1`: listed twice",
+            ),
+            ("[group.a]\n[group.a]\n", "line 2, column 8: duplicate key"),
+            ("[group.a\n", "line 1, column 9:"),
+            ("groups = 1\n", "line 1, column 1: unknown field `groups`"),
+            (
+                "[group.a]\nmember = 3\n",
+                "line 2, column 10: invalid type: integer `3`, expected a map",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.contains(want), "{text:?}\n  got:  {e}\n  want: {want}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+
+    #[test]
+    fn settings_differences_are_named() {
+        let old = GroupInfo::zeroed();
+        let o = GroupOptions {
+            fallback: Some(Fallback::Drop),
+            table_size: Some(4093),
+            ..GroupOptions::default()
+        };
+        let new = wanted_settings(&old, &o);
+        assert_eq!(
+            settings_diff(&old, &new),
+            ["fallback pass -> drop", "table-size 1021 -> 4093"]
+        );
+        // Back to defaults: explicit defaults and omitted settings agree.
+        let explicit = GroupOptions {
+            tcp_timeout: Some(300),
+            table_size: Some(1021),
+            ..GroupOptions::default()
+        };
+        assert!(
+            settings_diff(&old, &wanted_settings(&new, &explicit))
+                .iter()
+                .all(|d| d.starts_with("fallback"))
+        );
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! The TOML front end under random and mutated documents: no input
+    //! panics, and every rejection is one line that names its line (and,
+    //! for a bad value, its field).
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.below(from.len())]
+        }
+    }
+
+    /// A key with values that fit and values that do not.
+    type Key = (
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+
+    /// Keys of a group table.
+    const GROUP_KEYS: &[Key] = &[
+        ("fallback", &["\"pass\"", "\"drop\""], &["\"dorp\"", "1"]),
+        (
+            "affinity",
+            &["\"flow\"", "\"none\""],
+            &["\"sticky\"", "true"],
+        ),
+        (
+            "flow-timeout",
+            &["300", "1", "86400"],
+            &["0", "86401", "-1"],
+        ),
+        ("flow-timeout-other", &["30", "60"], &["4294967296", "1.5"]),
+        (
+            "table-size",
+            &["1021", "4093", "7", "251"],
+            &["4099", "1000", "0"],
+        ),
+        (
+            "tunnel-source",
+            &["\"2001:db8::1\""],
+            &["\"ff02::1\"", "\"::\"", "\"2001:db8::/64\""],
+        ),
+        (
+            "addresses",
+            &[
+                "[\"2001:db8::53\", \"2001:db8:a::/48\"]",
+                "[\"2001:db8::54\"]",
+                "[]",
+            ],
+            &[
+                "[\"2001:db8::1/64\"]",
+                "[\"10.0.0.1\"]",
+                "[\"2001:db8::55\", \"2001:db8::55\"]",
+                "[1, 2]",
+            ],
+        ),
+    ];
+    /// Keys of a member table.
+    const MEMBER_KEYS: &[Key] = &[
+        (
+            "iface",
+            &["\"eth1\""],
+            &["\"\"", "\"a-very-long-interface\""],
+        ),
+        (
+            "mac",
+            &["\"02:00:00:00:00:01\""],
+            &["\"01:00:00:00:00:01\"", "\"02:00\""],
+        ),
+        (
+            "encap",
+            &["\"2001:db8:f::2\""],
+            &["\"fe80::/10\"", "\"::1\""],
+        ),
+        (
+            "metric",
+            &["10", "20", "0", "4294967295"],
+            &["-5", "4294967296"],
+        ),
+        ("weight", &["1", "2", "100"], &["0", "101", "256"]),
+        (
+            "state",
+            &["\"up\"", "\"down\"", "\"drain\"", "\"draining\""],
+            &["\"sleepy\""],
+        ),
+    ];
+    const NAMES: &[&str] = &["dns", "web", "m1", "m2", "\"q\"", "\"n-_.9\"", "A_0"];
+    /// Names that are bad TOML keys, or good keys but bad names.
+    const BAD_NAMES: &[&str] = &["a.b", "x y", "\"x y\"", "é", "\"é\"", "\"\"", "\"a/b\""];
+
+    fn name(r: &mut Rng) -> &'static str {
+        if r.below(10) == 0 {
+            r.pick(BAD_NAMES)
+        } else {
+            r.pick(NAMES)
+        }
+    }
+
+    /// The keys of one table: mostly ones that belong there, each once,
+    /// with values that mostly fit; now and then a stray key or value.
+    fn table(r: &mut Rng, s: &mut String, keys: &[Key]) {
+        let mut used = Vec::new();
+        for _ in 0..r.below(keys.len() + 1) {
+            let (k, good, bad) = keys[r.below(keys.len())];
+            if used.contains(&k) && r.below(40) != 0 {
+                continue;
+            }
+            used.push(k);
+            let v = match r.below(40) {
+                0 => keys[r.below(keys.len())].1,
+                1..=2 => bad,
+                _ => good,
+            };
+            let k = if r.below(80) == 0 { "bogus" } else { k };
+            *s += &format!("{k} = {}\n", v[r.below(v.len())]);
+        }
+    }
+
+    /// A plausible document: group and member tables with random keys and values.
+    fn document(r: &mut Rng) -> String {
+        let mut s = String::new();
+        let mut groups: Vec<&str> = (0..1 + r.below(3)).map(|_| name(r)).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for g in &groups {
+            if r.below(8) != 0 {
+                s += &format!("[group.{g}]\n");
+                table(r, &mut s, GROUP_KEYS);
+            }
+            let mut members: Vec<&str> = (0..r.below(3)).map(|_| name(r)).collect();
+            members.sort_unstable();
+            members.dedup();
+            for m in members {
+                s += &format!("[group.{g}.member.{m}]\n");
+                if r.below(2) == 0 {
+                    s += "encap = \"2001:db8:f::9\"\n";
+                    if r.below(6) == 0 {
+                        // Both ways in, or half of the other one.
+                        table(r, &mut s, &MEMBER_KEYS[..2]);
+                    }
+                } else {
+                    s += "iface = \"eth1\"\nmac = \"02:00:00:00:00:09\"\n";
+                }
+                table(r, &mut s, &MEMBER_KEYS[3..]);
+            }
+        }
+        s
+    }
+
+    /// A mutation: bytes flipped, dropped, duplicated or inserted from the
+    /// TOML alphabet, or a line cut.
+    fn mutate(r: &mut Rng, s: &str) -> String {
+        let mut b = s.as_bytes().to_vec();
+        for _ in 0..1 + r.below(3) {
+            let i = r.below(b.len() + 1);
+            match r.below(5) {
+                0 if i < b.len() => b[i] = b"[]{}=\".,#\n '\\x0:/-"[r.below(18)],
+                1 if i < b.len() => {
+                    b.remove(i);
+                }
+                2 => b.insert(i, b"[]{}=\".,#\n '\\x0:/-"[r.below(18)]),
+                3 if i < b.len() => b.truncate(i),
+                _ if i < b.len() => b[i] ^= 1 << r.below(8),
+                _ => {}
+            }
+        }
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
+    /// Checks one document; returns 0 when it was accepted, 1 when refused
+    /// as TOML, 2 when refused as a setting.
+    fn judge(text: &str) -> usize {
+        match Config::parse(text) {
+            Ok(cfg) => {
+                // What passes is valid by construction of the library's checks.
+                for (g, gc) in &cfg.groups {
+                    validate_group_name(g).expect("group name");
+                    gc.options.validate().expect("options");
+                }
+                0
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(msg.starts_with("line "), "{text:?}: {msg}");
+                assert_eq!(msg.lines().count(), 1, "{text:?}: {msg}");
+                match &e {
+                    ConfigError::Invalid { field, line, .. } => {
+                        assert!(field.starts_with("group."), "{text:?}: {msg}");
+                        assert!(*line <= text.lines().count().max(1), "{text:?}: {msg}");
+                        2
+                    }
+                    ConfigError::Syntax { .. } => 1,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_documents_never_panic_and_errors_are_one_line() {
+        let mut r = Rng(0x7031_5eed_c0f1_9a11);
+        let example = include_str!("../../examples/anycast.toml");
+        let start = std::time::Instant::now();
+        let mut seen = [0usize; 3];
+        for _ in 0..50_000 {
+            let base = match r.below(10) {
+                0 => example.to_string(),
+                _ => document(&mut r),
+            };
+            seen[judge(&base)] += 1;
+            seen[judge(&mutate(&mut r, &base))] += 1;
+        }
+        eprintln!(
+            "100000 documents in {:.1?}: {} accepted, {} refused as TOML, {} as settings",
+            start.elapsed(),
+            seen[0],
+            seen[1],
+            seen[2]
+        );
+        // Every outcome is exercised, not only the parser's refusals.
+        assert!(seen.iter().all(|n| *n > 5_000), "{seen:?}");
+    }
+}
