@@ -1,8 +1,19 @@
 //! Differential fuzzing: random and mutated frames through the XDP program
 //! (BPF_PROG_TEST_RUN) and through the reference model; both must agree on
 //! the action and the bytes out of every frame, and on every counter.
+//!
+//! A frame on which they disagree is shrunk ([`minimise`]) while the
+//! disagreement persists, printed as hex with its seed and, given a corpus
+//! directory (`ANYCAST_FUZZ_CORPUS_DIR`, which `cargo xtask fuzz` sets to
+//! `tests/corpus`), written there as a regression case that every test run
+//! replays ([`read_corpus`]).
 
-use std::{collections::BTreeMap, net::Ipv6Addr};
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    net::Ipv6Addr,
+    path::{Path, PathBuf},
+};
 
 use anycast_common::{
     IfaceRole, SourceAction,
@@ -10,7 +21,7 @@ use anycast_common::{
     model::Scope,
     wire,
 };
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 
 use crate::prog::{ProgramUnderTest, deltas};
 
@@ -179,47 +190,400 @@ pub fn frame(r: &mut Rng) -> Vec<u8> {
     f
 }
 
-/// Runs `count` frames from `seed` through `p` and the model. Fails with
-/// the seed, the frame's index and its bytes at the first disagreement;
-/// counters are compared every `batch` frames.
-pub fn run(p: &ProgramUnderTest, seed: u64, count: u64) -> Result<()> {
+/// Runs `count` frames from `seed` through `p` and the model. At the first
+/// disagreement, fails with the seed, the frame's index, its bytes and the
+/// minimised frame, written to `corpus` when given (see [`report`]);
+/// counters are compared every `batch` frames, and a batch whose counters
+/// differ is replayed frame by frame to find the one that disagrees.
+pub fn run(p: &ProgramUnderTest, seed: u64, count: u64, corpus: Option<&Path>) -> Result<()> {
     let mut r = Rng::new(seed);
     let batch = 5_000;
     let mut before = p.counters()?;
     let mut want: BTreeMap<(Scope, &'static str), u64> = BTreeMap::new();
+    let mut frames: Vec<Vec<u8>> = Vec::new();
     for i in 0..count {
         let f = frame(&mut r);
         let model = p.model(&f);
         let got = p.run(&f)?;
         if got.action != model.verdict.xdp_action() || got.data != model.frame {
-            bail!(
-                "seed {seed}, frame {i}: program returned {} ({} bytes), model {:?} ({} bytes)\nframe: {}",
+            let what = format!(
+                "program returned {} ({} bytes), model {:?} ({} bytes)",
                 got.action,
                 got.data.len(),
                 model.verdict,
-                model.frame.len(),
-                hex(&f)
+                model.frame.len()
             );
+            let at = format!("seed {seed}, frame {i}");
+            return Err(report(p, &at, &f, &what, corpus));
         }
         for (scope, name, n) in model.deltas {
             *want.entry((scope, name)).or_default() += n;
         }
+        frames.push(f);
         if (i + 1) % batch == 0 || i + 1 == count {
             let after = p.counters()?;
             let got: Vec<_> = deltas(&before, &after);
             let want_v: Vec<_> = want.iter().map(|((s, n), v)| (*s, *n, *v)).collect();
             if got != want_v {
+                let first = i + 1 - frames.len() as u64;
+                for (j, f) in frames.iter().enumerate() {
+                    if let Some(what) = disagreement(p, f)? {
+                        let at = format!("seed {seed}, frame {}", first + j as u64);
+                        return Err(report(p, &at, f, &what, corpus));
+                    }
+                }
                 bail!(
-                    "seed {seed}, frames up to {i}: counters differ\nprogram: {got:?}\nmodel:   {want_v:?}"
+                    "seed {seed}, frames {first} to {i}: counters differ (no single frame \
+                     disagrees when replayed)\nprogram: {got:?}\nmodel:   {want_v:?}"
                 );
             }
             before = after;
             want.clear();
+            frames.clear();
         }
     }
     Ok(())
 }
 
+/// What differs between the program and the model on `frame`: the action,
+/// the bytes out, or a counter; `None` when they agree.
+pub fn disagreement(p: &ProgramUnderTest, frame: &[u8]) -> Result<Option<String>> {
+    // The model first: it reads the flow table the run may change.
+    let model = p.model(frame);
+    let before = p.counters()?;
+    let got = p.run(frame)?;
+    let after = p.counters()?;
+    if got.action != model.verdict.xdp_action() || got.data != model.frame {
+        return Ok(Some(format!(
+            "program returned {} ({} bytes), model {:?} ({} bytes)",
+            got.action,
+            got.data.len(),
+            model.verdict,
+            model.frame.len()
+        )));
+    }
+    let got = deltas(&before, &after);
+    if got != model.deltas {
+        return Ok(Some(format!(
+            "counters: program {got:?}, model {:?}",
+            model.deltas
+        )));
+    }
+    Ok(None)
+}
+
+/// Shortest frame the kernel's test run accepts: an Ethernet header.
+pub const MIN_FRAME: usize = 14;
+/// Most predicate calls [`minimise`] makes for the fuzzer.
+pub const MINIMISE_STEPS: usize = 4_000;
+
+/// Offset of the IPv6 header of `f`, behind up to three VLAN tags.
+fn ipv6_offset(f: &[u8]) -> Option<usize> {
+    let mut at = 12;
+    for _ in 0..=3 {
+        match f.get(at..at + 2)? {
+            [0x81, 0x00] | [0x88, 0xa8] => at += 4,
+            [0x86, 0xdd] => return Some(at + 2),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// `cand` (a shorter `orig`) with its IPv6 payload length lowered to what
+/// it now carries, when `orig`'s length was exact: cutting a frame must not
+/// turn it into a malformed one, or the failure would change its nature.
+fn fix_payload_len(orig: &[u8], mut cand: Vec<u8>) -> Option<Vec<u8>> {
+    let ip = ipv6_offset(orig)?;
+    let len = |f: &[u8]| {
+        f.get(ip + 4..ip + 6)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    };
+    if ipv6_offset(&cand) != Some(ip) || len(orig)? + ip + 40 != orig.len() {
+        return None;
+    }
+    let now = u16::try_from(cand.len().checked_sub(ip + 40)?).ok()?;
+    cand[ip + 4..ip + 6].copy_from_slice(&now.to_be_bytes());
+    Some(cand)
+}
+
+/// Shrinks `frame` while `fails` holds: cuts the tail (halving the cut),
+/// drops chunks of 16, 4 and 1 bytes from the end towards the start (each
+/// cut also tried with the IPv6 payload length lowered to match), and
+/// zeroes bytes, round after round until a round changes nothing or
+/// `budget` calls of `fails` are spent. Never goes under [`MIN_FRAME`]
+/// bytes. Returns the smallest failing frame found and the calls made.
+pub fn minimise(
+    frame: &[u8],
+    mut fails: impl FnMut(&[u8]) -> bool,
+    budget: usize,
+) -> (Vec<u8>, usize) {
+    let mut best = frame.to_vec();
+    let mut steps = 0;
+    let mut attempt = |cand: Vec<u8>, best: &mut Vec<u8>, steps: &mut usize| {
+        let fixed = (cand.len() < best.len())
+            .then(|| fix_payload_len(best, cand.clone()))
+            .flatten();
+        for cand in std::iter::once(cand).chain(fixed) {
+            if *steps >= budget || cand.len() < MIN_FRAME {
+                return false;
+            }
+            *steps += 1;
+            if fails(&cand) {
+                *best = cand;
+                return true;
+            }
+        }
+        false
+    };
+    loop {
+        let start = best.clone();
+        let mut cut = best.len() / 2;
+        while cut > 0 && steps < budget {
+            let cand = best[..best.len().saturating_sub(cut)].to_vec();
+            if !attempt(cand, &mut best, &mut steps) {
+                cut /= 2;
+            }
+        }
+        for size in [16, 4, 1] {
+            let mut at = best.len().saturating_sub(size);
+            while at > 0 && steps < budget {
+                let mut cand = best.clone();
+                cand.drain(at..(at + size).min(best.len()));
+                attempt(cand, &mut best, &mut steps);
+                at = at.saturating_sub(size);
+            }
+        }
+        for i in 0..best.len() {
+            if best[i] != 0 && steps < budget {
+                let mut cand = best.clone();
+                cand[i] = 0;
+                attempt(cand, &mut best, &mut steps);
+            }
+        }
+        if best == start || steps >= budget {
+            return (best, steps);
+        }
+    }
+}
+
+/// The error for a frame on which the program and the model disagree
+/// (`what`, found at `at`): the frame, the same frame minimised, and the
+/// regression case written to `corpus` when given.
+pub fn report(
+    p: &ProgramUnderTest,
+    at: &str,
+    frame: &[u8],
+    what: &str,
+    corpus: Option<&Path>,
+) -> anyhow::Error {
+    let (small, steps) = minimise(
+        frame,
+        |f| matches!(disagreement(p, f), Ok(Some(_))),
+        MINIMISE_STEPS,
+    );
+    let now = disagreement(p, &small).ok().flatten();
+    let mut msg = format!("{at}: {what}\nframe: {}", hex(frame));
+    match &now {
+        Some(d) => {
+            let _ = write!(
+                msg,
+                "\nminimised to {} bytes in {steps} steps: {d}\nminimised frame: {}",
+                small.len(),
+                hex(&small)
+            );
+        }
+        None => msg.push_str("\n(the disagreement does not reproduce on its own)"),
+    }
+    if let (Some(dir), Some(d)) = (corpus, &now) {
+        let name = at.replace([',', ' '], "-").replace("--", "-");
+        let comment = format!(
+            "found by the fuzzer ({at}, {:?} interface, {:?}): {d}",
+            p.iface.role, p.iface.source_action
+        );
+        match write_case(dir, &format!("fuzz-{name}"), &comment, &small) {
+            Ok(path) => {
+                let _ = write!(msg, "\nregression case written to {}", path.display());
+            }
+            Err(e) => {
+                let _ = write!(msg, "\nwriting the regression case failed: {e:#}");
+            }
+        }
+    }
+    anyhow!(msg)
+}
+
+/// One frame of the regression corpus (`tests/corpus/*.hex`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorpusCase {
+    /// File name.
+    pub name: String,
+    /// The comment lines (`#`), without the `#`.
+    pub comment: Vec<String>,
+    /// From an `# edge: FINAL [OTHER...]` line: on an edge interface, the
+    /// global counter the frame must end in, then others it must move.
+    pub edge_counters: Vec<String>,
+    /// The frame.
+    pub frame: Vec<u8>,
+}
+
+/// Parses a corpus file: `#` comment lines, then the frame as hex (any
+/// whitespace between bytes).
+pub fn parse_case(name: &str, text: &str) -> Result<CorpusCase> {
+    let mut comment = Vec::new();
+    let mut digits = String::new();
+    for line in text.lines() {
+        match line.trim().strip_prefix('#') {
+            Some(c) => comment.push(c.trim().to_string()),
+            None => digits.extend(line.chars().filter(|c| !c.is_whitespace())),
+        }
+    }
+    if !digits.len().is_multiple_of(2) {
+        bail!("{name}: an odd number of hex digits");
+    }
+    let frame = (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .with_context(|| format!("{name}: not hex"))?;
+    if comment.is_empty() {
+        bail!("{name}: no comment line saying what the frame exercises");
+    }
+    let edge_counters = comment
+        .iter()
+        .find_map(|c| c.strip_prefix("edge:"))
+        .map(|c| c.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    Ok(CorpusCase {
+        name: name.to_string(),
+        comment,
+        edge_counters,
+        frame,
+    })
+}
+
+/// Every `*.hex` file of `dir`, sorted by name.
+pub fn read_corpus(dir: &Path) -> Result<Vec<CorpusCase>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "hex") {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            out.push(parse_case(&name, &text)?);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Writes `frame` as `dir/NAME.hex` with `comment` (one or more lines), 32
+/// bytes a line.
+pub fn write_case(dir: &Path, name: &str, comment: &str, frame: &[u8]) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{name}.hex"));
+    let mut text = String::new();
+    for line in comment.lines() {
+        let _ = writeln!(text, "# {line}");
+    }
+    for chunk in frame.chunks(32) {
+        let _ = writeln!(text, "{}", hex(chunk));
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut r = Rng::new(seed);
+        (0..n).map(|_| 1 + r.below(255) as u8).collect()
+    }
+
+    #[test]
+    fn the_minimiser_keeps_only_what_the_failure_needs() {
+        // Fails while the frame holds a 0xab anywhere: one byte of it
+        // survives, at the minimum length, every other byte zero.
+        let mut f = noise(300, 1);
+        f.iter_mut()
+            .for_each(|b| *b = if *b == 0xab { 1 } else { *b });
+        f[150] = 0xab;
+        let (small, steps) = minimise(&f, |f| f.contains(&0xab), MINIMISE_STEPS);
+        assert_eq!(small.len(), MIN_FRAME);
+        assert_eq!(
+            small.iter().filter(|b| **b != 0).collect::<Vec<_>>(),
+            [&0xab]
+        );
+        assert!(steps < MINIMISE_STEPS, "{steps}");
+
+        // Fails while bytes 12..14 say IPv6 and the frame is longer than 60:
+        // 61 bytes, zeros but the EtherType.
+        let mut f = noise(500, 2);
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        let fails = |f: &[u8]| f.len() > 60 && f[12..14] == [0x86, 0xdd];
+        let (small, _) = minimise(&f, fails, MINIMISE_STEPS);
+        assert_eq!(small.len(), 61);
+        assert!(fails(&small));
+        assert!(
+            small
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == 0 || i == 12 || i == 13)
+        );
+
+        // Fails while a well-formed IPv6 packet comes from one source: the
+        // tail goes and the payload length follows it down to one byte.
+        let src: Ipv6Addr = "2001:db8::5".parse().expect("address");
+        let mut b = FrameBuilder::udp(src, ANY, 1000, 53, &[7; 200]);
+        b.vlans = vec![(wire::ETH_P_8021Q, 7)];
+        let fails = |f: &[u8]| {
+            let pl = f
+                .get(22..24)
+                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+            f.get(26..42) == Some(&src.octets()[..])
+                && pl.is_some_and(|n| n > 0 && 58 + n == f.len())
+        };
+        let (small, _) = minimise(&b.build(), fails, MINIMISE_STEPS);
+        assert_eq!(small.len(), 14 + 4 + 40 + 1, "{small:02x?}");
+        assert!(fails(&small));
+
+        // A frame that cannot shrink stays as it is; the budget is kept.
+        let f = noise(40, 3);
+        let (small, steps) = minimise(&f, |x| x == f.as_slice(), 25);
+        assert_eq!(small, f);
+        assert_eq!(steps, 25);
+    }
+
+    #[test]
+    fn corpus_files_round_trip() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("anycast-corpus-{}", std::process::id()));
+        let frame = noise(70, 4);
+        let path = write_case(
+            &dir,
+            "x",
+            "what it is\nedge: redirected flow_misses",
+            &frame,
+        )?;
+        let cases = read_corpus(&dir)?;
+        std::fs::remove_dir_all(&dir)?;
+        assert_eq!(path.file_name().and_then(|n| n.to_str()), Some("x.hex"));
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].frame, frame);
+        assert_eq!(
+            cases[0].comment,
+            ["what it is", "edge: redirected flow_misses"]
+        );
+        assert_eq!(cases[0].edge_counters, ["redirected", "flow_misses"]);
+        assert!(parse_case("odd", "# c\nabc").is_err());
+        assert!(parse_case("bad", "# c\nzz").is_err());
+        assert!(parse_case("bare", "00").is_err());
+        Ok(())
+    }
 }

@@ -65,7 +65,8 @@ enum Task {
         out: PathBuf,
     },
     /// Differential fuzzing of the XDP program against the reference model
-    /// with random seeds for N seconds per interface kind; a failure names its seed.
+    /// with random seeds for N seconds per interface kind; a failure names its
+    /// seed, and its minimised frame is written to tests/corpus.
     Fuzz {
         /// How long, per interface kind.
         #[arg(long, default_value_t = 60)]
@@ -242,11 +243,15 @@ fn fuzz(root: &Path, seconds: u64) -> Result<()> {
         "--include-ignored",
         "--nocapture",
     ];
+    let corpus = root.join("tests").join("corpus");
     harness(
         root,
         "fuzz",
         &args,
-        &[("ANYCAST_FUZZ_SECONDS", seconds.to_string())],
+        &[
+            ("ANYCAST_FUZZ_SECONDS", seconds.to_string()),
+            ("ANYCAST_FUZZ_CORPUS_DIR", corpus.display().to_string()),
+        ],
     )
 }
 
