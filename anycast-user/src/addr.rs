@@ -159,7 +159,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod fuzz {
+pub(crate) mod fuzz {
     //! Randomised checks of the operator-facing parsers: no input panics,
     //! every rejection says why, and what is printed parses back.
     use super::*;
@@ -168,13 +168,19 @@ mod fuzz {
         state::validate_group_name,
     };
 
-    struct Rng(u64);
+    /// A small deterministic generator (xorshift64) for the parsers' fuzz tests.
+    pub(crate) struct Rng(pub(crate) u64);
     impl Rng {
-        fn next_u64(&mut self) -> u64 {
+        pub(crate) fn next_u64(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
             self.0
+        }
+
+        /// A value in `0..n`.
+        pub(crate) fn below(&mut self, n: usize) -> usize {
+            (self.next_u64() % n.max(1) as u64) as usize
         }
     }
 

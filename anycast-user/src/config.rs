@@ -192,13 +192,23 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
 }
 
 /// Validates one file's values, remembering where each came from.
-struct Checker<'a> {
-    text: &'a str,
+struct Checker {
+    /// Byte offset of the start of every line after the first.
+    line_starts: Vec<usize>,
 }
 
-impl Checker<'_> {
+impl Checker {
+    fn new(text: &str) -> Self {
+        let line_starts = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+        Checker { line_starts }
+    }
+
+    /// The 1-based line of a value (a binary search: large files have
+    /// a line for each of tens of thousands of members).
     fn line<T>(&self, s: &Spanned<T>) -> usize {
-        line_col(self.text, s.span().start).0
+        self.line_starts
+            .partition_point(|&start| start <= s.span().start)
+            + 1
     }
 
     fn check<T, U>(
@@ -220,7 +230,7 @@ impl Config {
     /// address in two groups, no two members of a group reached the same way.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
-        let c = Checker { text };
+        let c = Checker::new(text);
         let mut cfg = Config::default();
         let mut owner: HashMap<AnycastPrefix, String> = HashMap::new();
         for (name, g) in raw.group {
@@ -1065,20 +1075,10 @@ mod fuzz {
     //! for a bad value, its field).
     use super::*;
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-            from[self.below(from.len())]
-        }
+    use crate::addr::fuzz::Rng;
+
+    fn pick<'a>(r: &mut Rng, from: &[&'a str]) -> &'a str {
+        from[r.below(from.len())]
     }
 
     /// A key with values that fit and values that do not.
@@ -1162,9 +1162,9 @@ mod fuzz {
 
     fn name(r: &mut Rng) -> &'static str {
         if r.below(10) == 0 {
-            r.pick(BAD_NAMES)
+            pick(r, BAD_NAMES)
         } else {
-            r.pick(NAMES)
+            pick(r, NAMES)
         }
     }
 

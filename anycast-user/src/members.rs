@@ -425,22 +425,26 @@ impl State {
             None => None,
         };
         let mut out = Vec::new();
-        let groups = self.groups_in_use()?;
+        let groups: std::collections::HashMap<u32, GroupInfo> =
+            self.groups_in_use()?.into_iter().collect();
         let all = self.members_in_use()?;
         let flows = self.flows_per_member()?;
+        // Each group's members, and those that get new flows, worked out once.
+        let mut by_group: std::collections::HashMap<u32, Members> = Default::default();
+        for &(id, m) in &all {
+            by_group.entry(m.group_id).or_default().push((id, m));
+        }
+        let live: std::collections::HashSet<u32> = by_group
+            .values()
+            .flat_map(|mine| maglev::tied(mine).into_iter().map(|(i, _)| i))
+            .collect();
         for &(id, m) in &all {
             if filter.is_some_and(|g| g != m.group_id) {
                 continue;
             }
-            let Some((_, info)) = groups.iter().find(|(g, _)| *g == m.group_id) else {
+            let Some(info) = groups.get(&m.group_id) else {
                 continue;
             };
-            let mine: Vec<(u32, MemberInfo)> = all
-                .iter()
-                .filter(|(_, x)| x.group_id == m.group_id)
-                .copied()
-                .collect();
-            let live: Vec<u32> = maglev::tied(&mine).iter().map(|(i, _)| *i).collect();
             let per_cpu = self
                 .member_stats
                 .get(&id, 0)
