@@ -96,6 +96,31 @@ impl Decision {
     }
 }
 
+/// The outcome of classification: most packets (not anycast at all, or not
+/// IPv6) need one global counter and XDP_PASS; only packets with an anycast
+/// address carry a whole [`Decision`]. Keeping the two apart keeps the
+/// common path free of the decision's many fields.
+pub(crate) enum Verdict {
+    /// Passed, counted in this one global counter.
+    Pass(GlobalStat),
+    /// An anycast source or destination: the full decision.
+    Decided(Decision),
+}
+
+/// A packet's addresses (pointers into it) and the groups known so far.
+/// Plain integers, not `Option`s: this goes to a BPF function by reference,
+/// and the verifier refuses to store the undefined payload of a `None`.
+struct Addrs {
+    src: *const AddrKey,
+    dst: *const AddrKey,
+    /// Group of the source address, 0 if not anycast.
+    src_group: u32,
+    /// Group of the destination address, 0 if not anycast; valid when `dst_known`.
+    dst_group: u32,
+    /// Whether `dst_group` was looked up.
+    dst_known: bool,
+}
+
 /// The rules of this attachment and what the address lookups need to know
 /// of the configuration, read once per packet.
 #[derive(Clone, Copy)]
@@ -221,15 +246,10 @@ fn refuse_source(d: &mut Decision, role: IfaceRole, action: SourceAction, group:
 /// Returns true when the packet is dropped.
 // Not inlined: its keys get a stack frame of their own, off the redirect path.
 #[inline(never)]
-fn check_source(
-    ctx: &XdpContext,
-    ip: &Ipv6,
-    src: *const AddrKey,
-    l: &Lookups,
-    d: &mut Decision,
-) -> bool {
+fn check_source(ctx: &XdpContext, ip: &Ipv6, a: &Addrs, l: &Lookups, d: &mut Decision) -> bool {
     let (role, action) = (l.role, l.action);
-    let (group, key) = if let Some(group) = anycast_group(src, l) {
+    let (group, key) = if a.src_group != 0 {
+        let group = a.src_group;
         if role == IfaceRole::Edge {
             // No member may use it here: skip building the member key.
             return refuse_source(d, role, action, group);
@@ -237,15 +257,15 @@ fn check_source(
         let mac = load::<[u8; 6]>(ctx, 6, ip.off).unwrap_or([0; 6]);
         let ifindex = ctx.ingress_ifindex() as u32;
         (group, MemberSourceKey::on_link(group, ifindex, mac))
-    } else if role == IfaceRole::Member && ip.next_header == wire::IPPROTO_IPV6 {
+    } else if tunnelled(ip, l) {
         let Some(inner) = ipv6::parse(ctx, ip.off + wire::IPV6_HDR_LEN, ip.end) else {
             return false;
         };
-        let Some(group) = ipv6::src(ctx, &inner).and_then(|a| anycast_group(a, l)) else {
+        let Some(group) = ipv6::src(ctx, &inner).and_then(|p| anycast_group(p, l)) else {
             return false;
         };
         // SAFETY: bounds-checked pointer into the packet.
-        let outer = unsafe { (*src).addr };
+        let outer = unsafe { (*a.src).addr };
         (group, MemberSourceKey::tunnel(group, outer))
     } else {
         return false;
@@ -259,35 +279,69 @@ fn check_source(
     refuse_source(d, role, action, group)
 }
 
+/// IPv6-in-IPv6 on a member interface: the inner source is checked too
+/// (an encapsulated member answering from the anycast address).
+#[inline(always)]
+fn tunnelled(ip: &Ipv6, l: &Lookups) -> bool {
+    l.role == IfaceRole::Member && ip.next_header == wire::IPPROTO_IPV6
+}
+
 /// Parses and classifies the packet in `ctx` for an interface with the given
 /// role and source action, steering anycast-destined packets to a member.
 #[inline(always)]
-pub(crate) fn classify(ctx: &XdpContext, role: u8, source_action: u8) -> Decision {
-    let bytes = (ctx.data_end() - ctx.data()) as u64;
+pub(crate) fn classify(ctx: &XdpContext, role: u8, source_action: u8) -> Verdict {
     let l3_off = match eth::parse(ctx) {
         L2::Ipv6 { l3_off } => l3_off,
-        L2::Other => return Decision::pass(GlobalStat::NonIpv6Passed, bytes),
-        L2::Truncated => return Decision::pass(GlobalStat::MalformedPassed, bytes),
+        L2::Other => return Verdict::Pass(GlobalStat::NonIpv6Passed),
+        L2::Truncated => return Verdict::Pass(GlobalStat::MalformedPassed),
     };
     let Some(ip) = ipv6::parse(ctx, l3_off, usize::MAX) else {
-        return Decision::pass(GlobalStat::MalformedPassed, bytes);
+        return Verdict::Pass(GlobalStat::MalformedPassed);
     };
     let (Some(src), Some(dst)) = (ipv6::src(ctx, &ip), ipv6::dst(ctx, &ip)) else {
-        return Decision::pass(GlobalStat::MalformedPassed, bytes);
+        return Verdict::Pass(GlobalStat::MalformedPassed);
     };
-
-    let mut d = Decision::pass(GlobalStat::UnicastPassed, bytes);
     let l = Lookups::read(role, source_action);
-    if check_source(ctx, &ip, src, &l, &mut d) {
+    let mut a = Addrs {
+        src,
+        dst,
+        src_group: anycast_group(src, &l).unwrap_or(0),
+        dst_group: 0,
+        dst_known: false,
+    };
+    if a.src_group == 0 && !tunnelled(&ip, &l) {
+        a.dst_group = anycast_group(dst, &l).unwrap_or(0);
+        a.dst_known = true;
+        if a.dst_group == 0 {
+            // The common case: no anycast address at all.
+            return Verdict::Pass(GlobalStat::UnicastPassed);
+        }
+    }
+    Verdict::Decided(decide(ctx, &ip, &a, &l))
+}
+
+/// The full decision for a packet with an anycast address (or one that
+/// needs the tunnelled-source check).
+#[inline(always)]
+fn decide(ctx: &XdpContext, ip: &Ipv6, a: &Addrs, l: &Lookups) -> Decision {
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    let mut d = Decision::pass(GlobalStat::UnicastPassed, bytes);
+    if check_source(ctx, ip, a, l, &mut d) {
         return d;
     }
-    if let Some(group) = anycast_group(dst, &l) {
-        let Some(t) = ipv6::transport(ctx, &ip) else {
+    let dst_group = if a.dst_known {
+        a.dst_group
+    } else {
+        anycast_group(a.dst, l).unwrap_or(0)
+    };
+    if dst_group != 0 {
+        let group = dst_group;
+        let Some(t) = ipv6::transport(ctx, ip) else {
             d.stat = GlobalStat::UnparsedPassed;
             return d;
         };
         d.dst_group = group;
-        act::steer(ctx, &ip, &t, src, dst, group, &mut d);
+        act::steer(ctx, ip, &t, a.src, a.dst, group, &mut d);
     }
     d
 }

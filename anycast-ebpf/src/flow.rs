@@ -93,7 +93,7 @@ pub(crate) fn of_packet(
     }
     // SAFETY: both point into the packet, bounds-checked by the parser.
     let addrs = unsafe { (words::load16(&(*src).addr), words::load16(&(*dst).addr)) };
-    finish(f, group, addrs, t.proto, t.ports, ip.flow_label, false);
+    finish(f, group, addrs, t.proto, t.ports(), ip.flow_label, false);
     Some(f)
 }
 

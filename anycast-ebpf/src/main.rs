@@ -1,8 +1,9 @@
 //! The anycast XDP programs.
 //!
 //! One way through the data: [`parse`] the headers, [`classify`] the packet
-//! (source check, destination lookup) into a [`classify::Decision`], count it
-//! ([`stats`]) and return its action. The entry points stay this small.
+//! (source check, destination lookup) into a [`classify::Verdict`] (a plain
+//! pass, or a [`classify::Decision`] for packets with an anycast address),
+//! count it ([`stats`]) and return its action. The entry points stay this small.
 #![no_std]
 #![no_main]
 #![expect(
@@ -19,6 +20,7 @@ mod parse;
 mod stats;
 
 use aya_ebpf::{Global, bindings::xdp_action, macros::xdp, programs::XdpContext};
+use classify::Verdict;
 
 /// Interface role (`IfaceRole` as u8), set by the loader for each attachment.
 #[unsafe(no_mangle)]
@@ -31,9 +33,16 @@ static SOURCE_ACTION: Global<u8> = Global::new(0);
 /// The anycast filter.
 #[xdp]
 pub fn anycast(ctx: XdpContext) -> u32 {
-    let decision = classify::classify(&ctx, ROLE.load(), SOURCE_ACTION.load());
-    stats::record(&decision);
-    decision.action()
+    match classify::classify(&ctx, ROLE.load(), SOURCE_ACTION.load()) {
+        Verdict::Pass(stat) => {
+            stats::count(stat);
+            xdp_action::XDP_PASS
+        }
+        Verdict::Decided(d) => {
+            stats::record(&d);
+            d.action()
+        }
+    }
 }
 
 /// Returns XDP_PASS and nothing else: the cost floor benchmarks compare against.

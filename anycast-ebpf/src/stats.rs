@@ -41,6 +41,12 @@ fn add_group_slot(group: u32, idx: u32, n: u64) {
     }
 }
 
+/// Counts a packet passed with nothing but a global counter.
+#[inline(always)]
+pub(crate) fn count(stat: GlobalStat) {
+    add_global(stat, 1);
+}
+
 /// Adds the decision's counters.
 #[inline(always)]
 pub(crate) fn record(d: &Decision) {

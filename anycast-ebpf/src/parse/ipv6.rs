@@ -28,13 +28,15 @@ pub(crate) struct Ipv6 {
 #[inline(always)]
 pub(crate) fn parse(ctx: &XdpContext, l3_off: usize, limit: usize) -> Option<Ipv6> {
     // The whole fixed header first, so that the addresses are in range too.
-    read::<[u8; wire::IPV6_HDR_LEN]>(ctx, l3_off, limit)?;
-    // Version/class/label (4), payload length (2), next header, hop limit.
-    let head = load::<[u8; 8]>(ctx, l3_off, limit)?;
-    if head[0] >> 4 != 6 {
+    let h = read::<[u8; wire::IPV6_HDR_LEN]>(ctx, l3_off, limit)? as *const u32;
+    // Version/class/label, then payload length, next header, hop limit: two
+    // words (see `words` on alignment), not eight byte loads.
+    // SAFETY: the whole header was bounds-checked just above.
+    let (w0, w1) = unsafe { (u32::from_be(*h), u32::from_be(*h.add(1))) };
+    if w0 >> 28 != 6 {
         return None;
     }
-    let payload_len = usize::from(u16::from_be_bytes([head[4], head[5]]));
+    let payload_len = (w1 >> 16) as usize;
     let end = l3_off + wire::IPV6_HDR_LEN + payload_len;
     if payload_len == 0 || end > limit || ctx.data() + end > data_end(ctx) {
         return None;
@@ -42,9 +44,9 @@ pub(crate) fn parse(ctx: &XdpContext, l3_off: usize, limit: usize) -> Option<Ipv
     Some(Ipv6 {
         off: l3_off,
         end,
-        next_header: head[6],
-        hop_limit: head[7],
-        flow_label: u32::from_be_bytes([0, head[1] & 0x0f, head[2], head[3]]),
+        next_header: (w1 >> 8) as u8,
+        hop_limit: w1 as u8,
+        flow_label: w0 & 0x000f_ffff,
     })
 }
 
@@ -67,9 +69,25 @@ pub(crate) struct Transport {
     pub(crate) proto: u8,
     /// Offset of the upper-layer header.
     pub(crate) off: usize,
+    /// Source and destination port (valid when `has_ports`). Not an
+    /// `Option`: the verifier refuses to spill the undefined payload of a
+    /// `None`, and this struct lives across calls.
+    pub(crate) port_bytes: [u8; 4],
+    /// The protocol has ports and the packet is not a fragment.
+    pub(crate) has_ports: bool,
+}
+
+impl Transport {
     /// Source and destination port, when the protocol has them and the
     /// packet is not a fragment.
-    pub(crate) ports: Option<[u8; 4]>,
+    #[inline(always)]
+    pub(crate) fn ports(&self) -> Option<[u8; 4]> {
+        if self.has_ports {
+            Some(self.port_bytes)
+        } else {
+            None
+        }
+    }
 }
 
 /// Walks at most [`MAX_EXT_HEADERS`] extension headers inside the payload.
@@ -103,7 +121,8 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
                 return Some(Transport {
                     proto: nh,
                     off,
-                    ports: None,
+                    port_bytes: [0; 4],
+                    has_ports: false,
                 });
             }
         }
@@ -112,17 +131,17 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
         // More headers than the bound.
         return None;
     }
-    let ports = if wire::has_ports(nh) {
+    let (port_bytes, has_ports) = if wire::has_ports(nh) {
         // Present in a first fragment too (and required), but fragments hash
         // without them so that all pieces of a datagram stay together.
-        let p = load::<[u8; 4]>(ctx, off, ip.end)?;
-        if fragment { None } else { Some(p) }
+        (load::<[u8; 4]>(ctx, off, ip.end)?, !fragment)
     } else {
-        None
+        ([0; 4], false)
     };
     Some(Transport {
         proto: nh,
         off,
-        ports,
+        port_bytes,
+        has_ports,
     })
 }
