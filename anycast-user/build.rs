@@ -15,6 +15,7 @@ fn main() -> anyhow::Result<()> {
     let object = out_dir.join("anycast");
     if env::var_os("ANYCAST_EBPF_STUB").is_some_and(|v| v == "1") {
         fs::write(&object, []).context("writing the stub eBPF object")?;
+        fs::write(out_dir.join("peers"), []).context("writing the stub peers object")?;
         return Ok(());
     }
 

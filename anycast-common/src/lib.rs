@@ -87,6 +87,39 @@ pub mod program_names {
     pub const PASS_FLOOR: &str = "pass_floor";
 }
 
+/// Names in the benchmark's peer object (`peers`): the generator, the
+/// member-side sink and the trivial programs the end-to-end bench compares
+/// the anycast program against.
+pub mod peer_names {
+    /// XDP_TX after restoring the frame's first [`GEN_HEADER_LEN`] bytes:
+    /// the live-frames generator (pages are reused, and routers downstream
+    /// rewrite MACs and the hop limit in place).
+    pub const GEN_TX: &str = "gen_tx";
+    /// Counts into [`SINK_PACKETS`] and drops: the member's receiver.
+    pub const SINK: &str = "sink";
+    /// XDP_PASS and nothing else: the least an XDP program on the path of
+    /// transit traffic costs.
+    pub const PASS_ALL: &str = "pass_all";
+    /// XDP_DROP and nothing else: the drop ceiling.
+    pub const DROP_ALL: &str = "drop_all";
+    /// Redirects every frame to [`PEER_PORT`] index 0: the redirect ceiling.
+    pub const REDIRECT_ALL: &str = "redirect_all";
+    /// Looks the IPv6 source up in [`DENY_SOURCES`] and drops on a hit:
+    /// the simplest possible source filter.
+    pub const LOOKUP_DROP: &str = "lookup_drop";
+    /// Per-CPU packet counter of [`SINK`] (index 0, `u64`).
+    pub const SINK_PACKETS: &str = "SINK_PACKETS";
+    /// Devmap of [`REDIRECT_ALL`]: index 0 -> egress ifindex.
+    pub const PEER_PORT: &str = "PEER_PORT";
+    /// Source addresses [`LOOKUP_DROP`] drops: `[u8; 16]` -> `u8`.
+    pub const DENY_SOURCES: &str = "DENY_SOURCES";
+    /// The frame header [`GEN_TX`] restores (index 0, `[u64; GEN_HEADER_LEN / 8]`).
+    pub const GEN_HEADER: &str = "GEN_HEADER";
+    /// Bytes [`GEN_TX`] restores: the Ethernet header and the IPv6 header
+    /// up to the hop limit (what routers rewrite), rounded up to words.
+    pub const GEN_HEADER_LEN: usize = 24;
+}
+
 /// Names of the load-time settings (read-only globals) of the anycast program.
 pub mod globals {
     /// The interface role, one of [`IfaceRole`](super::IfaceRole) as `u8`.

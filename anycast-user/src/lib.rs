@@ -19,3 +19,8 @@ pub use pin::{DEFAULT_PIN_DIR, PinDir};
 
 /// The eBPF object built by `build.rs` (empty when built with `ANYCAST_EBPF_STUB=1`).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/anycast"));
+
+/// The benchmark's peer programs (generator, sink, trivial ceilings; see
+/// `anycast_common::peer_names`), from the same eBPF crate. Not used by the
+/// data plane.
+pub static PEERS_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/peers"));

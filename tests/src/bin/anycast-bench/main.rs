@@ -1,6 +1,8 @@
-//! `cargo xtask bench`: what each path of the XDP program costs, and how the
-//! cost scales with the configuration. Writes `report.md`, `results.json`
-//! and SVG plots into the output folder and prints the summary.
+//! `cargo xtask bench`: what each path of the XDP program costs, how the
+//! cost scales with the configuration, and how many packets per second the
+//! router handles end to end compared with kernel forwarding, nftables,
+//! xdp-filter and trivial XDP programs ([`e2e`]). Writes `report.md`,
+//! `results.json` and SVG plots into the output folder and prints the summary.
 //!
 //! Program cost is measured with BPF_PROG_TEST_RUN and a large `repeat`
 //! (the kernel reports the mean ns per run), several runs per case,
@@ -29,24 +31,49 @@ const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
 const SERVER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 2);
 const MEMBER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xf, 0, 0, 0, 0, 0, 2);
 
+mod e2e;
+
 struct Opts {
     quick: bool,
     out: PathBuf,
+    /// Only the end-to-end lab (for iterating on it).
+    e2e_only: bool,
 }
 
 impl Opts {
     fn parse() -> Result<Self> {
         let mut quick = false;
+        let mut e2e_only = false;
         let mut out = PathBuf::from("target/bench");
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
                 "--quick" => quick = true,
+                "--e2e-only" => e2e_only = true,
                 "--out" => out = PathBuf::from(args.next().context("--out needs a folder")?),
-                other => bail!("unknown argument `{other}` (use --quick, --out DIR)"),
+                other => bail!("unknown argument `{other}` (use --quick, --e2e-only, --out DIR)"),
             }
         }
-        Ok(Opts { quick, out })
+        Ok(Opts {
+            quick,
+            out,
+            e2e_only,
+        })
+    }
+
+    /// Rounds and time per case of the end-to-end lab.
+    fn e2e_shape(&self) -> e2e::Shape {
+        if self.quick {
+            e2e::Shape {
+                rounds: 1,
+                per_case: std::time::Duration::from_millis(150),
+            }
+        } else {
+            e2e::Shape {
+                rounds: 5,
+                per_case: std::time::Duration::from_secs(1),
+            }
+        }
     }
 
     /// Runs per case, and packets per run.
@@ -538,35 +565,52 @@ fn memory(facts: &mut Vec<(String, String)>) -> Result<()> {
 }
 
 /// A bar chart (one bar per row: median ns over the floor) as SVG.
-fn svg_bars(title: &str, rows: &[&Row]) -> String {
+/// One bar of a plot: a label, the median, and the min..max whisker.
+struct Bar {
+    label: String,
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Bar {
+    /// A program-cost row as ns over its floor.
+    fn over_floor(r: &Row) -> Self {
+        Bar {
+            label: r.name.clone(),
+            median: r.stat.median - r.floor,
+            min: r.stat.min - r.floor,
+            max: r.stat.max - r.floor,
+        }
+    }
+}
+
+/// A horizontal bar chart; `unit` says what the bars measure.
+fn svg_bars(title: &str, unit: &str, bars: &[Bar]) -> String {
     let w = 900.0;
     let bar_h = 22.0;
     let left = 380.0;
-    let h = 40.0 + bar_h * rows.len() as f64 + 30.0;
+    let h = 40.0 + bar_h * bars.len() as f64 + 30.0;
     // Scaled to the medians (single-run cases have huge outliers); whiskers
     // past the edge are clipped.
-    let max = rows
-        .iter()
-        .map(|r| r.stat.median - r.floor)
-        .fold(1.0f64, f64::max)
-        * 1.25;
+    let max = bars.iter().map(|b| b.median).fold(1e-9f64, f64::max) * 1.25;
     let scale = (w - left - 60.0) / max;
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="10" y="20" font-size="14">{title} (ns over the XDP_PASS floor; bar: median, line: min..max)</text>"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="10" y="20" font-size="14">{title} ({unit}; bar: median, line: min..max)</text>"#
     );
-    for (i, r) in rows.iter().enumerate() {
+    for (i, b) in bars.iter().enumerate() {
         let y = 35.0 + bar_h * i as f64;
-        let med = (r.stat.median - r.floor).max(0.0);
-        let lo = (r.stat.min - r.floor).clamp(0.0, max);
-        let hi = (r.stat.max - r.floor).clamp(0.0, max);
+        let med = b.median.max(0.0);
+        let lo = b.min.clamp(0.0, max);
+        let hi = b.max.clamp(0.0, max);
         let _ = write!(
             s,
-            r##"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{left}" y="{}" width="{:.1}" height="{}" fill="#4a7ebb"/><line x1="{:.1}" x2="{:.1}" y1="{}" y2="{}" stroke="black"/><text x="{:.1}" y="{}">{med:.1}</text>"##,
+            r##"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{left}" y="{}" width="{:.1}" height="{}" fill="#4a7ebb"/><line x1="{:.1}" x2="{:.1}" y1="{}" y2="{}" stroke="black"/><text x="{:.1}" y="{}">{med:.2}</text>"##,
             left - 8.0,
             y + 14.0,
-            r.name,
+            b.label,
             y + 3.0,
             med * scale,
             bar_h - 6.0,
@@ -589,9 +633,13 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let mut rows = Vec::new();
     let mut facts = Vec::new();
-    program_costs(&o, &mut rows)?;
-    scaling(&o, &mut rows, &mut facts)?;
-    memory(&mut facts)?;
+    if !o.e2e_only {
+        program_costs(&o, &mut rows)?;
+        scaling(&o, &mut rows, &mut facts)?;
+        memory(&mut facts)?;
+    }
+    let shape = o.e2e_shape();
+    let (e2e_rows, e2e_notes) = e2e::run(&shape).context("the end-to-end lab")?;
     let took = started.elapsed();
 
     let over = |name: &str| {
@@ -599,7 +647,7 @@ fn main() -> Result<()> {
             .find(|r| r.name == name)
             .map(|r| r.stat.median - r.floor)
     };
-    let mut targets: Vec<(String, String, bool)> = Vec::new();
+    let mut targets = e2e::targets(&e2e_rows);
     if let Some(pass) = over("non-anycast IPv6 pass") {
         targets.push((
             "non-anycast pass path adds at most 25 ns over the XDP_PASS floor".into(),
@@ -657,13 +705,14 @@ fn main() -> Result<()> {
         }
         let _ = writeln!(md);
     }
+    e2e::report(&mut md, &e2e_rows, &e2e_notes, &shape);
     let _ = writeln!(md, "## facts\n");
     for (k, v) in &facts {
         let _ = writeln!(md, "- {k}: {v}");
     }
     let _ = writeln!(
         md,
-        "\n## targets (from the benchmark issue; ratios against peers need the end-to-end lab, not measured yet)\n"
+        "\n## targets (from the benchmark issue; ratios are medians of per-round ratios on 64-byte frames)\n"
     );
     for (what, got, ok) in &targets {
         let _ = writeln!(md, "- {} {what}: {got}", if *ok { "MET" } else { "MISSED" });
@@ -679,21 +728,44 @@ fn main() -> Result<()> {
         "seconds": took.as_secs_f64(),
         "rows": json_rows,
         "facts": facts.iter().map(|(k, v)| json!({"what": k, "value": v})).collect::<Vec<_>>(),
+        "end_to_end": e2e_rows.iter().map(|r| json!({"frame_bytes": r.size, "case": r.name, "min_mpps": r.mpps.min, "median_mpps": r.mpps.median, "max_mpps": r.mpps.max, "rounds_mpps": r.rounds})).collect::<Vec<_>>(),
         "targets": targets.iter().map(|(w, g, ok)| json!({"target": w, "measured": g, "met": ok})).collect::<Vec<_>>(),
     });
     fs::write(
         o.out.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    let paths: Vec<&Row> = rows.iter().filter(|r| r.section == "paths").collect();
+    const OVER_FLOOR: &str = "ns over the XDP_PASS floor";
+    let paths: Vec<Bar> = rows
+        .iter()
+        .filter(|r| r.section == "paths")
+        .map(Bar::over_floor)
+        .collect();
     fs::write(
         o.out.join("paths.svg"),
-        svg_bars("Program cost per path", &paths),
+        svg_bars("Program cost per path", OVER_FLOOR, &paths),
     )?;
-    let scale: Vec<&Row> = rows.iter().filter(|r| r.section != "paths").collect();
+    let scale: Vec<Bar> = rows
+        .iter()
+        .filter(|r| r.section != "paths")
+        .map(Bar::over_floor)
+        .collect();
     fs::write(
         o.out.join("scaling.svg"),
-        svg_bars("Cost against configuration size", &scale),
+        svg_bars("Cost against configuration size", OVER_FLOOR, &scale),
+    )?;
+    let e2e_bars: Vec<Bar> = e2e_rows
+        .iter()
+        .map(|r| Bar {
+            label: format!("{} B: {}", r.size, r.name),
+            median: r.mpps.median,
+            min: r.mpps.min,
+            max: r.mpps.max,
+        })
+        .collect();
+    fs::write(
+        o.out.join("end-to-end.svg"),
+        svg_bars("End to end, packets handled", "Mpps", &e2e_bars),
     )?;
     print!("{md}");
     println!("wrote {}", o.out.display());

@@ -1,0 +1,113 @@
+//! The programs `cargo xtask bench` runs around and against the anycast
+//! program in the end-to-end lab: a live-frames generator, a counting sink
+//! for the member, and the trivial programs that bound what any XDP program
+//! can do on this machine (drop everything, redirect everything, one hash
+//! lookup then drop). Names are in `anycast_common::peer_names`.
+#![no_std]
+#![no_main]
+#![expect(
+    unreachable_pub,
+    missing_docs,
+    reason = "the #[xdp] macro expands to undocumented pub entry points"
+)]
+
+use anycast_common::peer_names::GEN_HEADER_LEN;
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{map, xdp},
+    maps::{Array, DevMap, HashMap, PerCpuArray},
+    programs::XdpContext,
+};
+
+#[map(name = "SINK_PACKETS")]
+static SINK_PACKETS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "PEER_PORT")]
+static PEER_PORT: DevMap = DevMap::with_max_entries(1, 0);
+
+#[map(name = "DENY_SOURCES")]
+static DENY_SOURCES: HashMap<[u8; 16], u8> = HashMap::with_max_entries(1024, 0);
+
+#[map(name = "GEN_HEADER")]
+static GEN_HEADER: Array<[u64; GEN_HEADER_LEN / 8]> = Array::with_max_entries(1, 0);
+
+/// Ethernet + IPv6 up to the source address.
+const SRC_OFFSET: usize = 14 + 8;
+
+/// Restores the header and sends the frame back out (the generator).
+#[xdp]
+pub fn gen_tx(ctx: XdpContext) -> u32 {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + GEN_HEADER_LEN > end {
+        return xdp_action::XDP_ABORTED;
+    }
+    if let Some(h) = GEN_HEADER.get(0) {
+        let p = start as *mut u64;
+        // SAFETY: bounds checked above; word by word, because an array copy
+        // compiles to a call of a byte-looping memmove.
+        unsafe {
+            *p = h[0];
+            *p.add(1) = h[1];
+            *p.add(2) = h[2];
+        }
+    }
+    xdp_action::XDP_TX
+}
+
+/// Counts and drops (the member's receiver).
+#[xdp]
+pub fn sink(_ctx: XdpContext) -> u32 {
+    if let Some(n) = SINK_PACKETS.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot: no other writer.
+        unsafe { *n += 1 };
+    }
+    xdp_action::XDP_DROP
+}
+
+/// Passes everything to the kernel: what any XDP program that passes
+/// transit traffic costs at least.
+#[xdp]
+pub fn pass_all(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+/// Drops everything: the ceiling of any XDP program.
+#[xdp]
+pub fn drop_all(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_DROP
+}
+
+/// Redirects everything to the one port: the ceiling of any redirector.
+#[xdp]
+pub fn redirect_all(_ctx: XdpContext) -> u32 {
+    PEER_PORT.redirect(0, 0).unwrap_or(xdp_action::XDP_ABORTED)
+}
+
+/// One hash lookup of the IPv6 source, straight from the packet, then drop
+/// on a hit (no VLANs, no extension headers: a floor, not a filter).
+#[xdp]
+pub fn lookup_drop(ctx: XdpContext) -> u32 {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + SRC_OFFSET + 16 > end {
+        return xdp_action::XDP_PASS;
+    }
+    // SAFETY: bounds checked above; the key is 16 plain bytes.
+    let src = unsafe { &*((start + SRC_OFFSET) as *const [u8; 16]) };
+    // SAFETY: the value is a plain byte, not kept past the call.
+    if unsafe { DENY_SOURCES.get(src) }.is_some() {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    // Unreachable in a verified program: there is no unwinding in BPF.
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

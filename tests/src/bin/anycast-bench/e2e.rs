@@ -1,0 +1,740 @@
+//! End to end in the namespace lab: a live-frames generator pushes frames
+//! into the router's edge interface and the bench counts what the router
+//! handled (dropped, or delivered to the member), for the anycast program
+//! and, in the same interleaved rounds, for what an operator would use
+//! instead: kernel forwarding, nftables, xdp-filter, and trivial XDP
+//! programs as the ceiling.
+//!
+//! ```text
+//!  gen eth0 ---------- e0  router  m0 ---------- eth0 member
+//!  fd00:e:1::2/64   fd00:e:1::1   fd00:e:2::1   fd00:e:2::2/64
+//!  (gen_tx, live frames)                          (sink: count, drop)
+//! ```
+//!
+//! The generator is BPF_PROG_TEST_RUN in live-frames mode running `gen_tx`
+//! (XDP_TX) with the generator's veth as ingress: each frame goes out of
+//! `gen/eth0` into `router/e0`. Generator, router and member run on one CPU
+//! (the bench thread is pinned and the kernel processes the frames in
+//! softirq on the CPU that sent them), which PERF-NOTES found the steadiest;
+//! the rates are therefore of the whole chain and compare cases, not CPUs.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    net::Ipv6Addr,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anycast::PEERS_OBJECT;
+use anycast_common::{
+    frame::FrameBuilder,
+    peer_names::{self, GEN_HEADER_LEN},
+};
+use anycast_tests::lab::{End, Lab, NetNs, sh};
+use anyhow::{Context as _, Result, bail};
+use aya::{
+    Ebpf,
+    maps::{Array, DevMap, Map, MapData, PerCpuArray},
+    programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
+};
+
+use crate::{Stat, stat};
+
+/// The anycast address of the bench.
+const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
+/// A client address behind the generator.
+const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xe, 0x10, 0, 0, 0, 0, 2);
+/// A non-anycast destination the router routes to the member.
+const OTHER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xe, 0x99, 0, 0, 0, 0, 1);
+const MEMBER_ADDR: &str = "fd00:e:2::2";
+
+/// How long each case runs, and how many interleaved rounds.
+pub(crate) struct Shape {
+    /// Rounds (the report gives min / median / max over them).
+    pub(crate) rounds: usize,
+    /// Generator time per case per round.
+    pub(crate) per_case: Duration,
+}
+
+/// Which frames a case is fed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Traffic {
+    /// CLIENT -> ANY: traffic for the anycast service.
+    ToAnycast,
+    /// CLIENT -> OTHER: ordinary transit traffic.
+    Transit,
+    /// ANY -> OTHER: a spoofed anycast source from the edge.
+    Spoofed,
+}
+
+/// Where a case's handled packets are counted.
+#[derive(Clone, Copy)]
+enum Counter {
+    /// The member's sink: packets delivered.
+    Member,
+    /// XDP drops on the router's edge interface (veth `rx_queue_*_xdp_drops`).
+    XdpDrops,
+    /// The nftables rule's counter.
+    Nft,
+}
+
+/// How the router is set up for a case.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Router {
+    KernelForwarding,
+    Anycast,
+    NftIngress,
+    NftPrerouting,
+    XdpFilter,
+    Trivial(&'static str),
+}
+
+/// One case of the end-to-end bench.
+struct Case {
+    name: &'static str,
+    router: Router,
+    traffic: Traffic,
+    counter: Counter,
+    /// External tool the case needs (skipped, and said so, when missing).
+    needs: Option<&'static str>,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "kernel forwarding (route to the member)",
+        router: Router::KernelForwarding,
+        traffic: Traffic::ToAnycast,
+        counter: Counter::Member,
+        needs: None,
+    },
+    Case {
+        name: "anycast redirect L2, flow-table hit",
+        router: Router::Anycast,
+        traffic: Traffic::ToAnycast,
+        counter: Counter::Member,
+        needs: None,
+    },
+    Case {
+        name: "trivial devmap redirect",
+        router: Router::Trivial(peer_names::REDIRECT_ALL),
+        traffic: Traffic::ToAnycast,
+        counter: Counter::Member,
+        needs: None,
+    },
+    Case {
+        name: "anycast attached, transit forwarded by the kernel",
+        router: Router::Anycast,
+        traffic: Traffic::Transit,
+        counter: Counter::Member,
+        needs: None,
+    },
+    Case {
+        name: "trivial XDP_PASS attached, transit forwarded by the kernel",
+        router: Router::Trivial(peer_names::PASS_ALL),
+        traffic: Traffic::Transit,
+        counter: Counter::Member,
+        needs: None,
+    },
+    Case {
+        name: "anycast-source drop",
+        router: Router::Anycast,
+        traffic: Traffic::Spoofed,
+        counter: Counter::XdpDrops,
+        needs: None,
+    },
+    Case {
+        name: "nftables drop, netdev ingress",
+        router: Router::NftIngress,
+        traffic: Traffic::Spoofed,
+        counter: Counter::Nft,
+        needs: Some("nft"),
+    },
+    Case {
+        name: "nftables drop, inet prerouting",
+        router: Router::NftPrerouting,
+        traffic: Traffic::Spoofed,
+        counter: Counter::Nft,
+        needs: Some("nft"),
+    },
+    Case {
+        name: "xdp-filter source deny",
+        router: Router::XdpFilter,
+        traffic: Traffic::Spoofed,
+        counter: Counter::XdpDrops,
+        needs: Some("xdp-filter"),
+    },
+    Case {
+        name: "trivial hash lookup then drop",
+        router: Router::Trivial(peer_names::LOOKUP_DROP),
+        traffic: Traffic::Spoofed,
+        counter: Counter::XdpDrops,
+        needs: None,
+    },
+    Case {
+        name: "trivial XDP_DROP",
+        router: Router::Trivial(peer_names::DROP_ALL),
+        traffic: Traffic::Spoofed,
+        counter: Counter::XdpDrops,
+        needs: None,
+    },
+];
+
+/// Frame sizes measured (bytes on the wire without the FCS).
+pub(crate) const FRAME_SIZES: [usize; 2] = [64, 512];
+
+/// One measured case at one frame size: Mpps per round.
+pub(crate) struct E2eRow {
+    /// Frame size in bytes.
+    pub(crate) size: usize,
+    /// Case name.
+    pub(crate) name: &'static str,
+    /// Mpps over the rounds.
+    pub(crate) mpps: Stat,
+    /// Mpps of each round, in round order (for per-round ratios).
+    pub(crate) rounds: Vec<f64>,
+    /// Lowest share of the generated frames the router handled (1.0: none lost).
+    pub(crate) handled: f64,
+}
+
+/// The lab and the peer programs, removed on drop.
+struct Bench {
+    lab: Lab,
+    peers: Ebpf,
+    peer_pins: PathBuf,
+    gen_ifindex: u32,
+    nft_file: PathBuf,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.peer_pins);
+        let _ = fs::remove_file(&self.nft_file);
+    }
+}
+
+/// Runs `args` in `ns`'s network namespace, keeping the mount namespace
+/// (bpffs pins stay visible; `ip netns exec` and `ip -n` would hide them).
+fn in_ns(ns: &NetNs, args: &[&str]) -> Result<String> {
+    let net = format!("--net=/run/netns/{}", ns.name);
+    let mut v = vec!["nsenter", net.as_str()];
+    v.extend_from_slice(args);
+    sh(&v)
+}
+
+fn have(tool: &str) -> bool {
+    sh(&["sh", "-c", &format!("command -v {tool}")]).is_ok()
+}
+
+fn mac(s: &str) -> Result<[u8; 6]> {
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("bad MAC {s}"))?;
+    v.try_into()
+        .map_err(|_| anyhow::anyhow!("bad MAC {s}: not 6 bytes"))
+}
+
+/// A frame of `size` bytes for `traffic`, addressed gen -> router.
+fn frame(traffic: Traffic, size: usize) -> Result<Vec<u8>> {
+    let (src, dst) = match traffic {
+        Traffic::ToAnycast => (CLIENT, ANY),
+        Traffic::Transit => (CLIENT, OTHER),
+        Traffic::Spoofed => (ANY, OTHER),
+    };
+    // Ethernet 14 + IPv6 40 + UDP 8.
+    let payload = vec![
+        0x5a;
+        size.checked_sub(62)
+            .context("frames are at least 62 bytes")?
+    ];
+    let mut b = FrameBuilder::udp(src, dst, 4000, 53, &payload);
+    b.dst_mac = mac(&Lab::mac(1, 2))?;
+    b.src_mac = mac(&Lab::mac(1, 1))?;
+    Ok(b.build())
+}
+
+impl Bench {
+    fn build() -> Result<Self> {
+        let mut lab = Lab::new("bench-e2e")?;
+        for (n, fwd) in [("gen", false), ("router", true), ("member", false)] {
+            lab.node(n, fwd)?;
+        }
+        let e = |node, ifname, addr| End { node, ifname, addr };
+        lab.link(
+            e("gen", "eth0", "fd00:e:1::2/64"),
+            e("router", "e0", "fd00:e:1::1/64"),
+        )?;
+        lab.link(
+            e("router", "m0", "fd00:e:2::1/64"),
+            e("member", "eth0", "fd00:e:2::2/64"),
+        )?;
+        // Standard routing: the anycast address and the transit prefix both
+        // lead to the member.
+        lab.route("router", &format!("{ANY}/128"), MEMBER_ADDR)?;
+        lab.route("router", "fd00:e:99::/64", MEMBER_ADDR)?;
+
+        let peer_pins = PathBuf::from(format!("/sys/fs/bpf/{}-peers", lab.prefix));
+        fs::create_dir_all(&peer_pins)
+            .with_context(|| format!("creating {}", peer_pins.display()))?;
+        let mut peers = Ebpf::load(PEERS_OBJECT).context("loading the peer programs")?;
+        for name in [
+            peer_names::GEN_TX,
+            peer_names::SINK,
+            peer_names::DROP_ALL,
+            peer_names::PASS_ALL,
+            peer_names::REDIRECT_ALL,
+            peer_names::LOOKUP_DROP,
+        ] {
+            let p: &mut Xdp = peers
+                .program_mut(name)
+                .with_context(|| format!("no program {name}"))?
+                .try_into()?;
+            p.load().with_context(|| format!("loading {name}"))?;
+            p.pin(peer_pins.join(name))
+                .with_context(|| format!("pinning {name}"))?;
+        }
+        peers
+            .map_mut(peer_names::PEER_PORT)
+            .context("no PEER_PORT")?
+            .pin(peer_pins.join(peer_names::PEER_PORT))?;
+        {
+            let mut deny: aya::maps::HashMap<_, [u8; 16], u8> = aya::maps::HashMap::try_from(
+                peers
+                    .map_mut(peer_names::DENY_SOURCES)
+                    .context("no DENY_SOURCES")?,
+            )?;
+            deny.insert(ANY.octets(), 1, 0)?;
+        }
+
+        // The member counts and drops what reaches it.
+        let pin = |name: &str| peer_pins.join(name).display().to_string();
+        in_ns(
+            lab.ns("member")?,
+            &[
+                "ip",
+                "link",
+                "set",
+                "dev",
+                "eth0",
+                "xdpdrv",
+                "pinned",
+                &pin(peer_names::SINK),
+            ],
+        )?;
+        // The devmap holds an ifindex of the router's namespace: set it there.
+        let port_pin = peer_pins.join(peer_names::PEER_PORT);
+        lab.ns("router")?.run(move || -> Result<()> {
+            let ifindex = anycast::dataplane::ifindex("m0")?;
+            let data = MapData::from_pin(&port_pin)?;
+            let mut map = Map::from_map_data(data)?;
+            DevMap::try_from(&mut map)?.set(0, ifindex, None, 0)?;
+            Ok(())
+        })??;
+        let gen_ifindex = lab
+            .ns("gen")?
+            .run(|| anycast::dataplane::ifindex("eth0"))??;
+
+        // The anycast data plane: the group and its on-link member are
+        // configured once; the program is attached only for its cases.
+        let member_mac = lab
+            .ns("member")?
+            .ip(&["-o", "link", "show", "dev", "eth0"])?
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .map(str::to_string)
+            .context("no member MAC")?;
+        lab.anycast_ok(
+            "router",
+            &["addr", "add", &ANY.to_string(), "--group", "dns"],
+        )?;
+        lab.anycast_ok(
+            "router",
+            &[
+                "member",
+                "add",
+                "dns",
+                "m1",
+                "--iface",
+                "m0",
+                "--mac",
+                &member_mac,
+                "--metric",
+                "10",
+            ],
+        )?;
+        let nft_file = PathBuf::from(format!("/tmp/{}-nft.conf", lab.prefix));
+        Ok(Bench {
+            lab,
+            peers,
+            peer_pins,
+            gen_ifindex,
+            nft_file,
+        })
+    }
+
+    fn router(&self) -> Result<&NetNs> {
+        self.lab.ns("router")
+    }
+
+    /// Runs `args` in the router's network namespace.
+    fn in_router(&self, args: &[&str]) -> Result<String> {
+        in_ns(self.router()?, args)
+    }
+
+    fn setup(&self, router: Router) -> Result<()> {
+        match router {
+            Router::KernelForwarding => {}
+            Router::Anycast => {
+                self.lab.anycast_ok(
+                    "router",
+                    &["attach", "e0", "--role", "edge", "--mode", "native"],
+                )?;
+            }
+            Router::NftIngress | Router::NftPrerouting => {
+                let rules = if router == Router::NftIngress {
+                    format!(
+                        "table netdev acbench {{\n chain edge {{\n  type filter hook ingress device \"e0\" priority 0;\n  ip6 saddr {ANY} counter drop\n }}\n}}\n"
+                    )
+                } else {
+                    format!(
+                        "table inet acbench {{\n chain edge {{\n  type filter hook prerouting priority -300;\n  ip6 saddr {ANY} counter drop\n }}\n}}\n"
+                    )
+                };
+                fs::write(&self.nft_file, rules)?;
+                self.in_router(&["nft", "-f", &self.nft_file.display().to_string()])?;
+            }
+            Router::XdpFilter => {
+                self.in_router(&["xdp-filter", "load", "e0", "--mode", "native", "-f", "ipv6"])?;
+                self.in_router(&["xdp-filter", "ip", "--mode", "src", &ANY.to_string()])?;
+            }
+            Router::Trivial(name) => {
+                let pin = self.peer_pins.join(name).display().to_string();
+                self.in_router(&["ip", "link", "set", "dev", "e0", "xdpdrv", "pinned", &pin])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn teardown(&self, router: Router) -> Result<()> {
+        match router {
+            Router::KernelForwarding => {}
+            Router::Anycast => {
+                self.lab.anycast_ok("router", &["detach", "e0"])?;
+            }
+            Router::NftIngress => {
+                self.in_router(&["nft", "delete", "table", "netdev", "acbench"])?;
+            }
+            Router::NftPrerouting => {
+                self.in_router(&["nft", "delete", "table", "inet", "acbench"])?;
+            }
+            Router::XdpFilter => {
+                self.in_router(&["xdp-filter", "unload", "e0"])?;
+            }
+            Router::Trivial(_) => {
+                self.router()?
+                    .ip(&["link", "set", "dev", "e0", "xdpdrv", "off"])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&self, counter: Counter, router: Router) -> Result<u64> {
+        match counter {
+            Counter::Member => {
+                let sink: PerCpuArray<_, u64> = PerCpuArray::try_from(
+                    self.peers
+                        .map(peer_names::SINK_PACKETS)
+                        .context("no SINK_PACKETS")?,
+                )?;
+                Ok(sink.get(&0, 0)?.iter().sum())
+            }
+            Counter::XdpDrops => {
+                let out = self.in_router(&["ethtool", "-S", "e0"])?;
+                Ok(out
+                    .lines()
+                    .filter_map(|l| l.trim().split_once(':'))
+                    .filter(|(k, _)| k.starts_with("rx_queue_") && k.ends_with("_xdp_drops"))
+                    .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+                    .sum())
+            }
+            Counter::Nft => {
+                let family = if router == Router::NftIngress {
+                    "netdev"
+                } else {
+                    "inet"
+                };
+                let out = self.in_router(&["nft", "list", "table", family, "acbench"])?;
+                out.split("counter packets ")
+                    .nth(1)
+                    .and_then(|s| s.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+                    .context("no counter in the nftables rule")
+            }
+        }
+    }
+
+    /// Pushes `frame` for about `time` (at least one call).
+    fn generate(&self, frame: &[u8], time: Duration) -> Result<Generated> {
+        let mut header = [0u64; GEN_HEADER_LEN / 8];
+        header_words(&mut header, frame)?;
+        let ifindex = self.gen_ifindex;
+        let frame = frame.to_vec();
+        self.lab.ns("gen")?.run(move || -> Result<Generated> {
+            pin_to_cpu(0)?;
+            // A generator of its own for each case: the program must run in
+            // this namespace's thread (the kernel resolves the ingress
+            // ifindex here), and loading it takes milliseconds.
+            let mut ebpf = Ebpf::load(PEERS_OBJECT).context("loading the generator")?;
+            Array::<_, [u64; GEN_HEADER_LEN / 8]>::try_from(
+                ebpf.map_mut(peer_names::GEN_HEADER)
+                    .context("no GEN_HEADER")?,
+            )?
+            .set(0, header, 0)?;
+            let prog: &mut Xdp = ebpf
+                .program_mut(peer_names::GEN_TX)
+                .context("no gen_tx")?
+                .try_into()?;
+            prog.load()?;
+            // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+            // rx_queue_index, egress_ifindex.
+            let mut ctx = [0u8; 24];
+            ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+            ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+            let started = Instant::now();
+            // Calls of about a quarter of the case each: a live-frames call
+            // waits several ms for RCU on return.
+            let mut repeat = 100_000u32;
+            let mut calls = 0;
+            let mut done = Generated::default();
+            while calls == 0 || (started.elapsed() < time && calls < 1000) {
+                let t = Instant::now();
+                let mut opts = TestRunOptions::new();
+                opts.data_in = Some(&frame);
+                opts.ctx_in = Some(&ctx);
+                opts.repeat = repeat;
+                opts.attrs = TestRunAttrs::new().xdp_live_frames(64);
+                let r = prog.test_run(opts).context("live-frames test run")?;
+                calls += 1;
+                done.frames += u64::from(repeat);
+                done.busy += r.duration * repeat;
+                let rate = f64::from(repeat) / t.elapsed().as_secs_f64().max(1e-6);
+                repeat = (rate * time.as_secs_f64() / 4.0).clamp(10_000.0, 50_000_000.0) as u32;
+            }
+            Ok(done)
+        })?
+    }
+}
+
+/// What the generator did.
+#[derive(Default)]
+struct Generated {
+    /// Frames pushed.
+    frames: u64,
+    /// Time in the kernel's timed loop: generating and, in softirq on the
+    /// same CPU, everything the router and the member did with the frames.
+    /// It leaves out the RCU wait at the end of each call and any time the
+    /// thread was scheduled out.
+    busy: Duration,
+}
+
+/// The first GEN_HEADER_LEN bytes of `frame` as the u64 words gen_tx copies.
+fn header_words(out: &mut [u64; GEN_HEADER_LEN / 8], frame: &[u8]) -> Result<()> {
+    let head = frame
+        .get(..GEN_HEADER_LEN)
+        .context("frame shorter than the generator's header")?;
+    for (w, chunk) in out.iter_mut().zip(head.chunks_exact(8)) {
+        *w = u64::from_ne_bytes(chunk.try_into()?);
+    }
+    Ok(())
+}
+
+fn pin_to_cpu(cpu: usize) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            bail!("sched_setaffinity: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Runs every case at every frame size, interleaved over `shape.rounds`.
+/// Returns the rows and the notes (skipped cases).
+pub(crate) fn run(shape: &Shape) -> Result<(Vec<E2eRow>, Vec<String>)> {
+    let bench = Bench::build()?;
+    let mut notes = Vec::new();
+    // ANYCAST_BENCH_CASES=a,b: only cases whose names contain a or b (for
+    // profiling one case with perf while it runs).
+    let only = std::env::var("ANYCAST_BENCH_CASES").ok();
+    let cases: Vec<&Case> = CASES
+        .iter()
+        .filter(|c| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|w| c.name.contains(w)))
+        })
+        .filter(|c| match c.needs {
+            Some(tool) if !have(tool) => {
+                notes.push(format!("{}: skipped, `{tool}` is not installed", c.name));
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let mut samples = vec![vec![Vec::new(); cases.len()]; FRAME_SIZES.len()];
+    let mut handled_share = samples.clone();
+    for _ in 0..shape.rounds {
+        for (si, &size) in FRAME_SIZES.iter().enumerate() {
+            for (ci, c) in cases.iter().enumerate() {
+                let f = frame(c.traffic, size)?;
+                bench
+                    .setup(c.router)
+                    .with_context(|| format!("setting up `{}`", c.name))?;
+                let measured = (|| -> Result<(f64, f64)> {
+                    // The first frames after an attach are slow (pages,
+                    // queues): warm up outside the count.
+                    bench.generate(&f, Duration::ZERO)?;
+                    let before = bench.count(c.counter, c.router)?;
+                    let g = bench.generate(&f, shape.per_case)?;
+                    let after = bench.count(c.counter, c.router)?;
+                    let handled = after.saturating_sub(before);
+                    if handled == 0 {
+                        bail!("nothing was counted: the lab is broken");
+                    }
+                    Ok((
+                        handled as f64 / g.busy.as_secs_f64() / 1e6,
+                        handled as f64 / g.frames as f64,
+                    ))
+                })();
+                bench
+                    .teardown(c.router)
+                    .with_context(|| format!("tearing down `{}`", c.name))?;
+                let (mpps, share) = measured.with_context(|| format!("`{}`", c.name))?;
+                samples[si][ci].push(mpps);
+                handled_share[si][ci].push(share);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (si, &size) in FRAME_SIZES.iter().enumerate() {
+        for (ci, c) in cases.iter().enumerate() {
+            let rounds = samples[si][ci].clone();
+            rows.push(E2eRow {
+                size,
+                name: c.name,
+                mpps: stat(rounds.clone()),
+                rounds,
+                handled: stat(handled_share[si][ci].clone()).min,
+            });
+        }
+    }
+    Ok((rows, notes))
+}
+
+/// Median over rounds of `f(a, b)`, `a` and `b` in Mpps measured in the same round.
+fn per_round(
+    rows: &[E2eRow],
+    size: usize,
+    a: &str,
+    b: &str,
+    f: impl Fn(f64, f64) -> f64,
+) -> Option<f64> {
+    let find = |n: &str| rows.iter().find(|r| r.size == size && r.name == n);
+    let (a, b) = (find(a)?, find(b)?);
+    let v: Vec<f64> = a
+        .rounds
+        .iter()
+        .zip(&b.rounds)
+        .map(|(x, y)| f(*x, *y))
+        .collect();
+    (!v.is_empty()).then(|| stat(v).median)
+}
+
+/// Median per-round ratio `a / b` of two cases' rates.
+pub(crate) fn ratio(rows: &[E2eRow], size: usize, a: &str, b: &str) -> Option<f64> {
+    per_round(rows, size, a, b, |x, y| x / y)
+}
+
+/// Name of the cheapest chain: generator, one veth, XDP_DROP.
+const DROP_CHAIN: &str = "trivial XDP_DROP";
+
+/// The end-to-end section of the report.
+pub(crate) fn report(md: &mut String, rows: &[E2eRow], notes: &[String], shape: &Shape) {
+    let _ = writeln!(
+        md,
+        "## end to end (namespace lab, live-frames generator)\n\n{} interleaved rounds of {:.1?} per case. Rate: packets the router handled (dropped, or delivered to the member) per second of the kernel's timed generator loop, in Mpps, min / median / max; the median per-round ratio to kernel forwarding; the router's own cost, i.e. ns per packet over the cheapest chain (generator, one veth, XDP_DROP), median per round; and the lowest share of generated frames that were handled (100%: nothing lost on the way). Generator, router and member share one CPU (the kernel runs the router and the member in softirq on the generator's CPU), so the rates are of the whole chain: the generator's fixed cost shrinks every ratio against it.\n",
+        shape.rounds, shape.per_case
+    );
+    for size in FRAME_SIZES {
+        let _ = writeln!(
+            md,
+            "### {size}-byte frames\n\n| case | min Mpps | median Mpps | max Mpps | vs kernel forwarding | ns over the drop chain | handled |\n|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for r in rows.iter().filter(|r| r.size == size) {
+            let vs = ratio(rows, size, r.name, CASES[0].name)
+                .map(|x| format!("{x:.2}x"))
+                .unwrap_or_default();
+            let over = per_round(rows, size, r.name, DROP_CHAIN, |x, y| 1e3 / x - 1e3 / y)
+                .map(|x| format!("{x:+.0}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} | {:.2} | {:.2} | {vs} | {over} | {:.1}% |",
+                r.name,
+                r.mpps.min,
+                r.mpps.median,
+                r.mpps.max,
+                r.handled * 100.0
+            );
+        }
+        let _ = writeln!(md);
+    }
+    for n in notes {
+        let _ = writeln!(md, "- {n}");
+    }
+}
+
+/// The issue's ratio targets on 64-byte frames: (what, measured, met).
+pub(crate) fn targets(rows: &[E2eRow]) -> Vec<(String, String, bool)> {
+    let mut t = Vec::new();
+    let mut check = |what: &str, a: &str, b: &str, want: f64| {
+        if let Some(r) = ratio(rows, 64, a, b) {
+            t.push((what.to_string(), format!("{r:.2}x"), r >= want));
+        }
+    };
+    check(
+        "anycast-source drop at least 1.2x xdp-filter",
+        "anycast-source drop",
+        "xdp-filter source deny",
+        1.2,
+    );
+    check(
+        "anycast-source drop at least 5x nftables (netdev ingress)",
+        "anycast-source drop",
+        "nftables drop, netdev ingress",
+        5.0,
+    );
+    check(
+        "anycast-source drop at least 5x nftables (inet prerouting)",
+        "anycast-source drop",
+        "nftables drop, inet prerouting",
+        5.0,
+    );
+    check(
+        "redirect L2 (flow hit) at least 3.5x kernel forwarding",
+        "anycast redirect L2, flow-table hit",
+        "kernel forwarding (route to the member)",
+        3.5,
+    );
+    check(
+        "redirect L2 (flow hit) at least 85% of the trivial devmap redirect",
+        "anycast redirect L2, flow-table hit",
+        "trivial devmap redirect",
+        0.85,
+    );
+    t
+}
