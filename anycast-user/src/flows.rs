@@ -49,11 +49,12 @@ pub struct FlowView {
     pub idle_secs: f64,
 }
 
-/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+/// CLOCK_MONOTONIC_COARSE in nanoseconds: the clock of
+/// `bpf_ktime_get_coarse_ns`, which the data plane stamps flows with.
 pub fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime writes into a timespec we own.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
