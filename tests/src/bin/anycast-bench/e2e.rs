@@ -195,6 +195,10 @@ pub(crate) struct E2eRow {
     pub(crate) rounds: Vec<f64>,
     /// Lowest share of the generated frames the router handled (1.0: none lost).
     pub(crate) handled: f64,
+    /// ns per run of the XDP program on the edge interface, measured in
+    /// place with `kernel.bpf_stats_enabled` (64-byte frames; None without
+    /// a program there).
+    pub(crate) in_place_ns: Option<f64>,
 }
 
 /// The lab and the peer programs, removed on drop.
@@ -476,6 +480,41 @@ impl Bench {
         }
     }
 
+    /// The id of the XDP program attached to the router's edge interface
+    /// (libxdp's dispatcher for xdp-filter).
+    fn edge_prog_id(&self) -> Result<u32> {
+        let out = self.router()?.ip(&["-j", "link", "show", "dev", "e0"])?;
+        let v: serde_json::Value = serde_json::from_str(&out)?;
+        let xdp = &v[0]["xdp"];
+        xdp["prog"]["id"]
+            .as_u64()
+            .or_else(|| xdp["attached"][0]["prog"]["id"].as_u64())
+            .and_then(|id| u32::try_from(id).ok())
+            .context("no XDP program on e0")
+    }
+
+    /// The edge program's mean run time per packet while `frame` flows for
+    /// `time` (needs [`BpfStats`]).
+    fn in_place(&self, frame: &[u8], time: Duration) -> Result<f64> {
+        self.generate(frame, Duration::ZERO)?;
+        let id = self.edge_prog_id()?;
+        let sample = || -> Result<(Duration, u64)> {
+            let p = aya::programs::loaded_programs()
+                .filter_map(Result::ok)
+                .find(|p| p.id() == id)
+                .context("the edge program is gone")?;
+            Ok((p.run_time(), p.run_count()))
+        };
+        let (t0, n0) = sample()?;
+        self.generate(frame, time)?;
+        let (t1, n1) = sample()?;
+        let runs = n1.saturating_sub(n0);
+        if runs == 0 {
+            bail!("the edge program did not run");
+        }
+        Ok(t1.saturating_sub(t0).as_nanos() as f64 / runs as f64)
+    }
+
     /// Pushes `frame` for about `time` (at least one call).
     fn generate(&self, frame: &[u8], time: Duration) -> Result<Generated> {
         let mut header = [0u64; GEN_HEADER_LEN / 8];
@@ -629,10 +668,49 @@ pub(crate) fn run(shape: &Shape) -> Result<(Vec<E2eRow>, Vec<String>)> {
                 mpps: stat(rounds.clone()),
                 rounds,
                 handled: stat(handled_share[si][ci].clone()).min,
+                in_place_ns: None,
             });
         }
     }
+    // The profile: each edge program's own time per packet, in place.
+    let _stats = BpfStats::enable()?;
+    for c in &cases {
+        if c.router == Router::KernelForwarding
+            || c.router == Router::NftIngress
+            || c.router == Router::NftPrerouting
+        {
+            continue;
+        }
+        let f = frame(c.traffic, 64)?;
+        bench.setup(c.router)?;
+        let ns = bench.in_place(&f, shape.per_case / 2);
+        bench.teardown(c.router)?;
+        let ns = ns.with_context(|| format!("profiling `{}`", c.name))?;
+        if let Some(r) = rows.iter_mut().find(|r| r.size == 64 && r.name == c.name) {
+            r.in_place_ns = Some(ns);
+        }
+    }
     Ok((rows, notes))
+}
+
+/// `kernel.bpf_stats_enabled` on while alive (it costs throughput: on only
+/// for the profile), restored on drop.
+struct BpfStats(String);
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStats {
+    fn enable() -> Result<Self> {
+        let old = fs::read_to_string(BPF_STATS).with_context(|| format!("reading {BPF_STATS}"))?;
+        fs::write(BPF_STATS, "1").with_context(|| format!("writing {BPF_STATS}"))?;
+        Ok(BpfStats(old.trim().to_string()))
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = fs::write(BPF_STATS, &self.0);
+    }
 }
 
 /// Median over rounds of `f(a, b)`, `a` and `b` in Mpps measured in the same round.
@@ -666,13 +744,13 @@ const DROP_CHAIN: &str = "trivial XDP_DROP";
 pub(crate) fn report(md: &mut String, rows: &[E2eRow], notes: &[String], shape: &Shape) {
     let _ = writeln!(
         md,
-        "## end to end (namespace lab, live-frames generator)\n\n{} interleaved rounds of {:.1?} per case. Rate: packets the router handled (dropped, or delivered to the member) per second of the kernel's timed generator loop, in Mpps, min / median / max; the median per-round ratio to kernel forwarding; the router's own cost, i.e. ns per packet over the cheapest chain (generator, one veth, XDP_DROP), median per round; and the lowest share of generated frames that were handled (100%: nothing lost on the way). Generator, router and member share one CPU (the kernel runs the router and the member in softirq on the generator's CPU), so the rates are of the whole chain: the generator's fixed cost shrinks every ratio against it.\n",
+        "## end to end (namespace lab, live-frames generator)\n\n{} interleaved rounds of {:.1?} per case. Rate: packets the router handled (dropped, or delivered to the member) per second of the kernel's timed generator loop, in Mpps, min / median / max; the median per-round ratio to kernel forwarding; the router's own cost, i.e. ns per packet over the cheapest chain (generator, one veth, XDP_DROP), median per round; the lowest share of generated frames that were handled (100%: nothing lost on the way); and the profile: the edge XDP program's own mean run time per packet in the live chain (64-byte frames, `kernel.bpf_stats_enabled` on for that pass only; helpers it calls included). Generator, router and member share one CPU (the kernel runs the router and the member in softirq on the generator's CPU), so the rates are of the whole chain: the generator's fixed cost shrinks every ratio against it.\n",
         shape.rounds, shape.per_case
     );
     for size in FRAME_SIZES {
         let _ = writeln!(
             md,
-            "### {size}-byte frames\n\n| case | min Mpps | median Mpps | max Mpps | vs kernel forwarding | ns over the drop chain | handled |\n|---|---:|---:|---:|---:|---:|---:|"
+            "### {size}-byte frames\n\n| case | min Mpps | median Mpps | max Mpps | vs kernel forwarding | ns over the drop chain | handled | edge program, ns in place |\n|---|---:|---:|---:|---:|---:|---:|---:|"
         );
         for r in rows.iter().filter(|r| r.size == size) {
             let vs = ratio(rows, size, r.name, CASES[0].name)
@@ -683,12 +761,13 @@ pub(crate) fn report(md: &mut String, rows: &[E2eRow], notes: &[String], shape: 
                 .unwrap_or_default();
             let _ = writeln!(
                 md,
-                "| {} | {:.2} | {:.2} | {:.2} | {vs} | {over} | {:.1}% |",
+                "| {} | {:.2} | {:.2} | {:.2} | {vs} | {over} | {:.1}% | {} |",
                 r.name,
                 r.mpps.min,
                 r.mpps.median,
                 r.mpps.max,
-                r.handled * 100.0
+                r.handled * 100.0,
+                r.in_place_ns.map(|n| format!("{n:.0}")).unwrap_or_default()
             );
         }
         let _ = writeln!(md);
