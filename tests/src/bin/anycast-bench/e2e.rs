@@ -84,6 +84,8 @@ enum Counter {
 enum Router {
     KernelForwarding,
     Anycast,
+    /// The anycast program with the group's flow affinity off.
+    AnycastStateless,
     NftIngress,
     NftPrerouting,
     XdpFilter,
@@ -111,6 +113,13 @@ const CASES: &[Case] = &[
     Case {
         name: "anycast redirect L2, flow-table hit",
         router: Router::Anycast,
+        traffic: Traffic::ToAnycast,
+        counter: Counter::Member,
+        needs: None,
+    },
+    Case {
+        name: "anycast redirect L2, no affinity (Maglev only)",
+        router: Router::AnycastStateless,
         traffic: Traffic::ToAnycast,
         counter: Counter::Member,
         needs: None,
@@ -391,7 +400,14 @@ impl Bench {
     fn setup(&self, router: Router) -> Result<()> {
         match router {
             Router::KernelForwarding => {}
-            Router::Anycast => {
+            Router::Anycast | Router::AnycastStateless => {
+                let affinity = if router == Router::Anycast {
+                    "flow"
+                } else {
+                    "none"
+                };
+                self.lab
+                    .anycast_ok("router", &["group", "set", "dns", "--affinity", affinity])?;
                 self.lab.anycast_ok(
                     "router",
                     &["attach", "e0", "--role", "edge", "--mode", "native"],
@@ -425,7 +441,7 @@ impl Bench {
     fn teardown(&self, router: Router) -> Result<()> {
         match router {
             Router::KernelForwarding => {}
-            Router::Anycast => {
+            Router::Anycast | Router::AnycastStateless => {
                 self.lab.anycast_ok("router", &["detach", "e0"])?;
             }
             Router::NftIngress => {
