@@ -2,7 +2,9 @@
 //! the flow it quotes), the flow table, and the flood guard.
 
 use anycast_common::{AddrKey, FlowEntry, FlowKey, hash, wire};
-use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, macros::map, maps::PerCpuArray, programs::XdpContext};
+use aya_ebpf::{
+    helpers::bpf_ktime_get_coarse_ns, macros::map, maps::PerCpuArray, programs::XdpContext,
+};
 
 use crate::{
     maps::{FLOOD, FLOWS, SETTINGS},
