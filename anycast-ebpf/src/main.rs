@@ -17,6 +17,7 @@ mod classify;
 mod flow;
 mod maps;
 mod parse;
+mod rt;
 mod stats;
 
 use aya_ebpf::{Global, bindings::xdp_action, macros::xdp, programs::XdpContext};
@@ -50,15 +51,3 @@ pub fn anycast(ctx: XdpContext) -> u32 {
 pub fn pass_floor(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    // Unreachable in a verified program: there is no unwinding in BPF.
-    loop {}
-}
-
-/// GPL-compatible, as the FIB and redirect helpers require.
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

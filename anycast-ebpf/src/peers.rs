@@ -11,6 +11,8 @@
     reason = "the #[xdp] macro expands to undocumented pub entry points"
 )]
 
+mod rt;
+
 use anycast_common::peer_names::GEN_HEADER_LEN;
 use aya_ebpf::{
     bindings::xdp_action,
@@ -100,14 +102,3 @@ pub fn lookup_drop(ctx: XdpContext) -> u32 {
         xdp_action::XDP_PASS
     }
 }
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    // Unreachable in a verified program: there is no unwinding in BPF.
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -351,14 +351,8 @@ impl Bench {
 
         // The anycast data plane: the group and its on-link member are
         // configured once; the program is attached only for its cases.
-        let member_mac = lab
-            .ns("member")?
-            .ip(&["-o", "link", "show", "dev", "eth0"])?
-            .split_whitespace()
-            .skip_while(|w| *w != "link/ether")
-            .nth(1)
-            .map(str::to_string)
-            .context("no member MAC")?;
+        // Lab MACs are fixed: link 2, side 2 is the member's eth0.
+        let member_mac = Lab::mac(2, 2);
         lab.anycast_ok(
             "router",
             &["addr", "add", &ANY.to_string(), "--group", "dns"],
