@@ -54,8 +54,10 @@ enum Task {
     /// nearest-member redirect, a metric change, encapsulation and the edge
     /// filter shown with counters; torn down.
     Lab,
-    /// Benchmarks: program cost per path and against configuration size;
-    /// writes report.md, results.json and SVG plots. Needs root.
+    /// Benchmarks: program cost per path and against configuration size, and
+    /// end to end in a namespace lab against kernel forwarding, nftables,
+    /// xdp-filter and trivial XDP programs; writes report.md, results.json
+    /// and SVG plots. Needs root.
     Bench {
         /// A short run (about a minute) that proves the bench works.
         #[arg(long)]
