@@ -714,6 +714,12 @@ fn main() -> Result<()> {
         md,
         "\n## targets (from the benchmark issue; ratios are medians of per-round ratios on 64-byte frames)\n"
     );
+    if o.quick {
+        let _ = writeln!(
+            md,
+            "Quick mode runs too few rounds to judge the targets (one round end to end, three runs per program case): use the full mode for that.\n"
+        );
+    }
     for (what, got, ok) in &targets {
         let _ = writeln!(md, "- {} {what}: {got}", if *ok { "MET" } else { "MISSED" });
     }
