@@ -215,14 +215,24 @@ struct Bench {
     lab: Lab,
     peers: Ebpf,
     peer_pins: PathBuf,
+    _pins: PinsGuard,
     gen_ifindex: u32,
     nft_file: PathBuf,
 }
 
 impl Drop for Bench {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.peer_pins);
         let _ = fs::remove_file(&self.nft_file);
+    }
+}
+
+/// Removes a pin directory on drop, also when building the bench fails
+/// half-way.
+struct PinsGuard(PathBuf);
+
+impl Drop for PinsGuard {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
@@ -291,6 +301,7 @@ impl Bench {
         let peer_pins = PathBuf::from(format!("/sys/fs/bpf/{}-peers", lab.prefix));
         fs::create_dir_all(&peer_pins)
             .with_context(|| format!("creating {}", peer_pins.display()))?;
+        let pins = PinsGuard(peer_pins.clone());
         let mut peers = Ebpf::load(PEERS_OBJECT).context("loading the peer programs")?;
         for name in [
             peer_names::GEN_TX,
@@ -377,6 +388,7 @@ impl Bench {
             lab,
             peers,
             peer_pins,
+            _pins: pins,
             gen_ifindex,
             nft_file,
         })
@@ -391,7 +403,16 @@ impl Bench {
         in_ns(self.router()?, args)
     }
 
+    /// Sets the router up for a case; on failure, undoes what it can.
     fn setup(&self, router: Router) -> Result<()> {
+        let r = self.try_setup(router);
+        if r.is_err() {
+            let _ = self.teardown(router);
+        }
+        r
+    }
+
+    fn try_setup(&self, router: Router) -> Result<()> {
         match router {
             Router::KernelForwarding => {}
             Router::Anycast | Router::AnycastStateless => {
