@@ -282,6 +282,8 @@ pub struct GroupInfo {
     pub table_size: u32,
 }
 const _: () = assert!(core::mem::size_of::<GroupInfo>() == 72);
+// The XDP program reads the tunnel source as 32-bit words.
+const _: () = assert!(core::mem::offset_of!(GroupInfo, tunnel_source) % 4 == 0);
 
 /// Whether a group keeps flows on their member.
 #[repr(u8)]
@@ -496,6 +498,8 @@ const _: () = assert!(
     core::mem::offset_of!(MemberInfo, mac) % 4 == 0
         && core::mem::offset_of!(MemberInfo, src_mac) == core::mem::offset_of!(MemberInfo, mac) + 6
 );
+// ... and the encapsulated member's address as 32-bit words.
+const _: () = assert!(core::mem::offset_of!(MemberInfo, addr) % 4 == 0);
 
 /// Key of `MEMBER_SOURCES`: who may send with a group's anycast source on a
 /// `member` interface. L2 members: ingress ifindex and source MAC, `addr`

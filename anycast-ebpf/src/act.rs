@@ -24,7 +24,7 @@ use crate::{
     classify::{Decision, FlowOutcome},
     flow::{self, Flow, Lookup},
     maps::{GROUPS, MEMBERS, SELECTION, TX_PORTS},
-    parse::{ipv6::Ipv6, ipv6::Transport, load, store, writable},
+    parse::{ipv6::Ipv6, ipv6::Transport, load, words, writable},
 };
 
 const AF_INET6: u8 = 10;
@@ -187,26 +187,24 @@ fn redirect_l2(ctx: &XdpContext, ip: &Ipv6, m: &MemberInfo) -> u32 {
         return xdp_action::XDP_PASS;
     }
     // From here the frame is changed: a failed bounds check (impossible after
-    // the parser's) aborts rather than passing a half-written packet.
-    let hop = wire::ETH_HDR_LEN + 7;
-    let Some(eth) = writable::<[u32; 3]>(ctx, 0) else {
+    // the parser's) aborts rather than passing a half-written packet. One
+    // check covers everything written: Ethernet header up to the hop limit.
+    const HOP: usize = wire::ETH_HDR_LEN + 7;
+    let Some(head) = writable::<[u8; HOP + 1]>(ctx, 0) else {
         return xdp_action::XDP_ABORTED;
     };
-    // The member's MAC then ours: 12 bytes, as three words (see
-    // `parse::words`: byte copies would call a byte-looping memmove).
-    // SAFETY: `mac` and `src_mac` are adjacent, 12 bytes at a 4-aligned
-    // offset of the map value; `eth` was bounds-checked for 12 bytes.
+    // SAFETY: `head` was bounds-checked for HOP + 1 bytes. `mac` and
+    // `src_mac` are adjacent, 12 bytes at a 4-aligned offset of the map
+    // value: the member's MAC then ours, as three words (see `parse::words`:
+    // byte copies would call a byte-looping memmove).
     unsafe {
         let macs = m.mac.as_ptr() as *const u32;
-        let eth = eth as *mut u32;
+        let eth = head as *mut u32;
         *eth = *macs;
         *eth.add(1) = *macs.add(1);
         *eth.add(2) = *macs.add(2);
-    }
-    let ok = store(ctx, 12, wire::ETH_P_IPV6.to_be()).is_some()
-        && store(ctx, hop, ip.hop_limit - 1).is_some();
-    if !ok {
-        return xdp_action::XDP_ABORTED;
+        *((head as *mut u8).add(12) as *mut u16) = wire::ETH_P_IPV6.to_be();
+        *(head as *mut u8).add(HOP) = ip.hop_limit - 1;
     }
     redirect(m.ifindex)
 }
@@ -248,10 +246,12 @@ fn redirect_encap(
     fib.l4_protocol = wire::IPPROTO_IPV6;
     fib.__bindgen_anon_1.tot_len = outer_len as u16;
     fib.ifindex = ctx.ingress_ifindex() as u32;
-    fib.__bindgen_anon_4.ipv6_dst = words(&m.addr);
+    // SAFETY (both): 16-byte fields of map values at 4-aligned offsets
+    // (asserted in anycast-common).
+    fib.__bindgen_anon_4.ipv6_dst = unsafe { words::load16(&m.addr) };
     let mut flags = 0;
     if info.has_tunnel_source != 0 {
-        fib.__bindgen_anon_3.ipv6_src = words(&info.tunnel_source);
+        fib.__bindgen_anon_3.ipv6_src = unsafe { words::load16(&info.tunnel_source) };
     } else {
         // Let the kernel pick the source address for the egress route.
         flags |= BPF_FIB_LOOKUP_SRC;
@@ -287,20 +287,28 @@ fn redirect_encap(
         // No headroom for the outer header: the frame cannot grow.
         return ENCAP_TOO_BIG;
     }
-    // Field by field, straight into the frame: a header buffer on the stack
-    // would push the program past the 512-byte limit.
-    let inner_hop = wire::ETH_HDR_LEN + wire::IPV6_HDR_LEN + 7;
-    let ok = store(ctx, 0, dmac).is_some()
-        && store(ctx, 6, smac).is_some()
-        && store(ctx, 12, wire::ETH_P_IPV6.to_be_bytes()).is_some()
-        && store(ctx, 14, vtcfl.to_be_bytes()).is_some()
-        && store(ctx, 18, (inner_len as u16).to_be_bytes()).is_some()
-        && store(ctx, 20, [wire::IPPROTO_IPV6, ENCAP_HOP_LIMIT]).is_some()
-        && store(ctx, 22, src).is_some()
-        && store(ctx, 38, m.addr).is_some()
-        && store(ctx, inner_hop, ip.hop_limit - 1).is_some();
-    if !ok {
+    // Field by field, straight into the frame (a header buffer on the stack
+    // would push the program past the 512-byte limit), after one bounds
+    // check that covers the outer headers and the inner hop limit.
+    const OUTER: usize = wire::ETH_HDR_LEN + wire::IPV6_HDR_LEN;
+    let Some(h) = writable::<[u8; OUTER + 8]>(ctx, 0) else {
         return xdp_action::XDP_ABORTED;
+    };
+    let h = h as *mut u8;
+    // SAFETY: every write lies inside the OUTER + 8 bytes checked above.
+    unsafe {
+        let put = |off: usize, bytes: &[u8]| {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), h.add(off), bytes.len());
+        };
+        put(0, &dmac);
+        put(6, &smac);
+        put(12, &wire::ETH_P_IPV6.to_be_bytes());
+        put(14, &vtcfl.to_be_bytes());
+        put(18, &(inner_len as u16).to_be_bytes());
+        put(20, &[wire::IPPROTO_IPV6, ENCAP_HOP_LIMIT]);
+        words::store16(h.add(22) as *mut [u8; 16], src);
+        words::store16(h.add(38) as *mut [u8; 16], words::load16(&m.addr));
+        *h.add(OUTER + 7) = ip.hop_limit - 1;
     }
     redirect(egress)
 }
@@ -314,14 +322,3 @@ struct EncapScratch {
 
 #[map(name = "ENCAP_SCRATCH")]
 static ENCAP_SCRATCH: PerCpuArray<EncapScratch> = PerCpuArray::with_max_entries(1, 0);
-
-/// An address as the FIB request's `[u32; 4]` (same bytes, network order).
-#[inline(always)]
-fn words(a: &[u8; 16]) -> [u32; 4] {
-    [
-        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
-        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
-        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
-        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
-    ]
-}

@@ -115,10 +115,9 @@ struct Addrs {
     dst: *const AddrKey,
     /// Group of the source address, 0 if not anycast.
     src_group: u32,
-    /// Group of the destination address, 0 if not anycast; valid when `dst_known`.
+    /// Group of the destination address, 0 if not anycast; looked up only
+    /// when the source is not anycast and not tunnelled (see [`classify`]).
     dst_group: u32,
-    /// Whether `dst_group` was looked up.
-    dst_known: bool,
 }
 
 /// The rules of this attachment and what the address lookups need to know
@@ -307,11 +306,9 @@ pub(crate) fn classify(ctx: &XdpContext, role: u8, source_action: u8) -> Verdict
         dst,
         src_group: anycast_group(src, &l).unwrap_or(0),
         dst_group: 0,
-        dst_known: false,
     };
     if a.src_group == 0 && !tunnelled(&ip, &l) {
         a.dst_group = anycast_group(dst, &l).unwrap_or(0);
-        a.dst_known = true;
         if a.dst_group == 0 {
             // The common case: no anycast address at all.
             return Verdict::Pass(GlobalStat::UnicastPassed);
@@ -329,7 +326,8 @@ fn decide(ctx: &XdpContext, ip: &Ipv6, a: &Addrs, l: &Lookups) -> Decision {
     if check_source(ctx, ip, a, l, &mut d) {
         return d;
     }
-    let dst_group = if a.dst_known {
+    let dst_group = if a.src_group == 0 && !tunnelled(ip, l) {
+        // Looked up already by `classify`.
         a.dst_group
     } else {
         anycast_group(a.dst, l).unwrap_or(0)

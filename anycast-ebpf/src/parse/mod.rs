@@ -64,12 +64,3 @@ pub(crate) fn writable<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
     }
     Some((start + off) as *mut T)
 }
-
-/// Writes `value` at `off` from the start of the frame, if it lies inside it.
-#[inline(always)]
-pub(crate) fn store<T: Copy>(ctx: &XdpContext, off: usize, value: T) -> Option<()> {
-    let p = writable::<T>(ctx, off)?;
-    // SAFETY: bounds checked by `writable`; unaligned write of plain bytes.
-    unsafe { core::ptr::write_unaligned(p, value) };
-    Some(())
-}
