@@ -26,7 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anycast::PEERS_OBJECT;
+use anycast::{PEERS_OBJECT, members::parse_mac};
 use anycast_common::{
     frame::FrameBuilder,
     peer_names::{self, GEN_HEADER_LEN},
@@ -249,16 +249,6 @@ fn have(tool: &str) -> bool {
     sh(&["sh", "-c", &format!("command -v {tool}")]).is_ok()
 }
 
-fn mac(s: &str) -> Result<[u8; 6]> {
-    let v: Vec<u8> = s
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("bad MAC {s}"))?;
-    v.try_into()
-        .map_err(|_| anyhow::anyhow!("bad MAC {s}: not 6 bytes"))
-}
-
 /// A frame of `size` bytes for `traffic`, addressed gen -> router.
 fn frame(traffic: Traffic, size: usize) -> Result<Vec<u8>> {
     let (src, dst) = match traffic {
@@ -273,8 +263,8 @@ fn frame(traffic: Traffic, size: usize) -> Result<Vec<u8>> {
             .context("frames are at least 62 bytes")?
     ];
     let mut b = FrameBuilder::udp(src, dst, 4000, 53, &payload);
-    b.dst_mac = mac(&Lab::mac(1, 2))?;
-    b.src_mac = mac(&Lab::mac(1, 1))?;
+    b.dst_mac = parse_mac(&Lab::mac(1, 2))?;
+    b.src_mac = parse_mac(&Lab::mac(1, 1))?;
     Ok(b.build())
 }
 

@@ -126,15 +126,15 @@ fn udp(src: Ipv6Addr, dst: Ipv6Addr, sport: u16) -> Vec<u8> {
     FrameBuilder::udp(src, dst, sport, 53, &[0u8; 18]).build()
 }
 
-/// Measures `prog` on `frame` against the floor, interleaved; returns the
-/// case's Stat and the floor's median.
+/// Measures `prog` on `frame` against the floor, interleaved, as a row of
+/// `section` named `name`; `shape` is (runs, repeat).
 fn against_floor(
+    (section, name): (&'static str, String),
     floor: &ProgramUnderTest,
     prog: &ProgramUnderTest,
     frame: Vec<u8>,
-    runs: usize,
-    repeat: u32,
-) -> Result<(Stat, f64)> {
+    (runs, repeat): (usize, u32),
+) -> Result<Row> {
     let cases = [
         Case {
             name: "floor",
@@ -150,7 +150,20 @@ fn against_floor(
         },
     ];
     let s = measure(&cases, runs, repeat)?;
-    Ok((s[1], s[0].median))
+    Ok(Row {
+        section,
+        name,
+        stat: s[1],
+        floor: s[0].median,
+    })
+}
+
+/// A frame to the anycast address whose flow `p` has recorded, so that the
+/// timed runs are flow-table hits.
+fn recorded_flow(p: &ProgramUnderTest) -> Result<Vec<u8>> {
+    let f = udp(CLIENT, ANY, 4000);
+    p.run(&f)?;
+    Ok(f)
 }
 
 /// A program with group `dns` (ANY, and the prefix 2001:db8:b::/48) and one
@@ -188,8 +201,7 @@ fn program_costs(o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
             ..GroupOptions::default()
         },
     )?;
-    let flow = udp(CLIENT, ANY, 4000);
-    p.run(&flow)?; // records the flow: the timed runs are flow-table hits
+    let flow = recorded_flow(&p)?;
     let reply = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"answer").build();
     let ptb = FrameBuilder::new(SERVER, ANY, icmpv6_error(2, &reply, None)).build();
     let cases = [
@@ -410,13 +422,16 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
             .into_iter()
             .collect();
         p.state.load_addresses(&list, "prefixes")?;
-        let (stat, floor) = against_floor(&floor_prog, &p, udp(CLIENT, SERVER, 1), runs, repeat)?;
-        rows.push(Row {
-            section: "prefixes",
-            name: format!("{} prefixes: non-anycast pass", list.len()),
-            stat,
-            floor,
-        });
+        rows.push(against_floor(
+            (
+                "prefixes",
+                format!("{} prefixes: non-anycast pass", list.len()),
+            ),
+            &floor_prog,
+            &p,
+            udp(CLIENT, SERVER, 1),
+            (runs, repeat),
+        )?);
     }
 
     for &m in &[1usize, 4, 16, 64] {
@@ -430,15 +445,17 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
                 10,
             )?;
         }
-        let f = udp(CLIENT, ANY, 4000);
-        p.run(&f)?;
-        let (stat, floor) = against_floor(&floor_prog, &p, f, runs, repeat)?;
-        rows.push(Row {
-            section: "members",
-            name: format!("{m} tied members: redirect L2, flow hit"),
-            stat,
-            floor,
-        });
+        let f = recorded_flow(&p)?;
+        rows.push(against_floor(
+            (
+                "members",
+                format!("{m} tied members: redirect L2, flow hit"),
+            ),
+            &floor_prog,
+            &p,
+            f,
+            (runs, repeat),
+        )?);
     }
 
     for &g in &[1usize, 1000] {
@@ -450,15 +467,14 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
         }
         p.add(&ANY.to_string(), "g0")?;
         p.add_l2_member("g0", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;
-        let f = udp(CLIENT, ANY, 4000);
-        p.run(&f)?;
-        let (stat, floor) = against_floor(&floor_prog, &p, f, runs, repeat)?;
-        rows.push(Row {
-            section: "groups",
-            name: format!("{g} groups: redirect L2, flow hit"),
-            stat,
-            floor,
-        });
+        let f = recorded_flow(&p)?;
+        rows.push(against_floor(
+            ("groups", format!("{g} groups: redirect L2, flow hit")),
+            &floor_prog,
+            &p,
+            f,
+            (runs, repeat),
+        )?);
     }
 
     let flow_sizes: &[u32] = if o.quick {
@@ -490,16 +506,15 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
             key.group_id = 1;
             p.state.record_flow(&key, id, now)?;
         }
-        let f = udp(CLIENT, ANY, 4000);
-        p.run(&f)?;
+        let f = recorded_flow(&p)?;
         let live = p.state.flow_table_stats()?.entries;
-        let (stat, floor) = against_floor(&floor_prog, &p, f, runs, repeat)?;
-        rows.push(Row {
-            section: "flows",
-            name: format!("{live} live flows: redirect L2, flow hit"),
-            stat,
-            floor,
-        });
+        rows.push(against_floor(
+            ("flows", format!("{live} live flows: redirect L2, flow hit")),
+            &floor_prog,
+            &p,
+            f,
+            (runs, repeat),
+        )?);
     }
     Ok(())
 }
