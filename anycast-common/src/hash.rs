@@ -103,6 +103,14 @@ pub const fn prefilter_bucket(words: [u32; 4], len: u8) -> u32 {
     h & (crate::PREFILTER_BUCKETS - 1)
 }
 
+/// The slot of the exact-address index ([`crate::ExactSlot`]) of an address.
+#[inline(always)]
+pub const fn exact_slot(words: [u32; 4]) -> u32 {
+    // The prefilter's mixing for a /128; no larger than its buckets.
+    const _: () = assert!(crate::EXACT_INDEX_SLOTS <= crate::PREFILTER_BUCKETS);
+    prefilter_bucket(words, 128) & (crate::EXACT_INDEX_SLOTS - 1)
+}
+
 /// An address as the four big-endian words [`prefilter_bucket`] takes.
 #[inline(always)]
 pub const fn words(a: &[u8; 16]) -> [u32; 4] {

@@ -55,11 +55,14 @@ pub mod map_names {
     pub const FLOOD: &str = "FLOOD";
     /// Global settings, one [`Settings`](super::Settings) at index 0.
     pub const SETTINGS: &str = "SETTINGS";
-    /// Counting prefilter of anycast addresses and prefixes: `u32` per bucket.
+    /// Counting prefilter of anycast prefixes: `u32` per bucket.
     pub const PREFILTER: &str = "PREFILTER";
+    /// Direct-mapped index of the exact addresses: [`ExactSlot`](super::ExactSlot)
+    /// per [`exact_slot`](super::hash::exact_slot).
+    pub const EXACT_INDEX: &str = "EXACT_INDEX";
 
     /// Every map the data plane pins, in a stable order.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         ANYCAST_ADDRS,
         ANYCAST_PREFIX,
         GROUPS,
@@ -76,6 +79,7 @@ pub mod map_names {
         FLOOD,
         SETTINGS,
         PREFILTER,
+        EXACT_INDEX,
     ];
 }
 
@@ -130,7 +134,7 @@ pub mod globals {
 
 /// Version of the layout of everything pinned; bumped whenever a map's key
 /// or value changes so that a new binary refuses stale pins with a clear error.
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 
 /// Capacity of the exact-address table (hash, allocated on insert).
 pub const MAX_ANYCAST_ADDRS: u32 = 1 << 20;
@@ -160,6 +164,10 @@ pub const DEFAULT_TCP_TIMEOUT: u32 = 300;
 pub const DEFAULT_OTHER_TIMEOUT: u32 = 30;
 /// Buckets of the prefilter (a power of two): 4 MiB of counters.
 pub const PREFILTER_BUCKETS: u32 = 1 << 20;
+/// Slots of the exact-address index (a power of two): 24 MiB. As many as
+/// the exact table holds addresses, so that most addresses own a slot even
+/// in a full table.
+pub const EXACT_INDEX_SLOTS: u32 = 1 << 20;
 /// Most distinct prefix lengths the prefilter covers; past it, it is off.
 pub const MAX_PREFILTER_LENS: usize = 4;
 /// Capacity of the egress-port devmap.
@@ -231,6 +239,31 @@ pub struct AddrValue {
     pub _pad: u32,
 }
 const _: () = assert!(core::mem::size_of::<AddrValue>() == 8);
+
+/// One slot of the exact-address index, the data plane's first answer for
+/// a /128: an array read and a compare instead of a hash-table lookup.
+///
+/// The slot of an address is [`hash::exact_slot`]. The first address of a
+/// slot owns it; the others of the same slot are only in the exact table,
+/// and `others` says that there are some. Userspace keeps two rules, so
+/// that the data plane never misses a configured address and never sees
+/// one that is not configured: an address is published (`group_id` set)
+/// only while it is in the exact table, and `others` is raised before an
+/// address goes into the table only and lowered after it leaves. A slot
+/// changes owner in two writes (the new address with group 0, then the
+/// group), so a reader that sees a group sees its address whole.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct ExactSlot {
+    /// The owning address, network byte order; meaningful when `group_id` != 0.
+    pub addr: [u8; 16],
+    /// The owner's group, 0 when the slot has no owner.
+    pub group_id: u32,
+    /// How many other exact addresses of this slot are in the exact table
+    /// (an upper bound: never less).
+    pub others: u32,
+}
+const _: () = assert!(core::mem::size_of::<ExactSlot>() == 24);
 
 /// What a group does with anycast-destined packets when no member is up.
 #[repr(u8)]
@@ -411,8 +444,8 @@ pub struct Settings {
     pub flows_flushed: u64,
     /// The distinct prefix lengths configured (0: unused slot), for the prefilter.
     pub prefix_lens: [u8; MAX_PREFILTER_LENS],
-    /// 1 when the prefilter is valid: every configured address and prefix is
-    /// counted in `PREFILTER` and every prefix length is in `prefix_lens`.
+    /// 1 when the prefilter is valid: every configured prefix is counted in
+    /// `PREFILTER` and every prefix length is in `prefix_lens`.
     pub prefilter: u8,
     /// Reserved, zero.
     pub _pad: [u8; 3],
@@ -785,6 +818,8 @@ mod user {
     unsafe impl aya::Pod for AddrKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for AddrValue {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for ExactSlot {}
     // SAFETY: as above.
     unsafe impl aya::Pod for GroupInfo {}
     // SAFETY: as above.

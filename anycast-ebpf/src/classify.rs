@@ -11,7 +11,7 @@ use aya_ebpf::{bindings::xdp_action, maps::lpm_trie::Key, programs::XdpContext};
 
 use crate::{
     act,
-    maps::{ANYCAST_ADDRS, ANYCAST_PREFIX, MEMBER_SOURCES, PREFILTER, SETTINGS},
+    maps::{ANYCAST_ADDRS, ANYCAST_PREFIX, EXACT_INDEX, MEMBER_SOURCES, PREFILTER, SETTINGS},
     parse::{
         eth::{self, L2},
         ipv6::{self, Ipv6},
@@ -103,6 +103,9 @@ impl Decision {
 pub(crate) enum Verdict {
     /// Passed, counted in this one global counter.
     Pass(GlobalStat),
+    /// An anycast source of this group on an edge interface that drops
+    /// them: the edge's whole rule, decided without the decision record.
+    EdgeSourceDropped(u32),
     /// An anycast source or destination: the full decision.
     Decided(Decision),
 }
@@ -130,7 +133,7 @@ pub(crate) struct Lookups {
     action: SourceAction,
     /// Any prefix configured (else the LPM lookups are skipped).
     prefixes: bool,
-    /// The prefilter is valid.
+    /// The prefilter is valid (it covers every configured prefix length).
     prefilter: bool,
     /// The configured prefix lengths (0: unused).
     lens: [u8; MAX_PREFILTER_LENS],
@@ -165,46 +168,76 @@ fn counted(bucket: u32) -> bool {
     PREFILTER.get(bucket).is_some_and(|n| *n != 0)
 }
 
-/// Whether `addr` may be anycast: false means certainly not (no configured
-/// address or prefix shares its prefilter buckets).
+/// What the exact-address index says of an address.
+enum Exact {
+    /// It owns its slot: anycast, of this group.
+    Group(u32),
+    /// Its slot has other addresses: the exact table knows.
+    Ask,
+    /// Not an exact anycast address.
+    No,
+}
+
+/// Looks `raw` (the address as native words) up in the exact-address index.
 #[inline(always)]
-fn maybe_anycast(addr: &AddrKey, l: &Lookups) -> bool {
-    if !l.prefilter {
-        return true;
+fn exact_index(raw: [u32; 4], w: [u32; 4]) -> Exact {
+    let Some(s) = EXACT_INDEX.get(hash::exact_slot(w)) else {
+        return Exact::Ask;
+    };
+    // The group first, then the address: userspace writes a new owner's
+    // address before its group (see `ExactSlot`).
+    // SAFETY: reading a field of a valid map value.
+    let group = unsafe { core::ptr::read_volatile(&s.group_id) };
+    if group != 0 {
+        // SAFETY: a 16-byte field at offset 0 of a map value.
+        let o = unsafe { words::load16(&s.addr) };
+        // One branch, not four (and never a call of `bcmp`).
+        if (o[0] ^ raw[0]) | (o[1] ^ raw[1]) | (o[2] ^ raw[2]) | (o[3] ^ raw[3]) == 0 {
+            return Exact::Group(group);
+        }
     }
-    // SAFETY: `addr` is 16 readable bytes (packet, bounds-checked).
-    let w = words::big_endian(unsafe { words::load16(&addr.addr) });
-    if counted(hash::prefilter_bucket(w, 128)) {
-        return true;
+    if s.others != 0 { Exact::Ask } else { Exact::No }
+}
+
+/// The anycast group `addr` belongs to: exact match first (the index, then
+/// the exact table when the index cannot tell), then the longest prefix,
+/// which the prefilter skips for most addresses.
+#[inline(always)]
+fn anycast_group(addr: *const AddrKey, l: &Lookups) -> Option<u32> {
+    // SAFETY: `addr` points into the packet and was bounds-checked by the
+    // parser; the lookups read it in place, without a copy to the stack.
+    let key = unsafe { &*addr };
+    // SAFETY: as above, 16 readable bytes.
+    let raw = unsafe { words::load16(&key.addr) };
+    let w = words::big_endian(raw);
+    match exact_index(raw, w) {
+        Exact::Group(g) => return Some(g),
+        Exact::Ask => {
+            // SAFETY: the value is plain data and only read.
+            if let Some(v) = unsafe { ANYCAST_ADDRS.get(key) } {
+                return Some(v.group_id);
+            }
+        }
+        Exact::No => {}
     }
+    if !l.prefixes || (l.prefilter && !maybe_in_prefix(w, l)) {
+        return None;
+    }
+    ANYCAST_PREFIX
+        .get(Key::new(128, key.addr))
+        .map(|v| v.group_id)
+}
+
+/// Whether an address (big-endian words) may be in a configured prefix:
+/// false means certainly not (no prefix shares its prefilter buckets).
+#[inline(always)]
+fn maybe_in_prefix(w: [u32; 4], l: &Lookups) -> bool {
     for len in l.lens {
         if len != 0 && counted(hash::prefilter_bucket(w, len)) {
             return true;
         }
     }
     false
-}
-
-/// The anycast group `addr` belongs to: exact match first, then the longest
-/// prefix; the prefilter answers most non-anycast addresses first.
-#[inline(always)]
-fn anycast_group(addr: *const AddrKey, l: &Lookups) -> Option<u32> {
-    // SAFETY: `addr` points into the packet and was bounds-checked by the
-    // parser; the lookup reads it in place, without a copy to the stack.
-    let key = unsafe { &*addr };
-    if !maybe_anycast(key, l) {
-        return None;
-    }
-    // SAFETY: the value is plain data and only read.
-    if let Some(v) = unsafe { ANYCAST_ADDRS.get(key) } {
-        return Some(v.group_id);
-    }
-    if !l.prefixes {
-        return None;
-    }
-    ANYCAST_PREFIX
-        .get(Key::new(128, key.addr))
-        .map(|v| v.group_id)
 }
 
 /// Whether a registered member stands behind `key` (which names the group).
@@ -307,6 +340,9 @@ pub(crate) fn classify(ctx: &XdpContext, role: u8, source_action: u8) -> Verdict
         src_group: anycast_group(src, &l).unwrap_or(0),
         dst_group: 0,
     };
+    if a.src_group != 0 && l.role == IfaceRole::Edge && l.action == SourceAction::Drop {
+        return Verdict::EdgeSourceDropped(a.src_group);
+    }
     if a.src_group == 0 && !tunnelled(&ip, &l) {
         a.dst_group = anycast_group(dst, &l).unwrap_or(0);
         if a.dst_group == 0 {

@@ -39,6 +39,10 @@ pub fn anycast(ctx: XdpContext) -> u32 {
             stats::count(stat);
             xdp_action::XDP_PASS
         }
+        Verdict::EdgeSourceDropped(group) => {
+            stats::count_edge_source_drop(group);
+            xdp_action::XDP_DROP
+        }
         Verdict::Decided(d) => {
             stats::record(&d);
             d.action()

@@ -2,10 +2,10 @@
 //! come from `anycast-common`; userspace pins them under the pin dir.
 
 use anycast_common::{
-    AddrKey, AddrValue, DEFAULT_FLOW_TABLE, FloodState, FlowEntry, FlowKey, GLOBAL_STAT_SLOTS,
-    GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
-    MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters, MemberInfo, MemberSourceKey,
-    PREFILTER_BUCKETS, Selection, Settings,
+    AddrKey, AddrValue, DEFAULT_FLOW_TABLE, EXACT_INDEX_SLOTS, ExactSlot, FloodState, FlowEntry,
+    FlowKey, GLOBAL_STAT_SLOTS, GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS,
+    MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters,
+    MemberInfo, MemberSourceKey, PREFILTER_BUCKETS, Selection, Settings,
 };
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -18,6 +18,12 @@ use aya_ebpf::{
 #[map(name = "ANYCAST_ADDRS")]
 pub(crate) static ANYCAST_ADDRS: HashMap<AddrKey, AddrValue> =
     HashMap::with_max_entries(MAX_ANYCAST_ADDRS, BPF_F_NO_PREALLOC);
+
+/// The exact addresses again, direct-mapped (see `ExactSlot`): most /128
+/// lookups are answered here, by an array read the verifier inlines, and
+/// only addresses that share a slot fall back to `ANYCAST_ADDRS`.
+#[map(name = "EXACT_INDEX")]
+pub(crate) static EXACT_INDEX: Array<ExactSlot> = Array::with_max_entries(EXACT_INDEX_SLOTS, 0);
 
 /// Anycast prefixes, longest match wins.
 #[map(name = "ANYCAST_PREFIX")]
@@ -85,8 +91,8 @@ pub(crate) static FLOOD: PerCpuArray<FloodState> = PerCpuArray::with_max_entries
 #[map(name = "SETTINGS")]
 pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 
-/// Counting prefilter: per bucket, how many configured addresses and prefixes
-/// hash there (see `anycast_common::hash::prefilter_bucket`). An array, so
-/// the verifier inlines the lookup: no helper call on the pass path.
+/// Counting prefilter: per bucket, how many configured prefixes hash there
+/// (see `anycast_common::hash::prefilter_bucket`). An array, so the
+/// verifier inlines the lookup: no helper call on the pass path.
 #[map(name = "PREFILTER")]
 pub(crate) static PREFILTER: Array<u32> = Array::with_max_entries(PREFILTER_BUCKETS, 0);

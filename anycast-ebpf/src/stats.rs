@@ -47,6 +47,13 @@ pub(crate) fn count(stat: GlobalStat) {
     add_global(stat, 1);
 }
 
+/// Counts an anycast source of `group` dropped on an edge interface.
+#[inline(always)]
+pub(crate) fn count_edge_source_drop(group: u32) {
+    add_global(GlobalStat::AnycastSourceDropped, 1);
+    add_group(group, GroupStat::AnycastSourceDrops, 1);
+}
+
 /// Adds the decision's counters.
 #[inline(always)]
 pub(crate) fn record(d: &Decision) {

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use anycast_common::{
-    AddrKey, AddrValue, Affinity, Fallback, FlowEntry, FlowKey, GROUP_NAME_LEN, GlobalStat,
-    GroupCounters, GroupInfo, GroupStat, IfaceConfig, LAYOUT_VERSION, MAX_PREFILTER_LENS,
-    MemberCounters, MemberInfo, MemberSourceKey, Selection, Settings, hash, map_names,
+    AddrKey, AddrValue, Affinity, ExactSlot, Fallback, FlowEntry, FlowKey, GROUP_NAME_LEN,
+    GlobalStat, GroupCounters, GroupInfo, GroupStat, IfaceConfig, LAYOUT_VERSION,
+    MAX_PREFILTER_LENS, MemberCounters, MemberInfo, MemberSourceKey, Selection, Settings, hash,
+    map_names,
 };
 use aya::{
     Ebpf,
@@ -41,6 +42,7 @@ pub struct State {
     pub(crate) flows: HashMap<MapData, FlowKey, FlowEntry>,
     pub(crate) settings: Array<MapData, Settings>,
     prefilter: Array<MapData, u32>,
+    exact_index: Array<MapData, ExactSlot>,
     /// Capacity of the flow table as created.
     pub(crate) flow_capacity: u32,
     /// Capacities of the address tables as created (they may differ from the defaults).
@@ -182,6 +184,7 @@ impl State {
             flows: typed!(map_names::FLOWS, 2),
             settings: typed!(map_names::SETTINGS),
             prefilter: typed!(map_names::PREFILTER),
+            exact_index: typed!(map_names::EXACT_INDEX),
             addr_capacity: capacities[0],
             prefix_capacity: capacities[1],
             flow_capacity: capacities[2],
@@ -379,40 +382,16 @@ impl State {
                 }
                 None => {}
             }
-            if let Err(e) = self.prefilter_count(&p, true) {
-                failure = Some(e);
-                break;
-            }
             let r = if p.is_exact() {
-                self.addrs
-                    .insert(AddrKey::from(p.addr), value, BPF_NOEXIST)
-                    .map_err(|e| {
-                        full_or(
-                            e,
-                            "anycast address table",
-                            self.addr_capacity,
-                            map_names::ANYCAST_ADDRS,
-                        )
-                    })
+                self.insert_exact(p.addr, value)
             } else {
-                let key = Key::new(u32::from(p.len), p.addr.octets());
-                let r = self.prefixes.insert(&key, value, 0).map_err(|e| {
-                    full_or(
-                        e,
-                        "anycast prefix table",
-                        self.prefix_capacity,
-                        map_names::ANYCAST_PREFIX,
-                    )
-                });
-                if r.is_ok() {
+                self.insert_prefix(&p, value).inspect(|()| {
                     prefixes.insert((u32::from(p.len), p.addr.octets()), id);
-                }
-                r
+                })
             };
             match r {
                 Ok(()) => added.push((p, id)),
                 Err(e) => {
-                    self.prefilter_count(&p, false)?;
                     failure = Some(e);
                     break;
                 }
@@ -420,8 +399,7 @@ impl State {
         }
         if let Some(e) = failure {
             for (p, _) in added {
-                let _ = self.remove_entry(&p);
-                self.prefilter_count(&p, false)?;
+                self.forget_entry(&p)?;
             }
             self.sync_settings(&[])?;
             return Err(e);
@@ -443,31 +421,118 @@ impl State {
     /// map update each; the groups stay.
     pub(crate) fn remove_addresses(&mut self, list: &[(AnycastPrefix, u32)]) -> Result<()> {
         for (p, _) in list {
-            match self.remove_entry(p) {
-                Ok(()) | Err(MapError::KeyNotFound) => {}
-                Err(e) => {
-                    let name = if p.is_exact() {
-                        map_names::ANYCAST_ADDRS
-                    } else {
-                        map_names::ANYCAST_PREFIX
-                    };
-                    return Err(map_err(name)(e));
-                }
-            }
-            self.prefilter_count(p, false)?;
+            self.forget_entry(p)?;
         }
         self.count_addresses(list, false)?;
         self.sync_settings(&[])
     }
 
-    /// Removes one entry from the exact or the prefix table.
-    fn remove_entry(&mut self, p: &AnycastPrefix) -> Result<(), MapError> {
-        if p.is_exact() {
-            self.addrs.remove(&AddrKey::from(p.addr))
+    /// Inserts an exact address into the exact table and its index (see
+    /// [`ExactSlot`] for the order of the writes). Nothing changes when it fails.
+    fn insert_exact(&mut self, addr: std::net::Ipv6Addr, value: AddrValue) -> Result<()> {
+        let octets = addr.octets();
+        let i = hash::exact_slot(hash::words(&octets));
+        let mut slot = self.index_slot(i)?;
+        let owner = slot.group_id == 0;
+        if owner {
+            // Claim the free slot, unpublished: the group comes after the insert.
+            slot.addr = octets;
         } else {
-            self.prefixes
-                .remove(&Key::new(u32::from(p.len), p.addr.octets()))
+            slot.others = slot.others.saturating_add(1);
         }
+        self.set_index_slot(i, slot)?;
+        let r = self
+            .addrs
+            .insert(AddrKey::from(addr), value, BPF_NOEXIST)
+            .map_err(|e| {
+                full_or(
+                    e,
+                    "anycast address table",
+                    self.addr_capacity,
+                    map_names::ANYCAST_ADDRS,
+                )
+            });
+        match (r, owner) {
+            (Ok(()), true) => {
+                slot.group_id = value.group_id;
+                self.set_index_slot(i, slot)
+            }
+            (Ok(()), false) => Ok(()),
+            // An unpublished claim is a free slot: leave it.
+            (Err(e), true) => Err(e),
+            (Err(e), false) => {
+                slot.others -= 1;
+                self.set_index_slot(i, slot)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Inserts a prefix into the prefix table, counted in the prefilter first
+    /// (the data plane never filters out a configured prefix). Nothing changes
+    /// when it fails.
+    fn insert_prefix(&mut self, p: &AnycastPrefix, value: AddrValue) -> Result<()> {
+        self.prefilter_count(p, true)?;
+        let key = Key::new(u32::from(p.len), p.addr.octets());
+        let r = self.prefixes.insert(&key, value, 0).map_err(|e| {
+            full_or(
+                e,
+                "anycast prefix table",
+                self.prefix_capacity,
+                map_names::ANYCAST_PREFIX,
+            )
+        });
+        if r.is_err() {
+            self.prefilter_count(p, false)?;
+        }
+        r
+    }
+
+    /// Removes an address or prefix from its table, and then from the index
+    /// or the prefilter (an address is unpublished before it leaves the
+    /// table). An entry that is not there is not an error.
+    fn forget_entry(&mut self, p: &AnycastPrefix) -> Result<()> {
+        if !p.is_exact() {
+            return match self
+                .prefixes
+                .remove(&Key::new(u32::from(p.len), p.addr.octets()))
+            {
+                Ok(()) => self.prefilter_count(p, false),
+                Err(MapError::KeyNotFound) => Ok(()),
+                Err(e) => Err(map_err(map_names::ANYCAST_PREFIX)(e)),
+            };
+        }
+        let octets = p.addr.octets();
+        let i = hash::exact_slot(hash::words(&octets));
+        let mut slot = self.index_slot(i)?;
+        let owner = slot.group_id != 0 && slot.addr == octets;
+        if owner {
+            slot.group_id = 0;
+            self.set_index_slot(i, slot)?;
+        }
+        match self.addrs.remove(&AddrKey::from(p.addr)) {
+            Ok(()) => {}
+            Err(MapError::KeyNotFound) => return Ok(()),
+            Err(e) => return Err(map_err(map_names::ANYCAST_ADDRS)(e)),
+        }
+        if !owner {
+            slot.others = slot.others.saturating_sub(1);
+            self.set_index_slot(i, slot)?;
+        }
+        Ok(())
+    }
+
+    /// Slot `i` of the exact-address index.
+    fn index_slot(&self, i: u32) -> Result<ExactSlot> {
+        self.exact_index
+            .get(&i, 0)
+            .map_err(map_err(map_names::EXACT_INDEX))
+    }
+
+    fn set_index_slot(&mut self, i: u32, slot: ExactSlot) -> Result<()> {
+        self.exact_index
+            .set(i, slot, 0)
+            .map_err(map_err(map_names::EXACT_INDEX))
     }
 
     /// Adds (or subtracts) the entries of `list` to their groups' address counts.
@@ -523,9 +588,9 @@ impl State {
             .map_err(map_err(map_names::SETTINGS))
     }
 
-    /// Counts `p` in (or out of) the prefilter. In before the entry is
-    /// inserted, out after it is removed: the data plane never filters out
-    /// a configured address.
+    /// Counts prefix `p` in (or out of) the prefilter. In before the entry
+    /// is inserted, out after it is removed: the data plane never filters
+    /// out a configured prefix.
     fn prefilter_count(&mut self, p: &AnycastPrefix, add: bool) -> Result<()> {
         let b = hash::prefilter_bucket(hash::words(&p.addr.octets()), p.len);
         let n = self
