@@ -1,6 +1,8 @@
 //! Counters: per CPU, so plain (non-atomic) adds are safe.
 
-use anycast_common::{GROUP_STAT_SLOTS, GlobalStat, GroupStat, MAX_GROUPS, MAX_MEMBERS};
+use anycast_common::{
+    GROUP_STAT_SLOTS, GlobalStat, GroupCounters, GroupStat, MAX_GROUPS, MAX_MEMBERS,
+};
 
 use crate::{
     classify::{Decision, FlowOutcome},
@@ -17,26 +19,31 @@ fn add_global(stat: GlobalStat, n: u64) {
 
 #[inline(always)]
 fn add_group(group: u32, stat: GroupStat, n: u64) {
-    add_group_slot(group, stat as u32, n);
+    if let Some(c) = group_counters(group) {
+        add_slot(c, stat as u32, n);
+    }
 }
 
-/// Adds `n` to counter `idx` of `group`.
+/// This CPU's counters of `group` (0 means "none").
 #[inline(always)]
-fn add_group_slot(group: u32, idx: u32, n: u64) {
-    // Group 0 means "none".
+fn group_counters(group: u32) -> Option<*mut GroupCounters> {
     if group == 0 || group >= MAX_GROUPS {
-        return;
+        return None;
     }
+    GROUP_STATS.get_ptr_mut(group)
+}
+
+/// Adds `n` to counter `idx` of a group's counters `c`.
+#[inline(always)]
+fn add_slot(c: *mut GroupCounters, idx: u32, n: u64) {
     // LLVM knows `idx` came from the enum and is in range, and would drop the
     // check below; the verifier sees the index merged from several paths and
     // needs it. The volatile read hides the range from LLVM.
     // SAFETY: reading a local.
     let idx = unsafe { core::ptr::read_volatile(&idx) } as usize;
-    if idx >= GROUP_STAT_SLOTS {
-        return;
-    }
-    if let Some(c) = GROUP_STATS.get_ptr_mut(group) {
-        // SAFETY: as above; `idx` is checked against the array length.
+    if idx < GROUP_STAT_SLOTS {
+        // SAFETY: a per-CPU slot, written only by this CPU while the program
+        // runs; `idx` is checked against the array length.
         unsafe { (*c).counters[idx] += n };
     }
 }
@@ -67,9 +74,6 @@ pub(crate) fn record(d: &Decision) {
     add_group(d.src_group, d.src_stat, 1);
     if d.dst_group != 0 {
         add_global(GlobalStat::AnycastDestined, 1);
-        add_group(d.dst_group, GroupStat::DestinedPackets, 1);
-        add_group(d.dst_group, GroupStat::DestinedBytes, d.bytes);
-        add_group(d.dst_group, d.dst_stat, 1);
         let flow = match d.flow {
             FlowOutcome::None => None,
             FlowOutcome::Hit => Some((GlobalStat::FlowHits, GroupStat::FlowHits)),
@@ -80,13 +84,27 @@ pub(crate) fn record(d: &Decision) {
             }
             FlowOutcome::Bypassed => Some((GlobalStat::FloodBypasses, GroupStat::FloodBypasses)),
         };
-        if let Some((g, gs)) = flow {
+        let icmp_error = d.icmp_error && d.member != 0;
+        if let Some((g, _)) = flow {
             add_global(g, 1);
-            add_group(d.dst_group, gs, 1);
         }
-        if d.icmp_error && d.member != 0 {
+        if icmp_error {
             add_global(GlobalStat::IcmpErrorsSteered, 1);
-            add_group(d.dst_group, GroupStat::IcmpErrorsSteered, 1);
+        }
+        // One lookup for all of the group's counters of this packet.
+        if let Some(c) = group_counters(d.dst_group) {
+            // SAFETY: a per-CPU slot, as above; constant in-range indices.
+            unsafe {
+                (*c).counters[GroupStat::DestinedPackets as usize] += 1;
+                (*c).counters[GroupStat::DestinedBytes as usize] += d.bytes;
+            }
+            add_slot(c, d.dst_stat as u32, 1);
+            if let Some((_, gs)) = flow {
+                add_slot(c, gs as u32, 1);
+            }
+            if icmp_error {
+                add_slot(c, GroupStat::IcmpErrorsSteered as u32, 1);
+            }
         }
     }
     if d.member != 0 && d.member < MAX_MEMBERS {

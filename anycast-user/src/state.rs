@@ -522,6 +522,14 @@ impl State {
         Ok(())
     }
 
+    /// Whether exact address `addr` owns its slot of the exact-address index
+    /// (the data plane finds it without the hash-table lookup).
+    pub fn indexed(&self, addr: std::net::Ipv6Addr) -> Result<bool> {
+        let octets = addr.octets();
+        let slot = self.index_slot(hash::exact_slot(hash::words(&octets)))?;
+        Ok(slot.group_id != 0 && slot.addr == octets)
+    }
+
     /// Slot `i` of the exact-address index.
     fn index_slot(&self, i: u32) -> Result<ExactSlot> {
         self.exact_index
