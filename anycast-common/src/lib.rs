@@ -449,8 +449,14 @@ pub struct Settings {
     pub prefilter: u8,
     /// Reserved, zero.
     pub _pad: [u8; 3],
+    /// Bumped by userspace whenever it changes the flow table (flush,
+    /// direct writes): the data plane's per-CPU flow caches forget what
+    /// they remembered under an older value.
+    pub flow_epoch: u32,
+    /// Reserved, zero.
+    pub _pad2: u32,
 }
-const _: () = assert!(core::mem::size_of::<Settings>() == 24);
+const _: () = assert!(core::mem::size_of::<Settings>() == 32);
 
 /// A member's state.
 #[repr(u8)]

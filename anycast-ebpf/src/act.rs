@@ -125,14 +125,20 @@ fn choose(info: &GroupInfo, group: u32, f: &Flow, d: &mut Decision) -> Option<u3
     if affinity {
         // The flow's own protocol (a quoted one for ICMPv6 errors) sets the timeout.
         let timeout = info.flow_timeout_ns(f.key.proto);
-        match flow::lookup(&f.key, now, timeout, |id| {
-            MEMBERS.get(id).is_some_and(|m| {
+        let valid = |id| {
+            MEMBERS.get(id).is_some_and(|m: &MemberInfo| {
                 m.kind != MemberKind::None as u8
                     && m.up != MemberState::Down as u8
                     && m.group_id == group
             })
-        }) {
+        };
+        if let Some(id) = flow::cached(f, now, timeout, valid) {
+            d.flow = FlowOutcome::Hit;
+            return Some(id);
+        }
+        match flow::lookup(&f.key, now, timeout, valid) {
             Lookup::Hit(id) => {
+                flow::remember(f, id, now);
                 d.flow = FlowOutcome::Hit;
                 return Some(id);
             }
@@ -152,10 +158,13 @@ fn choose(info: &GroupInfo, group: u32, f: &Flow, d: &mut Decision) -> Option<u3
     if affinity && !f.icmp_error {
         d.flow = if !flow::record(&f.key, id, now) {
             FlowOutcome::Bypassed
-        } else if existed {
-            FlowOutcome::Recorded
         } else {
-            FlowOutcome::Created
+            flow::remember(f, id, now);
+            if existed {
+                FlowOutcome::Recorded
+            } else {
+                FlowOutcome::Created
+            }
         };
     }
     Some(id)

@@ -359,7 +359,9 @@ pub(crate) fn classify(ctx: &XdpContext, role: u8, source_action: u8) -> Verdict
 fn decide(ctx: &XdpContext, ip: &Ipv6, a: &Addrs, l: &Lookups) -> Decision {
     let bytes = (ctx.data_end() - ctx.data()) as u64;
     let mut d = Decision::pass(GlobalStat::UnicastPassed, bytes);
-    if check_source(ctx, ip, a, l, &mut d) {
+    // Only an anycast or tunnelled source has a rule to check: the common
+    // anycast-destined packet skips the call (a BPF-to-BPF call and return).
+    if (a.src_group != 0 || tunnelled(ip, l)) && check_source(ctx, ip, a, l, &mut d) {
         return d;
     }
     let dst_group = if a.src_group == 0 && !tunnelled(ip, l) {

@@ -151,6 +151,9 @@ impl State {
     /// Forgets the flows of every group id for which `which` holds, in one
     /// walk of the table; returns how many.
     pub(crate) fn flush_flows_where(&mut self, which: impl Fn(u32) -> bool) -> Result<u64> {
+        // Before (the caches stop answering for the old table) and after
+        // (nothing remembered during the walk survives it).
+        self.bump_flow_epoch(0)?;
         let mut keys = Vec::new();
         self.each_flow(|k, _| {
             if which(k.group_id) {
@@ -165,15 +168,23 @@ impl State {
                 Err(e) => return Err(map_err(map_names::FLOWS)(e)),
             }
         }
+        self.bump_flow_epoch(n)?;
+        Ok(n)
+    }
+
+    /// Tells the data plane's per-CPU flow caches that the flow table was
+    /// changed from here (see `Settings::flow_epoch`), and counts `flushed`
+    /// entries removed.
+    fn bump_flow_epoch(&mut self, flushed: u64) -> Result<()> {
         let mut s = self
             .settings
             .get(&0, 0)
             .unwrap_or_else(|_| Settings::zeroed());
-        s.flows_flushed += n;
+        s.flows_flushed += flushed;
+        s.flow_epoch = s.flow_epoch.wrapping_add(1);
         self.settings
             .set(0, s, 0)
-            .map_err(map_err(map_names::SETTINGS))?;
-        Ok(n)
+            .map_err(map_err(map_names::SETTINGS))
     }
 
     /// The flood guard's rate (new flows recorded per second per CPU; 0: no limit).
@@ -207,17 +218,23 @@ impl State {
 }
 
 impl State {
-    /// Writes a flow-table entry directly (for tests and benchmarks that need
-    /// a table with many live flows).
-    pub fn record_flow(&mut self, key: &FlowKey, member_id: u32, last_seen_ns: u64) -> Result<()> {
-        let e = FlowEntry {
-            member_id,
-            _pad: 0,
-            last_seen_ns,
-        };
-        self.flows
-            .insert(key, e, 0)
-            .map_err(map_err(map_names::FLOWS))
+    /// Writes flow-table entries directly, `(key, member id, last seen)`
+    /// (for tests and benchmarks that need a table with many live flows).
+    pub fn record_flows(
+        &mut self,
+        flows: impl IntoIterator<Item = (FlowKey, u32, u64)>,
+    ) -> Result<()> {
+        for (key, member_id, last_seen_ns) in flows {
+            let e = FlowEntry {
+                member_id,
+                _pad: 0,
+                last_seen_ns,
+            };
+            self.flows
+                .insert(key, e, 0)
+                .map_err(map_err(map_names::FLOWS))?;
+        }
+        self.bump_flow_epoch(0)
     }
 }
 

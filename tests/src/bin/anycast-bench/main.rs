@@ -549,8 +549,8 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
         p.add(&ANY.to_string(), "dns")?;
         let id = p.add_l2_member("dns", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;
         let now = anycast::flows::monotonic_ns();
-        for i in 0..n {
-            let mut key = FlowKey {
+        p.state.record_flows((0..n).map(|i| {
+            let key = FlowKey {
                 group_id: 1,
                 src: Ipv6Addr::from(u128::from(CLIENT) + u128::from(i) + 1).octets(),
                 dst: ANY.octets(),
@@ -559,9 +559,8 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
                 _pad: [0; 2],
                 tail: [0x9c, 0x40, 0, 53],
             };
-            key.group_id = 1;
-            p.state.record_flow(&key, id, now)?;
-        }
+            (key, id, now)
+        }))?;
         let f = recorded_flow(&p)?;
         let live = p.state.flow_table_stats()?.entries;
         rows.push(against_floor(
