@@ -332,10 +332,8 @@ fn key_and_hash(
     ports: Option<[u8; 4]>,
     label: u32,
 ) -> (FlowKey, u32) {
-    let h = hash::flow_hash(
-        hash::addr_words(&src, &dst),
-        hash::key_tail(proto, ports, label),
-    );
+    let (hs, hd) = hash::addr_hashes(&src, &dst);
+    let h = hash::flow_hash(hs, hd, hash::key_tail(proto, ports, label));
     let key = FlowKey {
         group_id: group,
         src,

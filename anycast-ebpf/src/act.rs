@@ -35,8 +35,8 @@ pub(crate) fn steer(
     ctx: &XdpContext,
     ip: &Ipv6,
     t: &Transport,
-    src: *const AddrKey,
-    dst: *const AddrKey,
+    addrs: (*const AddrKey, *const AddrKey),
+    hashes: (u64, u64),
     group: u32,
     d: &mut Decision,
 ) {
@@ -53,7 +53,7 @@ pub(crate) fn steer(
         fallback(d, Fallback::Pass);
         return;
     };
-    let Some(f) = flow::of_packet(ctx, ip, t, group, src, dst) else {
+    let Some(f) = flow::of_packet(ctx, ip, t, group, addrs, hashes) else {
         fallback(d, Fallback::Pass);
         return;
     };

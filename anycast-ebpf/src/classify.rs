@@ -121,6 +121,9 @@ struct Addrs {
     /// Group of the destination address, 0 if not anycast; looked up only
     /// when the source is not anycast and not tunnelled (see [`classify`]).
     dst_group: u32,
+    /// [`hash::addr_hash`] of each address: the index slot and the flow hash.
+    src_hash: u64,
+    dst_hash: u64,
 }
 
 /// The rules of this attachment and what the address lookups need to know
@@ -178,10 +181,11 @@ enum Exact {
     No,
 }
 
-/// Looks `raw` (the address as native words) up in the exact-address index.
+/// Looks the address `raw` (native words) with hash `h` up in the
+/// exact-address index.
 #[inline(always)]
-fn exact_index(raw: [u32; 4], w: [u32; 4]) -> Exact {
-    let Some(s) = EXACT_INDEX.get(hash::exact_slot(w)) else {
+fn exact_index(raw: [u32; 4], h: u64) -> Exact {
+    let Some(s) = EXACT_INDEX.get(hash::exact_slot_of(h)) else {
         return Exact::Ask;
     };
     // The group first, then the address: userspace writes a new owner's
@@ -199,18 +203,25 @@ fn exact_index(raw: [u32; 4], w: [u32; 4]) -> Exact {
     if s.others != 0 { Exact::Ask } else { Exact::No }
 }
 
-/// The anycast group `addr` belongs to: exact match first (the index, then
-/// the exact table when the index cannot tell), then the longest prefix,
-/// which the prefilter skips for most addresses.
+/// The [`hash::addr_hash`] of the address at `addr` (in the packet).
 #[inline(always)]
-fn anycast_group(addr: *const AddrKey, l: &Lookups) -> Option<u32> {
+pub(crate) fn addr_hash(addr: *const AddrKey) -> u64 {
+    // SAFETY: `addr` points into the packet and was bounds-checked.
+    hash::addr_hash(words::big_endian(unsafe { words::load16(&(*addr).addr) }))
+}
+
+/// The anycast group the address at `addr` (hash `h`) belongs to: exact
+/// match first (the index, then the exact table when the index cannot
+/// tell), then the longest prefix, which the prefilter skips for most
+/// addresses.
+#[inline(always)]
+fn anycast_group(addr: *const AddrKey, h: u64, l: &Lookups) -> Option<u32> {
     // SAFETY: `addr` points into the packet and was bounds-checked by the
     // parser; the lookups read it in place, without a copy to the stack.
     let key = unsafe { &*addr };
     // SAFETY: as above, 16 readable bytes.
     let raw = unsafe { words::load16(&key.addr) };
-    let w = words::big_endian(raw);
-    match exact_index(raw, w) {
+    match exact_index(raw, h) {
         Exact::Group(g) => return Some(g),
         Exact::Ask => {
             // SAFETY: the value is plain data and only read.
@@ -220,7 +231,7 @@ fn anycast_group(addr: *const AddrKey, l: &Lookups) -> Option<u32> {
         }
         Exact::No => {}
     }
-    if !l.prefixes || (l.prefilter && !maybe_in_prefix(w, l)) {
+    if !l.prefixes || (l.prefilter && !maybe_in_prefix(words::big_endian(raw), l)) {
         return None;
     }
     ANYCAST_PREFIX
@@ -293,7 +304,8 @@ fn check_source(ctx: &XdpContext, ip: &Ipv6, a: &Addrs, l: &Lookups, d: &mut Dec
         let Some(inner) = ipv6::parse(ctx, ip.off + wire::IPV6_HDR_LEN, ip.end) else {
             return false;
         };
-        let Some(group) = ipv6::src(ctx, &inner).and_then(|p| anycast_group(p, l)) else {
+        let Some(group) = ipv6::src(ctx, &inner).and_then(|p| anycast_group(p, addr_hash(p), l))
+        else {
             return false;
         };
         // SAFETY: bounds-checked pointer into the packet.
@@ -334,17 +346,20 @@ pub(crate) fn classify(ctx: &XdpContext, role: u8, source_action: u8) -> Verdict
         return Verdict::Pass(GlobalStat::MalformedPassed);
     };
     let l = Lookups::read(role, source_action);
+    let (src_hash, dst_hash) = (addr_hash(src), addr_hash(dst));
     let mut a = Addrs {
         src,
         dst,
-        src_group: anycast_group(src, &l).unwrap_or(0),
+        src_group: anycast_group(src, src_hash, &l).unwrap_or(0),
         dst_group: 0,
+        src_hash,
+        dst_hash,
     };
     if a.src_group != 0 && l.role == IfaceRole::Edge && l.action == SourceAction::Drop {
         return Verdict::EdgeSourceDropped(a.src_group);
     }
     if a.src_group == 0 && !tunnelled(&ip, &l) {
-        a.dst_group = anycast_group(dst, &l).unwrap_or(0);
+        a.dst_group = anycast_group(dst, dst_hash, &l).unwrap_or(0);
         if a.dst_group == 0 {
             // The common case: no anycast address at all.
             return Verdict::Pass(GlobalStat::UnicastPassed);
@@ -368,7 +383,7 @@ fn decide(ctx: &XdpContext, ip: &Ipv6, a: &Addrs, l: &Lookups) -> Decision {
         // Looked up already by `classify`.
         a.dst_group
     } else {
-        anycast_group(a.dst, l).unwrap_or(0)
+        anycast_group(a.dst, a.dst_hash, l).unwrap_or(0)
     };
     if dst_group != 0 {
         let group = dst_group;
@@ -377,7 +392,15 @@ fn decide(ctx: &XdpContext, ip: &Ipv6, a: &Addrs, l: &Lookups) -> Decision {
             return d;
         };
         d.dst_group = group;
-        act::steer(ctx, ip, &t, a.src, a.dst, group, &mut d);
+        act::steer(
+            ctx,
+            ip,
+            &t,
+            (a.src, a.dst),
+            (a.src_hash, a.dst_hash),
+            group,
+            &mut d,
+        );
     }
     d
 }

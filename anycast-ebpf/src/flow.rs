@@ -3,7 +3,10 @@
 
 use anycast_common::{AddrKey, FlowEntry, FlowKey, hash, wire};
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_coarse_ns, generated::bpf_jiffies64}, macros::map, maps::PerCpuArray, programs::XdpContext,
+    helpers::{bpf_ktime_get_coarse_ns, generated::bpf_jiffies64},
+    macros::map,
+    maps::PerCpuArray,
+    programs::XdpContext,
 };
 
 use crate::{
@@ -36,17 +39,17 @@ const fn is_icmp_error(ty: u8) -> bool {
     matches!(ty, 1..=4)
 }
 
-/// Completes `f` for the addresses `src` and `dst` (native words): by
-/// protocol and ports when `ports` is given, by flow label otherwise. Fields
-/// are written in place: a whole `FlowKey` built on the stack would overflow it.
+/// Completes `f` for the addresses `src` and `dst` (native words) with
+/// their [`hash::addr_hash`]es: by protocol and ports when `ports` is given,
+/// by flow label otherwise. Fields are written in place: a whole `FlowKey`
+/// built on the stack would overflow it.
 #[inline(always)]
 fn finish(
     f: &mut Flow,
     group: u32,
     (src, dst): ([u32; 4], [u32; 4]),
-    proto: u8,
-    ports: Option<[u8; 4]>,
-    label: u32,
+    (src_hash, dst_hash): (u64, u64),
+    (proto, ports, label): (u8, Option<[u8; 4]>, u32),
     icmp_error: bool,
 ) {
     // SAFETY: the key's own 16-byte fields.
@@ -54,9 +57,8 @@ fn finish(
         words::store16(&mut f.key.src, src);
         words::store16(&mut f.key.dst, dst);
     }
-    let (s, d) = (words::big_endian(src), words::big_endian(dst));
     let tail = hash::key_tail(proto, ports, label);
-    f.hash = hash::flow_hash([s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3]], tail);
+    f.hash = hash::flow_hash(src_hash, dst_hash, tail);
     f.key.group_id = group;
     f.key._pad = [0; 2];
     match ports {
@@ -84,8 +86,8 @@ pub(crate) fn of_packet(
     ip: &Ipv6,
     t: &Transport,
     group: u32,
-    src: *const AddrKey,
-    dst: *const AddrKey,
+    (src, dst): (*const AddrKey, *const AddrKey),
+    hashes: (u64, u64),
 ) -> Option<&'static mut Flow> {
     let f = FLOW_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch slot, used by this run only.
@@ -95,7 +97,14 @@ pub(crate) fn of_packet(
     }
     // SAFETY: both point into the packet, bounds-checked by the parser.
     let addrs = unsafe { (words::load16(&(*src).addr), words::load16(&(*dst).addr)) };
-    finish(f, group, addrs, t.proto, t.ports(), ip.flow_label, false);
+    finish(
+        f,
+        group,
+        addrs,
+        hashes,
+        (t.proto, t.ports(), ip.flow_label),
+        false,
+    );
     Some(f)
 }
 
@@ -133,7 +142,11 @@ fn of_icmp_error(ctx: &XdpContext, ip: &Ipv6, t: &Transport, group: u32, f: &mut
     } else {
         None
     };
-    finish(f, group, addrs, qproto, ports, label, true);
+    let hashes = (
+        hash::addr_hash(words::big_endian(addrs.0)),
+        hash::addr_hash(words::big_endian(addrs.1)),
+    );
+    finish(f, group, addrs, hashes, (qproto, ports, label), true);
     true
 }
 
@@ -210,7 +223,10 @@ static FLOW_CACHE: PerCpuArray<CachedFlow> = PerCpuArray::with_max_entries(FLOW_
 #[inline(always)]
 fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
     const WORDS: usize = core::mem::size_of::<FlowKey>() / 4;
-    let (a, b) = (a as *const FlowKey as *const u32, b as *const FlowKey as *const u32);
+    let (a, b) = (
+        a as *const FlowKey as *const u32,
+        b as *const FlowKey as *const u32,
+    );
     let mut diff = 0;
     for i in 0..WORDS {
         // SAFETY: both are whole keys, 4-aligned (map values or the scratch slot).

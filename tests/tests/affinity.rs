@@ -156,8 +156,10 @@ fn consistent_hash_spreads_and_moves_only_the_leavers_flows() -> Result<()> {
     for m in &macs {
         let n = count.get(m).copied().unwrap_or(0);
         assert!(
-            (225..=275).contains(&n),
-            "not within 10% of even: {count:?}"
+            // Four standard deviations of a fair split of 1,000 flows (the
+            // hash's own evenness is a unit test of anycast-common).
+            (195..=305).contains(&n),
+            "not within 22% of even: {count:?}"
         );
     }
 
