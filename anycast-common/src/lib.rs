@@ -31,7 +31,7 @@ pub mod map_names {
     pub const ANYCAST_PREFIX: &str = "ANYCAST_PREFIX";
     /// Groups by id: [`GroupInfo`](super::GroupInfo).
     pub const GROUPS: &str = "GROUPS";
-    /// Per-CPU global counters, indexed by [`GlobalStat`](super::GlobalStat).
+    /// Per-CPU global counters: one [`GlobalCounters`](super::GlobalCounters) at index 0.
     pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
     /// Per-CPU per-group counters, indexed by group id: [`GroupCounters`](super::GroupCounters).
     pub const GROUP_STATS: &str = "GROUP_STATS";
@@ -614,7 +614,7 @@ pub struct IfaceConfig {
 }
 const _: () = assert!(core::mem::size_of::<IfaceConfig>() == 20);
 
-/// Global per-CPU counters: indices into `GLOBAL_STATS`, each a packet count.
+/// Global per-CPU counters: indices into [`GlobalCounters`], each a packet count.
 ///
 /// Every packet adds to exactly one *final* counter (its outcome); the ones
 /// marked *extra* are observations added besides it.
@@ -666,8 +666,18 @@ pub enum GlobalStat {
     FlowEntriesCreated = 19,
 }
 
-/// Number of slots in `GLOBAL_STATS` (room for counters added later).
+/// Number of slots in [`GlobalCounters`] (room for counters added later).
 pub const GLOBAL_STAT_SLOTS: u32 = 32;
+
+/// Per-CPU global counters, the one value of `GLOBAL_STATS`: one map lookup
+/// per packet for all the global counters it moves.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct GlobalCounters {
+    /// Indexed by [`GlobalStat`].
+    pub counters: [u64; GLOBAL_STAT_SLOTS as usize],
+}
+const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 256);
 
 impl GlobalStat {
     /// Every global counter, in index order.
@@ -832,6 +842,8 @@ mod user {
     unsafe impl aya::Pod for IfaceConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for GroupCounters {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for GlobalCounters {}
     // SAFETY: as above.
     unsafe impl aya::Pod for MemberInfo {}
     // SAFETY: as above.

@@ -3,7 +3,7 @@
 
 use anycast_common::{
     AddrKey, AddrValue, DEFAULT_FLOW_TABLE, EXACT_INDEX_SLOTS, ExactSlot, FloodState, FlowEntry,
-    FlowKey, GLOBAL_STAT_SLOTS, GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS,
+    FlowKey, GlobalCounters, GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS,
     MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters,
     MemberInfo, MemberSourceKey, PREFILTER_BUCKETS, Selection, Settings,
 };
@@ -36,8 +36,7 @@ pub(crate) static GROUPS: Array<GroupInfo> = Array::with_max_entries(MAX_GROUPS,
 
 /// Global verdict counters, per CPU so that the hot path never contends.
 #[map(name = "GLOBAL_STATS")]
-pub(crate) static GLOBAL_STATS: PerCpuArray<u64> =
-    PerCpuArray::with_max_entries(GLOBAL_STAT_SLOTS, 0);
+pub(crate) static GLOBAL_STATS: PerCpuArray<GlobalCounters> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-group counters, per CPU.
 #[map(name = "GROUP_STATS")]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anycast_common::{
-    AddrKey, AddrValue, Affinity, ExactSlot, Fallback, FlowEntry, FlowKey, GROUP_NAME_LEN,
+    AddrKey, AddrValue, Affinity, ExactSlot, Fallback, GlobalCounters, FlowEntry, FlowKey, GROUP_NAME_LEN,
     GlobalStat, GroupCounters, GroupInfo, GroupStat, IfaceConfig, LAYOUT_VERSION,
     MAX_PREFILTER_LENS, MemberCounters, MemberInfo, MemberSourceKey, Selection, Settings, hash,
     map_names,
@@ -30,7 +30,7 @@ pub struct State {
     addrs: HashMap<MapData, AddrKey, AddrValue>,
     prefixes: LpmTrie<MapData, [u8; 16], AddrValue>,
     pub(crate) groups: Array<MapData, GroupInfo>,
-    global_stats: PerCpuArray<MapData, u64>,
+    global_stats: PerCpuArray<MapData, GlobalCounters>,
     group_stats: PerCpuArray<MapData, GroupCounters>,
     pub(crate) ifaces: HashMap<MapData, u32, IfaceConfig>,
     meta: Array<MapData, u32>,
@@ -653,22 +653,26 @@ impl State {
 
     /// One global counter, summed over CPUs.
     pub fn global_counter(&self, stat: GlobalStat) -> Result<u64> {
-        let per_cpu = self
-            .global_stats
-            .get(&(stat as u32), 0)
-            .map_err(map_err(map_names::GLOBAL_STATS))?;
-        Ok(per_cpu.iter().sum())
+        Ok(self
+            .global_per_cpu()?
+            .iter()
+            .map(|c| c.counters[stat as usize])
+            .sum())
+    }
+
+    fn global_per_cpu(&self) -> Result<PerCpuValues<GlobalCounters>> {
+        self.global_stats
+            .get(&0, 0)
+            .map_err(map_err(map_names::GLOBAL_STATS))
     }
 
     /// Every counter, summed over CPUs.
     pub fn stats(&self) -> Result<Stats> {
         let mut stats = Stats::default();
+        let per_cpu = self.global_per_cpu()?;
         for stat in GlobalStat::ALL {
-            let per_cpu = self
-                .global_stats
-                .get(&(stat as u32), 0)
-                .map_err(map_err(map_names::GLOBAL_STATS))?;
-            stats.global.insert(stat.name(), per_cpu.iter().sum());
+            let sum = per_cpu.iter().map(|c| c.counters[stat as usize]).sum();
+            stats.global.insert(stat.name(), sum);
         }
         for (id, info) in self.groups_in_use()? {
             let per_cpu = self

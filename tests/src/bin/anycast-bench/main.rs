@@ -635,7 +635,7 @@ fn memory(facts: &mut Vec<(String, String)>) -> Result<()> {
         "memory of the exact-address index (fixed, whatever the table holds)".into(),
         format!(
             "{} MiB ({} slots of {} bytes)",
-            anycast_common::EXACT_INDEX_SLOTS as usize * size_of::<anycast_common::ExactSlot>()
+            (anycast_common::EXACT_INDEX_SLOTS as usize * size_of::<anycast_common::ExactSlot>())
                 >> 20,
             anycast_common::EXACT_INDEX_SLOTS,
             size_of::<anycast_common::ExactSlot>()
