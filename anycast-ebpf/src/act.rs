@@ -37,7 +37,7 @@ pub(crate) fn steer(
     t: &Transport,
     addrs: (*const AddrKey, *const AddrKey),
     hashes: (u64, u64),
-    group: u32,
+    (group, epoch): (u32, u32),
     d: &mut Decision,
 ) {
     if ip.hop_limit <= 1 {
@@ -58,11 +58,7 @@ pub(crate) fn steer(
         return;
     };
     d.icmp_error = f.icmp_error;
-    let Some(member_id) = choose(info, group, f, d) else {
-        fallback(d, Fallback::from_u8(info.fallback));
-        return;
-    };
-    let Some(m) = MEMBERS.get(member_id) else {
+    let Some((member_id, m)) = choose(info, group, f, epoch, d) else {
         fallback(d, Fallback::from_u8(info.fallback));
         return;
     };
@@ -117,30 +113,44 @@ fn fallback(d: &mut Decision, f: Fallback) {
 /// (draining members keep their flows); a new flow goes by the group's
 /// consistent-hash table and is recorded (unless the flood guard says no,
 /// or it is an ICMPv6 error, which only follows its flow).
+/// Returns the member's id and entry (`epoch`: `Settings::flow_epoch`).
 #[inline(always)]
-fn choose(info: &GroupInfo, group: u32, f: &Flow, d: &mut Decision) -> Option<u32> {
+fn choose(
+    info: &GroupInfo,
+    group: u32,
+    f: &mut Flow,
+    epoch: u32,
+    d: &mut Decision,
+) -> Option<(u32, &'static MemberInfo)> {
     let affinity = Affinity::from_u8(info.affinity) == Affinity::Flow;
-    let now = if affinity { flow::now() } else { 0 };
+    let now = if affinity { f.now() } else { 0 };
+    let f = &*f;
     let mut existed = false;
     if affinity {
         // The flow's own protocol (a quoted one for ICMPv6 errors) sets the timeout.
         let timeout = info.flow_timeout_ns(f.key.proto);
-        let valid = |id| {
-            MEMBERS.get(id).is_some_and(|m: &MemberInfo| {
-                m.kind != MemberKind::None as u8
+        // The entry of the member the flow is on, kept for the redirect.
+        let mut entry: Option<&'static MemberInfo> = None;
+        let mut valid = |id| match MEMBERS.get(id) {
+            Some(m)
+                if m.kind != MemberKind::None as u8
                     && m.up != MemberState::Down as u8
-                    && m.group_id == group
-            })
+                    && m.group_id == group =>
+            {
+                entry = Some(m);
+                true
+            }
+            _ => false,
         };
-        if let Some(id) = flow::cached(f, now, timeout, valid) {
+        if let Some(id) = flow::cached(f, epoch, now, timeout, &mut valid) {
             d.flow = FlowOutcome::Hit;
-            return Some(id);
+            return Some((id, entry?));
         }
-        match flow::lookup(&f.key, now, timeout, valid) {
+        match flow::lookup(&f.key, now, timeout, &mut valid) {
             Lookup::Hit(id) => {
-                flow::remember(f, id, now);
+                flow::remember(f, epoch, id, now);
                 d.flow = FlowOutcome::Hit;
-                return Some(id);
+                return Some((id, entry?));
             }
             Lookup::Stale => existed = true,
             Lookup::Absent => {}
@@ -155,11 +165,12 @@ fn choose(info: &GroupInfo, group: u32, f: &Flow, d: &mut Decision) -> Option<u3
     if id == 0 {
         return None;
     }
+    let m = MEMBERS.get(id)?;
     if affinity && !f.icmp_error {
         d.flow = if !flow::record(&f.key, id, now) {
             FlowOutcome::Bypassed
         } else {
-            flow::remember(f, id, now);
+            flow::remember(f, epoch, id, now);
             if existed {
                 FlowOutcome::Recorded
             } else {
@@ -167,7 +178,7 @@ fn choose(info: &GroupInfo, group: u32, f: &Flow, d: &mut Decision) -> Option<u3
             }
         };
     }
-    Some(id)
+    Some((id, m))
 }
 
 /// Redirects out of the interface `ifindex`, through the devmap when the

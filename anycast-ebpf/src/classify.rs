@@ -140,6 +140,8 @@ pub(crate) struct Lookups {
     prefilter: bool,
     /// The configured prefix lengths (0: unused).
     lens: [u8; MAX_PREFILTER_LENS],
+    /// `Settings::flow_epoch`, for the flow caches.
+    flow_epoch: u32,
 }
 
 impl Lookups {
@@ -153,6 +155,7 @@ impl Lookups {
                 prefixes: s.prefixes != 0,
                 prefilter: s.prefilter != 0,
                 lens: s.prefix_lens,
+                flow_epoch: s.flow_epoch,
             },
             None => Lookups {
                 role,
@@ -160,6 +163,7 @@ impl Lookups {
                 prefixes: true,
                 prefilter: false,
                 lens: [0; MAX_PREFILTER_LENS],
+                flow_epoch: 0,
             },
         }
     }
@@ -398,7 +402,7 @@ fn decide(ctx: &XdpContext, ip: &Ipv6, a: &Addrs, l: &Lookups) -> Decision {
             &t,
             (a.src, a.dst),
             (a.src_hash, a.dst_hash),
-            group,
+            (group, l.flow_epoch),
             &mut d,
         );
     }

@@ -18,7 +18,9 @@ use crate::{
 };
 
 /// A flow: its table key and its hash. Built in a per-CPU scratch slot
-/// rather than on the stack, which the redirect path would overflow.
+/// rather than on the stack, which the redirect path would overflow. The
+/// slot also keeps this CPU's clock reading (see [`Flow::now`]): one map
+/// lookup for both.
 #[repr(C)]
 pub(crate) struct Flow {
     /// Key in the flow table.
@@ -27,6 +29,31 @@ pub(crate) struct Flow {
     pub(crate) hash: u32,
     /// Built from the quote of an ICMPv6 error: steer, never record.
     pub(crate) icmp_error: bool,
+    /// The jiffy of the clock reading `clock_ns`.
+    clock_jiffies: u64,
+    /// This CPU's last reading of the coarse clock.
+    clock_ns: u64,
+}
+
+impl Flow {
+    /// Nanoseconds of CLOCK_MONOTONIC_COARSE: timeouts are seconds, so a
+    /// tick's resolution is plenty, and it is a memory read where the
+    /// precise clock reads the TSC (about 20 ns per packet in a VM). The
+    /// coarse clock moves only at a tick, when jiffies do, so each CPU reads
+    /// it once per jiffy and keeps the reading: `bpf_jiffies64` is inlined
+    /// into a load by the verifier, while a helper call (and its return,
+    /// with this VM's return thunks) cost about 45 ns per packet in the lab.
+    #[inline(always)]
+    pub(crate) fn now(&mut self) -> u64 {
+        // SAFETY: a helper without arguments (inlined by the verifier).
+        let jiffies = unsafe { bpf_jiffies64() };
+        if self.clock_jiffies != jiffies || self.clock_ns == 0 {
+            self.clock_jiffies = jiffies;
+            // SAFETY: a helper without arguments.
+            self.clock_ns = unsafe { bpf_ktime_get_coarse_ns() };
+        }
+        self.clock_ns
+    }
 }
 
 /// Per-CPU scratch space for the flow of the packet being handled.
@@ -150,41 +177,6 @@ fn of_icmp_error(ctx: &XdpContext, ip: &Ipv6, t: &Transport, group: u32, f: &mut
     true
 }
 
-/// This CPU's reading of the coarse clock, and the jiffy it was read in.
-#[repr(C)]
-pub(crate) struct ClockCache {
-    jiffies: u64,
-    ns: u64,
-}
-
-#[map(name = "CLOCK_CACHE")]
-static CLOCK_CACHE: PerCpuArray<ClockCache> = PerCpuArray::with_max_entries(1, 0);
-
-/// Nanoseconds of CLOCK_MONOTONIC_COARSE: timeouts are seconds, so a tick's
-/// resolution is plenty, and it is a memory read where the precise clock
-/// reads the TSC (about 20 ns per packet in a VM). The coarse clock moves
-/// only at a tick, when jiffies do, so each CPU reads it once per jiffy and
-/// keeps the reading: `bpf_jiffies64` is inlined into a load by the
-/// verifier, while a helper call (and its return, with this VM's return
-/// thunks) cost about 45 ns per packet in the lab.
-#[inline(always)]
-pub(crate) fn now() -> u64 {
-    // SAFETY: helpers without arguments.
-    let (jiffies, read) = (unsafe { bpf_jiffies64() }, || unsafe {
-        bpf_ktime_get_coarse_ns()
-    });
-    let Some(c) = CLOCK_CACHE.get_ptr_mut(0) else {
-        return read();
-    };
-    // SAFETY: this CPU's slot, used only by this CPU while the program runs.
-    let c = unsafe { &mut *c };
-    if c.jiffies != jiffies || c.ns == 0 {
-        c.jiffies = jiffies;
-        c.ns = read();
-    }
-    c.ns
-}
-
 /// One flow this CPU remembers: the flow cache in front of the flow table.
 ///
 /// A hit needs no helper call (the table's lookup is one, and with this
@@ -235,12 +227,6 @@ fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
     diff == 0
 }
 
-/// The flow table's epoch (see `Settings::flow_epoch`).
-#[inline(always)]
-fn epoch() -> u32 {
-    SETTINGS.get(0).map_or(0, |s| s.flow_epoch)
-}
-
 /// This CPU's cache slot for `f`.
 #[inline(always)]
 fn cache_slot(f: &Flow) -> Option<&'static mut CachedFlow> {
@@ -250,16 +236,18 @@ fn cache_slot(f: &Flow) -> Option<&'static mut CachedFlow> {
 }
 
 /// The member of `f` if this CPU remembers the flow as live (refreshed);
-/// `valid` says whether a member may still take the flow.
+/// `valid` says whether a member may still take the flow, `epoch` is
+/// `Settings::flow_epoch`.
 #[inline(always)]
 pub(crate) fn cached(
     f: &Flow,
+    epoch: u32,
     now: u64,
     timeout_ns: u64,
-    valid: impl Fn(u32) -> bool,
+    valid: &mut impl FnMut(u32) -> bool,
 ) -> Option<u32> {
     let c = cache_slot(f)?;
-    if c.used == 0 || c.epoch != epoch() || !same_key(&c.key, &f.key) {
+    if c.used == 0 || c.epoch != epoch || !same_key(&c.key, &f.key) {
         return None;
     }
     if now.saturating_sub(c.last_seen_ns) > timeout_ns || !valid(c.member_id) {
@@ -299,11 +287,11 @@ fn sync(key: &FlowKey, member: u32, last_seen_ns: u64) {
 /// Remembers that `f` went to `member`, writing back the time of the flow
 /// it replaces.
 #[inline(always)]
-pub(crate) fn remember(f: &Flow, member: u32, now: u64) {
+pub(crate) fn remember(f: &Flow, epoch: u32, member: u32, now: u64) {
     let Some(c) = cache_slot(f) else {
         return;
     };
-    if c.used != 0 && c.last_seen_ns > c.synced_ns && c.epoch == epoch() {
+    if c.used != 0 && c.last_seen_ns > c.synced_ns && c.epoch == epoch {
         sync(&c.key, c.member_id, c.last_seen_ns);
     }
     const WORDS: usize = core::mem::size_of::<FlowKey>() / 4;
@@ -316,7 +304,7 @@ pub(crate) fn remember(f: &Flow, member: u32, now: u64) {
         unsafe { *d.add(i) = *s.add(i) };
     }
     c.member_id = member;
-    c.epoch = epoch();
+    c.epoch = epoch;
     c.used = 1;
     c.last_seen_ns = now;
     c.synced_ns = now;
@@ -339,7 +327,7 @@ pub(crate) fn lookup(
     key: &FlowKey,
     now: u64,
     timeout_ns: u64,
-    valid: impl Fn(u32) -> bool,
+    valid: &mut impl FnMut(u32) -> bool,
 ) -> Lookup {
     let Some(e) = FLOWS.get_ptr_mut(key) else {
         return Lookup::Absent;

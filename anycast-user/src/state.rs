@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use anycast_common::{
-    AddrKey, AddrValue, Affinity, ExactSlot, Fallback, GlobalCounters, FlowEntry, FlowKey, GROUP_NAME_LEN,
-    GlobalStat, GroupCounters, GroupInfo, GroupStat, IfaceConfig, LAYOUT_VERSION,
+    AddrKey, AddrValue, Affinity, ExactSlot, Fallback, FlowEntry, FlowKey, GROUP_NAME_LEN,
+    GlobalCounters, GlobalStat, GroupCounters, GroupInfo, GroupStat, IfaceConfig, LAYOUT_VERSION,
     MAX_PREFILTER_LENS, MemberCounters, MemberInfo, MemberSourceKey, Selection, Settings, hash,
     map_names,
 };
