@@ -45,7 +45,7 @@ pub const fn key_tail(proto: u8, ports: Option<[u8; 4]>, flow_label: u32) -> [u3
 }
 
 /// A 64-bit hash of an address, given as its four big-endian words: two
-/// multiplies. Not mixed on its own: [`exact_slot_of`] and [`flow_hash`]
+/// multiplies. Not mixed on its own: [`exact_bucket_of`] and [`flow_hash`]
 /// finish it. The data plane computes it once per address of a packet and
 /// uses it for both.
 #[inline(always)]
@@ -111,19 +111,19 @@ pub const fn prefilter_bucket(words: [u32; 4], len: u8) -> u32 {
     h & (crate::PREFILTER_BUCKETS - 1)
 }
 
-/// The slot of the exact-address index ([`crate::ExactSlot`]) of an
+/// The bucket of the exact-address index ([`crate::ExactBucket`]) of an
 /// address (its big-endian words).
 #[inline(always)]
-pub const fn exact_slot(words: [u32; 4]) -> u32 {
-    exact_slot_of(addr_hash(words))
+pub const fn exact_bucket(words: [u32; 4]) -> u32 {
+    exact_bucket_of(addr_hash(words))
 }
 
-/// The slot of the exact-address index of an address, from its [`addr_hash`]:
+/// The bucket of the exact-address index of an address, from its [`addr_hash`]:
 /// the top bits of one more multiply (they depend on every input bit).
 #[inline(always)]
-pub const fn exact_slot_of(addr_hash: u64) -> u32 {
-    const BITS: u32 = crate::EXACT_INDEX_SLOTS.trailing_zeros();
-    const _: () = assert!(crate::EXACT_INDEX_SLOTS.is_power_of_two());
+pub const fn exact_bucket_of(addr_hash: u64) -> u32 {
+    const BITS: u32 = crate::EXACT_INDEX_BUCKETS.trailing_zeros();
+    const _: () = assert!(crate::EXACT_INDEX_BUCKETS.is_power_of_two());
     (addr_hash.wrapping_mul(0xd6e8_feb8_6659_fd93) >> (64 - BITS)) as u32
 }
 
@@ -193,14 +193,18 @@ mod tests {
 
     #[test]
     fn addresses_of_one_prefix_spread_over_the_exact_index() {
-        // 64k consecutive addresses: every slot gets about 1/16.
+        // 64k consecutive addresses into 1M buckets: few share one.
         let base = words(&[0x20, 0x01, 0x0d, 0xb8, 0, 0x5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         let n = 1u32 << 16;
-        let mut slots = HashSet::new();
+        let mut buckets = HashSet::new();
         for i in 0..n {
-            slots.insert(exact_slot([base[0], base[1], base[2], i]));
+            buckets.insert(exact_bucket([base[0], base[1], base[2], i]));
         }
-        // Random placement of 2^16 items in 2^20 slots leaves about 2^16 * (1 - 1/32) distinct.
-        assert!(slots.len() > 62_500, "only {} distinct slots", slots.len());
+        // Random placement of 2^16 items in 2^20 buckets leaves about 2^16 * (1 - 1/32) distinct.
+        assert!(
+            buckets.len() > 62_500,
+            "only {} distinct buckets",
+            buckets.len()
+        );
     }
 }

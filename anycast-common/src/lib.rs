@@ -57,8 +57,8 @@ pub mod map_names {
     pub const SETTINGS: &str = "SETTINGS";
     /// Counting prefilter of anycast prefixes: `u32` per bucket.
     pub const PREFILTER: &str = "PREFILTER";
-    /// Direct-mapped index of the exact addresses: [`ExactSlot`](super::ExactSlot)
-    /// per [`exact_slot`](super::hash::exact_slot).
+    /// Direct-mapped index of the exact addresses: an [`ExactBucket`](super::ExactBucket)
+    /// per [`exact_bucket`](super::hash::exact_bucket).
     pub const EXACT_INDEX: &str = "EXACT_INDEX";
 
     /// Every map the data plane pins, in a stable order.
@@ -164,10 +164,13 @@ pub const DEFAULT_TCP_TIMEOUT: u32 = 300;
 pub const DEFAULT_OTHER_TIMEOUT: u32 = 30;
 /// Buckets of the prefilter (a power of two): 4 MiB of counters.
 pub const PREFILTER_BUCKETS: u32 = 1 << 20;
-/// Slots of the exact-address index (a power of two): 24 MiB. As many as
-/// the exact table holds addresses, so that most addresses own a slot even
-/// in a full table.
-pub const EXACT_INDEX_SLOTS: u32 = 1 << 20;
+/// Buckets of the exact-address index (a power of two), 64 bytes each:
+/// 64 MiB. As many as the exact table holds addresses, three places each,
+/// so that even a full table (2^20 addresses) has about 97 % of its
+/// addresses in the index.
+pub const EXACT_INDEX_BUCKETS: u32 = 1 << 20;
+/// Addresses one bucket of the exact-address index holds (one cache line).
+pub const EXACT_BUCKET_ENTRIES: usize = 3;
 /// Most distinct prefix lengths the prefilter covers; past it, it is off.
 pub const MAX_PREFILTER_LENS: usize = 4;
 /// Capacity of the egress-port devmap.
@@ -240,30 +243,33 @@ pub struct AddrValue {
 }
 const _: () = assert!(core::mem::size_of::<AddrValue>() == 8);
 
-/// One slot of the exact-address index, the data plane's first answer for
-/// a /128: an array read and a compare instead of a hash-table lookup.
+/// One bucket of the exact-address index, the data plane's first answer
+/// for a /128: one cache line read and a few compares instead of a
+/// hash-table lookup.
 ///
-/// The slot of an address is [`hash::exact_slot`]. The first address of a
-/// slot owns it; the others of the same slot are only in the exact table,
-/// and `others` says that there are some. Userspace keeps two rules, so
-/// that the data plane never misses a configured address and never sees
-/// one that is not configured: an address is published (`group_id` set)
-/// only while it is in the exact table, and `others` is raised before an
-/// address goes into the table only and lowered after it leaves. A slot
-/// changes owner in two writes (the new address with group 0, then the
-/// group), so a reader that sees a group sees its address whole.
+/// The bucket of an address is [`hash::exact_bucket`]. The first three
+/// addresses of a bucket have a place in it; the others of the same bucket
+/// are only in the exact table, and `others` says that there are some.
+/// Userspace keeps two rules, so that the data plane never misses a
+/// configured address and never sees one that is not configured: an
+/// address is published (its `groups` entry set) only while it is in the
+/// exact table, and `others` is raised before an address goes into the
+/// table only and lowered after it leaves. A place is taken in two writes
+/// (the new address with group 0, then the group), so a reader that sees a
+/// group sees its address whole.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
-pub struct ExactSlot {
-    /// The owning address, network byte order; meaningful when `group_id` != 0.
-    pub addr: [u8; 16],
-    /// The owner's group, 0 when the slot has no owner.
-    pub group_id: u32,
-    /// How many other exact addresses of this slot are in the exact table
-    /// (an upper bound: never less).
+pub struct ExactBucket {
+    /// The addresses in the bucket, network byte order; meaningful where
+    /// the group is not 0.
+    pub addrs: [[u8; 16]; EXACT_BUCKET_ENTRIES],
+    /// Their groups, 0 for a free place.
+    pub groups: [u32; EXACT_BUCKET_ENTRIES],
+    /// How many other exact addresses of this bucket are in the exact
+    /// table (an upper bound: never less).
     pub others: u32,
 }
-const _: () = assert!(core::mem::size_of::<ExactSlot>() == 24);
+const _: () = assert!(core::mem::size_of::<ExactBucket>() == 64);
 
 /// What a group does with anycast-destined packets when no member is up.
 #[repr(u8)]
@@ -835,7 +841,7 @@ mod user {
     // SAFETY: as above.
     unsafe impl aya::Pod for AddrValue {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for ExactSlot {}
+    unsafe impl aya::Pod for ExactBucket {}
     // SAFETY: as above.
     unsafe impl aya::Pod for GroupInfo {}
     // SAFETY: as above.

@@ -4,8 +4,8 @@
 //! hold the two to the same answers.
 
 use anycast_common::{
-    AddrKey, GlobalStat, GroupStat, IfaceRole, MAX_PREFILTER_LENS, MemberSourceKey, SourceAction,
-    hash, wire,
+    AddrKey, EXACT_BUCKET_ENTRIES, GlobalStat, GroupStat, IfaceRole, MAX_PREFILTER_LENS,
+    MemberSourceKey, SourceAction, hash, wire,
 };
 use aya_ebpf::{bindings::xdp_action, maps::lpm_trie::Key, programs::XdpContext};
 
@@ -189,22 +189,24 @@ enum Exact {
 /// exact-address index.
 #[inline(always)]
 fn exact_index(raw: [u32; 4], h: u64) -> Exact {
-    let Some(s) = EXACT_INDEX.get(hash::exact_slot_of(h)) else {
+    let Some(b) = EXACT_INDEX.get(hash::exact_bucket_of(h)) else {
         return Exact::Ask;
     };
-    // The group first, then the address: userspace writes a new owner's
-    // address before its group (see `ExactSlot`).
-    // SAFETY: reading a field of a valid map value.
-    let group = unsafe { core::ptr::read_volatile(&s.group_id) };
-    if group != 0 {
-        // SAFETY: a 16-byte field at offset 0 of a map value.
-        let o = unsafe { words::load16(&s.addr) };
-        // One branch, not four (and never a call of `bcmp`).
-        if (o[0] ^ raw[0]) | (o[1] ^ raw[1]) | (o[2] ^ raw[2]) | (o[3] ^ raw[3]) == 0 {
-            return Exact::Group(group);
+    for i in 0..EXACT_BUCKET_ENTRIES {
+        // The group first, then the address: userspace writes a new
+        // address before its group (see `ExactBucket`).
+        // SAFETY: reading a field of a valid map value.
+        let group = unsafe { core::ptr::read_volatile(&b.groups[i]) };
+        if group != 0 {
+            // SAFETY: 16-byte fields at 4-aligned offsets of a map value.
+            let o = unsafe { words::load16(&b.addrs[i]) };
+            // One branch, not four (and never a call of `bcmp`).
+            if (o[0] ^ raw[0]) | (o[1] ^ raw[1]) | (o[2] ^ raw[2]) | (o[3] ^ raw[3]) == 0 {
+                return Exact::Group(group);
+            }
         }
     }
-    if s.others != 0 { Exact::Ask } else { Exact::No }
+    if b.others != 0 { Exact::Ask } else { Exact::No }
 }
 
 /// The [`hash::addr_hash`] of the address at `addr` (in the packet).

@@ -2,8 +2,8 @@
 //! come from `anycast-common`; userspace pins them under the pin dir.
 
 use anycast_common::{
-    AddrKey, AddrValue, DEFAULT_FLOW_TABLE, EXACT_INDEX_SLOTS, ExactSlot, FloodState, FlowEntry,
-    FlowKey, GlobalCounters, GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS,
+    AddrKey, AddrValue, DEFAULT_FLOW_TABLE, EXACT_INDEX_BUCKETS, ExactBucket, FloodState,
+    FlowEntry, FlowKey, GlobalCounters, GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS,
     MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters,
     MemberInfo, MemberSourceKey, PREFILTER_BUCKETS, Selection, Settings,
 };
@@ -19,11 +19,11 @@ use aya_ebpf::{
 pub(crate) static ANYCAST_ADDRS: HashMap<AddrKey, AddrValue> =
     HashMap::with_max_entries(MAX_ANYCAST_ADDRS, BPF_F_NO_PREALLOC);
 
-/// The exact addresses again, direct-mapped (see `ExactSlot`): most /128
+/// The exact addresses again, direct-mapped (see `ExactBucket`): most /128
 /// lookups are answered here, by an array read the verifier inlines, and
 /// only addresses that share a slot fall back to `ANYCAST_ADDRS`.
 #[map(name = "EXACT_INDEX")]
-pub(crate) static EXACT_INDEX: Array<ExactSlot> = Array::with_max_entries(EXACT_INDEX_SLOTS, 0);
+pub(crate) static EXACT_INDEX: Array<ExactBucket> = Array::with_max_entries(EXACT_INDEX_BUCKETS, 0);
 
 /// Anycast prefixes, longest match wins.
 #[map(name = "ANYCAST_PREFIX")]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anycast_common::{
-    AddrKey, AddrValue, Affinity, ExactSlot, Fallback, FlowEntry, FlowKey, GROUP_NAME_LEN,
+    AddrKey, AddrValue, Affinity, ExactBucket, Fallback, FlowEntry, FlowKey, GROUP_NAME_LEN,
     GlobalCounters, GlobalStat, GroupCounters, GroupInfo, GroupStat, IfaceConfig, LAYOUT_VERSION,
     MAX_PREFILTER_LENS, MemberCounters, MemberInfo, MemberSourceKey, Selection, Settings, hash,
     map_names,
@@ -25,6 +25,11 @@ use crate::{
     error::{Error, Result, map_errno},
 };
 
+/// The place of `addr` in an index bucket, if it is published there.
+fn place_of(bucket: &ExactBucket, addr: &[u8; 16]) -> Option<usize> {
+    (0..bucket.groups.len()).find(|&k| bucket.groups[k] != 0 && bucket.addrs[k] == *addr)
+}
+
 /// Typed handles on every map of the data plane.
 pub struct State {
     addrs: HashMap<MapData, AddrKey, AddrValue>,
@@ -42,7 +47,7 @@ pub struct State {
     pub(crate) flows: HashMap<MapData, FlowKey, FlowEntry>,
     pub(crate) settings: Array<MapData, Settings>,
     prefilter: Array<MapData, u32>,
-    exact_index: Array<MapData, ExactSlot>,
+    exact_index: Array<MapData, ExactBucket>,
     /// Capacity of the flow table as created.
     pub(crate) flow_capacity: u32,
     /// Capacities of the address tables as created (they may differ from the defaults).
@@ -428,19 +433,18 @@ impl State {
     }
 
     /// Inserts an exact address into the exact table and its index (see
-    /// [`ExactSlot`] for the order of the writes). Nothing changes when it fails.
+    /// [`ExactBucket`] for the order of the writes). Nothing changes when it fails.
     fn insert_exact(&mut self, addr: std::net::Ipv6Addr, value: AddrValue) -> Result<()> {
         let octets = addr.octets();
-        let i = hash::exact_slot(hash::words(&octets));
-        let mut slot = self.index_slot(i)?;
-        let owner = slot.group_id == 0;
-        if owner {
-            // Claim the free slot, unpublished: the group comes after the insert.
-            slot.addr = octets;
-        } else {
-            slot.others = slot.others.saturating_add(1);
+        let i = hash::exact_bucket(hash::words(&octets));
+        let mut bucket = self.index_bucket(i)?;
+        let place = bucket.groups.iter().position(|g| *g == 0);
+        match place {
+            // Claim the free place, unpublished: the group comes after the insert.
+            Some(k) => bucket.addrs[k] = octets,
+            None => bucket.others = bucket.others.saturating_add(1),
         }
-        self.set_index_slot(i, slot)?;
+        self.set_index_bucket(i, bucket)?;
         let r = self
             .addrs
             .insert(AddrKey::from(addr), value, BPF_NOEXIST)
@@ -452,17 +456,17 @@ impl State {
                     map_names::ANYCAST_ADDRS,
                 )
             });
-        match (r, owner) {
-            (Ok(()), true) => {
-                slot.group_id = value.group_id;
-                self.set_index_slot(i, slot)
+        match (r, place) {
+            (Ok(()), Some(k)) => {
+                bucket.groups[k] = value.group_id;
+                self.set_index_bucket(i, bucket)
             }
-            (Ok(()), false) => Ok(()),
-            // An unpublished claim is a free slot: leave it.
-            (Err(e), true) => Err(e),
-            (Err(e), false) => {
-                slot.others -= 1;
-                self.set_index_slot(i, slot)?;
+            (Ok(()), None) => Ok(()),
+            // An unpublished claim is a free place: leave it.
+            (Err(e), Some(_)) => Err(e),
+            (Err(e), None) => {
+                bucket.others -= 1;
+                self.set_index_bucket(i, bucket)?;
                 Err(e)
             }
         }
@@ -503,43 +507,43 @@ impl State {
             };
         }
         let octets = p.addr.octets();
-        let i = hash::exact_slot(hash::words(&octets));
-        let mut slot = self.index_slot(i)?;
-        let owner = slot.group_id != 0 && slot.addr == octets;
-        if owner {
-            slot.group_id = 0;
-            self.set_index_slot(i, slot)?;
+        let i = hash::exact_bucket(hash::words(&octets));
+        let mut bucket = self.index_bucket(i)?;
+        let place = place_of(&bucket, &octets);
+        if let Some(k) = place {
+            bucket.groups[k] = 0;
+            self.set_index_bucket(i, bucket)?;
         }
         match self.addrs.remove(&AddrKey::from(p.addr)) {
             Ok(()) => {}
             Err(MapError::KeyNotFound) => return Ok(()),
             Err(e) => return Err(map_err(map_names::ANYCAST_ADDRS)(e)),
         }
-        if !owner {
-            slot.others = slot.others.saturating_sub(1);
-            self.set_index_slot(i, slot)?;
+        if place.is_none() {
+            bucket.others = bucket.others.saturating_sub(1);
+            self.set_index_bucket(i, bucket)?;
         }
         Ok(())
     }
 
-    /// Whether exact address `addr` owns its slot of the exact-address index
+    /// Whether exact address `addr` has a place in the exact-address index
     /// (the data plane finds it without the hash-table lookup).
     pub fn indexed(&self, addr: std::net::Ipv6Addr) -> Result<bool> {
         let octets = addr.octets();
-        let slot = self.index_slot(hash::exact_slot(hash::words(&octets)))?;
-        Ok(slot.group_id != 0 && slot.addr == octets)
+        let bucket = self.index_bucket(hash::exact_bucket(hash::words(&octets)))?;
+        Ok(place_of(&bucket, &octets).is_some())
     }
 
-    /// Slot `i` of the exact-address index.
-    fn index_slot(&self, i: u32) -> Result<ExactSlot> {
+    /// Bucket `i` of the exact-address index.
+    fn index_bucket(&self, i: u32) -> Result<ExactBucket> {
         self.exact_index
             .get(&i, 0)
             .map_err(map_err(map_names::EXACT_INDEX))
     }
 
-    fn set_index_slot(&mut self, i: u32, slot: ExactSlot) -> Result<()> {
+    fn set_index_bucket(&mut self, i: u32, bucket: ExactBucket) -> Result<()> {
         self.exact_index
-            .set(i, slot, 0)
+            .set(i, bucket, 0)
             .map_err(map_err(map_names::EXACT_INDEX))
     }
 

@@ -66,6 +66,42 @@ fn a_known_flow_keeps_its_member_across_a_metric_change() -> Result<()> {
 
 #[test]
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn cached_flows_keep_the_table_current_and_a_flush_forgets_them() -> Result<()> {
+    let mut p = two_members()?;
+    let flow = query(4100);
+    let idle = |p: &ProgramUnderTest| -> Result<f64> {
+        let flows = p.state.list_flows(None, 16)?;
+        let f = flows
+            .iter()
+            .find(|f| f.sport == Some(4100))
+            .ok_or_else(|| anyhow::anyhow!("the flow is not in the table: {flows:?}"))?;
+        Ok(f.idle_secs)
+    };
+    // Recorded in the table and in this CPU's cache.
+    assert_eq!(mac(&p.check(&flow)?.frame), M1_MAC);
+    p.state.set_member("dns", "m2", Some(5), None, None)?;
+    // Cache hits keep the flow on m1 and, a second on, refresh the table's
+    // entry (the truth for other CPUs and for `anycast flows`).
+    thread::sleep(Duration::from_millis(1500));
+    assert!(idle(&p)? >= 1.4, "not refreshed yet");
+    let out = p.check(&flow)?;
+    assert_eq!(mac(&out.frame), M1_MAC);
+    assert!(out.deltas.iter().any(|d| d.1 == "flow_hits"));
+    assert!(
+        idle(&p)? < 0.5,
+        "a cache hit refreshes the table after a second"
+    );
+    // A flush empties the table, and the cache forgets what it remembered:
+    // the flow is chosen afresh and goes to the nearest member now.
+    p.state.flush_flows(None)?;
+    let out = p.check(&flow)?;
+    assert_eq!(mac(&out.frame), M2_MAC);
+    assert!(out.deltas.iter().any(|d| d.1 == "flow_misses"));
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn without_affinity_the_flow_follows_the_metric() -> Result<()> {
     let mut p = two_members()?;
     set_group(

@@ -410,13 +410,13 @@ fn full_tables_refuse_and_change_nothing() -> Result<()> {
     Ok(())
 }
 
-/// `n` documentation addresses that share one slot of the exact-address index.
-fn sharing_one_index_slot(n: usize) -> Vec<Ipv6Addr> {
-    let mut by_slot: std::collections::HashMap<u32, Vec<Ipv6Addr>> = Default::default();
+/// `n` documentation addresses that share one bucket of the exact-address index.
+fn sharing_one_index_bucket(n: usize) -> Vec<Ipv6Addr> {
+    let mut by_bucket: std::collections::HashMap<u32, Vec<Ipv6Addr>> = Default::default();
     for i in 0..(1u128 << 24) {
         let a = Ipv6Addr::from(0x2001_0db8_0005_0000_0000_0000_0000_0000u128 + i);
-        let v = by_slot
-            .entry(anycast_common::hash::exact_slot(
+        let v = by_bucket
+            .entry(anycast_common::hash::exact_bucket(
                 anycast_common::hash::words(&a.octets()),
             ))
             .or_default();
@@ -425,55 +425,77 @@ fn sharing_one_index_slot(n: usize) -> Vec<Ipv6Addr> {
             return v.clone();
         }
     }
-    unreachable!("2^24 addresses in 2^20 slots share slots")
+    unreachable!("2^24 addresses in 2^20 buckets share buckets")
 }
 
 #[test]
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
-fn addresses_sharing_an_index_slot_are_all_found() -> Result<()> {
+fn addresses_sharing_an_index_bucket_are_all_found() -> Result<()> {
     require_root()?;
     let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
-    let [a, b, c, d] = sharing_one_index_slot(4)[..] else {
-        unreachable!("asked for four")
+    assert_eq!(
+        anycast_common::EXACT_BUCKET_ENTRIES,
+        3,
+        "the test fills a bucket of 3"
+    );
+    let [a, b, c, d, e, f] = sharing_one_index_bucket(6)[..] else {
+        unreachable!("asked for six")
     };
     let verdict = |p: &ProgramUnderTest, addr: Ipv6Addr| -> Result<u32> {
         Ok(p.run(&udp(addr, SERVER).build())?.action)
     };
-    // `a` owns the slot; `b` (another group) and `c` are only in the table.
-    p.add(&a.to_string(), "one")?;
-    p.add(&b.to_string(), "two")?;
-    p.add(&c.to_string(), "one")?;
+    // a, b, c take the bucket's places; d and e are only in the table.
+    for (x, group) in [(a, "one"), (b, "two"), (c, "one"), (d, "two"), (e, "one")] {
+        p.add(&x.to_string(), group)?;
+    }
     for x in [a, b, c] {
+        assert!(p.state.indexed(x)?, "{x} has a place");
+    }
+    for x in [d, e] {
+        assert!(!p.state.indexed(x)?, "{x} is in the table only");
+    }
+    for x in [a, b, c, d, e] {
         assert_eq!(verdict(&p, x)?, XDP_DROP, "{x} is anycast");
     }
-    assert_eq!(verdict(&p, d)?, XDP_PASS, "{d} shares the slot only");
+    assert_eq!(verdict(&p, f)?, XDP_PASS, "{f} shares the bucket only");
     let s = p.stats()?;
-    assert_eq!(s.groups["one"].counters["anycast_source_drops"], 2);
-    assert_eq!(s.groups["two"].counters["anycast_source_drops"], 1);
-    // The owner leaves: the others are still found, the owner is not.
+    assert_eq!(s.groups["one"].counters["anycast_source_drops"], 3);
+    assert_eq!(s.groups["two"].counters["anycast_source_drops"], 2);
+    // A placed address leaves: the others are still found, it is not.
     p.del(&a.to_string())?;
     assert_eq!(verdict(&p, a)?, XDP_PASS);
-    assert_eq!(verdict(&p, b)?, XDP_DROP);
-    assert_eq!(verdict(&p, c)?, XDP_DROP);
-    // A newcomer takes the free slot.
-    p.add(&d.to_string(), "two")?;
-    assert_eq!(verdict(&p, d)?, XDP_DROP);
-    p.del(&b.to_string())?;
-    p.del(&c.to_string())?;
-    assert_eq!(verdict(&p, b)?, XDP_PASS);
-    assert_eq!(verdict(&p, c)?, XDP_PASS);
-    assert_eq!(verdict(&p, d)?, XDP_DROP);
-    // b twice, d twice.
-    assert_eq!(p.stats()?.groups["two"].counters["anycast_source_drops"], 4);
+    for x in [b, c, d, e] {
+        assert_eq!(verdict(&p, x)?, XDP_DROP, "{x} is still anycast");
+    }
+    // A newcomer takes the free place.
+    p.add(&f.to_string(), "two")?;
+    assert!(p.state.indexed(f)?);
+    assert_eq!(verdict(&p, f)?, XDP_DROP);
+    // The table-only ones leave.
+    p.del(&d.to_string())?;
+    p.del(&e.to_string())?;
+    for x in [d, e] {
+        assert_eq!(verdict(&p, x)?, XDP_PASS, "{x} is gone");
+    }
+    for x in [b, c, f] {
+        assert_eq!(verdict(&p, x)?, XDP_DROP, "{x} is still anycast");
+    }
     // A refused insert (the address is another group's) leaves no trace.
     assert!(
         p.state
-            .add_address(anycast::AnycastPrefix { addr: d, len: 128 }, "one")
+            .add_address(anycast::AnycastPrefix { addr: f, len: 128 }, "one")
             .is_err()
     );
-    assert_eq!(verdict(&p, d)?, XDP_DROP);
-    p.del(&d.to_string())?;
-    for x in [a, b, c, d] {
+    assert_eq!(verdict(&p, f)?, XDP_DROP);
+    assert_eq!(
+        p.stats()?.groups["two"].counters["anycast_source_drops"],
+        // b three times, d twice, f three times.
+        3 + 2 + 3
+    );
+    for x in [b, c, f] {
+        p.del(&x.to_string())?;
+    }
+    for x in [a, b, c, d, e, f] {
         assert_eq!(verdict(&p, x)?, XDP_PASS, "{x} is gone");
     }
     Ok(())

@@ -51,6 +51,17 @@ impl Opts {
                 "--quick" => quick = true,
                 "--e2e-only" => e2e_only = true,
                 "--out" => out = PathBuf::from(args.next().context("--out needs a folder")?),
+                "--help" | "-h" => {
+                    println!(
+                        "anycast-bench [--quick] [--e2e-only] [--out DIR] (root; usually run \
+                         through `cargo xtask bench`)\n\n  --quick     short runs: proves the \
+                         bench works, judges no target\n  --e2e-only  only the end-to-end \
+                         lab\n  --out DIR   where report.md, results.json and the plots go \
+                         (default target/bench)\n\nANYCAST_BENCH_CASES=a,b runs only the \
+                         end-to-end cases whose names contain a or b."
+                    );
+                    std::process::exit(0);
+                }
                 other => bail!("unknown argument `{other}` (use --quick, --e2e-only, --out DIR)"),
             }
         }
@@ -634,11 +645,13 @@ fn memory(facts: &mut Vec<(String, String)>) -> Result<()> {
     facts.push((
         "memory of the exact-address index (fixed, whatever the table holds)".into(),
         format!(
-            "{} MiB ({} slots of {} bytes)",
-            (anycast_common::EXACT_INDEX_SLOTS as usize * size_of::<anycast_common::ExactSlot>())
+            "{} MiB ({} buckets of {} bytes, {} addresses each)",
+            (anycast_common::EXACT_INDEX_BUCKETS as usize
+                * size_of::<anycast_common::ExactBucket>())
                 >> 20,
-            anycast_common::EXACT_INDEX_SLOTS,
-            size_of::<anycast_common::ExactSlot>()
+            anycast_common::EXACT_INDEX_BUCKETS,
+            size_of::<anycast_common::ExactBucket>(),
+            anycast_common::EXACT_BUCKET_ENTRIES,
         ),
     ));
     Ok(())
