@@ -44,7 +44,9 @@ pub const fn key_tail(proto: u8, ports: Option<[u8; 4]>, flow_label: u32) -> [u3
     }
 }
 
-/// A 64-bit hash of an address, given as its four big-endian words: two
+/// A 64-bit hash of an address, given as its four native-endian words
+/// ([`native_words`]: what the data plane loads from the packet, with no
+/// byte swaps; both sides run in the same kernel's byte order): two
 /// multiplies. Not mixed on its own: [`exact_bucket_of`] and [`flow_hash`]
 /// finish it. The data plane computes it once per address of a packet and
 /// uses it for both.
@@ -78,7 +80,18 @@ pub const fn flow_hash(src_hash: u64, dst_hash: u64, tail: [u32; 2]) -> u32 {
 
 /// The address hashes of a source and destination, as [`flow_hash`] takes them.
 pub const fn addr_hashes(src: &[u8; 16], dst: &[u8; 16]) -> (u64, u64) {
-    (addr_hash(words(src)), addr_hash(words(dst)))
+    (addr_hash(native_words(src)), addr_hash(native_words(dst)))
+}
+
+/// An address as the four native-endian words [`addr_hash`] takes.
+#[inline(always)]
+pub const fn native_words(a: &[u8; 16]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ]
 }
 
 /// The prefilter bucket of `addr` cut to its first `len` bits (128: the
@@ -112,10 +125,10 @@ pub const fn prefilter_bucket(words: [u32; 4], len: u8) -> u32 {
 }
 
 /// The bucket of the exact-address index ([`crate::ExactBucket`]) of an
-/// address (its big-endian words).
+/// address.
 #[inline(always)]
-pub const fn exact_bucket(words: [u32; 4]) -> u32 {
-    exact_bucket_of(addr_hash(words))
+pub const fn exact_bucket(addr: &[u8; 16]) -> u32 {
+    exact_bucket_of(addr_hash(native_words(addr)))
 }
 
 /// The bucket of the exact-address index of an address, from its [`addr_hash`]:
@@ -198,7 +211,7 @@ mod tests {
         let n = 1u32 << 16;
         let mut buckets = HashSet::new();
         for i in 0..n {
-            buckets.insert(exact_bucket([base[0], base[1], base[2], i]));
+            buckets.insert(exact_bucket_of(addr_hash([base[0], base[1], base[2], i])));
         }
         // Random placement of 2^16 items in 2^20 buckets leaves about 2^16 * (1 - 1/32) distinct.
         assert!(

@@ -270,6 +270,12 @@ pub struct ExactBucket {
     pub others: u32,
 }
 const _: () = assert!(core::mem::size_of::<ExactBucket>() == 64);
+// The data plane reads `groups` and `others` as the bucket's last two u64s
+// to tell an empty bucket at once.
+const _: () = assert!(
+    core::mem::offset_of!(ExactBucket, groups) == 48
+        && core::mem::offset_of!(ExactBucket, others) == 60
+);
 
 /// What a group does with anycast-destined packets when no member is up.
 #[repr(u8)]

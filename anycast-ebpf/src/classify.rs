@@ -4,8 +4,8 @@
 //! hold the two to the same answers.
 
 use anycast_common::{
-    AddrKey, EXACT_BUCKET_ENTRIES, GlobalStat, GroupStat, IfaceRole, MAX_PREFILTER_LENS,
-    MemberSourceKey, SourceAction, hash, wire,
+    AddrKey, EXACT_BUCKET_ENTRIES, ExactBucket, GlobalStat, GroupStat, IfaceRole,
+    MAX_PREFILTER_LENS, MemberSourceKey, SourceAction, hash, wire,
 };
 use aya_ebpf::{bindings::xdp_action, maps::lpm_trie::Key, programs::XdpContext};
 
@@ -192,6 +192,13 @@ fn exact_index(raw: [u32; 4], h: u64) -> Exact {
     let Some(b) = EXACT_INDEX.get(hash::exact_bucket_of(h)) else {
         return Exact::Ask;
     };
+    // An empty bucket (the common case for an address that is not anycast)
+    // in two loads: the groups and `others` are the bucket's last 16 bytes.
+    let tail = b as *const ExactBucket as *const u64;
+    // SAFETY: a 64-byte, 8-aligned map value: words 6 and 7 are in it.
+    if unsafe { *tail.add(6) | *tail.add(7) } == 0 {
+        return Exact::No;
+    }
     for i in 0..EXACT_BUCKET_ENTRIES {
         // The group first, then the address: userspace writes a new
         // address before its group (see `ExactBucket`).
@@ -213,7 +220,7 @@ fn exact_index(raw: [u32; 4], h: u64) -> Exact {
 #[inline(always)]
 pub(crate) fn addr_hash(addr: *const AddrKey) -> u64 {
     // SAFETY: `addr` points into the packet and was bounds-checked.
-    hash::addr_hash(words::big_endian(unsafe { words::load16(&(*addr).addr) }))
+    hash::addr_hash(unsafe { words::load16(&(*addr).addr) })
 }
 
 /// The anycast group the address at `addr` (hash `h`) belongs to: exact

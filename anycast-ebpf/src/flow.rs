@@ -169,10 +169,7 @@ fn of_icmp_error(ctx: &XdpContext, ip: &Ipv6, t: &Transport, group: u32, f: &mut
     } else {
         None
     };
-    let hashes = (
-        hash::addr_hash(words::big_endian(addrs.0)),
-        hash::addr_hash(words::big_endian(addrs.1)),
-    );
+    let hashes = (hash::addr_hash(addrs.0), hash::addr_hash(addrs.1));
     finish(f, group, addrs, hashes, (qproto, ports, label), true);
     true
 }
@@ -258,23 +255,27 @@ pub(crate) fn cached(
     }
     if now.saturating_sub(c.synced_ns) >= SYNC_NS {
         c.synced_ns = now;
-        sync(&c.key, c.member_id, now);
+        if let Some(moved) = sync(&c.key, c.member_id, now)
+            && valid(moved)
+        {
+            c.member_id = moved;
+        }
     }
     Some(c.member_id)
 }
 
 /// Refreshes the table's entry of a cached flow, or puts it back (the LRU
-/// may have evicted it). The table's member wins: another CPU may have
-/// moved the flow, and the next sync of this CPU's cache then follows it.
+/// may have evicted it). Returns the entry's member when it is another one:
+/// another CPU moved the flow, and the table's member wins.
 #[inline(always)]
-fn sync(key: &FlowKey, member: u32, last_seen_ns: u64) {
+fn sync(key: &FlowKey, member: u32, last_seen_ns: u64) -> Option<u32> {
     if let Some(e) = FLOWS.get_ptr_mut(key) {
         // SAFETY: a map value pointer, valid during this run.
         let e = unsafe { &mut *e };
-        if e.member_id == member && e.last_seen_ns < last_seen_ns {
+        if e.last_seen_ns < last_seen_ns {
             e.last_seen_ns = last_seen_ns;
         }
-        return;
+        return (e.member_id != member).then_some(e.member_id);
     }
     let entry = FlowEntry {
         member_id: member,
@@ -282,6 +283,7 @@ fn sync(key: &FlowKey, member: u32, last_seen_ns: u64) {
         last_seen_ns,
     };
     let _ = FLOWS.insert(key, &entry, 0);
+    None
 }
 
 /// Remembers that `f` went to `member`, writing back the time of the flow
@@ -292,7 +294,7 @@ pub(crate) fn remember(f: &Flow, epoch: u32, member: u32, now: u64) {
         return;
     };
     if c.used != 0 && c.last_seen_ns > c.synced_ns && c.epoch == epoch {
-        sync(&c.key, c.member_id, c.last_seen_ns);
+        let _ = sync(&c.key, c.member_id, c.last_seen_ns);
     }
     const WORDS: usize = core::mem::size_of::<FlowKey>() / 4;
     let (d, s) = (

@@ -436,7 +436,7 @@ impl State {
     /// [`ExactBucket`] for the order of the writes). Nothing changes when it fails.
     fn insert_exact(&mut self, addr: std::net::Ipv6Addr, value: AddrValue) -> Result<()> {
         let octets = addr.octets();
-        let i = hash::exact_bucket(hash::words(&octets));
+        let i = hash::exact_bucket(&octets);
         let mut bucket = self.index_bucket(i)?;
         let place = bucket.groups.iter().position(|g| *g == 0);
         match place {
@@ -507,7 +507,7 @@ impl State {
             };
         }
         let octets = p.addr.octets();
-        let i = hash::exact_bucket(hash::words(&octets));
+        let i = hash::exact_bucket(&octets);
         let mut bucket = self.index_bucket(i)?;
         let place = place_of(&bucket, &octets);
         if let Some(k) = place {
@@ -530,7 +530,7 @@ impl State {
     /// (the data plane finds it without the hash-table lookup).
     pub fn indexed(&self, addr: std::net::Ipv6Addr) -> Result<bool> {
         let octets = addr.octets();
-        let bucket = self.index_bucket(hash::exact_bucket(hash::words(&octets)))?;
+        let bucket = self.index_bucket(hash::exact_bucket(&octets))?;
         Ok(place_of(&bucket, &octets).is_some())
     }
 

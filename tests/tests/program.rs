@@ -416,9 +416,7 @@ fn sharing_one_index_bucket(n: usize) -> Vec<Ipv6Addr> {
     for i in 0..(1u128 << 24) {
         let a = Ipv6Addr::from(0x2001_0db8_0005_0000_0000_0000_0000_0000u128 + i);
         let v = by_bucket
-            .entry(anycast_common::hash::exact_bucket(
-                anycast_common::hash::words(&a.octets()),
-            ))
+            .entry(anycast_common::hash::exact_bucket(&a.octets()))
             .or_default();
         v.push(a);
         if v.len() == n {
