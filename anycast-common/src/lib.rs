@@ -171,6 +171,10 @@ pub const PREFILTER_BUCKETS: u32 = 1 << 20;
 pub const EXACT_INDEX_BUCKETS: u32 = 1 << 20;
 /// Addresses one bucket of the exact-address index holds (one cache line).
 pub const EXACT_BUCKET_ENTRIES: usize = 3;
+/// Slots of each CPU's flow cache in front of the flow table (a power of
+/// two, direct-mapped by the flow hash; 72 bytes each, 576 KiB per CPU).
+/// Most packets belong to a few heavy flows; the rest go to the table.
+pub const FLOW_CACHE_SLOTS: u32 = 1 << 13;
 /// Most distinct prefix lengths the prefilter covers; past it, it is off.
 pub const MAX_PREFILTER_LENS: usize = 4;
 /// Capacity of the egress-port devmap.

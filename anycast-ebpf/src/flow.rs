@@ -1,7 +1,7 @@
 //! Flows: the key and hash of a packet's flow (or, for an ICMPv6 error, of
 //! the flow it quotes), the flow table, and the flood guard.
 
-use anycast_common::{AddrKey, FlowEntry, FlowKey, hash, wire};
+use anycast_common::{AddrKey, FLOW_CACHE_SLOTS, FlowEntry, FlowKey, hash, wire};
 use aya_ebpf::{
     helpers::{bpf_ktime_get_coarse_ns, generated::bpf_jiffies64},
     macros::map,
@@ -197,27 +197,25 @@ struct CachedFlow {
     synced_ns: u64,
 }
 
-/// Slots of each CPU's flow cache (direct-mapped by the flow hash): 640 KiB
-/// per CPU. Most packets belong to a few heavy flows; the rest go to the
-/// table, as they would without the cache.
-const FLOW_CACHE_SLOTS: u32 = 1 << 13;
-
 /// How often a cached flow refreshes its flow-table entry.
 const SYNC_NS: u64 = 1_000_000_000;
 
 #[map(name = "FLOW_CACHE")]
 static FLOW_CACHE: PerCpuArray<CachedFlow> = PerCpuArray::with_max_entries(FLOW_CACHE_SLOTS, 0);
 
+/// A flow key's length in 4-byte words: keys are compared and copied a word
+/// at a time (byte loops would cost the verifier and the packet more).
+const KEY_WORDS: usize = core::mem::size_of::<FlowKey>() / 4;
+
 /// Whether two flow keys are equal: eleven word compares, one branch.
 #[inline(always)]
 fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
-    const WORDS: usize = core::mem::size_of::<FlowKey>() / 4;
     let (a, b) = (
         a as *const FlowKey as *const u32,
         b as *const FlowKey as *const u32,
     );
     let mut diff = 0;
-    for i in 0..WORDS {
+    for i in 0..KEY_WORDS {
         // SAFETY: both are whole keys, 4-aligned (map values or the scratch slot).
         diff |= unsafe { *a.add(i) ^ *b.add(i) };
     }
@@ -255,35 +253,33 @@ pub(crate) fn cached(
     }
     if now.saturating_sub(c.synced_ns) >= SYNC_NS {
         c.synced_ns = now;
-        if let Some(moved) = sync(&c.key, c.member_id, now)
-            && valid(moved)
-        {
-            c.member_id = moved;
+        match sync(&c.key, now) {
+            // Flushed by userspace or evicted by the LRU: forget it, and let
+            // the packet take the table's path, as it would without a cache.
+            None => {
+                c.used = 0;
+                return None;
+            }
+            Some(moved) if moved != c.member_id && valid(moved) => c.member_id = moved,
+            Some(_) => {}
         }
     }
     Some(c.member_id)
 }
 
-/// Refreshes the table's entry of a cached flow, or puts it back (the LRU
-/// may have evicted it). Returns the entry's member when it is another one:
-/// another CPU moved the flow, and the table's member wins.
+/// Refreshes the flow table's entry of a cached flow to `last_seen_ns` and
+/// returns the entry's member (another CPU may have moved the flow: the
+/// table's member wins). None when the table has no entry: never put one
+/// back, or a flow deleted during a long flush could return.
 #[inline(always)]
-fn sync(key: &FlowKey, member: u32, last_seen_ns: u64) -> Option<u32> {
-    if let Some(e) = FLOWS.get_ptr_mut(key) {
-        // SAFETY: a map value pointer, valid during this run.
-        let e = unsafe { &mut *e };
-        if e.last_seen_ns < last_seen_ns {
-            e.last_seen_ns = last_seen_ns;
-        }
-        return (e.member_id != member).then_some(e.member_id);
+fn sync(key: &FlowKey, last_seen_ns: u64) -> Option<u32> {
+    let e = FLOWS.get_ptr_mut(key)?;
+    // SAFETY: a map value pointer, valid during this run.
+    let e = unsafe { &mut *e };
+    if e.last_seen_ns < last_seen_ns {
+        e.last_seen_ns = last_seen_ns;
     }
-    let entry = FlowEntry {
-        member_id: member,
-        _pad: 0,
-        last_seen_ns,
-    };
-    let _ = FLOWS.insert(key, &entry, 0);
-    None
+    Some(e.member_id)
 }
 
 /// Remembers that `f` went to `member`, writing back the time of the flow
@@ -293,15 +289,16 @@ pub(crate) fn remember(f: &Flow, epoch: u32, member: u32, now: u64) {
     let Some(c) = cache_slot(f) else {
         return;
     };
+    // Write back the time of the flow this one replaces; a flow the table
+    // no longer holds stays gone.
     if c.used != 0 && c.last_seen_ns > c.synced_ns && c.epoch == epoch {
-        let _ = sync(&c.key, c.member_id, c.last_seen_ns);
+        let _ = sync(&c.key, c.last_seen_ns);
     }
-    const WORDS: usize = core::mem::size_of::<FlowKey>() / 4;
     let (d, s) = (
         &mut c.key as *mut FlowKey as *mut u32,
         &f.key as *const FlowKey as *const u32,
     );
-    for i in 0..WORDS {
+    for i in 0..KEY_WORDS {
         // SAFETY: whole keys, as in `same_key`.
         unsafe { *d.add(i) = *s.add(i) };
     }

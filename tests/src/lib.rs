@@ -11,6 +11,29 @@ pub mod fuzz;
 pub mod lab;
 pub mod prog;
 
+/// Pins the calling thread to the CPU it runs on and returns that CPU, so
+/// that its BPF_PROG_TEST_RUN calls (which run on the caller's CPU) all see
+/// the same per-CPU maps, such as the flow cache.
+pub fn pin_to_this_cpu() -> anyhow::Result<usize> {
+    // SAFETY: no preconditions.
+    let cpu = unsafe { libc::sched_getcpu() };
+    let cpu = usize::try_from(cpu)
+        .map_err(|_| anyhow::anyhow!("sched_getcpu: {}", std::io::Error::last_os_error()))?;
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET stays within it
+    // for any CPU the kernel reported.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size given.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        anyhow::bail!(
+            "sched_setaffinity to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(cpu)
+}
+
 /// Fails the calling test with a clear message unless it runs as root.
 pub fn require_root() -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
