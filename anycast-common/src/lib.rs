@@ -261,6 +261,16 @@ const _: () = assert!(core::mem::size_of::<AddrValue>() == 8);
 /// table only and lowered after it leaves. A place is taken in two writes
 /// (the new address with group 0, then the group), so a reader that sees a
 /// group sees its address whole.
+///
+/// A reader reads a place's group, then its address, then the group again,
+/// and trusts the place only when both group reads agree. A place freed and
+/// taken by another address of another group between the reads is then
+/// noticed, and the reader asks the exact table. What is left is a reader
+/// stalled across six userspace map writes (an address freed, another
+/// published in its place, both undone): XDP runs with preemption off, so
+/// only a host descheduling the vCPU that long could make one packet take
+/// the wrong group. Closing it would take a seqlock, which map updates
+/// (one unordered copy of the whole bucket) cannot give.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct ExactBucket {

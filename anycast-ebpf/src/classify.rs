@@ -209,7 +209,16 @@ fn exact_index(raw: [u32; 4], h: u64) -> Exact {
             let o = unsafe { words::load16(&b.addrs[i]) };
             // One branch, not four (and never a call of `bcmp`).
             if (o[0] ^ raw[0]) | (o[1] ^ raw[1]) | (o[2] ^ raw[2]) | (o[3] ^ raw[3]) == 0 {
-                return Exact::Group(group);
+                // Still the same group: the place was not freed and taken
+                // by another group's address between the reads. If it was,
+                // the exact table answers.
+                // SAFETY: as above.
+                let again = unsafe { core::ptr::read_volatile(&b.groups[i]) };
+                return if again == group {
+                    Exact::Group(group)
+                } else {
+                    Exact::Ask
+                };
             }
         }
     }

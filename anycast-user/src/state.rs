@@ -459,7 +459,12 @@ impl State {
         match (r, place) {
             (Ok(()), Some(k)) => {
                 bucket.groups[k] = value.group_id;
-                self.set_index_bucket(i, bucket)
+                let published = self.set_index_bucket(i, bucket);
+                if published.is_err() {
+                    // In the table but not findable: take it out again.
+                    let _ = self.addrs.remove(&AddrKey::from(addr));
+                }
+                published
             }
             (Ok(()), None) => Ok(()),
             // An unpublished claim is a free place: leave it.
@@ -510,14 +515,22 @@ impl State {
         let i = hash::exact_bucket(&octets);
         let mut bucket = self.index_bucket(i)?;
         let place = place_of(&bucket, &octets);
-        if let Some(k) = place {
-            bucket.groups[k] = 0;
+        let published = place.map(|k| std::mem::take(&mut bucket.groups[k]));
+        if place.is_some() {
             self.set_index_bucket(i, bucket)?;
         }
         match self.addrs.remove(&AddrKey::from(p.addr)) {
             Ok(()) => {}
             Err(MapError::KeyNotFound) => return Ok(()),
-            Err(e) => return Err(map_err(map_names::ANYCAST_ADDRS)(e)),
+            Err(e) => {
+                // Still in the table: publish it again, or the data plane
+                // would stop finding a configured address.
+                if let (Some(k), Some(g)) = (place, published) {
+                    bucket.groups[k] = g;
+                    let _ = self.set_index_bucket(i, bucket);
+                }
+                return Err(map_err(map_names::ANYCAST_ADDRS)(e));
+            }
         }
         if place.is_none() {
             bucket.others = bucket.others.saturating_sub(1);
