@@ -460,9 +460,11 @@ impl State {
             (Ok(()), Some(k)) => {
                 bucket.groups[k] = value.group_id;
                 let published = self.set_index_bucket(i, bucket);
-                if published.is_err() {
-                    // In the table but not findable: take it out again.
-                    let _ = self.addrs.remove(&AddrKey::from(addr));
+                // In the table but not findable: take it out again, or at
+                // least make the data plane ask the table (`others` may be
+                // too high, never too low).
+                if published.is_err() && self.addrs.remove(&AddrKey::from(addr)).is_err() {
+                    self.count_unplaced(i, bucket, k);
                 }
                 published
             }
@@ -527,7 +529,9 @@ impl State {
                 // would stop finding a configured address.
                 if let (Some(k), Some(g)) = (place, published) {
                     bucket.groups[k] = g;
-                    let _ = self.set_index_bucket(i, bucket);
+                    if self.set_index_bucket(i, bucket).is_err() {
+                        self.count_unplaced(i, bucket, k);
+                    }
                 }
                 return Err(map_err(map_names::ANYCAST_ADDRS)(e));
             }
@@ -537,6 +541,16 @@ impl State {
             self.set_index_bucket(i, bucket)?;
         }
         Ok(())
+    }
+
+    /// Last resort when an address stays in the exact table but could not
+    /// be (re)published at place `k` of bucket `i`: free the place and count
+    /// the address among the bucket's others, so the data plane asks the
+    /// table. Best effort: the map write has just failed once.
+    fn count_unplaced(&mut self, i: u32, mut bucket: ExactBucket, k: usize) {
+        bucket.groups[k] = 0;
+        bucket.others = bucket.others.saturating_add(1);
+        let _ = self.set_index_bucket(i, bucket);
     }
 
     /// Whether exact address `addr` has a place in the exact-address index
