@@ -265,12 +265,16 @@ const _: () = assert!(core::mem::size_of::<AddrValue>() == 8);
 /// A reader reads a place's group, then its address, then the group again,
 /// and trusts the place only when both group reads agree. A place freed and
 /// taken by another address of another group between the reads is then
-/// noticed, and the reader asks the exact table. What is left is a reader
-/// stalled across six userspace map writes (an address freed, another
-/// published in its place, both undone): XDP runs with preemption off, so
-/// only a host descheduling the vCPU that long could make one packet take
-/// the wrong group. Closing it would take a seqlock, which map updates
-/// (one unordered copy of the whole bucket) cannot give.
+/// noticed, and the reader asks the exact table. What is left needs a reader
+/// stalled across four or more userspace map writes that leave the same
+/// group in the place around another address (an address freed, another
+/// published in its place with the same group, or a refused insert's
+/// claim between them): XDP runs in softirq with preemption off (not so on
+/// PREEMPT_RT), so only a host descheduling the vCPU that long could make
+/// one packet take a wrong group. Closing it would take a seqlock, which
+/// map updates (one unordered copy of the whole bucket) cannot give. The
+/// two-write order relies on the CPU keeping stores and loads in order
+/// (x86; the reader uses plain loads, not acquire loads).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct ExactBucket {
@@ -477,12 +481,33 @@ pub struct Settings {
     pub _pad: [u8; 3],
     /// Bumped by userspace whenever it changes the flow table (flush,
     /// direct writes): the data plane's per-CPU flow caches forget what
-    /// they remembered under an older value.
+    /// they remembered under an older value. Odd while a flush walks the
+    /// table (see [`next_flow_epoch`]).
     pub flow_epoch: u32,
     /// Reserved, zero.
     pub _pad2: u32,
 }
 const _: () = assert!(core::mem::size_of::<Settings>() == 32);
+
+/// Whether flow epoch `epoch` says that a flush is walking the flow table
+/// (odd). A flow cache then never puts an entry back into the table: the
+/// walk may just have removed it. Otherwise a cached flow whose entry the
+/// LRU evicted is put back, keeping its member (a busy cached flow touches
+/// its entry only once a second, so the LRU sees it as less recent than it is).
+pub const fn flow_epoch_in_flush(epoch: u32) -> bool {
+    epoch & 1 == 1
+}
+
+/// The flow epoch after `epoch`: odd when a flush begins its walk, even for
+/// any other change (the end of a flush, direct writes). Always a new value.
+pub const fn next_flow_epoch(epoch: u32, flush_begins: bool) -> u32 {
+    let next = epoch.wrapping_add(1);
+    if flow_epoch_in_flush(next) == flush_begins {
+        next
+    } else {
+        next.wrapping_add(1)
+    }
+}
 
 /// A member's state.
 #[repr(u8)]
@@ -923,5 +948,26 @@ mod user {
     fn nul_padded_str(b: &[u8]) -> std::string::String {
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
         std::string::String::from_utf8_lossy(&b[..end]).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod flow_epoch_tests {
+    use super::{flow_epoch_in_flush, next_flow_epoch};
+
+    #[test]
+    fn every_bump_is_new_and_only_a_beginning_flush_is_odd() {
+        for e in [0, 1, 2, 3, 1000, 1001, u32::MAX - 2, u32::MAX - 1, u32::MAX] {
+            for begins in [true, false] {
+                let n = next_flow_epoch(e, begins);
+                assert_ne!(n, e, "{e} {begins}");
+                assert_eq!(flow_epoch_in_flush(n), begins, "{e} -> {n}");
+                // Never further than needed: caches compare for equality only.
+                assert!(n.wrapping_sub(e) <= 2, "{e} -> {n}");
+            }
+        }
+        // A flush from a quiet table: odd during the walk, even after.
+        let during = next_flow_epoch(0, true);
+        assert_eq!((during, next_flow_epoch(during, false)), (1, 2));
     }
 }

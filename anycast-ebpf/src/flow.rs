@@ -1,8 +1,11 @@
 //! Flows: the key and hash of a packet's flow (or, for an ICMPv6 error, of
 //! the flow it quotes), the flow table, and the flood guard.
 
-use anycast_common::{AddrKey, FLOW_CACHE_SLOTS, FlowEntry, FlowKey, hash, wire};
+use anycast_common::{
+    AddrKey, FLOW_CACHE_SLOTS, FlowEntry, FlowKey, flow_epoch_in_flush, hash, wire,
+};
 use aya_ebpf::{
+    bindings::BPF_NOEXIST,
     helpers::{bpf_ktime_get_coarse_ns, generated::bpf_jiffies64},
     macros::map,
     maps::PerCpuArray,
@@ -253,9 +256,10 @@ pub(crate) fn cached(
     }
     if now.saturating_sub(c.synced_ns) >= SYNC_NS {
         c.synced_ns = now;
-        match sync(&c.key, now) {
-            // Flushed by userspace or evicted by the LRU: forget it, and let
-            // the packet take the table's path, as it would without a cache.
+        match sync(&c.key, c.member_id, now, !flow_epoch_in_flush(epoch)) {
+            // No entry and none put back (a flush is walking the table, or
+            // another CPU just recorded the flow): forget it, and let the
+            // packet take the table's path.
             None => {
                 c.used = 0;
                 return None;
@@ -267,19 +271,36 @@ pub(crate) fn cached(
     Some(c.member_id)
 }
 
-/// Refreshes the flow table's entry of a cached flow to `last_seen_ns` and
-/// returns the entry's member (another CPU may have moved the flow: the
-/// table's member wins). None when the table has no entry: never put one
-/// back, or a flow deleted during a long flush could return.
+/// Refreshes the flow table's entry of a cached flow (on `member`) to
+/// `last_seen_ns` and returns the entry's member (another CPU may have
+/// moved the flow: the table's member wins). When the table has no entry,
+/// the LRU evicted it (a busy cached flow touches it only once a second)
+/// and, if `restore`, it is put back with the cached member; but never
+/// while a flush walks the table (`Settings::flow_epoch` odd), or a flow
+/// the walk removed could return. None when the table has no entry after.
 #[inline(always)]
-fn sync(key: &FlowKey, last_seen_ns: u64) -> Option<u32> {
-    let e = FLOWS.get_ptr_mut(key)?;
-    // SAFETY: a map value pointer, valid during this run.
-    let e = unsafe { &mut *e };
-    if e.last_seen_ns < last_seen_ns {
-        e.last_seen_ns = last_seen_ns;
+fn sync(key: &FlowKey, member: u32, last_seen_ns: u64, restore: bool) -> Option<u32> {
+    if let Some(e) = FLOWS.get_ptr_mut(key) {
+        // SAFETY: a map value pointer, valid during this run.
+        let e = unsafe { &mut *e };
+        if e.last_seen_ns < last_seen_ns {
+            e.last_seen_ns = last_seen_ns;
+        }
+        return Some(e.member_id);
     }
-    Some(e.member_id)
+    if !restore {
+        return None;
+    }
+    let entry = FlowEntry {
+        member_id: member,
+        _pad: 0,
+        last_seen_ns,
+    };
+    // Only where there is still no entry: another CPU may have chosen anew.
+    FLOWS
+        .insert(key, &entry, u64::from(BPF_NOEXIST))
+        .ok()
+        .map(|()| member)
 }
 
 /// Remembers that `f` went to `member`, writing back the time of the flow
@@ -289,10 +310,14 @@ pub(crate) fn remember(f: &Flow, epoch: u32, member: u32, now: u64) {
     let Some(c) = cache_slot(f) else {
         return;
     };
-    // Write back the time of the flow this one replaces; a flow the table
-    // no longer holds stays gone.
+    // Write back the time of the flow this one replaces.
     if c.used != 0 && c.last_seen_ns > c.synced_ns && c.epoch == epoch {
-        let _ = sync(&c.key, c.last_seen_ns);
+        let _ = sync(
+            &c.key,
+            c.member_id,
+            c.last_seen_ns,
+            !flow_epoch_in_flush(epoch),
+        );
     }
     let (d, s) = (
         &mut c.key as *mut FlowKey as *mut u32,

@@ -151,21 +151,34 @@ impl State {
     /// Forgets the flows of every group id for which `which` holds, in one
     /// walk of the table; returns how many.
     pub(crate) fn flush_flows_where(&mut self, which: impl Fn(u32) -> bool) -> Result<u64> {
-        // Before (the caches stop answering for the old table) and after
-        // (nothing remembered during the walk survives it).
-        self.bump_flow_epoch(0)?;
+        self.begin_flows_flush()?;
         let removed = self.remove_flows_unannounced(|k| which(k.group_id));
         // Even after a failed removal: the caches must not keep answering
         // for flows the table may have lost.
-        self.bump_flow_epoch(*removed.as_ref().unwrap_or(&0))?;
+        self.end_flows_flush(*removed.as_ref().unwrap_or(&0))?;
         removed
+    }
+
+    /// A flush's first step: the flow caches stop answering for the table
+    /// as it was, and put nothing back into it until [`Self::end_flows_flush`]
+    /// (the epoch is odd). The steps are public so that tests can send
+    /// packets between them.
+    pub fn begin_flows_flush(&mut self) -> Result<()> {
+        self.bump_flow_epoch(true, 0)
+    }
+
+    /// A flush's last step: nothing a cache remembered during the walk
+    /// survives it, and caches may put back entries the LRU evicts again.
+    /// Counts `removed` entries as flushed.
+    pub fn end_flows_flush(&mut self, removed: u64) -> Result<()> {
+        self.bump_flow_epoch(false, removed)
     }
 
     /// Removes the flows for whose key `which` holds, in one walk of the
     /// table, without telling the per-CPU flow caches; returns how many.
-    /// This is a flush's walk between its two epoch bumps, when a cache may
-    /// still remember a flow it removes: public so that tests can check that
-    /// no cache puts such a flow back.
+    /// Between [`Self::begin_flows_flush`] and [`Self::end_flows_flush`] it
+    /// is a flush's walk; alone, it does to the table what LRU evictions do
+    /// (for tests of both).
     pub fn remove_flows_unannounced(&mut self, which: impl Fn(&FlowKey) -> bool) -> Result<u64> {
         let mut keys = Vec::new();
         self.each_flow(|k, _| {
@@ -185,15 +198,15 @@ impl State {
     }
 
     /// Tells the data plane's per-CPU flow caches that the flow table was
-    /// changed from here (see `Settings::flow_epoch`), and counts `flushed`
-    /// entries removed.
-    fn bump_flow_epoch(&mut self, flushed: u64) -> Result<()> {
+    /// changed from here, or that a flush begins its walk (see
+    /// `Settings::flow_epoch`), and counts `flushed` entries removed.
+    fn bump_flow_epoch(&mut self, flush_begins: bool, flushed: u64) -> Result<()> {
         let mut s = self
             .settings
             .get(&0, 0)
             .unwrap_or_else(|_| Settings::zeroed());
         s.flows_flushed += flushed;
-        s.flow_epoch = s.flow_epoch.wrapping_add(1);
+        s.flow_epoch = anycast_common::next_flow_epoch(s.flow_epoch, flush_begins);
         self.settings
             .set(0, s, 0)
             .map_err(map_err(map_names::SETTINGS))
@@ -246,7 +259,7 @@ impl State {
                 .insert(key, e, 0)
                 .map_err(map_err(map_names::FLOWS))?;
         }
-        self.bump_flow_epoch(0)
+        self.bump_flow_epoch(false, 0)
     }
 }
 
