@@ -715,6 +715,10 @@ pub enum GlobalStat {
     /// stale one): with the entries present and those flushed, it gives
     /// the LRU's evictions.
     FlowEntriesCreated = 19,
+    /// Extra. A cached flow's entry, evicted by the LRU, was put back (a
+    /// flow-table entry made without a new flow; counted with the created
+    /// ones for the LRU's evictions).
+    FlowEntriesRestored = 20,
 }
 
 /// Number of slots in [`GlobalCounters`] (room for counters added later).
@@ -732,7 +736,7 @@ const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 256);
 
 impl GlobalStat {
     /// Every global counter, in index order.
-    pub const ALL: [GlobalStat; 20] = [
+    pub const ALL: [GlobalStat; 21] = [
         GlobalStat::NonIpv6Passed,
         GlobalStat::MalformedPassed,
         GlobalStat::UnicastPassed,
@@ -753,6 +757,7 @@ impl GlobalStat {
         GlobalStat::FloodBypasses,
         GlobalStat::IcmpErrorsSteered,
         GlobalStat::FlowEntriesCreated,
+        GlobalStat::FlowEntriesRestored,
     ];
 
     /// The counter's name in `stats` output.
@@ -778,6 +783,7 @@ impl GlobalStat {
             GlobalStat::FloodBypasses => "flood_bypasses",
             GlobalStat::IcmpErrorsSteered => "icmp_errors_steered",
             GlobalStat::FlowEntriesCreated => "flow_entries_created",
+            GlobalStat::FlowEntriesRestored => "flow_entries_restored",
         }
     }
 }

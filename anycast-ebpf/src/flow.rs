@@ -2,7 +2,7 @@
 //! the flow it quotes), the flow table, and the flood guard.
 
 use anycast_common::{
-    AddrKey, FLOW_CACHE_SLOTS, FlowEntry, FlowKey, flow_epoch_in_flush, hash, wire,
+    AddrKey, FLOW_CACHE_SLOTS, FlowEntry, FlowKey, GlobalStat, flow_epoch_in_flush, hash, wire,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -18,6 +18,7 @@ use crate::{
         ipv6::{Ipv6, Transport},
         load, read, words,
     },
+    stats,
 };
 
 /// A flow: its table key and its hash. Built in a per-CPU scratch slot
@@ -256,7 +257,7 @@ pub(crate) fn cached(
     }
     if now.saturating_sub(c.synced_ns) >= SYNC_NS {
         c.synced_ns = now;
-        match sync(&c.key, c.member_id, now, !flow_epoch_in_flush(epoch)) {
+        match sync(&c.key, c.member_id, now, Some(epoch)) {
             // No entry and none put back (a flush is walking the table, or
             // another CPU just recorded the flow): forget it, and let the
             // packet take the table's path.
@@ -274,12 +275,14 @@ pub(crate) fn cached(
 /// Refreshes the flow table's entry of a cached flow (on `member`) to
 /// `last_seen_ns` and returns the entry's member (another CPU may have
 /// moved the flow: the table's member wins). When the table has no entry,
-/// the LRU evicted it (a busy cached flow touches it only once a second)
-/// and, if `restore`, it is put back with the cached member; but never
-/// while a flush walks the table (`Settings::flow_epoch` odd), or a flow
-/// the walk removed could return. None when the table has no entry after.
+/// the LRU evicted it (a busy cached flow touches it only once a second);
+/// with `restore_epoch` (the packet's `Settings::flow_epoch`, given only for
+/// a hit just checked live and valid) it is put back with the cached
+/// member. Never while a flush walks the table (the epoch odd, or changed
+/// since the packet read it), or a flow the walk removed could return.
+/// None when the table has no entry after.
 #[inline(always)]
-fn sync(key: &FlowKey, member: u32, last_seen_ns: u64, restore: bool) -> Option<u32> {
+fn sync(key: &FlowKey, member: u32, last_seen_ns: u64, restore_epoch: Option<u32>) -> Option<u32> {
     if let Some(e) = FLOWS.get_ptr_mut(key) {
         // SAFETY: a map value pointer, valid during this run.
         let e = unsafe { &mut *e };
@@ -288,7 +291,9 @@ fn sync(key: &FlowKey, member: u32, last_seen_ns: u64, restore: bool) -> Option<
         }
         return Some(e.member_id);
     }
-    if !restore {
+    let epoch = restore_epoch?;
+    // Read again: a flush may have begun since the packet read it.
+    if flow_epoch_in_flush(epoch) || SETTINGS.get(0).map(|s| s.flow_epoch) != Some(epoch) {
         return None;
     }
     let entry = FlowEntry {
@@ -297,10 +302,9 @@ fn sync(key: &FlowKey, member: u32, last_seen_ns: u64, restore: bool) -> Option<
         last_seen_ns,
     };
     // Only where there is still no entry: another CPU may have chosen anew.
-    FLOWS
-        .insert(key, &entry, u64::from(BPF_NOEXIST))
-        .ok()
-        .map(|()| member)
+    FLOWS.insert(key, &entry, u64::from(BPF_NOEXIST)).ok()?;
+    stats::count(GlobalStat::FlowEntriesRestored);
+    Some(member)
 }
 
 /// Remembers that `f` went to `member`, writing back the time of the flow
@@ -310,14 +314,10 @@ pub(crate) fn remember(f: &Flow, epoch: u32, member: u32, now: u64) {
     let Some(c) = cache_slot(f) else {
         return;
     };
-    // Write back the time of the flow this one replaces.
+    // Write back the time of the flow this one replaces, without putting
+    // it back: it may have gone idle or lost its member since its last hit.
     if c.used != 0 && c.last_seen_ns > c.synced_ns && c.epoch == epoch {
-        let _ = sync(
-            &c.key,
-            c.member_id,
-            c.last_seen_ns,
-            !flow_epoch_in_flush(epoch),
-        );
+        let _ = sync(&c.key, c.member_id, c.last_seen_ns, None);
     }
     let (d, s) = (
         &mut c.key as *mut FlowKey as *mut u32,

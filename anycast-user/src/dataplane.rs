@@ -252,6 +252,10 @@ impl Dataplane {
         if dp.state.layout_version()? == 0 {
             dp.state.set_layout_version()?;
         }
+        {
+            let _lock = dp.lock()?;
+            dp.state.settle_flow_epoch()?;
+        }
         Ok(dp)
     }
 
@@ -292,6 +296,12 @@ impl Dataplane {
             });
         }
         Ok(Dataplane { pin, state })
+    }
+
+    /// The maps, for steps the commands do not offer (tests, tools). A
+    /// writer must hold the pin lock as the commands do.
+    pub fn state_mut(&mut self) -> &mut State {
+        &mut self.state
     }
 
     /// The pin dir.

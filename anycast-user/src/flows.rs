@@ -109,7 +109,9 @@ impl State {
                 st.live += 1;
             }
         })?;
-        let created = self.global_counter(anycast_common::GlobalStat::FlowEntriesCreated)?;
+        // Entries made: new flows, and cached flows put back after an eviction.
+        let created = self.global_counter(anycast_common::GlobalStat::FlowEntriesCreated)?
+            + self.global_counter(anycast_common::GlobalStat::FlowEntriesRestored)?;
         let flushed = self.settings.get(&0, 0).map_or(0, |s| s.flows_flushed);
         st.evictions = created.saturating_sub(st.entries + flushed);
         Ok(st)
@@ -172,6 +174,29 @@ impl State {
     /// Counts `removed` entries as flushed.
     pub fn end_flows_flush(&mut self, removed: u64) -> Result<()> {
         self.bump_flow_epoch(false, removed)
+    }
+
+    /// `Settings::flow_epoch`: odd while a flush walks the flow table.
+    pub fn flow_epoch(&self) -> Result<u32> {
+        Ok(self
+            .settings
+            .get(&0, 0)
+            .map_err(map_err(map_names::SETTINGS))?
+            .flow_epoch)
+    }
+
+    /// Ends a flush that a killed process left half done (the epoch odd), so
+    /// that caches put back evicted entries again. Call with the pin lock
+    /// held: no flush is under way then.
+    pub(crate) fn settle_flow_epoch(&mut self) -> Result<()> {
+        let s = self
+            .settings
+            .get(&0, 0)
+            .map_err(map_err(map_names::SETTINGS))?;
+        if anycast_common::flow_epoch_in_flush(s.flow_epoch) {
+            self.end_flows_flush(0)?;
+        }
+        Ok(())
     }
 
     /// Removes the flows for whose key `which` holds, in one walk of the
