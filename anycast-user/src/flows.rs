@@ -3,9 +3,8 @@
 
 use std::{collections::BTreeMap, net::Ipv6Addr};
 
-use anycast_common::{FlowEntry, FlowKey, GroupInfo, Settings, map_names};
+use anycast_common::{FlowEntry, FlowKey, GroupInfo, map_names};
 use aya::maps::MapError;
-use bytemuck::Zeroable as _;
 use serde::Serialize;
 
 use crate::{
@@ -112,7 +111,7 @@ impl State {
         // Entries made: new flows, and cached flows put back after an eviction.
         let created = self.global_counter(anycast_common::GlobalStat::FlowEntriesCreated)?
             + self.global_counter(anycast_common::GlobalStat::FlowEntriesRestored)?;
-        let flushed = self.settings.get(&0, 0).map_or(0, |s| s.flows_flushed);
+        let flushed = self.settings_value()?.flows_flushed;
         st.evictions = created.saturating_sub(st.entries + flushed);
         Ok(st)
     }
@@ -178,21 +177,14 @@ impl State {
 
     /// `Settings::flow_epoch`: odd while a flush walks the flow table.
     pub fn flow_epoch(&self) -> Result<u32> {
-        Ok(self
-            .settings
-            .get(&0, 0)
-            .map_err(map_err(map_names::SETTINGS))?
-            .flow_epoch)
+        Ok(self.settings_value()?.flow_epoch)
     }
 
     /// Ends a flush that a killed process left half done (the epoch odd), so
     /// that caches put back evicted entries again. Call with the pin lock
     /// held: no flush is under way then.
     pub(crate) fn settle_flow_epoch(&mut self) -> Result<()> {
-        let s = self
-            .settings
-            .get(&0, 0)
-            .map_err(map_err(map_names::SETTINGS))?;
+        let s = self.settings_value()?;
         if anycast_common::flow_epoch_in_flush(s.flow_epoch) {
             self.end_flows_flush(0)?;
         }
@@ -226,10 +218,7 @@ impl State {
     /// changed from here, or that a flush begins its walk (see
     /// `Settings::flow_epoch`), and counts `flushed` entries removed.
     fn bump_flow_epoch(&mut self, flush_begins: bool, flushed: u64) -> Result<()> {
-        let mut s = self
-            .settings
-            .get(&0, 0)
-            .unwrap_or_else(|_| Settings::zeroed());
+        let mut s = self.settings_value()?;
         s.flows_flushed += flushed;
         s.flow_epoch = anycast_common::next_flow_epoch(s.flow_epoch, flush_begins);
         self.settings
@@ -239,19 +228,12 @@ impl State {
 
     /// The flood guard's rate (new flows recorded per second per CPU; 0: no limit).
     pub fn flood_rate(&self) -> Result<u32> {
-        Ok(self
-            .settings
-            .get(&0, 0)
-            .map_err(map_err(map_names::SETTINGS))?
-            .flood_rate)
+        Ok(self.settings_value()?.flood_rate)
     }
 
     /// Sets the flood guard's rate.
     pub fn set_flood_rate(&mut self, rate: u32) -> Result<()> {
-        let mut s = match self.settings.get(&0, 0) {
-            Ok(s) => s,
-            Err(_) => Settings::zeroed(),
-        };
+        let mut s = self.settings_value()?;
         s.flood_rate = rate;
         self.settings.set(0, s, 0).map_err(|source| Error::Map {
             name: map_names::SETTINGS,
@@ -292,11 +274,6 @@ impl State {
     /// Whether the data plane's prefilter is on (it is off when more
     /// distinct prefix lengths are configured than it covers).
     pub fn prefilter_active(&self) -> Result<bool> {
-        Ok(self
-            .settings
-            .get(&0, 0)
-            .map_err(map_err(map_names::SETTINGS))?
-            .prefilter
-            != 0)
+        Ok(self.settings_value()?.prefilter != 0)
     }
 }

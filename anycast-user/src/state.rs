@@ -612,10 +612,7 @@ impl State {
         }
         lens.sort_unstable();
         lens.dedup();
-        let mut s = self
-            .settings
-            .get(&0, 0)
-            .unwrap_or_else(|_| Settings::zeroed());
+        let mut s = self.settings_value()?;
         s.prefixes = n + extra.len() as u32;
         s.prefilter = u8::from(lens.len() <= MAX_PREFILTER_LENS);
         s.prefix_lens = [0; MAX_PREFILTER_LENS];
@@ -624,6 +621,15 @@ impl State {
         }
         self.settings
             .set(0, s, 0)
+            .map_err(map_err(map_names::SETTINGS))
+    }
+
+    /// The data plane's settings (the one value of `SETTINGS`). Read
+    /// before every change, and a failed read fails the change: writing
+    /// defaults back would reset the flood guard and the prefix lengths.
+    pub(crate) fn settings_value(&self) -> Result<Settings> {
+        self.settings
+            .get(&0, 0)
             .map_err(map_err(map_names::SETTINGS))
     }
 
