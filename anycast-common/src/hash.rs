@@ -143,11 +143,12 @@ pub const fn exact_bucket_of(addr_hash: u64) -> u32 {
 /// An address as the four big-endian words [`prefilter_bucket`] takes.
 #[inline(always)]
 pub const fn words(a: &[u8; 16]) -> [u32; 4] {
+    let w = native_words(a);
     [
-        u32::from_be_bytes([a[0], a[1], a[2], a[3]]),
-        u32::from_be_bytes([a[4], a[5], a[6], a[7]]),
-        u32::from_be_bytes([a[8], a[9], a[10], a[11]]),
-        u32::from_be_bytes([a[12], a[13], a[14], a[15]]),
+        u32::from_be(w[0]),
+        u32::from_be(w[1]),
+        u32::from_be(w[2]),
+        u32::from_be(w[3]),
     ]
 }
 

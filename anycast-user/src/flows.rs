@@ -8,7 +8,7 @@ use aya::maps::MapError;
 use serde::Serialize;
 
 use crate::{
-    error::{Error, Result},
+    error::Result,
     state::{State, map_err},
 };
 
@@ -184,8 +184,7 @@ impl State {
     /// that caches put back evicted entries again. Call with the pin lock
     /// held: no flush is under way then.
     pub(crate) fn settle_flow_epoch(&mut self) -> Result<()> {
-        let s = self.settings_value()?;
-        if anycast_common::flow_epoch_in_flush(s.flow_epoch) {
+        if anycast_common::flow_epoch_in_flush(self.flow_epoch()?) {
             self.end_flows_flush(0)?;
         }
         Ok(())
@@ -221,9 +220,7 @@ impl State {
         let mut s = self.settings_value()?;
         s.flows_flushed += flushed;
         s.flow_epoch = anycast_common::next_flow_epoch(s.flow_epoch, flush_begins);
-        self.settings
-            .set(0, s, 0)
-            .map_err(map_err(map_names::SETTINGS))
+        self.set_settings(s)
     }
 
     /// The flood guard's rate (new flows recorded per second per CPU; 0: no limit).
@@ -235,10 +232,7 @@ impl State {
     pub fn set_flood_rate(&mut self, rate: u32) -> Result<()> {
         let mut s = self.settings_value()?;
         s.flood_rate = rate;
-        self.settings.set(0, s, 0).map_err(|source| Error::Map {
-            name: map_names::SETTINGS,
-            source,
-        })
+        self.set_settings(s)
     }
 }
 

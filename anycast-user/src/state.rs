@@ -516,9 +516,10 @@ impl State {
         let octets = p.addr.octets();
         let i = hash::exact_bucket(&octets);
         let mut bucket = self.index_bucket(i)?;
-        let place = place_of(&bucket, &octets);
-        let published = place.map(|k| std::mem::take(&mut bucket.groups[k]));
-        if place.is_some() {
+        // The place and the group it published, unpublished first.
+        let published =
+            place_of(&bucket, &octets).map(|k| (k, std::mem::take(&mut bucket.groups[k])));
+        if published.is_some() {
             self.set_index_bucket(i, bucket)?;
         }
         match self.addrs.remove(&AddrKey::from(p.addr)) {
@@ -527,7 +528,7 @@ impl State {
             Err(e) => {
                 // Still in the table: publish it again, or the data plane
                 // would stop finding a configured address.
-                if let (Some(k), Some(g)) = (place, published) {
+                if let Some((k, g)) = published {
                     bucket.groups[k] = g;
                     if self.set_index_bucket(i, bucket).is_err() {
                         self.count_unplaced(i, bucket, k);
@@ -536,7 +537,7 @@ impl State {
                 return Err(map_err(map_names::ANYCAST_ADDRS)(e));
             }
         }
-        if place.is_none() {
+        if published.is_none() {
             bucket.others = bucket.others.saturating_sub(1);
             self.set_index_bucket(i, bucket)?;
         }
@@ -619,9 +620,7 @@ impl State {
         for (slot, len) in s.prefix_lens.iter_mut().zip(&lens) {
             *slot = *len;
         }
-        self.settings
-            .set(0, s, 0)
-            .map_err(map_err(map_names::SETTINGS))
+        self.set_settings(s)
     }
 
     /// The data plane's settings (the one value of `SETTINGS`). Read
@@ -630,6 +629,14 @@ impl State {
     pub(crate) fn settings_value(&self) -> Result<Settings> {
         self.settings
             .get(&0, 0)
+            .map_err(map_err(map_names::SETTINGS))
+    }
+
+    /// Writes the data plane's settings (read with [`Self::settings_value`]
+    /// and changed).
+    pub(crate) fn set_settings(&mut self, s: Settings) -> Result<()> {
+        self.settings
+            .set(0, s, 0)
             .map_err(map_err(map_names::SETTINGS))
     }
 

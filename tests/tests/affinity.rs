@@ -66,12 +66,22 @@ fn a_known_flow_keeps_its_member_across_a_metric_change() -> Result<()> {
     Ok(())
 }
 
+/// The flow-cache tests' start, on a thread pinned to one CPU (the cache is
+/// per CPU): the query from `sport` recorded on m1, in the table and in this
+/// CPU's cache, then m2 made the nearest member.
+fn cached_on_m1_with_m2_nearest(sport: u16) -> Result<(ProgramUnderTest, Vec<u8>)> {
+    pin_to_this_cpu()?;
+    let mut p = two_members()?;
+    let flow = query(sport);
+    assert_eq!(mac(&p.check(&flow)?.frame), M1_MAC);
+    p.state.set_member("dns", "m2", Some(5), None, None)?;
+    Ok((p, flow))
+}
+
 #[test]
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn cached_flows_keep_the_table_current_and_a_flush_forgets_them() -> Result<()> {
-    pin_to_this_cpu()?;
-    let mut p = two_members()?;
-    let flow = query(4100);
+    let (mut p, flow) = cached_on_m1_with_m2_nearest(4100)?;
     let idle = |p: &ProgramUnderTest| -> Result<f64> {
         let flows = p.state.list_flows(None, 16)?;
         let f = flows
@@ -80,9 +90,6 @@ fn cached_flows_keep_the_table_current_and_a_flush_forgets_them() -> Result<()> 
             .ok_or_else(|| anyhow::anyhow!("the flow is not in the table: {flows:?}"))?;
         Ok(f.idle_secs)
     };
-    // Recorded in the table and in this CPU's cache.
-    assert_eq!(mac(&p.check(&flow)?.frame), M1_MAC);
-    p.state.set_member("dns", "m2", Some(5), None, None)?;
     // Cache hits keep the flow on m1 and, a second on, refresh the table's
     // entry (the truth for other CPUs and for `anycast flows`).
     thread::sleep(Duration::from_millis(1500));
@@ -140,11 +147,7 @@ fn table_ports(p: &ProgramUnderTest) -> Result<Vec<u16>> {
 #[test]
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn a_flow_removed_by_a_flush_is_not_put_back_by_a_cache() -> Result<()> {
-    pin_to_this_cpu()?;
-    let mut p = two_members()?;
-    let flow = query(4200);
-    assert_eq!(mac(&p.check(&flow)?.frame), M1_MAC);
-    p.state.set_member("dns", "m2", Some(5), None, None)?;
+    let (mut p, flow) = cached_on_m1_with_m2_nearest(4200)?;
     p.state.begin_flows_flush()?;
     // The refresh: cached again during the walk (the table still holds the
     // flow on m1), then removed by the walk.
@@ -193,12 +196,8 @@ fn a_flow_removed_by_a_flush_is_not_put_back_by_a_cache() -> Result<()> {
 #[test]
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn a_cached_flow_outlives_the_eviction_of_its_entry() -> Result<()> {
-    pin_to_this_cpu()?;
-    let mut p = two_members()?;
     // The refresh puts it back.
-    let flow = query(4400);
-    assert_eq!(mac(&p.check(&flow)?.frame), M1_MAC);
-    p.state.set_member("dns", "m2", Some(5), None, None)?;
+    let (mut p, flow) = cached_on_m1_with_m2_nearest(4400)?;
     thread::sleep(Duration::from_millis(1100));
     assert_eq!(p.state.remove_flows_unannounced(|k| is_query(k, 4400))?, 1);
     assert_eq!(mac(&p.run(&flow)?.data), M1_MAC, "the flow lost its member");
