@@ -161,6 +161,15 @@ impl ProgramUnderTest {
         Ok(prog)
     }
 
+    /// How many instructions the verifier processed to accept program
+    /// `name` (the kernel's `verified_insns`; its limit is 1,000,000).
+    pub fn verified_insns(&self, name: &str) -> Result<u32> {
+        self.program(name)?
+            .info()?
+            .verified_instruction_count()
+            .context("the kernel does not report verified instructions (Linux 5.16 or later does)")
+    }
+
     /// Runs the anycast program once on `frame`.
     pub fn run(&self, frame: &[u8]) -> Result<RunResult> {
         self.run_named(program_names::ANYCAST, frame)

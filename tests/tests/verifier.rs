@@ -1,0 +1,35 @@
+//! The verifier accepts every instance of the program with room to spare.
+//!
+//! Each attachment loads its own instance (role and source action are
+//! load-time constants), and the verifier walks each with its own dead
+//! branches removed. It gives up at 1,000,000 processed instructions; a
+//! change that multiplies the paths (states the verifier cannot prune, see
+//! `anycast-ebpf/src/verifier.rs`) shows here as a jump in the count long
+//! before it makes the program unloadable. At the time of writing the
+//! worst instance (member interface, monitor mode) takes about 130,000.
+
+use anycast_common::{IfaceRole, SourceAction, program_names};
+use anycast_tests::prog::ProgramUnderTest;
+
+/// The budget: 40 % of the kernel's limit, about three times today's worst
+/// instance, so that a change that multiplies the paths is seen early.
+const BUDGET: u32 = 400_000;
+
+#[test]
+#[ignore = "needs root (loads XDP programs)"]
+fn every_instance_verifies_well_within_the_kernels_limit() -> anyhow::Result<()> {
+    let mut worst = 0;
+    for role in [IfaceRole::Edge, IfaceRole::Member] {
+        for action in [SourceAction::Drop, SourceAction::Count] {
+            let p = ProgramUnderTest::load(role, action)?;
+            let n = p.verified_insns(program_names::ANYCAST)?;
+            eprintln!("{role:?}/{action:?}: {n} instructions processed by the verifier");
+            worst = worst.max(n);
+        }
+    }
+    assert!(
+        worst <= BUDGET,
+        "the verifier processed {worst} instructions (budget {BUDGET}, limit 1,000,000)"
+    );
+    Ok(())
+}
