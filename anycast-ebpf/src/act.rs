@@ -6,8 +6,8 @@
 //! arrived.
 
 use anycast_common::{
-    AddrKey, Affinity, ENCAP_HOP_LIMIT, Fallback, GlobalStat, GroupInfo, GroupStat, MemberInfo,
-    MemberKind, MemberState, wire,
+    Affinity, ENCAP_HOP_LIMIT, Fallback, GlobalStat, GroupInfo, GroupStat, MemberInfo, MemberKind,
+    MemberState, wire,
 };
 use aya_ebpf::{
     bindings::{
@@ -15,97 +15,101 @@ use aya_ebpf::{
         xdp_action,
     },
     helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_xdp_adjust_head},
-    macros::map,
-    maps::PerCpuArray,
     programs::XdpContext,
 };
 
 use crate::{
-    classify::{Decision, FlowOutcome},
     flow::{self, Flow, Lookup},
-    maps::{GROUPS, MEMBERS, SELECTION, TX_PORTS},
-    parse::{ipv6::Ipv6, ipv6::Transport, load, words, writable},
+    maps::{ENCAP_SCRATCH, GROUPS, MEMBERS, SELECTION, TX_PORTS},
+    parse::{Packet, ipv6::Ipv6, ipv6::Transport, load, words, writable},
+    verdict::{FlowOutcome, Steered, Target},
 };
 
 const AF_INET6: u8 = 10;
 
-/// Steers a packet destined to `group`'s anycast address.
+/// Steers a packet destined to the anycast group of `target`: the flow,
+/// the member, the rewrite.
 #[inline(always)]
-pub(crate) fn steer(
-    ctx: &XdpContext,
-    ip: &Ipv6,
-    t: &Transport,
-    addrs: (*const AddrKey, *const AddrKey),
-    hashes: (u64, u64),
-    (group, epoch): (u32, u32),
-    d: &mut Decision,
-) {
+pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target) -> Steered {
+    let ip = &p.ip;
     if ip.hop_limit <= 1 {
         // The kernel sends the ICMPv6 Time Exceeded.
-        d.finish(
-            xdp_action::XDP_PASS,
-            GlobalStat::HopLimitPassed,
-            GroupStat::HopLimitPassed,
-        );
-        return;
+        return passed(GlobalStat::HopLimitPassed, GroupStat::HopLimitPassed);
     }
+    let group = target.group;
     let Some(info) = GROUPS.get(group) else {
-        fallback(d, Fallback::Pass);
-        return;
+        return fallback(Fallback::Pass);
     };
-    let Some(f) = flow::of_packet(ctx, ip, t, group, addrs, hashes) else {
-        fallback(d, Fallback::Pass);
-        return;
+    let hashes = (target.src_hash, target.dst_hash);
+    let Some(f) = flow::of_packet(ctx, ip, t, group, (p.src, p.dst), hashes) else {
+        return fallback(Fallback::Pass);
     };
-    d.icmp_error = f.icmp_error;
-    let Some((member_id, m)) = choose(info, group, f, epoch, d) else {
-        fallback(d, Fallback::from_u8(info.fallback));
-        return;
+    let Some(chosen) = choose(info, group, f, target.flow_epoch) else {
+        let mut s = fallback(Fallback::from_u8(info.fallback));
+        s.icmp_error = f.icmp_error;
+        return s;
     };
-    let action = match MemberKind::from_u8(m.kind) {
-        MemberKind::L2 => redirect_l2(ctx, ip, m),
+    let (member, m, flow) = (chosen.member, chosen.info, chosen.flow.opaque());
+    let mut s = match MemberKind::from_u8(m.kind) {
+        MemberKind::L2 => redirected(redirect_l2(ctx, ip, m), member),
         MemberKind::Encap => match redirect_encap(ctx, ip, info, m, f.hash) {
-            ENCAP_TOO_BIG => {
-                d.finish(
-                    xdp_action::XDP_PASS,
-                    GlobalStat::TooBigPassed,
-                    GroupStat::TooBigPassed,
-                );
-                return;
-            }
-            ENCAP_FIB_MISS => {
-                d.finish(
-                    xdp_action::XDP_PASS,
-                    GlobalStat::FibMissPassed,
-                    GroupStat::FibMissPassed,
-                );
-                return;
-            }
-            action => action,
+            ENCAP_TOO_BIG => passed(GlobalStat::TooBigPassed, GroupStat::TooBigPassed),
+            ENCAP_FIB_MISS => passed(GlobalStat::FibMissPassed, GroupStat::FibMissPassed),
+            action => redirected(action, member),
         },
-        MemberKind::None => {
-            fallback(d, Fallback::from_u8(info.fallback));
-            return;
-        }
+        MemberKind::None => fallback(Fallback::from_u8(info.fallback)),
     };
-    d.member = member_id;
-    d.finish(action, GlobalStat::Redirected, GroupStat::Redirected);
+    s.flow = flow;
+    s.icmp_error = f.icmp_error;
+    s
 }
 
+/// Redirected to `member` with `action`.
 #[inline(always)]
-fn fallback(d: &mut Decision, f: Fallback) {
-    match f {
-        Fallback::Pass => d.finish(
-            xdp_action::XDP_PASS,
-            GlobalStat::FallbackPassed,
-            GroupStat::FallbackPassed,
-        ),
-        Fallback::Drop => d.finish(
-            xdp_action::XDP_DROP,
-            GlobalStat::FallbackDropped,
-            GroupStat::FallbackDropped,
-        ),
+const fn redirected(action: u32, member: u32) -> Steered {
+    Steered {
+        action,
+        stat: GlobalStat::Redirected,
+        group_stat: GroupStat::Redirected,
+        member,
+        flow: FlowOutcome::None,
+        icmp_error: false,
     }
+}
+
+/// Passed to the kernel untouched, counted as `stat` and `group_stat`.
+#[inline(always)]
+const fn passed(stat: GlobalStat, group_stat: GroupStat) -> Steered {
+    Steered {
+        action: xdp_action::XDP_PASS,
+        stat,
+        group_stat,
+        member: 0,
+        flow: FlowOutcome::None,
+        icmp_error: false,
+    }
+}
+
+/// No live member: the group's fallback.
+#[inline(always)]
+const fn fallback(f: Fallback) -> Steered {
+    match f {
+        Fallback::Pass => passed(GlobalStat::FallbackPassed, GroupStat::FallbackPassed),
+        Fallback::Drop => Steered {
+            action: xdp_action::XDP_DROP,
+            ..passed(GlobalStat::FallbackDropped, GroupStat::FallbackDropped)
+        },
+    }
+}
+
+/// The member a flow goes to, and what the flow table did.
+struct Chosen {
+    /// The member's id.
+    member: u32,
+    /// Its entry.
+    info: &'static MemberInfo,
+    /// What the flow table did.
+    flow: FlowOutcome,
 }
 
 /// The member flow `f` goes to. With flow affinity, a known flow stays on
@@ -113,17 +117,11 @@ fn fallback(d: &mut Decision, f: Fallback) {
 /// (draining members keep their flows); a new flow goes by the group's
 /// consistent-hash table and is recorded (unless the flood guard says no,
 /// or it is an ICMPv6 error, which only follows its flow).
-/// Returns the member's id and entry (`epoch`: `Settings::flow_epoch`).
+/// `epoch` is `Settings::flow_epoch`.
 #[inline(always)]
-fn choose(
-    info: &GroupInfo,
-    group: u32,
-    f: &mut Flow,
-    epoch: u32,
-    d: &mut Decision,
-) -> Option<(u32, &'static MemberInfo)> {
+fn choose(info: &GroupInfo, group: u32, f: &mut Flow, epoch: u32) -> Option<Chosen> {
     let affinity = Affinity::from_u8(info.affinity) == Affinity::Flow;
-    let now = if affinity { f.now() } else { 0 };
+    let now = if affinity { flow::now(f) } else { 0 };
     let f = &*f;
     let mut existed = false;
     if affinity {
@@ -142,15 +140,26 @@ fn choose(
             }
             _ => false,
         };
-        if let Some(id) = flow::cached(f, epoch, now, timeout, &mut valid) {
-            d.flow = FlowOutcome::Hit;
-            return Some((id, entry?));
+        if let Some((member, restored)) = flow::cached(f, epoch, now, timeout, &mut valid) {
+            let flow = if restored {
+                FlowOutcome::HitRestored
+            } else {
+                FlowOutcome::Hit
+            };
+            return Some(Chosen {
+                member,
+                info: entry?,
+                flow,
+            });
         }
         match flow::lookup(&f.key, now, timeout, &mut valid) {
-            Lookup::Hit(id) => {
-                flow::remember(f, epoch, id, now);
-                d.flow = FlowOutcome::Hit;
-                return Some((id, entry?));
+            Lookup::Hit(member) => {
+                flow::remember(f, epoch, member, now);
+                return Some(Chosen {
+                    member,
+                    info: entry?,
+                    flow: FlowOutcome::Hit,
+                });
             }
             Lookup::Stale => existed = true,
             Lookup::Absent => {}
@@ -161,24 +170,28 @@ fn choose(
         return None;
     }
     // Bounded by the table length in `get`.
-    let id = *sel.table.get((f.hash % sel.size) as usize)?;
-    if id == 0 {
+    let member = *sel.table.get((f.hash % sel.size) as usize)?;
+    if member == 0 {
         return None;
     }
-    let m = MEMBERS.get(id)?;
-    if affinity && !f.icmp_error {
-        d.flow = if !flow::record(&f.key, id, now) {
-            FlowOutcome::Bypassed
+    let m = MEMBERS.get(member)?;
+    let flow = if !affinity || f.icmp_error {
+        FlowOutcome::None
+    } else if !flow::record(&f.key, member, now) {
+        FlowOutcome::Bypassed
+    } else {
+        flow::remember(f, epoch, member, now);
+        if existed {
+            FlowOutcome::Recorded
         } else {
-            flow::remember(f, epoch, id, now);
-            if existed {
-                FlowOutcome::Recorded
-            } else {
-                FlowOutcome::Created
-            }
-        };
-    }
-    Some((id, m))
+            FlowOutcome::Created
+        }
+    };
+    Some(Chosen {
+        member,
+        info: m,
+        flow,
+    })
 }
 
 /// Redirects out of the interface `ifindex`, through the devmap when the
@@ -332,13 +345,3 @@ fn redirect_encap(
     }
     redirect(egress)
 }
-
-/// Per-CPU scratch space of [`redirect_encap`]: the FIB request, off the
-/// 512-byte stack.
-#[repr(C)]
-struct EncapScratch {
-    fib: bpf_fib_lookup,
-}
-
-#[map(name = "ENCAP_SCRATCH")]
-static ENCAP_SCRATCH: PerCpuArray<EncapScratch> = PerCpuArray::with_max_entries(1, 0);

@@ -2,67 +2,43 @@
 //! the flow it quotes), the flow table, and the flood guard.
 
 use anycast_common::{
-    AddrKey, FLOW_CACHE_SLOTS, FlowEntry, FlowKey, GlobalStat, flow_epoch_in_flush, hash, wire,
+    AddrKey, FLOW_CACHE_SLOTS, FlowEntry, FlowKey, flow_epoch_in_flush, hash, wire,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_ktime_get_coarse_ns, generated::bpf_jiffies64},
-    macros::map,
-    maps::PerCpuArray,
     programs::XdpContext,
 };
 
+pub(crate) use crate::maps::Flow;
 use crate::{
-    maps::{FLOOD, FLOWS, SETTINGS},
+    maps::{CachedFlow, FLOOD, FLOW_CACHE, FLOW_SCRATCH, FLOWS, SETTINGS},
     parse::{
         ipv6::{Ipv6, Transport},
         load, read, words,
     },
-    stats,
+    verifier::opaque,
 };
 
-/// A flow: its table key and its hash. Built in a per-CPU scratch slot
-/// rather than on the stack, which the redirect path would overflow. The
-/// slot also keeps this CPU's clock reading (see [`Flow::now`]): one map
-/// lookup for both.
-#[repr(C)]
-pub(crate) struct Flow {
-    /// Key in the flow table.
-    pub(crate) key: FlowKey,
-    /// Hash, for the consistent-hash table and the outer flow label.
-    pub(crate) hash: u32,
-    /// Built from the quote of an ICMPv6 error: steer, never record.
-    pub(crate) icmp_error: bool,
-    /// The jiffy of the clock reading `clock_ns`.
-    clock_jiffies: u64,
-    /// This CPU's last reading of the coarse clock.
-    clock_ns: u64,
-}
-
-impl Flow {
-    /// Nanoseconds of CLOCK_MONOTONIC_COARSE: timeouts are seconds, so a
-    /// tick's resolution is plenty, and it is a memory read where the
-    /// precise clock reads the TSC (about 20 ns per packet in a VM). The
-    /// coarse clock moves only at a tick, when jiffies do, so each CPU reads
-    /// it once per jiffy and keeps the reading: `bpf_jiffies64` is inlined
-    /// into a load by the verifier, while a helper call (and its return,
-    /// with this VM's return thunks) cost about 45 ns per packet in the lab.
-    #[inline(always)]
-    pub(crate) fn now(&mut self) -> u64 {
-        // SAFETY: a helper without arguments (inlined by the verifier).
-        let jiffies = unsafe { bpf_jiffies64() };
-        if self.clock_jiffies != jiffies || self.clock_ns == 0 {
-            self.clock_jiffies = jiffies;
-            // SAFETY: a helper without arguments.
-            self.clock_ns = unsafe { bpf_ktime_get_coarse_ns() };
-        }
-        self.clock_ns
+/// Nanoseconds of CLOCK_MONOTONIC_COARSE, as this CPU last read it (kept
+/// in `f`'s scratch slot). Timeouts are seconds, so a tick's resolution is
+/// plenty, and it is a memory read where the precise clock reads the TSC
+/// (about 20 ns per packet in a VM). The coarse clock moves only at a
+/// tick, when jiffies do, so each CPU reads it once per jiffy and keeps the
+/// reading: `bpf_jiffies64` is inlined into a load by the verifier, while a
+/// helper call (and its return, with this VM's return thunks) cost about
+/// 45 ns per packet in the lab.
+#[inline(always)]
+pub(crate) fn now(f: &mut Flow) -> u64 {
+    // SAFETY: a helper without arguments (inlined by the verifier).
+    let jiffies = unsafe { bpf_jiffies64() };
+    if f.clock_jiffies != jiffies || f.clock_ns == 0 {
+        f.clock_jiffies = jiffies;
+        // SAFETY: a helper without arguments.
+        f.clock_ns = unsafe { bpf_ktime_get_coarse_ns() };
     }
+    f.clock_ns
 }
-
-/// Per-CPU scratch space for the flow of the packet being handled.
-#[map(name = "FLOW_SCRATCH")]
-static FLOW_SCRATCH: PerCpuArray<Flow> = PerCpuArray::with_max_entries(1, 0);
 
 /// ICMPv6 error types that quote the offending packet (RFC 4443).
 #[inline(always)]
@@ -123,7 +99,14 @@ pub(crate) fn of_packet(
     let f = FLOW_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch slot, used by this run only.
     let f = unsafe { &mut *f };
-    if t.proto == wire::IPPROTO_ICMPV6 && of_icmp_error(ctx, ip, t, group, f) {
+    // The offsets go as values the verifier does not know (see
+    // `verifier`): the quote's bounds checks narrow copies of their own,
+    // not the packet's offsets, which every later state would carry.
+    let (l4_off, end) = (
+        opaque(t.off as u32) as usize,
+        opaque(ip.end as u32) as usize,
+    );
+    if t.proto == wire::IPPROTO_ICMPV6 && of_icmp_error(ctx, l4_off, end, group, f) {
         return Some(f);
     }
     // SAFETY: both point into the packet, bounds-checked by the parser.
@@ -143,24 +126,24 @@ pub(crate) fn of_packet(
 /// one and the quote holds a complete IPv6 header.
 // Not inlined: keeps its locals out of the entry function's stack frame.
 #[inline(never)]
-fn of_icmp_error(ctx: &XdpContext, ip: &Ipv6, t: &Transport, group: u32, f: &mut Flow) -> bool {
+fn of_icmp_error(ctx: &XdpContext, l4_off: usize, end: usize, group: u32, f: &mut Flow) -> bool {
     // Type and code: two bytes, not one (a one-byte bounds check compiles
     // to `ptr >= end`, from which the verifier grants no readable range).
-    let Some([ty, _code]) = load::<[u8; 2]>(ctx, t.off, ip.end) else {
+    let Some([ty, _code]) = load::<[u8; 2]>(ctx, l4_off, end) else {
         return false;
     };
     if !is_icmp_error(ty) {
         return false;
     }
     // Type, code, checksum, then 4 bytes (MTU, pointer or unused), then the quote.
-    let q = t.off + 8;
-    let Some(head) = load::<[u8; 8]>(ctx, q, ip.end) else {
+    let q = l4_off + 8;
+    let Some(head) = load::<[u8; 8]>(ctx, q, end) else {
         return false;
     };
     // The quoted packet went member -> client; the flow is client -> member.
     let (Some(qdst), Some(qsrc)) = (
-        read::<[u8; 16]>(ctx, q + 24, ip.end),
-        read::<[u8; 16]>(ctx, q + 8, ip.end),
+        read::<[u8; 16]>(ctx, q + 24, end),
+        read::<[u8; 16]>(ctx, q + 8, end),
     ) else {
         return false;
     };
@@ -169,7 +152,7 @@ fn of_icmp_error(ctx: &XdpContext, ip: &Ipv6, t: &Transport, group: u32, f: &mut
     let label = u32::from_be_bytes([0, head[1] & 0x0f, head[2], head[3]]);
     let qproto = head[6];
     let ports = if wire::has_ports(qproto) {
-        load::<[u8; 4]>(ctx, q + wire::IPV6_HDR_LEN, ip.end).map(|p| [p[2], p[3], p[0], p[1]])
+        load::<[u8; 4]>(ctx, q + wire::IPV6_HDR_LEN, end).map(|p| [p[2], p[3], p[0], p[1]])
     } else {
         None
     };
@@ -178,34 +161,8 @@ fn of_icmp_error(ctx: &XdpContext, ip: &Ipv6, t: &Transport, group: u32, f: &mut
     true
 }
 
-/// One flow this CPU remembers: the flow cache in front of the flow table.
-///
-/// A hit needs no helper call (the table's lookup is one, and with this
-/// VM's return thunks each call and return costs tens of ns per packet).
-/// The table stays the truth that every CPU and userspace share: a hit
-/// refreshes the table's entry at most once per [`SYNC_NS`], an entry that
-/// leaves the cache writes its last packet's time back, and userspace
-/// invalidates every cache when it changes the table (`Settings::flow_epoch`).
-/// Members are checked on every hit, as on a table hit.
-#[repr(C)]
-struct CachedFlow {
-    key: FlowKey,
-    member_id: u32,
-    /// `Settings::flow_epoch` when remembered.
-    epoch: u32,
-    /// 1 when the slot holds a flow.
-    used: u32,
-    /// When this CPU last saw the flow.
-    last_seen_ns: u64,
-    /// When the flow table's entry was last refreshed from here.
-    synced_ns: u64,
-}
-
 /// How often a cached flow refreshes its flow-table entry.
 const SYNC_NS: u64 = 1_000_000_000;
-
-#[map(name = "FLOW_CACHE")]
-static FLOW_CACHE: PerCpuArray<CachedFlow> = PerCpuArray::with_max_entries(FLOW_CACHE_SLOTS, 0);
 
 /// A flow key's length in 4-byte words: keys are compared and copied a word
 /// at a time (byte loops would cost the verifier and the packet more).
@@ -234,9 +191,9 @@ fn cache_slot(f: &Flow) -> Option<&'static mut CachedFlow> {
     Some(unsafe { &mut *c })
 }
 
-/// The member of `f` if this CPU remembers the flow as live (refreshed);
-/// `valid` says whether a member may still take the flow, `epoch` is
-/// `Settings::flow_epoch`.
+/// The member of `f` if this CPU remembers the flow as live (refreshed),
+/// and whether its evicted table entry was put back; `valid` says whether
+/// a member may still take the flow, `epoch` is `Settings::flow_epoch`.
 #[inline(always)]
 pub(crate) fn cached(
     f: &Flow,
@@ -244,7 +201,7 @@ pub(crate) fn cached(
     now: u64,
     timeout_ns: u64,
     valid: &mut impl FnMut(u32) -> bool,
-) -> Option<u32> {
+) -> Option<(u32, bool)> {
     let c = cache_slot(f)?;
     if c.used == 0 || c.epoch != epoch || !same_key(&c.key, &f.key) {
         return None;
@@ -255,46 +212,60 @@ pub(crate) fn cached(
     if c.last_seen_ns != now {
         c.last_seen_ns = now;
     }
+    let mut restored = false;
     if now.saturating_sub(c.synced_ns) >= SYNC_NS {
         c.synced_ns = now;
         match sync(&c.key, c.member_id, now, Some(epoch)) {
             // No entry and none put back (a flush is walking the table, or
             // another CPU just recorded the flow): forget it, and let the
             // packet take the table's path.
-            None => {
+            Synced::Gone => {
                 c.used = 0;
                 return None;
             }
-            Some(moved) if moved != c.member_id && valid(moved) => c.member_id = moved,
-            Some(_) => {}
+            Synced::Restored => restored = true,
+            Synced::Entry(moved) if moved != c.member_id && valid(moved) => c.member_id = moved,
+            Synced::Entry(_) => {}
         }
     }
-    Some(c.member_id)
+    Some((c.member_id, restored))
+}
+
+/// What [`sync`] left in the flow table.
+enum Synced {
+    /// The entry, on this member (another CPU may have moved the flow).
+    Entry(u32),
+    /// No entry was there: the LRU had evicted it, and it was put back
+    /// with the cached member.
+    Restored,
+    /// No entry, and none put back.
+    Gone,
 }
 
 /// Refreshes the flow table's entry of a cached flow (on `member`) to
-/// `last_seen_ns` and returns the entry's member (another CPU may have
-/// moved the flow: the table's member wins). When the table has no entry,
-/// the LRU evicted it (a busy cached flow touches it only once a second);
-/// with `restore_epoch` (the packet's `Settings::flow_epoch`, given only for
-/// a hit just checked live and valid) it is put back with the cached
-/// member. Never while a flush walks the table (the epoch odd, or changed
-/// since the packet read it), or a flow the walk removed could return.
-/// None when the table has no entry after.
+/// `last_seen_ns` and says whose it is (another CPU may have moved the
+/// flow: the table's member wins). When the table has no entry, the LRU
+/// evicted it (a busy cached flow touches it only once a second); with
+/// `restore_epoch` (the packet's `Settings::flow_epoch`, given only for a
+/// hit just checked live and valid) it is put back with the cached member.
+/// Never while a flush walks the table (the epoch odd, or changed since
+/// the packet read it), or a flow the walk removed could return.
 #[inline(always)]
-fn sync(key: &FlowKey, member: u32, last_seen_ns: u64, restore_epoch: Option<u32>) -> Option<u32> {
+fn sync(key: &FlowKey, member: u32, last_seen_ns: u64, restore_epoch: Option<u32>) -> Synced {
     if let Some(e) = FLOWS.get_ptr_mut(key) {
         // SAFETY: a map value pointer, valid during this run.
         let e = unsafe { &mut *e };
         if e.last_seen_ns < last_seen_ns {
             e.last_seen_ns = last_seen_ns;
         }
-        return Some(e.member_id);
+        return Synced::Entry(e.member_id);
     }
-    let epoch = restore_epoch?;
+    let Some(epoch) = restore_epoch else {
+        return Synced::Gone;
+    };
     // Read again: a flush may have begun since the packet read it.
     if flow_epoch_in_flush(epoch) || SETTINGS.get(0).map(|s| s.flow_epoch) != Some(epoch) {
-        return None;
+        return Synced::Gone;
     }
     let entry = FlowEntry {
         member_id: member,
@@ -302,9 +273,10 @@ fn sync(key: &FlowKey, member: u32, last_seen_ns: u64, restore_epoch: Option<u32
         last_seen_ns,
     };
     // Only where there is still no entry: another CPU may have chosen anew.
-    FLOWS.insert(key, &entry, u64::from(BPF_NOEXIST)).ok()?;
-    stats::count(GlobalStat::FlowEntriesRestored);
-    Some(member)
+    match FLOWS.insert(key, &entry, u64::from(BPF_NOEXIST)) {
+        Ok(()) => Synced::Restored,
+        Err(_) => Synced::Gone,
+    }
 }
 
 /// Remembers that `f` went to `member`, writing back the time of the flow

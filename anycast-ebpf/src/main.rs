@@ -1,9 +1,12 @@
 //! The anycast XDP programs.
 //!
-//! One way through the data: [`parse`] the headers, [`classify`] the packet
-//! (source check, destination lookup) into a [`classify::Verdict`] (a plain
-//! pass, or a [`classify::Decision`] for packets with an anycast address),
-//! count it ([`stats`]) and return its action. The entry points stay this small.
+//! [`anycast`] shows a packet's whole way, one stage a module, each
+//! returning a final verdict or the input of the next stage (no stage
+//! calls a later one): [`parse`] the headers, [`classify`] the packet
+//! (source rule, destination group), [`act`] on an anycast destination
+//! (flow, member, rewrite), record the counters ([`stats`]), return the
+//! action. The types the stages hand on live in [`verdict`]; every map in
+//! [`maps`].
 #![no_std]
 #![no_main]
 #![expect(
@@ -19,9 +22,11 @@ mod maps;
 mod parse;
 mod rt;
 mod stats;
+mod verdict;
+mod verifier;
 
 use aya_ebpf::{Global, bindings::xdp_action, macros::xdp, programs::XdpContext};
-use classify::Verdict;
+use verdict::Final;
 
 /// Interface role (`IfaceRole` as u8), set by the loader for each attachment.
 #[unsafe(no_mangle)]
@@ -31,23 +36,35 @@ static ROLE: Global<u8> = Global::new(0);
 #[unsafe(no_mangle)]
 static SOURCE_ACTION: Global<u8> = Global::new(0);
 
-/// The anycast filter.
+/// The anycast filter and redirector.
 #[xdp]
 pub fn anycast(ctx: XdpContext) -> u32 {
-    match classify::classify(&ctx, ROLE.load(), SOURCE_ACTION.load()) {
-        Verdict::Pass(stat) => {
-            stats::count(stat);
-            xdp_action::XDP_PASS
-        }
-        Verdict::EdgeSourceDropped(group) => {
-            stats::count_edge_source_drop(group);
-            xdp_action::XDP_DROP
-        }
-        Verdict::Decided(d) => {
-            stats::record(&d);
-            d.action()
-        }
-    }
+    // Parse: Ethernet, VLAN tags, the IPv6 fixed header and its addresses.
+    let packet = match parse::packet(&ctx) {
+        Ok(p) => p,
+        Err(v) => return finish(&v),
+    };
+    // Classify: the source rule, then the destination's anycast group.
+    let target = match classify::classify(&ctx, &packet, ROLE.load(), SOURCE_ACTION.load()) {
+        Ok(t) => t,
+        Err(v) => return finish(&v),
+    };
+    // Only a packet to steer needs its upper-layer header: its flow.
+    let Some(transport) = parse::ipv6::transport(&ctx, &packet.ip) else {
+        return finish(&target.unparsed());
+    };
+    // Act: the member (the flow's, or the nearest), the rewrite.
+    let steered = act::steer(&ctx, &packet, &transport, &target);
+    // Record, then return the action.
+    stats::record_steered(&target, &steered);
+    steered.action
+}
+
+/// Records a verdict reached before acting and returns its action.
+#[inline(always)]
+fn finish(v: &Final) -> u32 {
+    stats::record_final(v);
+    v.action
 }
 
 /// Returns XDP_PASS and nothing else: the cost floor benchmarks compare against.

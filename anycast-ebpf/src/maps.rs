@@ -1,14 +1,16 @@
-//! Every map of the data plane, each with its purpose. Names and capacities
-//! come from `anycast-common`; userspace pins them under the pin dir.
+//! Every map of the program, each with its purpose: first the state that
+//! userspace shares (names and capacities from `anycast-common`; userspace
+//! pins it under the pin dir), then the per-CPU scratch space and caches
+//! that only the program uses, with their layouts.
 
 use anycast_common::{
-    AddrKey, AddrValue, DEFAULT_FLOW_TABLE, EXACT_INDEX_BUCKETS, ExactBucket, FloodState,
-    FlowEntry, FlowKey, GlobalCounters, GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS,
-    MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters,
-    MemberInfo, MemberSourceKey, PREFILTER_BUCKETS, Selection, Settings,
+    AddrKey, AddrValue, DEFAULT_FLOW_TABLE, EXACT_INDEX_BUCKETS, ExactBucket, FLOW_CACHE_SLOTS,
+    FloodState, FlowEntry, FlowKey, GlobalCounters, GroupCounters, GroupInfo, IfaceConfig,
+    MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS,
+    MemberCounters, MemberInfo, MemberSourceKey, PREFILTER_BUCKETS, Selection, Settings,
 };
 use aya_ebpf::{
-    bindings::BPF_F_NO_PREALLOC,
+    bindings::{BPF_F_NO_PREALLOC, bpf_fib_lookup},
     macros::map,
     maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
@@ -95,3 +97,70 @@ pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 /// verifier inlines the lookup: no helper call on the pass path.
 #[map(name = "PREFILTER")]
 pub(crate) static PREFILTER: Array<u32> = Array::with_max_entries(PREFILTER_BUCKETS, 0);
+
+// Per-CPU scratch space and caches, used by the program alone: not pinned,
+// so each attachment's instance of the program has its own.
+
+/// A flow: its table key and its hash. Built in a per-CPU scratch slot
+/// rather than on the stack, which the redirect path would overflow. The
+/// slot also keeps this CPU's clock reading (see `flow::now`): one map
+/// lookup for both.
+#[repr(C)]
+pub(crate) struct Flow {
+    /// Key in the flow table.
+    pub(crate) key: FlowKey,
+    /// Hash, for the consistent-hash table and the outer flow label.
+    pub(crate) hash: u32,
+    /// Built from the quote of an ICMPv6 error: steer, never record.
+    pub(crate) icmp_error: bool,
+    /// The jiffy of the clock reading `clock_ns`.
+    pub(crate) clock_jiffies: u64,
+    /// This CPU's last reading of the coarse clock.
+    pub(crate) clock_ns: u64,
+}
+
+/// The flow of the packet being handled, per CPU (`flow::of_packet`).
+#[map(name = "FLOW_SCRATCH")]
+pub(crate) static FLOW_SCRATCH: PerCpuArray<Flow> = PerCpuArray::with_max_entries(1, 0);
+
+/// One flow this CPU remembers: the flow cache in front of the flow table.
+///
+/// A hit needs no helper call (the table's lookup is one, and with this
+/// VM's return thunks each call and return costs tens of ns per packet).
+/// The table stays the truth that every CPU and userspace share: a hit
+/// refreshes the table's entry at most once a second, an entry that leaves
+/// the cache writes its last packet's time back, and userspace invalidates
+/// every cache when it changes the table (`Settings::flow_epoch`). Members
+/// are checked on every hit, as on a table hit.
+#[repr(C)]
+pub(crate) struct CachedFlow {
+    /// The flow's key.
+    pub(crate) key: FlowKey,
+    /// The member it went to.
+    pub(crate) member_id: u32,
+    /// `Settings::flow_epoch` when remembered.
+    pub(crate) epoch: u32,
+    /// 1 when the slot holds a flow.
+    pub(crate) used: u32,
+    /// When this CPU last saw the flow.
+    pub(crate) last_seen_ns: u64,
+    /// When the flow table's entry was last refreshed from here.
+    pub(crate) synced_ns: u64,
+}
+
+/// The flow cache: per CPU, direct-mapped by the flow hash.
+#[map(name = "FLOW_CACHE")]
+pub(crate) static FLOW_CACHE: PerCpuArray<CachedFlow> =
+    PerCpuArray::with_max_entries(FLOW_CACHE_SLOTS, 0);
+
+/// Per-CPU scratch space of the encapsulation: the FIB request, off the
+/// 512-byte stack.
+#[repr(C)]
+pub(crate) struct EncapScratch {
+    /// The request `bpf_fib_lookup` fills in.
+    pub(crate) fib: bpf_fib_lookup,
+}
+
+/// The encapsulation's FIB request, per CPU (`act::redirect_encap`).
+#[map(name = "ENCAP_SCRATCH")]
+pub(crate) static ENCAP_SCRATCH: PerCpuArray<EncapScratch> = PerCpuArray::with_max_entries(1, 0);

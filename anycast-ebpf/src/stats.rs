@@ -1,5 +1,7 @@
-//! Counters: per CPU, so plain (non-atomic) adds are safe. Each packet
-//! looks up each counter map it touches once.
+//! Recording: every counter a packet moves is added here, at one point per
+//! verdict ([`record_final`], [`record_steered`]), to per-CPU arrays, so
+//! plain (non-atomic) adds are safe. Each packet looks up each counter map
+//! it touches once, and adds to exactly one final global counter.
 
 use anycast_common::{
     GLOBAL_STAT_SLOTS, GROUP_STAT_SLOTS, GlobalCounters, GlobalStat, GroupCounters, GroupStat,
@@ -7,8 +9,8 @@ use anycast_common::{
 };
 
 use crate::{
-    classify::{Decision, FlowOutcome},
     maps::{GLOBAL_STATS, GROUP_STATS, MEMBER_STATS},
+    verdict::{Final, FlowOutcome, Source, Steered, Target},
 };
 
 /// Index `idx` of a counter array of `len` slots, checked. LLVM knows an
@@ -56,79 +58,81 @@ fn add_group(c: *mut GroupCounters, stat: GroupStat, n: u64) {
     }
 }
 
-/// Counts a packet passed with nothing but a global counter.
+/// Adds the source's counters: its group's, and the global observation of
+/// a passed anycast source.
 #[inline(always)]
-pub(crate) fn count(stat: GlobalStat) {
-    if let Some(g) = globals() {
+fn add_source(g: Option<*mut GlobalCounters>, source: &Source) {
+    if source.group == 0 {
+        return;
+    }
+    if let (Some(g), Some(stat)) = (g, source.extra()) {
         add_global(g, stat, 1);
     }
-}
-
-/// Counts an anycast source of `group` dropped on an edge interface.
-#[inline(always)]
-pub(crate) fn count_edge_source_drop(group: u32) {
-    count(GlobalStat::AnycastSourceDropped);
-    if let Some(c) = group_counters(group) {
-        add_group(c, GroupStat::AnycastSourceDrops, 1);
+    if let Some(c) = group_counters(source.group) {
+        add_group(c, source.stat, 1);
     }
 }
 
-/// Adds the decision's counters.
+/// Counts a verdict reached before acting.
 #[inline(always)]
-pub(crate) fn record(d: &Decision) {
-    let flow = match d.flow {
+pub(crate) fn record_final(v: &Final) {
+    let g = globals();
+    if let Some(g) = g {
+        add_global(g, v.stat, 1);
+    }
+    add_source(g, &v.source);
+}
+
+/// Counts a steered packet: its final outcome, its source, its
+/// destination group, the flow table's part and its member.
+#[inline(always)]
+pub(crate) fn record_steered(t: &Target, s: &Steered) {
+    let flow = match s.flow {
         FlowOutcome::None => None,
-        FlowOutcome::Hit => Some((GlobalStat::FlowHits, GroupStat::FlowHits)),
+        FlowOutcome::Hit | FlowOutcome::HitRestored => {
+            Some((GlobalStat::FlowHits, GroupStat::FlowHits))
+        }
         FlowOutcome::Recorded | FlowOutcome::Created => {
             Some((GlobalStat::FlowMisses, GroupStat::FlowMisses))
         }
         FlowOutcome::Bypassed => Some((GlobalStat::FloodBypasses, GroupStat::FloodBypasses)),
     };
-    let icmp_error = d.icmp_error && d.member != 0;
-    if let Some(g) = globals() {
-        add_global(g, d.stat, 1);
-        if d.source_counted {
-            add_global(g, GlobalStat::AnycastSourceCounted, 1);
+    let icmp_error = s.icmp_error && s.member != 0;
+    let g = globals();
+    if let Some(g) = g {
+        add_global(g, s.stat, 1);
+        add_global(g, GlobalStat::AnycastDestined, 1);
+        match s.flow {
+            FlowOutcome::Created => add_global(g, GlobalStat::FlowEntriesCreated, 1),
+            FlowOutcome::HitRestored => add_global(g, GlobalStat::FlowEntriesRestored, 1),
+            _ => {}
         }
-        if d.member_source {
-            add_global(g, GlobalStat::MemberSourcePassed, 1);
+        if let Some((stat, _)) = flow {
+            add_global(g, stat, 1);
         }
-        if d.dst_group != 0 {
-            add_global(g, GlobalStat::AnycastDestined, 1);
-            if d.flow == FlowOutcome::Created {
-                add_global(g, GlobalStat::FlowEntriesCreated, 1);
-            }
-            if let Some((stat, _)) = flow {
-                add_global(g, stat, 1);
-            }
-            if icmp_error {
-                add_global(g, GlobalStat::IcmpErrorsSteered, 1);
-            }
+        if icmp_error {
+            add_global(g, GlobalStat::IcmpErrorsSteered, 1);
         }
     }
-    if let Some(c) = group_counters(d.src_group) {
-        add_group(c, d.src_stat, 1);
-    }
-    if d.dst_group != 0 {
-        // One lookup for all of the group's counters of this packet.
-        if let Some(c) = group_counters(d.dst_group) {
-            add_group(c, GroupStat::DestinedPackets, 1);
-            add_group(c, GroupStat::DestinedBytes, d.bytes);
-            add_group(c, d.dst_stat, 1);
-            if let Some((_, stat)) = flow {
-                add_group(c, stat, 1);
-            }
-            if icmp_error {
-                add_group(c, GroupStat::IcmpErrorsSteered, 1);
-            }
+    add_source(g, &t.source);
+    // One lookup for all of the group's counters of this packet.
+    if let Some(c) = group_counters(t.group) {
+        add_group(c, GroupStat::DestinedPackets, 1);
+        add_group(c, GroupStat::DestinedBytes, t.bytes);
+        add_group(c, s.group_stat, 1);
+        if let Some((_, stat)) = flow {
+            add_group(c, stat, 1);
+        }
+        if icmp_error {
+            add_group(c, GroupStat::IcmpErrorsSteered, 1);
         }
     }
-    if d.member != 0 && d.member < MAX_MEMBERS {
-        if let Some(c) = MEMBER_STATS.get_ptr_mut(d.member) {
+    if s.member != 0 && s.member < MAX_MEMBERS {
+        if let Some(c) = MEMBER_STATS.get_ptr_mut(s.member) {
             // SAFETY: a per-CPU slot, as above.
             unsafe {
                 (*c).packets += 1;
-                (*c).bytes += d.bytes;
+                (*c).bytes += t.bytes;
             }
         }
     }

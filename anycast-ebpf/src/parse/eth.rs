@@ -4,6 +4,7 @@ use anycast_common::{MAX_VLAN_DEPTH, wire};
 use aya_ebpf::programs::XdpContext;
 
 use super::load;
+use crate::verifier::opaque_at_most;
 
 /// What the link layer says.
 pub(crate) enum L2 {
@@ -34,9 +35,15 @@ pub(crate) fn parse(ctx: &XdpContext) -> L2 {
         ethertype = u16::from_be_bytes(inner);
         off += wire::VLAN_HDR_LEN;
     }
-    if ethertype == wire::ETH_P_IPV6 {
-        L2::Ipv6 { l3_off: off }
-    } else {
-        L2::Other
+    if ethertype != wire::ETH_P_IPV6 {
+        return L2::Other;
+    }
+    // The offset goes on as a range, not as one constant per VLAN depth,
+    // which would triple the verifier's work for everything after (see
+    // `verifier`). Every read at it is bounds-checked anyway.
+    const MAX_L3_OFF: usize = wire::ETH_HDR_LEN + MAX_VLAN_DEPTH * wire::VLAN_HDR_LEN;
+    match opaque_at_most(off, MAX_L3_OFF) {
+        Some(l3_off) => L2::Ipv6 { l3_off },
+        None => L2::Truncated,
     }
 }
