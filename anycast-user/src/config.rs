@@ -22,7 +22,7 @@ use toml::Spanned;
 use crate::{
     addr::{AnycastPrefix, parse_unicast},
     dataplane::MemberVia,
-    error::{Error, Result},
+    error::{ConfigError, Error, Result, one_line},
     members::{
         GroupOptions, Members, Via, format_mac, new_member, parse_mac, source_key, state_name,
         validate_member_name, validate_weight,
@@ -32,31 +32,6 @@ use crate::{
 
 /// Metric of a member that names none.
 pub const DEFAULT_METRIC: u32 = 100;
-
-/// Why a configuration file was refused. Each is one line.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// Not TOML, or a key or value of the wrong kind (from the TOML parser).
-    #[error("line {line}, column {column}: {message}")]
-    Syntax {
-        /// 1-based line of the error.
-        line: usize,
-        /// 1-based column (in characters).
-        column: usize,
-        /// What is wrong, with the text of the line when it helps.
-        message: String,
-    },
-    /// A value that is well-formed TOML but not a valid setting.
-    #[error("line {line}: {}: {}", one_line(field), one_line(&error.to_string()))]
-    Invalid {
-        /// 1-based line of the value.
-        line: usize,
-        /// Dotted path of the field, e.g. `group.dns.member.m1.mac`.
-        field: String,
-        /// Why it was refused.
-        error: Box<Error>,
-    },
-}
 
 /// A validated configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -148,20 +123,6 @@ enum RawState {
     Down,
     #[serde(alias = "draining")]
     Drain,
-}
-
-/// `s` with control characters escaped (a quoted TOML key may hold a
-/// newline), so that an error stays on one line.
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// 1-based line and column (in characters) of byte `offset` of `text`.

@@ -21,7 +21,7 @@ use crate::{
     EBPF_OBJECT,
     addr::AnycastPrefix,
     config::{Change, Config},
-    error::{Error, Result},
+    error::{Error, PinCause, Result},
     flows::{FlowTableStats, FlowView},
     members::{GroupOptions, MemberEntry, Via},
     pin::{PinDir, PinLock},
@@ -328,18 +328,16 @@ impl Dataplane {
             .attach_to_if_index(idx, opts.mode.xdp_mode())
             .map_err(|source| attach_error(iface, source))?;
         let link = prog.take_link(link_id).map_err(Error::Program)?;
-        let link: FdLink = link.try_into().map_err(|_| Error::Pin {
+        let pin_err = |source| Error::Pin {
             path: link_path.clone(),
-            reason:
-                "the kernel attached through netlink, not a bpf_link (Linux 5.9 or later is needed)"
-                    .into(),
-        })?;
+            source,
+        };
+        let link: FdLink = link.try_into().map_err(|_| pin_err(PinCause::NotBpfLink))?;
         // Dropping an unpinned link detaches it, so every error below leaves
         // the interface as it was.
-        let pinned = link.pin(&link_path).map_err(|e| Error::Pin {
-            path: link_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let pinned = link
+            .pin(&link_path)
+            .map_err(|e| pin_err(PinCause::Pin(e)))?;
         let mut cfg = IfaceConfig {
             name: [0; 16],
             role: opts.role as u8,
@@ -411,13 +409,13 @@ impl Dataplane {
         if !path.exists() {
             return Ok(());
         }
-        let pin_err = |reason: String| Error::Pin {
+        let pin_err = |source| Error::Pin {
             path: path.clone(),
-            reason,
+            source,
         };
-        let link = PinnedLink::from_pin(&path).map_err(|e| pin_err(e.to_string()))?;
+        let link = PinnedLink::from_pin(&path).map_err(|e| pin_err(PinCause::Open(e)))?;
         // Unpinned and closed, the link goes away and the program with it.
-        let link = link.unpin().map_err(|e| pin_err(e.to_string()))?;
+        let link = link.unpin().map_err(|e| pin_err(PinCause::Unpin(e)))?;
         drop(link);
         Ok(())
     }

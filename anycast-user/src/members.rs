@@ -329,10 +329,7 @@ impl State {
     pub(crate) fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
         self.tx_ports
             .insert(ifindex, ifindex, None, 0)
-            .map_err(|e| Error::Redirect {
-                ifindex,
-                reason: e.to_string(),
-            })
+            .map_err(|source| Error::Redirect { ifindex, source })
     }
 
     /// Zeroes the member's counters, registers its source and writes its slot.
