@@ -253,11 +253,3 @@ pub(crate) fn one_line(s: &str) -> String {
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The errno behind a map error, if it came from a syscall.
-pub(crate) fn map_errno(e: &aya::maps::MapError) -> Option<i32> {
-    match e {
-        aya::maps::MapError::SyscallError(s) => s.io_error.raw_os_error(),
-        _ => None,
-    }
-}

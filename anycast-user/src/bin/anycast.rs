@@ -11,14 +11,18 @@ use std::{
 };
 
 use anycast::{
-    AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, Interface, PinDir,
+    AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, GroupName, Interface,
+    MemberName, PinDir,
     addr::parse_unicast,
     config::Config,
-    dataplane::{MemberVia, require_root},
+    dataplane::require_root,
     flows::FlowTableStats,
-    members::{GroupOptions, MemberEntry},
+    group::GroupOptions,
+    members::{MemberEntry, MemberVia},
     netns,
-    state::{AddOutcome, Stats},
+    reconcile::ChangeAction,
+    state::AddOutcome,
+    stats::Stats,
 };
 use anycast_common::{Affinity, Fallback, IfaceRole, MemberState, SourceAction};
 use anyhow::Context as _;
@@ -413,7 +417,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Addr(AddrCommand::Add { addr, group }) => {
             let p: AnycastPrefix = addr.parse()?;
-            anycast::state::validate_group_name(&group)?;
+            let group = GroupName::new(&group)?;
             let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
             match dp.add_address(p, &group)? {
                 AddOutcome::Added => println!("added {p} to group {group}"),
@@ -438,7 +442,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("{} line {}", file.display(), n + 1))?;
                 list.push(p);
             }
-            anycast::state::validate_group_name(&group)?;
+            let group = GroupName::new(&group)?;
             let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
             let start = std::time::Instant::now();
             let added = dp.load_addresses(&list, &group)?;
@@ -476,7 +480,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             flow_timeout_other,
             table_size,
         }) => {
-            anycast::state::validate_group_name(&name)?;
+            let name = GroupName::new(&name)?;
             let options = GroupOptions {
                 fallback: fallback.map(|f| match f {
                     FallbackArg::Pass => Fallback::Pass,
@@ -566,15 +570,15 @@ fn config_command(pin: PinDir, flow_table: Option<u32>, cmd: ConfigCommand) -> a
             for c in &changes {
                 println!("{}{c}", if dry_run { "would have " } else { "" });
             }
-            let count = |a: &str| changes.iter().filter(|c| c.action == a).count();
+            let count = |a: ChangeAction| changes.iter().filter(|c| c.action == a).count();
             println!(
                 "{} {}: {} added, {} changed, {} replaced, {} removed{}",
                 if dry_run { "checked" } else { "applied" },
                 file.display(),
-                count("added"),
-                count("changed"),
-                count("replaced"),
-                count("removed"),
+                count(ChangeAction::Added),
+                count(ChangeAction::Changed),
+                count(ChangeAction::Replaced),
+                count(ChangeAction::Removed),
                 if dry_run {
                     " (dry run: nothing changed)".to_string()
                 } else {
@@ -644,8 +648,8 @@ fn member_command(pin: PinDir, flow_table: Option<u32>, cmd: MemberCommand) -> a
             metric,
             weight,
         } => {
-            anycast::state::validate_group_name(&group)?;
-            anycast::members::validate_member_name(&name)?;
+            let group = GroupName::new(&group)?;
+            let name = MemberName::new(&name)?;
             let via = match (iface, mac, encap) {
                 (Some(iface), Some(mac), None) => MemberVia::L2 {
                     iface,
