@@ -1,6 +1,7 @@
 //! The data plane's maps, each with its name: every operation fails with
 //! an [`Error`] that names the map, and an insert into a full table says so
-//! ([`Error::TableFull`]). Nothing else in the crate touches an aya map.
+//! ([`Error::TableFull`]). Nothing else in the crate reads or writes a map
+//! (the loader and the `Dataplane` only create, pin and open them).
 
 use aya::{
     Pod,
