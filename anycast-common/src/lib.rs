@@ -17,6 +17,8 @@ pub mod hash;
 pub mod maglev;
 #[cfg(feature = "std")]
 pub mod model;
+#[cfg(feature = "user")]
+mod names;
 pub mod wire;
 
 use bytemuck::{Pod, Zeroable};

@@ -1,68 +1,35 @@
 //! The configuration file: every group with its settings, anycast addresses
 //! and members, in TOML (format in docs/CONFIG.md).
 //!
-//! [`Config::parse`] validates a whole file first; every error names its
-//! line and field. [`State::apply_config`] then makes the pinned state match
-//! it: what is missing is added, what differs is changed, and addresses,
-//! members and groups the file no longer names are removed. A file that
-//! does not fit the tables is refused before anything changes. Each group's
-//! selection is published once, however many of its members change.
+//! [`Config::parse`] validates a whole file; every error names its line and
+//! field. Nothing here touches a map: `reconcile` makes the pinned state
+//! match a [`Config`].
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     fmt,
-    net::Ipv6Addr,
 };
 
-use anycast_common::{Affinity, Fallback, GroupInfo, MemberInfo, MemberKind, MemberState};
-use bytemuck::Zeroable as _;
+use anycast_common::{Affinity, Fallback, MemberState};
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
     addr::{AnycastPrefix, parse_unicast},
-    dataplane::MemberVia,
-    error::{Error, Result},
-    members::{
-        GroupOptions, Members, Via, format_mac, new_member, parse_mac, source_key, state_name,
-        validate_member_name, validate_weight,
-    },
-    state::{State, fallback_name, validate_group_name},
+    error::{ConfigError, Error, Result, one_line},
+    group::GroupOptions,
+    members::{MemberVia, format_mac, parse_mac, validate_weight},
+    names::{GroupName, MemberName},
 };
 
 /// Metric of a member that names none.
 pub const DEFAULT_METRIC: u32 = 100;
 
-/// Why a configuration file was refused. Each is one line.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// Not TOML, or a key or value of the wrong kind (from the TOML parser).
-    #[error("line {line}, column {column}: {message}")]
-    Syntax {
-        /// 1-based line of the error.
-        line: usize,
-        /// 1-based column (in characters).
-        column: usize,
-        /// What is wrong, with the text of the line when it helps.
-        message: String,
-    },
-    /// A value that is well-formed TOML but not a valid setting.
-    #[error("line {line}: {}: {}", one_line(field), one_line(&error.to_string()))]
-    Invalid {
-        /// 1-based line of the value.
-        line: usize,
-        /// Dotted path of the field, e.g. `group.dns.member.m1.mac`.
-        field: String,
-        /// Why it was refused.
-        error: Box<Error>,
-    },
-}
-
 /// A validated configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     /// Every group, by name.
-    pub groups: BTreeMap<String, GroupConfig>,
+    pub groups: BTreeMap<GroupName, GroupConfig>,
 }
 
 /// One group of a [`Config`].
@@ -75,7 +42,7 @@ pub struct GroupConfig {
     /// Its anycast addresses and prefixes, in file order.
     pub addresses: Vec<AnycastPrefix>,
     /// Its members, by name.
-    pub members: BTreeMap<String, MemberConfig>,
+    pub members: BTreeMap<MemberName, MemberConfig>,
 }
 
 /// One member of a [`GroupConfig`].
@@ -150,20 +117,6 @@ enum RawState {
     Drain,
 }
 
-/// `s` with control characters escaped (a quoted TOML key may hold a
-/// newline), so that an error stays on one line.
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 /// 1-based line and column (in characters) of byte `offset` of `text`.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset.min(text.len())).unwrap_or(text);
@@ -236,11 +189,7 @@ impl Config {
         for (name, g) in raw.group {
             let gname = name.get_ref().clone();
             let f = |key: &str| format!("group.{gname}.{key}");
-            c.check(
-                &name,
-                || format!("group.{gname}"),
-                validate_group_name(&gname),
-            )?;
+            let group = c.check(&name, || format!("group.{gname}"), GroupName::new(&gname))?;
             let mut options = GroupOptions {
                 fallback: g.fallback.map(|f| match f {
                     RawFallback::Pass => Fallback::Pass,
@@ -299,7 +248,7 @@ impl Config {
             for (mname, m) in g.member {
                 let mn = mname.get_ref().clone();
                 let mf = |key: &str| format!("group.{gname}.member.{mn}{key}");
-                c.check(&mname, || mf(""), validate_member_name(&mn))?;
+                let member = c.check(&mname, || mf(""), MemberName::new(&mn))?;
                 let via = match (&m.iface, &m.mac, &m.encap) {
                     (Some(iface), Some(mac), None) => {
                         let mac = c.check(mac, || mf(".mac"), parse_mac(mac.get_ref()))?;
@@ -338,7 +287,7 @@ impl Config {
                 let line = c.line(&mname);
                 let metric = m.metric.unwrap_or(DEFAULT_METRIC);
                 members.insert(
-                    mn,
+                    member,
                     MemberConfig {
                         line,
                         via,
@@ -350,7 +299,7 @@ impl Config {
             }
             let line = c.line(&name);
             cfg.groups.insert(
-                gname,
+                group,
                 GroupConfig {
                     line,
                     options,
@@ -393,511 +342,6 @@ impl fmt::Display for Config {
             )?;
         }
         Ok(())
-    }
-}
-
-/// One change `apply_config` made (or, in a dry run, would make).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
-    /// `added`, `changed`, `replaced` (a member reached another way: new
-    /// id, new counters) or `removed`.
-    pub action: &'static str,
-    /// `group`, `address` or `member`.
-    pub kind: &'static str,
-    /// The group.
-    pub group: String,
-    /// The address or the member (empty for a group).
-    pub name: String,
-    /// What changed, e.g. `metric 10 -> 20`.
-    pub detail: String,
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            "group" => write!(f, "{} group {}", self.action, self.group)?,
-            "address" => {
-                let to = if self.action == "removed" {
-                    "from"
-                } else {
-                    "to"
-                };
-                write!(
-                    f,
-                    "{} address {} {to} group {}",
-                    self.action, self.name, self.group
-                )?
-            }
-            _ => write!(
-                f,
-                "{} {} {}/{}",
-                self.action, self.kind, self.group, self.name
-            )?,
-        }
-        if !self.detail.is_empty() {
-            write!(f, ": {}", self.detail)?;
-        }
-        Ok(())
-    }
-}
-
-fn change(action: &'static str, kind: &'static str, group: &str, name: String) -> Change {
-    Change {
-        action,
-        kind,
-        group: group.to_string(),
-        name,
-        detail: String::new(),
-    }
-}
-
-/// A group's settings as the file wants them: `current` with every setting
-/// back to its default, then the file's.
-fn wanted_settings(current: &GroupInfo, o: &GroupOptions) -> GroupInfo {
-    let mut info = GroupInfo {
-        fallback: 0,
-        has_tunnel_source: 0,
-        tunnel_source: [0; 16],
-        affinity: 0,
-        tcp_timeout: 0,
-        other_timeout: 0,
-        table_size: 0,
-        ..*current
-    };
-    o.apply_to(&mut info);
-    info
-}
-
-/// The settings that differ between two groups, as `name old -> new`.
-fn settings_diff(old: &GroupInfo, new: &GroupInfo) -> Vec<String> {
-    let tunnel = |g: &GroupInfo| {
-        if g.has_tunnel_source != 0 {
-            Ipv6Addr::from(g.tunnel_source).to_string()
-        } else {
-            "none".into()
-        }
-    };
-    let affinity = |g: &GroupInfo| match Affinity::from_u8(g.affinity) {
-        Affinity::Flow => "flow",
-        Affinity::None => "none",
-    };
-    let secs = |g: &GroupInfo, proto| (g.flow_timeout_ns(proto) / 1_000_000_000).to_string();
-    let tcp = anycast_common::wire::IPPROTO_TCP;
-    let fields = [
-        (
-            "fallback",
-            fallback_name(Fallback::from_u8(old.fallback)).to_string(),
-            fallback_name(Fallback::from_u8(new.fallback)).to_string(),
-        ),
-        ("affinity", affinity(old).into(), affinity(new).into()),
-        ("flow-timeout", secs(old, tcp), secs(new, tcp)),
-        ("flow-timeout-other", secs(old, 0), secs(new, 0)),
-        (
-            "table-size",
-            old.maglev_size().to_string(),
-            new.maglev_size().to_string(),
-        ),
-        ("tunnel-source", tunnel(old), tunnel(new)),
-    ];
-    fields
-        .into_iter()
-        .filter(|(_, a, b)| a != b)
-        .map(|(k, a, b)| format!("{k} {a} -> {b}"))
-        .collect()
-}
-
-fn same_way(a: &MemberInfo, b: &MemberInfo) -> bool {
-    a.kind == b.kind
-        && match MemberKind::from_u8(a.kind) {
-            MemberKind::L2 => (a.ifindex, a.mac, a.src_mac) == (b.ifindex, b.mac, b.src_mac),
-            _ => a.addr == b.addr,
-        }
-}
-
-/// The member fields that differ, as `name old -> new`.
-fn member_diff(old: &MemberInfo, new: &MemberInfo) -> Vec<String> {
-    let st = |m: &MemberInfo| state_name(MemberState::from_u8(m.up));
-    let mut d = Vec::new();
-    if old.metric != new.metric {
-        d.push(format!("metric {} -> {}", old.metric, new.metric));
-    }
-    if old.weight.max(1) != new.weight.max(1) {
-        d.push(format!(
-            "weight {} -> {}",
-            old.weight.max(1),
-            new.weight.max(1)
-        ));
-    }
-    if old.up != new.up {
-        d.push(format!("state {} -> {}", st(old), st(new)));
-    }
-    d
-}
-
-fn describe(m: &MemberConfig) -> String {
-    let via = match &m.via {
-        MemberVia::L2 { iface, mac } => format!("{iface} {}", format_mac(mac)),
-        MemberVia::Encap(a) => format!("encap {a}"),
-    };
-    format!(
-        "{via}, metric {}, weight {}, {}",
-        m.metric,
-        m.weight,
-        state_name(m.state)
-    )
-}
-
-/// What `apply_config` will do, worked out before anything changes.
-#[derive(Default)]
-struct Plan {
-    changes: Vec<Change>,
-    /// Groups the file no longer names: (id, every member of theirs).
-    groups_removed: Vec<(u32, Members)>,
-    /// Groups to create, by name.
-    groups_new: Vec<String>,
-    /// Settings to write, by group name (new and changed groups).
-    settings: Vec<(String, GroupOptions)>,
-    /// Members of kept groups to remove (gone from the file, or replaced).
-    members_removed: Members,
-    /// Members to add: their group's name, their entry (group id unset).
-    members_new: Vec<(String, MemberInfo)>,
-    /// Members changed in place (metric, weight, state).
-    members_changed: Members,
-    /// Groups whose selection must be published (by name).
-    publish: BTreeSet<String>,
-    addresses_removed: Vec<(AnycastPrefix, u32)>,
-    addresses_new: Vec<(AnycastPrefix, String)>,
-}
-
-impl State {
-    /// Makes the state match `cfg` (see the module doc) and returns what
-    /// changed; with `dry_run`, only says what would change. `resolve` finds
-    /// an on-link member's interface (index and MAC). The file is checked
-    /// against the tables' capacities before the first change: a file that
-    /// does not fit changes nothing.
-    pub fn apply_config(
-        &mut self,
-        cfg: &Config,
-        resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>,
-        dry_run: bool,
-    ) -> Result<Vec<Change>> {
-        let plan = self.plan(cfg, resolve)?;
-        if dry_run {
-            return Ok(plan.changes);
-        }
-        self.execute(plan)
-    }
-
-    fn plan(
-        &self,
-        cfg: &Config,
-        resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>,
-    ) -> Result<Plan> {
-        let mut p = Plan::default();
-        // Every member as the file wants it, with its way in resolved.
-        let mut wanted: HashMap<(&str, &str), MemberInfo> = HashMap::new();
-        for (g, gc) in &cfg.groups {
-            for (n, mc) in &gc.members {
-                let via = resolve(&mc.via).map_err(|e| {
-                    let key = match mc.via {
-                        MemberVia::L2 { .. } => ".iface",
-                        MemberVia::Encap(_) => ".encap",
-                    };
-                    ConfigError::Invalid {
-                        line: mc.line,
-                        field: format!("group.{g}.member.{n}{key}"),
-                        error: Box::new(e),
-                    }
-                })?;
-                let mut m = new_member(n, via, mc.metric, mc.weight);
-                m.up = mc.state as u8;
-                wanted.insert((g.as_str(), n.as_str()), m);
-            }
-        }
-
-        let groups_now = self.groups_in_use()?;
-        let names: HashMap<u32, String> = groups_now
-            .iter()
-            .map(|(id, g)| (*id, g.name_str()))
-            .collect();
-        let ids: HashMap<&str, (u32, GroupInfo)> = groups_now
-            .iter()
-            .map(|(id, g)| (names[id].as_str(), (*id, *g)))
-            .collect();
-        let members_now = self.members_in_use()?;
-
-        // Groups.
-        for (id, _) in &groups_now {
-            if !cfg.groups.contains_key(&names[id]) {
-                let mine = members_now
-                    .iter()
-                    .filter(|(_, m)| m.group_id == *id)
-                    .copied()
-                    .collect();
-                p.groups_removed.push((*id, mine));
-            }
-        }
-        for (g, gc) in &cfg.groups {
-            match ids.get(g.as_str()) {
-                None => {
-                    p.groups_new.push(g.clone());
-                    p.settings.push((g.clone(), gc.options));
-                    p.publish.insert(g.clone());
-                    p.changes.push(change("added", "group", g, String::new()));
-                }
-                Some((_, info)) => {
-                    let want = wanted_settings(info, &gc.options);
-                    let diff = settings_diff(info, &want);
-                    if !diff.is_empty() {
-                        if want.maglev_size() != info.maglev_size() {
-                            p.publish.insert(g.clone());
-                        }
-                        p.settings.push((g.clone(), gc.options));
-                        let mut c = change("changed", "group", g, String::new());
-                        c.detail = diff.join(", ");
-                        p.changes.push(c);
-                    }
-                }
-            }
-        }
-
-        // Members.
-        let mut present: HashSet<(String, String)> = HashSet::new();
-        for &(id, m) in &members_now {
-            let g = &names[&m.group_id];
-            let n = m.name_str();
-            let Some(gc) = cfg.groups.get(g) else {
-                p.changes.push(change("removed", "member", g, n));
-                continue;
-            };
-            let Some(want) = wanted.get(&(g.as_str(), n.as_str())) else {
-                p.members_removed.push((id, m));
-                p.publish.insert(g.clone());
-                p.changes.push(change("removed", "member", g, n));
-                continue;
-            };
-            present.insert((g.clone(), n.clone()));
-            if !same_way(&m, want) {
-                p.members_removed.push((id, m));
-                p.members_new.push((g.clone(), *want));
-                p.publish.insert(g.clone());
-                let mut c = change("replaced", "member", g, n.clone());
-                c.detail = format!("now {}", describe(&gc.members[&n]));
-                p.changes.push(c);
-                continue;
-            }
-            let diff = member_diff(&m, want);
-            if !diff.is_empty() {
-                let mut m = m;
-                m.metric = want.metric;
-                m.weight = want.weight;
-                m.up = want.up;
-                p.members_changed.push((id, m));
-                p.publish.insert(g.clone());
-                let mut c = change("changed", "member", g, n);
-                c.detail = diff.join(", ");
-                p.changes.push(c);
-            }
-        }
-        for (g, gc) in &cfg.groups {
-            for (n, mc) in &gc.members {
-                if !present.contains(&(g.clone(), n.clone())) {
-                    p.members_new
-                        .push((g.clone(), wanted[&(g.as_str(), n.as_str())]));
-                    p.publish.insert(g.clone());
-                    let mut c = change("added", "member", g, n.clone());
-                    c.detail = describe(mc);
-                    p.changes.push(c);
-                }
-            }
-        }
-
-        // Addresses.
-        let mut want_addr: HashMap<AnycastPrefix, &str> = HashMap::new();
-        for (g, gc) in &cfg.groups {
-            for a in &gc.addresses {
-                want_addr.insert(*a, g);
-            }
-        }
-        let addrs_now = self.address_ids()?;
-        let mut kept: HashSet<AnycastPrefix> = HashSet::new();
-        for &(a, id) in &addrs_now {
-            let g = names.get(&id).map_or("", String::as_str);
-            if want_addr.get(&a) == Some(&g) {
-                kept.insert(a);
-            } else {
-                p.addresses_removed.push((a, id));
-                p.changes
-                    .push(change("removed", "address", g, a.to_string()));
-            }
-        }
-        for (g, gc) in &cfg.groups {
-            for a in &gc.addresses {
-                if !kept.contains(a) {
-                    p.addresses_new.push((*a, g.clone()));
-                    p.changes.push(change("added", "address", g, a.to_string()));
-                }
-            }
-        }
-        for (id, _) in &p.groups_removed {
-            p.changes
-                .push(change("removed", "group", &names[id], String::new()));
-        }
-
-        // Capacities: refuse now rather than fail half-way.
-        let groups_after = groups_now.len() - p.groups_removed.len() + p.groups_new.len();
-        if groups_after > self.group_capacity() as usize {
-            return Err(self.group_table_full());
-        }
-        let removed: usize =
-            p.members_removed.len() + p.groups_removed.iter().map(|(_, m)| m.len()).sum::<usize>();
-        if members_now.len() - removed + p.members_new.len() > self.member_capacity() as usize {
-            return Err(self.member_table_full());
-        }
-        let (addr_cap, prefix_cap) = self.address_capacities();
-        let count = |exact: bool, list: &mut dyn Iterator<Item = &AnycastPrefix>| {
-            list.filter(|a| a.is_exact() == exact).count()
-        };
-        for (exact, table, capacity) in [
-            (true, "anycast address table", addr_cap),
-            (false, "anycast prefix table", prefix_cap),
-        ] {
-            let after = count(exact, &mut addrs_now.iter().map(|(a, _)| a))
-                - count(exact, &mut p.addresses_removed.iter().map(|(a, _)| a))
-                + count(exact, &mut p.addresses_new.iter().map(|(a, _)| a));
-            if after > capacity as usize {
-                return Err(Error::TableFull { table, capacity });
-            }
-        }
-        p.changes.sort_by_key(|c| {
-            let order = ["group", "member", "address"];
-            (
-                c.action == "removed",
-                order.iter().position(|k| *k == c.kind),
-                c.group.clone(),
-                c.name.clone(),
-            )
-        });
-        Ok(p)
-    }
-
-    fn execute(&mut self, mut p: Plan) -> Result<Vec<Change>> {
-        // On-link members' egress ports first: harmless, and the one step
-        // (besides the plan) that the kernel may refuse.
-        for (_, m) in &p.members_new {
-            if m.kind == MemberKind::L2 as u8 {
-                self.add_tx_port(m.ifindex)?;
-            }
-        }
-        // Addresses out first: no packet reaches what is being removed.
-        self.remove_addresses(&p.addresses_removed)?;
-        // Groups the file no longer names: an empty selection, then their
-        // members' slots, then the group itself and its flows.
-        let mut gone = BTreeSet::new();
-        for (id, members) in &p.groups_removed {
-            self.publish_selection(*id, &[])?;
-            for (mid, m) in members {
-                self.forget_member(*mid, m)?;
-            }
-            self.set_group(*id, GroupInfo::zeroed())?;
-            gone.insert(*id);
-        }
-        if !gone.is_empty() {
-            self.flush_flows_where(|g| gone.contains(&g))?;
-        }
-
-        let mut members = self.members_in_use()?;
-        let removed_ids: HashSet<u32> = p.members_removed.iter().map(|(id, _)| *id).collect();
-        // New members take slots that are free now, so a removed member
-        // stays valid until the selection without it is published. When
-        // that cannot be (a full table, or a new member reached the way a
-        // removed one is), removed members leave first, in one publish per
-        // group.
-        let key = |m: &MemberInfo| bytemuck::cast::<_, [u8; 32]>(source_key(m));
-        let taken: HashSet<[u8; 32]> = p.members_removed.iter().map(|(_, m)| key(m)).collect();
-        let free = self.member_capacity() as usize - members.len();
-        let mut early = p.members_new.len() > free;
-        let mut group_ids: HashMap<String, u32> = self
-            .groups_in_use()?
-            .into_iter()
-            .map(|(id, g)| (g.name_str(), id))
-            .collect();
-        for (g, m) in &p.members_new {
-            if let Some(&gid) = group_ids.get(g) {
-                let mut k = *m;
-                k.group_id = gid;
-                early |= taken.contains(&key(&k));
-            }
-        }
-        if early {
-            members.retain(|(id, _)| !removed_ids.contains(id));
-            let groups: BTreeSet<u32> = p.members_removed.iter().map(|(_, m)| m.group_id).collect();
-            for gid in groups {
-                self.publish_selection(gid, &members)?;
-            }
-            for (id, m) in std::mem::take(&mut p.members_removed) {
-                self.forget_member(id, &m)?;
-            }
-        }
-
-        // New groups, then settings.
-        let mut free_groups = (1..=self.group_capacity())
-            .filter(|id| !group_ids.values().any(|g| g == id))
-            .collect::<Vec<_>>()
-            .into_iter();
-        for g in &p.groups_new {
-            let id = free_groups.next().ok_or_else(|| self.group_table_full())?;
-            self.create_group_at(id, g)?;
-            group_ids.insert(g.clone(), id);
-        }
-        for (g, o) in &p.settings {
-            let id = group_ids[g];
-            let info = self.group_info(id)?;
-            self.set_group(id, wanted_settings(&info, o))?;
-        }
-
-        // Members: new ones installed (not yet selected), changed ones
-        // rewritten, then one publish per group, then removed ones freed.
-        let mut ids = self
-            .free_member_ids(&members)
-            .collect::<Vec<_>>()
-            .into_iter();
-        for (g, m) in &p.members_new {
-            let id = ids.next().ok_or_else(|| self.member_table_full())?;
-            let mut m = *m;
-            m.group_id = group_ids[g];
-            self.install_member(id, &m)?;
-            members.push((id, m));
-        }
-        for (id, m) in &p.members_changed {
-            self.members
-                .set(*id, *m, 0)
-                .map_err(crate::state::map_err(anycast_common::map_names::MEMBERS))?;
-            if let Some(slot) = members.iter_mut().find(|(i, _)| i == id) {
-                slot.1 = *m;
-            }
-        }
-        members.retain(|(id, _)| !p.members_removed.iter().any(|(r, _)| r == id));
-        let mut by_group: BTreeMap<u32, Members> = BTreeMap::new();
-        for &(id, m) in &members {
-            by_group.entry(m.group_id).or_default().push((id, m));
-        }
-        for g in &p.publish {
-            let gid = group_ids[g];
-            self.publish_selection(gid, by_group.get(&gid).map_or(&[], Vec::as_slice))?;
-        }
-        for (id, m) in &p.members_removed {
-            self.forget_member(*id, m)?;
-        }
-
-        // Addresses last: traffic starts once the members are in place.
-        let new: Vec<(AnycastPrefix, u32)> = p
-            .addresses_new
-            .iter()
-            .map(|(a, g)| (*a, group_ids[g]))
-            .collect();
-        self.insert_addresses(&new)?;
-        Ok(p.changes)
     }
 }
 
@@ -1039,32 +483,6 @@ mod tests {
             assert!(e.contains(want), "{text:?}\n  got:  {e}\n  want: {want}");
             assert_eq!(e.lines().count(), 1, "{e}");
         }
-    }
-
-    #[test]
-    fn settings_differences_are_named() {
-        let old = GroupInfo::zeroed();
-        let o = GroupOptions {
-            fallback: Some(Fallback::Drop),
-            table_size: Some(4093),
-            ..GroupOptions::default()
-        };
-        let new = wanted_settings(&old, &o);
-        assert_eq!(
-            settings_diff(&old, &new),
-            ["fallback pass -> drop", "table-size 1021 -> 4093"]
-        );
-        // Back to defaults: explicit defaults and omitted settings agree.
-        let explicit = GroupOptions {
-            tcp_timeout: Some(300),
-            table_size: Some(1021),
-            ..GroupOptions::default()
-        };
-        assert!(
-            settings_diff(&old, &wanted_settings(&new, &explicit))
-                .iter()
-                .all(|d| d.starts_with("fallback"))
-        );
     }
 }
 
@@ -1246,7 +664,7 @@ mod fuzz {
             Ok(cfg) => {
                 // What passes is valid by construction of the library's checks.
                 for (g, gc) in &cfg.groups {
-                    validate_group_name(g).expect("group name");
+                    GroupName::new(g.as_str()).expect("group name");
                     gc.options.validate().expect("options");
                 }
                 0

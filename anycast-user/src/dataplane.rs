@@ -1,35 +1,37 @@
 //! The pinned data plane: load the object, attach and detach interfaces, and
 //! edit the live maps under the pin dir's lock.
 
-use std::{ffi::CString, net::Ipv6Addr, os::fd::FromRawFd as _};
-
 use anycast_common::{
-    IfaceConfig, IfaceRole, LAYOUT_VERSION, MemberState, SourceAction, globals, map_names,
-    program_names,
+    IfaceConfig, IfaceRole, LAYOUT_VERSION, MemberState, SourceAction, map_names, program_names,
 };
 use aya::{
-    Ebpf, EbpfLoader,
     maps::{Map, MapData, MapError},
     programs::{
-        ProgramError, Xdp, XdpMode,
+        ProgramError, XdpMode,
         links::{FdLink, PinnedLink},
     },
 };
 use serde::Serialize;
 
 use crate::{
-    EBPF_OBJECT,
     addr::AnycastPrefix,
-    config::{Change, Config},
-    error::{Error, Result},
+    config::Config,
+    error::{Error, PinCause, Result},
     flows::{FlowTableStats, FlowView},
-    members::{GroupOptions, MemberEntry, Via},
+    group::GroupOptions,
+    link::ifindex,
+    loader::{load_object, load_object_sized, load_program},
+    members::{MemberEntry, MemberVia},
+    names::{GroupName, MemberName},
     pin::{PinDir, PinLock},
-    state::{AddOutcome, AddressEntry, State, Stats},
+    reconcile::{self, Change},
+    state::{AddOutcome, AddressEntry, Attachments, Layout, State},
+    stats::Stats,
 };
 
 /// XDP attach mode, as operators name it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AttachMode {
     /// Native if the driver supports it, else generic.
     #[default]
@@ -71,6 +73,12 @@ impl AttachMode {
     }
 }
 
+impl std::fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
 /// How to attach an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttachOptions {
@@ -100,124 +108,19 @@ pub struct Interface {
     /// Interface index.
     pub ifindex: u32,
     /// `edge` or `member`.
-    pub role: &'static str,
+    pub role: IfaceRole,
     /// `drop` or `count`.
-    pub source_action: &'static str,
+    pub source_action: SourceAction,
     /// `auto`, `native` or `skb`.
-    pub mode: &'static str,
-}
-
-/// Name of a role in output and on the command line.
-pub const fn role_name(r: IfaceRole) -> &'static str {
-    match r {
-        IfaceRole::Edge => "edge",
-        IfaceRole::Member => "member",
-    }
-}
-
-/// Name of a source action in output and on the command line.
-pub const fn source_action_name(a: SourceAction) -> &'static str {
-    match a {
-        SourceAction::Drop => "drop",
-        SourceAction::Count => "count",
-    }
-}
-
-/// Loads the eBPF object: maps reused from (or created and pinned in) `pin`
-/// when given, fresh maps otherwise (program tests); the anycast program's
-/// role and source action set as load-time constants.
-pub fn load_object(pin: Option<&PinDir>, role: IfaceRole, action: SourceAction) -> Result<Ebpf> {
-    load_object_sized(pin, role, action, &[])
-}
-
-/// [`load_object`] with some maps created at other capacities than the
-/// built-in ones, as `(map name, max entries)`; only maps created by this
-/// load are affected (pinned ones keep their size).
-pub fn load_object_sized(
-    pin: Option<&PinDir>,
-    role: IfaceRole,
-    action: SourceAction,
-    sizes: &[(&'static str, u32)],
-) -> Result<Ebpf> {
-    if EBPF_OBJECT.is_empty() {
-        return Err(Error::EmptyObject);
-    }
-    let role = role as u8;
-    let action = action as u8;
-    let mut loader = EbpfLoader::new();
-    if let Some(pin) = pin {
-        for name in map_names::ALL {
-            loader.map_pin_path(name, pin.map_path(name));
-        }
-    }
-    for (name, size) in sizes {
-        loader.map_max_entries(name, *size);
-    }
-    loader.override_global(globals::ROLE, &role, true);
-    loader.override_global(globals::SOURCE_ACTION, &action, true);
-    loader.load(EBPF_OBJECT).map_err(|e| match e {
-        aya::EbpfError::MapError(MapError::CreateError { ref io_error, .. })
-        | aya::EbpfError::MapError(MapError::SyscallError(aya::sys::SyscallError {
-            ref io_error,
-            ..
-        })) if io_error.raw_os_error() == Some(libc::EPERM) => Error::NotRoot {
-            what: "creating BPF maps".into(),
-        },
-        e => Error::Load(e),
-    })
-}
-
-/// Loads and verifies the program `name` of `ebpf`, returning it.
-pub fn load_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
-    let prog: &mut Xdp = ebpf
-        .program_mut(name)
-        .ok_or_else(|| Error::Program(ProgramError::NotLoaded))?
-        .try_into()
-        .map_err(Error::Program)?;
-    prog.load().map_err(|e| match e {
-        ProgramError::LoadError {
-            io_error,
-            verifier_log,
-        } => {
-            let log = verifier_log.to_string();
-            let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
-            // ANYCAST_VERIFIER_LOG=1 shows the whole log, for debugging the program.
-            let keep = if std::env::var_os("ANYCAST_VERIFIER_LOG").is_some() {
-                lines.len()
-            } else {
-                8
-            };
-            let tail = lines[lines.len().saturating_sub(keep)..].join("\n");
-            match io_error.raw_os_error() {
-                Some(libc::EPERM) => Error::NotRoot {
-                    what: "loading XDP programs".into(),
-                },
-                _ => Error::Verifier {
-                    errno: io_error,
-                    log_tail: tail,
-                },
-            }
-        }
-        e => Error::Program(e),
-    })?;
-    Ok(prog)
-}
-
-/// The interface index of `name` in the current network namespace.
-pub fn ifindex(name: &str) -> Result<u32> {
-    let c = CString::new(name).map_err(|_| Error::UnknownInterface(name.to_string()))?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 || name.len() >= libc::IFNAMSIZ {
-        return Err(Error::UnknownInterface(name.to_string()));
-    }
-    Ok(idx)
+    pub mode: AttachMode,
 }
 
 /// The pinned data plane: pin dir plus typed maps.
 pub struct Dataplane {
     pin: PinDir,
     state: State,
+    attachments: Attachments,
+    layout: Layout,
 }
 
 impl Dataplane {
@@ -249,8 +152,8 @@ impl Dataplane {
             load_object_sized(Some(&pin), IfaceRole::Edge, SourceAction::Drop, &sizes)?;
         }
         let mut dp = Self::from_pins(pin)?;
-        if dp.state.layout_version()? == 0 {
-            dp.state.set_layout_version()?;
+        if dp.layout.version()? == 0 {
+            dp.layout.set_current()?;
         }
         {
             let _lock = dp.lock()?;
@@ -260,7 +163,7 @@ impl Dataplane {
     }
 
     fn from_pins(pin: PinDir) -> Result<Self> {
-        let state = State::from_maps(|name| {
+        let mut open = |name: &'static str| {
             let path = pin.map_path(name);
             let data = MapData::from_pin(&path).map_err(|source| match &source {
                 MapError::SyscallError(s)
@@ -274,8 +177,15 @@ impl Dataplane {
                 _ => Error::Map { name, source },
             })?;
             Map::from_map_data(data).map_err(|source| Error::Map { name, source })
-        })
-        .map_err(|e| match e {
+        };
+        let maps = State::from_maps(&mut open).and_then(|state| {
+            Ok((
+                state,
+                Attachments::take(&mut open)?,
+                Layout::take(&mut open)?,
+            ))
+        });
+        let (state, attachments, layout) = maps.map_err(|e| match e {
             // A key or value size that differs from this build's types.
             Error::Map {
                 source: MapError::InvalidKeySize { .. } | MapError::InvalidValueSize { .. },
@@ -287,7 +197,7 @@ impl Dataplane {
             },
             e => e,
         })?;
-        let found = state.layout_version()?;
+        let found = layout.version()?;
         if found != 0 && found != LAYOUT_VERSION {
             return Err(Error::IncompatibleState {
                 path: pin.path().to_path_buf(),
@@ -295,11 +205,17 @@ impl Dataplane {
                 expected: LAYOUT_VERSION,
             });
         }
-        Ok(Dataplane { pin, state })
+        Ok(Dataplane {
+            pin,
+            state,
+            attachments,
+            layout,
+        })
     }
 
     /// The maps, for steps the commands do not offer (tests, tools). A
     /// writer must hold the pin lock as the commands do.
+    #[cfg(feature = "test-support")]
     pub fn state_mut(&mut self) -> &mut State {
         &mut self.state
     }
@@ -319,7 +235,7 @@ impl Dataplane {
         let _lock = self.lock()?;
         let idx = ifindex(iface)?;
         let link_path = self.pin.link_path(idx);
-        if self.state.ifaces.get(&idx, 0).is_ok() || link_path.exists() {
+        if self.attachments.contains(idx) || link_path.exists() {
             return Err(Error::AlreadyAttached(iface.to_string()));
         }
         let mut ebpf = load_object(Some(&self.pin), opts.role, opts.source_action)?;
@@ -328,18 +244,16 @@ impl Dataplane {
             .attach_to_if_index(idx, opts.mode.xdp_mode())
             .map_err(|source| attach_error(iface, source))?;
         let link = prog.take_link(link_id).map_err(Error::Program)?;
-        let link: FdLink = link.try_into().map_err(|_| Error::Pin {
+        let pin_err = |source| Error::Pin {
             path: link_path.clone(),
-            reason:
-                "the kernel attached through netlink, not a bpf_link (Linux 5.9 or later is needed)"
-                    .into(),
-        })?;
+            source,
+        };
+        let link: FdLink = link.try_into().map_err(|_| pin_err(PinCause::NotBpfLink))?;
         // Dropping an unpinned link detaches it, so every error below leaves
         // the interface as it was.
-        let pinned = link.pin(&link_path).map_err(|e| Error::Pin {
-            path: link_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let pinned = link
+            .pin(&link_path)
+            .map_err(|e| pin_err(PinCause::Pin(e)))?;
         let mut cfg = IfaceConfig {
             name: [0; 16],
             role: opts.role as u8,
@@ -348,26 +262,21 @@ impl Dataplane {
             _pad: 0,
         };
         cfg.name[..iface.len()].copy_from_slice(iface.as_bytes());
-        if let Err(source) = self.state.ifaces.insert(idx, cfg, 0) {
+        if let Err(e) = self.attachments.insert(idx, cfg) {
             drop(pinned.unpin());
-            return Err(Error::Map {
-                name: map_names::IFACES,
-                source,
-            });
+            return Err(e);
         }
         Ok(interface(idx, &cfg))
     }
 
     /// Every attached interface.
     pub fn interfaces(&self) -> Result<Vec<Interface>> {
-        let mut out = Vec::new();
-        for entry in self.state.ifaces.iter() {
-            let (idx, cfg) = entry.map_err(|source| Error::Map {
-                name: map_names::IFACES,
-                source,
-            })?;
-            out.push(interface(idx, &cfg));
-        }
+        let mut out: Vec<Interface> = self
+            .attachments
+            .all()?
+            .iter()
+            .map(|(idx, cfg)| interface(*idx, cfg))
+            .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
@@ -394,13 +303,7 @@ impl Dataplane {
         let mut done = Vec::new();
         for i in targets {
             self.unpin_link(i.ifindex)?;
-            self.state
-                .ifaces
-                .remove(&i.ifindex)
-                .map_err(|source| Error::Map {
-                    name: map_names::IFACES,
-                    source,
-                })?;
+            self.attachments.remove(i.ifindex)?;
             done.push(i.name);
         }
         Ok(done)
@@ -411,13 +314,13 @@ impl Dataplane {
         if !path.exists() {
             return Ok(());
         }
-        let pin_err = |reason: String| Error::Pin {
+        let pin_err = |source| Error::Pin {
             path: path.clone(),
-            reason,
+            source,
         };
-        let link = PinnedLink::from_pin(&path).map_err(|e| pin_err(e.to_string()))?;
+        let link = PinnedLink::from_pin(&path).map_err(|e| pin_err(PinCause::Open(e)))?;
         // Unpinned and closed, the link goes away and the program with it.
-        let link = link.unpin().map_err(|e| pin_err(e.to_string()))?;
+        let link = link.unpin().map_err(|e| pin_err(PinCause::Unpin(e)))?;
         drop(link);
         Ok(())
     }
@@ -435,14 +338,14 @@ impl Dataplane {
     }
 
     /// Adds an anycast address or prefix to a group (see [`State::add_address`]).
-    pub fn add_address(&mut self, p: AnycastPrefix, group: &str) -> Result<AddOutcome> {
+    pub fn add_address(&mut self, p: AnycastPrefix, group: &GroupName) -> Result<AddOutcome> {
         require_root("changing anycast addresses")?;
         let _lock = self.lock()?;
         self.state.add_address(p, group)
     }
 
     /// Adds many addresses and prefixes at once (see [`State::load_addresses`]).
-    pub fn load_addresses(&mut self, list: &[AnycastPrefix], group: &str) -> Result<usize> {
+    pub fn load_addresses(&mut self, list: &[AnycastPrefix], group: &GroupName) -> Result<usize> {
         require_root("changing anycast addresses")?;
         let _lock = self.lock()?;
         self.state.load_addresses(list, group)
@@ -459,8 +362,8 @@ impl Dataplane {
     /// interface and MAC are resolved here, in the current network namespace.
     pub fn add_member(
         &mut self,
-        group: &str,
-        name: &str,
+        group: &GroupName,
+        name: &MemberName,
         via: MemberVia,
         metric: u32,
         weight: u8,
@@ -498,21 +401,20 @@ impl Dataplane {
     }
 
     /// Sets a group's fallback and/or tunnel source.
-    pub fn set_group(&mut self, group: &str, options: &GroupOptions) -> Result<()> {
+    pub fn set_group(&mut self, group: &GroupName, options: &GroupOptions) -> Result<()> {
         require_root("changing groups")?;
         let _lock = self.lock()?;
         self.state.set_group_options(group, options)
     }
 
     /// Makes the pinned state match a configuration file (see
-    /// [`State::apply_config`]); on-link members' interfaces are looked up
-    /// in the current network namespace. With `dry_run`, changes nothing
+    /// [`reconcile::apply_config`]); on-link members' interfaces are looked
+    /// up in the current network namespace. With `dry_run`, changes nothing
     /// and returns what would change.
     pub fn apply_config(&mut self, cfg: &Config, dry_run: bool) -> Result<Vec<Change>> {
         require_root("applying a configuration")?;
         let _lock = self.lock()?;
-        self.state
-            .apply_config(cfg, &mut |via| via.resolve(), dry_run)
+        reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, dry_run)
     }
 
     /// The flow table: occupancy and (up to `limit`) flows of one group or all.
@@ -563,72 +465,10 @@ fn interface(idx: u32, cfg: &IfaceConfig) -> Interface {
     Interface {
         name: cfg.name_str(),
         ifindex: idx,
-        role: role_name(IfaceRole::from_u8(cfg.role)),
-        source_action: source_action_name(SourceAction::from_u8(cfg.source_action)),
-        mode: AttachMode::from_code(cfg.mode).name(),
+        role: IfaceRole::from_u8(cfg.role),
+        source_action: SourceAction::from_u8(cfg.source_action),
+        mode: AttachMode::from_code(cfg.mode),
     }
-}
-
-/// How the CLI names a new member's way in.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum MemberVia {
-    /// On-link: egress interface name and the member's MAC.
-    L2 {
-        /// Egress interface.
-        iface: String,
-        /// The member's MAC.
-        mac: [u8; 6],
-    },
-    /// Routed: the member's unicast address.
-    Encap(Ipv6Addr),
-}
-
-impl MemberVia {
-    /// Resolves an on-link member's interface name to its index and MAC, in
-    /// the current network namespace.
-    pub fn resolve(&self) -> Result<Via> {
-        Ok(match self {
-            MemberVia::L2 { iface, mac } => Via::L2 {
-                ifindex: ifindex(iface)?,
-                mac: *mac,
-                src_mac: iface_mac(iface)?,
-            },
-            MemberVia::Encap(addr) => Via::Encap(*addr),
-        })
-    }
-}
-
-/// The MAC address of interface `name` in the current network namespace.
-pub fn iface_mac(name: &str) -> Result<[u8; 6]> {
-    if name.len() >= libc::IFNAMSIZ {
-        return Err(Error::UnknownInterface(name.to_string()));
-    }
-    // SAFETY: a plain socket used only for the ioctl below, closed after.
-    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(Error::Io {
-            path: "socket".into(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: `fd` is ours; closed once, when `_guard` drops.
-    let _guard = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-    // SAFETY: an all-zero ifreq is valid; the name fits (checked above).
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFHWADDR fills `req` for a valid interface name.
-    if unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) } != 0 {
-        return Err(Error::UnknownInterface(name.to_string()));
-    }
-    // SAFETY: SIOCGIFHWADDR fills the hardware-address member of the union.
-    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
-    let mut mac = [0u8; 6];
-    for (d, s) in mac.iter_mut().zip(data.iter()) {
-        *d = *s as u8;
-    }
-    Ok(mac)
 }
 
 fn all_maps_pinned(pin: &PinDir) -> bool {

@@ -50,12 +50,13 @@ pub enum Error {
     #[error("another member of the group is already reached through {0}")]
     MemberSourceTaken(String),
     /// The egress interface cannot take redirected packets.
-    #[error("interface index {ifindex} cannot be used for XDP redirect: {reason}")]
+    #[error("interface index {ifindex} cannot be used for XDP redirect")]
     Redirect {
         /// The interface.
         ifindex: u32,
-        /// Why.
-        reason: String,
+        /// Why: the devmap refused it.
+        #[source]
+        source: aya::maps::xdp::XdpMapError,
     },
     /// A weight outside 1..=100.
     #[error("invalid weight {0}: use 1 to 100")]
@@ -182,24 +183,73 @@ pub enum Error {
     EmptyObject,
     /// A configuration file that does not parse or validate.
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
     /// The link of an attachment could not be pinned or unpinned.
-    #[error("pinning the XDP link at {path}: {reason}")]
+    #[error("pinning the XDP link at {path}")]
     Pin {
         /// The pin path.
         path: PathBuf,
         /// What failed.
-        reason: String,
+        #[source]
+        source: PinCause,
     },
+}
+
+/// Why the link of an attachment could not be pinned or unpinned.
+#[derive(Debug, thiserror::Error)]
+pub enum PinCause {
+    /// The kernel attached through netlink: there is no link to pin.
+    #[error("the kernel attached through netlink, not a bpf_link (Linux 5.9 or later is needed)")]
+    NotBpfLink,
+    /// Pinning the link failed.
+    #[error(transparent)]
+    Pin(aya::pin::PinError),
+    /// The pinned link could not be opened.
+    #[error(transparent)]
+    Open(aya::programs::links::LinkError),
+    /// The pin could not be removed.
+    #[error(transparent)]
+    Unpin(io::Error),
+}
+
+/// Why a configuration file was refused. Each is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not TOML, or a key or value of the wrong kind (from the TOML parser).
+    #[error("line {line}, column {column}: {message}")]
+    Syntax {
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column (in characters).
+        column: usize,
+        /// What is wrong, with the text of the line when it helps.
+        message: String,
+    },
+    /// A value that is well-formed TOML but not a valid setting.
+    #[error("line {line}: {}: {}", one_line(field), one_line(&error.to_string()))]
+    Invalid {
+        /// 1-based line of the value.
+        line: usize,
+        /// Dotted path of the field, e.g. `group.dns.member.m1.mac`.
+        field: String,
+        /// Why it was refused.
+        error: Box<Error>,
+    },
+}
+
+/// `s` with control characters escaped (a quoted TOML key may hold a
+/// newline), so that an error stays on one line.
+pub(crate) fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The errno behind a map error, if it came from a syscall.
-pub(crate) fn map_errno(e: &aya::maps::MapError) -> Option<i32> {
-    match e {
-        aya::maps::MapError::SyscallError(s) => s.io_error.raw_os_error(),
-        _ => None,
-    }
-}

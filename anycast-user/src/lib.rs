@@ -1,26 +1,35 @@
 //! The anycast library: loads the XDP data plane, pins it, and manages its
-//! maps (anycast addresses, groups, interfaces, counters). The `anycast`
-//! binary is a thin CLI over it.
+//! maps (anycast addresses, groups, members, flows, interfaces, counters).
+//! The `anycast` binary is a thin CLI over it.
+//!
+//! - Values as operators write them: [`addr`], [`names`], [`group`],
+//!   [`members`]; the configuration file: [`config`].
+//! - The maps, one owner per concern behind the [`state::State`] facade
+//!   (over [`maps`], typed maps that name themselves in errors).
+//! - Making the maps match a file: [`reconcile`].
+//! - The pinned data plane (pins, links, attachments): [`dataplane`], with
+//!   [`loader`], [`link`], [`pin`] and [`netns`].
 
 pub mod addr;
 pub mod config;
 pub mod dataplane;
 pub mod error;
 pub mod flows;
+pub mod group;
+pub mod link;
+pub mod loader;
+mod maps;
 pub mod members;
+pub mod names;
 pub mod netns;
 pub mod pin;
+pub mod reconcile;
 pub mod state;
+pub mod stats;
 
 pub use addr::AnycastPrefix;
 pub use dataplane::{AttachMode, AttachOptions, Dataplane, Interface};
 pub use error::{Error, Result};
+pub use loader::{EBPF_OBJECT, PEERS_OBJECT};
+pub use names::{GroupName, MemberName};
 pub use pin::{DEFAULT_PIN_DIR, PinDir};
-
-/// The eBPF object built by `build.rs` (empty when built with `ANYCAST_EBPF_STUB=1`).
-pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/anycast"));
-
-/// The benchmark's peer programs (generator, sink, trivial ceilings; see
-/// `anycast_common::peer_names`), from the same eBPF crate. Not used by the
-/// data plane.
-pub static PEERS_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/peers"));

@@ -1,27 +1,21 @@
-//! Members of anycast groups, their metrics and states, and the published
-//! selection of the nearest ones.
-//!
-//! Every change recomputes the group's selection (members up, at the lowest
-//! metric) into the slot the data plane is not reading, then flips the
-//! group's `active_slot`: a packet sees the old selection or the new one,
-//! never a mix.
+//! Members of anycast groups as operators name them: how a member is
+//! reached (on-link or routed), its stored entry, and how `member list`
+//! shows it. The maps of members are `state::members`.
 
 use std::net::Ipv6Addr;
 
-use anycast_common::{
-    Affinity, Fallback, GroupInfo, MAGLEV_MAX, MAX_MEMBERS, MEMBER_NAME_LEN, MemberCounters,
-    MemberInfo, MemberKind, MemberSourceKey, MemberState, Selection, maglev, map_names,
-};
-use aya::maps::MapError;
+use anycast_common::{MemberInfo, MemberKind, MemberSourceKey, MemberState};
 use bytemuck::Zeroable as _;
 use serde::Serialize;
 
 use crate::{
-    error::{Error, Result, map_errno},
-    state::{State, map_err, valid_name, validate_group_name, zeroed_per_cpu},
+    addr::parse_unicast,
+    error::{Error, Result},
+    link::{iface_mac, ifindex},
+    names::MemberName,
 };
 
-/// How to reach a new member.
+/// How to reach a new member, with its interface resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
     /// On-link: egress interface index, the member's MAC, the interface's MAC.
@@ -37,6 +31,52 @@ pub enum Via {
     Encap(Ipv6Addr),
 }
 
+/// How operators name a new member's way in (the CLI, the configuration file).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MemberVia {
+    /// On-link: egress interface name and the member's MAC.
+    L2 {
+        /// Egress interface.
+        iface: String,
+        /// The member's MAC.
+        mac: [u8; 6],
+    },
+    /// Routed: the member's unicast address.
+    Encap(Ipv6Addr),
+}
+
+impl MemberVia {
+    /// The way in from the command line's options: an interface and a MAC
+    /// (on-link), or an address (routed), never both.
+    pub fn from_args(
+        iface: Option<String>,
+        mac: Option<&str>,
+        encap: Option<&str>,
+    ) -> Result<Self> {
+        match (iface, mac, encap) {
+            (Some(iface), Some(mac), None) => Ok(MemberVia::L2 {
+                iface,
+                mac: parse_mac(mac)?,
+            }),
+            (None, None, Some(addr)) => Ok(MemberVia::Encap(parse_unicast(addr)?)),
+            _ => Err(Error::MemberVia),
+        }
+    }
+
+    /// Resolves an on-link member's interface name to its index and MAC, in
+    /// the current network namespace.
+    pub fn resolve(&self) -> Result<Via> {
+        Ok(match self {
+            MemberVia::L2 { iface, mac } => Via::L2 {
+                ifindex: ifindex(iface)?,
+                mac: *mac,
+                src_mac: iface_mac(iface)?,
+            },
+            MemberVia::Encap(addr) => Via::Encap(*addr),
+        })
+    }
+}
+
 /// A member as `member list` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MemberEntry {
@@ -49,11 +89,11 @@ pub struct MemberEntry {
     /// Metric: lower is nearer.
     pub metric: u32,
     /// `up`, `down` or `draining`.
-    pub state: &'static str,
+    pub state: MemberState,
     /// Relative share among tied members.
     pub weight: u8,
     /// `l2` or `encap`.
-    pub via: &'static str,
+    pub via: MemberKind,
     /// L2: egress ifindex.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ifindex: Option<u32>,
@@ -71,6 +111,44 @@ pub struct MemberEntry {
     pub packets: u64,
     /// Bytes redirected to it.
     pub bytes: u64,
+}
+
+/// What `member list` adds to a member's stored entry.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MemberActivity {
+    /// Gets new flows.
+    pub(crate) nearest: bool,
+    /// Live flows in the flow table.
+    pub(crate) flows: u64,
+    /// Packets and bytes redirected to it.
+    pub(crate) counters: (u64, u64),
+}
+
+impl MemberEntry {
+    /// Member `id` of group `group` as listed, from its stored entry.
+    pub(crate) fn new(group: String, id: u32, m: &MemberInfo, a: MemberActivity) -> Self {
+        let l2 = m.kind == MemberKind::L2 as u8;
+        MemberEntry {
+            group,
+            name: m.name_str(),
+            id,
+            metric: m.metric,
+            state: MemberState::from_u8(m.up),
+            weight: m.weight.max(1),
+            via: if l2 {
+                MemberKind::L2
+            } else {
+                MemberKind::Encap
+            },
+            ifindex: l2.then_some(m.ifindex),
+            mac: l2.then(|| format_mac(&m.mac)),
+            addr: (!l2).then(|| m.addr.into()),
+            nearest: a.nearest,
+            flows: a.flows,
+            packets: a.counters.0,
+            bytes: a.counters.1,
+        }
+    }
 }
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
@@ -101,15 +179,6 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
     Ok(mac)
 }
 
-/// Name of a member state in output.
-pub const fn state_name(s: MemberState) -> &'static str {
-    match s {
-        MemberState::Up => "up",
-        MemberState::Down => "down",
-        MemberState::Draining => "draining",
-    }
-}
-
 /// Checks a weight: 1 to 100.
 pub fn validate_weight(w: u8) -> Result<()> {
     if (1..=100).contains(&w) {
@@ -119,15 +188,7 @@ pub fn validate_weight(w: u8) -> Result<()> {
     }
 }
 
-/// Checks a member name: 1 to 31 characters of `[A-Za-z0-9._-]`.
-pub fn validate_member_name(name: &str) -> Result<()> {
-    if valid_name(name, MEMBER_NAME_LEN) {
-        Ok(())
-    } else {
-        Err(Error::InvalidMemberName(name.to_string()))
-    }
-}
-
+/// The key under which the data plane recognises the member's packets.
 pub(crate) fn source_key(m: &MemberInfo) -> MemberSourceKey {
     match MemberKind::from_u8(m.kind) {
         MemberKind::L2 => MemberSourceKey::on_link(m.group_id, m.ifindex, m.mac),
@@ -135,11 +196,19 @@ pub(crate) fn source_key(m: &MemberInfo) -> MemberSourceKey {
     }
 }
 
-/// Every member with its id, as `members_in_use` returns them.
-pub(crate) type Members = Vec<(u32, MemberInfo)>;
+/// Whether two members are reached the same way (a change of it replaces
+/// the member: new id, new counters).
+pub(crate) fn same_way(a: &MemberInfo, b: &MemberInfo) -> bool {
+    a.kind == b.kind
+        && match MemberKind::from_u8(a.kind) {
+            MemberKind::L2 => (a.ifindex, a.mac, a.src_mac) == (b.ifindex, b.mac, b.src_mac),
+            _ => a.addr == b.addr,
+        }
+}
 
 /// A member's stored entry (group id still zero), up, from its settings.
-pub(crate) fn new_member(name: &str, via: Via, metric: u32, weight: u8) -> MemberInfo {
+pub(crate) fn new_member(name: &MemberName, via: Via, metric: u32, weight: u8) -> MemberInfo {
+    let name = name.as_str();
     let mut m = MemberInfo::zeroed();
     m.name[..name.len()].copy_from_slice(name.as_bytes());
     m.metric = metric;
@@ -164,439 +233,10 @@ pub(crate) fn new_member(name: &str, via: Via, metric: u32, weight: u8) -> Membe
     m
 }
 
-/// Index in `members` of member `name` of group `group_id`.
-fn find(members: &[(u32, MemberInfo)], group_id: u32, name: &str) -> Option<usize> {
-    members
-        .iter()
-        .position(|(_, m)| m.group_id == group_id && m.name_str() == name)
-}
-
-impl State {
-    /// Every allocated member, by id.
-    ///
-    /// Every member has exactly one entry in `MEMBER_SOURCES`, whose value is
-    /// its id: walking that small hash map finds the members without reading
-    /// all 65,536 slots of `MEMBERS` (which made every change take 0.1 s).
-    pub(crate) fn members_in_use(&self) -> Result<Members> {
-        let mut ids = Vec::new();
-        for entry in self.member_sources.iter() {
-            let (_, id) = entry.map_err(map_err(map_names::MEMBER_SOURCES))?;
-            ids.push(id);
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let m = self
-                .members
-                .get(&id, 0)
-                .map_err(map_err(map_names::MEMBERS))?;
-            if m.kind != MemberKind::None as u8 {
-                out.push((id, m));
-            }
-        }
-        Ok(out)
-    }
-
-    /// The id of group `group`.
-    pub fn group_id_of(&self, group: &str) -> Result<u32> {
-        Ok(self.group_id(group)?.0)
-    }
-
-    fn group_id(&self, group: &str) -> Result<(u32, GroupInfo)> {
-        self.group_by_name(group)?
-            .ok_or_else(|| Error::UnknownGroup(group.to_string()))
-    }
-
-    /// Recomputes `group_id`'s consistent-hash table from `members` (a
-    /// snapshot of every member, as it is now) into the idle slot and flips
-    /// to it.
-    pub(crate) fn publish_selection(
-        &mut self,
-        group_id: u32,
-        members: &[(u32, MemberInfo)],
-    ) -> Result<()> {
-        let mine: Vec<(u32, MemberInfo)> = members
-            .iter()
-            .filter(|(_, m)| m.group_id == group_id)
-            .copied()
-            .collect();
-        let mut info = self
-            .groups
-            .get(&group_id, 0)
-            .map_err(map_err(map_names::GROUPS))?;
-        let size = info.maglev_size();
-        let table = maglev::table_for(&mine, size);
-        let mut sel = Selection::zeroed();
-        sel.size = size;
-        sel.count = maglev::tied(&mine).len() as u32;
-        sel.table[..table.len()].copy_from_slice(&table);
-        let idle = 1 - (info.active_slot & 1);
-        self.selection
-            .set(group_id * 2 + idle, sel, 0)
-            .map_err(map_err(map_names::SELECTION))?;
-        info.active_slot = idle;
-        self.set_group(group_id, info)
-    }
-
-    /// Republishes a group's table (after a change of its table size).
-    pub(crate) fn republish(&mut self, group_id: u32) -> Result<()> {
-        let members = self.members_in_use()?;
-        self.publish_selection(group_id, &members)
-    }
-
-    /// Adds member `name` to `group` (created when new), up, with `metric`
-    /// and `weight` (1..=100). Nothing changes when it fails.
-    pub fn add_member(
-        &mut self,
-        group: &str,
-        name: &str,
-        via: Via,
-        metric: u32,
-        weight: u8,
-    ) -> Result<u32> {
-        validate_weight(weight)?;
-        validate_group_name(group)?;
-        validate_member_name(name)?;
-        let existing = self.group_by_name(group)?;
-        let mut members = self.members_in_use()?;
-        if let Some((gid, _)) = existing
-            && find(&members, gid, name).is_some()
-        {
-            return Err(Error::MemberExists {
-                group: group.to_string(),
-                member: name.to_string(),
-            });
-        }
-        let id = self
-            .free_member_ids(&members)
-            .next()
-            .ok_or_else(|| self.member_table_full())?;
-        let mut m = new_member(name, via, metric, weight);
-        if let Some((gid, _)) = existing {
-            m.group_id = gid;
-            if self.member_sources.get(&source_key(&m), 0).is_ok() {
-                return Err(Error::MemberSourceTaken(match via {
-                    Via::L2 { mac, .. } => format_mac(&mac),
-                    Via::Encap(a) => a.to_string(),
-                }));
-            }
-        }
-        if let Via::L2 { ifindex, .. } = via {
-            self.add_tx_port(ifindex)?;
-        }
-
-        let (gid, _) = match existing {
-            Some(g) => g,
-            None => self.create_group(group)?,
-        };
-        m.group_id = gid;
-        if let Err(e) = self.install_member(id, &m) {
-            if existing.is_none() {
-                // Undo the group made for this member, so nothing changed.
-                self.set_group(gid, GroupInfo::zeroed())?;
-            }
-            return Err(e);
-        }
-        members.push((id, m));
-        self.publish_selection(gid, &members)?;
-        Ok(id)
-    }
-
-    /// How many members the table holds (id 0 is never used).
-    pub(crate) fn member_capacity(&self) -> u32 {
-        self.members.len() - 1
-    }
-
-    /// The error of a full member table.
-    pub(crate) fn member_table_full(&self) -> Error {
-        Error::TableFull {
-            table: "member table",
-            capacity: self.member_capacity(),
-        }
-    }
-
-    /// The member ids not held by any of `members`, ascending.
-    pub(crate) fn free_member_ids(
-        &self,
-        members: &[(u32, MemberInfo)],
-    ) -> impl Iterator<Item = u32> {
-        let used: std::collections::HashSet<u32> = members.iter().map(|(id, _)| *id).collect();
-        (1..self.members.len()).filter(move |id| !used.contains(id))
-    }
-
-    /// Lets on-link members be reached through `ifindex` (bulked redirect).
-    pub(crate) fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
-        self.tx_ports
-            .insert(ifindex, ifindex, None, 0)
-            .map_err(|e| Error::Redirect {
-                ifindex,
-                reason: e.to_string(),
-            })
-    }
-
-    /// Zeroes the member's counters, registers its source and writes its slot.
-    pub(crate) fn install_member(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
-        self.member_stats
-            .set(id, zeroed_per_cpu::<MemberCounters>()?, 0)
-            .map_err(map_err(map_names::MEMBER_STATS))?;
-        if let Err(e) = self.member_sources.insert(source_key(m), id, 0) {
-            return Err(match map_errno(&e) {
-                Some(libc::E2BIG) | Some(libc::ENOSPC) => Error::TableFull {
-                    table: "member source table",
-                    capacity: MAX_MEMBERS,
-                },
-                _ => map_err(map_names::MEMBER_SOURCES)(e),
-            });
-        }
-        self.members
-            .set(id, *m, 0)
-            .map_err(map_err(map_names::MEMBERS))
-    }
-
-    /// Member `name` of `group`: the group id, every member now, and the
-    /// index of that member among them.
-    fn locate(&self, group: &str, name: &str) -> Result<(u32, Members, usize)> {
-        let (gid, _) = self.group_id(group)?;
-        let members = self.members_in_use()?;
-        let idx = find(&members, gid, name).ok_or_else(|| Error::UnknownMember {
-            group: group.to_string(),
-            member: name.to_string(),
-        })?;
-        Ok((gid, members, idx))
-    }
-
-    /// Changes a member's metric, state and/or weight, then republishes the
-    /// group's table.
-    pub fn set_member(
-        &mut self,
-        group: &str,
-        name: &str,
-        metric: Option<u32>,
-        state: Option<MemberState>,
-        weight: Option<u8>,
-    ) -> Result<()> {
-        if let Some(w) = weight {
-            validate_weight(w)?;
-        }
-        let (gid, mut members, idx) = self.locate(group, name)?;
-        let (id, m) = &mut members[idx];
-        if let Some(metric) = metric {
-            m.metric = metric;
-        }
-        if let Some(st) = state {
-            m.up = st as u8;
-        }
-        if let Some(w) = weight {
-            m.weight = w;
-        }
-        self.members
-            .set(*id, *m, 0)
-            .map_err(map_err(map_names::MEMBERS))?;
-        self.publish_selection(gid, &members)
-    }
-
-    /// Removes a member: first from the selection, then its source and slot.
-    pub fn del_member(&mut self, group: &str, name: &str) -> Result<()> {
-        let (gid, mut members, idx) = self.locate(group, name)?;
-        // Out of the selection first, so that the data plane stops choosing
-        // it before its slot is freed.
-        let (id, m) = members.remove(idx);
-        self.publish_selection(gid, &members)?;
-        self.forget_member(id, &m)
-    }
-
-    /// Frees a member's source entry and slot; it must be out of every
-    /// published selection already.
-    pub(crate) fn forget_member(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
-        match self.member_sources.remove(&source_key(m)) {
-            Ok(()) | Err(MapError::KeyNotFound) => {}
-            Err(e) => return Err(map_err(map_names::MEMBER_SOURCES)(e)),
-        }
-        self.members
-            .set(id, MemberInfo::zeroed(), 0)
-            .map_err(map_err(map_names::MEMBERS))
-    }
-
-    /// Members of `group`, or of every group, with their counters.
-    pub fn list_members(&self, group: Option<&str>) -> Result<Vec<MemberEntry>> {
-        let filter = match group {
-            Some(g) => Some(self.group_id(g)?.0),
-            None => None,
-        };
-        let mut out = Vec::new();
-        let groups: std::collections::HashMap<u32, GroupInfo> =
-            self.groups_in_use()?.into_iter().collect();
-        let all = self.members_in_use()?;
-        let flows = self.flows_per_member()?;
-        // Each group's members, and those that get new flows, worked out once.
-        let mut by_group: std::collections::HashMap<u32, Members> = Default::default();
-        for &(id, m) in &all {
-            by_group.entry(m.group_id).or_default().push((id, m));
-        }
-        let live: std::collections::HashSet<u32> = by_group
-            .values()
-            .flat_map(|mine| maglev::tied(mine).into_iter().map(|(i, _)| i))
-            .collect();
-        for &(id, m) in &all {
-            if filter.is_some_and(|g| g != m.group_id) {
-                continue;
-            }
-            let Some(info) = groups.get(&m.group_id) else {
-                continue;
-            };
-            let per_cpu = self
-                .member_stats
-                .get(&id, 0)
-                .map_err(map_err(map_names::MEMBER_STATS))?;
-            let l2 = m.kind == MemberKind::L2 as u8;
-            out.push(MemberEntry {
-                group: info.name_str(),
-                name: m.name_str(),
-                id,
-                metric: m.metric,
-                state: state_name(MemberState::from_u8(m.up)),
-                weight: m.weight.max(1),
-                via: if l2 { "l2" } else { "encap" },
-                ifindex: l2.then_some(m.ifindex),
-                mac: l2.then(|| format_mac(&m.mac)),
-                addr: (!l2).then(|| m.addr.into()),
-                nearest: live.contains(&id),
-                flows: flows.get(&id).copied().unwrap_or(0),
-                packets: per_cpu.iter().map(|c| c.packets).sum(),
-                bytes: per_cpu.iter().map(|c| c.bytes).sum(),
-            });
-        }
-        out.sort_by(|a, b| (&a.group, a.metric, &a.name).cmp(&(&b.group, b.metric, &b.name)));
-        Ok(out)
-    }
-
-    /// Sets a group's options (the group is created when new). Nothing
-    /// changes when one of them is refused.
-    pub fn set_group_options(&mut self, group: &str, o: &GroupOptions) -> Result<()> {
-        validate_group_name(group)?;
-        o.validate()?;
-        let (gid, mut info) = match self.group_by_name(group)? {
-            Some(g) => g,
-            None => self.create_group(group)?,
-        };
-        let resize = o.table_size.is_some_and(|n| n != info.maglev_size());
-        o.apply_to(&mut info);
-        self.set_group(gid, info)?;
-        if resize {
-            self.republish(gid)?;
-        }
-        Ok(())
-    }
-}
-
-/// Group settings to change; `None` leaves one as it is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GroupOptions {
-    /// What happens with no live member.
-    pub fallback: Option<Fallback>,
-    /// Outer source of encapsulated packets.
-    pub tunnel_source: Option<Ipv6Addr>,
-    /// Flow affinity on or off.
-    pub affinity: Option<Affinity>,
-    /// Idle timeout of TCP flows, seconds.
-    pub tcp_timeout: Option<u32>,
-    /// Idle timeout of other flows, seconds.
-    pub other_timeout: Option<u32>,
-    /// Consistent-hash table size (a prime).
-    pub table_size: Option<u32>,
-}
-
-impl GroupOptions {
-    /// Checks every option that is set: a unicast tunnel source, a prime
-    /// table size from 7 to [`MAGLEV_MAX`], timeouts from 1 to 86400 s.
-    pub fn validate(&self) -> Result<()> {
-        if let Some(a) = self.tunnel_source
-            && (a.is_unspecified() || a.is_multicast() || a.is_loopback())
-        {
-            return Err(Error::InvalidAddress {
-                input: a.to_string(),
-                reason: "a tunnel source must be a unicast address".into(),
-            });
-        }
-        if let Some(n) = self.table_size
-            && (!maglev::is_prime(n) || n as usize > MAGLEV_MAX || n < 7)
-        {
-            return Err(Error::InvalidTableSize(n));
-        }
-        for t in [self.tcp_timeout, self.other_timeout].into_iter().flatten() {
-            if t == 0 || t > 86_400 {
-                return Err(Error::InvalidTimeout(t));
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the options that are set into a group's stored settings.
-    pub(crate) fn apply_to(&self, info: &mut GroupInfo) {
-        if let Some(f) = self.fallback {
-            info.fallback = f as u8;
-        }
-        if let Some(a) = self.tunnel_source {
-            info.tunnel_source = a.octets();
-            info.has_tunnel_source = 1;
-        }
-        if let Some(a) = self.affinity {
-            info.affinity = a as u8;
-        }
-        if let Some(t) = self.tcp_timeout {
-            info.tcp_timeout = t;
-        }
-        if let Some(t) = self.other_timeout {
-            info.other_timeout = t;
-        }
-        if let Some(n) = self.table_size {
-            info.table_size = n;
-        }
-    }
-}
-
-impl State {
-    /// Every allocated member with its id, as stored (for tests and models).
-    pub fn member_infos(&self) -> Result<Vec<(u32, MemberInfo)>> {
-        self.members_in_use()
-    }
-
-    /// A group's stored settings.
-    pub fn group_info(&self, id: u32) -> Result<GroupInfo> {
-        self.groups.get(&id, 0).map_err(map_err(map_names::GROUPS))
-    }
-
-    /// Whether `key` is a registered member source.
-    pub fn has_member_source(&self, key: &MemberSourceKey) -> bool {
-        self.member_sources.get(key, 0).is_ok()
-    }
-}
-
-impl State {
-    /// One member's stored entry.
-    pub fn member_info(&self, id: u32) -> Result<MemberInfo> {
-        self.members
-            .get(&id, 0)
-            .map_err(map_err(map_names::MEMBERS))
-    }
-
-    /// One member's counters, summed over CPUs: (packets, bytes).
-    pub fn member_counters(&self, id: u32) -> Result<(u64, u64)> {
-        let per_cpu = self
-            .member_stats
-            .get(&id, 0)
-            .map_err(map_err(map_names::MEMBER_STATS))?;
-        Ok((
-            per_cpu.iter().map(|c| c.packets).sum(),
-            per_cpu.iter().map(|c| c.bytes).sum(),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::fuzz::{Rng, text};
 
     #[test]
     fn macs_parse_and_print() {
@@ -618,10 +258,58 @@ mod tests {
     }
 
     #[test]
-    fn member_names() {
-        assert!(validate_member_name("m1.fra-2_a").is_ok());
-        for bad in ["", "a b", "x/y", &"n".repeat(32)] {
-            assert!(validate_member_name(bad).is_err(), "{bad}");
+    fn random_text_is_never_misread_as_a_mac() {
+        let mut r = Rng(0x5eed_1234_abcd_ef01);
+        for _ in 0..200_000 {
+            let t = text(&mut r);
+            if let Err(e) = parse_mac(&t) {
+                assert!(e.to_string().starts_with("invalid MAC address"), "{t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_unicast_mac_prints_and_parses_back_and_the_others_are_refused() {
+        let mut r = Rng(0x0a1b_2c3d_4e5f_6071);
+        for i in 0..100_000 {
+            let b = r.next_u64().to_be_bytes();
+            let mut mac = [b[0], b[1], b[2], b[3], b[4], b[5]];
+            if i % 1000 == 0 {
+                mac = [0; 6];
+            }
+            let unicast = mac != [0; 6] && mac[0] & 1 == 0;
+            let text = format_mac(&mac);
+            let forms = [text.clone(), text.to_uppercase(), text.replace(':', "-")];
+            for t in forms {
+                match parse_mac(&t) {
+                    Ok(m) => assert!(unicast && m == mac, "{t}"),
+                    Err(e) => assert!(
+                        !unicast && e.to_string().contains("not a unicast MAC"),
+                        "{t}: {e}"
+                    ),
+                }
+            }
+            // One octet cut short, or one too many: refused, never misread.
+            assert!(parse_mac(&text[1..]).is_err(), "{text}");
+            assert!(parse_mac(&format!("{text}:00")).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn member_via_from_args() {
+        let l2 = MemberVia::from_args(Some("eth1".into()), Some("02:00:00:00:00:01"), None);
+        assert!(matches!(l2, Ok(MemberVia::L2 { ref iface, .. }) if iface == "eth1"));
+        let encap = MemberVia::from_args(None, None, Some("2001:db8:f::2"));
+        assert!(matches!(encap, Ok(MemberVia::Encap(_))));
+        for (iface, mac, encap, want) in [
+            (None, None, None, "either on-link"),
+            (Some("eth1"), Some("zz"), None, "invalid MAC address `zz`"),
+            (None, None, Some("2001:db8::/64"), "is a prefix"),
+        ] {
+            let e = MemberVia::from_args(iface.map(String::from), mac, encap)
+                .expect_err(want)
+                .to_string();
+            assert!(e.contains(want), "{e}");
         }
     }
 }

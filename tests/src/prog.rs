@@ -5,11 +5,12 @@
 use std::{collections::BTreeMap, net::Ipv6Addr};
 
 use anycast::{
-    AnycastPrefix,
-    dataplane::{load_object_sized, load_program},
+    AnycastPrefix, GroupName, MemberName,
     flows::monotonic_ns,
+    loader::{load_object_sized, load_program},
     members::Via,
     state::State,
+    stats::Stats,
 };
 use anycast_common::{
     FlowEntry, FlowKey, GroupInfo, IfaceRole, MemberInfo, MemberSourceKey, SourceAction, map_names,
@@ -104,7 +105,7 @@ impl ProgramUnderTest {
     /// Adds an anycast address or prefix to `group`.
     pub fn add(&mut self, prefix: &str, group: &str) -> Result<()> {
         let p: AnycastPrefix = prefix.parse()?;
-        self.state.add_address(p, group)?;
+        self.state.add_address(p, &GroupName::new(group)?)?;
         let id = self.group_id(group)?;
         self.entries.push((p, id));
         Ok(())
@@ -147,7 +148,13 @@ impl ProgramUnderTest {
 
     /// Adds a member of weight 1.
     pub fn add_member(&mut self, group: &str, name: &str, via: Via, metric: u32) -> Result<u32> {
-        let id = self.state.add_member(group, name, via, metric, 1)?;
+        let id = self.state.add_member(
+            &GroupName::new(group)?,
+            &MemberName::new(name)?,
+            via,
+            metric,
+            1,
+        )?;
         self.member_ids.push(id);
         Ok(id)
     }
@@ -202,7 +209,7 @@ impl ProgramUnderTest {
     }
 
     /// Counters now.
-    pub fn stats(&self) -> Result<anycast::state::Stats> {
+    pub fn stats(&self) -> Result<Stats> {
         Ok(self.state.stats()?)
     }
 

@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, net::Ipv6Addr, thread, time::Duration};
 
-use anycast::members::GroupOptions;
+use anycast::{GroupName, group::GroupOptions};
 use anycast_common::{
     Affinity, FLOW_CACHE_SLOTS, FlowKey, IfaceRole, MemberState, SourceAction,
     frame::{FrameBuilder, L4, icmpv6_error},
@@ -39,7 +39,7 @@ fn two_members() -> Result<ProgramUnderTest> {
 }
 
 fn set_group(p: &mut ProgramUnderTest, o: GroupOptions) -> Result<()> {
-    Ok(p.state.set_group_options("dns", &o)?)
+    Ok(p.state.set_group_options(&GroupName::new("dns")?, &o)?)
 }
 
 #[test]

@@ -11,10 +11,12 @@ use std::{
 };
 
 use anycast::{
+    GroupName, MemberName,
     config::Config,
-    dataplane::MemberVia,
-    members::{Via, format_mac},
-    state::{AddressEntry, State, Stats},
+    members::{MemberVia, Via, format_mac},
+    reconcile::{ChangeAction, ChangeKind, apply_config},
+    state::{AddressEntry, State},
+    stats::Stats,
 };
 use anycast_common::{
     IfaceRole, MAX_GROUPS, MAX_MEMBERS, MemberInfo, SourceAction, frame::FrameBuilder,
@@ -105,17 +107,17 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
     );
 
     let t = Instant::now();
-    let changes = p.state.apply_config(&full, &mut resolve, false)?;
+    let changes = apply_config(&mut p.state, &full, &mut resolve, false)?;
     let filled = t.elapsed();
-    let added = |kind: &str| {
+    let added = |kind: ChangeKind| {
         changes
             .iter()
-            .filter(|c| c.action == "added" && c.kind == kind)
+            .filter(|c| c.action == ChangeAction::Added && c.kind == kind)
             .count()
     };
-    assert_eq!(added("group"), groups as usize);
-    assert_eq!(added("member"), members as usize);
-    assert_eq!(added("address"), groups as usize);
+    assert_eq!(added(ChangeKind::Group), groups as usize);
+    assert_eq!(added(ChangeKind::Member), members as usize);
+    assert_eq!(added(ChangeKind::Address), groups as usize);
     let stats = p.stats()?;
     assert_eq!(stats.groups.len(), groups as usize);
     assert_eq!(p.state.member_infos()?.len(), members as usize);
@@ -159,7 +161,7 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
 
     // Applied again: nothing to do, nothing published.
     let t = Instant::now();
-    let again = p.state.apply_config(&full, &mut resolve, false)?;
+    let again = apply_config(&mut p.state, &full, &mut resolve, false)?;
     assert!(again.is_empty(), "{:?}", &again[..again.len().min(5)]);
     assert_eq!(slots(&p)?, published);
     eprintln!("re-applied (no change) in {:.1?}", t.elapsed());
@@ -171,18 +173,18 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
         "metric = 10 }",
         (members - groups) as usize - 63,
     ))?;
-    let changed = p.state.apply_config(&farther, &mut resolve, false)?;
+    let changed = apply_config(&mut p.state, &farther, &mut resolve, false)?;
     assert_eq!(changed.len(), 63, "{:?}", &changed[..changed.len().min(5)]);
     let group = &changed[0].group;
     assert!(
         changed
             .iter()
-            .all(|c| c.action == "changed" && &c.group == group)
+            .all(|c| c.action == ChangeAction::Changed && &c.group == group)
     );
     let mut want = published.clone();
     want.insert(group.clone(), 0);
     assert_eq!(slots(&p)?, want);
-    p.state.apply_config(&full, &mut resolve, false)?;
+    apply_config(&mut p.state, &full, &mut resolve, false)?;
 
     let before = snapshot(&p.state)?;
     // One group more: through the file and through the CLI's path.
@@ -193,7 +195,7 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
         .context("the extra group")?;
     more.groups.insert(extra.0, extra.1);
     let refused = |p: &mut ProgramUnderTest, cfg: &Config| {
-        let r = p.state.apply_config(cfg, &mut resolve, false);
+        let r = apply_config(&mut p.state, cfg, &mut resolve, false);
         r.map(|c| c.len()).map_err(|e| e.to_string())
     };
     assert_eq!(
@@ -213,7 +215,7 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
     let g0 = more.groups.values_mut().next().context("a group")?;
     let mut m = g0.members.values().next().context("a member")?.clone();
     m.via = MemberVia::Encap("2001:db8:f::1".parse()?);
-    g0.members.insert("extra".into(), m);
+    g0.members.insert(MemberName::new("extra")?, m);
     assert_eq!(
         refused(&mut p, &more),
         Err("the member table is full (65535 entries); nothing was changed".into())
@@ -221,8 +223,8 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
     let e = p
         .state
         .add_member(
-            "g0000",
-            "extra",
+            &GroupName::new("g0000")?,
+            &MemberName::new("extra")?,
             Via::Encap("2001:db8:f::1".parse()?),
             10,
             1,

@@ -669,7 +669,10 @@ fn addresses_sharing_an_index_bucket_are_all_found() -> Result<()> {
     // A refused insert (the address is another group's) leaves no trace.
     assert!(
         p.state
-            .add_address(anycast::AnycastPrefix { addr: f, len: 128 }, "one")
+            .add_address(
+                anycast::AnycastPrefix { addr: f, len: 128 },
+                &anycast::GroupName::new("one")?
+            )
             .is_err()
     );
     assert_eq!(verdict(&p, f)?, XDP_DROP);
@@ -699,7 +702,8 @@ fn the_prefilter_never_hides_an_anycast_address() -> Result<()> {
         .iter()
         .map(|a| anycast::AnycastPrefix { addr: *a, len: 128 })
         .collect();
-    p.state.load_addresses(&list, "many")?;
+    p.state
+        .load_addresses(&list, &anycast::GroupName::new("many")?)?;
     for (net, len) in [
         ("2001:db8:b::", 48),
         ("2001:db8:c:1::", 64),

@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, net::Ipv6Addr};
 
-use anycast::members::GroupOptions;
+use anycast::{GroupName, group::GroupOptions};
 use anycast_common::{
     Fallback, GlobalStat, IfaceRole, MemberState, SourceAction,
     frame::{CLIENT_MAC, Ext, FrameBuilder, L4},
@@ -87,7 +87,7 @@ fn metric_and_state_changes_move_traffic() -> Result<()> {
         (Verdict::Pass, GlobalStat::FallbackPassed)
     );
     p.state.set_group_options(
-        "dns",
+        &GroupName::new("dns")?,
         &GroupOptions {
             fallback: Some(Fallback::Drop),
             ..GroupOptions::default()
@@ -299,7 +299,7 @@ fn encapsulated_member_gets_an_outer_header() -> Result<()> {
         // With a tunnel source configured, that one.
         let ts: Ipv6Addr = "fd00:e::100".parse()?;
         p.state.set_group_options(
-            "dns",
+            &GroupName::new("dns")?,
             &GroupOptions {
                 tunnel_source: Some(ts),
                 ..GroupOptions::default()

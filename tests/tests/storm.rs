@@ -48,6 +48,10 @@ fn thousands_of_member_changes_lose_no_packet() -> Result<()> {
     let changes = thread::scope(|s| -> Result<usize> {
         let sender = s.spawn(|| -> Result<()> {
             let dst = SocketAddr::V6(SocketAddrV6::new(ANYCAST, 5400, 0, 0));
+            // Every port stays open until the stream ends: a member's answer
+            // to a closed one would come back as an ICMPv6 error to the
+            // anycast address, which the data plane redirects too.
+            let mut ports = Vec::new();
             for i in 0..SENT {
                 // Many flows (source ports), so that both members serve.
                 let sock = if i % 50 == 0 {
@@ -56,6 +60,9 @@ fn thousands_of_member_changes_lose_no_packet() -> Result<()> {
                     tx.try_clone()?
                 };
                 sock.send_to(format!("q{i}").as_bytes(), dst)?;
+                if i % 50 == 0 {
+                    ports.push(sock);
+                }
                 thread::sleep(Duration::from_micros(500));
             }
             Ok(())

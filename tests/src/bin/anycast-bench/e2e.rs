@@ -340,15 +340,13 @@ impl Bench {
         // The devmap holds an ifindex of the router's namespace: set it there.
         let port_pin = peer_pins.join(peer_names::PEER_PORT);
         lab.ns("router")?.run(move || -> Result<()> {
-            let ifindex = anycast::dataplane::ifindex("m0")?;
+            let ifindex = anycast::link::ifindex("m0")?;
             let data = MapData::from_pin(&port_pin)?;
             let mut map = Map::from_map_data(data)?;
             DevMap::try_from(&mut map)?.set(0, ifindex, None, 0)?;
             Ok(())
         })??;
-        let gen_ifindex = lab
-            .ns("gen")?
-            .run(|| anycast::dataplane::ifindex("eth0"))??;
+        let gen_ifindex = lab.ns("gen")?.run(|| anycast::link::ifindex("eth0"))??;
 
         // The anycast data plane: the group and its on-link member are
         // configured once; the program is attached only for its cases.

@@ -12,7 +12,7 @@
 
 use std::{fmt::Write as _, fs, net::Ipv6Addr, path::PathBuf, time::Instant};
 
-use anycast::{AnycastPrefix, members::GroupOptions};
+use anycast::{AnycastPrefix, GroupName, group::GroupOptions};
 use anycast_common::{
     Affinity, FlowKey, IfaceRole, SourceAction,
     frame::{FrameBuilder, icmpv6_error},
@@ -247,7 +247,7 @@ fn program_costs(o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
     exact_only.add(&ANY.to_string(), "dns")?;
     let mut stateless = program()?;
     stateless.state.set_group_options(
-        "dns",
+        &GroupName::new("dns")?,
         &GroupOptions {
             affinity: Some(Affinity::None),
             ..GroupOptions::default()
@@ -428,7 +428,7 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
         let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
         let list = addresses("2001:db8:100::".parse()?, n);
         let start = Instant::now();
-        p.state.load_addresses(&list, "big")?;
+        p.state.load_addresses(&list, &GroupName::new("big")?)?;
         let took = start.elapsed();
         if n >= 100_000 {
             facts.push((
@@ -534,7 +534,8 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        p.state.load_addresses(&list, "prefixes")?;
+        p.state
+            .load_addresses(&list, &GroupName::new("prefixes")?)?;
         rows.push(against_floor(
             (
                 "prefixes",
@@ -575,8 +576,10 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
         let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
         for i in 0..g {
             let a = Ipv6Addr::from(u128::from(ANY) + i as u128);
-            p.state
-                .load_addresses(&[AnycastPrefix { addr: a, len: 128 }], &format!("g{i}"))?;
+            p.state.load_addresses(
+                &[AnycastPrefix { addr: a, len: 128 }],
+                &GroupName::new(&format!("g{i}"))?,
+            )?;
         }
         p.add(&ANY.to_string(), "g0")?;
         p.add_l2_member("g0", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;

@@ -4,6 +4,8 @@
 //! here has to keep running for packets to be filtered, except `run`, which
 //! attaches, prints live counters, and detaches on Ctrl-C.
 
+mod print;
+
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
@@ -11,19 +13,21 @@ use std::{
 };
 
 use anycast::{
-    AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, Interface, PinDir,
-    addr::parse_unicast,
+    AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, GroupName, MemberName,
+    PinDir,
+    addr::{parse_address_list, parse_unicast},
     config::Config,
-    dataplane::{MemberVia, require_root},
-    flows::FlowTableStats,
-    members::{GroupOptions, MemberEntry},
+    dataplane::require_root,
+    group::GroupOptions,
+    members::MemberVia,
     netns,
-    state::{AddOutcome, Stats},
+    reconcile::Tally,
+    state::AddOutcome,
+    stats::Stats,
 };
 use anycast_common::{Affinity, Fallback, IfaceRole, MemberState, SourceAction};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Serialize;
 
 /// IPv6 anycast filter and redirector (XDP).
 ///
@@ -338,6 +342,24 @@ enum Mode {
     Skb,
 }
 
+impl From<FallbackArg> for Fallback {
+    fn from(f: FallbackArg) -> Self {
+        match f {
+            FallbackArg::Pass => Fallback::Pass,
+            FallbackArg::Drop => Fallback::Drop,
+        }
+    }
+}
+
+impl From<AffinityArg> for Affinity {
+    fn from(a: AffinityArg) -> Self {
+        match a {
+            AffinityArg::Flow => Affinity::Flow,
+            AffinityArg::None => Affinity::None,
+        }
+    }
+}
+
 impl AttachArgs {
     fn options(&self) -> AttachOptions {
         AttachOptions {
@@ -356,16 +378,6 @@ impl AttachArgs {
             },
         }
     }
-}
-
-/// `stats --json`: interfaces, counters, and members with theirs.
-#[derive(Serialize)]
-struct Report {
-    interfaces: Vec<Interface>,
-    #[serde(flatten)]
-    stats: Stats,
-    flow_table: FlowTableStats,
-    members: Vec<MemberEntry>,
 }
 
 fn main() -> ExitCode {
@@ -413,7 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Addr(AddrCommand::Add { addr, group }) => {
             let p: AnycastPrefix = addr.parse()?;
-            anycast::state::validate_group_name(&group)?;
+            let group = GroupName::new(&group)?;
             let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
             match dp.add_address(p, &group)? {
                 AddOutcome::Added => println!("added {p} to group {group}"),
@@ -427,18 +439,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?
             };
-            let mut list = Vec::new();
-            for (n, line) in text.lines().enumerate() {
-                let line = line.split('#').next().unwrap_or("").trim();
-                if line.is_empty() {
-                    continue;
-                }
-                let p: AnycastPrefix = line
-                    .parse()
-                    .with_context(|| format!("{} line {}", file.display(), n + 1))?;
-                list.push(p);
-            }
-            anycast::state::validate_group_name(&group)?;
+            let list = parse_address_list(&text).map_err(|e| {
+                anyhow::Error::new(e.error).context(format!("{} line {}", file.display(), e.line))
+            })?;
+            let group = GroupName::new(&group)?;
             let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
             let start = std::time::Instant::now();
             let added = dp.load_addresses(&list, &group)?;
@@ -460,10 +464,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!("{:<44} GROUP", "ADDRESS");
-                for e in list {
-                    println!("{:<44} {}", e.prefix.to_string(), e.group);
-                }
+                print::addresses(&list);
             }
         }
         Command::Member(cmd) => member_command(pin, cli.flow_table_size, cmd)?,
@@ -476,22 +477,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             flow_timeout_other,
             table_size,
         }) => {
-            anycast::state::validate_group_name(&name)?;
+            let name = GroupName::new(&name)?;
             let options = GroupOptions {
-                fallback: fallback.map(|f| match f {
-                    FallbackArg::Pass => Fallback::Pass,
-                    FallbackArg::Drop => Fallback::Drop,
-                }),
+                fallback: fallback.map(Fallback::from),
                 tunnel_source: tunnel_source.as_deref().map(parse_unicast).transpose()?,
-                affinity: affinity.map(|a| match a {
-                    AffinityArg::Flow => Affinity::Flow,
-                    AffinityArg::None => Affinity::None,
-                }),
+                affinity: affinity.map(Affinity::from),
                 tcp_timeout: flow_timeout,
                 other_timeout: flow_timeout_other,
                 table_size,
             };
-            if options == GroupOptions::default() {
+            if options.is_empty() {
                 anyhow::bail!("nothing to change: give at least one option (see --help)");
             }
             let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
@@ -502,7 +497,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(cmd) => config_command(pin, cli.flow_table_size, cmd)?,
         Command::Stats { json } => {
             let dp = Dataplane::open(pin)?;
-            let report = Report {
+            let report = print::Report {
                 interfaces: dp.interfaces()?,
                 stats: dp.stats()?,
                 flow_table: dp.flows(None, 0)?.0,
@@ -511,7 +506,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print_report(&report);
+                print::report(&report);
             }
         }
         Command::Run { attach, interval } => {
@@ -566,15 +561,11 @@ fn config_command(pin: PinDir, flow_table: Option<u32>, cmd: ConfigCommand) -> a
             for c in &changes {
                 println!("{}{c}", if dry_run { "would have " } else { "" });
             }
-            let count = |a: &str| changes.iter().filter(|c| c.action == a).count();
             println!(
-                "{} {}: {} added, {} changed, {} replaced, {} removed{}",
+                "{} {}: {}{}",
                 if dry_run { "checked" } else { "applied" },
                 file.display(),
-                count("added"),
-                count("changed"),
-                count("replaced"),
-                count("removed"),
+                Tally::of(&changes),
                 if dry_run {
                     " (dry run: nothing changed)".to_string()
                 } else {
@@ -595,23 +586,7 @@ fn flows_command(pin: PinDir, cmd: FlowsCommand) -> anyhow::Result<()> {
                 let v = serde_json::json!({ "flow_table": table, "flows": flows });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!(
-                    "flow table: {} entries ({} live) of {}, {} evicted",
-                    table.entries, table.live, table.capacity, table.evictions
-                );
-                for f in flows {
-                    let what = match (f.sport, f.dport, f.flow_label) {
-                        (Some(s), Some(d), _) => {
-                            format!("proto {} [{}]:{s} -> [{}]:{d}", f.proto, f.src, f.dst)
-                        }
-                        (_, _, Some(l)) => format!("label {l:#07x} {} -> {}", f.src, f.dst),
-                        _ => format!("{} -> {}", f.src, f.dst),
-                    };
-                    println!(
-                        "  {:<12} {what}  member {}  idle {:.1}s",
-                        f.group, f.member_id, f.idle_secs
-                    );
-                }
+                print::flows(&table, &flows);
             }
         }
         FlowsCommand::Flush { group } => {
@@ -644,16 +619,9 @@ fn member_command(pin: PinDir, flow_table: Option<u32>, cmd: MemberCommand) -> a
             metric,
             weight,
         } => {
-            anycast::state::validate_group_name(&group)?;
-            anycast::members::validate_member_name(&name)?;
-            let via = match (iface, mac, encap) {
-                (Some(iface), Some(mac), None) => MemberVia::L2 {
-                    iface,
-                    mac: anycast::members::parse_mac(&mac)?,
-                },
-                (None, None, Some(addr)) => MemberVia::Encap(parse_unicast(&addr)?),
-                _ => return Err(anycast::Error::MemberVia.into()),
-            };
+            let group = GroupName::new(&group)?;
+            let name = MemberName::new(&name)?;
+            let via = MemberVia::from_args(iface, mac.as_deref(), encap.as_deref())?;
             let mut dp = Dataplane::open_or_create_with(pin, flow_table)?;
             let id = dp.add_member(&group, &name, via, metric, weight)?;
             println!("added member {name} (id {id}) to group {group}, metric {metric}");
@@ -693,39 +661,7 @@ fn member_command(pin: PinDir, flow_table: Option<u32>, cmd: MemberCommand) -> a
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!(
-                    "{:<16} {:<16} {:>8} {:>6} {:<8} {:<7} {:<28} {:>8} {:>12} {:>14}",
-                    "GROUP",
-                    "MEMBER",
-                    "METRIC",
-                    "WEIGHT",
-                    "STATE",
-                    "NEAREST",
-                    "VIA",
-                    "FLOWS",
-                    "PACKETS",
-                    "BYTES"
-                );
-                for m in list {
-                    let via = match (&m.mac, m.ifindex, m.addr) {
-                        (Some(mac), Some(idx), _) => format!("l2 if{idx} {mac}"),
-                        (_, _, Some(a)) => format!("encap {a}"),
-                        _ => String::new(),
-                    };
-                    println!(
-                        "{:<16} {:<16} {:>8} {:>6} {:<8} {:<7} {:<28} {:>8} {:>12} {:>14}",
-                        m.group,
-                        m.name,
-                        m.metric,
-                        m.weight,
-                        m.state,
-                        if m.nearest { "yes" } else { "" },
-                        via,
-                        m.flows,
-                        m.packets,
-                        m.bytes
-                    );
-                }
+                print::members(&list);
             }
         }
     }
@@ -750,7 +686,7 @@ fn watch(dp: &Dataplane, every: Duration) -> anyhow::Result<()> {
                 _ = tick.tick() => {
                     let now = dp.stats()?;
                     if let Some(prev) = &last {
-                        println!("{}", rate_line(prev, &now, every));
+                        println!("{}", now.rate_line(prev, every));
                     }
                     last = Some(now);
                 }
@@ -758,90 +694,4 @@ fn watch(dp: &Dataplane, every: Duration) -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-fn rate_line(prev: &Stats, now: &Stats, every: Duration) -> String {
-    let secs = every.as_secs_f64();
-    let names = [
-        "unicast_passed",
-        "anycast_source_drops",
-        "anycast_source_counted",
-        "anycast_destined",
-        "redirected",
-        "flow_hits",
-        "flow_misses",
-        "fallback_passed",
-        "spoof_drops",
-        "malformed_passed",
-        "non_ipv6_passed",
-    ];
-    names
-        .iter()
-        .map(|n| {
-            let d =
-                now.global.get(n).copied().unwrap_or(0) - prev.global.get(n).copied().unwrap_or(0);
-            format!("{n} {:.0}/s", d as f64 / secs)
-        })
-        .collect::<Vec<_>>()
-        .join("  ")
-}
-
-fn print_report(r: &Report) {
-    println!("interfaces:");
-    if r.interfaces.is_empty() {
-        println!("  (none attached)");
-    }
-    for i in &r.interfaces {
-        println!(
-            "  {:<16} ifindex {:<5} role {:<7} source-action {:<6} mode {}",
-            i.name, i.ifindex, i.role, i.source_action, i.mode
-        );
-    }
-    println!("global:");
-    for (name, v) in &r.stats.global {
-        println!("  {name:<24} {v}");
-    }
-    println!("groups:");
-    if r.stats.groups.is_empty() {
-        println!("  (none)");
-    }
-    for (name, g) in &r.stats.groups {
-        println!(
-            "  {name}: addresses {}, fallback {}{}",
-            g.addresses,
-            g.fallback,
-            g.tunnel_source
-                .map(|a| format!(", tunnel source {a}"))
-                .unwrap_or_default()
-        );
-        let counters: Vec<String> = g
-            .counters
-            .iter()
-            .filter(|(_, v)| **v != 0)
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        if !counters.is_empty() {
-            println!("    {}", counters.join("  "));
-        }
-    }
-    println!(
-        "flow table: {} entries ({} live) of {}, {} evicted",
-        r.flow_table.entries, r.flow_table.live, r.flow_table.capacity, r.flow_table.evictions
-    );
-    println!("members:");
-    if r.members.is_empty() {
-        println!("  (none)");
-    }
-    for m in &r.members {
-        println!(
-            "  {}/{:<12} metric {:<6} {:<4}{} packets {} bytes {}",
-            m.group,
-            m.name,
-            m.metric,
-            m.state,
-            if m.nearest { " nearest" } else { "" },
-            m.packets,
-            m.bytes
-        );
-    }
 }

@@ -1,0 +1,79 @@
+//! A group's settings as operators give them: what happens with no live
+//! member, the tunnel source, flow affinity and timeouts, the table size.
+
+use std::net::Ipv6Addr;
+
+use anycast_common::{Affinity, Fallback, GroupInfo, MAGLEV_MAX, maglev};
+
+use crate::error::{Error, Result};
+
+/// Group settings to change; `None` leaves one as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupOptions {
+    /// What happens with no live member.
+    pub fallback: Option<Fallback>,
+    /// Outer source of encapsulated packets.
+    pub tunnel_source: Option<Ipv6Addr>,
+    /// Flow affinity on or off.
+    pub affinity: Option<Affinity>,
+    /// Idle timeout of TCP flows, seconds.
+    pub tcp_timeout: Option<u32>,
+    /// Idle timeout of other flows, seconds.
+    pub other_timeout: Option<u32>,
+    /// Consistent-hash table size (a prime).
+    pub table_size: Option<u32>,
+}
+
+impl GroupOptions {
+    /// Whether no setting is given (nothing to change).
+    pub fn is_empty(&self) -> bool {
+        *self == GroupOptions::default()
+    }
+
+    /// Checks every option that is set: a unicast tunnel source, a prime
+    /// table size from 7 to [`MAGLEV_MAX`], timeouts from 1 to 86400 s.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(a) = self.tunnel_source
+            && (a.is_unspecified() || a.is_multicast() || a.is_loopback())
+        {
+            return Err(Error::InvalidAddress {
+                input: a.to_string(),
+                reason: "a tunnel source must be a unicast address".into(),
+            });
+        }
+        if let Some(n) = self.table_size
+            && (!maglev::is_prime(n) || n as usize > MAGLEV_MAX || n < 7)
+        {
+            return Err(Error::InvalidTableSize(n));
+        }
+        for t in [self.tcp_timeout, self.other_timeout].into_iter().flatten() {
+            if t == 0 || t > 86_400 {
+                return Err(Error::InvalidTimeout(t));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the options that are set into a group's stored settings.
+    pub(crate) fn apply_to(&self, info: &mut GroupInfo) {
+        if let Some(f) = self.fallback {
+            info.fallback = f as u8;
+        }
+        if let Some(a) = self.tunnel_source {
+            info.tunnel_source = a.octets();
+            info.has_tunnel_source = 1;
+        }
+        if let Some(a) = self.affinity {
+            info.affinity = a as u8;
+        }
+        if let Some(t) = self.tcp_timeout {
+            info.tcp_timeout = t;
+        }
+        if let Some(t) = self.other_timeout {
+            info.other_timeout = t;
+        }
+        if let Some(n) = self.table_size {
+            info.table_size = n;
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The eBPF objects built by `build.rs`, and loading them: maps reused from
+//! (or created and pinned in) a pin dir, programs verified.
+
+use anycast_common::{IfaceRole, SourceAction, globals, map_names};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::MapError,
+    programs::{ProgramError, Xdp},
+};
+
+use crate::{
+    error::{Error, Result},
+    pin::PinDir,
+};
+
+/// The eBPF object built by `build.rs` (empty when built with `ANYCAST_EBPF_STUB=1`).
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/anycast"));
+
+/// The benchmark's peer programs (generator, sink, trivial ceilings; see
+/// `anycast_common::peer_names`), from the same eBPF crate. Not used by the
+/// data plane.
+pub static PEERS_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/peers"));
+
+/// Loads the eBPF object: maps reused from (or created and pinned in) `pin`
+/// when given, fresh maps otherwise (program tests); the anycast program's
+/// role and source action set as load-time constants.
+pub fn load_object(pin: Option<&PinDir>, role: IfaceRole, action: SourceAction) -> Result<Ebpf> {
+    load_object_sized(pin, role, action, &[])
+}
+
+/// [`load_object`] with some maps created at other capacities than the
+/// built-in ones, as `(map name, max entries)`; only maps created by this
+/// load are affected (pinned ones keep their size).
+pub fn load_object_sized(
+    pin: Option<&PinDir>,
+    role: IfaceRole,
+    action: SourceAction,
+    sizes: &[(&'static str, u32)],
+) -> Result<Ebpf> {
+    if EBPF_OBJECT.is_empty() {
+        return Err(Error::EmptyObject);
+    }
+    let role = role as u8;
+    let action = action as u8;
+    let mut loader = EbpfLoader::new();
+    if let Some(pin) = pin {
+        for name in map_names::ALL {
+            loader.map_pin_path(name, pin.map_path(name));
+        }
+    }
+    for (name, size) in sizes {
+        loader.map_max_entries(name, *size);
+    }
+    loader.override_global(globals::ROLE, &role, true);
+    loader.override_global(globals::SOURCE_ACTION, &action, true);
+    loader.load(EBPF_OBJECT).map_err(|e| match e {
+        aya::EbpfError::MapError(MapError::CreateError { ref io_error, .. })
+        | aya::EbpfError::MapError(MapError::SyscallError(aya::sys::SyscallError {
+            ref io_error,
+            ..
+        })) if io_error.raw_os_error() == Some(libc::EPERM) => Error::NotRoot {
+            what: "creating BPF maps".into(),
+        },
+        e => Error::Load(e),
+    })
+}
+
+/// Loads and verifies the program `name` of `ebpf`, returning it.
+pub fn load_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or_else(|| Error::Program(ProgramError::NotLoaded))?
+        .try_into()
+        .map_err(Error::Program)?;
+    prog.load().map_err(|e| match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+            // ANYCAST_VERIFIER_LOG=1 shows the whole log, for debugging the program.
+            let keep = if std::env::var_os("ANYCAST_VERIFIER_LOG").is_some() {
+                lines.len()
+            } else {
+                8
+            };
+            let tail = lines[lines.len().saturating_sub(keep)..].join("\n");
+            match io_error.raw_os_error() {
+                Some(libc::EPERM) => Error::NotRoot {
+                    what: "loading XDP programs".into(),
+                },
+                _ => Error::Verifier {
+                    errno: io_error,
+                    log_tail: tail,
+                },
+            }
+        }
+        e => Error::Program(e),
+    })?;
+    Ok(prog)
+}

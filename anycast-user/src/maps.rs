@@ -1,0 +1,320 @@
+//! The data plane's maps, each with its name: every operation fails with
+//! an [`Error`] that names the map, and an insert into a full table says so
+//! ([`Error::TableFull`]). Nothing else in the crate reads or writes a map
+//! (the loader and the `Dataplane` only create, pin and open them).
+
+use aya::{
+    Pod,
+    maps::{
+        Array, DevMapHash, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuValues,
+        lpm_trie::Key,
+    },
+    util::nr_cpus,
+};
+use bytemuck::Zeroable;
+
+use crate::error::{Error, Result};
+
+/// Where maps come from: a map by name, taken out of a loaded object or
+/// opened from its pin.
+pub(crate) type MapSource<'a> = dyn FnMut(&'static str) -> Result<Map> + 'a;
+
+/// Turns an aya error of map `name` into the library's.
+fn named(name: &'static str) -> impl Fn(MapError) -> Error {
+    move |source| Error::Map { name, source }
+}
+
+/// Takes map `name` from `src` as `M`, checking its key and value sizes.
+fn take<M: TryFrom<Map, Error = MapError>>(
+    src: &mut MapSource<'_>,
+    name: &'static str,
+) -> Result<M> {
+    src(name)?.try_into().map_err(named(name))
+}
+
+/// Takes hash-like map `name` with the capacity it was created with (it
+/// may differ from the built-in one).
+fn take_sized<M: TryFrom<Map, Error = MapError>>(
+    src: &mut MapSource<'_>,
+    name: &'static str,
+) -> Result<(M, u32)> {
+    let map = src(name)?;
+    let capacity = match &map {
+        Map::HashMap(m) | Map::LpmTrie(m) | Map::LruHashMap(m) => {
+            m.info().map_err(named(name))?.max_entries()
+        }
+        _ => 0,
+    };
+    Ok((map.try_into().map_err(named(name))?, capacity))
+}
+
+/// The error of a failed insert into map `name`: [`Error::TableFull`] when
+/// the map is a table operators know as `label` (of `capacity`) and it is
+/// full, [`Error::Map`] otherwise.
+fn insert_error(
+    name: &'static str,
+    label: Option<&'static str>,
+    capacity: u32,
+    source: MapError,
+) -> Error {
+    let errno = match &source {
+        MapError::SyscallError(s) => s.io_error.raw_os_error(),
+        _ => None,
+    };
+    match (label, errno) {
+        (Some(table), Some(libc::E2BIG | libc::ENOSPC)) => Error::TableFull { table, capacity },
+        _ => Error::Map { name, source },
+    }
+}
+
+/// An array map with its name.
+pub(crate) struct ArrayMap<V: Pod> {
+    name: &'static str,
+    map: Array<MapData, V>,
+}
+
+impl<V: Pod> ArrayMap<V> {
+    /// Takes map `name` from `src`.
+    pub(crate) fn take(src: &mut MapSource<'_>, name: &'static str) -> Result<Self> {
+        Ok(ArrayMap {
+            name,
+            map: take(src, name)?,
+        })
+    }
+
+    /// Number of slots.
+    pub(crate) fn len(&self) -> u32 {
+        self.map.len()
+    }
+
+    /// Slot `index`.
+    pub(crate) fn get(&self, index: u32) -> Result<V> {
+        self.map.get(&index, 0).map_err(named(self.name))
+    }
+
+    /// Writes slot `index`.
+    pub(crate) fn set(&mut self, index: u32, value: V) -> Result<()> {
+        self.map.set(index, value, 0).map_err(named(self.name))
+    }
+}
+
+/// A per-CPU array map with its name.
+pub(crate) struct PerCpuArrayMap<V: Pod> {
+    name: &'static str,
+    map: PerCpuArray<MapData, V>,
+}
+
+impl<V: Pod + Zeroable> PerCpuArrayMap<V> {
+    /// Takes map `name` from `src`.
+    pub(crate) fn take(src: &mut MapSource<'_>, name: &'static str) -> Result<Self> {
+        Ok(PerCpuArrayMap {
+            name,
+            map: take(src, name)?,
+        })
+    }
+
+    /// Slot `index` of every CPU.
+    pub(crate) fn get(&self, index: u32) -> Result<PerCpuValues<V>> {
+        self.map.get(&index, 0).map_err(named(self.name))
+    }
+
+    /// Zeroes slot `index` on every possible CPU.
+    pub(crate) fn zero(&mut self, index: u32) -> Result<()> {
+        let cpus = nr_cpus().map_err(|(path, source)| Error::Io {
+            path: path.into(),
+            source,
+        })?;
+        let zeroes =
+            PerCpuValues::try_from(vec![V::zeroed(); cpus]).map_err(|source| Error::Io {
+                path: "/sys/devices/system/cpu/possible".into(),
+                source,
+            })?;
+        self.map.set(index, zeroes, 0).map_err(named(self.name))
+    }
+}
+
+/// A hash map (plain or LRU) with its name, its capacity when that
+/// matters, and for a table operators fill, the name they know it by.
+pub(crate) struct HashMapOf<K, V> {
+    name: &'static str,
+    map: HashMap<MapData, K, V>,
+    capacity: u32,
+    label: Option<&'static str>,
+}
+
+impl<K: Pod, V: Pod> HashMapOf<K, V> {
+    /// Takes map `name` from `src`.
+    pub(crate) fn take(src: &mut MapSource<'_>, name: &'static str) -> Result<Self> {
+        Ok(HashMapOf {
+            name,
+            map: take(src, name)?,
+            capacity: 0,
+            label: None,
+        })
+    }
+
+    /// Takes map `name` from `src` with its capacity.
+    pub(crate) fn take_sized(src: &mut MapSource<'_>, name: &'static str) -> Result<Self> {
+        let (map, capacity) = take_sized(src, name)?;
+        Ok(HashMapOf {
+            name,
+            map,
+            capacity,
+            label: None,
+        })
+    }
+
+    /// Takes map `name` from `src`, a table operators know as `label`: an
+    /// insert into it when it is full is [`Error::TableFull`].
+    pub(crate) fn take_table(
+        src: &mut MapSource<'_>,
+        name: &'static str,
+        label: &'static str,
+    ) -> Result<Self> {
+        let (map, capacity) = take_sized(src, name)?;
+        Ok(HashMapOf {
+            name,
+            map,
+            capacity,
+            label: Some(label),
+        })
+    }
+
+    /// The capacity as created (0 when taken with [`Self::take`]).
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// The value of `key`, if present.
+    pub(crate) fn get(&self, key: &K) -> Result<Option<V>> {
+        match self.map.get(key, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(named(self.name)(e)),
+        }
+    }
+
+    /// Whether `key` is present; a failed lookup reads as absent.
+    pub(crate) fn contains(&self, key: &K) -> bool {
+        self.map.get(key, 0).is_ok()
+    }
+
+    /// Inserts (with `BPF_*` `flags`) or overwrites `key`.
+    pub(crate) fn insert(&mut self, key: K, value: V, flags: u64) -> Result<()> {
+        self.map
+            .insert(key, value, flags)
+            .map_err(|e| insert_error(self.name, self.label, self.capacity, e))
+    }
+
+    /// Removes `key`; one that is absent is an error.
+    pub(crate) fn remove(&mut self, key: &K) -> Result<()> {
+        self.map.remove(key).map_err(named(self.name))
+    }
+
+    /// Removes `key` if present; whether it was.
+    pub(crate) fn remove_if_present(&mut self, key: &K) -> Result<bool> {
+        match self.map.remove(key) {
+            Ok(()) => Ok(true),
+            Err(MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(named(self.name)(e)),
+        }
+    }
+
+    /// Every entry.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Result<(K, V)>> + '_ {
+        self.map.iter().map(|r| r.map_err(named(self.name)))
+    }
+
+    /// Every entry still present when the walk reaches it: in an LRU map
+    /// an entry may vanish between two steps of the walk.
+    pub(crate) fn iter_present(&self) -> impl Iterator<Item = Result<(K, V)>> + '_ {
+        self.map.iter().filter_map(|r| match r {
+            Err(MapError::KeyNotFound) => None,
+            r => Some(r.map_err(named(self.name))),
+        })
+    }
+}
+
+/// An LPM trie of IPv6 prefixes (length, network byte order address), a
+/// table operators fill, with its name and capacity.
+pub(crate) struct PrefixMap<V> {
+    name: &'static str,
+    map: LpmTrie<MapData, [u8; 16], V>,
+    capacity: u32,
+    label: &'static str,
+}
+
+impl<V: Pod> PrefixMap<V> {
+    /// Takes map `name` from `src`, a table operators know as `label`.
+    pub(crate) fn take(
+        src: &mut MapSource<'_>,
+        name: &'static str,
+        label: &'static str,
+    ) -> Result<Self> {
+        let (map, capacity) = take_sized(src, name)?;
+        Ok(PrefixMap {
+            name,
+            map,
+            capacity,
+            label,
+        })
+    }
+
+    /// The capacity as created.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Inserts or overwrites prefix `addr/len`.
+    pub(crate) fn insert(&mut self, len: u8, addr: [u8; 16], value: V) -> Result<()> {
+        let key = Key::new(u32::from(len), addr);
+        self.map
+            .insert(&key, value, 0)
+            .map_err(|e| insert_error(self.name, Some(self.label), self.capacity, e))
+    }
+
+    /// Removes prefix `addr/len` if present; whether it was.
+    pub(crate) fn remove_if_present(&mut self, len: u8, addr: [u8; 16]) -> Result<bool> {
+        match self.map.remove(&Key::new(u32::from(len), addr)) {
+            Ok(()) => Ok(true),
+            Err(MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(named(self.name)(e)),
+        }
+    }
+
+    /// Every prefix, as (length, address, value).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Result<(u8, [u8; 16], V)>> + '_ {
+        self.map.iter().map(|r| {
+            r.map(|(k, v)| (k.prefix_len() as u8, k.data(), v))
+                .map_err(named(self.name))
+        })
+    }
+
+    /// The length of every prefix.
+    pub(crate) fn lens(&self) -> impl Iterator<Item = Result<u8>> + '_ {
+        self.map
+            .keys()
+            .map(|k| k.map(|k| k.prefix_len() as u8).map_err(named(self.name)))
+    }
+}
+
+/// The devmap of egress interfaces for redirects, with its name.
+pub(crate) struct PortMap {
+    map: DevMapHash<MapData>,
+}
+
+impl PortMap {
+    /// Takes map `name` from `src`.
+    pub(crate) fn take(src: &mut MapSource<'_>, name: &'static str) -> Result<Self> {
+        Ok(PortMap {
+            map: take(src, name)?,
+        })
+    }
+
+    /// Lets packets be redirected out of `ifindex`.
+    pub(crate) fn insert(&mut self, ifindex: u32) -> Result<()> {
+        self.map
+            .insert(ifindex, ifindex, None, 0)
+            .map_err(|source| Error::Redirect { ifindex, source })
+    }
+}

@@ -1,0 +1,322 @@
+//! The maps of anycast addresses: the exact table (`ANYCAST_ADDRS`) and its
+//! direct-mapped index (`EXACT_INDEX`), the prefix trie (`ANYCAST_PREFIX`)
+//! and its counting prefilter (`PREFILTER`). The prefix lengths and the
+//! prefilter switch live in `SETTINGS`, borrowed from [`Settings`].
+//!
+//! The order of the writes is what keeps the data plane right while they
+//! happen: see `ExactBucket` for the index, [`Addresses::insert_prefix`] for
+//! the prefilter.
+
+use std::{collections::HashMap, net::Ipv6Addr};
+
+use anycast_common::{AddrKey, AddrValue, ExactBucket, MAX_PREFILTER_LENS, hash, map_names};
+
+use super::{groups::Groups, settings::Settings};
+use crate::{
+    addr::AnycastPrefix,
+    error::{Error, Result},
+    maps::{ArrayMap, HashMapOf, MapSource, PrefixMap},
+};
+
+/// `BPF_NOEXIST`: create only, never overwrite.
+const BPF_NOEXIST: u64 = 1;
+
+/// The place of `addr` in an index bucket, if it is published there.
+fn place_of(bucket: &ExactBucket, addr: &[u8; 16]) -> Option<usize> {
+    (0..bucket.groups.len()).find(|&k| bucket.groups[k] != 0 && bucket.addrs[k] == *addr)
+}
+
+/// Owner of `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX` and `PREFILTER`.
+pub(crate) struct Addresses {
+    exact: HashMapOf<AddrKey, AddrValue>,
+    prefixes: PrefixMap<AddrValue>,
+    index: ArrayMap<ExactBucket>,
+    prefilter: ArrayMap<u32>,
+}
+
+impl Addresses {
+    /// Takes the maps from `src`.
+    pub(crate) fn take(src: &mut MapSource<'_>) -> Result<Self> {
+        Ok(Addresses {
+            exact: HashMapOf::take_table(src, map_names::ANYCAST_ADDRS, "anycast address table")?,
+            prefixes: PrefixMap::take(src, map_names::ANYCAST_PREFIX, "anycast prefix table")?,
+            prefilter: ArrayMap::take(src, map_names::PREFILTER)?,
+            index: ArrayMap::take(src, map_names::EXACT_INDEX)?,
+        })
+    }
+
+    /// Capacities of the exact-address and the prefix tables.
+    pub(crate) fn capacities(&self) -> (u32, u32) {
+        (self.exact.capacity(), self.prefixes.capacity())
+    }
+
+    /// The group id that holds exactly this address or prefix, if any.
+    pub(crate) fn group_of(&self, p: &AnycastPrefix) -> Result<Option<u32>> {
+        if p.is_exact() {
+            return Ok(self.exact.get(&AddrKey::from(p.addr))?.map(|v| v.group_id));
+        }
+        // A lookup in an LPM trie returns the longest match, not the exact
+        // key: walk the keys instead.
+        for entry in self.prefixes.iter() {
+            let (len, addr, v) = entry?;
+            if len == p.len && addr == p.addr.octets() {
+                return Ok(Some(v.group_id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every configured address and prefix with its group id, unsorted.
+    pub(crate) fn all(&self) -> Result<Vec<(AnycastPrefix, u32)>> {
+        let mut out = Vec::new();
+        for entry in self.exact.iter() {
+            let (k, v) = entry?;
+            let p = AnycastPrefix {
+                addr: k.into(),
+                len: 128,
+            };
+            out.push((p, v.group_id));
+        }
+        for entry in self.prefixes.iter() {
+            let (len, addr, v) = entry?;
+            out.push((
+                AnycastPrefix {
+                    addr: addr.into(),
+                    len,
+                },
+                v.group_id,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Adds each address or prefix to its group (an existing group id), with
+    /// one map update each; `groups` names a group that holds one already.
+    /// Entries already in their group are skipped. All or nothing: an entry
+    /// of another group, or a table that fills up, undoes what this call
+    /// added. Returns what was added; the settings still count the lengths
+    /// of the new prefixes (see [`Self::sync_settings`]) and the groups'
+    /// address counts are the caller's.
+    pub(crate) fn insert(
+        &mut self,
+        list: &[(AnycastPrefix, u32)],
+        settings: &mut Settings,
+        groups: &Groups,
+    ) -> Result<Vec<(AnycastPrefix, u32)>> {
+        // Prefixes already present, read once (an LPM lookup is not exact).
+        let mut prefixes: HashMap<(u8, [u8; 16]), u32> = HashMap::new();
+        for entry in self.prefixes.iter() {
+            let (len, addr, v) = entry?;
+            prefixes.insert((len, addr), v.group_id);
+        }
+        let lens: Vec<u8> = list
+            .iter()
+            .filter(|(p, _)| !p.is_exact())
+            .map(|(p, _)| p.len)
+            .collect();
+        self.sync_settings(settings, &lens)?;
+        let mut added: Vec<(AnycastPrefix, u32)> = Vec::new();
+        let mut failure = None;
+        for &(p, id) in list {
+            let value = AddrValue {
+                group_id: id,
+                _pad: 0,
+            };
+            let holder = if p.is_exact() {
+                match self.exact.get(&AddrKey::from(p.addr)) {
+                    Ok(v) => v.map(|v| v.group_id),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            } else {
+                prefixes.get(&(p.len, p.addr.octets())).copied()
+            };
+            match holder {
+                Some(g) if g == id => continue,
+                Some(g) => {
+                    failure = Some(Error::AddressInOtherGroup {
+                        addr: p.to_string(),
+                        group: groups.name_of(g)?,
+                    });
+                    break;
+                }
+                None => {}
+            }
+            let r = if p.is_exact() {
+                self.insert_exact(p.addr, value)
+            } else {
+                self.insert_prefix(&p, value).inspect(|()| {
+                    prefixes.insert((p.len, p.addr.octets()), id);
+                })
+            };
+            match r {
+                Ok(()) => added.push((p, id)),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failure {
+            for (p, _) in added {
+                self.forget(&p)?;
+            }
+            self.sync_settings(settings, &[])?;
+            return Err(e);
+        }
+        Ok(added)
+    }
+
+    /// Inserts an exact address into the exact table and its index (see
+    /// [`ExactBucket`] for the order of the writes). Nothing changes when it fails.
+    fn insert_exact(&mut self, addr: Ipv6Addr, value: AddrValue) -> Result<()> {
+        let octets = addr.octets();
+        let i = hash::exact_bucket(&octets);
+        let mut bucket = self.index.get(i)?;
+        let place = bucket.groups.iter().position(|g| *g == 0);
+        match place {
+            // Claim the free place, unpublished: the group comes after the insert.
+            Some(k) => bucket.addrs[k] = octets,
+            None => bucket.others = bucket.others.saturating_add(1),
+        }
+        self.index.set(i, bucket)?;
+        let r = self.exact.insert(AddrKey::from(addr), value, BPF_NOEXIST);
+        match (r, place) {
+            (Ok(()), Some(k)) => {
+                bucket.groups[k] = value.group_id;
+                let published = self.index.set(i, bucket);
+                // In the table but not findable: take it out again, or at
+                // least make the data plane ask the table (`others` may be
+                // too high, never too low).
+                if published.is_err() && self.exact.remove(&AddrKey::from(addr)).is_err() {
+                    self.count_unplaced(i, bucket, k);
+                }
+                published
+            }
+            (Ok(()), None) => Ok(()),
+            // An unpublished claim is a free place: leave it.
+            (Err(e), Some(_)) => Err(e),
+            (Err(e), None) => {
+                bucket.others -= 1;
+                self.index.set(i, bucket)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Inserts a prefix into the prefix table, counted in the prefilter first
+    /// (the data plane never filters out a configured prefix). Nothing changes
+    /// when it fails.
+    fn insert_prefix(&mut self, p: &AnycastPrefix, value: AddrValue) -> Result<()> {
+        self.prefilter_count(p, true)?;
+        let r = self.prefixes.insert(p.len, p.addr.octets(), value);
+        if r.is_err() {
+            self.prefilter_count(p, false)?;
+        }
+        r
+    }
+
+    /// Removes an address or prefix from its table, and then from the index
+    /// or the prefilter (an address is unpublished before it leaves the
+    /// table). An entry that is not there is not an error. The groups'
+    /// address counts and the settings are the caller's.
+    pub(crate) fn forget(&mut self, p: &AnycastPrefix) -> Result<()> {
+        if !p.is_exact() {
+            if self.prefixes.remove_if_present(p.len, p.addr.octets())? {
+                self.prefilter_count(p, false)?;
+            }
+            return Ok(());
+        }
+        let octets = p.addr.octets();
+        let i = hash::exact_bucket(&octets);
+        let mut bucket = self.index.get(i)?;
+        // The place and the group it published, unpublished first.
+        let published =
+            place_of(&bucket, &octets).map(|k| (k, std::mem::take(&mut bucket.groups[k])));
+        if published.is_some() {
+            self.index.set(i, bucket)?;
+        }
+        match self.exact.remove_if_present(&AddrKey::from(p.addr)) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                // Still in the table: publish it again, or the data plane
+                // would stop finding a configured address.
+                if let Some((k, g)) = published {
+                    bucket.groups[k] = g;
+                    if self.index.set(i, bucket).is_err() {
+                        self.count_unplaced(i, bucket, k);
+                    }
+                }
+                return Err(e);
+            }
+        }
+        if published.is_none() {
+            bucket.others = bucket.others.saturating_sub(1);
+            self.index.set(i, bucket)?;
+        }
+        Ok(())
+    }
+
+    /// Last resort when an address stays in the exact table but could not
+    /// be (re)published at place `k` of bucket `i`: free the place and count
+    /// the address among the bucket's others, so the data plane asks the
+    /// table. Best effort: the map write has just failed once.
+    fn count_unplaced(&mut self, i: u32, mut bucket: ExactBucket, k: usize) {
+        bucket.groups[k] = 0;
+        bucket.others = bucket.others.saturating_add(1);
+        let _ = self.index.set(i, bucket);
+    }
+
+    /// Whether exact address `addr` has a place in the exact-address index
+    /// (the data plane finds it without the hash-table lookup).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn indexed(&self, addr: Ipv6Addr) -> Result<bool> {
+        let octets = addr.octets();
+        let bucket = self.index.get(hash::exact_bucket(&octets))?;
+        Ok(place_of(&bucket, &octets).is_some())
+    }
+
+    /// Publishes how many prefixes are configured and their distinct lengths
+    /// (with `extra`, lengths about to be added), so that the data plane
+    /// skips the prefix lookups when there are none and the prefilter knows
+    /// which lengths to try. Counted afresh from the trie, so it cannot drift.
+    /// More distinct lengths than the prefilter covers turn it off.
+    pub(crate) fn sync_settings(&self, settings: &mut Settings, extra: &[u8]) -> Result<()> {
+        let mut n = 0u32;
+        let mut lens: Vec<u8> = extra.to_vec();
+        for len in self.prefixes.lens() {
+            n += 1;
+            lens.push(len?);
+        }
+        lens.sort_unstable();
+        lens.dedup();
+        settings.update(|s| {
+            s.prefixes = n + extra.len() as u32;
+            s.prefilter = u8::from(lens.len() <= MAX_PREFILTER_LENS);
+            s.prefix_lens = [0; MAX_PREFILTER_LENS];
+            for (slot, len) in s.prefix_lens.iter_mut().zip(&lens) {
+                *slot = *len;
+            }
+        })
+    }
+
+    /// Whether the data plane's prefilter is on (it is off when more
+    /// distinct prefix lengths are configured than it covers).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn prefilter_active(settings: &Settings) -> Result<bool> {
+        Ok(settings.get()?.prefilter != 0)
+    }
+
+    /// Counts prefix `p` in (or out of) the prefilter. In before the entry
+    /// is inserted, out after it is removed: the data plane never filters
+    /// out a configured prefix.
+    fn prefilter_count(&mut self, p: &AnycastPrefix, add: bool) -> Result<()> {
+        let b = hash::prefilter_bucket(hash::words(&p.addr.octets()), p.len);
+        let n = self.prefilter.get(b)?;
+        let n = if add { n + 1 } else { n.saturating_sub(1) };
+        self.prefilter.set(b, n)
+    }
+}

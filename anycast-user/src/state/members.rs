@@ -1,0 +1,156 @@
+//! The maps of members: their slots (`MEMBERS`), the sources the data
+//! plane recognises them by (`MEMBER_SOURCES`), the published selections
+//! (`SELECTION`), their counters (`MEMBER_STATS`) and the egress ports of
+//! on-link members (`TX_PORTS`).
+
+use std::collections::HashSet;
+
+use anycast_common::{
+    GroupInfo, MemberCounters, MemberInfo, MemberKind, MemberSourceKey, Selection, maglev,
+    map_names,
+};
+use bytemuck::Zeroable as _;
+
+use crate::{
+    error::{Error, Result},
+    maps::{ArrayMap, HashMapOf, MapSource, PerCpuArrayMap, PortMap},
+    members::source_key,
+};
+
+/// Every member with its id, as [`Members::in_use`] returns them.
+pub(crate) type MemberList = Vec<(u32, MemberInfo)>;
+
+/// Owner of `MEMBERS`, `MEMBER_SOURCES`, `SELECTION`, `MEMBER_STATS` and `TX_PORTS`.
+pub(crate) struct Members {
+    slots: ArrayMap<MemberInfo>,
+    sources: HashMapOf<MemberSourceKey, u32>,
+    selection: ArrayMap<Selection>,
+    counters: PerCpuArrayMap<MemberCounters>,
+    tx_ports: PortMap,
+}
+
+impl Members {
+    /// Takes the maps from `src`.
+    pub(crate) fn take(src: &mut MapSource<'_>) -> Result<Self> {
+        Ok(Members {
+            slots: ArrayMap::take(src, map_names::MEMBERS)?,
+            selection: ArrayMap::take(src, map_names::SELECTION)?,
+            sources: HashMapOf::take_table(src, map_names::MEMBER_SOURCES, "member source table")?,
+            counters: PerCpuArrayMap::take(src, map_names::MEMBER_STATS)?,
+            tx_ports: PortMap::take(src, map_names::TX_PORTS)?,
+        })
+    }
+
+    /// Every allocated member, by id.
+    ///
+    /// Every member has exactly one entry in `MEMBER_SOURCES`, whose value is
+    /// its id: walking that small hash map finds the members without reading
+    /// all 65,536 slots of `MEMBERS` (which made every change take 0.1 s).
+    pub(crate) fn in_use(&self) -> Result<MemberList> {
+        let mut ids = Vec::new();
+        for entry in self.sources.iter() {
+            let (_, id) = entry?;
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let m = self.get(id)?;
+            if m.kind != MemberKind::None as u8 {
+                out.push((id, m));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Member `id`'s stored entry.
+    pub(crate) fn get(&self, id: u32) -> Result<MemberInfo> {
+        self.slots.get(id)
+    }
+
+    /// Rewrites member `id`'s stored entry (metric, weight, state); the
+    /// group's selection must be published after.
+    pub(crate) fn write(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
+        self.slots.set(id, *m)
+    }
+
+    /// Member `id`'s counters, summed over CPUs: (packets, bytes).
+    pub(crate) fn counters(&self, id: u32) -> Result<(u64, u64)> {
+        let per_cpu = self.counters.get(id)?;
+        Ok((
+            per_cpu.iter().map(|c| c.packets).sum(),
+            per_cpu.iter().map(|c| c.bytes).sum(),
+        ))
+    }
+
+    /// How many members the table holds (id 0 is never used).
+    pub(crate) fn capacity(&self) -> u32 {
+        self.slots.len() - 1
+    }
+
+    /// The error of a full member table.
+    pub(crate) fn table_full(&self) -> Error {
+        Error::TableFull {
+            table: "member table",
+            capacity: self.capacity(),
+        }
+    }
+
+    /// The member ids not held by any of `members`, ascending.
+    pub(crate) fn free_ids(&self, members: &[(u32, MemberInfo)]) -> impl Iterator<Item = u32> {
+        let used: HashSet<u32> = members.iter().map(|(id, _)| *id).collect();
+        (1..self.slots.len()).filter(move |id| !used.contains(id))
+    }
+
+    /// Whether `key` is a registered member source; a failed lookup reads
+    /// as no.
+    pub(crate) fn has_source(&self, key: &MemberSourceKey) -> bool {
+        self.sources.contains(key)
+    }
+
+    /// Lets on-link members be reached through `ifindex` (bulked redirect).
+    pub(crate) fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
+        self.tx_ports.insert(ifindex)
+    }
+
+    /// Zeroes the member's counters, registers its source and writes its slot.
+    pub(crate) fn install(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
+        self.counters.zero(id)?;
+        self.sources.insert(source_key(m), id, 0)?;
+        self.slots.set(id, *m)
+    }
+
+    /// Frees a member's source entry and slot; it must be out of every
+    /// published selection already.
+    pub(crate) fn forget(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
+        self.sources.remove_if_present(&source_key(m))?;
+        self.slots.set(id, MemberInfo::zeroed())
+    }
+
+    /// Computes group `group_id`'s consistent-hash table from `members` (a
+    /// snapshot of every member, as it is now) into the slot the data plane
+    /// is not reading (`info` is the group's entry) and returns that slot:
+    /// the caller then flips the group's `active_slot` to it.
+    pub(crate) fn fill_idle_slot(
+        &mut self,
+        group_id: u32,
+        info: &GroupInfo,
+        members: &[(u32, MemberInfo)],
+    ) -> Result<u32> {
+        let mine: Vec<(u32, MemberInfo)> = members
+            .iter()
+            .filter(|(_, m)| m.group_id == group_id)
+            .copied()
+            .collect();
+        let size = info.maglev_size();
+        let table = maglev::table_for(&mine, size);
+        let mut sel = Selection::zeroed();
+        sel.size = size;
+        sel.count = maglev::tied(&mine).len() as u32;
+        sel.table[..table.len()].copy_from_slice(&table);
+        let idle = 1 - (info.active_slot & 1);
+        self.selection.set(group_id * 2 + idle, sel)?;
+        Ok(idle)
+    }
+}

@@ -1,0 +1,637 @@
+//! The data plane's maps, one owner per concern, and the operations that
+//! span several: [`State`] is the facade the commands, the reconciler and
+//! the tests call. Callers never touch raw aya maps.
+//!
+//! | owner | maps |
+//! |---|---|
+//! | `Addresses` | `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX`, `PREFILTER` |
+//! | `Groups` | `GROUPS` |
+//! | `Members` | `MEMBERS`, `MEMBER_SOURCES`, `SELECTION`, `MEMBER_STATS`, `TX_PORTS` |
+//! | `Flows` | `FLOWS` (and the flow fields of `SETTINGS`, borrowed) |
+//! | `Counters` | `GLOBAL_STATS`, `GROUP_STATS` |
+//! | `Settings` | `SETTINGS` |
+//! | `Attachments` | `IFACES` (held by the `Dataplane`) |
+//! | `Layout` | `ANYCAST_META` (held by the `Dataplane`) |
+//!
+//! `FLOOD` is the data plane's own: userspace only pins it.
+
+mod addresses;
+mod attachments;
+mod counters;
+mod flows;
+mod groups;
+mod layout;
+mod members;
+mod settings;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use anycast_common::{GlobalStat, GroupInfo, MemberInfo, MemberState, maglev};
+use serde::Serialize;
+
+use self::{
+    addresses::Addresses, counters::Counters, flows::Flows, groups::Groups, members::Members,
+    settings::Settings,
+};
+pub(crate) use self::{attachments::Attachments, layout::Layout, members::MemberList};
+use crate::{
+    addr::AnycastPrefix,
+    error::{Error, Result},
+    flows::{FlowTableStats, FlowView, monotonic_ns},
+    group::GroupOptions,
+    maps::MapSource,
+    members::{
+        MemberActivity, MemberEntry, Via, format_mac, new_member, source_key, validate_weight,
+    },
+    names::{GroupName, MemberName},
+    stats::{GroupStats, Stats},
+};
+
+/// Typed owners of the maps the commands edit.
+pub struct State {
+    addresses: Addresses,
+    groups: Groups,
+    counters: Counters,
+    members: Members,
+    flows: Flows,
+    settings: Settings,
+}
+
+/// One configured anycast address or prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AddressEntry {
+    /// The address (`/128`) or prefix.
+    #[serde(serialize_with = "display")]
+    pub prefix: AnycastPrefix,
+    /// Its group.
+    pub group: String,
+}
+
+fn display<S: serde::Serializer>(p: &AnycastPrefix, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(p)
+}
+
+/// What `add_address` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// The address was added.
+    Added,
+    /// The address was already in that group; nothing changed.
+    AlreadyPresent,
+}
+
+/// Index in `members` of member `name` of group `group_id`.
+fn find(members: &[(u32, MemberInfo)], group_id: u32, name: &str) -> Option<usize> {
+    members
+        .iter()
+        .position(|(_, m)| m.group_id == group_id && m.name_str() == name)
+}
+
+impl State {
+    /// Takes the maps from a source of maps by name, checking every key and
+    /// value size against this build's types.
+    pub(crate) fn from_maps(src: &mut MapSource<'_>) -> Result<Self> {
+        Ok(State {
+            addresses: Addresses::take(src)?,
+            groups: Groups::take(src)?,
+            counters: Counters::take(src)?,
+            members: Members::take(src)?,
+            flows: Flows::take(src)?,
+            settings: Settings::take(src)?,
+        })
+    }
+
+    // Addresses.
+
+    /// Adds an anycast address or prefix to group `group` (created when new).
+    /// Nothing changes when it fails.
+    pub fn add_address(&mut self, p: AnycastPrefix, group: &GroupName) -> Result<AddOutcome> {
+        Ok(match self.load_addresses(&[p], group)? {
+            0 => AddOutcome::AlreadyPresent,
+            _ => AddOutcome::Added,
+        })
+    }
+
+    /// Adds many addresses and prefixes to group `group` (created when new)
+    /// with one map update each: the fast path for large tables. Entries the
+    /// group has already are skipped. All or nothing: an entry of another
+    /// group, or a table that fills up, undoes what this call added.
+    /// Returns how many were added.
+    pub fn load_addresses(&mut self, list: &[AnycastPrefix], group: &GroupName) -> Result<usize> {
+        let existing = self.groups.find(group.as_str())?;
+        let created = existing.is_none();
+        let (id, _) = match existing {
+            Some(g) => g,
+            None => self.create_group(group)?,
+        };
+        let list: Vec<(AnycastPrefix, u32)> = list.iter().map(|p| (*p, id)).collect();
+        match self.insert_addresses(&list) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                if created {
+                    // Undo the group made for these addresses, so nothing changed.
+                    self.groups.release(id)?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds each address or prefix to its group (an existing group id), with
+    /// one map update each. Entries already in their group are skipped. All
+    /// or nothing: an entry of another group, or a table that fills up,
+    /// undoes what this call added. Returns how many were added.
+    pub(crate) fn insert_addresses(&mut self, list: &[(AnycastPrefix, u32)]) -> Result<usize> {
+        let added = self
+            .addresses
+            .insert(list, &mut self.settings, &self.groups)?;
+        self.groups.count_addresses(&added, true)?;
+        self.addresses.sync_settings(&mut self.settings, &[])?;
+        Ok(added.len())
+    }
+
+    /// Removes an anycast address or prefix. The group stays (with its counters).
+    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<()> {
+        let Some(group) = self.addresses.group_of(&p)? else {
+            return Err(Error::AddressNotFound(p.to_string()));
+        };
+        self.remove_addresses(&[(p, group)])
+    }
+
+    /// Removes each address or prefix (of the group given with it), with one
+    /// map update each; the groups stay.
+    pub(crate) fn remove_addresses(&mut self, list: &[(AnycastPrefix, u32)]) -> Result<()> {
+        for (p, _) in list {
+            self.addresses.forget(p)?;
+        }
+        self.groups.count_addresses(list, false)?;
+        self.addresses.sync_settings(&mut self.settings, &[])
+    }
+
+    /// Every configured address and prefix with its group id, unsorted.
+    pub(crate) fn address_ids(&self) -> Result<Vec<(AnycastPrefix, u32)>> {
+        self.addresses.all()
+    }
+
+    /// Capacities of the exact-address and the prefix tables.
+    pub(crate) fn address_capacities(&self) -> (u32, u32) {
+        self.addresses.capacities()
+    }
+
+    /// Every configured address and prefix, sorted.
+    pub fn addresses(&self) -> Result<Vec<AddressEntry>> {
+        let mut out = Vec::new();
+        for (prefix, id) in self.addresses.all()? {
+            out.push(AddressEntry {
+                prefix,
+                group: self.groups.name_of(id)?,
+            });
+        }
+        out.sort_by(|a, b| (&a.group, a.prefix).cmp(&(&b.group, b.prefix)));
+        Ok(out)
+    }
+
+    // Groups.
+
+    /// Every allocated group, by id.
+    pub(crate) fn groups_in_use(&self) -> Result<Vec<(u32, GroupInfo)>> {
+        self.groups.in_use()
+    }
+
+    /// The id of group `group`.
+    pub fn group_id_of(&self, group: &str) -> Result<u32> {
+        Ok(self.groups.named(group)?.0)
+    }
+
+    /// Group `id`'s stored settings.
+    pub(crate) fn group(&self, id: u32) -> Result<GroupInfo> {
+        self.groups.get(id)
+    }
+
+    /// Writes group `id`'s stored settings.
+    pub(crate) fn set_group(&mut self, id: u32, info: GroupInfo) -> Result<()> {
+        self.groups.set(id, info)
+    }
+
+    /// How many groups the table holds.
+    pub(crate) fn group_capacity(&self) -> u32 {
+        self.groups.capacity()
+    }
+
+    /// The error of a full group table.
+    pub(crate) fn group_table_full(&self) -> Error {
+        self.groups.table_full()
+    }
+
+    /// Allocates a group id for `name`, with zeroed counters.
+    fn create_group(&mut self, name: &GroupName) -> Result<(u32, GroupInfo)> {
+        let id = self.groups.free_id()?;
+        Ok((id, self.create_group_at(id, name)?))
+    }
+
+    /// Makes free id `id` group `name`, with zeroed counters and default settings.
+    pub(crate) fn create_group_at(&mut self, id: u32, name: &GroupName) -> Result<GroupInfo> {
+        self.counters.reset_group(id)?;
+        self.groups.write_new(id, name)
+    }
+
+    /// Frees group `id` (its members and addresses must be gone).
+    pub(crate) fn release_group(&mut self, id: u32) -> Result<()> {
+        self.groups.release(id)
+    }
+
+    /// Sets a group's options (the group is created when new). Nothing
+    /// changes when one of them is refused.
+    pub fn set_group_options(&mut self, group: &GroupName, o: &GroupOptions) -> Result<()> {
+        o.validate()?;
+        let (gid, mut info) = match self.groups.find(group.as_str())? {
+            Some(g) => g,
+            None => self.create_group(group)?,
+        };
+        let resize = o.table_size.is_some_and(|n| n != info.maglev_size());
+        o.apply_to(&mut info);
+        self.groups.set(gid, info)?;
+        if resize {
+            let members = self.members.in_use()?;
+            self.publish_selection(gid, &members)?;
+        }
+        Ok(())
+    }
+
+    // Members.
+
+    /// Every allocated member, by id.
+    pub(crate) fn members_in_use(&self) -> Result<MemberList> {
+        self.members.in_use()
+    }
+
+    /// How many members the table holds.
+    pub(crate) fn member_capacity(&self) -> u32 {
+        self.members.capacity()
+    }
+
+    /// The error of a full member table.
+    pub(crate) fn member_table_full(&self) -> Error {
+        self.members.table_full()
+    }
+
+    /// The member ids not held by any of `members`, ascending.
+    pub(crate) fn free_member_ids(&self, members: &[(u32, MemberInfo)]) -> Vec<u32> {
+        self.members.free_ids(members).collect()
+    }
+
+    /// Lets on-link members be reached through `ifindex` (bulked redirect).
+    pub(crate) fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
+        self.members.add_tx_port(ifindex)
+    }
+
+    /// Zeroes the member's counters, registers its source and writes its slot.
+    pub(crate) fn install_member(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
+        self.members.install(id, m)
+    }
+
+    /// Rewrites member `id` (metric, weight, state); publish its group's
+    /// selection after.
+    pub(crate) fn write_member(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
+        self.members.write(id, m)
+    }
+
+    /// Frees a member's source entry and slot; it must be out of every
+    /// published selection already.
+    pub(crate) fn forget_member(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
+        self.members.forget(id, m)
+    }
+
+    /// Recomputes `group_id`'s consistent-hash table from `members` (a
+    /// snapshot of every member, as it is now) into the idle slot and flips
+    /// the group's `active_slot` to it: a packet sees the old selection or
+    /// the new one, never a mix.
+    pub(crate) fn publish_selection(
+        &mut self,
+        group_id: u32,
+        members: &[(u32, MemberInfo)],
+    ) -> Result<()> {
+        let mut info = self.groups.get(group_id)?;
+        info.active_slot = self.members.fill_idle_slot(group_id, &info, members)?;
+        self.groups.set(group_id, info)
+    }
+
+    /// Adds member `name` to `group` (created when new), up, with `metric`
+    /// and `weight` (1..=100). Nothing changes when it fails.
+    pub fn add_member(
+        &mut self,
+        group: &GroupName,
+        name: &MemberName,
+        via: Via,
+        metric: u32,
+        weight: u8,
+    ) -> Result<u32> {
+        validate_weight(weight)?;
+        let existing = self.groups.find(group.as_str())?;
+        let mut members = self.members.in_use()?;
+        if let Some((gid, _)) = existing
+            && find(&members, gid, name.as_str()).is_some()
+        {
+            return Err(Error::MemberExists {
+                group: group.to_string(),
+                member: name.to_string(),
+            });
+        }
+        let id = self
+            .members
+            .free_ids(&members)
+            .next()
+            .ok_or_else(|| self.members.table_full())?;
+        let mut m = new_member(name, via, metric, weight);
+        if let Some((gid, _)) = existing {
+            m.group_id = gid;
+            if self.members.has_source(&source_key(&m)) {
+                return Err(Error::MemberSourceTaken(match via {
+                    Via::L2 { mac, .. } => format_mac(&mac),
+                    Via::Encap(a) => a.to_string(),
+                }));
+            }
+        }
+        if let Via::L2 { ifindex, .. } = via {
+            self.members.add_tx_port(ifindex)?;
+        }
+
+        let (gid, _) = match existing {
+            Some(g) => g,
+            None => self.create_group(group)?,
+        };
+        m.group_id = gid;
+        if let Err(e) = self.members.install(id, &m) {
+            if existing.is_none() {
+                // Undo the group made for this member, so nothing changed.
+                self.groups.release(gid)?;
+            }
+            return Err(e);
+        }
+        members.push((id, m));
+        self.publish_selection(gid, &members)?;
+        Ok(id)
+    }
+
+    /// Member `name` of `group`: the group id, every member now, and the
+    /// index of that member among them.
+    fn locate(&self, group: &str, name: &str) -> Result<(u32, MemberList, usize)> {
+        let (gid, _) = self.groups.named(group)?;
+        let members = self.members.in_use()?;
+        let idx = find(&members, gid, name).ok_or_else(|| Error::UnknownMember {
+            group: group.to_string(),
+            member: name.to_string(),
+        })?;
+        Ok((gid, members, idx))
+    }
+
+    /// Changes a member's metric, state and/or weight, then republishes the
+    /// group's table.
+    pub fn set_member(
+        &mut self,
+        group: &str,
+        name: &str,
+        metric: Option<u32>,
+        state: Option<MemberState>,
+        weight: Option<u8>,
+    ) -> Result<()> {
+        if let Some(w) = weight {
+            validate_weight(w)?;
+        }
+        let (gid, mut members, idx) = self.locate(group, name)?;
+        let (id, m) = &mut members[idx];
+        if let Some(metric) = metric {
+            m.metric = metric;
+        }
+        if let Some(st) = state {
+            m.up = st as u8;
+        }
+        if let Some(w) = weight {
+            m.weight = w;
+        }
+        self.members.write(*id, m)?;
+        self.publish_selection(gid, &members)
+    }
+
+    /// Removes a member: first from the selection, then its source and slot.
+    pub fn del_member(&mut self, group: &str, name: &str) -> Result<()> {
+        let (gid, mut members, idx) = self.locate(group, name)?;
+        // Out of the selection first, so that the data plane stops choosing
+        // it before its slot is freed.
+        let (id, m) = members.remove(idx);
+        self.publish_selection(gid, &members)?;
+        self.members.forget(id, &m)
+    }
+
+    /// Members of `group`, or of every group, with their counters.
+    pub fn list_members(&self, group: Option<&str>) -> Result<Vec<MemberEntry>> {
+        let filter = match group {
+            Some(g) => Some(self.groups.named(g)?.0),
+            None => None,
+        };
+        let mut out = Vec::new();
+        let groups: HashMap<u32, GroupInfo> = self.groups.in_use()?.into_iter().collect();
+        let all = self.members.in_use()?;
+        let flows = self
+            .flows
+            .per_member(&self.groups.by_id()?, monotonic_ns())?;
+        // Each group's members, and those that get new flows, worked out once.
+        let mut by_group: HashMap<u32, MemberList> = HashMap::new();
+        for &(id, m) in &all {
+            by_group.entry(m.group_id).or_default().push((id, m));
+        }
+        let live: HashSet<u32> = by_group
+            .values()
+            .flat_map(|mine| maglev::tied(mine).into_iter().map(|(i, _)| i))
+            .collect();
+        for &(id, m) in &all {
+            if filter.is_some_and(|g| g != m.group_id) {
+                continue;
+            }
+            let Some(info) = groups.get(&m.group_id) else {
+                continue;
+            };
+            let activity = MemberActivity {
+                nearest: live.contains(&id),
+                flows: flows.get(&id).copied().unwrap_or(0),
+                counters: self.members.counters(id)?,
+            };
+            out.push(MemberEntry::new(info.name_str(), id, &m, activity));
+        }
+        out.sort_by(|a, b| (&a.group, a.metric, &a.name).cmp(&(&b.group, b.metric, &b.name)));
+        Ok(out)
+    }
+
+    // Flows.
+
+    /// Occupancy of the flow table.
+    pub fn flow_table_stats(&self) -> Result<FlowTableStats> {
+        let (entries, live) = self
+            .flows
+            .occupancy(&self.groups.by_id()?, monotonic_ns())?;
+        // Entries made: new flows, and cached flows put back after an eviction.
+        let created = self.counters.global(GlobalStat::FlowEntriesCreated)?
+            + self.counters.global(GlobalStat::FlowEntriesRestored)?;
+        let flushed = Flows::flushed(&self.settings)?;
+        Ok(FlowTableStats {
+            capacity: self.flows.capacity(),
+            entries,
+            live,
+            evictions: created.saturating_sub(entries + flushed),
+        })
+    }
+
+    /// Up to `limit` flows, of one group or all.
+    pub fn list_flows(&self, group: Option<u32>, limit: usize) -> Result<Vec<FlowView>> {
+        self.flows
+            .list(&self.groups.by_id()?, group, limit, monotonic_ns())
+    }
+
+    /// Forgets the flows of one group, or all; returns how many.
+    pub fn flush_flows(&mut self, group: Option<u32>) -> Result<u64> {
+        self.flush_flows_where(|g| group.is_none_or(|x| x == g))
+    }
+
+    /// Forgets the flows of every group id for which `which` holds, in one
+    /// walk of the table; returns how many.
+    pub(crate) fn flush_flows_where(&mut self, which: impl Fn(u32) -> bool) -> Result<u64> {
+        self.flows.flush_where(&mut self.settings, which)
+    }
+
+    /// Ends a flush that a killed process left half done. Call with the pin
+    /// lock held.
+    pub(crate) fn settle_flow_epoch(&mut self) -> Result<()> {
+        Flows::settle_epoch(&mut self.settings)
+    }
+
+    /// The flood guard's rate (new flows recorded per second per CPU; 0: no limit).
+    pub fn flood_rate(&self) -> Result<u32> {
+        Flows::flood_rate(&self.settings)
+    }
+
+    /// Sets the flood guard's rate.
+    pub fn set_flood_rate(&mut self, rate: u32) -> Result<()> {
+        Flows::set_flood_rate(&mut self.settings, rate)
+    }
+
+    // Counters.
+
+    /// One global counter, summed over CPUs.
+    pub fn global_counter(&self, stat: GlobalStat) -> Result<u64> {
+        self.counters.global(stat)
+    }
+
+    /// Every counter, summed over CPUs.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut stats = Stats {
+            global: self.counters.global_all()?,
+            groups: BTreeMap::new(),
+        };
+        for (id, info) in self.groups.in_use()? {
+            let counters = self.counters.group_all(id)?;
+            stats
+                .groups
+                .insert(info.name_str(), GroupStats::new(id, &info, counters));
+        }
+        Ok(stats)
+    }
+}
+
+/// Steps and views the commands do not offer, for tests and benchmarks
+/// (feature `test-support`).
+#[cfg(feature = "test-support")]
+impl State {
+    /// Takes the maps out of a loaded object (not pinned: program tests).
+    pub fn from_ebpf(ebpf: &mut aya::Ebpf) -> Result<Self> {
+        Self::from_maps(&mut |name| {
+            ebpf.take_map(name).ok_or(Error::Map {
+                name,
+                source: aya::maps::MapError::InvalidName {
+                    name: name.to_string(),
+                },
+            })
+        })
+    }
+
+    /// Every allocated member with its id, as stored.
+    pub fn member_infos(&self) -> Result<MemberList> {
+        self.members.in_use()
+    }
+
+    /// A group's stored settings.
+    pub fn group_info(&self, id: u32) -> Result<GroupInfo> {
+        self.groups.get(id)
+    }
+
+    /// One member's stored entry.
+    pub fn member_info(&self, id: u32) -> Result<MemberInfo> {
+        self.members.get(id)
+    }
+
+    /// One member's counters, summed over CPUs: (packets, bytes).
+    pub fn member_counters(&self, id: u32) -> Result<(u64, u64)> {
+        self.members.counters(id)
+    }
+
+    /// Whether `key` is a registered member source.
+    pub fn has_member_source(&self, key: &anycast_common::MemberSourceKey) -> bool {
+        self.members.has_source(key)
+    }
+
+    /// Live flows per member id.
+    pub fn flows_per_member(&self) -> Result<BTreeMap<u32, u64>> {
+        self.flows.per_member(&self.groups.by_id()?, monotonic_ns())
+    }
+
+    /// The flow table's entry for `key`, if any.
+    pub fn flow_entry(&self, key: &anycast_common::FlowKey) -> Option<anycast_common::FlowEntry> {
+        self.flows.entry(key)
+    }
+
+    /// Writes flow-table entries directly, `(key, member id, last seen)`
+    /// (for tests and benchmarks that need a table with many live flows).
+    pub fn record_flows(
+        &mut self,
+        flows: impl IntoIterator<Item = (anycast_common::FlowKey, u32, u64)>,
+    ) -> Result<()> {
+        self.flows.record(&mut self.settings, flows)
+    }
+
+    /// Removes the flows for whose key `which` holds without telling the
+    /// per-CPU flow caches; returns how many. Between
+    /// [`Self::begin_flows_flush`] and [`Self::end_flows_flush`] it is a
+    /// flush's walk; alone, it does to the table what LRU evictions do.
+    pub fn remove_flows_unannounced(
+        &mut self,
+        which: impl Fn(&anycast_common::FlowKey) -> bool,
+    ) -> Result<u64> {
+        self.flows.remove_unannounced(which)
+    }
+
+    /// A flush's first step (see [`Self::flush_flows`]), so that tests can
+    /// send packets between the steps.
+    pub fn begin_flows_flush(&mut self) -> Result<()> {
+        Flows::begin_flush(&mut self.settings)
+    }
+
+    /// A flush's last step, counting `removed` entries as flushed.
+    pub fn end_flows_flush(&mut self, removed: u64) -> Result<()> {
+        Flows::end_flush(&mut self.settings, removed)
+    }
+
+    /// `Settings::flow_epoch`: odd while a flush walks the flow table.
+    pub fn flow_epoch(&self) -> Result<u32> {
+        Flows::epoch(&self.settings)
+    }
+
+    /// Whether exact address `addr` has a place in the exact-address index.
+    pub fn indexed(&self, addr: std::net::Ipv6Addr) -> Result<bool> {
+        self.addresses.indexed(addr)
+    }
+
+    /// Whether the data plane's prefilter is on (it is off when more
+    /// distinct prefix lengths are configured than it covers).
+    pub fn prefilter_active(&self) -> Result<bool> {
+        Addresses::prefilter_active(&self.settings)
+    }
+}
