@@ -37,7 +37,19 @@ pub fn load_object_sized(
     action: SourceAction,
     sizes: &[(&'static str, u32)],
 ) -> Result<Ebpf> {
-    if EBPF_OBJECT.is_empty() {
+    load_object_from(EBPF_OBJECT, pin, role, action, sizes)
+}
+
+/// [`load_object_sized`] for another build of the eBPF object (benchmarks
+/// compare two builds in one run); it must pin the same maps.
+pub fn load_object_from(
+    object: &[u8],
+    pin: Option<&PinDir>,
+    role: IfaceRole,
+    action: SourceAction,
+    sizes: &[(&'static str, u32)],
+) -> Result<Ebpf> {
+    if object.is_empty() {
         return Err(Error::EmptyObject);
     }
     let role = role as u8;
@@ -53,7 +65,7 @@ pub fn load_object_sized(
     }
     loader.override_global(globals::ROLE, &role, true);
     loader.override_global(globals::SOURCE_ACTION, &action, true);
-    loader.load(EBPF_OBJECT).map_err(|e| match e {
+    loader.load(object).map_err(|e| match e {
         aya::EbpfError::MapError(MapError::CreateError { ref io_error, .. })
         | aya::EbpfError::MapError(MapError::SyscallError(aya::sys::SyscallError {
             ref io_error,

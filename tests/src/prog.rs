@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::Ipv6Addr};
 use anycast::{
     AnycastPrefix, GroupName, MemberName,
     flows::monotonic_ns,
-    loader::{load_object_sized, load_program},
+    loader::{EBPF_OBJECT, load_object_from, load_program},
     members::Via,
     state::State,
     stats::Stats,
@@ -75,8 +75,20 @@ impl ProgramUnderTest {
         action: SourceAction,
         sizes: &[(&'static str, u32)],
     ) -> Result<Self> {
+        Self::load_from(EBPF_OBJECT, name, role, action, sizes)
+    }
+
+    /// [`Self::load_sized`] from another build of the eBPF object (the
+    /// benchmark's baseline).
+    pub fn load_from(
+        object: &[u8],
+        name: &str,
+        role: IfaceRole,
+        action: SourceAction,
+        sizes: &[(&'static str, u32)],
+    ) -> Result<Self> {
         let mut ebpf =
-            load_object_sized(None, role, action, sizes).context("loading the object")?;
+            load_object_from(object, None, role, action, sizes).context("loading the object")?;
         let state = State::from_ebpf(&mut ebpf).context("taking the maps")?;
         load_program(&mut ebpf, name).context("loading the program")?;
         Ok(ProgramUnderTest {
@@ -206,6 +218,25 @@ impl ProgramUnderTest {
             ..TestRunOptions::default()
         })?;
         Ok(r.duration.as_nanos() as f64)
+    }
+
+    /// Runs program `name` `repeat` times on one copy of `frame` (each run
+    /// sees what the one before left): the kernel's average ns per run, and
+    /// the last run's action and frame.
+    pub fn time_checked(&self, name: &str, frame: &[u8], repeat: u32) -> Result<(f64, RunResult)> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let r = self.program(name)?.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat,
+            ..TestRunOptions::default()
+        })?;
+        out.truncate(r.data_size_out as usize);
+        let result = RunResult {
+            action: r.return_value,
+            data: out,
+        };
+        Ok((r.duration.as_nanos() as f64, result))
     }
 
     /// Counters now.

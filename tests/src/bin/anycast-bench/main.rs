@@ -38,12 +38,43 @@ struct Opts {
     out: PathBuf,
     /// Only the end-to-end lab (for iterating on it).
     e2e_only: bool,
+    /// Another build of the eBPF object, whose program-cost paths are
+    /// measured interleaved with this build's.
+    baseline: Option<Object>,
+}
+
+/// An eBPF object read from a file, 8-byte aligned as the ELF parser wants.
+struct Object {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Object {
+    fn read(path: &std::path::Path) -> Result<Self> {
+        let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        for (w, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            *w = u64::from_ne_bytes(b);
+        }
+        Ok(Object {
+            words,
+            len: bytes.len(),
+        })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len` bytes of the words' own allocation, read as bytes.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
+    }
 }
 
 impl Opts {
     fn parse() -> Result<Self> {
         let mut quick = false;
         let mut e2e_only = false;
+        let mut baseline = None;
         let mut out = PathBuf::from("target/bench");
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -51,24 +82,35 @@ impl Opts {
                 "--quick" => quick = true,
                 "--e2e-only" => e2e_only = true,
                 "--out" => out = PathBuf::from(args.next().context("--out needs a folder")?),
+                "--baseline" => {
+                    let path = PathBuf::from(args.next().context("--baseline needs a file")?);
+                    baseline = Some(Object::read(&path)?);
+                }
                 "--help" | "-h" => {
                     println!(
-                        "anycast-bench [--quick] [--e2e-only] [--out DIR] (root; usually run \
-                         through `cargo xtask bench`)\n\n  --quick     short runs: proves the \
-                         bench works, judges no target\n  --e2e-only  only the end-to-end \
-                         lab\n  --out DIR   where report.md, results.json and the plots go \
-                         (default target/bench)\n\nANYCAST_BENCH_CASES=a,b runs only the \
-                         end-to-end cases whose names contain a or b."
+                        "anycast-bench [--quick] [--e2e-only] [--out DIR] [--baseline OBJECT] \
+                         (root; usually run through `cargo xtask bench`)\n\n  --quick     \
+                         short runs: proves the bench works, judges no target\n  --e2e-only  \
+                         only the end-to-end lab\n  --out DIR   where report.md, results.json \
+                         and the plots go (default target/bench)\n  --baseline OBJECT  another \
+                         build of the eBPF object (e.g. `cargo xtask bench --baseline REV` \
+                         builds one from a git revision): its program-cost paths are measured \
+                         interleaved with this build's and compared in the report\n\n\
+                         ANYCAST_BENCH_CASES=a,b runs only the end-to-end cases whose names \
+                         contain a or b."
                     );
                     std::process::exit(0);
                 }
-                other => bail!("unknown argument `{other}` (use --quick, --e2e-only, --out DIR)"),
+                other => bail!(
+                    "unknown argument `{other}` (use --quick, --e2e-only, --out DIR, --baseline OBJECT)"
+                ),
             }
         }
         Ok(Opts {
             quick,
             out,
             e2e_only,
+            baseline,
         })
     }
 
@@ -121,34 +163,147 @@ fn stat(mut v: Vec<f64>) -> Stat {
     }
 }
 
-/// One measured case: a program, a frame, and which program entry to run.
+/// XDP actions the cases expect.
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+
+/// How a case's frame fares when BPF_PROG_TEST_RUN runs the program again
+/// and again on one copy of it (each run sees what the one before left),
+/// and so how the case is timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Runs {
+    /// The program leaves the frame as it came (pass, drop): one call of
+    /// `repeat` runs.
+    Same,
+    /// Each run lowers the hop limit by one (the L2 redirect): a few calls
+    /// of [`HOP_RUNS`] runs on a frame sent with hop limit 255, each checked
+    /// to come out redirected with hop limit 255 - [`HOP_RUNS`].
+    HopLimit,
+    /// The first run changes the frame for good (the encapsulation): calls
+    /// of one run each.
+    Once,
+}
+
+/// Runs per call of a [`Runs::HopLimit`] case: the last of them sees hop
+/// limit 6, so every run of a call still redirects. (A call of more than
+/// one run costs about 16 ms on this VM besides the runs: the kernel
+/// switches its XDP dispatcher to the program and back. So these cases
+/// make few calls.)
+const HOP_RUNS: u32 = 250;
+
+/// One measured case: a program, a frame, which program entry to run, how
+/// the frame fares under repeated runs, and the action every run must
+/// return (the bench fails when a case takes another path).
 struct Case<'a> {
-    name: &'static str,
+    name: String,
     prog: &'a ProgramUnderTest,
     entry: &'static str,
     frame: Vec<u8>,
+    runs: Runs,
+    action: u32,
+}
+
+impl<'a> Case<'a> {
+    /// The anycast program on `frame`, which it passes or drops as it came.
+    fn same(
+        name: impl Into<String>,
+        prog: &'a ProgramUnderTest,
+        frame: Vec<u8>,
+        action: u32,
+    ) -> Self {
+        Case {
+            name: name.into(),
+            prog,
+            entry: program_names::ANYCAST,
+            frame,
+            runs: Runs::Same,
+            action,
+        }
+    }
+
+    /// The anycast program on `frame` (hop limit 255), which it redirects
+    /// to an on-link member.
+    fn redirect(name: impl Into<String>, prog: &'a ProgramUnderTest, frame: Vec<u8>) -> Self {
+        Case {
+            runs: Runs::HopLimit,
+            ..Case::same(name, prog, frame, XDP_REDIRECT)
+        }
+    }
+
+    /// The XDP_PASS floor on `frame`.
+    fn floor(prog: &'a ProgramUnderTest, frame: Vec<u8>) -> Self {
+        Case {
+            entry: program_names::PASS_FLOOR,
+            ..Case::same("floor", prog, frame, XDP_PASS)
+        }
+    }
+
+    /// One sample: the kernel's mean ns per run, timed as `runs` says (the
+    /// floor is timed the same way as the case it is compared with), out
+    /// of `repeat` runs in all; checks every call's action and frame.
+    fn sample(&self, runs: Runs, repeat: u32) -> Result<f64> {
+        let (calls, per_call) = match runs {
+            Runs::Same => (1, repeat),
+            Runs::HopLimit => ((repeat / 80_000).max(3), HOP_RUNS),
+            Runs::Once => ((repeat / 1000).max(100), 1),
+        };
+        let mut total = 0.0;
+        for _ in 0..calls {
+            let (ns, out) = self.prog.time_checked(self.entry, &self.frame, per_call)?;
+            if out.action != self.action {
+                bail!(
+                    "{}: the program returned {} instead of {} while timed: the case took another path",
+                    self.name,
+                    out.action,
+                    self.action
+                );
+            }
+            if runs == Runs::HopLimit && self.entry == program_names::ANYCAST {
+                let hop = out.data.get(14 + 7).copied();
+                let want = (255 - per_call) as u8;
+                if self.frame.get(14 + 7) != Some(&255) || hop != Some(want) {
+                    bail!(
+                        "{}: hop limit {hop:?} after {per_call} runs, not {want}: not every run redirected",
+                        self.name
+                    );
+                }
+            }
+            total += ns;
+        }
+        Ok(total / f64::from(calls))
+    }
 }
 
 /// Interleaved rounds over `cases`; returns one Stat per case.
-/// The first case is the floor: each case's `over` is taken run by run
-/// (this VM drifts between faster and slower phases that last longer than a
-/// run, and a difference within one run cancels most of that).
+/// The first case is the floor: each case's `over` is taken run by run,
+/// against the floor timed the same way in the same round (this VM drifts
+/// between faster and slower phases that last longer than a run, and a
+/// difference within one run cancels most of that).
 fn measure(cases: &[Case<'_>], runs: usize, repeat: u32) -> Result<Vec<Stat>> {
+    let floor = &cases[0];
+    let mut modes: Vec<Runs> = cases.iter().map(|c| c.runs).collect();
+    modes.sort();
+    modes.dedup();
     let mut samples = vec![Vec::new(); cases.len()];
+    let mut floors: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     for _ in 0..runs {
+        for (m, mode) in modes.iter().enumerate() {
+            floors[m].push(floor.sample(*mode, repeat)?);
+        }
         for (i, c) in cases.iter().enumerate() {
-            samples[i].push(c.prog.time_named(c.entry, &c.frame, repeat)?);
+            samples[i].push(c.sample(c.runs, repeat)?);
         }
     }
-    let floor = samples[0].clone();
-    let floor_min = stat(floor.clone()).min;
     Ok(samples
         .into_iter()
-        .map(|v| {
-            let d = stat(v.iter().zip(&floor).map(|(x, f)| x - f).collect());
+        .zip(cases)
+        .map(|(v, c)| {
+            let f = &floors[modes.iter().position(|m| *m == c.runs).unwrap_or(0)];
+            let d = stat(v.iter().zip(f).map(|(x, f)| x - f).collect());
             Stat {
                 over: Some([d.min, d.median, d.max]),
-                floor_min: Some(floor_min),
+                floor_min: Some(stat(f.clone()).min),
                 ..stat(v)
             }
         })
@@ -159,29 +314,22 @@ fn udp(src: Ipv6Addr, dst: Ipv6Addr, sport: u16) -> Vec<u8> {
     FrameBuilder::udp(src, dst, sport, 53, &[0u8; 18]).build()
 }
 
-/// Measures `prog` on `frame` against the floor, interleaved, as a row of
-/// `section` named `name`; `shape` is (runs, repeat).
+/// A UDP frame with hop limit 255, for cases that redirect (see [`Runs::HopLimit`]).
+fn udp_255(src: Ipv6Addr, dst: Ipv6Addr, sport: u16) -> Vec<u8> {
+    let mut f = FrameBuilder::udp(src, dst, sport, 53, &[0u8; 18]);
+    f.hop_limit = 255;
+    f.build()
+}
+
+/// Measures `case` against the floor, interleaved, as a row of `section`
+/// named `name`; `shape` is (runs, repeat).
 fn against_floor(
     (section, name): (&'static str, String),
     floor: &ProgramUnderTest,
-    prog: &ProgramUnderTest,
-    frame: Vec<u8>,
+    case: Case<'_>,
     (runs, repeat): (usize, u32),
 ) -> Result<Row> {
-    let cases = [
-        Case {
-            name: "floor",
-            prog: floor,
-            entry: program_names::PASS_FLOOR,
-            frame: frame.clone(),
-        },
-        Case {
-            name: "case",
-            prog,
-            entry: program_names::ANYCAST,
-            frame,
-        },
-    ];
+    let cases = [Case::floor(floor, case.frame.clone()), case];
     let s = measure(&cases, runs, repeat)?;
     Ok(Row {
         section,
@@ -191,18 +339,24 @@ fn against_floor(
     })
 }
 
-/// A frame to the anycast address whose flow `p` has recorded, so that the
-/// timed runs are flow-table hits.
+/// A frame to the anycast address (hop limit 255) whose flow `p` has
+/// recorded, so that the timed runs are flow-table hits.
 fn recorded_flow(p: &ProgramUnderTest) -> Result<Vec<u8>> {
-    let f = udp(CLIENT, ANY, 4000);
+    let f = udp_255(CLIENT, ANY, 4000);
     p.run(&f)?;
     Ok(f)
 }
 
-/// A program with group `dns` (ANY, and the prefix 2001:db8:b::/48) and one
-/// on-link member, loaded for an edge interface.
-fn program() -> Result<ProgramUnderTest> {
-    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+/// A program of the build `object` with group `dns` (ANY, and the prefix
+/// 2001:db8:b::/48) and one on-link member, loaded for an edge interface.
+fn program(object: &[u8]) -> Result<ProgramUnderTest> {
+    let mut p = ProgramUnderTest::load_from(
+        object,
+        program_names::ANYCAST,
+        IfaceRole::Edge,
+        SourceAction::Drop,
+        &[(map_names::FLOWS, TEST_FLOW_TABLE)],
+    )?;
     p.add(&ANY.to_string(), "dns")?;
     p.add("2001:db8:b::/48", "dns")?;
     p.add_l2_member("dns", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;
@@ -235,6 +389,107 @@ impl Row {
     }
 }
 
+/// The programs of one build that the path cases run.
+struct PathPrograms {
+    /// The build's label in row names ("" for this build).
+    label: &'static str,
+    /// An anycast address, members, a prefix.
+    p: ProgramUnderTest,
+    /// One anycast address, nothing else.
+    exact_only: ProgramUnderTest,
+    /// As `p`, without flow affinity.
+    stateless: ProgramUnderTest,
+}
+
+impl PathPrograms {
+    fn load(label: &'static str, object: &[u8]) -> Result<Self> {
+        let mut exact_only = ProgramUnderTest::load_from(
+            object,
+            program_names::ANYCAST,
+            IfaceRole::Edge,
+            SourceAction::Drop,
+            &[(map_names::FLOWS, TEST_FLOW_TABLE)],
+        )?;
+        exact_only.add(&ANY.to_string(), "dns")?;
+        let mut stateless = program(object)?;
+        stateless.state.set_group_options(
+            &GroupName::new("dns")?,
+            &GroupOptions {
+                affinity: Some(Affinity::None),
+                ..GroupOptions::default()
+            },
+        )?;
+        Ok(PathPrograms {
+            label,
+            p: program(object)?,
+            exact_only,
+            stateless,
+        })
+    }
+
+    /// The path cases on this build's programs.
+    fn cases(&self) -> Result<Vec<Case<'_>>> {
+        let flow = recorded_flow(&self.p)?;
+        let reply = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"answer").build();
+        let mut ptb = FrameBuilder::new(SERVER, ANY, icmpv6_error(2, &reply, None));
+        ptb.hop_limit = 255;
+        let l = self.label;
+        Ok(vec![
+            Case::same(
+                format!("non-anycast IPv6 pass{l}"),
+                &self.exact_only,
+                udp(CLIENT, SERVER, 1),
+                XDP_PASS,
+            ),
+            Case::same(
+                format!("non-anycast IPv6 pass, prefixes configured{l}"),
+                &self.p,
+                udp(CLIENT, SERVER, 1),
+                XDP_PASS,
+            ),
+            Case::same(
+                format!("anycast-source drop (exact /128){l}"),
+                &self.p,
+                udp(ANY, SERVER, 1),
+                XDP_DROP,
+            ),
+            Case::same(
+                format!("anycast-source drop (prefix /48){l}"),
+                &self.p,
+                udp("2001:db8:b::7".parse()?, SERVER, 1),
+                XDP_DROP,
+            ),
+            Case::redirect(
+                format!("redirect L2, flow-table hit{l}"),
+                &self.p,
+                flow.clone(),
+            ),
+            Case::redirect(
+                format!("redirect L2, no affinity (Maglev only){l}"),
+                &self.stateless,
+                flow,
+            ),
+            Case::redirect(
+                format!("ICMPv6 error steering (PTB){l}"),
+                &self.p,
+                ptb.build(),
+            ),
+        ])
+    }
+}
+
+/// The label of rows measured on the baseline build.
+const BASELINE: &str = " (baseline)";
+
+/// The builds to measure: this one, and the baseline when given.
+fn builds(o: &Opts) -> Vec<(&'static str, &[u8])> {
+    let mut b = vec![("", anycast::loader::EBPF_OBJECT)];
+    if let Some(base) = &o.baseline {
+        b.push((BASELINE, base.as_slice()));
+    }
+    b
+}
+
 fn program_costs(o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
     let (runs, repeat) = o.shape();
     let floor_prog = ProgramUnderTest::load_named(
@@ -242,76 +497,33 @@ fn program_costs(o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
         IfaceRole::Edge,
         SourceAction::Drop,
     )?;
-    let p = program()?;
-    let mut exact_only = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
-    exact_only.add(&ANY.to_string(), "dns")?;
-    let mut stateless = program()?;
-    stateless.state.set_group_options(
-        &GroupName::new("dns")?,
-        &GroupOptions {
-            affinity: Some(Affinity::None),
-            ..GroupOptions::default()
-        },
-    )?;
-    let flow = recorded_flow(&p)?;
-    let reply = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"answer").build();
-    let ptb = FrameBuilder::new(SERVER, ANY, icmpv6_error(2, &reply, None)).build();
-    let cases = [
-        Case {
-            name: "XDP_PASS floor",
-            prog: &floor_prog,
-            entry: program_names::PASS_FLOOR,
-            frame: udp(CLIENT, SERVER, 1),
-        },
-        Case {
-            name: "non-anycast IPv6 pass",
-            prog: &exact_only,
-            entry: program_names::ANYCAST,
-            frame: udp(CLIENT, SERVER, 1),
-        },
-        Case {
-            name: "non-anycast IPv6 pass, prefixes configured",
-            prog: &p,
-            entry: program_names::ANYCAST,
-            frame: udp(CLIENT, SERVER, 1),
-        },
-        Case {
-            name: "anycast-source drop (exact /128)",
-            prog: &p,
-            entry: program_names::ANYCAST,
-            frame: udp(ANY, SERVER, 1),
-        },
-        Case {
-            name: "anycast-source drop (prefix /48)",
-            prog: &p,
-            entry: program_names::ANYCAST,
-            frame: udp("2001:db8:b::7".parse()?, SERVER, 1),
-        },
-        Case {
-            name: "redirect L2, flow-table hit",
-            prog: &p,
-            entry: program_names::ANYCAST,
-            frame: flow.clone(),
-        },
-        Case {
-            name: "redirect L2, no affinity (Maglev only)",
-            prog: &stateless,
-            entry: program_names::ANYCAST,
-            frame: flow.clone(),
-        },
-        Case {
-            name: "ICMPv6 error steering (PTB)",
-            prog: &p,
-            entry: program_names::ANYCAST,
-            frame: ptb,
-        },
-    ];
+    let programs = builds(o)
+        .into_iter()
+        .map(|(label, object)| PathPrograms::load(label, object))
+        .collect::<Result<Vec<_>>>()?;
+    let mut cases = vec![Case {
+        name: "XDP_PASS floor".into(),
+        ..Case::floor(&floor_prog, udp(CLIENT, SERVER, 1))
+    }];
+    // Each case of each build next to each other: interleaved, so that the
+    // builds are compared in the same phases of this VM.
+    let per_build = programs
+        .iter()
+        .map(PathPrograms::cases)
+        .collect::<Result<Vec<_>>>()?;
+    let n = per_build[0].len();
+    let mut per_build: Vec<_> = per_build.into_iter().map(Vec::into_iter).collect();
+    for _ in 0..n {
+        for b in per_build.iter_mut() {
+            cases.extend(b.next());
+        }
+    }
     let stats = measure(&cases, runs, repeat)?;
     let floor = stats[0].median;
     for (c, s) in cases.iter().zip(stats) {
         rows.push(Row {
             section: "paths",
-            name: c.name.into(),
+            name: c.name.clone(),
             stat: s,
             floor,
         });
@@ -320,20 +532,27 @@ fn program_costs(o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
     // Flow-table miss: every packet a new flow, so one run each (the kernel
     // times single runs too); the floor is measured the same way.
     let n: u16 = if o.quick { 2000 } else { 20_000 };
-    let mut miss = Vec::new();
+    let mut miss = vec![Vec::new(); programs.len()];
     let mut single_floor = Vec::new();
     for i in 0..n {
         let f = udp(CLIENT, ANY, 10_000u16.wrapping_add(i));
-        miss.push(p.time_named(program_names::ANYCAST, &f, 1)?);
+        for (b, pp) in programs.iter().enumerate() {
+            miss[b].push(pp.p.time_named(program_names::ANYCAST, &f, 1)?);
+        }
         single_floor.push(floor_prog.time_named(program_names::PASS_FLOOR, &f, 1)?);
     }
     let sf = stat(single_floor);
-    rows.push(Row {
-        section: "paths",
-        name: "redirect L2, flow-table miss (new flow; single runs)".into(),
-        stat: stat(miss),
-        floor: sf.median,
-    });
+    for (pp, miss) in programs.iter().zip(miss) {
+        rows.push(Row {
+            section: "paths",
+            name: format!(
+                "redirect L2, flow-table miss (new flow; single runs){}",
+                pp.label
+            ),
+            stat: stat(miss),
+            floor: sf.median,
+        });
+    }
     rows.push(Row {
         section: "paths",
         name: "XDP_PASS floor (single runs)".into(),
@@ -344,42 +563,62 @@ fn program_costs(o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
     // Encapsulation needs a FIB: run inside a namespace that has one.
     let mut lab = Lab::new("bench-encap")?;
     FibNode::build(&mut lab, "fib")?;
-    let encap = lab.ns("fib")?.run(move || -> Result<(Stat, Stat)> {
-        let floor_prog = ProgramUnderTest::load_named(
-            program_names::PASS_FLOOR,
-            IfaceRole::Edge,
-            SourceAction::Drop,
-        )?;
-        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
-        p.add(&ANY.to_string(), "dns")?;
-        p.add_encap_member("dns", "far", MEMBER, 10)?;
-        let f = udp(CLIENT, ANY, 4000);
-        if p.run(&f)?.action != 4 {
-            bail!("the encapsulation bench frame was not redirected");
-        }
-        let cases = [
-            Case {
-                name: "floor",
-                prog: &floor_prog,
-                entry: program_names::PASS_FLOOR,
-                frame: f.clone(),
-            },
-            Case {
-                name: "encap",
-                prog: &p,
-                entry: program_names::ANYCAST,
-                frame: f,
-            },
-        ];
-        let s = measure(&cases, runs, repeat)?;
-        Ok((s[0], s[1]))
-    })??;
-    rows.push(Row {
-        section: "paths",
-        name: "redirect IPv6-in-IPv6 (FIB lookup), flow-table hit".into(),
-        stat: encap.1,
-        floor: encap.0.median,
-    });
+    let objects: Vec<(&'static str, Vec<u8>)> = builds(o)
+        .into_iter()
+        .map(|(label, object)| (label, object.to_vec()))
+        .collect();
+    let encap = lab
+        .ns("fib")?
+        .run(move || -> Result<Vec<(String, Stat, f64)>> {
+            let floor_prog = ProgramUnderTest::load_named(
+                program_names::PASS_FLOOR,
+                IfaceRole::Edge,
+                SourceAction::Drop,
+            )?;
+            let mut programs = Vec::new();
+            for (label, object) in &objects {
+                let mut p = ProgramUnderTest::load_from(
+                    object,
+                    program_names::ANYCAST,
+                    IfaceRole::Edge,
+                    SourceAction::Drop,
+                    &[(map_names::FLOWS, TEST_FLOW_TABLE)],
+                )?;
+                p.add(&ANY.to_string(), "dns")?;
+                p.add_encap_member("dns", "far", MEMBER, 10)?;
+                programs.push((*label, p));
+            }
+            let f = udp(CLIENT, ANY, 4000);
+            let mut cases = vec![Case::floor(&floor_prog, f.clone())];
+            for (label, p) in &programs {
+                // Recorded first, so that the timed runs are flow-table hits.
+                p.run(&f)?;
+                cases.push(Case {
+                    runs: Runs::Once,
+                    ..Case::same(
+                        format!("redirect IPv6-in-IPv6 (FIB lookup), flow-table hit{label}"),
+                        p,
+                        f.clone(),
+                        XDP_REDIRECT,
+                    )
+                });
+            }
+            let s = measure(&cases, runs, repeat)?;
+            Ok(cases
+                .iter()
+                .zip(&s)
+                .skip(1)
+                .map(|(c, st)| (c.name.clone(), *st, s[0].median))
+                .collect())
+        })??;
+    for (name, stat, floor) in encap {
+        rows.push(Row {
+            section: "paths",
+            name,
+            stat,
+            floor,
+        });
+    }
     Ok(())
 }
 
@@ -449,26 +688,11 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
             find_address(&p, &list, n / 2, true)?.context("no address owns its index slot")?;
         let other = find_address(&p, &list, n / 2, false)?;
         let mut cases = vec![
-            Case {
-                name: "floor",
-                prog: &floor_prog,
-                entry: program_names::PASS_FLOOR,
-                frame: floor_frame.clone(),
-            },
-            Case {
-                name: "pass",
-                prog: &p,
-                entry: program_names::ANYCAST,
-                frame: udp(CLIENT, SERVER, 1),
-            },
+            Case::floor(&floor_prog, floor_frame.clone()),
+            Case::same("pass", &p, udp(CLIENT, SERVER, 1), XDP_PASS),
         ];
         for a in std::iter::once(owner).chain(other) {
-            cases.push(Case {
-                name: "drop",
-                prog: &p,
-                entry: program_names::ANYCAST,
-                frame: udp(a, SERVER, 1),
-            });
+            cases.push(Case::same("drop", &p, udp(a, SERVER, 1), XDP_DROP));
         }
         let s = measure(&cases, runs, repeat)?;
         let f = s[0].median;
@@ -542,8 +766,7 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
                 format!("{} prefixes: non-anycast pass", list.len()),
             ),
             &floor_prog,
-            &p,
-            udp(CLIENT, SERVER, 1),
+            Case::same("pass", &p, udp(CLIENT, SERVER, 1), XDP_PASS),
             (runs, repeat),
         )?);
     }
@@ -566,8 +789,7 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
                 format!("{m} tied members: redirect L2, flow hit"),
             ),
             &floor_prog,
-            &p,
-            f,
+            Case::redirect("redirect", &p, f),
             (runs, repeat),
         )?);
     }
@@ -587,8 +809,7 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
         rows.push(against_floor(
             ("groups", format!("{g} groups: redirect L2, flow hit")),
             &floor_prog,
-            &p,
-            f,
+            Case::redirect("redirect", &p, f),
             (runs, repeat),
         )?);
     }
@@ -626,8 +847,7 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
         rows.push(against_floor(
             ("flows", format!("{live} live flows: redirect L2, flow hit")),
             &floor_prog,
-            &p,
-            f,
+            Case::redirect("redirect", &p, f),
             (runs, repeat),
         )?);
     }
@@ -768,6 +988,38 @@ fn svg_bars(title: &str, unit: &str, bars: &[Bar]) -> String {
     s
 }
 
+/// The paths of this build beside the baseline's, when one was measured.
+fn ab_report(md: &mut String, rows: &[Row]) {
+    let pairs: Vec<(&Row, &Row)> = rows
+        .iter()
+        .filter_map(|b| {
+            let name = b.name.strip_suffix(BASELINE)?;
+            Some((rows.iter().find(|r| r.name == name)?, b))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## this build against the baseline\n\nThe same paths of both builds, measured interleaved in the same runs: ns over the XDP_PASS floor, the median of the per-run differences and the fastest run over the floor's fastest.\n\n| path | this build | baseline | difference |\n|---|---:|---:|---:|"
+    );
+    for (this, base) in pairs {
+        let _ = writeln!(
+            md,
+            "| {} | {:+.1} / {:+.1} | {:+.1} / {:+.1} | {:+.1} / {:+.1} |",
+            this.name,
+            this.over()[1],
+            this.over_fastest(),
+            base.over()[1],
+            base.over_fastest(),
+            this.over()[1] - base.over()[1],
+            this.over_fastest() - base.over_fastest()
+        );
+    }
+    let _ = writeln!(md);
+}
+
 fn main() -> Result<()> {
     require_root()?;
     let o = Opts::parse()?;
@@ -851,6 +1103,7 @@ fn main() -> Result<()> {
         }
         let _ = writeln!(md);
     }
+    ab_report(&mut md, &rows);
     e2e::report(&mut md, &e2e_rows, &e2e_notes, &shape);
     let _ = writeln!(md, "## facts\n");
     for (k, v) in &facts {
