@@ -5,6 +5,7 @@
 //! installing what is missing into `target/tools` and reusing it after.
 
 mod toolchain;
+mod tools;
 
 use std::{
     os::unix::process::CommandExt as _,
@@ -65,6 +66,11 @@ enum Task {
         /// Output folder.
         #[arg(long, default_value = "target/bench")]
         out: PathBuf,
+        /// A git revision (e.g. `main`, `HEAD~3`, a commit) whose eBPF
+        /// object is built (in target/baseline) and measured interleaved
+        /// with this tree's, path by path, in the same run.
+        #[arg(long, value_name = "REV")]
+        baseline: Option<String>,
     },
     /// Differential fuzzing of the XDP program against the reference model
     /// with random seeds for N seconds per interface kind; a failure names its
@@ -93,7 +99,11 @@ fn main() -> Result<()> {
         Task::Test { cargo_args } => test(&root, &cargo_args)?,
         Task::Run { args } => run(&root, args)?,
         Task::Lab => demo_lab(&root)?,
-        Task::Bench { quick, out } => bench(&root, quick, &out)?,
+        Task::Bench {
+            quick,
+            out,
+            baseline,
+        } => bench(&root, quick, &out, baseline.as_deref())?,
         Task::Fuzz { seconds } => fuzz(&root, seconds)?,
     }
     Ok(())
@@ -151,6 +161,7 @@ fn require_root(task: &str) -> Result<()> {
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     require_root("test")?;
+    tools::ensure(tools::LAB)?;
     let bin = build(root, false)?;
     let tools = toolchain::ensure(root)?;
     let mut cmd = cargo(root, &tools)?;
@@ -201,10 +212,18 @@ fn run(root: &Path, mut args: Vec<String>) -> Result<()> {
     status(cmd, "anycast run")
 }
 
-/// Builds the `anycast` binary, then runs `cargo ARGS` (a harness of the
-/// tests crate) with the BPF toolchain on PATH and the binary in ANYCAST_BIN.
-fn harness(root: &Path, task: &str, args: &[&str], env: &[(&str, String)]) -> Result<()> {
+/// Makes sure the programs in `needs` are there, builds the `anycast`
+/// binary, then runs `cargo ARGS` (a harness of the tests crate) with the
+/// BPF toolchain on PATH and the binary in ANYCAST_BIN.
+fn harness(
+    root: &Path,
+    task: &str,
+    needs: &[tools::Tool],
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Result<()> {
     require_root(task)?;
+    tools::ensure(needs)?;
     let bin = build(root, false)?;
     let tools = toolchain::ensure(root)?;
     let mut cmd = cargo(root, &tools)?;
@@ -215,8 +234,9 @@ fn harness(root: &Path, task: &str, args: &[&str], env: &[(&str, String)]) -> Re
     status(cmd, &format!("cargo xtask {task}"))
 }
 
-fn bench(root: &Path, quick: bool, out: &Path) -> Result<()> {
+fn bench(root: &Path, quick: bool, out: &Path, baseline: Option<&str>) -> Result<()> {
     let out = out.to_str().context("the output folder must be UTF-8")?;
+    let baseline = baseline.map(|rev| baseline_object(root, rev)).transpose()?;
     let mut args = vec![
         "run",
         "--quiet",
@@ -231,7 +251,83 @@ fn bench(root: &Path, quick: bool, out: &Path) -> Result<()> {
     if quick {
         args.push("--quick");
     }
-    harness(root, "bench", &args, &[])
+    if let Some(object) = &baseline {
+        args.push("--baseline");
+        args.push(
+            object
+                .to_str()
+                .context("the baseline's path must be UTF-8")?,
+        );
+    }
+    harness(
+        root,
+        "bench",
+        &[tools::LAB, tools::BENCH].concat(),
+        &args,
+        &[],
+    )
+}
+
+/// Builds the eBPF object of git revision `rev` in target/baseline/COMMIT
+/// (the tree exported with `git archive`, sharing this tree's BPF
+/// toolchain) and returns its path.
+fn baseline_object(root: &Path, rev: &str) -> Result<PathBuf> {
+    let tools = toolchain::ensure(root)?;
+    let commit = String::from_utf8(
+        Command::new("git")
+            .current_dir(root)
+            .args(["rev-parse", "--verify", &format!("{rev}^{{commit}}")])
+            .output()
+            .context("running git")?
+            .stdout,
+    )?
+    .trim()
+    .to_string();
+    if commit.is_empty() {
+        bail!("`{rev}` is not a git revision of this repository");
+    }
+    let dir = root.join("target/baseline").join(&commit);
+    if !dir.join("Cargo.toml").exists() {
+        std::fs::create_dir_all(&dir)?;
+        let sh = format!(
+            "git -C '{}' archive '{commit}' | tar -x -C '{}'",
+            root.display(),
+            dir.display()
+        );
+        status(
+            {
+                let mut c = Command::new("sh");
+                c.args(["-c", &sh]);
+                c
+            },
+            "exporting the baseline with git archive",
+        )?;
+    }
+    let linked = dir.join("target/tools");
+    if !linked.exists() {
+        std::fs::create_dir_all(dir.join("target"))?;
+        std::os::unix::fs::symlink(root.join("target/tools"), &linked)?;
+    }
+    println!(
+        "building the baseline {rev} ({commit}) in {}",
+        dir.display()
+    );
+    let mut cmd = cargo(&dir, &tools)?;
+    cmd.args(["build", "--package", "anycast-user"]);
+    status(cmd, "building the baseline")?;
+    // The object build.rs left, the newest if several builds did.
+    let mut objects: Vec<(std::time::SystemTime, PathBuf)> =
+        std::fs::read_dir(dir.join("target/debug/build"))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("anycast-user-"))
+            .map(|e| e.path().join("out/anycast"))
+            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+            .collect();
+    objects.sort();
+    objects
+        .pop()
+        .map(|(_, p)| p)
+        .context("the baseline's build left no eBPF object")
 }
 
 fn fuzz(root: &Path, seconds: u64) -> Result<()> {
@@ -249,6 +345,7 @@ fn fuzz(root: &Path, seconds: u64) -> Result<()> {
     harness(
         root,
         "fuzz",
+        &[],
         &args,
         &[
             ("ANYCAST_FUZZ_SECONDS", seconds.to_string()),
@@ -261,6 +358,7 @@ fn demo_lab(root: &Path) -> Result<()> {
     harness(
         root,
         "lab",
+        tools::LAB,
         &[
             "run",
             "--quiet",
