@@ -3,7 +3,7 @@
 use anycast_common::{MAX_VLAN_DEPTH, wire};
 use aya_ebpf::programs::XdpContext;
 
-use super::load;
+use super::bounds::load;
 use crate::verifier::opaque_at_most;
 
 /// What the link layer says.

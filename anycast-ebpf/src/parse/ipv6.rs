@@ -6,7 +6,7 @@ use anycast_common::{
 };
 use aya_ebpf::programs::XdpContext;
 
-use super::{data_end, load, read};
+use super::bounds::{data_end, load, read};
 
 /// The fixed header's fields the pipeline needs.
 pub(crate) struct Ipv6 {

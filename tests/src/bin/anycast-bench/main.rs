@@ -275,8 +275,8 @@ impl<'a> Case<'a> {
     }
 }
 
-/// Interleaved rounds over `cases`; returns one Stat per case.
-/// The first case is the floor: each case's `over` is taken run by run,
+/// Interleaved rounds over `cases` (A B C, then C B A, ...); returns one
+/// Stat per case. The first case is the floor: each case's `over` is taken run by run,
 /// against the floor timed the same way in the same round (this VM drifts
 /// between faster and slower phases that last longer than a run, and a
 /// difference within one run cancels most of that).
@@ -287,12 +287,20 @@ fn measure(cases: &[Case<'_>], runs: usize, repeat: u32) -> Result<Vec<Stat>> {
     modes.dedup();
     let mut samples = vec![Vec::new(); cases.len()];
     let mut floors: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-    for _ in 0..runs {
+    for run in 0..runs {
         for (m, mode) in modes.iter().enumerate() {
             floors[m].push(floor.sample(*mode, repeat)?);
         }
-        for (i, c) in cases.iter().enumerate() {
-            samples[i].push(c.sample(c.runs, repeat)?);
+        // Every other run backwards, so that no case always follows the
+        // same one (a cold single run is faster after one that warmed
+        // what it uses, such as the FIB).
+        let order: Vec<usize> = if run % 2 == 0 {
+            (0..cases.len()).collect()
+        } else {
+            (0..cases.len()).rev().collect()
+        };
+        for i in order {
+            samples[i].push(cases[i].sample(cases[i].runs, repeat)?);
         }
     }
     Ok(samples
@@ -321,22 +329,52 @@ fn udp_255(src: Ipv6Addr, dst: Ipv6Addr, sport: u16) -> Vec<u8> {
     f.build()
 }
 
-/// Measures `case` against the floor, interleaved, as a row of `section`
-/// named `name`; `shape` is (runs, repeat).
+/// Measures one case per build (this build first, labelled as in
+/// [`builds`]) against the floor, interleaved, as rows of `section` named
+/// `name` (and the build's label); `shape` is (runs, repeat).
 fn against_floor(
     (section, name): (&'static str, String),
     floor: &ProgramUnderTest,
-    case: Case<'_>,
+    cases: Vec<(&'static str, Case<'_>)>,
     (runs, repeat): (usize, u32),
-) -> Result<Row> {
-    let cases = [Case::floor(floor, case.frame.clone()), case];
-    let s = measure(&cases, runs, repeat)?;
-    Ok(Row {
-        section,
-        name,
-        stat: s[1],
-        floor: s[0].median,
-    })
+) -> Result<Vec<Row>> {
+    let labels: Vec<&'static str> = cases.iter().map(|(l, _)| *l).collect();
+    let mut all = vec![Case::floor(floor, cases[0].1.frame.clone())];
+    all.extend(cases.into_iter().map(|(_, c)| c));
+    let s = measure(&all, runs, repeat)?;
+    Ok(labels
+        .iter()
+        .zip(&s[1..])
+        .map(|(label, stat)| Row {
+            section,
+            name: format!("{name}{label}"),
+            stat: *stat,
+            floor: s[0].median,
+        })
+        .collect())
+}
+
+/// `make`'s program for every build to measure (see [`builds`]), labelled.
+fn each_build(
+    o: &Opts,
+    mut make: impl FnMut(&[u8]) -> Result<ProgramUnderTest>,
+) -> Result<Vec<(&'static str, ProgramUnderTest)>> {
+    builds(o)
+        .into_iter()
+        .map(|(label, object)| Ok((label, make(object)?)))
+        .collect()
+}
+
+/// The anycast program of `object`, for an edge interface, with a flow
+/// table of `flows` entries.
+fn edge_program(object: &[u8], flows: u32) -> Result<ProgramUnderTest> {
+    ProgramUnderTest::load_from(
+        object,
+        program_names::ANYCAST,
+        IfaceRole::Edge,
+        SourceAction::Drop,
+        &[(map_names::FLOWS, flows)],
+    )
 }
 
 /// A frame to the anycast address (hop limit 255) whose flow `p` has
@@ -743,7 +781,6 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
     }
 
     for &n in &[10usize, 10_000] {
-        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
         // /48s .. /64s spread over 2001:db8::/32.
         let list: Vec<AnycastPrefix> = (0..n as u128)
             .map(|i| {
@@ -758,58 +795,80 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        p.state
-            .load_addresses(&list, &GroupName::new("prefixes")?)?;
-        rows.push(against_floor(
+        let progs = each_build(o, |object| {
+            let mut p = edge_program(object, TEST_FLOW_TABLE)?;
+            p.state
+                .load_addresses(&list, &GroupName::new("prefixes")?)?;
+            Ok(p)
+        })?;
+        let cases = progs
+            .iter()
+            .map(|(l, p)| (*l, Case::same("pass", p, udp(CLIENT, SERVER, 1), XDP_PASS)))
+            .collect();
+        rows.extend(against_floor(
             (
                 "prefixes",
                 format!("{} prefixes: non-anycast pass", list.len()),
             ),
             &floor_prog,
-            Case::same("pass", &p, udp(CLIENT, SERVER, 1), XDP_PASS),
+            cases,
             (runs, repeat),
         )?);
     }
 
+    /// Each build's program redirecting a recorded flow.
+    fn redirects<'a>(
+        progs: &'a [(&'static str, ProgramUnderTest)],
+    ) -> Result<Vec<(&'static str, Case<'a>)>> {
+        progs
+            .iter()
+            .map(|(l, p)| Ok((*l, Case::redirect("redirect", p, recorded_flow(p)?))))
+            .collect()
+    }
+
     for &m in &[1usize, 4, 16, 64] {
-        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
-        p.add(&ANY.to_string(), "dns")?;
-        for i in 0..m {
-            p.add_l2_member(
-                "dns",
-                &format!("m{i}"),
-                [0x02, 0xbb, 0, 0, (i >> 8) as u8, i as u8],
-                10,
-            )?;
-        }
-        let f = recorded_flow(&p)?;
-        rows.push(against_floor(
+        let progs = each_build(o, |object| {
+            let mut p = edge_program(object, TEST_FLOW_TABLE)?;
+            p.add(&ANY.to_string(), "dns")?;
+            for i in 0..m {
+                p.add_l2_member(
+                    "dns",
+                    &format!("m{i}"),
+                    [0x02, 0xbb, 0, 0, (i >> 8) as u8, i as u8],
+                    10,
+                )?;
+            }
+            Ok(p)
+        })?;
+        rows.extend(against_floor(
             (
                 "members",
                 format!("{m} tied members: redirect L2, flow hit"),
             ),
             &floor_prog,
-            Case::redirect("redirect", &p, f),
+            redirects(&progs)?,
             (runs, repeat),
         )?);
     }
 
     for &g in &[1usize, 1000] {
-        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
-        for i in 0..g {
-            let a = Ipv6Addr::from(u128::from(ANY) + i as u128);
-            p.state.load_addresses(
-                &[AnycastPrefix { addr: a, len: 128 }],
-                &GroupName::new(&format!("g{i}"))?,
-            )?;
-        }
-        p.add(&ANY.to_string(), "g0")?;
-        p.add_l2_member("g0", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;
-        let f = recorded_flow(&p)?;
-        rows.push(against_floor(
+        let progs = each_build(o, |object| {
+            let mut p = edge_program(object, TEST_FLOW_TABLE)?;
+            for i in 0..g {
+                let a = Ipv6Addr::from(u128::from(ANY) + i as u128);
+                p.state.load_addresses(
+                    &[AnycastPrefix { addr: a, len: 128 }],
+                    &GroupName::new(&format!("g{i}"))?,
+                )?;
+            }
+            p.add(&ANY.to_string(), "g0")?;
+            p.add_l2_member("g0", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;
+            Ok(p)
+        })?;
+        rows.extend(against_floor(
             ("groups", format!("{g} groups: redirect L2, flow hit")),
             &floor_prog,
-            Case::redirect("redirect", &p, f),
+            redirects(&progs)?,
             (runs, repeat),
         )?);
     }
@@ -821,33 +880,31 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
     };
     for &n in flow_sizes {
         let capacity = n.max(TEST_FLOW_TABLE).next_power_of_two() * 2;
-        let mut p = ProgramUnderTest::load_sized(
-            program_names::ANYCAST,
-            IfaceRole::Edge,
-            SourceAction::Drop,
-            &[(map_names::FLOWS, capacity)],
-        )?;
-        p.add(&ANY.to_string(), "dns")?;
-        let id = p.add_l2_member("dns", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;
-        let now = anycast::flows::monotonic_ns();
-        p.state.record_flows((0..n).map(|i| {
-            let key = FlowKey {
-                group_id: 1,
-                src: Ipv6Addr::from(u128::from(CLIENT) + u128::from(i) + 1).octets(),
-                dst: ANY.octets(),
-                proto: 17,
-                by_label: 0,
-                _pad: [0; 2],
-                tail: [0x9c, 0x40, 0, 53],
-            };
-            (key, id, now)
-        }))?;
-        let f = recorded_flow(&p)?;
-        let live = p.state.flow_table_stats()?.entries;
-        rows.push(against_floor(
+        let progs = each_build(o, |object| {
+            let mut p = edge_program(object, capacity)?;
+            p.add(&ANY.to_string(), "dns")?;
+            let id = p.add_l2_member("dns", "m1", [0x02, 0xbb, 0, 0, 0, 1], 10)?;
+            let now = anycast::flows::monotonic_ns();
+            p.state.record_flows((0..n).map(|i| {
+                let key = FlowKey {
+                    group_id: 1,
+                    src: Ipv6Addr::from(u128::from(CLIENT) + u128::from(i) + 1).octets(),
+                    dst: ANY.octets(),
+                    proto: 17,
+                    by_label: 0,
+                    _pad: [0; 2],
+                    tail: [0x9c, 0x40, 0, 53],
+                };
+                (key, id, now)
+            }))?;
+            Ok(p)
+        })?;
+        let cases = redirects(&progs)?;
+        let live = progs[0].1.state.flow_table_stats()?.entries;
+        rows.extend(against_floor(
             ("flows", format!("{live} live flows: redirect L2, flow hit")),
             &floor_prog,
-            Case::redirect("redirect", &p, f),
+            cases,
             (runs, repeat),
         )?);
     }
