@@ -244,8 +244,10 @@ const _: () = assert!(core::mem::size_of::<AddrKey>() == 16);
 pub struct AddrValue {
     /// Group id (host byte order), 1..[`MAX_GROUPS`].
     pub group_id: u32,
-    /// Reserved, zero.
-    pub _pad: u32,
+    /// The tag of the address load that added the entry (see
+    /// [`Settings::load_tag`]), 0 for entries added otherwise. Userspace
+    /// only: the data plane reads the group.
+    pub load_tag: u32,
 }
 const _: () = assert!(core::mem::size_of::<AddrValue>() == 8);
 
@@ -479,17 +481,39 @@ pub struct Settings {
     /// 1 when the prefilter is valid: every configured prefix is counted in
     /// `PREFILTER` and every prefix length is in `prefix_lens`.
     pub prefilter: u8,
-    /// Reserved, zero.
-    pub _pad: [u8; 3],
+    /// What userspace has under way ([`JOURNAL_CHANGING`],
+    /// [`JOURNAL_LOADING`]): set before a command's first write and cleared
+    /// after its last, so that the next command knows when one was killed
+    /// half-way. Userspace only.
+    pub journal: u8,
+    /// The group an unfinished address load created (0: none), freed with
+    /// the load's entries when it is rolled back. Userspace only.
+    pub load_group: u16,
     /// Bumped by userspace whenever it changes the flow table (flush,
     /// direct writes): the data plane's per-CPU flow caches forget what
     /// they remembered under an older value. Odd while a flush walks the
     /// table (see [`next_flow_epoch`]).
     pub flow_epoch: u32,
-    /// Reserved, zero.
-    pub _pad2: u32,
+    /// The tag of the latest address load (entries it added carry it in
+    /// [`AddrValue::load_tag`]); while [`JOURNAL_LOADING`] is set, the load
+    /// has not finished and its entries are rolled back by the next
+    /// command. Userspace only.
+    pub load_tag: u32,
 }
+
+/// [`Settings::journal`]: a command is changing the maps; derived state
+/// (the exact-address index, the prefilter, counts, selections, member
+/// sources) may be half-written.
+pub const JOURNAL_CHANGING: u8 = 1;
+/// [`Settings::journal`]: an address load is under way, its entries tagged
+/// with [`Settings::load_tag`].
+pub const JOURNAL_LOADING: u8 = 2;
 const _: () = assert!(core::mem::size_of::<Settings>() == 32);
+const _: () = assert!(
+    core::mem::offset_of!(Settings, journal) == 21
+        && core::mem::offset_of!(Settings, load_group) == 22
+        && core::mem::offset_of!(Settings, load_tag) == 28
+);
 
 /// Whether flow epoch `epoch` says that a flush is walking the flow table
 /// (odd). A flow cache then never puts an entry back into the table: the

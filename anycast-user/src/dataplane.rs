@@ -25,6 +25,7 @@ use crate::{
     names::{GroupName, MemberName},
     pin::{PinDir, PinLock},
     reconcile::{self, Change},
+    repair::RepairReport,
     state::{AddOutcome, AddressEntry, Attachments, Layout, State},
     stats::Stats,
 };
@@ -229,6 +230,42 @@ impl Dataplane {
         self.pin.lock()
     }
 
+    /// Runs `f`, a change of the maps, under the pin lock and the journal
+    /// (`Settings::journal`): what a command killed half-way left is
+    /// repaired first, and should this one be killed, the next repairs
+    /// after it. A change that fails undoes itself (each one says so), and
+    /// the journal is cleared.
+    fn change<T>(&mut self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let _lock = self.lock()?;
+        self.recover()?;
+        self.state.begin_change()?;
+        let r = f(&mut self.state);
+        self.state.end_change()?;
+        r
+    }
+
+    /// Repairs what a killed command left, when the journal says that one
+    /// was; call with the pin lock held.
+    fn recover(&mut self) -> Result<()> {
+        if self.state.interrupted()? {
+            let report = self.state.repair(true)?;
+            log::warn!(
+                "the last change of {} was interrupted; repaired: {report}",
+                self.pin.path().display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks the pinned state's derived parts against the tables they
+    /// derive from and, with `fix`, rebuilds what is wrong and rolls back an
+    /// address load that did not finish (see [`crate::repair`]).
+    pub fn repair(&mut self, fix: bool) -> Result<RepairReport> {
+        require_root("repairing the anycast data plane")?;
+        let _lock = self.lock()?;
+        self.state.repair(fix)
+    }
+
     /// Attaches the anycast program to `iface` and pins the link.
     pub fn attach(&mut self, iface: &str, opts: AttachOptions) -> Result<Interface> {
         require_root("attaching XDP programs")?;
@@ -340,22 +377,20 @@ impl Dataplane {
     /// Adds an anycast address or prefix to a group (see [`State::add_address`]).
     pub fn add_address(&mut self, p: AnycastPrefix, group: &GroupName) -> Result<AddOutcome> {
         require_root("changing anycast addresses")?;
-        let _lock = self.lock()?;
-        self.state.add_address(p, group)
+        self.change(|s| s.add_address(p, group))
     }
 
-    /// Adds many addresses and prefixes at once (see [`State::load_addresses`]).
+    /// Adds many addresses and prefixes at once, all or nothing even if
+    /// the command is killed (see [`State::load_address_list`]).
     pub fn load_addresses(&mut self, list: &[AnycastPrefix], group: &GroupName) -> Result<usize> {
         require_root("changing anycast addresses")?;
-        let _lock = self.lock()?;
-        self.state.load_addresses(list, group)
+        self.change(|s| s.load_address_list(list, group))
     }
 
     /// Removes an anycast address or prefix.
     pub fn del_address(&mut self, p: AnycastPrefix) -> Result<()> {
         require_root("changing anycast addresses")?;
-        let _lock = self.lock()?;
-        self.state.del_address(p)
+        self.change(|s| s.del_address(p))
     }
 
     /// Adds a member (see [`State::add_member`]); an on-link member's
@@ -370,8 +405,7 @@ impl Dataplane {
     ) -> Result<u32> {
         require_root("changing members")?;
         let via = via.resolve()?;
-        let _lock = self.lock()?;
-        self.state.add_member(group, name, via, metric, weight)
+        self.change(|s| s.add_member(group, name, via, metric, weight))
     }
 
     /// Changes a member's metric and/or state.
@@ -384,15 +418,13 @@ impl Dataplane {
         weight: Option<u8>,
     ) -> Result<()> {
         require_root("changing members")?;
-        let _lock = self.lock()?;
-        self.state.set_member(group, name, metric, state, weight)
+        self.change(|s| s.set_member(group, name, metric, state, weight))
     }
 
     /// Removes a member.
     pub fn del_member(&mut self, group: &str, name: &str) -> Result<()> {
         require_root("changing members")?;
-        let _lock = self.lock()?;
-        self.state.del_member(group, name)
+        self.change(|s| s.del_member(group, name))
     }
 
     /// Members of one group or of all.
@@ -403,8 +435,7 @@ impl Dataplane {
     /// Sets a group's fallback and/or tunnel source.
     pub fn set_group(&mut self, group: &GroupName, options: &GroupOptions) -> Result<()> {
         require_root("changing groups")?;
-        let _lock = self.lock()?;
-        self.state.set_group_options(group, options)
+        self.change(|s| s.set_group_options(group, options))
     }
 
     /// Makes the pinned state match a configuration file (see
@@ -413,8 +444,11 @@ impl Dataplane {
     /// and returns what would change.
     pub fn apply_config(&mut self, cfg: &Config, dry_run: bool) -> Result<Vec<Change>> {
         require_root("applying a configuration")?;
-        let _lock = self.lock()?;
-        reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, dry_run)
+        if dry_run {
+            let _lock = self.lock()?;
+            return reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, true);
+        }
+        self.change(|s| reconcile::apply_config(s, cfg, &mut MemberVia::resolve, false))
     }
 
     /// The flow table: occupancy and (up to `limit`) flows of one group or all.

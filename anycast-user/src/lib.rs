@@ -24,6 +24,7 @@ pub mod names;
 pub mod netns;
 pub mod pin;
 pub mod reconcile;
+pub mod repair;
 pub mod state;
 pub mod stats;
 

@@ -98,6 +98,90 @@ impl<V: Pod> ArrayMap<V> {
     }
 }
 
+impl<V: Pod + Zeroable> ArrayMap<V> {
+    /// Every slot, read in batches (`BPF_MAP_LOOKUP_BATCH`, Linux 5.6): the
+    /// million slots of the index in a few hundred syscalls, where one
+    /// lookup each takes about a second.
+    pub(crate) fn get_all(&self) -> Result<Vec<V>> {
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+
+        use aya::maps::IterableMap as _;
+
+        /// The `batch` member of `union bpf_attr`.
+        #[repr(C)]
+        struct BatchAttr {
+            in_batch: u64,
+            out_batch: u64,
+            keys: u64,
+            values: u64,
+            count: u32,
+            map_fd: u32,
+            elem_flags: u64,
+            flags: u64,
+        }
+        /// `BPF_MAP_LOOKUP_BATCH` of `enum bpf_cmd`.
+        const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+        const BATCH: usize = 4096;
+
+        let len = self.map.len() as usize;
+        let fd = self.map.map().fd().as_fd().as_raw_fd();
+        let mut out = vec![V::zeroed(); len];
+        let mut keys = vec![0u32; BATCH];
+        let mut values = vec![V::zeroed(); BATCH];
+        let (mut in_batch, mut out_batch) = (0u32, 0u32);
+        let mut first = true;
+        loop {
+            let mut attr = BatchAttr {
+                in_batch: if first {
+                    0
+                } else {
+                    &in_batch as *const u32 as u64
+                },
+                out_batch: &mut out_batch as *mut u32 as u64,
+                keys: keys.as_mut_ptr() as u64,
+                values: values.as_mut_ptr() as u64,
+                count: BATCH as u32,
+                map_fd: fd as u32,
+                elem_flags: 0,
+                flags: 0,
+            };
+            // SAFETY: `attr` points at buffers of `BATCH` keys and values,
+            // which the kernel fills up to the count it writes back.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_bpf,
+                    BPF_MAP_LOOKUP_BATCH,
+                    &mut attr as *mut BatchAttr,
+                    std::mem::size_of::<BatchAttr>(),
+                )
+            };
+            let error = (rc < 0).then(std::io::Error::last_os_error);
+            for (k, v) in keys.iter().zip(&values).take(attr.count as usize) {
+                if let Some(slot) = out.get_mut(*k as usize) {
+                    *slot = *v;
+                }
+            }
+            match error {
+                // The end of the map.
+                Some(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
+                Some(io_error) => {
+                    return Err(Error::Map {
+                        name: self.name,
+                        source: MapError::SyscallError(aya::sys::SyscallError {
+                            call: "bpf_map_lookup_batch",
+                            io_error,
+                        }),
+                    });
+                }
+                None => {}
+            }
+            in_batch = out_batch;
+            first = false;
+        }
+        Ok(out)
+    }
+}
+
 /// A per-CPU array map with its name.
 pub(crate) struct PerCpuArrayMap<V: Pod> {
     name: &'static str,
@@ -309,6 +393,11 @@ impl PortMap {
         Ok(PortMap {
             map: take(src, name)?,
         })
+    }
+
+    /// Whether packets may be redirected out of `ifindex` through the map.
+    pub(crate) fn contains(&self, ifindex: u32) -> bool {
+        self.map.get(ifindex, 0).is_ok()
     }
 
     /// Lets packets be redirected out of `ifindex`.

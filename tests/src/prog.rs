@@ -78,6 +78,33 @@ impl ProgramUnderTest {
         Self::load_from(EBPF_OBJECT, name, role, action, sizes)
     }
 
+    /// The anycast program on the maps pinned at `pin` (a data plane the
+    /// CLI manages), for an interface with `role` and `action`: frames run
+    /// against the real state. The reference model knows nothing of it.
+    pub fn load_pinned(
+        pin: &std::path::Path,
+        role: IfaceRole,
+        action: SourceAction,
+    ) -> Result<Self> {
+        let pin = anycast::PinDir::new(pin);
+        let mut ebpf = load_object_from(EBPF_OBJECT, Some(&pin), role, action, &[])
+            .context("loading the object on the pinned maps")?;
+        let state = State::from_ebpf(&mut ebpf).context("taking the maps")?;
+        load_program(&mut ebpf, program_names::ANYCAST).context("loading the program")?;
+        Ok(ProgramUnderTest {
+            ebpf,
+            state,
+            iface: Iface {
+                role,
+                source_action: action,
+                ifindex: TEST_RUN_IFINDEX,
+            },
+            entries: Vec::new(),
+            fib: Box::new(|_, _, _| Fib::Miss),
+            member_ids: Vec::new(),
+        })
+    }
+
     /// [`Self::load_sized`] from another build of the eBPF object (the
     /// benchmark's baseline).
     pub fn load_from(

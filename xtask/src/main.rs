@@ -79,6 +79,15 @@ enum Task {
         /// How long, per interface kind.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// Instead of frames, kill `addr load` and `config apply` at random
+        /// points (SIGKILL) and check after each that the next command
+        /// leaves the pinned state consistent (the test suite does 20 kills
+        /// of each; this does `--kills`).
+        #[arg(long)]
+        crash: bool,
+        /// Kills per command, with --crash.
+        #[arg(long, default_value_t = 100, requires = "crash")]
+        kills: u64,
     },
     /// Only install (or check) the BPF toolchain.
     Toolchain,
@@ -104,7 +113,17 @@ fn main() -> Result<()> {
             out,
             baseline,
         } => bench(&root, quick, &out, baseline.as_deref())?,
-        Task::Fuzz { seconds } => fuzz(&root, seconds)?,
+        Task::Fuzz {
+            seconds,
+            crash,
+            kills,
+        } => {
+            if crash {
+                crash_fuzz(&root, kills)?
+            } else {
+                fuzz(&root, seconds)?
+            }
+        }
     }
     Ok(())
 }
@@ -351,6 +370,28 @@ fn fuzz(root: &Path, seconds: u64) -> Result<()> {
             ("ANYCAST_FUZZ_SECONDS", seconds.to_string()),
             ("ANYCAST_FUZZ_CORPUS_DIR", corpus.display().to_string()),
         ],
+    )
+}
+
+/// The crash test with `kills` kills per command, from a random seed
+/// (printed by the test).
+fn crash_fuzz(root: &Path, kills: u64) -> Result<()> {
+    let args = [
+        "test",
+        "--package",
+        "anycast-tests",
+        "--test",
+        "crash",
+        "--",
+        "--include-ignored",
+        "--nocapture",
+    ];
+    harness(
+        root,
+        "fuzz --crash",
+        &[],
+        &args,
+        &[("ANYCAST_CRASH_KILLS", kills.to_string())],
     )
 }
 

@@ -7,9 +7,13 @@
 //! happen: see `ExactBucket` for the index, [`Addresses::insert_prefix`] for
 //! the prefilter.
 
-use std::{collections::HashMap, net::Ipv6Addr};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::Ipv6Addr,
+};
 
 use anycast_common::{AddrKey, AddrValue, ExactBucket, MAX_PREFILTER_LENS, hash, map_names};
+use bytemuck::Zeroable as _;
 
 use super::{groups::Groups, settings::Settings};
 use crate::{
@@ -91,7 +95,8 @@ impl Addresses {
     }
 
     /// Adds each address or prefix to its group (an existing group id), with
-    /// one map update each; `groups` names a group that holds one already.
+    /// one map update each, tagged `load_tag` (0 unless an address load
+    /// adds them); `groups` names a group that holds one already.
     /// Entries already in their group are skipped. All or nothing: an entry
     /// of another group, or a table that fills up, undoes what this call
     /// added. Returns what was added; the settings still count the lengths
@@ -100,6 +105,7 @@ impl Addresses {
     pub(crate) fn insert(
         &mut self,
         list: &[(AnycastPrefix, u32)],
+        load_tag: u32,
         settings: &mut Settings,
         groups: &Groups,
     ) -> Result<Vec<(AnycastPrefix, u32)>> {
@@ -120,7 +126,7 @@ impl Addresses {
         for &(p, id) in list {
             let value = AddrValue {
                 group_id: id,
-                _pad: 0,
+                load_tag,
             };
             let holder = if p.is_exact() {
                 match self.exact.get(&AddrKey::from(p.addr)) {
@@ -318,5 +324,183 @@ impl Addresses {
         let n = self.prefilter.get(b)?;
         let n = if add { n + 1 } else { n.saturating_sub(1) };
         self.prefilter.set(b, n)
+    }
+
+    /// Removes every entry that the address load tagged `tag` added (it was
+    /// killed before it finished; with `fix`, else only counts them);
+    /// returns how many, by group id.
+    pub(crate) fn roll_back_load(&mut self, tag: u32, fix: bool) -> Result<BTreeMap<u32, u32>> {
+        let mut tagged = Vec::new();
+        for entry in self.exact.iter() {
+            let (k, v) = entry?;
+            if v.load_tag == tag {
+                let p = AnycastPrefix {
+                    addr: k.into(),
+                    len: 128,
+                };
+                tagged.push((p, v.group_id));
+            }
+        }
+        for entry in self.prefixes.iter() {
+            let (len, addr, v) = entry?;
+            if v.load_tag == tag {
+                let p = AnycastPrefix {
+                    addr: addr.into(),
+                    len,
+                };
+                tagged.push((p, v.group_id));
+            }
+        }
+        let mut per_group = BTreeMap::new();
+        for (p, group) in tagged {
+            if fix {
+                self.forget(&p)?;
+            }
+            *per_group.entry(group).or_insert(0) += 1;
+        }
+        Ok(per_group)
+    }
+
+    /// How many addresses and prefixes each group id holds, from the tables.
+    pub(crate) fn count_by_group(&self) -> Result<BTreeMap<u32, u32>> {
+        let mut out = BTreeMap::new();
+        for (_, group) in self.all()? {
+            *out.entry(group).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds the exact-address index from the exact table: a place that
+    /// publishes an address the table does not hold (or under another
+    /// group) is freed, and each bucket counts exactly the table's
+    /// addresses it has no place for. Only wrong buckets are written (with
+    /// `fix`), each in one write that only frees places, which a reader may
+    /// see whole or not at all (see `ExactBucket`). Returns (wrong buckets,
+    /// stale places, wrong counts).
+    pub(crate) fn repair_index(&mut self, fix: bool) -> Result<(u64, u64, u64)> {
+        let mut by_bucket: HashMap<u32, Vec<([u8; 16], u32)>> = HashMap::new();
+        for entry in self.exact.iter() {
+            let (k, v) = entry?;
+            by_bucket
+                .entry(hash::exact_bucket(&k.addr))
+                .or_default()
+                .push((k.addr, v.group_id));
+        }
+        let (mut buckets, mut stale, mut counts) = (0, 0, 0);
+        for (i, old) in self.index.get_all()?.into_iter().enumerate() {
+            let i = i as u32;
+            let held: &[([u8; 16], u32)] = by_bucket.get(&i).map_or(&[], Vec::as_slice);
+            if old == ExactBucket::zeroed() && held.is_empty() {
+                continue;
+            }
+            let mut new = old;
+            for k in 0..new.groups.len() {
+                if new.groups[k] != 0 && !held.contains(&(new.addrs[k], new.groups[k])) {
+                    new.groups[k] = 0;
+                    stale += 1;
+                }
+            }
+            let placed = held
+                .iter()
+                .filter(|(a, g)| {
+                    (0..new.groups.len()).any(|k| new.groups[k] == *g && new.addrs[k] == *a)
+                })
+                .count();
+            new.others = (held.len() - placed) as u32;
+            if new.others != old.others {
+                counts += 1;
+            }
+            if new != old {
+                buckets += 1;
+                if fix {
+                    self.index.set(i, new)?;
+                }
+            }
+        }
+        Ok((buckets, stale, counts))
+    }
+
+    /// Recounts the prefilter from the prefix trie; returns how many
+    /// buckets were wrong (and are now right, with `fix`). A count goes up
+    /// before one goes down anywhere, so that the data plane never filters
+    /// out a configured prefix meanwhile.
+    pub(crate) fn repair_prefilter(&mut self, fix: bool) -> Result<u64> {
+        let mut want: HashMap<u32, u32> = HashMap::new();
+        for entry in self.prefixes.iter() {
+            let (len, addr, _) = entry?;
+            *want
+                .entry(hash::prefilter_bucket(hash::words(&addr), len))
+                .or_insert(0) += 1;
+        }
+        let mut lower = Vec::new();
+        let mut wrong = 0;
+        for (b, have) in self.prefilter.get_all()?.into_iter().enumerate() {
+            let b = b as u32;
+            let need = want.get(&b).copied().unwrap_or(0);
+            if have == need {
+                continue;
+            }
+            wrong += 1;
+            if need > have {
+                if fix {
+                    self.prefilter.set(b, need)?;
+                }
+            } else {
+                lower.push((b, need));
+            }
+        }
+        if fix {
+            for (b, need) in lower {
+                self.prefilter.set(b, need)?;
+            }
+        }
+        Ok(wrong)
+    }
+
+    /// Whether the settings' prefix count and lengths match the trie
+    /// (rewritten with `fix` when they do not).
+    pub(crate) fn repair_settings(&self, settings: &mut Settings, fix: bool) -> Result<bool> {
+        let before = settings.get()?;
+        let mut want = before;
+        let mut n = 0u32;
+        let mut lens: Vec<u8> = Vec::new();
+        for len in self.prefixes.lens() {
+            n += 1;
+            lens.push(len?);
+        }
+        lens.sort_unstable();
+        lens.dedup();
+        want.prefixes = n;
+        want.prefilter = u8::from(lens.len() <= MAX_PREFILTER_LENS);
+        want.prefix_lens = [0; MAX_PREFILTER_LENS];
+        for (slot, len) in want.prefix_lens.iter_mut().zip(&lens) {
+            *slot = *len;
+        }
+        let wrong = (want.prefixes, want.prefilter, want.prefix_lens)
+            != (before.prefixes, before.prefilter, before.prefix_lens);
+        if wrong && fix {
+            self.sync_settings(settings, &[])?;
+        }
+        Ok(wrong)
+    }
+
+    /// Frees `addr`'s place in the index without counting it among the
+    /// bucket's others (a test's damage, see `Tamper`).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn tamper_index(&mut self, addr: Ipv6Addr) -> Result<()> {
+        let octets = addr.octets();
+        let i = hash::exact_bucket(&octets);
+        let mut bucket = self.index.get(i)?;
+        if let Some(k) = place_of(&bucket, &octets) {
+            bucket.groups[k] = 0;
+        }
+        self.index.set(i, bucket)
+    }
+
+    /// Counts prefix `p`'s prefilter bucket 0 (a test's damage).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn tamper_prefilter(&mut self, p: AnycastPrefix) -> Result<()> {
+        let b = hash::prefilter_bucket(hash::words(&p.addr.octets()), p.len);
+        self.prefilter.set(b, 0)
     }
 }

@@ -136,4 +136,21 @@ impl Groups {
         }
         Ok(())
     }
+
+    /// Sets every group's address count to `counts` (by group id, from the
+    /// tables); returns how many were wrong (and, with `fix`, are now right).
+    pub(crate) fn repair_counts(&mut self, counts: &BTreeMap<u32, u32>, fix: bool) -> Result<u64> {
+        let mut wrong = 0;
+        for (id, mut info) in self.in_use()? {
+            let want = counts.get(&id).copied().unwrap_or(0);
+            if info.addresses != want {
+                wrong += 1;
+                if fix {
+                    info.addresses = want;
+                    self.set(id, info)?;
+                }
+            }
+        }
+        Ok(wrong)
+    }
 }

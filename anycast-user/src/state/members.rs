@@ -153,4 +153,142 @@ impl Members {
         self.selection.set(group_id * 2 + idle, sel)?;
         Ok(idle)
     }
+
+    /// Makes the member-source entries match the member slots, every slot
+    /// read: an entry must name a member whose way in it is; a member must
+    /// have its entry. A slot without an entry is what a deletion killed
+    /// half-way leaves (its selection no longer names it): it is freed. An
+    /// entry whose member is gone is what an addition killed half-way
+    /// leaves: it is removed (it would vouch for a source no member has).
+    /// Returns (entries removed, entries added, slots freed), fixed with
+    /// `fix`.
+    pub(crate) fn repair_sources(
+        &mut self,
+        selected: &HashSet<u32>,
+        fix: bool,
+    ) -> Result<(u64, u64, u64)> {
+        let mut entries = Vec::new();
+        for entry in self.sources.iter() {
+            entries.push(entry?);
+        }
+        let mut by_id: std::collections::HashMap<u32, Vec<MemberSourceKey>> = Default::default();
+        for (key, id) in &entries {
+            by_id.entry(*id).or_default().push(*key);
+        }
+        let (mut removed, mut added, mut freed) = (0, 0, 0);
+        for (id, m) in self.slots.get_all()?.into_iter().enumerate().skip(1) {
+            let id = id as u32;
+            let keys = by_id.remove(&id).unwrap_or_default();
+            if m.kind == MemberKind::None as u8 {
+                removed += keys.len() as u64;
+                if fix {
+                    for k in &keys {
+                        self.sources.remove_if_present(k)?;
+                    }
+                }
+                continue;
+            }
+            let want = source_key(&m);
+            for k in keys.iter().filter(|k| **k != want) {
+                removed += 1;
+                if fix {
+                    self.sources.remove_if_present(k)?;
+                }
+            }
+            if !keys.contains(&want) {
+                if selected.contains(&id) {
+                    // Still chosen by its group: it is meant to be there.
+                    added += 1;
+                    if fix {
+                        self.sources.insert(want, id, 0)?;
+                    }
+                } else {
+                    freed += 1;
+                    if fix {
+                        self.slots.set(id, MemberInfo::zeroed())?;
+                    }
+                }
+            }
+        }
+        // Entries naming ids beyond the table.
+        for keys in by_id.into_values() {
+            removed += keys.len() as u64;
+            if fix {
+                for k in &keys {
+                    self.sources.remove_if_present(k)?;
+                }
+            }
+        }
+        Ok((removed, added, freed))
+    }
+
+    /// The member ids group `group_id`'s published selection names.
+    pub(crate) fn selected(&self, group_id: u32, info: &GroupInfo) -> Result<HashSet<u32>> {
+        let sel = self.selection.get(group_id * 2 + (info.active_slot & 1))?;
+        Ok(sel.table[..(sel.size as usize).min(sel.table.len())]
+            .iter()
+            .copied()
+            .filter(|id| *id != 0)
+            .collect())
+    }
+
+    /// Whether group `group_id`'s published selection is the one `members`
+    /// make (see [`Self::fill_idle_slot`]).
+    pub(crate) fn selection_current(
+        &self,
+        group_id: u32,
+        info: &GroupInfo,
+        members: &[(u32, MemberInfo)],
+    ) -> Result<bool> {
+        let mine: Vec<(u32, MemberInfo)> = members
+            .iter()
+            .filter(|(_, m)| m.group_id == group_id)
+            .copied()
+            .collect();
+        let size = info.maglev_size();
+        let tied = maglev::tied(&mine).len() as u32;
+        let sel = self.selection.get(group_id * 2 + (info.active_slot & 1))?;
+        if tied == 0 {
+            // Nobody to choose: the data plane reads an empty selection (or
+            // one never published) alike.
+            return Ok(sel.count == 0 || sel.size == 0);
+        }
+        let table = maglev::table_for(&mine, size);
+        Ok(sel.size == size && sel.count == tied && sel.table[..table.len()] == table[..])
+    }
+
+    /// Adds the egress port of every on-link member of `members` that the
+    /// port map lacks (with `fix`); returns how many were missing.
+    pub(crate) fn repair_tx_ports(
+        &mut self,
+        members: &[(u32, MemberInfo)],
+        fix: bool,
+    ) -> Result<u64> {
+        let mut missing: Vec<u32> = members
+            .iter()
+            .filter(|(_, m)| m.kind == MemberKind::L2 as u8 && !self.tx_ports.contains(m.ifindex))
+            .map(|(_, m)| m.ifindex)
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if fix {
+            for ifindex in &missing {
+                self.tx_ports.insert(*ifindex)?;
+            }
+        }
+        Ok(missing.len() as u64)
+    }
+
+    /// Removes member `m`'s source entry (a test's damage).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn tamper_source(&mut self, m: &MemberInfo) -> Result<()> {
+        self.sources.remove_if_present(&source_key(m)).map(|_| ())
+    }
+
+    /// Empties group `group_id`'s published selection (a test's damage).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn tamper_selection(&mut self, group_id: u32, info: &GroupInfo) -> Result<()> {
+        self.selection
+            .set(group_id * 2 + (info.active_slot & 1), Selection::zeroed())
+    }
 }

@@ -26,7 +26,9 @@ mod settings;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use anycast_common::{GlobalStat, GroupInfo, MemberInfo, MemberState, maglev};
+use anycast_common::{
+    GlobalStat, GroupInfo, JOURNAL_CHANGING, JOURNAL_LOADING, MemberInfo, MemberState, maglev,
+};
 use serde::Serialize;
 
 use self::{
@@ -44,6 +46,7 @@ use crate::{
         MemberActivity, MemberEntry, Via, format_mac, new_member, source_key, validate_weight,
     },
     names::{GroupName, MemberName},
+    repair::RepairReport,
     stats::{GroupStats, Stats},
 };
 
@@ -142,12 +145,54 @@ impl State {
     /// or nothing: an entry of another group, or a table that fills up,
     /// undoes what this call added. Returns how many were added.
     pub(crate) fn insert_addresses(&mut self, list: &[(AnycastPrefix, u32)]) -> Result<usize> {
+        self.insert_tagged(list, 0)
+    }
+
+    /// [`Self::insert_addresses`], each entry tagged `load_tag`.
+    fn insert_tagged(&mut self, list: &[(AnycastPrefix, u32)], load_tag: u32) -> Result<usize> {
         let added = self
             .addresses
-            .insert(list, &mut self.settings, &self.groups)?;
+            .insert(list, load_tag, &mut self.settings, &self.groups)?;
         self.groups.count_addresses(&added, true)?;
         self.addresses.sync_settings(&mut self.settings, &[])?;
         Ok(added.len())
+    }
+
+    /// Adds a file's worth of addresses and prefixes to group `group`
+    /// (created when new), all or nothing even when the command is killed:
+    /// the journal says that a load is under way and tags its entries, so
+    /// that the next command rolls back a load that did not finish (see
+    /// [`Self::repair`]). Entries the group has already are skipped.
+    /// Returns how many were added.
+    pub fn load_address_list(
+        &mut self,
+        list: &[AnycastPrefix],
+        group: &GroupName,
+    ) -> Result<usize> {
+        let existing = self.groups.find(group.as_str())?;
+        let (id, _) = match existing {
+            Some(g) => g,
+            None => self.create_group(group)?,
+        };
+        let created = if existing.is_none() { id as u16 } else { 0 };
+        let mut tag = 0;
+        self.settings.update(|s| {
+            tag = s.load_tag.wrapping_add(1).max(1);
+            s.load_tag = tag;
+            s.load_group = created;
+            s.journal |= JOURNAL_LOADING;
+        })?;
+        let list: Vec<(AnycastPrefix, u32)> = list.iter().map(|p| (*p, id)).collect();
+        let r = self.insert_tagged(&list, tag);
+        if r.is_err() && existing.is_none() {
+            // Undo the group made for these addresses, so nothing changed.
+            self.groups.release(id)?;
+        }
+        self.settings.update(|s| {
+            s.journal &= !JOURNAL_LOADING;
+            s.load_group = 0;
+        })?;
+        r
     }
 
     /// Removes an anycast address or prefix. The group stays (with its counters).
@@ -514,6 +559,93 @@ impl State {
         Flows::set_flood_rate(&mut self.settings, rate)
     }
 
+    // The journal, and repairs.
+
+    /// Marks the start of a change of the maps (`Settings::journal`): a
+    /// command killed before [`Self::end_change`] leaves it set, and the
+    /// next one repairs.
+    pub(crate) fn begin_change(&mut self) -> Result<()> {
+        self.settings.update(|s| s.journal |= JOURNAL_CHANGING)
+    }
+
+    /// Marks the end of a change: everything derived is consistent again.
+    pub(crate) fn end_change(&mut self) -> Result<()> {
+        self.settings.update(|s| s.journal = 0)
+    }
+
+    /// Whether the journal says that a command was killed half-way.
+    pub(crate) fn interrupted(&self) -> Result<bool> {
+        Ok(self.settings.get()?.journal != 0)
+    }
+
+    /// Checks every piece of derived state against the tables it derives
+    /// from, and with `fix` rebuilds what is wrong and rolls back an address
+    /// load that did not finish (see [`crate::repair`]); clears the journal.
+    /// Call with the pin lock held. Reads every slot of the index and the
+    /// prefilter (2^20 each) and of the member table: about a second.
+    pub fn repair(&mut self, fix: bool) -> Result<RepairReport> {
+        let s = self.settings.get()?;
+        let mut r = RepairReport {
+            interrupted: s.journal != 0,
+            ..RepairReport::default()
+        };
+        if s.journal & JOURNAL_LOADING != 0 {
+            let per_group = self.addresses.roll_back_load(s.load_tag, fix)?;
+            r.load_entries_rolled_back = per_group.values().map(|n| u64::from(*n)).sum();
+        }
+        (r.index_buckets, r.index_stale_places, r.index_other_counts) =
+            self.addresses.repair_index(fix)?;
+        r.prefilter_buckets = self.addresses.repair_prefilter(fix)?;
+        r.prefix_settings = self.addresses.repair_settings(&mut self.settings, fix)?;
+        let counts = self.addresses.count_by_group()?;
+        r.group_address_counts = self.groups.repair_counts(&counts, fix)?;
+        if s.journal & JOURNAL_LOADING != 0 && s.load_group != 0 {
+            // The group the load created, if nothing else came to it.
+            let id = u32::from(s.load_group);
+            let info = self.groups.get(id)?;
+            let members = self.members.in_use()?;
+            if info.in_use != 0
+                && !counts.contains_key(&id)
+                && !members.iter().any(|(_, m)| m.group_id == id)
+            {
+                r.load_group_freed = true;
+                if fix {
+                    self.groups.release(id)?;
+                }
+            }
+        }
+        let mut selected = HashSet::new();
+        for (gid, info) in self.groups.in_use()? {
+            selected.extend(self.members.selected(gid, &info)?);
+        }
+        (
+            r.member_sources_removed,
+            r.member_sources_added,
+            r.member_slots_freed,
+        ) = self.members.repair_sources(&selected, fix)?;
+        let members = self.members.in_use()?;
+        for (gid, info) in self.groups.in_use()? {
+            if !self.members.selection_current(gid, &info, &members)? {
+                r.selections += 1;
+                if fix {
+                    self.publish_selection(gid, &members)?;
+                }
+            }
+        }
+        r.tx_ports = self.members.repair_tx_ports(&members, fix)?;
+        r.flow_flush = anycast_common::flow_epoch_in_flush(Flows::epoch(&self.settings)?);
+        if fix {
+            if r.flow_flush {
+                self.settle_flow_epoch()?;
+            }
+            self.settings.update(|s| {
+                s.journal = 0;
+                s.load_group = 0;
+            })?;
+        }
+        Ok(r)
+    }
+
     // Counters.
 
     /// One global counter, summed over CPUs.
@@ -535,6 +667,27 @@ impl State {
         }
         Ok(stats)
     }
+}
+
+/// A piece of derived state to damage, as a command killed half-way can
+/// (feature `test-support`).
+#[cfg(feature = "test-support")]
+#[derive(Clone, Copy, Debug)]
+pub enum Tamper<'a> {
+    /// The address's place in the exact-address index freed, and not
+    /// counted among the bucket's others: the data plane misses it.
+    IndexPlace(std::net::Ipv6Addr),
+    /// The prefix's prefilter bucket counted 0: the data plane filters it
+    /// out.
+    PrefilterCount(AnycastPrefix),
+    /// The group's address count raised by 7.
+    GroupCount(&'a str),
+    /// The member's source entry removed (group, member).
+    MemberSource(&'a str, &'a str),
+    /// The group's published selection emptied.
+    Selection(&'a str),
+    /// The journal left set, as by a killed command.
+    Journal,
 }
 
 /// Steps and views the commands do not offer, for tests and benchmarks
@@ -627,6 +780,29 @@ impl State {
     /// Whether exact address `addr` has a place in the exact-address index.
     pub fn indexed(&self, addr: std::net::Ipv6Addr) -> Result<bool> {
         self.addresses.indexed(addr)
+    }
+
+    /// Damages derived state the way a command killed half-way can, for
+    /// tests of [`Self::repair`]: see [`Tamper`].
+    pub fn tamper(&mut self, t: Tamper<'_>) -> Result<()> {
+        match t {
+            Tamper::IndexPlace(addr) => self.addresses.tamper_index(addr),
+            Tamper::PrefilterCount(p) => self.addresses.tamper_prefilter(p),
+            Tamper::GroupCount(group) => {
+                let (id, mut info) = self.groups.named(group)?;
+                info.addresses += 7;
+                self.groups.set(id, info)
+            }
+            Tamper::MemberSource(group, name) => {
+                let (_, members, idx) = self.locate(group, name)?;
+                self.members.tamper_source(&members[idx].1)
+            }
+            Tamper::Selection(group) => {
+                let (id, info) = self.groups.named(group)?;
+                self.members.tamper_selection(id, &info)
+            }
+            Tamper::Journal => self.settings.update(|s| s.journal |= JOURNAL_CHANGING),
+        }
     }
 
     /// Whether the data plane's prefilter is on (it is off when more

@@ -107,6 +107,22 @@ enum Command {
     /// Interfaces are attached with `attach`, not here. See docs/CONFIG.md.
     #[command(subcommand, verbatim_doc_comment)]
     Config(ConfigCommand),
+    /// Check the pinned state and rebuild what a killed command left
+    /// inconsistent, e.g. `anycast repair --check`.
+    ///
+    /// The exact-address index, the prefilter, the prefix settings, the
+    /// groups' address counts, the member-source entries, the selections
+    /// and the egress ports are rebuilt from the tables they derive from,
+    /// and an `addr load` that did not finish is rolled back. Managing
+    /// commands do this by themselves after a command was killed half-way.
+    Repair {
+        /// Only report what is wrong; change nothing (exits 1 when something is).
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
         /// Print JSON.
@@ -381,7 +397,13 @@ impl AttachArgs {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format(|buf, record| {
+            use std::io::Write as _;
+            let level = record.level().to_string().to_lowercase();
+            writeln!(buf, "anycast: {level}: {}", record.args())
+        })
+        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -495,6 +517,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Flows(cmd) => flows_command(pin, cmd)?,
         Command::Config(cmd) => config_command(pin, cli.flow_table_size, cmd)?,
+        Command::Repair { check, json } => {
+            let mut dp = Dataplane::open(pin)?;
+            let report = dp.repair(!check)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if report.is_clean() {
+                println!("{report}");
+            } else if check {
+                println!("inconsistent: {report}; `anycast repair` rebuilds it");
+            } else {
+                println!("repaired: {report}");
+            }
+            if check && !report.is_clean() {
+                return Err(anyhow::anyhow!("the pinned state needs repair"));
+            }
+        }
         Command::Stats { json } => {
             let dp = Dataplane::open(pin)?;
             let report = print::Report {
