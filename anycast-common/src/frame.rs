@@ -29,6 +29,17 @@ pub enum Ext {
     Ah(u8),
     /// Mobility header, `(n + 1) * 8` octets.
     Mobility(u8),
+    /// Destination Options holding the Tunnel Encapsulation Limit option
+    /// (RFC 2473 section 5.1; Linux's ip6tnl adds it by default), 8 octets.
+    TunnelEncapLimit(u8),
+    /// An SRv6 Segment Routing Header (RFC 8754, routing type 4) of
+    /// `segments` segments (2001:db8:5e9::1, ::2, ...) with `left` left.
+    Srh {
+        /// Number of segments, at least 1.
+        segments: u8,
+        /// Segments left.
+        left: u8,
+    },
 }
 
 impl Ext {
@@ -36,8 +47,8 @@ impl Ext {
     pub const fn proto(self) -> u8 {
         match self {
             Ext::HopByHop(_) => wire::IPPROTO_HOPOPTS,
-            Ext::DestOpts(_) => wire::IPPROTO_DSTOPTS,
-            Ext::Routing(_) => wire::IPPROTO_ROUTING,
+            Ext::DestOpts(_) | Ext::TunnelEncapLimit(_) => wire::IPPROTO_DSTOPTS,
+            Ext::Routing(_) | Ext::Srh { .. } => wire::IPPROTO_ROUTING,
             Ext::Fragment { .. } => wire::IPPROTO_FRAGMENT,
             Ext::Ah(_) => wire::IPPROTO_AH,
             Ext::Mobility(_) => wire::IPPROTO_MH,
@@ -58,6 +69,18 @@ impl Ext {
                 let len = (usize::from(n) + 1) * 8;
                 out.extend_from_slice(&[next, n, 253, 0]);
                 out.resize(start + len, 0);
+            }
+            Ext::TunnelEncapLimit(limit) => {
+                // Option 4, length 1, the limit; PadN to 8 octets.
+                out.extend_from_slice(&[next, 0, 4, 1, limit, 1, 1, 0]);
+            }
+            Ext::Srh { segments, left } => {
+                let n = segments.max(1);
+                out.extend_from_slice(&[next, 2 * n, 4, left, n - 1, 0, 0, 0]);
+                for i in 0..n {
+                    let seg = 0x2001_0db8_05e9_0000_0000_0000_0000_0000u128 + u128::from(i) + 1;
+                    out.extend_from_slice(&seg.to_be_bytes());
+                }
             }
             Ext::Fragment { offset, more, id } => {
                 let field = (offset << 3) | u16::from(more);

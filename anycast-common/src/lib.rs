@@ -136,7 +136,7 @@ pub mod globals {
 
 /// Version of the layout of everything pinned; bumped whenever a map's key
 /// or value changes so that a new binary refuses stale pins with a clear error.
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 
 /// Capacity of the exact-address table (hash, allocated on insert).
 pub const MAX_ANYCAST_ADDRS: u32 = 1 << 20;
@@ -745,6 +745,9 @@ pub enum GlobalStat {
     /// flow-table entry made without a new flow; counted with the created
     /// ones for the LRU's evictions).
     FlowEntriesRestored = 20,
+    /// Final. Anycast inner source of IPv6-in-IPv6 on an edge interface:
+    /// dropped (a spoof that a decapsulating router would let in).
+    TunnelledSourceDropped = 21,
 }
 
 /// Number of slots in [`GlobalCounters`] (room for counters added later).
@@ -762,7 +765,7 @@ const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 256);
 
 impl GlobalStat {
     /// Every global counter, in index order.
-    pub const ALL: [GlobalStat; 21] = [
+    pub const ALL: [GlobalStat; 22] = [
         GlobalStat::NonIpv6Passed,
         GlobalStat::MalformedPassed,
         GlobalStat::UnicastPassed,
@@ -784,6 +787,7 @@ impl GlobalStat {
         GlobalStat::IcmpErrorsSteered,
         GlobalStat::FlowEntriesCreated,
         GlobalStat::FlowEntriesRestored,
+        GlobalStat::TunnelledSourceDropped,
     ];
 
     /// The counter's name in `stats` output.
@@ -810,6 +814,7 @@ impl GlobalStat {
             GlobalStat::IcmpErrorsSteered => "icmp_errors_steered",
             GlobalStat::FlowEntriesCreated => "flow_entries_created",
             GlobalStat::FlowEntriesRestored => "flow_entries_restored",
+            GlobalStat::TunnelledSourceDropped => "tunnelled_source_drops",
         }
     }
 }
@@ -850,14 +855,17 @@ pub enum GroupStat {
     FloodBypasses = 14,
     /// ICMPv6 errors steered by the flow they quote.
     IcmpErrorsSteered = 15,
+    /// Packets with an inner source in this group (IPv6-in-IPv6) dropped on
+    /// an edge interface.
+    TunnelledSourceDrops = 16,
 }
 
 /// Number of slots in [`GroupCounters`] (room for counters added later).
-pub const GROUP_STAT_SLOTS: usize = 16;
+pub const GROUP_STAT_SLOTS: usize = 32;
 
 impl GroupStat {
     /// Every group counter, in index order.
-    pub const ALL: [GroupStat; 16] = [
+    pub const ALL: [GroupStat; 17] = [
         GroupStat::AnycastSourceDrops,
         GroupStat::AnycastSourceCounted,
         GroupStat::DestinedPackets,
@@ -874,6 +882,7 @@ impl GroupStat {
         GroupStat::FlowMisses,
         GroupStat::FloodBypasses,
         GroupStat::IcmpErrorsSteered,
+        GroupStat::TunnelledSourceDrops,
     ];
 
     /// The counter's name in `stats` output.
@@ -895,6 +904,7 @@ impl GroupStat {
             GroupStat::FlowMisses => "flow_misses",
             GroupStat::FloodBypasses => "flood_bypasses",
             GroupStat::IcmpErrorsSteered => "icmp_errors_steered",
+            GroupStat::TunnelledSourceDrops => "tunnelled_source_drops",
         }
     }
 }
@@ -906,7 +916,7 @@ pub struct GroupCounters {
     /// Indexed by [`GroupStat`].
     pub counters: [u64; GROUP_STAT_SLOTS],
 }
-const _: () = assert!(core::mem::size_of::<GroupCounters>() == 128);
+const _: () = assert!(core::mem::size_of::<GroupCounters>() == 256);
 
 #[cfg(feature = "user")]
 mod user {

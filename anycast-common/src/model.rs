@@ -153,6 +153,10 @@ pub struct Transport {
     /// Source and destination ports, when `proto` has them and this is not
     /// a non-first fragment.
     pub ports: Option<(u16, u16)>,
+    /// The upper-layer header is at `offset`: not so in a non-first
+    /// fragment, whose payload goes on where the first one left off
+    /// (RFC 8200 section 4.5).
+    pub upper: bool,
 }
 
 /// Where the IPv6 header is and what it says.
@@ -263,6 +267,7 @@ pub fn parse_transport(frame: &[u8], ip: &Ipv6Header) -> Option<Transport> {
                     offset: off + len,
                     fragment,
                     ports: None,
+                    upper: false,
                 });
             }
         }
@@ -279,6 +284,7 @@ pub fn parse_transport(frame: &[u8], ip: &Ipv6Header) -> Option<Transport> {
         offset: off,
         fragment,
         ports,
+        upper: true,
     })
 }
 
@@ -578,7 +584,7 @@ fn source_rule(
     config: &dyn Config,
     acc: &mut Acc,
 ) -> Option<(Verdict, Option<Vec<u8>>, GlobalStat)> {
-    let (group, key) = if let Some(group) = config.anycast_group(&ip.src) {
+    let (group, key, tunnelled) = if let Some(group) = config.anycast_group(&ip.src) {
         let mut mac = [0u8; 6];
         mac.copy_from_slice(&frame[6..12]);
         let key = MemberSourceKey {
@@ -588,10 +594,12 @@ fn source_rule(
             _pad: [0; 2],
             addr: [0; 16],
         };
-        (group, key)
-    } else if iface.role == IfaceRole::Member && ip.next_header == wire::IPPROTO_IPV6 {
-        // IPv6-in-IPv6 straight after the fixed header: the inner source.
-        let inner = parse_inner(frame, ip)?;
+        (group, key, false)
+    } else if let Some(inner) = tunnelled_source(frame, ip) {
+        // IPv6-in-IPv6 (after any extension headers): the inner source is
+        // a source too. On a member interface an encapsulated member may
+        // answer from the anycast address; on an edge interface a router
+        // that decapsulates would let the spoof in.
         let group = config.anycast_group(&inner)?;
         let key = MemberSourceKey {
             group_id: group,
@@ -600,7 +608,7 @@ fn source_rule(
             _pad: [0; 2],
             addr: ip.src,
         };
-        (group, key)
+        (group, key, true)
     } else {
         return None;
     };
@@ -613,6 +621,10 @@ fn source_rule(
     match iface.source_action {
         SourceAction::Drop => {
             let (s, gs) = match iface.role {
+                IfaceRole::Edge if tunnelled => (
+                    GlobalStat::TunnelledSourceDropped,
+                    GroupStat::TunnelledSourceDrops,
+                ),
                 IfaceRole::Edge => (
                     GlobalStat::AnycastSourceDropped,
                     GroupStat::AnycastSourceDrops,
@@ -631,10 +643,16 @@ fn source_rule(
     }
 }
 
-/// The source of an IPv6 header that follows `ip`'s fixed header, if it is
-/// complete, version 6, and its payload fits inside the outer one.
-fn parse_inner(frame: &[u8], ip: &Ipv6Header) -> Option<[u8; 16]> {
-    let off = ip.offset + wire::IPV6_HDR_LEN;
+/// The inner source of IPv6-in-IPv6: next header 41 at the end of the
+/// extension-header chain (not past the walk's bound, not in a non-first
+/// fragment), then an IPv6 header that is complete, version 6, and whose
+/// payload fits inside the outer one.
+fn tunnelled_source(frame: &[u8], ip: &Ipv6Header) -> Option<[u8; 16]> {
+    let t = parse_transport(frame, ip)?;
+    if t.proto != wire::IPPROTO_IPV6 || !t.upper {
+        return None;
+    }
+    let off = t.offset;
     let hdr = frame.get(off..off + wire::IPV6_HDR_LEN)?;
     let plen = usize::from(u16::from_be_bytes([hdr[4], hdr[5]]));
     if hdr[0] >> 4 != 6 || plen == 0 || off + wire::IPV6_HDR_LEN + plen > ip.end {

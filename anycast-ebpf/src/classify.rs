@@ -15,7 +15,11 @@ use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
 
 use crate::{
     maps::{ANYCAST_ADDRS, ANYCAST_PREFIX, EXACT_INDEX, MEMBER_SOURCES, PREFILTER, SETTINGS},
-    parse::{Packet, ipv6, load, words},
+    parse::{
+        Packet,
+        ipv6::{self, Ipv6},
+        load, words,
+    },
     verdict::{Final, Source, Target},
     verifier::opaque,
 };
@@ -77,18 +81,25 @@ pub(crate) fn classify(
     let r = Rules::read(role, source_action);
     let (src_hash, dst_hash) = (addr_hash(p.src), addr_hash(p.dst));
     let src_group = anycast_group(p.src, src_hash, &r).unwrap_or(0);
-    // An anycast source, or on a member interface the anycast inner source
-    // of IPv6-in-IPv6 (an encapsulated member answering from the anycast
-    // address): either meets the source rule.
+    // An anycast source, or the anycast inner source of IPv6-in-IPv6 (an
+    // encapsulated member answering from the anycast address, or a spoof
+    // that a decapsulating router would let in): either meets the rule.
     let (group, tunnel) = if src_group != 0 {
         (src_group, false)
-    } else if tunnelled(p, &r) {
-        (inner_source_group(ctx, p, &r), true)
+    } else if may_be_tunnelled(p) {
+        // Offsets the walk may narrow, unknown to the verifier (see
+        // `verifier`): the packet's own stay as they were for the rest.
+        let ip = Ipv6 {
+            off: opaque(p.ip.off as u32) as usize,
+            end: opaque(p.ip.end as u32) as usize,
+            ..p.ip
+        };
+        (inner_source_group(ctx, &ip, &r), true)
     } else {
         (0, false)
     };
     let source = if group != 0 {
-        judge_source(&r, group, || vouched(ctx, p, group, tunnel))?
+        judge_source(&r, group, tunnel, || vouched(ctx, p, group, tunnel))?
     } else {
         Source::NONE
     };
@@ -107,12 +118,18 @@ pub(crate) fn classify(
     })
 }
 
-/// The source rule, for an anycast source of `group`. Edge: no anycast
-/// source may enter. Member: only from a registered member of the group
-/// (`vouched`, asked only there). A disallowed source is dropped, or only
-/// counted in monitor mode.
+/// The source rule, for an anycast source of `group` (the inner source of
+/// IPv6-in-IPv6 when `tunnel`). Edge: no anycast source may enter. Member:
+/// only from a registered member of the group (`vouched`, asked only
+/// there). A disallowed source is dropped, or only counted in monitor
+/// mode.
 #[inline(always)]
-fn judge_source(r: &Rules, group: u32, vouched: impl FnOnce() -> bool) -> Result<Source, Final> {
+fn judge_source(
+    r: &Rules,
+    group: u32,
+    tunnel: bool,
+    vouched: impl FnOnce() -> bool,
+) -> Result<Source, Final> {
     if r.role == IfaceRole::Member && vouched() {
         return Ok(Source {
             group,
@@ -125,6 +142,13 @@ fn judge_source(r: &Rules, group: u32, vouched: impl FnOnce() -> bool) -> Result
             stat: GroupStat::AnycastSourceCounted,
         }),
         SourceAction::Drop => Err(match r.role {
+            IfaceRole::Edge if tunnel => Final::drop_source(
+                GlobalStat::TunnelledSourceDropped,
+                Source {
+                    group,
+                    stat: GroupStat::TunnelledSourceDrops,
+                },
+            ),
             IfaceRole::Edge => Final::drop_source(
                 GlobalStat::AnycastSourceDropped,
                 Source {
@@ -160,19 +184,32 @@ fn vouched(ctx: &XdpContext, p: &Packet, group: u32, tunnel: bool) -> bool {
     unsafe { MEMBER_SOURCES.get(&key) }.is_some()
 }
 
-/// IPv6-in-IPv6 on a member interface: the inner source is checked too.
+/// Whether the packet may carry IPv6 in IPv6: next header 41 after the
+/// fixed header or after extension headers (the Tunnel Encapsulation Limit
+/// option of RFC 2473 in a Destination Options header, an SRv6 routing
+/// header, a first fragment). Everything else, most packets, needs no walk.
 #[inline(always)]
-fn tunnelled(p: &Packet, r: &Rules) -> bool {
-    r.role == IfaceRole::Member && p.ip.next_header == wire::IPPROTO_IPV6
+fn may_be_tunnelled(p: &Packet) -> bool {
+    let nh = p.ip.next_header;
+    nh == wire::IPPROTO_IPV6 || wire::ext_header_len_kind(nh).is_some()
 }
 
-/// The anycast group of the inner source of IPv6-in-IPv6, 0 if none (or
-/// the inner header is cut short).
-// Not inlined: the inner header gets a stack frame of its own. A plain
-// group, not an `Option`, so that the result comes back in a register.
+/// The anycast group of the inner source of IPv6-in-IPv6, 0 if none: the
+/// extension headers walked to next header 41 (not in a non-first
+/// fragment, which has no inner header; not past the walk's bound), then
+/// the inner header, complete and inside the outer payload.
+// Not inlined: the walk's many outcomes and the inner header stay in a
+// stack frame of their own, and only the group comes back (a plain group,
+// not an `Option`, so that it comes back in a register).
 #[inline(never)]
-fn inner_source_group(ctx: &XdpContext, p: &Packet, r: &Rules) -> u32 {
-    ipv6::parse(ctx, p.ip.off + wire::IPV6_HDR_LEN, p.ip.end)
+fn inner_source_group(ctx: &XdpContext, ip: &Ipv6, r: &Rules) -> u32 {
+    let Some(t) = ipv6::transport(ctx, ip) else {
+        return 0;
+    };
+    if t.proto != wire::IPPROTO_IPV6 || !t.upper {
+        return 0;
+    }
+    ipv6::parse(ctx, t.off, ip.end)
         .and_then(|inner| ipv6::src(ctx, &inner))
         .and_then(|s| anycast_group(s, addr_hash(s), r))
         .unwrap_or(0)

@@ -93,7 +93,12 @@ fn addr(r: &mut Rng) -> Ipv6Addr {
 }
 
 fn ext(r: &mut Rng) -> Ext {
-    match r.below(6) {
+    match r.below(8) {
+        6 => Ext::TunnelEncapLimit(r.below(3) as u8),
+        7 => Ext::Srh {
+            segments: 1 + r.below(3) as u8,
+            left: r.below(3) as u8,
+        },
         0 => Ext::HopByHop(r.below(3) as u8),
         1 => Ext::DestOpts(r.below(3) as u8),
         2 => Ext::Routing(r.below(3) as u8),
@@ -109,7 +114,7 @@ fn ext(r: &mut Rng) -> Ext {
 
 fn l4(r: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr) -> L4 {
     let payload = vec![0xa5; r.below(40) as usize];
-    match r.below(6) {
+    match r.below(7) {
         0 | 1 => L4::Udp {
             sport: r.below(65536) as u16,
             dport: 53,
@@ -131,6 +136,15 @@ fn l4(r: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr) -> L4 {
             let quoted = FrameBuilder::udp(dst, src, 53, r.below(65536) as u16, b"answer").build();
             let cut = r.below((quoted.len() - 14) as u64 + 1) as usize;
             icmpv6_error(1 + r.below(4) as u8, &quoted, Some(cut))
+        }
+        5 => {
+            // IPv6 in IPv6, the inner source often anycast: the tunnelled
+            // source rule (the outer extension headers come from `frame`).
+            let inner = FrameBuilder::udp(addr(r), addr(r), 53, 53, &payload).build();
+            L4::Raw {
+                proto: wire::IPPROTO_IPV6,
+                bytes: inner[14..].to_vec(),
+            }
         }
         _ => L4::Raw {
             proto: r.below(256) as u8,

@@ -261,6 +261,105 @@ fn the_source_rule_for_every_role_action_and_source() -> Result<()> {
     Ok(())
 }
 
+/// IPv6 in IPv6 whose inner source is anycast, from an outer source that is
+/// no member, behind `ext` in the outer header.
+fn tunnelled_spoof(ext: Vec<Ext>) -> Vec<u8> {
+    let inner = udp(ANY_DNS, SERVER).build();
+    let mut f = FrameBuilder::new(
+        "fd00:e::66".parse().expect("address"),
+        SERVER,
+        L4::Raw {
+            proto: wire::IPPROTO_IPV6,
+            bytes: inner[14..].to_vec(),
+        },
+    );
+    f.ext = ext;
+    f.build()
+}
+
+/// The inner source of IPv6 in IPv6 is a source like any other, whatever
+/// extension headers stand before the inner header (the Tunnel
+/// Encapsulation Limit option Linux's ip6tnl adds, an SRv6 header, a first
+/// fragment, hop-by-hop options): an edge drops it (`tunnelled_source_drops`,
+/// a router that decapsulates would let it in), a member interface drops it
+/// unless the outer source is an encapsulated member (`spoof_drops`),
+/// monitor mode counts it. A non-first fragment has no inner header, and an
+/// inner source that is not anycast is no matter.
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn tunnelled_anycast_sources_are_refused_behind_any_extension_headers() -> Result<()> {
+    let chains: Vec<Vec<Ext>> = vec![
+        vec![],
+        vec![Ext::TunnelEncapLimit(4)],
+        vec![Ext::Srh {
+            segments: 2,
+            left: 1,
+        }],
+        vec![Ext::HopByHop(0), Ext::DestOpts(1)],
+        vec![Ext::Fragment {
+            offset: 0,
+            more: true,
+            id: 7,
+        }],
+        vec![Ext::Fragment {
+            offset: 0,
+            more: false,
+            id: 8,
+        }],
+    ];
+    for (role, action, stat, group_stat) in [
+        (
+            IfaceRole::Edge,
+            SourceAction::Drop,
+            GlobalStat::TunnelledSourceDropped,
+            "tunnelled_source_drops",
+        ),
+        (
+            IfaceRole::Member,
+            SourceAction::Drop,
+            GlobalStat::SpoofDropped,
+            "spoof_drops",
+        ),
+        (
+            IfaceRole::Edge,
+            SourceAction::Count,
+            GlobalStat::UnicastPassed,
+            "anycast_source_counted",
+        ),
+    ] {
+        let p = setup(role, action)?;
+        for chain in &chains {
+            let what = format!("{role:?}/{action:?} behind {chain:?}");
+            let before = p.stats()?;
+            let out = p.check(&tunnelled_spoof(chain.clone()))?;
+            let after = p.stats()?;
+            assert_eq!(out.stat, stat, "{what}");
+            let moved = after.groups["dns"].counters[group_stat]
+                - before.groups["dns"].counters[group_stat];
+            assert_eq!(moved, 1, "{what}: {group_stat} of dns");
+        }
+        // No inner header in a non-first fragment; a unicast inner source.
+        let frag = tunnelled_spoof(vec![Ext::Fragment {
+            offset: 10,
+            more: false,
+            id: 9,
+        }]);
+        assert_eq!(p.check(&frag)?.stat, GlobalStat::UnicastPassed, "{role:?}");
+        let inner = udp(CLIENT, SERVER).build();
+        let plain = FrameBuilder::new(
+            "fd00:e::66".parse()?,
+            SERVER,
+            L4::Raw {
+                proto: wire::IPPROTO_IPV6,
+                bytes: inner[14..].to_vec(),
+            },
+        )
+        .build();
+        assert_eq!(p.check(&plain)?.stat, GlobalStat::UnicastPassed, "{role:?}");
+    }
+    Ok(())
+}
+
 #[test]
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn anycast_destination_is_counted_and_passed() -> Result<()> {

@@ -6,7 +6,7 @@
 //! change that multiplies the paths (states the verifier cannot prune, see
 //! `anycast-ebpf/src/verifier.rs`) shows here as a jump in the count long
 //! before it makes the program unloadable. At the time of writing the
-//! worst instance (member interface, monitor mode) takes about 130,000.
+//! worst instance (member interface, monitor mode) takes about 135,000.
 
 use anycast_common::{IfaceRole, SourceAction, program_names};
 use anycast_tests::prog::ProgramUnderTest;

@@ -9,6 +9,7 @@ use aya_ebpf::programs::XdpContext;
 use super::bounds::{data_end, load, read};
 
 /// The fixed header's fields the pipeline needs.
+#[derive(Clone, Copy)]
 pub(crate) struct Ipv6 {
     /// Offset of the fixed header.
     pub(crate) off: usize,
@@ -75,6 +76,9 @@ pub(crate) struct Transport {
     pub(crate) port_bytes: [u8; 4],
     /// The protocol has ports and the packet is not a fragment.
     pub(crate) has_ports: bool,
+    /// The upper-layer header is at `off`: false for a non-first fragment,
+    /// whose payload goes on where the first one left off (RFC 8200 4.5).
+    pub(crate) upper: bool,
 }
 
 impl Transport {
@@ -123,6 +127,7 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
                     off,
                     port_bytes: [0; 4],
                     has_ports: false,
+                    upper: false,
                 });
             }
         }
@@ -143,5 +148,6 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
         off,
         port_bytes,
         has_ports,
+        upper: true,
     })
 }
