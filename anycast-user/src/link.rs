@@ -214,6 +214,29 @@ struct LinkInfo {
     rest: [u32; 59],
 }
 
+/// bpf(2) with command `cmd` and `attr` as its `union bpf_attr`; the
+/// syscall's non-negative result.
+///
+/// # Safety
+///
+/// `attr` must be the attribute `cmd` reads, and every address in it must
+/// be valid for what the kernel reads or writes there during the call.
+unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
+    // SAFETY: the caller vouches for `attr`; its size is passed with it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<T>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc)
+}
+
 /// The interface index the XDP link pinned at `path` is attached to; 0
 /// when its interface is gone (the kernel detaches a link whose device is
 /// unregistered and keeps the link itself, defunct, while it is pinned).
@@ -229,18 +252,9 @@ pub(crate) fn xdp_link_ifindex(path: &Path) -> io::Result<u32> {
         file_flags: 0,
         rest: [0; 14],
     };
-    // SAFETY: bpf(2) reads `get` and the NUL-terminated path it points to.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET,
-            &raw mut get,
-            std::mem::size_of::<ObjGetAttr>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // SAFETY: `get` is BPF_OBJ_GET's attribute, pointing to the
+    // NUL-terminated path, which outlives the call.
+    let fd = unsafe { sys_bpf(BPF_OBJ_GET, &mut get)? };
     let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: bpf(BPF_OBJ_GET) returned a new descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -258,18 +272,9 @@ pub(crate) fn xdp_link_ifindex(path: &Path) -> io::Result<u32> {
         info: (&raw mut info) as u64,
         rest: [0; 14],
     };
-    // SAFETY: bpf(2) writes at most `info_len` bytes at `info`.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET_INFO_BY_FD,
-            &raw mut attr,
-            std::mem::size_of::<InfoAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // SAFETY: `attr` is BPF_OBJ_GET_INFO_BY_FD's attribute; the kernel
+    // writes at most `info_len` bytes at `info`, which outlives the call.
+    unsafe { sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)? };
     if info.link_type != BPF_LINK_TYPE_XDP {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

@@ -102,6 +102,14 @@ impl PinDir {
         }
     }
 
+    /// The pin dir, or its nearest parent that exists.
+    fn existing_ancestor(&self) -> &Path {
+        self.path
+            .ancestors()
+            .find(|p| p.exists())
+            .unwrap_or_else(|| Path::new("/"))
+    }
+
     /// Which maps of the layout are pinned here, and which are missing.
     pub fn pinned_maps(&self) -> (Vec<&'static str>, Vec<&'static str>) {
         map_names::ALL
@@ -113,11 +121,7 @@ impl PinDir {
     /// exists with mode 0700. Returns the directories it created, outermost
     /// first.
     pub fn create(&self) -> Result<Vec<PathBuf>> {
-        let ancestor = self
-            .path
-            .ancestors()
-            .find(|p| p.exists())
-            .unwrap_or_else(|| Path::new("/"));
+        let ancestor = self.existing_ancestor();
         if !is_bpffs(ancestor)? {
             if ancestor == Path::new(BPFFS_MOUNT) {
                 mount_bpffs()?;
@@ -317,11 +321,7 @@ impl PinDir {
             return Ok(());
         };
         let private = || Error::PrivateBpffs(self.path.clone());
-        let ancestor = self
-            .path
-            .ancestors()
-            .find(|p| p.exists())
-            .unwrap_or_else(|| Path::new("/"));
+        let ancestor = self.existing_ancestor();
         if !is_bpffs(ancestor)? {
             return Err(private());
         }

@@ -7,7 +7,7 @@ use std::{
     fs,
     net::{Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket},
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Output},
+    process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU32, Ordering},
@@ -300,6 +300,25 @@ impl Lab {
             .args(args)
             .env_remove("ANYCAST_PIN_DIR");
         Ok(cmd)
+    }
+
+    /// Starts `anycast ARGS` with pin dir `pin` in node `node`, its standard
+    /// output (returned) and error pipes; the process is killed when the
+    /// [`Running`] is dropped.
+    pub fn spawn_anycast(
+        &self,
+        pin: &Path,
+        node: &str,
+        args: &[&str],
+    ) -> Result<(Running, ChildStdout)> {
+        let mut child = self
+            .anycast_cmd(pin, node, args)?
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting anycast {}", args.join(" ")))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        Ok((Running(child), stdout))
     }
 
     /// Runs the CLI in `node` and fails unless it succeeds; returns stdout.

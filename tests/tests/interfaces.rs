@@ -4,14 +4,13 @@
 
 use std::{
     io::{BufRead as _, BufReader},
-    process::Stdio,
     sync::{Arc, Mutex},
     thread,
     time::Duration,
 };
 
 use anycast_tests::{
-    lab::{ANYCAST, Lab, MemberLab, Running, Service, wait_until},
+    lab::{ANYCAST, Lab, MemberLab, Service, wait_until},
     require_root,
 };
 use anyhow::{Context as _, Result, ensure};
@@ -35,6 +34,17 @@ fn member(lab: &Lab, name: &str) -> Result<Value> {
         .and_then(|l| l.iter().find(|m| m["name"] == name))
         .cloned()
         .with_context(|| format!("no member {name}: {list}"))
+}
+
+/// Makes m1 (on r1, metric 10) and m2 (on r2, metric 20) members of group
+/// `dns`, each serving `port`.
+fn members_m1_m2(ml: &MemberLab, port: u16) -> Result<Vec<Service>> {
+    ml.add_member("dns", "m1", "r1", 10)?;
+    ml.add_member("dns", "m2", "r2", 20)?;
+    ["m1", "m2"]
+        .iter()
+        .map(|m| Service::start(ml.lab.ns(m)?, ANYCAST, port, m))
+        .collect()
 }
 
 /// Makes the router's link to m1 again as `MemberLab` made it (link 2:
@@ -98,12 +108,7 @@ fn a_member_whose_interface_goes_is_down_until_that_interface_is_back() -> Resul
     require_root()?;
     let ml = MemberLab::attached("ifgone", "dns")?;
     let lab = &ml.lab;
-    ml.add_member("dns", "m1", "r1", 10)?;
-    ml.add_member("dns", "m2", "r2", 20)?;
-    let _svc: Vec<Service> = ["m1", "m2"]
-        .iter()
-        .map(|m| Service::start(lab.ns(m)?, ANYCAST, 5700, m))
-        .collect::<Result<_>>()?;
+    let _svc = members_m1_m2(&ml, 5700)?;
     assert_eq!(ml.answerer(5700)?, "m1");
     let m1 = member(lab, "m1")?;
     assert_eq!(m1["iface"], "r1");
@@ -177,20 +182,9 @@ fn anycast_run_follows_link_events() -> Result<()> {
         "router",
         &["addr", "add", &ANYCAST.to_string(), "--group", "dns"],
     )?;
-    ml.add_member("dns", "m1", "r1", 10)?;
-    ml.add_member("dns", "m2", "r2", 20)?;
-    let _svc: Vec<Service> = ["m1", "m2"]
-        .iter()
-        .map(|m| Service::start(lab.ns(m)?, ANYCAST, 5710, m))
-        .collect::<Result<_>>()?;
-    let mut child = lab
-        .anycast_cmd(&lab.pin_dir, "router", &["run", "c0", "--interval", "60"])?
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting anycast run")?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let run = Running(child);
+    let _svc = members_m1_m2(&ml, 5710)?;
+    let (run, stdout) =
+        lab.spawn_anycast(&lab.pin_dir, "router", &["run", "c0", "--interval", "60"])?;
     // What run prints, read by a thread that ends with run's output.
     let said = Arc::new(Mutex::new(Vec::<String>::new()));
     let reader = {

@@ -104,14 +104,9 @@ fn run_detaches_however_it_ends() -> Result<()> {
     let lab = &crs.lab;
     lab.anycast_ok("router", &["attach", "c0"])?;
     let start = |what: &str| -> Result<(Running, BufReader<std::process::ChildStdout>)> {
-        let mut child = lab
-            .anycast_cmd(&lab.pin_dir, "router", &["run", "s0", "--interval", "1"])?
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting anycast run ({what})"))?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut running = Running(child);
+        let (mut running, stdout) = lab
+            .spawn_anycast(&lab.pin_dir, "router", &["run", "s0", "--interval", "1"])
+            .with_context(|| what.to_string())?;
         let mut lines = BufReader::new(stdout);
         let mut first = String::new();
         lines.read_line(&mut first)?;
