@@ -385,7 +385,7 @@ impl Dataplane {
                 ..
             } => Error::IncompatibleState {
                 path: pin.path().to_path_buf(),
-                found: 0,
+                found: pinned_version(&pin).unwrap_or(0),
                 expected: LAYOUT_VERSION,
             },
             e => e,
@@ -412,6 +412,13 @@ impl Dataplane {
     #[cfg(feature = "test-support")]
     pub fn state_mut(&mut self) -> &mut State {
         &mut self.state
+    }
+
+    /// Records layout version `v` in the pinned state, as another build
+    /// would have (tests of the refusal of another layout).
+    #[cfg(feature = "test-support")]
+    pub fn set_layout_version(&mut self, v: u32) -> Result<()> {
+        self.layout.set(v)
     }
 
     /// The pin dir.
@@ -778,6 +785,17 @@ fn interface(cfg: &IfaceConfig) -> Interface {
         source_action: SourceAction::from_u8(cfg.source_action),
         mode: AttachMode::from_code(cfg.mode),
     }
+}
+
+/// The layout version recorded at `pin`, read on its own (for the error of
+/// a state whose other maps this build cannot open).
+fn pinned_version(pin: &PinDir) -> Option<u32> {
+    let mut open = |name: &'static str| {
+        let data =
+            MapData::from_pin(pin.map_path(name)).map_err(|source| Error::Map { name, source })?;
+        Map::from_map_data(data).map_err(|source| Error::Map { name, source })
+    };
+    Layout::take(&mut open).and_then(|l| l.version()).ok()
 }
 
 fn attach_error(iface: &str, source: ProgramError) -> Error {

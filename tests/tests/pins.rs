@@ -10,6 +10,7 @@ use std::{
     process::Command,
 };
 
+use anycast::{Dataplane, PinDir};
 use anycast_common::map_names;
 use anycast_tests::{
     lab::{ClientRouterServer, anycast_bin, refused, sh},
@@ -95,6 +96,33 @@ fn detach_purge_removes_only_what_anycast_made() -> Result<()> {
     let said = lab.anycast_ok("router", &["detach", "--purge"])?;
     ensure!(said.contains("removed the maps"), "{said}");
     ensure!(!outer.exists(), "{} still there", outer.display());
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn another_layouts_state_is_refused_and_purge_starts_afresh() -> Result<()> {
+    let crs = lab("oldlayout")?;
+    let lab = &crs.lab;
+    lab.anycast_ok("router", &["attach", "c0"])?;
+    lab.anycast_ok(
+        "router",
+        &["addr", "add", &ANY_DNS.to_string(), "--group", "dns"],
+    )?;
+    // As a build of another layout would have left it.
+    Dataplane::open(PinDir::new(&lab.pin_dir))?.set_layout_version(6)?;
+    for args in [&["stats"][..], &["detach"][..], &["attach", "s0"][..]] {
+        lab.anycast_refused("router", args, "has layout version 6")?;
+    }
+    assert_eq!(crs.send_udp(ANY_DNS, 5640, N)?, 0);
+    // What the refusal says to do works: everything goes, c0 is detached.
+    lab.anycast_ok("router", &["detach", "--purge"])?;
+    ensure!(
+        !lab.pin_dir.exists(),
+        "{} still there",
+        lab.pin_dir.display()
+    );
+    assert_eq!(crs.send_udp(ANY_DNS, 5641, N)?, N);
     Ok(())
 }
 
