@@ -29,6 +29,18 @@ fn lab(test: &str) -> Result<ClientRouterServer> {
     Ok(crs)
 }
 
+/// [`lab`], with the data plane on the router's c0 (edge) and ANY_DNS an
+/// anycast address of group `dns`: the client's spoofed packets are dropped.
+fn filtering(test: &str) -> Result<ClientRouterServer> {
+    let crs = lab(test)?;
+    crs.lab.anycast_ok("router", &["attach", "c0"])?;
+    crs.lab.anycast_ok(
+        "router",
+        &["addr", "add", &ANY_DNS.to_string(), "--group", "dns"],
+    )?;
+    Ok(crs)
+}
+
 /// The names in directory `dir`, sorted.
 fn entries(dir: &Path) -> Result<Vec<String>> {
     let mut v: Vec<String> = fs::read_dir(dir)
@@ -54,14 +66,9 @@ fn as_nobody(args: &[&str]) -> Result<String> {
 #[test]
 #[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
 fn detach_purge_removes_only_what_anycast_made() -> Result<()> {
-    let crs = lab("purgeonly")?;
+    let crs = filtering("purgeonly")?;
     let lab = &crs.lab;
     let outer = lab.pin_dir.clone();
-    lab.anycast_ok("router", &["attach", "c0"])?;
-    lab.anycast_ok(
-        "router",
-        &["addr", "add", &ANY_DNS.to_string(), "--group", "dns"],
-    )?;
     // Another instance pinned in a directory below this one, and a
     // directory some other program made.
     let inner = outer.join("inner");
@@ -102,13 +109,8 @@ fn detach_purge_removes_only_what_anycast_made() -> Result<()> {
 #[test]
 #[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
 fn another_layouts_state_is_refused_and_purge_starts_afresh() -> Result<()> {
-    let crs = lab("oldlayout")?;
+    let crs = filtering("oldlayout")?;
     let lab = &crs.lab;
-    lab.anycast_ok("router", &["attach", "c0"])?;
-    lab.anycast_ok(
-        "router",
-        &["addr", "add", &ANY_DNS.to_string(), "--group", "dns"],
-    )?;
     // As a build of another layout would have left it.
     Dataplane::open(PinDir::new(&lab.pin_dir))?.set_layout_version(6)?;
     for args in [&["stats"][..], &["detach"][..], &["attach", "s0"][..]] {
@@ -274,13 +276,8 @@ fn pin_dirs_others_could_change_are_refused() -> Result<()> {
 #[test]
 #[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
 fn ip_netns_exec_is_refused_with_a_hint() -> Result<()> {
-    let crs = lab("netnsexec")?;
+    let crs = filtering("netnsexec")?;
     let lab = &crs.lab;
-    lab.anycast_ok("router", &["attach", "c0"])?;
-    lab.anycast_ok(
-        "router",
-        &["addr", "add", &ANY_DNS.to_string(), "--group", "dns"],
-    )?;
     let before = lab.anycast_ok("router", &["addr", "list", "--json"])?;
     let router = lab.ns("router")?.name.clone();
     // `ip netns exec` mounts a sysfs of its own on /sys: /sys/fs/bpf is not
