@@ -184,6 +184,44 @@ pub enum Error {
     /// A configuration file that does not parse or validate.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The pin dir, or a directory above it, could be changed by someone
+    /// other than root.
+    #[error("{}", untrusted(pin, dir, *problem))]
+    UntrustedPinDir {
+        /// The pin dir.
+        pin: PathBuf,
+        /// The directory at fault (the pin dir or one above it).
+        dir: PathBuf,
+        /// What is wrong with it, and how to fix it.
+        problem: Untrusted,
+    },
+    /// The pin dir's bpf filesystem is private to this process's mount
+    /// namespace (as under `ip netns exec`): what it pins would vanish.
+    #[error(
+        "{0} is not on the bpf filesystem the rest of the system sees (this process has a mount \
+         namespace of its own, as under `ip netns exec`), so changes would vanish when it exits; \
+         use `anycast --netns NAME ...` instead of `ip netns exec NAME anycast ...`"
+    )]
+    PrivateBpffs(PathBuf),
+    /// Some but not all of the maps are pinned: the state was damaged.
+    #[error(
+        "the state pinned at {} is damaged: {} of its {} maps are missing ({}); nothing was \
+         created in their place; run `anycast repair` to recreate them, or \
+         `anycast detach --purge` to start afresh",
+        path.display(), missing.len(), anycast_common::map_names::ALL.len(), missing.join(", ")
+    )]
+    PartialState {
+        /// The pin dir.
+        path: PathBuf,
+        /// The maps that are not pinned.
+        missing: Vec<&'static str>,
+    },
+    /// The interface is attached, but in another network namespace.
+    #[error(
+        "interface `{0}` is not attached in this network namespace but in another one; run the \
+         command there (--netns NAME)"
+    )]
+    AttachedElsewhere(String),
     /// The link of an attachment could not be pinned or unpinned.
     #[error("pinning the XDP link at {path}")]
     Pin {
@@ -193,6 +231,32 @@ pub enum Error {
         #[source]
         source: PinCause,
     },
+}
+
+/// Why a pin dir is not trusted ([`Error::UntrustedPinDir`]). Each names
+/// the fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untrusted {
+    /// The directory belongs to this user id, not root.
+    Owner(u32),
+    /// The directory is writable by group or others (this mode).
+    Writable(u32),
+}
+
+/// The message of [`Error::UntrustedPinDir`]: what is wrong, and the fix.
+fn untrusted(pin: &std::path::Path, dir: &std::path::Path, problem: Untrusted) -> String {
+    let (pin, dir) = (pin.display(), dir.display());
+    match problem {
+        Untrusted::Owner(uid) => format!(
+            "refusing the pin dir {pin}: {dir} belongs to uid {uid}, not root, who can then remove \
+             or replace the pins; check what is in it, then remove it or give it to root \
+             (`chown root:root {dir}`)"
+        ),
+        Untrusted::Writable(mode) => format!(
+            "refusing the pin dir {pin}: {dir} is writable by others (mode {mode:04o}), who can \
+             then remove or replace the pins; make it root-only (`chmod go-w {dir}`)"
+        ),
+    }
 }
 
 /// Why the link of an attachment could not be pinned or unpinned.

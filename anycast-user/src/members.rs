@@ -4,7 +4,7 @@
 
 use std::net::Ipv6Addr;
 
-use anycast_common::{MemberInfo, MemberKind, MemberSourceKey, MemberState};
+use anycast_common::{IfaceLink, MemberInfo, MemberKind, MemberSourceKey, MemberState, NetnsId};
 use bytemuck::Zeroable as _;
 use serde::Serialize;
 
@@ -13,12 +13,15 @@ use crate::{
     error::{Error, Result},
     link::{iface_mac, ifindex},
     names::MemberName,
+    netns,
 };
 
 /// How to reach a new member, with its interface resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
-    /// On-link: egress interface index, the member's MAC, the interface's MAC.
+    /// On-link: egress interface index, the member's MAC, the interface's
+    /// MAC, and the interface's name and namespace (its identity, with the
+    /// index).
     L2 {
         /// Egress interface index.
         ifindex: u32,
@@ -26,6 +29,11 @@ pub enum Via {
         mac: [u8; 6],
         /// The egress interface's own MAC.
         src_mac: [u8; 6],
+        /// The egress interface's name, NUL-padded.
+        ifname: [u8; 16],
+        /// The egress interface's network namespace; all zero: not
+        /// recorded, and the interface is never checked (program tests).
+        netns: NetnsId,
     },
     /// Routed: the member's unicast address (IPv6-in-IPv6).
     Encap(Ipv6Addr),
@@ -64,13 +72,15 @@ impl MemberVia {
     }
 
     /// Resolves an on-link member's interface name to its index and MAC, in
-    /// the current network namespace.
+    /// the current network namespace (which it records).
     pub fn resolve(&self) -> Result<Via> {
         Ok(match self {
             MemberVia::L2 { iface, mac } => Via::L2 {
                 ifindex: ifindex(iface)?,
                 mac: *mac,
                 src_mac: iface_mac(iface)?,
+                ifname: ifname_bytes(iface),
+                netns: netns::current()?,
             },
             MemberVia::Encap(addr) => Via::Encap(*addr),
         })
@@ -88,8 +98,14 @@ pub struct MemberEntry {
     pub id: u32,
     /// Metric: lower is nearer.
     pub metric: u32,
-    /// `up`, `down` or `draining`.
+    /// `up`, `down` or `draining`, as the operator set it (the data plane
+    /// treats the member as down while `link` is not `present`).
     pub state: MemberState,
+    /// L2: whether its interface is still there: `present`, `gone` (no
+    /// interface has its index), or `replaced` (another interface has it).
+    pub link: IfaceLink,
+    /// L2: how often its interface was found gone or replaced.
+    pub link_losses: u32,
     /// Relative share among tied members.
     pub weight: u8,
     /// `l2` or `encap`.
@@ -97,6 +113,9 @@ pub struct MemberEntry {
     /// L2: egress ifindex.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ifindex: Option<u32>,
+    /// L2: the egress interface's name, as recorded when the member was added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
     /// L2: the member's MAC.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -133,7 +152,9 @@ impl MemberEntry {
             name: m.name_str(),
             id,
             metric: m.metric,
-            state: MemberState::from_u8(m.up),
+            state: MemberState::from_u8(m.state),
+            link: IfaceLink::from_u8(m.link),
+            link_losses: m.link_losses,
             weight: m.weight.max(1),
             via: if l2 {
                 MemberKind::L2
@@ -141,6 +162,7 @@ impl MemberEntry {
                 MemberKind::Encap
             },
             ifindex: l2.then_some(m.ifindex),
+            iface: l2.then(|| m.ifname_str()),
             mac: l2.then(|| format_mac(&m.mac)),
             addr: (!l2).then(|| m.addr.into()),
             nearest: a.nearest,
@@ -149,6 +171,15 @@ impl MemberEntry {
             bytes: a.counters.1,
         }
     }
+}
+
+/// An interface name as stored: NUL-padded, cut at 15 bytes (longer names
+/// do not resolve).
+pub fn ifname_bytes(name: &str) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    let n = name.len().min(15);
+    b[..n].copy_from_slice(&name.as_bytes()[..n]);
+    b
 }
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
@@ -201,7 +232,10 @@ pub(crate) fn source_key(m: &MemberInfo) -> MemberSourceKey {
 pub(crate) fn same_way(a: &MemberInfo, b: &MemberInfo) -> bool {
     a.kind == b.kind
         && match MemberKind::from_u8(a.kind) {
-            MemberKind::L2 => (a.ifindex, a.mac, a.src_mac) == (b.ifindex, b.mac, b.src_mac),
+            MemberKind::L2 => {
+                (a.ifindex, a.mac, a.src_mac, a.ifname, a.netns)
+                    == (b.ifindex, b.mac, b.src_mac, b.ifname, b.netns)
+            }
             _ => a.addr == b.addr,
         }
 }
@@ -212,18 +246,22 @@ pub(crate) fn new_member(name: &MemberName, via: Via, metric: u32, weight: u8) -
     let mut m = MemberInfo::zeroed();
     m.name[..name.len()].copy_from_slice(name.as_bytes());
     m.metric = metric;
-    m.up = MemberState::Up as u8;
+    m.set_state(MemberState::Up);
     m.weight = weight;
     match via {
         Via::L2 {
             ifindex,
             mac,
             src_mac,
+            ifname,
+            netns,
         } => {
             m.kind = MemberKind::L2 as u8;
             m.ifindex = ifindex;
             m.mac = mac;
             m.src_mac = src_mac;
+            m.ifname = ifname;
+            m.netns = netns;
         }
         Via::Encap(addr) => {
             m.kind = MemberKind::Encap as u8;

@@ -238,7 +238,7 @@ fn settings_diff(old: &GroupInfo, new: &GroupInfo) -> Vec<String> {
 
 /// The member fields that differ, as `name old -> new`.
 fn member_diff(old: &MemberInfo, new: &MemberInfo) -> Vec<String> {
-    let st = |m: &MemberInfo| MemberState::from_u8(m.up);
+    let st = |m: &MemberInfo| MemberState::from_u8(m.state);
     let mut d = Vec::new();
     if old.metric != new.metric {
         d.push(format!("metric {} -> {}", old.metric, new.metric));
@@ -250,7 +250,7 @@ fn member_diff(old: &MemberInfo, new: &MemberInfo) -> Vec<String> {
             new.weight.max(1)
         ));
     }
-    if old.up != new.up {
+    if old.state != new.state {
         d.push(format!("state {} -> {}", st(old), st(new)));
     }
     d
@@ -331,7 +331,7 @@ fn plan(
                 }
             })?;
             let mut m = new_member(n, via, mc.metric, mc.weight);
-            m.up = mc.state as u8;
+            m.set_state(mc.state);
             wanted.insert((g.as_str(), n.as_str()), m);
         }
     }
@@ -424,7 +424,7 @@ fn plan(
             let mut m = m;
             m.metric = want.metric;
             m.weight = want.weight;
-            m.up = want.up;
+            m.set_state(MemberState::from_u8(want.state));
             p.members_changed.push((id, m));
             p.publish.insert(g.clone());
             let mut c = change(ChangeAction::Changed, ChangeKind::Member, g, n);

@@ -77,6 +77,8 @@ fn resolve(v: &MemberVia) -> anycast::Result<Via> {
             ifindex: TEST_RUN_IFINDEX,
             mac: *mac,
             src_mac: [0x02, 0xaa, 0, 0, 0, 1],
+            ifname: [0; 16],
+            netns: anycast_common::NetnsId::default(),
         },
         MemberVia::Encap(a) => Via::Encap(*a),
     })

@@ -27,7 +27,8 @@ mod settings;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anycast_common::{
-    GlobalStat, GroupInfo, JOURNAL_CHANGING, JOURNAL_LOADING, MemberInfo, MemberState, maglev,
+    GlobalStat, GroupInfo, IfaceLink, JOURNAL_CHANGING, JOURNAL_LOADING, MemberInfo, MemberKind,
+    MemberState, NetnsId, maglev,
 };
 use serde::Serialize;
 
@@ -81,6 +82,41 @@ pub enum AddOutcome {
     Added,
     /// The address was already in that group; nothing changed.
     AlreadyPresent,
+}
+
+/// An on-link member whose interface was lost or came back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LinkChange {
+    /// Its group.
+    pub group: String,
+    /// The member.
+    pub member: String,
+    /// Its interface, as recorded.
+    pub iface: String,
+    /// The interface's index, as recorded.
+    pub ifindex: u32,
+    /// Whether the interface is there now.
+    pub link: IfaceLink,
+}
+
+impl std::fmt::Display for LinkChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (g, m, i, x) = (&self.group, &self.member, &self.iface, self.ifindex);
+        match self.link {
+            IfaceLink::Present => write!(
+                f,
+                "member {m} of group {g}: interface {i} (ifindex {x}) is back"
+            ),
+            IfaceLink::Gone => write!(
+                f,
+                "member {m} of group {g}: interface {i} (ifindex {x}) is gone; the member gets no traffic until it is back"
+            ),
+            IfaceLink::Replaced => write!(
+                f,
+                "member {m} of group {g}: ifindex {x} is no longer interface {i}; the member gets no traffic until {i} is back"
+            ),
+        }
+    }
 }
 
 /// Index in `members` of member `name` of group `group_id`.
@@ -449,7 +485,7 @@ impl State {
             m.metric = metric;
         }
         if let Some(st) = state {
-            m.up = st as u8;
+            m.set_state(st);
         }
         if let Some(w) = weight {
             m.weight = w;
@@ -466,6 +502,66 @@ impl State {
         let (id, m) = members.remove(idx);
         self.publish_selection(gid, &members)?;
         self.members.forget(id, &m)
+    }
+
+    /// Checks the interface of every on-link member recorded in namespace
+    /// `netns` against `ifaces` (that namespace's interfaces, index ->
+    /// name). A member whose index is gone, or now belongs to an interface
+    /// of another name, is down for the data plane (out of its group's
+    /// selection, its flows moved) until that same interface (index and
+    /// name) is back; the state the operator set stays as it was. Each
+    /// group that changes is republished once. Members of other namespaces
+    /// (or none recorded) cannot be checked from here and are left alone.
+    pub(crate) fn check_member_links(
+        &mut self,
+        netns: NetnsId,
+        ifaces: &HashMap<u32, String>,
+    ) -> Result<Vec<LinkChange>> {
+        let mut members = self.members.in_use()?;
+        let mut changed = Vec::new();
+        let mut groups: HashSet<u32> = HashSet::new();
+        for (id, m) in members.iter_mut() {
+            if m.kind != MemberKind::L2 as u8 || m.netns != netns || netns == NetnsId::default() {
+                continue;
+            }
+            let name = m.ifname_str();
+            let now = match ifaces.get(&m.ifindex) {
+                None => IfaceLink::Gone,
+                Some(n) if *n == name => IfaceLink::Present,
+                Some(_) => IfaceLink::Replaced,
+            };
+            if now == IfaceLink::from_u8(m.link) {
+                continue;
+            }
+            if now == IfaceLink::Present {
+                // The kernel dropped the port from the devmap with the
+                // device; without it the redirect still works, unbulked.
+                if let Err(e) = self.members.add_tx_port(m.ifindex) {
+                    log::warn!("{name}: {e}");
+                }
+            }
+            m.set_link(now);
+            self.members.write(*id, m)?;
+            groups.insert(m.group_id);
+            changed.push((m.group_id, m.name_str(), name, m.ifindex, now));
+        }
+        let mut groups: Vec<u32> = groups.into_iter().collect();
+        groups.sort_unstable();
+        for g in groups {
+            self.publish_selection(g, &members)?;
+        }
+        changed
+            .into_iter()
+            .map(|(g, member, iface, ifindex, link)| {
+                Ok(LinkChange {
+                    group: self.groups.name_of(g)?,
+                    member,
+                    iface,
+                    ifindex,
+                    link,
+                })
+            })
+            .collect()
     }
 
     /// Members of `group`, or of every group, with their counters.
