@@ -19,7 +19,7 @@ use crate::{
     error::{Error, PinCause, Result},
     flows::{FlowTableStats, FlowView},
     group::GroupOptions,
-    link::ifindex,
+    link::{ifindex, xdp_attachment},
     loader::{load_object, load_object_sized, load_program},
     members::{MemberEntry, MemberVia},
     names::{GroupName, MemberName},
@@ -111,8 +111,11 @@ pub struct Interface {
     pub role: IfaceRole,
     /// `drop` or `count`.
     pub source_action: SourceAction,
-    /// `auto`, `native` or `skb`.
+    /// The mode in use, `native` or `skb`, as the kernel says (the
+    /// requested mode when it cannot tell).
     pub mode: AttachMode,
+    /// The mode asked for at attach time: `auto`, `native` or `skb`.
+    pub requested_mode: AttachMode,
 }
 
 /// The pinned data plane: pin dir plus typed maps.
@@ -266,7 +269,7 @@ impl Dataplane {
             drop(pinned.unpin());
             return Err(e);
         }
-        Ok(interface(idx, &cfg))
+        Ok(self.interface(idx, &cfg))
     }
 
     /// Every attached interface.
@@ -275,7 +278,7 @@ impl Dataplane {
             .attachments
             .all()?
             .iter()
-            .map(|(idx, cfg)| interface(*idx, cfg))
+            .map(|(idx, cfg)| self.interface(*idx, cfg))
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -461,13 +464,29 @@ impl Dataplane {
     }
 }
 
-fn interface(idx: u32, cfg: &IfaceConfig) -> Interface {
-    Interface {
-        name: cfg.name_str(),
-        ifindex: idx,
-        role: IfaceRole::from_u8(cfg.role),
-        source_action: SourceAction::from_u8(cfg.source_action),
-        mode: AttachMode::from_code(cfg.mode),
+impl Dataplane {
+    /// Interface `idx` as recorded in `cfg`, with the mode the kernel runs
+    /// our program in: the program of the interface's pinned link, found
+    /// among the interface's XDP programs.
+    fn interface(&self, idx: u32, cfg: &IfaceConfig) -> Interface {
+        let requested = AttachMode::from_code(cfg.mode);
+        let prog = PinnedLink::from_pin(self.pin.link_path(idx))
+            .ok()
+            .and_then(|l| FdLink::from(l).info().ok())
+            .map_or(0, |info| info.program_id());
+        let mode = match xdp_attachment(idx).ok().and_then(|a| a.native(prog)) {
+            Some(true) => AttachMode::Native,
+            Some(false) => AttachMode::Skb,
+            None => requested,
+        };
+        Interface {
+            name: cfg.name_str(),
+            ifindex: idx,
+            role: IfaceRole::from_u8(cfg.role),
+            source_action: SourceAction::from_u8(cfg.source_action),
+            mode,
+            requested_mode: requested,
+        }
     }
 }
 

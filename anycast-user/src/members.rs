@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::{
     addr::parse_unicast,
     error::{Error, Result},
-    link::{iface_mac, ifindex},
+    link::{iface_mac, ifindex, ifname},
     names::MemberName,
 };
 
@@ -97,6 +97,10 @@ pub struct MemberEntry {
     /// L2: egress ifindex.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ifindex: Option<u32>,
+    /// L2: the egress interface's name (in this network namespace), if it
+    /// still exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
     /// L2: the member's MAC.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -141,6 +145,7 @@ impl MemberEntry {
                 MemberKind::Encap
             },
             ifindex: l2.then_some(m.ifindex),
+            iface: l2.then(|| ifname(m.ifindex)).flatten(),
             mac: l2.then(|| format_mac(&m.mac)),
             addr: (!l2).then(|| m.addr.into()),
             nearest: a.nearest,

@@ -483,8 +483,19 @@ impl State {
 
     /// Up to `limit` flows, of one group or all.
     pub fn list_flows(&self, group: Option<u32>, limit: usize) -> Result<Vec<FlowView>> {
-        self.flows
-            .list(&self.groups.by_id()?, group, limit, monotonic_ns())
+        let members: BTreeMap<u32, String> = self
+            .members
+            .in_use()?
+            .into_iter()
+            .map(|(id, m)| (id, m.name_str()))
+            .collect();
+        self.flows.list(
+            &self.groups.by_id()?,
+            &members,
+            group,
+            limit,
+            monotonic_ns(),
+        )
     }
 
     /// Forgets the flows of one group, or all; returns how many.

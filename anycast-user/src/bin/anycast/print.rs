@@ -42,7 +42,10 @@ pub(super) fn members(list: &[MemberEntry]) {
     );
     for m in list {
         let via = match (&m.mac, m.ifindex, m.addr) {
-            (Some(mac), Some(idx), _) => format!("l2 if{idx} {mac}"),
+            (Some(mac), Some(idx), _) => match &m.iface {
+                Some(name) => format!("l2 {name} {mac}"),
+                None => format!("l2 if{idx}? {mac}"),
+            },
             (_, _, Some(a)) => format!("encap {a}"),
             _ => String::new(),
         };
@@ -62,11 +65,17 @@ pub(super) fn members(list: &[MemberEntry]) {
     }
 }
 
-/// The flow table's occupancy, one line.
+/// The flow table's occupancy, one line; evictions (an estimate, the
+/// kernel does not count them) only when there were some.
 fn flow_table(t: &FlowTableStats) {
+    let evicted = if t.evictions == 0 {
+        String::new()
+    } else {
+        format!(", about {} evicted by the LRU", t.evictions)
+    };
     println!(
-        "flow table: {} entries ({} live) of {}, {} evicted",
-        t.entries, t.live, t.capacity, t.evictions
+        "flow table: {} entries ({} live) of {}{evicted}",
+        t.entries, t.live, t.capacity
     );
 }
 
@@ -83,7 +92,7 @@ pub(super) fn flows(table: &FlowTableStats, flows: &[FlowView]) {
         };
         println!(
             "  {:<12} {what}  member {}  idle {:.1}s",
-            f.group, f.member_id, f.idle_secs
+            f.group, f.member, f.idle_secs
         );
     }
 }
@@ -96,8 +105,17 @@ pub(super) fn report(r: &Report) {
     }
     for i in &r.interfaces {
         println!(
-            "  {:<16} ifindex {:<5} role {:<7} source-action {:<6} mode {}",
-            i.name, i.ifindex, i.role, i.source_action, i.mode
+            "  {:<16} ifindex {:<5} role {:<7} source-action {:<6} mode {}{}",
+            i.name,
+            i.ifindex,
+            i.role,
+            i.source_action,
+            i.mode,
+            if i.requested_mode == i.mode {
+                String::new()
+            } else {
+                format!(" (requested {})", i.requested_mode)
+            }
         );
     }
     println!("global:");
