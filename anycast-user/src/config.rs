@@ -16,9 +16,9 @@ use toml::Spanned;
 
 use crate::{
     addr::{AnycastPrefix, parse_unicast},
-    error::{ConfigError, Error, Result, one_line},
+    error::{ConfigError, Error, Result, one_line, shorten_quoted},
     group::GroupOptions,
-    members::{MemberVia, format_mac, parse_mac, validate_weight},
+    members::{MemberVia, format_mac, parse_mac, weight},
     names::{GroupName, MemberName},
 };
 
@@ -90,7 +90,7 @@ struct RawMember {
     mac: Option<Spanned<String>>,
     encap: Option<Spanned<String>>,
     metric: Option<u32>,
-    weight: Option<Spanned<u8>>,
+    weight: Option<Spanned<i64>>,
     state: Option<RawState>,
 }
 
@@ -129,7 +129,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// the offending line of the file (which names the key).
 fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
     let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-    let mut message = one_line(&e.message().split_whitespace().collect::<Vec<_>>().join(" "));
+    let mut message = shorten_quoted(&e.message().split_whitespace().collect::<Vec<_>>().join(" "));
     if let Some(l) = text.lines().nth(line - 1).map(str::trim)
         && !l.is_empty()
     {
@@ -274,9 +274,7 @@ impl Config {
                     return Err(c.check(&mname, || mf(""), Err(e))?);
                 }
                 let weight = match &m.weight {
-                    Some(w) => c
-                        .check(w, || mf(".weight"), validate_weight(*w.get_ref()))
-                        .map(|()| *w.get_ref())?,
+                    Some(w) => c.check(w, || mf(".weight"), weight(*w.get_ref()))?,
                     None => 1,
                 };
                 let state = match m.state {
@@ -392,6 +390,23 @@ mod tests {
     }
 
     #[test]
+    fn errors_quote_at_most_80_characters_of_bad_input_on_one_line() {
+        let long = "x".repeat(500);
+        for text in [
+            format!("[group.dns]\naddresses = [\"{long}\"]\n"),
+            format!("[group.dns]\nfallback = \"{long}\"\n"),
+            format!("[group.\"{long}\"]\n"),
+            format!("[group.dns.member.m1]\niface = \"eth1\"\nmac = \"{long}\"\n"),
+            "[group.dns]\naddresses = [\"\\u0007\\n\\u001b[31m\"]\n".to_string(),
+        ] {
+            let e = err(&text);
+            assert_eq!(e.lines().count(), 1, "{e}");
+            assert!(!e.chars().any(char::is_control), "{e:?}");
+            assert!(!e.contains(&"x".repeat(81)), "{e}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_line_and_the_field() {
         for (text, want) in [
             (
@@ -449,7 +464,11 @@ mod tests {
             ),
             (
                 "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = 300\n",
-                "line 3, column 10: invalid value: integer `300`, expected u8",
+                "line 3: group.dns.member.m1.weight: invalid weight 300: use 1 to 100",
+            ),
+            (
+                "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = -1\n",
+                "line 3: group.dns.member.m1.weight: invalid weight -1: use 1 to 100",
             ),
             (
                 "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nstate = \"sleepy\"\n",

@@ -127,9 +127,11 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    /// Opens the state pinned at `pin`; fails when nothing is pinned there.
+    /// Opens the state pinned at `pin`; fails when nothing is pinned there
+    /// ([`Error::NotConfigured`]) or when this user may not look
+    /// ([`Error::NotRoot`]: the pin dir is root's alone).
     pub fn open(pin: PinDir) -> Result<Self> {
-        if !all_maps_pinned(&pin) {
+        if !maps_pinned(&pin)? {
             return Err(Error::NotConfigured(pin.path().to_path_buf()));
         }
         Self::from_pins(pin)
@@ -492,6 +494,25 @@ impl Dataplane {
 
 fn all_maps_pinned(pin: &PinDir) -> bool {
     map_names::ALL.iter().all(|n| pin.map_path(n).exists())
+}
+
+/// Whether every map is pinned at `pin`; [`Error::NotRoot`] when this user
+/// cannot tell (the pin dir, or a directory above it, is root's alone).
+fn maps_pinned(pin: &PinDir) -> Result<bool> {
+    for name in map_names::ALL {
+        match std::fs::symlink_metadata(pin.map_path(name)) {
+            Ok(_) => {}
+            // EACCES: a directory on the way may not be searched (bpffs
+            // also says EPERM, for a name with a dot, which is no pin).
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                return Err(Error::NotRoot {
+                    what: format!("reading the data plane pinned at {}", pin.path().display()),
+                });
+            }
+            Err(_) => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 fn attach_error(iface: &str, source: ProgramError) -> Error {

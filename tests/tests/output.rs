@@ -1,15 +1,32 @@
 //! Lab tests of what the CLI says: the attach mode in use; interfaces and
-//! members by name.
+//! members by name; errors that are one short line, say their cause once,
+//! and tell "no data plane" from "needs root".
+
+use std::{path::Path, process::Command};
 
 use anycast_tests::{
-    lab::{ANYCAST, Lab, MemberLab, Service},
+    lab::{ANYCAST, ClientRouterServer, Lab, MemberLab, Service, anycast_bin},
     require_root,
 };
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 fn json(lab: &Lab, args: &[&str]) -> Result<Value> {
     Ok(serde_json::from_str(&lab.anycast_ok("router", args)?)?)
+}
+
+/// Runs the CLI as user `nobody` with pin dir `pin`; its stderr.
+fn as_nobody(pin: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(anycast_bin()?)
+        .arg("--pin-dir")
+        .arg(pin)
+        .args(args)
+        .output()
+        .context("running setpriv")?;
+    assert!(!out.status.success(), "{args:?} as nobody succeeded");
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
@@ -60,5 +77,127 @@ fn listings_show_the_mode_in_use_and_names_not_numbers() -> Result<()> {
         "no group `nosuch`",
     )?;
     lab.anycast_refused("router", &["flows", "flush", "nosuch"], "no group `nosuch`")?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn errors_are_one_short_line_and_say_their_cause_once() -> Result<()> {
+    require_root()?;
+    let crs = ClientRouterServer::new("errors")?;
+    let lab = &crs.lab;
+    lab.anycast_ok(
+        "router",
+        &["addr", "add", "2001:db8:ac::53", "--group", "dns"],
+    )?;
+
+    // Nothing attached: detach says so.
+    let out = lab.anycast_ok("router", &["detach"])?;
+    assert_eq!(out.trim(), "no interface was attached");
+
+    // The weight's limits are the same wherever it is given.
+    for w in ["0", "101", "300", "-1"] {
+        lab.anycast_refused(
+            "router",
+            &[
+                "member",
+                "add",
+                "dns",
+                "x",
+                "--encap",
+                "2001:db8:f::9",
+                "--weight",
+                w,
+            ],
+            &format!("invalid weight {w}: use 1 to 100"),
+        )?;
+    }
+    lab.anycast_ok(
+        "router",
+        &["member", "add", "dns", "x", "--encap", "2001:db8:f::9"],
+    )?;
+    lab.anycast_refused(
+        "router",
+        &["member", "set", "dns", "x", "--weight", "256"],
+        "invalid weight 256: use 1 to 100",
+    )?;
+    // The MAC error is a sentence.
+    lab.anycast_refused(
+        "router",
+        &[
+            "member",
+            "add",
+            "dns",
+            "y",
+            "--iface",
+            "s0",
+            "--mac",
+            "01:00:5e:00:00:01",
+        ],
+        "invalid MAC address `01:00:5e:00:00:01`: it is a multicast address, not a unicast MAC",
+    )?;
+
+    // Bad input is quoted short, without control characters.
+    let long = format!("a\nb\u{1b}[31m{}", "x".repeat(5000));
+    for args in [
+        vec![
+            "member",
+            "add",
+            "dns",
+            long.as_str(),
+            "--encap",
+            "2001:db8:f::8",
+        ],
+        vec!["addr", "add", long.as_str(), "--group", "dns"],
+        vec!["member", "set", "dns", long.as_str(), "--metric", "1"],
+        vec!["attach", long.as_str()],
+    ] {
+        let out = lab.anycast_in("router", &args)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(!err.trim_end().chars().any(char::is_control), "{err:?}");
+        assert!(err.len() < 300, "{} characters: {err}", err.len());
+    }
+
+    // Arguments clap refuses are quoted the same way (its message keeps
+    // its own lines).
+    let metric = format!("1\n2\u{1b}[31m{}", "0".repeat(5000));
+    for args in [
+        vec!["member", "set", "dns", "x", "--metric", metric.as_str()],
+        vec![metric.as_str()],
+    ] {
+        let out = lab.anycast_in("router", &args)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.contains("'1\\n2\\u{1b}[31m000"), "{err}");
+        assert!(!err.chars().any(|c| c.is_control() && c != '\n'), "{err:?}");
+        assert!(err.len() < 400, "{} characters: {err}", err.len());
+    }
+
+    // --netns: the cause said once.
+    let out = Command::new(anycast_bin()?)
+        .args(["--pin-dir", lab.pin_dir.to_str().unwrap_or_default()])
+        .args(["--netns", &format!("{}-nosuch", lab.prefix), "stats"])
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    // Without root: an existing data plane needs root to read; none is none.
+    let err = as_nobody(&lab.pin_dir, &["stats"])?;
+    assert!(
+        err.contains("permission denied: reading the data plane pinned at")
+            && err.contains("needs root"),
+        "{err}"
+    );
+    assert!(!err.contains("no anycast data plane"), "{err}");
+    let none = std::path::PathBuf::from(format!("{}-none", lab.pin_dir.display()));
+    let err = as_nobody(&none, &["addr", "list"])?;
+    assert!(
+        err.contains(&format!("no anycast data plane at {}", none.display())),
+        "{err}"
+    );
     Ok(())
 }

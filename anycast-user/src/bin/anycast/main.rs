@@ -19,7 +19,7 @@ use anycast::{
     config::Config,
     dataplane::require_root,
     group::GroupOptions,
-    members::MemberVia,
+    members::{self, MemberVia},
     netns,
     reconcile::Tally,
     state::AddOutcome,
@@ -193,8 +193,8 @@ enum MemberCommand {
         #[arg(long, default_value_t = 100)]
         metric: u32,
         /// Share of new flows among members tied at the nearest metric, 1 to 100.
-        #[arg(long, default_value_t = 1)]
-        weight: u8,
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        weight: i64,
     },
     /// Change a member's metric or state, e.g. `anycast member set dns m1 --metric 30 --down`.
     Set {
@@ -215,8 +215,8 @@ enum MemberCommand {
         #[arg(long)]
         drain: bool,
         /// New weight, 1 to 100.
-        #[arg(long)]
-        weight: Option<u8>,
+        #[arg(long, allow_negative_numbers = true)]
+        weight: Option<i64>,
     },
     /// Remove a member, e.g. `anycast member del dns m1`.
     Del {
@@ -382,14 +382,71 @@ impl AttachArgs {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("anycast: error: {e:#}");
+            eprintln!("anycast: error: {}", one_message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Exits on a command-line error as clap would, but with every argument
+/// that is long or holds control characters quoted as the library's errors
+/// quote bad input (at most 80 characters, control characters escaped).
+fn usage_error(e: clap::Error) -> ! {
+    if !e.use_stderr() {
+        e.exit(); // --help, --version
+    }
+    // With clap's styling, which leaves the arguments as they were typed.
+    let mut msg = e.render().ansi().to_string();
+    for arg in std::env::args_os().skip(1) {
+        let arg = arg.to_string_lossy();
+        let shown = anycast::error::quote(&arg);
+        if shown != arg {
+            msg = msg.replace(arg.as_ref(), &shown);
+        }
+    }
+    eprint!("{}", without_styling(&msg));
+    std::process::exit(e.exit_code())
+}
+
+/// `s` without ANSI escape sequences (`ESC [ ... final byte`).
+fn without_styling(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An error and its causes on one line, `a: b: c`, leaving out a cause
+/// that the message before it already says (many errors quote their cause).
+fn one_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -415,6 +472,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let mut dp = Dataplane::open(pin)?;
             let done = dp.detach(iface.as_deref())?;
+            if done.is_empty() {
+                println!("no interface was attached");
+            }
             for name in &done {
                 println!("detached from {name}");
             }
@@ -622,6 +682,7 @@ fn member_command(pin: PinDir, flow_table: Option<u32>, cmd: MemberCommand) -> a
             let group = GroupName::new(&group)?;
             let name = MemberName::new(&name)?;
             let via = MemberVia::from_args(iface, mac.as_deref(), encap.as_deref())?;
+            let weight = members::weight(weight)?;
             let mut dp = Dataplane::open_or_create_with(pin, flow_table)?;
             let id = dp.add_member(&group, &name, via, metric, weight)?;
             println!("added member {name} (id {id}) to group {group}, metric {metric}");
@@ -646,6 +707,7 @@ fn member_command(pin: PinDir, flow_table: Option<u32>, cmd: MemberCommand) -> a
                     "nothing to change: give --metric N, --weight N, --up, --down or --drain"
                 );
             }
+            let weight = weight.map(members::weight).transpose()?;
             let mut dp = Dataplane::open(pin)?;
             dp.set_member(&group, &name, metric, state, weight)?;
             println!("member {name} of group {group} updated");
