@@ -8,6 +8,7 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     fmt,
+    net::Ipv6Addr,
 };
 
 use anycast_common::{Affinity, Fallback, MemberState};
@@ -15,8 +16,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
-    addr::{AnycastPrefix, parse_unicast},
-    error::{ConfigError, Error, Result, one_line, shorten_quoted},
+    addr::{AnycastPrefix, PrefixSet, parse_anycast, parse_unicast},
+    error::{ConfigError, Endpoint, Error, Result, one_line, shorten_quoted},
     group::GroupOptions,
     members::{MemberVia, format_mac, parse_mac, weight},
     names::{GroupName, MemberName},
@@ -186,6 +187,9 @@ impl Config {
         let c = Checker::new(text);
         let mut cfg = Config::default();
         let mut owner: HashMap<AnycastPrefix, String> = HashMap::new();
+        // Members' encap addresses and tunnel sources, with where they are:
+        // none may be anycast.
+        let mut endpoints: Vec<(Ipv6Addr, Endpoint, usize, String)> = Vec::new();
         for (name, g) in raw.group {
             let gname = name.get_ref().clone();
             let f = |key: &str| format!("group.{gname}.{key}");
@@ -221,12 +225,14 @@ impl Config {
                 one(n, "table-size", &|o| o.table_size = Some(*n.get_ref()))?;
             }
             if let Some(a) = &g.tunnel_source {
-                options.tunnel_source =
-                    Some(c.check(a, || f("tunnel-source"), parse_unicast(a.get_ref()))?);
+                let role = Endpoint::TunnelSource;
+                let addr = c.check(a, || f("tunnel-source"), parse_unicast(a.get_ref(), role))?;
+                endpoints.push((addr, role, c.line(a), f("tunnel-source")));
+                options.tunnel_source = Some(addr);
             }
             let mut addresses = Vec::with_capacity(g.addresses.len());
             for a in &g.addresses {
-                let p: AnycastPrefix = c.check(a, || f("addresses"), a.get_ref().parse())?;
+                let p = c.check(a, || f("addresses"), parse_anycast(a.get_ref()))?;
                 if let Some(other) = owner.insert(p, gname.clone()) {
                     let e = if other == gname {
                         Error::InvalidAddress {
@@ -262,7 +268,10 @@ impl Config {
                         }
                     }
                     (None, None, Some(a)) => {
-                        MemberVia::Encap(c.check(a, || mf(".encap"), parse_unicast(a.get_ref()))?)
+                        let role = Endpoint::Encap;
+                        let addr = c.check(a, || mf(".encap"), parse_unicast(a.get_ref(), role))?;
+                        endpoints.push((addr, role, c.line(a), mf(".encap")));
+                        MemberVia::Encap(addr)
                     }
                     _ => return Err(c.check(&mname, || mf(""), Err(Error::MemberVia))?),
                 };
@@ -305,6 +314,21 @@ impl Config {
                     members,
                 },
             );
+        }
+        let anycast = PrefixSet::new(owner.keys());
+        for (addr, role, line, field) in endpoints {
+            if let Some(p) = anycast.covering(addr) {
+                return Err(ConfigError::Invalid {
+                    line,
+                    field,
+                    error: Box::new(Error::EndpointIsAnycast {
+                        role,
+                        addr,
+                        anycast: p.to_string(),
+                        group: owner[&p].clone(),
+                    }),
+                });
+            }
         }
         Ok(cfg)
     }
@@ -440,7 +464,7 @@ mod tests {
             ),
             (
                 "[group.dns]\ntunnel-source = \"ff02::1\"\n",
-                "line 2: group.dns.tunnel-source: invalid anycast address `ff02::1`: must be a unicast address",
+                "line 2: group.dns.tunnel-source: invalid tunnel source `ff02::1`: it is in multicast space (ff00::/8)",
             ),
             (
                 "[group.dns.member.m1]\niface = \"eth1\"\nmac = \"01:00:00:00:00:01\"\n",
@@ -456,7 +480,7 @@ mod tests {
             ),
             (
                 "[group.dns.member.m1]\nencap = \"2001:db8::/64\"\n",
-                "line 2: group.dns.member.m1.encap: invalid anycast address `2001:db8::/64`: is a prefix",
+                "line 2: group.dns.member.m1.encap: invalid encap address `2001:db8::/64`: it is a prefix",
             ),
             (
                 "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = 0\n",
@@ -469,6 +493,26 @@ mod tests {
             (
                 "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = -1\n",
                 "line 3: group.dns.member.m1.weight: invalid weight -1: use 1 to 100",
+            ),
+            (
+                "[group.dns]\naddresses = [\"fe80::/10\"]\n",
+                "line 2: group.dns.addresses: invalid anycast address `fe80::/10`: it is in link-local space (fe80::/10)",
+            ),
+            (
+                "[group.dns]\naddresses = [\"2001:db8::1\", \"fc00::/6\"]\n",
+                "invalid anycast address `fc00::/6`: it overlaps link-local space (fe80::/10)",
+            ),
+            (
+                "[group.dns.member.m1]\nencap = \"fe80::2\"\n",
+                "line 2: group.dns.member.m1.encap: invalid encap address `fe80::2`: it is in link-local space (fe80::/10)",
+            ),
+            (
+                "[group.dns]\naddresses = [\"2001:db8:a::/48\"]\n[group.dns.member.m1]\nencap = \"2001:db8:a::2\"\n",
+                "line 4: group.dns.member.m1.encap: invalid encap address 2001:db8:a::2: it is an anycast address of group `dns` (2001:db8:a::/48)",
+            ),
+            (
+                "[group.web]\ntunnel-source = \"2001:db8::53\"\n[group.dns]\naddresses = [\"2001:db8::53\"]\n",
+                "line 2: group.web.tunnel-source: invalid tunnel source 2001:db8::53: it is an anycast address of group `dns`",
             ),
             (
                 "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nstate = \"sleepy\"\n",

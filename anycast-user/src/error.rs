@@ -201,6 +201,49 @@ pub enum Error {
         #[source]
         source: PinCause,
     },
+    /// An address that cannot be a member's `--encap` address or a group's
+    /// tunnel source.
+    #[error("invalid {role} `{}`: {reason}", quote(.input))]
+    InvalidEndpoint {
+        /// Which address it was to be.
+        role: Endpoint,
+        /// The text given.
+        input: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A member's `--encap` address or a group's tunnel source that is an
+    /// anycast address (the packets to it would be steered again).
+    #[error(
+        "invalid {role} {addr}: it is an anycast address of group `{group}` ({anycast}); \
+         use a unicast address outside every anycast address and prefix"
+    )]
+    EndpointIsAnycast {
+        /// Which address it is.
+        role: Endpoint,
+        /// The address.
+        addr: std::net::Ipv6Addr,
+        /// The anycast address or prefix that covers it.
+        anycast: String,
+        /// Its group.
+        group: String,
+    },
+    /// An anycast address or prefix that would cover a member's `--encap`
+    /// address or a group's tunnel source.
+    #[error(
+        "{anycast} would make {role} {addr} of {owner} an anycast address; \
+         change that first, or choose another anycast address or prefix"
+    )]
+    CoversEndpoint {
+        /// The anycast address or prefix refused.
+        anycast: String,
+        /// What the covered address is.
+        role: Endpoint,
+        /// The covered address.
+        addr: std::net::Ipv6Addr,
+        /// Whose it is: `member dns/m1` or `group dns`.
+        owner: String,
+    },
 }
 
 /// What is wrong with a MAC address.
@@ -220,6 +263,24 @@ impl std::fmt::Display for MacProblem {
             MacProblem::Syntax => "write it as six pairs of hex digits, e.g. 02:00:00:00:00:01",
             MacProblem::Multicast => "it is a multicast address, not a unicast MAC",
             MacProblem::Zero => "it is all zeros, not a unicast MAC",
+        })
+    }
+}
+
+/// A unicast address the data plane sends to or from (not an anycast one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A routed member's address (`--encap`, `encap`).
+    Encap,
+    /// A group's outer source address (`--tunnel-source`, `tunnel-source`).
+    TunnelSource,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Endpoint::Encap => "encap address",
+            Endpoint::TunnelSource => "tunnel source",
         })
     }
 }

@@ -5,7 +5,10 @@ use std::net::Ipv6Addr;
 
 use anycast_common::{Affinity, Fallback, GroupInfo, MAGLEV_MAX, maglev};
 
-use crate::error::{Error, Result};
+use crate::{
+    addr::check_endpoint,
+    error::{Endpoint, Error, Result},
+};
 
 /// Group settings to change; `None` leaves one as it is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,16 +33,12 @@ impl GroupOptions {
         *self == GroupOptions::default()
     }
 
-    /// Checks every option that is set: a unicast tunnel source, a prime
+    /// Checks every option that is set: a unicast tunnel source (see
+    /// [`check_endpoint`]; whether it is anycast is the state's to say), a prime
     /// table size from 7 to [`MAGLEV_MAX`], timeouts from 1 to 86400 s.
     pub fn validate(&self) -> Result<()> {
-        if let Some(a) = self.tunnel_source
-            && (a.is_unspecified() || a.is_multicast() || a.is_loopback())
-        {
-            return Err(Error::InvalidAddress {
-                input: a.to_string(),
-                reason: "a tunnel source must be a unicast address".into(),
-            });
+        if let Some(a) = self.tunnel_source {
+            check_endpoint(a, Endpoint::TunnelSource)?;
         }
         if let Some(n) = self.table_size
             && (!maglev::is_prime(n) || n as usize > MAGLEV_MAX || n < 7)

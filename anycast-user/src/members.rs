@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::{
     addr::parse_unicast,
-    error::{Error, MacProblem, Result},
+    error::{Endpoint, Error, MacProblem, Result},
     link::{iface_mac, ifindex, ifname},
     names::MemberName,
 };
@@ -58,7 +58,7 @@ impl MemberVia {
                 iface,
                 mac: parse_mac(mac)?,
             }),
-            (None, None, Some(addr)) => Ok(MemberVia::Encap(parse_unicast(addr)?)),
+            (None, None, Some(addr)) => Ok(MemberVia::Encap(parse_unicast(addr, Endpoint::Encap)?)),
             _ => Err(Error::MemberVia),
         }
     }
@@ -355,6 +355,12 @@ mod tests {
             (None, None, None, "either on-link"),
             (Some("eth1"), Some("zz"), None, "invalid MAC address `zz`"),
             (None, None, Some("2001:db8::/64"), "is a prefix"),
+            (
+                None,
+                None,
+                Some("ff02::1"),
+                "invalid encap address `ff02::1`: it is in multicast",
+            ),
         ] {
             let e = MemberVia::from_args(iface.map(String::from), mac, encap)
                 .expect_err(want)

@@ -301,11 +301,49 @@ impl Lab {
         Ok(())
     }
 
+    /// Runs the CLI in `node` and requires it to fail; returns its stdout
+    /// and stderr.
+    pub fn anycast_fails(&self, node: &str, args: &[&str]) -> Result<(String, String)> {
+        let out = self.anycast_in(node, args)?;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        if out.status.success() {
+            bail!("`anycast {}` should have failed: {stdout}", args.join(" "));
+        }
+        Ok((stdout, stderr))
+    }
+
+    /// A file `name` with `text` for this lab's commands, removed on drop.
+    pub fn file(&self, name: &str, text: &str) -> Result<LabFile> {
+        let path = std::env::temp_dir().join(format!("{}-{name}", self.prefix));
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(LabFile(path))
+    }
+
     /// `anycast stats --json`, parsed.
     pub fn stats(&self, node: &str) -> Result<serde_json::Value> {
         Ok(serde_json::from_str(
             &self.anycast_ok(node, &["stats", "--json"])?,
         )?)
+    }
+}
+
+/// A file of a lab's (a configuration, an address list), removed on drop.
+#[derive(Debug)]
+pub struct LabFile(PathBuf);
+
+impl LabFile {
+    /// Its path, as a command-line argument.
+    pub fn arg(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
+impl Drop for LabFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
     }
 }
 

@@ -24,9 +24,12 @@ mod layout;
 mod members;
 mod settings;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    net::Ipv6Addr,
+};
 
-use anycast_common::{GlobalStat, GroupInfo, MemberInfo, MemberState, maglev};
+use anycast_common::{GlobalStat, GroupInfo, MemberInfo, MemberKind, MemberState, maglev};
 use serde::Serialize;
 
 use self::{
@@ -35,8 +38,8 @@ use self::{
 };
 pub(crate) use self::{attachments::Attachments, layout::Layout, members::MemberList};
 use crate::{
-    addr::AnycastPrefix,
-    error::{Error, Result},
+    addr::{AnycastPrefix, PrefixSet},
+    error::{Endpoint, Error, Result},
     flows::{FlowTableStats, FlowView, monotonic_ns},
     group::GroupOptions,
     maps::MapSource,
@@ -118,6 +121,10 @@ impl State {
     /// group, or a table that fills up, undoes what this call added.
     /// Returns how many were added.
     pub fn load_addresses(&mut self, list: &[AnycastPrefix], group: &GroupName) -> Result<usize> {
+        for p in list {
+            p.check_anycast()?;
+        }
+        self.check_covers_no_endpoint(list)?;
         let existing = self.groups.find(group.as_str())?;
         let created = existing.is_none();
         let (id, _) = match existing {
@@ -156,6 +163,50 @@ impl State {
             return Err(Error::AddressNotFound(p.to_string()));
         };
         self.remove_addresses(&[(p, group)])
+    }
+
+    /// Whether an anycast address or prefix covers `addr`: the error that
+    /// refuses `addr` as a `role` address if one does.
+    fn check_not_anycast(&self, addr: Ipv6Addr, role: Endpoint) -> Result<()> {
+        match self.addresses.covering(addr)? {
+            None => Ok(()),
+            Some((p, id)) => Err(Error::EndpointIsAnycast {
+                role,
+                addr,
+                anycast: p.to_string(),
+                group: self.groups.name_of(id)?,
+            }),
+        }
+    }
+
+    /// Refuses `list` if one of its addresses or prefixes covers a
+    /// member's encap address or a group's tunnel source.
+    fn check_covers_no_endpoint(&self, list: &[AnycastPrefix]) -> Result<()> {
+        let set = PrefixSet::new(list);
+        let groups = self.groups.by_id()?;
+        let mut endpoints: Vec<(Ipv6Addr, Endpoint, String)> = Vec::new();
+        for (_, m) in self.members.in_use()? {
+            if m.kind == MemberKind::Encap as u8 {
+                let g = groups.get(&m.group_id).map(GroupInfo::name_str);
+                let owner = format!("member {}/{}", g.unwrap_or_default(), m.name_str());
+                endpoints.push((m.addr.into(), Endpoint::Encap, owner));
+            }
+        }
+        for g in groups.values().filter(|g| g.has_tunnel_source != 0) {
+            let owner = format!("group {}", g.name_str());
+            endpoints.push((g.tunnel_source.into(), Endpoint::TunnelSource, owner));
+        }
+        for (addr, role, owner) in endpoints {
+            if let Some(p) = set.covering(addr) {
+                return Err(Error::CoversEndpoint {
+                    anycast: p.to_string(),
+                    role,
+                    addr,
+                    owner,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Removes each address or prefix (of the group given with it), with one
@@ -244,6 +295,9 @@ impl State {
     /// changes when one of them is refused.
     pub fn set_group_options(&mut self, group: &GroupName, o: &GroupOptions) -> Result<()> {
         o.validate()?;
+        if let Some(a) = o.tunnel_source {
+            self.check_not_anycast(a, Endpoint::TunnelSource)?;
+        }
         let (gid, mut info) = match self.groups.find(group.as_str())? {
             Some(g) => g,
             None => self.create_group(group)?,
@@ -327,6 +381,9 @@ impl State {
         weight: u8,
     ) -> Result<u32> {
         validate_weight(weight)?;
+        if let Via::Encap(a) = via {
+            self.check_not_anycast(a, Endpoint::Encap)?;
+        }
         let existing = self.groups.find(group.as_str())?;
         let mut members = self.members.in_use()?;
         if let Some((gid, _)) = existing

@@ -15,9 +15,10 @@ use std::{
 use anycast::{
     AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, GroupName, MemberName,
     PinDir,
-    addr::{parse_address_list, parse_unicast},
+    addr::{parse_address_list, parse_anycast, parse_unicast},
     config::Config,
     dataplane::require_root,
+    error::Endpoint,
     group::GroupOptions,
     members::{self, MemberVia},
     netns,
@@ -484,7 +485,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Addr(AddrCommand::Add { addr, group }) => {
-            let p: AnycastPrefix = addr.parse()?;
+            let p = parse_anycast(&addr)?;
             let group = GroupName::new(&group)?;
             let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
             match dp.add_address(p, &group)? {
@@ -540,7 +541,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let name = GroupName::new(&name)?;
             let options = GroupOptions {
                 fallback: fallback.map(Fallback::from),
-                tunnel_source: tunnel_source.as_deref().map(parse_unicast).transpose()?,
+                tunnel_source: tunnel_source
+                    .as_deref()
+                    .map(|a| parse_unicast(a, Endpoint::TunnelSource))
+                    .transpose()?,
                 affinity: affinity.map(Affinity::from),
                 tcp_timeout: flow_timeout,
                 other_timeout: flow_timeout_other,
