@@ -18,7 +18,7 @@ use crate::{
     config::Config,
     error::{Error, PinCause, Result},
     flows::{FlowTableStats, FlowView},
-    group::GroupOptions,
+    group::{GroupEntry, GroupOptions},
     link::{ifindex, xdp_attachment},
     loader::{load_object, load_object_sized, load_program},
     members::{MemberEntry, MemberVia},
@@ -356,8 +356,9 @@ impl Dataplane {
         self.state.load_addresses(list, group)
     }
 
-    /// Removes an anycast address or prefix.
-    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<()> {
+    /// Removes an anycast address or prefix; returns the name of its group
+    /// if that was freed, having no address and no member left.
+    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<Option<String>> {
         require_root("changing anycast addresses")?;
         let _lock = self.lock()?;
         self.state.del_address(p)
@@ -393,8 +394,9 @@ impl Dataplane {
         self.state.set_member(group, name, metric, state, weight)
     }
 
-    /// Removes a member.
-    pub fn del_member(&mut self, group: &str, name: &str) -> Result<()> {
+    /// Removes a member; returns the name of its group if that was freed,
+    /// having no address and no member left.
+    pub fn del_member(&mut self, group: &str, name: &str) -> Result<Option<String>> {
         require_root("changing members")?;
         let _lock = self.lock()?;
         self.state.del_member(group, name)
@@ -405,11 +407,24 @@ impl Dataplane {
         self.state.list_members(group)
     }
 
-    /// Sets a group's fallback and/or tunnel source.
+    /// Sets the settings of an existing group (see [`State::set_group_options`]).
     pub fn set_group(&mut self, group: &GroupName, options: &GroupOptions) -> Result<()> {
         require_root("changing groups")?;
         let _lock = self.lock()?;
         self.state.set_group_options(group, options)
+    }
+
+    /// Every group (see [`State::list_groups`]).
+    pub fn groups(&self) -> Result<Vec<GroupEntry>> {
+        self.state.list_groups()
+    }
+
+    /// Deletes a group, with its addresses and members when `force` (see
+    /// [`State::del_group`]); returns how many of those went.
+    pub fn del_group(&mut self, group: &str, force: bool) -> Result<(usize, usize)> {
+        require_root("changing groups")?;
+        let _lock = self.lock()?;
+        self.state.del_group(group, force)
     }
 
     /// Makes the pinned state match a configuration file (see

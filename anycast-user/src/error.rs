@@ -244,6 +244,19 @@ pub enum Error {
         /// Whose it is: `member dns/m1` or `group dns`.
         owner: String,
     },
+    /// `group del` of a group that still has addresses or members.
+    #[error(
+        "group `{group}` still has {addresses} addresses and {members} members; delete them \
+         first, or give --force to delete the group with them"
+    )]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+        /// How many addresses and prefixes it has.
+        addresses: usize,
+        /// How many members it has.
+        members: usize,
+    },
 }
 
 /// What is wrong with a MAC address.

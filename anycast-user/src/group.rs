@@ -3,7 +3,8 @@
 
 use std::net::Ipv6Addr;
 
-use anycast_common::{Affinity, Fallback, GroupInfo, MAGLEV_MAX, maglev};
+use anycast_common::{Affinity, Fallback, GroupInfo, MAGLEV_MAX, maglev, wire::IPPROTO_TCP};
+use serde::Serialize;
 
 use crate::{
     addr::check_endpoint,
@@ -73,6 +74,68 @@ impl GroupOptions {
         }
         if let Some(n) = self.table_size {
             info.table_size = n;
+        }
+    }
+}
+
+/// A group's settings as they are stored (defaults filled in), as `stats`
+/// and `group list` show them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GroupSettings {
+    /// `pass` or `drop`: what happens when no member is up.
+    pub fallback: Fallback,
+    /// Outer source of encapsulated packets, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel_source: Option<Ipv6Addr>,
+    /// `flow` or `none`.
+    pub affinity: Affinity,
+    /// Idle timeout of TCP flows, seconds.
+    pub tcp_timeout: u32,
+    /// Idle timeout of other flows, seconds.
+    pub other_timeout: u32,
+    /// Consistent-hash table size.
+    pub table_size: u32,
+}
+
+impl GroupSettings {
+    /// The settings of a group's stored entry.
+    pub(crate) fn of(info: &GroupInfo) -> Self {
+        GroupSettings {
+            fallback: Fallback::from_u8(info.fallback),
+            tunnel_source: (info.has_tunnel_source != 0).then(|| info.tunnel_source.into()),
+            affinity: Affinity::from_u8(info.affinity),
+            tcp_timeout: (info.flow_timeout_ns(IPPROTO_TCP) / 1_000_000_000) as u32,
+            other_timeout: (info.flow_timeout_ns(0) / 1_000_000_000) as u32,
+            table_size: info.maglev_size(),
+        }
+    }
+}
+
+/// A group as `group list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GroupEntry {
+    /// Its name.
+    pub name: String,
+    /// Group id.
+    pub id: u32,
+    /// How many anycast addresses and prefixes it has.
+    pub addresses: u32,
+    /// How many members it has.
+    pub members: usize,
+    /// Its settings.
+    #[serde(flatten)]
+    pub settings: GroupSettings,
+}
+
+impl GroupEntry {
+    /// Group `id` as listed, from its stored entry and its number of members.
+    pub(crate) fn new(id: u32, info: &GroupInfo, members: usize) -> Self {
+        GroupEntry {
+            name: info.name_str(),
+            id,
+            addresses: info.addresses,
+            members,
+            settings: GroupSettings::of(info),
         }
     }
 }

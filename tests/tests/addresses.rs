@@ -18,10 +18,11 @@ const ANY_DNS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xac, 0, 0, 0, 0, 0x53);
 const N: usize = 10;
 
 /// Everything the CLI shows of the configuration.
-fn snapshot(lab: &Lab) -> Result<[String; 2]> {
+fn snapshot(lab: &Lab) -> Result<[String; 3]> {
     Ok([
         lab.anycast_ok("router", &["addr", "list", "--json"])?,
         lab.anycast_ok("router", &["member", "list", "--json"])?,
+        lab.anycast_ok("router", &["group", "list", "--json"])?,
     ])
 }
 

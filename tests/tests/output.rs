@@ -1,5 +1,5 @@
-//! Lab tests of what the CLI says: the attach mode in use; interfaces and
-//! members by name; errors that are one short line, say their cause once,
+//! Lab tests of what the CLI says: groups listed, deleted and freed; the
+//! attach mode in use; interfaces and members by name; errors that are one short line, say their cause once,
 //! and tell "no data plane" from "needs root".
 
 use std::{path::Path, process::Command};
@@ -27,6 +27,104 @@ fn as_nobody(pin: &Path, args: &[&str]) -> Result<String> {
         .context("running setpriv")?;
     assert!(!out.status.success(), "{args:?} as nobody succeeded");
     Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn groups_are_listed_deleted_and_freed_and_never_made_by_a_typo() -> Result<()> {
+    require_root()?;
+    let crs = ClientRouterServer::new("groups")?;
+    let lab = &crs.lab;
+    lab.anycast_ok("router", &["attach", "c0"])?;
+    lab.anycast_ok(
+        "router",
+        &["addr", "add", "2001:db8:ac::53", "--group", "dns"],
+    )?;
+    lab.anycast_ok(
+        "router",
+        &["member", "add", "dns", "far", "--encap", "2001:db8:f::2"],
+    )?;
+    // A typo in `group set` makes no group.
+    lab.anycast_refused(
+        "router",
+        &["group", "set", "dsn", "--fallback", "drop"],
+        "no group `dsn`",
+    )?;
+    lab.anycast_ok("router", &["group", "set", "dns", "--fallback", "drop"])?;
+    let groups = json(lab, &["group", "list", "--json"])?;
+    assert_eq!(groups.as_array().map(Vec::len), Some(1), "{groups}");
+    let dns = &groups[0];
+    assert_eq!(
+        (
+            &dns["name"],
+            &dns["addresses"],
+            &dns["members"],
+            &dns["fallback"]
+        ),
+        (&"dns".into(), &1.into(), &1.into(), &"drop".into()),
+        "{groups}"
+    );
+    let table = lab.anycast_ok("router", &["group", "list"])?;
+    assert!(
+        table.lines().nth(1).is_some_and(|l| l.starts_with("dns ")),
+        "{table}"
+    );
+
+    // Not deleted while it has addresses or members, unless forced.
+    lab.anycast_refused(
+        "router",
+        &["group", "del", "dns"],
+        "group `dns` still has 1 addresses and 1 members",
+    )?;
+    lab.anycast_refused("router", &["group", "del", "nosuch"], "no group `nosuch`")?;
+    let out = lab.anycast_ok("router", &["group", "del", "dns", "--force"])?;
+    assert!(
+        out.contains("deleted group dns (1 addresses, 1 members)"),
+        "{out}"
+    );
+    assert_eq!(
+        json(lab, &["group", "list", "--json"])?,
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        json(lab, &["addr", "list", "--json"])?,
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        json(lab, &["member", "list", "--json"])?,
+        Value::Array(vec![])
+    );
+
+    // The last address or member gone, the group goes too, and says so.
+    lab.anycast_ok(
+        "router",
+        &["addr", "add", "2001:db8:ac::1", "--group", "g1"],
+    )?;
+    let out = lab.anycast_ok("router", &["addr", "del", "2001:db8:ac::1"])?;
+    assert!(
+        out.contains("deleted group g1: it had no address and no member left"),
+        "{out}"
+    );
+    lab.anycast_ok(
+        "router",
+        &["member", "add", "g2", "m", "--encap", "2001:db8:f::3"],
+    )?;
+    lab.anycast_ok(
+        "router",
+        &["addr", "add", "2001:db8:ac::2", "--group", "g2"],
+    )?;
+    let out = lab.anycast_ok("router", &["member", "del", "g2", "m"])?;
+    assert!(
+        !out.contains("deleted group"),
+        "g2 still has an address: {out}"
+    );
+    let out = lab.anycast_ok("router", &["addr", "del", "2001:db8:ac::2"])?;
+    assert!(out.contains("deleted group g2"), "{out}");
+    assert_eq!(
+        json(lab, &["group", "list", "--json"])?,
+        Value::Array(vec![])
+    );
+    Ok(())
 }
 
 #[test]

@@ -41,7 +41,7 @@ use crate::{
     addr::{AnycastPrefix, PrefixSet},
     error::{Endpoint, Error, Result},
     flows::{FlowTableStats, FlowView, monotonic_ns},
-    group::GroupOptions,
+    group::{GroupEntry, GroupOptions},
     maps::MapSource,
     members::{
         MemberActivity, MemberEntry, Via, format_mac, new_member, source_key, validate_weight,
@@ -157,12 +157,14 @@ impl State {
         Ok(added.len())
     }
 
-    /// Removes an anycast address or prefix. The group stays (with its counters).
-    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<()> {
+    /// Removes an anycast address or prefix. A group left with no address
+    /// and no member is freed; its name is returned.
+    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<Option<String>> {
         let Some(group) = self.addresses.group_of(&p)? else {
             return Err(Error::AddressNotFound(p.to_string()));
         };
-        self.remove_addresses(&[(p, group)])
+        self.remove_addresses(&[(p, group)])?;
+        self.free_if_empty(group)
     }
 
     /// Whether an anycast address or prefix covers `addr`: the error that
@@ -280,28 +282,99 @@ impl State {
         Ok((id, self.create_group_at(id, name)?))
     }
 
-    /// Makes free id `id` group `name`, with zeroed counters and default settings.
+    /// Makes free id `id` group `name`, with zeroed counters, an empty
+    /// selection (nothing of a group that had the id before) and default
+    /// settings.
     pub(crate) fn create_group_at(&mut self, id: u32, name: &GroupName) -> Result<GroupInfo> {
         self.counters.reset_group(id)?;
+        self.members.clear_selection(id)?;
         self.groups.write_new(id, name)
     }
 
-    /// Frees group `id` (its members and addresses must be gone).
+    /// Frees group `id` (its members and addresses must be gone, and its
+    /// selection published empty) and empties its selection slots. Its
+    /// flows are the caller's to flush.
     pub(crate) fn release_group(&mut self, id: u32) -> Result<()> {
-        self.groups.release(id)
+        self.groups.release(id)?;
+        self.members.clear_selection(id)
     }
 
-    /// Sets a group's options (the group is created when new). Nothing
-    /// changes when one of them is refused.
+    /// Frees group `id` if it has no address and no member left, with its
+    /// flows; returns its name if it was freed. Only the commands that
+    /// remove one address or member call this: a group the configuration
+    /// file names stays, empty or not.
+    fn free_if_empty(&mut self, id: u32) -> Result<Option<String>> {
+        let info = self.groups.get(id)?;
+        if info.in_use == 0
+            || info.addresses != 0
+            || self.members.in_use()?.iter().any(|(_, m)| m.group_id == id)
+        {
+            return Ok(None);
+        }
+        self.release_group(id)?;
+        self.flush_flows(Some(id))?;
+        Ok(Some(info.name_str()))
+    }
+
+    /// Every group with its settings and how many addresses and members it has.
+    pub fn list_groups(&self) -> Result<Vec<GroupEntry>> {
+        let members = self.members.in_use()?;
+        let mut out: Vec<GroupEntry> = self
+            .groups
+            .in_use()?
+            .into_iter()
+            .map(|(id, info)| {
+                let n = members.iter().filter(|(_, m)| m.group_id == id).count();
+                GroupEntry::new(id, &info, n)
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Deletes group `group`. One with addresses or members is refused
+    /// unless `force`, which removes them first: its addresses (no packet
+    /// reaches it any more), then its selection, members, the group and its
+    /// flows. Returns how many addresses and members went with it.
+    pub fn del_group(&mut self, group: &str, force: bool) -> Result<(usize, usize)> {
+        let (id, _) = self.groups.named(group)?;
+        let addresses: Vec<(AnycastPrefix, u32)> = self
+            .addresses
+            .all()?
+            .into_iter()
+            .filter(|(_, g)| *g == id)
+            .collect();
+        let all = self.members.in_use()?;
+        let mine: MemberList = all
+            .iter()
+            .filter(|(_, m)| m.group_id == id)
+            .copied()
+            .collect();
+        if !force && (!addresses.is_empty() || !mine.is_empty()) {
+            return Err(Error::GroupNotEmpty {
+                group: group.to_string(),
+                addresses: addresses.len(),
+                members: mine.len(),
+            });
+        }
+        self.remove_addresses(&addresses)?;
+        self.publish_selection(id, &[])?;
+        for (mid, m) in &mine {
+            self.members.forget(*mid, m)?;
+        }
+        self.release_group(id)?;
+        self.flush_flows(Some(id))?;
+        Ok((addresses.len(), mine.len()))
+    }
+
+    /// Sets the options of group `group`, which must exist. Nothing changes
+    /// when one of them is refused.
     pub fn set_group_options(&mut self, group: &GroupName, o: &GroupOptions) -> Result<()> {
         o.validate()?;
         if let Some(a) = o.tunnel_source {
             self.check_not_anycast(a, Endpoint::TunnelSource)?;
         }
-        let (gid, mut info) = match self.groups.find(group.as_str())? {
-            Some(g) => g,
-            None => self.create_group(group)?,
-        };
+        let (gid, mut info) = self.groups.named(group.as_str())?;
         let resize = o.table_size.is_some_and(|n| n != info.maglev_size());
         o.apply_to(&mut info);
         self.groups.set(gid, info)?;
@@ -470,14 +543,17 @@ impl State {
         self.publish_selection(gid, &members)
     }
 
-    /// Removes a member: first from the selection, then its source and slot.
-    pub fn del_member(&mut self, group: &str, name: &str) -> Result<()> {
+    /// Removes a member: first from the selection, then its source and
+    /// slot. A group left with no address and no member is freed; its name
+    /// is returned.
+    pub fn del_member(&mut self, group: &str, name: &str) -> Result<Option<String>> {
         let (gid, mut members, idx) = self.locate(group, name)?;
         // Out of the selection first, so that the data plane stops choosing
         // it before its slot is freed.
         let (id, m) = members.remove(idx);
         self.publish_selection(gid, &members)?;
-        self.members.forget(id, &m)
+        self.members.forget(id, &m)?;
+        self.free_if_empty(gid)
     }
 
     /// Members of `group`, or of every group, with their counters.

@@ -73,7 +73,7 @@ enum Command {
     /// Manage the members of anycast groups (where their traffic goes).
     #[command(subcommand)]
     Member(MemberCommand),
-    /// Manage group settings.
+    /// List, change and delete groups (`addr add` and `member add` create them).
     #[command(subcommand)]
     Group(GroupCommand),
     /// Inspect and manage the flow table (flow affinity).
@@ -158,7 +158,8 @@ enum AddrCommand {
         #[arg(long)]
         group: String,
     },
-    /// Delete an anycast address or prefix, e.g. `anycast addr del 2001:db8::53`.
+    /// Delete an anycast address or prefix, e.g. `anycast addr del 2001:db8::53`;
+    /// a group left with no address and no member is deleted too.
     Del {
         /// Address or prefix, as added.
         addr: String,
@@ -219,7 +220,8 @@ enum MemberCommand {
         #[arg(long, allow_negative_numbers = true)]
         weight: Option<i64>,
     },
-    /// Remove a member, e.g. `anycast member del dns m1`.
+    /// Remove a member, e.g. `anycast member del dns m1`; a group left with
+    /// no address and no member is deleted too.
     Del {
         /// Group, e.g. dns.
         group: String,
@@ -238,10 +240,27 @@ enum MemberCommand {
 
 #[derive(Subcommand, Debug)]
 enum GroupCommand {
+    /// List groups with their settings and how many addresses and members
+    /// they have, e.g. `anycast group list --json`.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a group that has no address and no member (or, with --force,
+    /// with its addresses and members), its flows and counters, e.g.
+    /// `anycast group del dns`.
+    Del {
+        /// Group, e.g. dns.
+        name: String,
+        /// Also delete its addresses and members.
+        #[arg(long)]
+        force: bool,
+    },
     /// Set what a group does with no live member, and the outer source of its
     /// encapsulated packets, e.g. `anycast group set dns --fallback drop --tunnel-source 2001:db8::1`.
     Set {
-        /// Group, e.g. dns (created when new).
+        /// An existing group, e.g. dns (`addr add` and `member add` create groups).
         name: String,
         /// `pass`: the kernel routes the packet (default); `drop`: drop it.
         #[arg(long, value_enum)]
@@ -516,8 +535,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Addr(AddrCommand::Del { addr }) => {
             let p: AnycastPrefix = addr.parse()?;
             let mut dp = Dataplane::open(pin)?;
-            dp.del_address(p)?;
+            let freed = dp.del_address(p)?;
             println!("deleted {p}");
+            print_freed(freed);
         }
         Command::Addr(AddrCommand::List { json }) => {
             let dp = Dataplane::open(pin)?;
@@ -529,6 +549,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Member(cmd) => member_command(pin, cli.flow_table_size, cmd)?,
+        Command::Group(GroupCommand::List { json }) => {
+            let list = Dataplane::open(pin)?.groups()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print::groups(&list);
+            }
+        }
+        Command::Group(GroupCommand::Del { name, force }) => {
+            let (addresses, members) = Dataplane::open(pin)?.del_group(&name, force)?;
+            println!("deleted group {name} ({addresses} addresses, {members} members)");
+        }
         Command::Group(GroupCommand::Set {
             name,
             fallback,
@@ -553,7 +585,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if options.is_empty() {
                 anyhow::bail!("nothing to change: give at least one option (see --help)");
             }
-            let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
+            let mut dp = Dataplane::open(pin)?;
             dp.set_group(&name, &options)?;
             println!("group {name} updated");
         }
@@ -718,8 +750,9 @@ fn member_command(pin: PinDir, flow_table: Option<u32>, cmd: MemberCommand) -> a
         }
         MemberCommand::Del { group, name } => {
             let mut dp = Dataplane::open(pin)?;
-            dp.del_member(&group, &name)?;
+            let freed = dp.del_member(&group, &name)?;
             println!("deleted member {name} from group {group}");
+            print_freed(freed);
         }
         MemberCommand::List { group, json } => {
             let dp = Dataplane::open(pin)?;
@@ -732,6 +765,13 @@ fn member_command(pin: PinDir, flow_table: Option<u32>, cmd: MemberCommand) -> a
         }
     }
     Ok(())
+}
+
+/// Says that a group was deleted with its last address or member.
+fn print_freed(group: Option<String>) {
+    if let Some(g) = group {
+        println!("deleted group {g}: it had no address and no member left");
+    }
 }
 
 /// Prints one line of counters per interval until SIGINT or SIGTERM.

@@ -2,8 +2,8 @@
 //! types as they serialise).
 
 use anycast::{
-    Interface, flows::FlowTableStats, flows::FlowView, members::MemberEntry, state::AddressEntry,
-    stats::Stats,
+    Interface, flows::FlowTableStats, flows::FlowView, group::GroupEntry, members::MemberEntry,
+    state::AddressEntry, stats::Stats,
 };
 use serde::Serialize;
 
@@ -22,6 +22,30 @@ pub(super) fn addresses(list: &[AddressEntry]) {
     println!("{:<44} GROUP", "ADDRESS");
     for e in list {
         println!("{:<44} {}", e.prefix.to_string(), e.group);
+    }
+}
+
+/// `group list`.
+pub(super) fn groups(list: &[GroupEntry]) {
+    println!(
+        "{:<32} {:>9} {:>7} {:<8} {:<8} {:>7} {:>7} {:>6}  TUNNEL SOURCE",
+        "GROUP", "ADDRESSES", "MEMBERS", "FALLBACK", "AFFINITY", "TCP", "OTHER", "TABLE"
+    );
+    for g in list {
+        let s = &g.settings;
+        println!(
+            "{:<32} {:>9} {:>7} {:<8} {:<8} {:>6}s {:>6}s {:>6}  {}",
+            g.name,
+            g.addresses,
+            g.members,
+            s.fallback,
+            s.affinity,
+            s.tcp_timeout,
+            s.other_timeout,
+            s.table_size,
+            s.tunnel_source
+                .map_or_else(|| "-".to_string(), |a| a.to_string())
+        );
     }
 }
 
@@ -130,8 +154,9 @@ pub(super) fn report(r: &Report) {
         println!(
             "  {name}: addresses {}, fallback {}{}",
             g.addresses,
-            g.fallback,
-            g.tunnel_source
+            g.settings.fallback,
+            g.settings
+                .tunnel_source
                 .map(|a| format!(", tunnel source {a}"))
                 .unwrap_or_default()
         );
