@@ -11,7 +11,7 @@ use std::{
     net::Ipv6Addr,
 };
 
-use anycast_common::{Affinity, Fallback, MemberState};
+use anycast_common::{Affinity, Fallback, MAX_TIED, MemberState};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -304,6 +304,7 @@ impl Config {
                     },
                 );
             }
+            check_ties(&group, &members)?;
             let line = c.line(&name);
             cfg.groups.insert(
                 group,
@@ -339,6 +340,42 @@ impl Config {
             (a + g.addresses.len(), m + g.members.len())
         })
     }
+}
+
+/// Refuses a group with more than [`MAX_TIED`] members up at one metric
+/// (only that many share its traffic), naming the first member, in file
+/// order, past the limit.
+fn check_ties(
+    group: &GroupName,
+    members: &BTreeMap<MemberName, MemberConfig>,
+) -> Result<(), ConfigError> {
+    let mut up: Vec<(&MemberName, &MemberConfig)> = members
+        .iter()
+        .filter(|(_, m)| m.state == MemberState::Up)
+        .collect();
+    up.sort_by_key(|(_, m)| m.line);
+    let mut at: HashMap<u32, usize> = HashMap::new();
+    for (name, m) in up {
+        let n = at.entry(m.metric).or_default();
+        *n += 1;
+        if *n > MAX_TIED {
+            let count = members
+                .values()
+                .filter(|o| o.state == MemberState::Up && o.metric == m.metric)
+                .count();
+            return Err(ConfigError::Invalid {
+                line: m.line,
+                field: format!("group.{group}.member.{name}"),
+                error: Box::new(Error::TooManyTied {
+                    group: group.to_string(),
+                    metric: m.metric,
+                    count,
+                    limit: MAX_TIED,
+                }),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for Config {
@@ -410,6 +447,37 @@ mod tests {
                 .expect("comment")
                 .groups
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn at_most_64_members_of_a_group_are_up_at_one_metric() {
+        let file = |n: usize, metric_of_last: u32, state_of_last: &str| {
+            let mut t = String::from("[group.g]\n");
+            for i in 0..n {
+                let (metric, state) = if i + 1 == n {
+                    (metric_of_last, state_of_last)
+                } else {
+                    (10, "up")
+                };
+                t += &format!(
+                    "member.m{i:03} = {{ encap = \"2001:db8:f::{i:x}\", metric = {metric}, state = \"{state}\" }}\n"
+                );
+            }
+            t
+        };
+        assert!(Config::parse(&file(64, 10, "up")).is_ok());
+        // A 65th up at another metric, or not up, is fine.
+        assert!(Config::parse(&file(65, 11, "up")).is_ok());
+        assert!(Config::parse(&file(65, 10, "down")).is_ok());
+        assert!(Config::parse(&file(65, 10, "drain")).is_ok());
+        let e = err(&file(65, 10, "up"));
+        assert!(
+            e.starts_with(
+                "line 66: group.g.member.m064: group `g` would have 65 members up at metric 10; \
+                 at most 64"
+            ),
+            "{e}"
         );
     }
 

@@ -244,6 +244,22 @@ pub enum Error {
         /// Whose it is: `member dns/m1` or `group dns`.
         owner: String,
     },
+    /// More members of a group up at one metric than share its traffic.
+    #[error(
+        "group `{group}` would have {count} members up at metric {metric}; at most {limit} \
+         members of a group may be up at the same metric (give some another metric or \
+         take them down)"
+    )]
+    TooManyTied {
+        /// The group.
+        group: String,
+        /// The metric.
+        metric: u32,
+        /// How many members would be up at it.
+        count: usize,
+        /// The limit ([`anycast_common::MAX_TIED`]).
+        limit: usize,
+    },
     /// `group del` of a group that still has addresses or members.
     #[error(
         "group `{group}` still has {addresses} addresses and {members} members; delete them \

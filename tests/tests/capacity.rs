@@ -226,7 +226,7 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
             &GroupName::new("g0000")?,
             &MemberName::new("extra")?,
             Via::Encap("2001:db8:f::1".parse()?),
-            10,
+            30,
             1,
         )
         .expect_err("the member table is full");

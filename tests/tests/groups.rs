@@ -1,13 +1,14 @@
 //! Program tests of groups as they come and go: a group left with no
 //! address and no member is freed, a freed group's id taken again shows
-//! nothing of the group before (selection, flows, counters), and group ids
-//! never run out.
+//! nothing of the group before (selection, flows, counters), group ids never
+//! run out, and no more members of a group are up at one metric than share
+//! its traffic.
 
 use std::net::Ipv6Addr;
 
 use anycast::{GroupName, MemberName, members::Via};
 use anycast_common::{
-    IfaceRole, MAX_GROUPS, SourceAction, frame::FrameBuilder, model::Verdict,
+    IfaceRole, MAX_GROUPS, MAX_TIED, MemberState, SourceAction, frame::FrameBuilder, model::Verdict,
 };
 use anycast_tests::{prog::ProgramUnderTest, require_root};
 use anyhow::Result;
@@ -21,6 +22,14 @@ const C1_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 0x0c];
 fn program() -> Result<ProgramUnderTest> {
     require_root()?;
     ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)
+}
+
+/// The error of a refused change.
+fn refused<T>(r: anycast::Result<T>) -> String {
+    match r {
+        Ok(_) => "accepted".to_string(),
+        Err(e) => e.to_string(),
+    }
 }
 
 fn query(dst: Ipv6Addr, sport: u16) -> Vec<u8> {
@@ -89,5 +98,55 @@ fn group_ids_never_run_out_as_groups_come_and_go() -> Result<()> {
     }
     let left: Vec<String> = p.stats()?.groups.into_keys().collect();
     assert_eq!(left, ["stays"]);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn no_more_than_64_members_of_a_group_are_up_at_one_metric() -> Result<()> {
+    let mut p = program()?;
+    p.add(&A.to_string(), "g")?;
+    let encap = |i: usize| Ipv6Addr::new(0x2001, 0xdb8, 0xf, 0, 0, 0, 0, i as u16 + 1);
+    for i in 0..MAX_TIED {
+        p.add_encap_member("g", &format!("m{i}"), encap(i), 10)?;
+    }
+    let before = p.state.member_infos()?;
+    let want = "group `g` would have 65 members up at metric 10; at most 64";
+    // A 65th member up at metric 10: refused, nothing changed.
+    let e = refused(p.state.add_member(
+        &GroupName::new("g")?,
+        &MemberName::new("extra")?,
+        Via::Encap(encap(100)),
+        10,
+        1,
+    ));
+    assert!(e.starts_with(want), "{e}");
+    assert_eq!(p.state.member_infos()?, before);
+    // At another metric it is welcome, but may not join the 64 there.
+    p.add_encap_member("g", "extra", encap(100), 20)?;
+    let e = refused(p.state.set_member("g", "extra", Some(10), None, None));
+    assert!(e.starts_with(want), "{e}");
+    // Down, it may go there; up again, it may not.
+    p.state
+        .set_member("g", "extra", Some(10), Some(MemberState::Down), None)?;
+    let e = refused(
+        p.state
+            .set_member("g", "extra", None, Some(MemberState::Up), None),
+    );
+    assert!(e.starts_with(want), "{e}");
+    // Taking a member down, draining or reweighting one is never refused.
+    p.state
+        .set_member("g", "m0", None, Some(MemberState::Draining), None)?;
+    p.state
+        .set_member("g", "extra", None, Some(MemberState::Up), None)?;
+    p.state.set_member("g", "m1", None, None, Some(5))?;
+    let e = refused(
+        p.state
+            .set_member("g", "m0", None, Some(MemberState::Up), None),
+    );
+    assert!(e.starts_with(want), "{e}");
+    // Every one of the 64 up members shares the traffic.
+    let listed = p.state.list_members(Some("g"))?;
+    assert_eq!(listed.iter().filter(|m| m.nearest).count(), MAX_TIED);
     Ok(())
 }

@@ -29,7 +29,9 @@ use std::{
     net::Ipv6Addr,
 };
 
-use anycast_common::{GlobalStat, GroupInfo, MemberInfo, MemberKind, MemberState, maglev};
+use anycast_common::{
+    GlobalStat, GroupInfo, MAX_TIED, MemberInfo, MemberKind, MemberState, maglev,
+};
 use serde::Serialize;
 
 use self::{
@@ -81,6 +83,35 @@ pub enum AddOutcome {
     Added,
     /// The address was already in that group; nothing changed.
     AlreadyPresent,
+}
+
+/// Refuses `extra` more members up at `metric` in group `group_id`
+/// (`group`) when `members` (every member but those) already has so many
+/// there that more than [`MAX_TIED`] would be: only that many share the
+/// group's traffic.
+fn check_ties(
+    group: &str,
+    group_id: u32,
+    metric: u32,
+    extra: usize,
+    members: &[(u32, MemberInfo)],
+) -> Result<()> {
+    let count = extra
+        + members
+            .iter()
+            .filter(|(_, m)| {
+                m.group_id == group_id && m.metric == metric && m.up == MemberState::Up as u8
+            })
+            .count();
+    if count > MAX_TIED {
+        return Err(Error::TooManyTied {
+            group: group.to_string(),
+            metric,
+            count,
+            limit: MAX_TIED,
+        });
+    }
+    Ok(())
 }
 
 /// Index in `members` of member `name` of group `group_id`.
@@ -459,13 +490,14 @@ impl State {
         }
         let existing = self.groups.find(group.as_str())?;
         let mut members = self.members.in_use()?;
-        if let Some((gid, _)) = existing
-            && find(&members, gid, name.as_str()).is_some()
-        {
-            return Err(Error::MemberExists {
-                group: group.to_string(),
-                member: name.to_string(),
-            });
+        if let Some((gid, _)) = existing {
+            if find(&members, gid, name.as_str()).is_some() {
+                return Err(Error::MemberExists {
+                    group: group.to_string(),
+                    member: name.to_string(),
+                });
+            }
+            check_ties(group.as_str(), gid, metric, 1, &members)?;
         }
         let id = self
             .members
@@ -529,6 +561,7 @@ impl State {
             validate_weight(w)?;
         }
         let (gid, mut members, idx) = self.locate(group, name)?;
+        let before = members[idx].1;
         let (id, m) = &mut members[idx];
         if let Some(metric) = metric {
             m.metric = metric;
@@ -539,7 +572,14 @@ impl State {
         if let Some(w) = weight {
             m.weight = w;
         }
-        self.members.write(*id, m)?;
+        let (id, m) = (*id, *m);
+        let up = |m: &MemberInfo| m.up == MemberState::Up as u8;
+        // Only a member that joins the members up at a metric can make too many.
+        if up(&m) && (!up(&before) || before.metric != m.metric) {
+            let others: MemberList = members.iter().filter(|(i, _)| *i != id).copied().collect();
+            check_ties(group, gid, m.metric, 1, &others)?;
+        }
+        self.members.write(id, &m)?;
         self.publish_selection(gid, &members)
     }
 
