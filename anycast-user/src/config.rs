@@ -11,7 +11,10 @@ use std::{
     net::Ipv6Addr,
 };
 
-use anycast_common::{Affinity, Fallback, MAX_TIED, MemberState};
+use anycast_common::{
+    Affinity, Fallback, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_MEMBERS, MAX_TIED,
+    MAX_TX_PORTS, MemberState,
+};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -19,12 +22,48 @@ use crate::{
     addr::{AnycastPrefix, PrefixSet, parse_anycast, parse_unicast},
     error::{ConfigError, Endpoint, Error, Result, one_line, shorten_quoted},
     group::GroupOptions,
-    members::{MemberVia, format_mac, parse_mac, weight},
+    members::{MemberVia, Via, format_mac, parse_mac, weight},
     names::{GroupName, MemberName},
 };
 
 /// Metric of a member that names none.
 pub const DEFAULT_METRIC: u32 = 100;
+
+/// The rules of `config apply` that [`Config::parse`] and [`Config::check`]
+/// cannot check, for want of the pinned state (readable by root only).
+pub const NEEDS_THE_PINNED_STATE: [&str; 3] = [
+    "how much applying the file removes (a file with no group needs --allow-empty, \
+     one that removes more than half of the anycast addresses --force)",
+    "whether the kernel takes the on-link members' interfaces for XDP redirect",
+    "whether the pinned state was made by a compatible build",
+];
+
+/// The sizes of the tables a configuration must fit in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacities {
+    /// Groups.
+    pub groups: u32,
+    /// Members, all groups together.
+    pub members: u32,
+    /// Exact anycast addresses (`/128`).
+    pub addresses: u32,
+    /// Anycast prefixes.
+    pub prefixes: u32,
+    /// Distinct egress interfaces of on-link members.
+    pub egress_ports: u32,
+}
+
+impl Capacities {
+    /// The sizes this build gives the tables when it creates them (the
+    /// flow table, the one sized at creation, is not part of a file).
+    pub const BUILT_IN: Capacities = Capacities {
+        groups: MAX_GROUPS - 1,
+        members: MAX_MEMBERS - 1,
+        addresses: MAX_ANYCAST_ADDRS,
+        prefixes: MAX_ANYCAST_PREFIXES,
+        egress_ports: MAX_TX_PORTS,
+    };
+}
 
 /// A validated configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -334,6 +373,80 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Every rule of `config apply` that needs no pinned state beyond
+    /// [`Config::parse`]'s: on-link members' interfaces exist (`resolve`
+    /// looks them up, in the current network namespace) and the file fits
+    /// the tables of this build ([`Capacities::BUILT_IN`]). What is left
+    /// is [`NEEDS_THE_PINNED_STATE`].
+    pub fn check(&self, resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>) -> Result<()> {
+        self.resolve(resolve)?;
+        self.check_fits(&Capacities::BUILT_IN)
+    }
+
+    /// Every member's way in, resolved by `resolve` (an on-link member's
+    /// interface to its index and MAC); an error names the member's line
+    /// and field.
+    pub fn resolve(
+        &self,
+        resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>,
+    ) -> Result<HashMap<(&GroupName, &MemberName), Via>, ConfigError> {
+        let mut out = HashMap::new();
+        for (g, gc) in &self.groups {
+            for (n, mc) in &gc.members {
+                let via = resolve(&mc.via).map_err(|e| {
+                    let key = match mc.via {
+                        MemberVia::L2 { .. } => ".iface",
+                        MemberVia::Encap(_) => ".encap",
+                    };
+                    ConfigError::Invalid {
+                        line: mc.line,
+                        field: format!("group.{g}.member.{n}{key}"),
+                        error: Box::new(e),
+                    }
+                })?;
+                out.insert((g, n), via);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks that the file fits tables of `capacities`: it becomes the
+    /// whole state, so its own counts are what the tables must hold.
+    pub fn check_fits(&self, capacities: &Capacities) -> Result<()> {
+        let (_, members) = self.totals();
+        let all = || self.groups.values().flat_map(|g| &g.addresses);
+        let exact = all().filter(|a| a.is_exact()).count();
+        let ports: HashSet<&str> = self
+            .groups
+            .values()
+            .flat_map(|g| g.members.values())
+            .filter_map(|m| match &m.via {
+                MemberVia::L2 { iface, .. } => Some(iface.as_str()),
+                MemberVia::Encap(_) => None,
+            })
+            .collect();
+        for (table, capacity, needed) in [
+            ("group table", capacities.groups, self.groups.len()),
+            ("member table", capacities.members, members),
+            ("anycast address table", capacities.addresses, exact),
+            (
+                "anycast prefix table",
+                capacities.prefixes,
+                all().count() - exact,
+            ),
+            ("egress port table", capacities.egress_ports, ports.len()),
+        ] {
+            if needed > capacity as usize {
+                return Err(Error::ConfigTooBig {
+                    table,
+                    capacity,
+                    needed,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// How many addresses and prefixes, and how many members, in all groups.
     pub fn totals(&self) -> (usize, usize) {
         self.groups.values().fold((0, 0), |(a, m), g| {
@@ -496,6 +609,73 @@ mod tests {
             assert!(!e.chars().any(char::is_control), "{e:?}");
             assert!(!e.contains(&"x".repeat(81)), "{e}");
         }
+    }
+
+    #[test]
+    fn the_file_must_fit_the_tables_and_its_interfaces_must_exist() {
+        let cfg = Config::parse(
+            "[group.a]\naddresses = [\"2001:db8::1\", \"2001:db8:1::/48\"]\n\
+             member.m1 = { iface = \"eth9\", mac = \"02:00:00:00:00:01\" }\n\
+             [group.b]\nmember.m2 = { encap = \"2001:db8:f::2\" }\n",
+        )
+        .expect("valid");
+        let fits = |c: Capacities| cfg.check_fits(&c).map_err(|e| e.to_string());
+        let tight = Capacities {
+            groups: 2,
+            members: 2,
+            addresses: 1,
+            prefixes: 1,
+            egress_ports: 1,
+        };
+        assert_eq!(fits(tight), Ok(()));
+        for (c, want) in [
+            (
+                Capacities { groups: 1, ..tight },
+                "needs 2 entries of the group table, which holds 1",
+            ),
+            (
+                Capacities {
+                    members: 1,
+                    ..tight
+                },
+                "needs 2 entries of the member table",
+            ),
+            (
+                Capacities {
+                    addresses: 0,
+                    ..tight
+                },
+                "needs 1 entries of the anycast address table",
+            ),
+            (
+                Capacities {
+                    prefixes: 0,
+                    ..tight
+                },
+                "needs 1 entries of the anycast prefix table",
+            ),
+            (
+                Capacities {
+                    egress_ports: 0,
+                    ..tight
+                },
+                "of the egress port table",
+            ),
+        ] {
+            let e = fits(c).expect_err(want);
+            assert!(e.contains(want), "{e}");
+        }
+        let e = cfg
+            .check(&mut |v| match v {
+                MemberVia::L2 { iface, .. } => Err(Error::UnknownInterface(iface.clone())),
+                MemberVia::Encap(a) => Ok(Via::Encap(*a)),
+            })
+            .expect_err("eth9 is unknown")
+            .to_string();
+        assert_eq!(
+            e,
+            "line 3: group.a.member.m1.iface: unknown interface `eth9`"
+        );
     }
 
     #[test]

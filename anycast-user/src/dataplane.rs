@@ -24,7 +24,7 @@ use crate::{
     members::{MemberEntry, MemberVia},
     names::{GroupName, MemberName},
     pin::{PinDir, PinLock},
-    reconcile::{self, Change},
+    reconcile::{self, ApplyOptions, Change},
     state::{AddOutcome, AddressEntry, Attachments, Layout, State},
     stats::Stats,
 };
@@ -429,12 +429,12 @@ impl Dataplane {
 
     /// Makes the pinned state match a configuration file (see
     /// [`reconcile::apply_config`]); on-link members' interfaces are looked
-    /// up in the current network namespace. With `dry_run`, changes nothing
-    /// and returns what would change.
-    pub fn apply_config(&mut self, cfg: &Config, dry_run: bool) -> Result<Vec<Change>> {
+    /// up in the current network namespace. With `opts.dry_run`, changes
+    /// nothing and returns what would change.
+    pub fn apply_config(&mut self, cfg: &Config, opts: ApplyOptions) -> Result<Vec<Change>> {
         require_root("applying a configuration")?;
         let _lock = self.lock()?;
-        reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, dry_run)
+        reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, opts)
     }
 
     /// The flow table: occupancy and (up to `limit`) flows of one group or all.

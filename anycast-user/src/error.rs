@@ -273,6 +273,43 @@ pub enum Error {
         /// How many members it has.
         members: usize,
     },
+    /// A configuration that needs more entries of a table than it holds.
+    #[error(
+        "the file needs {needed} entries of the {table}, which holds {capacity}; nothing was changed"
+    )]
+    ConfigTooBig {
+        /// Which table, for operators.
+        table: &'static str,
+        /// Its capacity.
+        capacity: u32,
+        /// How many entries the file needs.
+        needed: usize,
+    },
+    /// `config apply` of a file that names no group, while something is configured.
+    #[error(
+        "the file names no group: applying it would remove every group ({groups}), member \
+         ({members}) and anycast address ({addresses}); give --allow-empty to do that \
+         (nothing was changed)"
+    )]
+    EmptyConfig {
+        /// Groups that would go.
+        groups: usize,
+        /// Members that would go.
+        members: usize,
+        /// Addresses and prefixes that would go.
+        addresses: usize,
+    },
+    /// `config apply` of a file that would remove most anycast addresses.
+    #[error(
+        "applying the file would remove {removed} of the {total} anycast addresses and \
+         prefixes (more than half); give --force to do that (nothing was changed)"
+    )]
+    RemovesMostAddresses {
+        /// Addresses and prefixes that would no longer be anycast.
+        removed: usize,
+        /// Addresses and prefixes configured now.
+        total: usize,
+    },
 }
 
 /// What is wrong with a MAC address.

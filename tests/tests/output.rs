@@ -1,6 +1,7 @@
 //! Lab tests of what the CLI says: groups listed, deleted and freed; the
-//! attach mode in use; interfaces and members by name; errors that are one short line, say their cause once,
-//! and tell "no data plane" from "needs root".
+//! attach mode in use; interfaces and members by name; errors that are one
+//! short line, say their cause once, and tell "no data plane" from "needs
+//! root".
 
 use std::{path::Path, process::Command};
 

@@ -13,16 +13,16 @@ use std::{
 };
 
 use anycast::{
-    AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, GroupName, MemberName,
-    PinDir,
+    AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, Error, GroupName,
+    MemberName, PinDir,
     addr::{parse_address_list, parse_anycast, parse_unicast},
-    config::Config,
+    config::{self, Config},
     dataplane::require_root,
     error::Endpoint,
     group::GroupOptions,
     members::{self, MemberVia},
     netns,
-    reconcile::Tally,
+    reconcile::{ApplyOptions, ChangeAction, Tally},
     state::AddOutcome,
     stats::Stats,
 };
@@ -104,8 +104,10 @@ enum Command {
     /// `apply` adds what is missing, changes what differs and removes the
     /// groups, addresses and members the file does not name. The whole file
     /// is validated first (every error names its line and field) and
-    /// checked against the tables' sizes: a bad file changes nothing.
-    /// Interfaces are attached with `attach`, not here. See docs/CONFIG.md.
+    /// checked against the tables' sizes: a bad file changes nothing. A file
+    /// that names no group needs --allow-empty, one that removes more than
+    /// half of the anycast addresses --force. Interfaces are attached with
+    /// `attach`, not here. See docs/CONFIG.md.
     #[command(subcommand, verbatim_doc_comment)]
     Config(ConfigCommand),
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
@@ -285,8 +287,10 @@ enum GroupCommand {
 
 #[derive(Subcommand, Debug)]
 enum ConfigCommand {
-    /// Parse and validate a file and print a summary; changes nothing, needs
-    /// no privileges, e.g. `anycast config check /etc/anycast.toml`.
+    /// Check a file as `apply` would, short of the pinned state: its syntax
+    /// and values, the members' interfaces (in this network namespace), the
+    /// tables' sizes; print a summary and what needs the pinned state.
+    /// Changes nothing, needs no privileges, e.g. `anycast config check /etc/anycast.toml`.
     Check {
         /// The file, e.g. /etc/anycast.toml.
         file: PathBuf,
@@ -299,6 +303,12 @@ enum ConfigCommand {
         /// Print what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Apply a file that names no group: remove every group, address and member.
+        #[arg(long)]
+        allow_empty: bool,
+        /// Apply a file that removes more than half of the anycast addresses and prefixes.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -641,9 +651,22 @@ fn config_command(pin: PinDir, flow_table: Option<u32>, cmd: ConfigCommand) -> a
     match cmd {
         ConfigCommand::Check { file } => {
             let cfg = load_config(&file)?;
+            cfg.check(&mut MemberVia::resolve)
+                .map_err(|e| in_file(&file, e))?;
             print!("{}: valid; {cfg}", file.display());
+            println!(
+                "not checked without the pinned state (`config apply --dry-run` as root checks them):"
+            );
+            for rule in config::NEEDS_THE_PINNED_STATE {
+                println!("  {rule}");
+            }
         }
-        ConfigCommand::Apply { file, dry_run } => {
+        ConfigCommand::Apply {
+            file,
+            dry_run,
+            allow_empty,
+            force,
+        } => {
             let cfg = load_config(&file)?;
             let mut dp = if dry_run {
                 Dataplane::open(pin)?
@@ -651,9 +674,28 @@ fn config_command(pin: PinDir, flow_table: Option<u32>, cmd: ConfigCommand) -> a
                 Dataplane::open_or_create_with(pin, flow_table)?
             };
             let start = std::time::Instant::now();
-            let changes = dp
-                .apply_config(&cfg, dry_run)
-                .map_err(|e| in_file(&file, e))?;
+            let opts = ApplyOptions {
+                dry_run,
+                allow_empty,
+                force,
+            };
+            let changes = match dp.apply_config(&cfg, opts) {
+                Ok(c) => c,
+                Err(e @ (Error::EmptyConfig { .. } | Error::RemovesMostAddresses { .. })) => {
+                    // Say what would go; the error says how to let it.
+                    let dry = ApplyOptions {
+                        dry_run: true,
+                        ..opts
+                    };
+                    for c in dp.apply_config(&cfg, dry)? {
+                        if c.action == ChangeAction::Removed {
+                            println!("would have {c}");
+                        }
+                    }
+                    return Err(in_file(&file, e));
+                }
+                Err(e) => return Err(in_file(&file, e)),
+            };
             for c in &changes {
                 println!("{}{c}", if dry_run { "would have " } else { "" });
             }
