@@ -20,14 +20,14 @@ use crate::{
     config::Config,
     error::{Error, PinCause, Result},
     flows::{FlowTableStats, FlowView},
-    group::GroupOptions,
-    link::{ifindex, interfaces, xdp_link_ifindex},
+    group::{GroupEntry, GroupOptions},
+    link::{ifindex, interfaces, xdp_attachment, xdp_link_ifindex},
     loader::{load_object, load_object_sized, load_program},
     members::{MemberEntry, MemberVia},
     names::{GroupName, MemberName},
     netns,
     pin::{PinDir, PinLock, Purged},
-    reconcile::{self, Change},
+    reconcile::{self, ApplyOptions, Change},
     repair::RepairReport,
     state::{AddOutcome, AddressEntry, Attachments, Layout, LinkChange, State},
     stats::Stats,
@@ -118,8 +118,11 @@ pub struct Interface {
     pub role: IfaceRole,
     /// `drop` or `count`.
     pub source_action: SourceAction,
-    /// `auto`, `native` or `skb`.
+    /// The mode in use, `native` or `skb`, as the kernel says (the
+    /// requested mode when it cannot tell).
     pub mode: AttachMode,
+    /// The mode asked for at attach time: `auto`, `native` or `skb`.
+    pub requested_mode: AttachMode,
 }
 
 /// Why [`Dataplane::refresh`] forgot an attachment.
@@ -204,14 +207,22 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    /// Opens the state pinned at `pin`; fails when nothing is pinned there,
-    /// when the pin dir is not trusted ([`PinDir::check_trusted`]) or not
-    /// shared ([`PinDir::check_shared`]), and when only some of the maps
-    /// are pinned (damage, reported, never filled in). Then brings it up to
-    /// date with the system ([`Dataplane::refresh`]; what changed is
-    /// logged as warnings).
+    /// Opens the state pinned at `pin`; fails when nothing is pinned there
+    /// ([`Error::NotConfigured`]), when this user may not look
+    /// ([`Error::NotRoot`]: the pin dir is root's alone, and opening it
+    /// brings it up to date), when the pin dir is not trusted
+    /// ([`PinDir::check_trusted`]) or not shared ([`PinDir::check_shared`]),
+    /// and when only some of the maps are pinned (damage, reported, never
+    /// filled in). Then brings it up to date with the system
+    /// ([`Dataplane::refresh`]; what changed is logged as warnings).
     pub fn open(pin: PinDir) -> Result<Self> {
-        require_root("managing the anycast data plane")?;
+        if !pin_dir_present(&pin)? {
+            return Err(Error::NotConfigured(pin.path().to_path_buf()));
+        }
+        require_root(&format!(
+            "reading the data plane pinned at {}",
+            pin.path().display()
+        ))?;
         pin.check_shared()?;
         if !pin.exists() {
             return Err(Error::NotConfigured(pin.path().to_path_buf()));
@@ -498,7 +509,7 @@ impl Dataplane {
             }
             self.attachments.remove(id)?;
             out.stale.push(Stale {
-                interface: interface(&cfg),
+                interface: recorded_interface(&cfg),
                 reason,
             });
         }
@@ -604,7 +615,7 @@ impl Dataplane {
             drop(pinned.unpin());
             return Err(e);
         }
-        Ok(interface(&cfg))
+        Ok(self.interface(&cfg))
     }
 
     /// Every attached interface, of every network namespace.
@@ -613,7 +624,7 @@ impl Dataplane {
             .attachments
             .all()?
             .iter()
-            .map(|(_, cfg)| interface(cfg))
+            .map(|(_, cfg)| self.interface(cfg))
             .collect();
         out.sort_by(|a, b| (&a.name, a.netns).cmp(&(&b.name, b.netns)));
         Ok(out)
@@ -740,8 +751,9 @@ impl Dataplane {
         self.change(|s| s.load_address_list(list, group))
     }
 
-    /// Removes an anycast address or prefix.
-    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<()> {
+    /// Removes an anycast address or prefix; returns the name of its group
+    /// if that was freed, having no address and no member left.
+    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<Option<String>> {
         require_root("changing anycast addresses")?;
         self.change(|s| s.del_address(p))
     }
@@ -774,8 +786,9 @@ impl Dataplane {
         self.change(|s| s.set_member(group, name, metric, state, weight))
     }
 
-    /// Removes a member.
-    pub fn del_member(&mut self, group: &str, name: &str) -> Result<()> {
+    /// Removes a member; returns the name of its group if that was freed,
+    /// having no address and no member left.
+    pub fn del_member(&mut self, group: &str, name: &str) -> Result<Option<String>> {
         require_root("changing members")?;
         self.change(|s| s.del_member(group, name))
     }
@@ -785,23 +798,36 @@ impl Dataplane {
         self.state.list_members(group)
     }
 
-    /// Sets a group's fallback and/or tunnel source.
+    /// Sets the settings of an existing group (see [`State::set_group_options`]).
     pub fn set_group(&mut self, group: &GroupName, options: &GroupOptions) -> Result<()> {
         require_root("changing groups")?;
         self.change(|s| s.set_group_options(group, options))
     }
 
+    /// Every group (see [`State::list_groups`]).
+    pub fn groups(&self) -> Result<Vec<GroupEntry>> {
+        self.state.list_groups()
+    }
+
+    /// Deletes a group, with its addresses and members when `force` (see
+    /// [`State::del_group`]); returns how many of those went.
+    pub fn del_group(&mut self, group: &str, force: bool) -> Result<(usize, usize)> {
+        require_root("changing groups")?;
+        let _lock = self.lock()?;
+        self.state.del_group(group, force)
+    }
+
     /// Makes the pinned state match a configuration file (see
     /// [`reconcile::apply_config`]); on-link members' interfaces are looked
-    /// up in the current network namespace. With `dry_run`, changes nothing
-    /// and returns what would change.
-    pub fn apply_config(&mut self, cfg: &Config, dry_run: bool) -> Result<Vec<Change>> {
+    /// up in the current network namespace. With `opts.dry_run`, changes
+    /// nothing and returns what would change.
+    pub fn apply_config(&mut self, cfg: &Config, opts: ApplyOptions) -> Result<Vec<Change>> {
         require_root("applying a configuration")?;
-        if dry_run {
+        if opts.dry_run {
             let _lock = self.lock()?;
-            return reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, true);
+            return reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, opts);
         }
-        self.change(|s| reconcile::apply_config(s, cfg, &mut MemberVia::resolve, false))
+        self.change(|s| reconcile::apply_config(s, cfg, &mut MemberVia::resolve, opts))
     }
 
     /// The flow table: occupancy and (up to `limit`) flows of one group or all.
@@ -848,14 +874,43 @@ impl Dataplane {
     }
 }
 
-fn interface(cfg: &IfaceConfig) -> Interface {
+/// Interface `cfg` as recorded, in the mode asked for.
+fn recorded_interface(cfg: &IfaceConfig) -> Interface {
+    let requested = AttachMode::from_code(cfg.mode);
     Interface {
         name: cfg.name_str(),
         ifindex: cfg.ifindex,
         netns: cfg.netns.ino,
         role: IfaceRole::from_u8(cfg.role),
         source_action: SourceAction::from_u8(cfg.source_action),
-        mode: AttachMode::from_code(cfg.mode),
+        mode: requested,
+        requested_mode: requested,
+    }
+}
+
+impl Dataplane {
+    /// Interface `cfg` as recorded, with the mode the kernel runs our
+    /// program in: the program of the interface's pinned link, found among
+    /// the interface's XDP programs (asked only when the interface is in
+    /// this network namespace; another's shows the requested mode).
+    fn interface(&self, cfg: &IfaceConfig) -> Interface {
+        let mut i = recorded_interface(cfg);
+        if !netns::current().is_ok_and(|id| id == cfg.netns) {
+            return i;
+        }
+        let prog = PinnedLink::from_pin(self.pin.link_path(cfg.netns, cfg.ifindex))
+            .ok()
+            .and_then(|l| FdLink::from(l).info().ok())
+            .map_or(0, |info| info.program_id());
+        match xdp_attachment(cfg.ifindex)
+            .ok()
+            .and_then(|a| a.native(prog))
+        {
+            Some(true) => i.mode = AttachMode::Native,
+            Some(false) => i.mode = AttachMode::Skb,
+            None => {}
+        }
+        i
     }
 }
 
@@ -868,6 +923,18 @@ fn pinned_version(pin: &PinDir) -> Option<u32> {
         Map::from_map_data(data).map_err(|source| Error::Map { name, source })
     };
     Layout::take(&mut open).and_then(|l| l.version()).ok()
+}
+
+/// Whether the pin dir `pin` is there; [`Error::NotRoot`] when this user
+/// cannot tell (a directory above it may not be searched).
+fn pin_dir_present(pin: &PinDir) -> Result<bool> {
+    match std::fs::metadata(pin.path()) {
+        Ok(m) => Ok(m.is_dir()),
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(Error::NotRoot {
+            what: format!("reading the data plane pinned at {}", pin.path().display()),
+        }),
+        Err(_) => Ok(false),
+    }
 }
 
 fn attach_error(iface: &str, source: ProgramError) -> Error {

@@ -16,6 +16,8 @@ use std::{
 
 use crate::error::{Error, Result};
 
+pub use crate::netlink::{XdpAttachment, xdp_attachment};
+
 /// The interface index of `name` in the current network namespace.
 pub fn ifindex(name: &str) -> Result<u32> {
     let c = CString::new(name).map_err(|_| Error::UnknownInterface(name.to_string()))?;

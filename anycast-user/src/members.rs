@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::{
     addr::parse_unicast,
-    error::{Error, Result},
+    error::{Endpoint, Error, MacProblem, Result},
     link::{iface_mac, ifindex},
     names::MemberName,
     netns,
@@ -66,7 +66,7 @@ impl MemberVia {
                 iface,
                 mac: parse_mac(mac)?,
             }),
-            (None, None, Some(addr)) => Ok(MemberVia::Encap(parse_unicast(addr)?)),
+            (None, None, Some(addr)) => Ok(MemberVia::Encap(parse_unicast(addr, Endpoint::Encap)?)),
             _ => Err(Error::MemberVia),
         }
     }
@@ -192,31 +192,45 @@ pub fn format_mac(m: &[u8; 6]) -> String {
 
 /// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
 pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
-    let bad = || Error::InvalidMac(s.to_string());
+    let bad = |problem| Error::InvalidMac {
+        input: s.to_string(),
+        problem,
+    };
     let parts: Vec<&str> = s.split([':', '-']).collect();
     if parts.len() != 6 {
-        return Err(bad());
+        return Err(bad(MacProblem::Syntax));
     }
     let mut mac = [0u8; 6];
     for (b, p) in mac.iter_mut().zip(parts) {
         if p.len() != 2 {
-            return Err(bad());
+            return Err(bad(MacProblem::Syntax));
         }
-        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad(MacProblem::Syntax))?;
     }
-    if mac == [0; 6] || mac[0] & 1 == 1 {
-        return Err(Error::InvalidMac(format!("{s} (not a unicast MAC)")));
+    if mac == [0; 6] {
+        return Err(bad(MacProblem::Zero));
+    }
+    if mac[0] & 1 == 1 {
+        return Err(bad(MacProblem::Multicast));
     }
     Ok(mac)
 }
 
+/// The lightest and the heaviest weight of a member.
+pub const WEIGHTS: std::ops::RangeInclusive<i64> = 1..=100;
+
+/// Checks a weight: 1 to 100 (the same limits for the command line, the
+/// configuration file and the library).
+pub fn weight(w: i64) -> Result<u8> {
+    match u8::try_from(w) {
+        Ok(v) if WEIGHTS.contains(&w) => Ok(v),
+        _ => Err(Error::InvalidWeight(w)),
+    }
+}
+
 /// Checks a weight: 1 to 100.
 pub fn validate_weight(w: u8) -> Result<()> {
-    if (1..=100).contains(&w) {
-        Ok(())
-    } else {
-        Err(Error::InvalidWeight(w))
-    }
+    weight(i64::from(w)).map(drop)
 }
 
 /// The key under which the data plane recognises the member's packets.
@@ -334,6 +348,37 @@ mod tests {
     }
 
     #[test]
+    fn mac_errors_read_as_sentences() {
+        for (bad, want) in [
+            (
+                "01:00:5e:00:00:01",
+                "invalid MAC address `01:00:5e:00:00:01`: it is a multicast address, not a unicast MAC",
+            ),
+            (
+                "00:00:00:00:00:00",
+                "invalid MAC address `00:00:00:00:00:00`: it is all zeros, not a unicast MAC",
+            ),
+            (
+                "zz",
+                "invalid MAC address `zz`: write it as six pairs of hex digits, e.g. 02:00:00:00:00:01",
+            ),
+        ] {
+            assert_eq!(parse_mac(bad).expect_err(bad).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn weights_are_1_to_100_wherever_they_come_from() {
+        assert_eq!(weight(1).ok(), Some(1));
+        assert_eq!(weight(100).ok(), Some(100));
+        for bad in [0, 101, 255, 256, 300, -1] {
+            let e = weight(bad).expect_err("out of range").to_string();
+            assert_eq!(e, format!("invalid weight {bad}: use 1 to 100"));
+        }
+        assert!(validate_weight(0).is_err() && validate_weight(101).is_err());
+    }
+
+    #[test]
     fn member_via_from_args() {
         let l2 = MemberVia::from_args(Some("eth1".into()), Some("02:00:00:00:00:01"), None);
         assert!(matches!(l2, Ok(MemberVia::L2 { ref iface, .. }) if iface == "eth1"));
@@ -343,6 +388,12 @@ mod tests {
             (None, None, None, "either on-link"),
             (Some("eth1"), Some("zz"), None, "invalid MAC address `zz`"),
             (None, None, Some("2001:db8::/64"), "is a prefix"),
+            (
+                None,
+                None,
+                Some("ff02::1"),
+                "invalid encap address `ff02::1`: it is in multicast",
+            ),
         ] {
             let e = MemberVia::from_args(iface.map(String::from), mac, encap)
                 .expect_err(want)

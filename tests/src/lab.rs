@@ -367,6 +367,27 @@ impl Lab {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Runs the CLI in `node` and requires it to fail; returns its stdout
+    /// and stderr.
+    pub fn anycast_fails(&self, node: &str, args: &[&str]) -> Result<(String, String)> {
+        let out = self.anycast_in(node, args)?;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        if out.status.success() {
+            bail!("`anycast {}` should have failed: {stdout}", args.join(" "));
+        }
+        Ok((stdout, stderr))
+    }
+
+    /// A file `name` with `text` for this lab's commands, removed on drop.
+    pub fn file(&self, name: &str, text: &str) -> Result<LabFile> {
+        let path = std::env::temp_dir().join(format!("{}-{name}", self.prefix));
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(LabFile(path))
+    }
+
     /// `anycast stats --json`, parsed.
     pub fn stats(&self, node: &str) -> Result<serde_json::Value> {
         Ok(serde_json::from_str(
@@ -427,6 +448,23 @@ impl Drop for Running {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
+    }
+}
+
+/// A file of a lab's (a configuration, an address list), removed on drop.
+#[derive(Debug)]
+pub struct LabFile(PathBuf);
+
+impl LabFile {
+    /// Its path, as a command-line argument.
+    pub fn arg(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
+impl Drop for LabFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
     }
 }
 

@@ -270,11 +270,17 @@ fn pin_dirs_others_could_change_are_refused() -> Result<()> {
     // changes nothing; `repair` recreates the map, says what was lost, and
     // every command works again, on the same state.
     lab.anycast_refused("router", &["repair", "--check"], "GROUP_STATS")?;
-    ensure!(!pin.join(map_names::GROUP_STATS).exists(), "recreated by --check");
+    ensure!(
+        !pin.join(map_names::GROUP_STATS).exists(),
+        "recreated by --check"
+    );
     let out = lab.anycast_at(&pin, "router", &["repair"])?;
     ensure!(out.status.success(), "repair: {out:?}");
     let said = String::from_utf8_lossy(&out.stderr);
-    ensure!(said.contains("recreated empty") && said.contains("GROUP_STATS"), "{said}");
+    ensure!(
+        said.contains("recreated empty") && said.contains("GROUP_STATS"),
+        "{said}"
+    );
     ensure!(pin.join(map_names::GROUP_STATS).exists(), "not recreated");
     let list = lab.anycast_ok("router", &["addr", "list"])?;
     ensure!(list.contains(&ANY_DNS.to_string()), "{list}");

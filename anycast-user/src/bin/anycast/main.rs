@@ -23,15 +23,17 @@ use std::{
 };
 
 use anycast::{
-    AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, GroupName, Interface,
-    MemberName, PinDir,
-    addr::{parse_address_list, parse_unicast},
-    config::Config,
+    AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, Error, GroupName,
+    Interface, MemberName, PinDir,
+    addr::{parse_address_list, parse_anycast, parse_unicast},
+    config::{self, Config},
+    dataplane::require_root,
+    error::Endpoint,
     group::GroupOptions,
     link::LinkEvents,
-    members::MemberVia,
+    members::{self, MemberVia},
     netns,
-    reconcile::Tally,
+    reconcile::{ApplyOptions, ChangeAction, Tally},
     state::AddOutcome,
     stats::Stats,
 };
@@ -85,7 +87,7 @@ enum Command {
     /// Manage the members of anycast groups (where their traffic goes).
     #[command(subcommand)]
     Member(MemberCommand),
-    /// Manage group settings.
+    /// List, change and delete groups (`addr add` and `member add` create them).
     #[command(subcommand)]
     Group(GroupCommand),
     /// Inspect and manage the flow table (flow affinity).
@@ -116,8 +118,10 @@ enum Command {
     /// `apply` adds what is missing, changes what differs and removes the
     /// groups, addresses and members the file does not name. The whole file
     /// is validated first (every error names its line and field) and
-    /// checked against the tables' sizes: a bad file changes nothing.
-    /// Interfaces are attached with `attach`, not here. See docs/CONFIG.md.
+    /// checked against the tables' sizes: a bad file changes nothing. A file
+    /// that names no group needs --allow-empty, one that removes more than
+    /// half of the anycast addresses --force. Interfaces are attached with
+    /// `attach`, not here. See docs/CONFIG.md.
     #[command(subcommand, verbatim_doc_comment)]
     Config(ConfigCommand),
     /// Check the pinned state and rebuild what a killed command left
@@ -188,7 +192,8 @@ enum AddrCommand {
         #[arg(long)]
         group: String,
     },
-    /// Delete an anycast address or prefix, e.g. `anycast addr del 2001:db8::53`.
+    /// Delete an anycast address or prefix, e.g. `anycast addr del 2001:db8::53`;
+    /// a group left with no address and no member is deleted too.
     Del {
         /// Address or prefix, as added.
         addr: String,
@@ -224,8 +229,8 @@ enum MemberCommand {
         #[arg(long, default_value_t = 100)]
         metric: u32,
         /// Share of new flows among members tied at the nearest metric, 1 to 100.
-        #[arg(long, default_value_t = 1)]
-        weight: u8,
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        weight: i64,
     },
     /// Change a member's metric or state, e.g. `anycast member set dns m1 --metric 30 --down`.
     Set {
@@ -246,10 +251,11 @@ enum MemberCommand {
         #[arg(long)]
         drain: bool,
         /// New weight, 1 to 100.
-        #[arg(long)]
-        weight: Option<u8>,
+        #[arg(long, allow_negative_numbers = true)]
+        weight: Option<i64>,
     },
-    /// Remove a member, e.g. `anycast member del dns m1`.
+    /// Remove a member, e.g. `anycast member del dns m1`; a group left with
+    /// no address and no member is deleted too.
     Del {
         /// Group, e.g. dns.
         group: String,
@@ -268,10 +274,27 @@ enum MemberCommand {
 
 #[derive(Subcommand, Debug)]
 enum GroupCommand {
+    /// List groups with their settings and how many addresses and members
+    /// they have, e.g. `anycast group list --json`.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a group that has no address and no member (or, with --force,
+    /// with its addresses and members), its flows and counters, e.g.
+    /// `anycast group del dns`.
+    Del {
+        /// Group, e.g. dns.
+        name: String,
+        /// Also delete its addresses and members.
+        #[arg(long)]
+        force: bool,
+    },
     /// Set what a group does with no live member, and the outer source of its
     /// encapsulated packets, e.g. `anycast group set dns --fallback drop --tunnel-source 2001:db8::1`.
     Set {
-        /// Group, e.g. dns (created when new).
+        /// An existing group, e.g. dns (`addr add` and `member add` create groups).
         name: String,
         /// `pass`: the kernel routes the packet (default); `drop`: drop it.
         #[arg(long, value_enum)]
@@ -296,8 +319,10 @@ enum GroupCommand {
 
 #[derive(Subcommand, Debug)]
 enum ConfigCommand {
-    /// Parse and validate a file and print a summary; changes nothing, needs
-    /// no privileges, e.g. `anycast config check /etc/anycast.toml`.
+    /// Check a file as `apply` would, short of the pinned state: its syntax
+    /// and values, the members' interfaces (in this network namespace), the
+    /// tables' sizes; print a summary and what needs the pinned state.
+    /// Changes nothing, needs no privileges, e.g. `anycast config check /etc/anycast.toml`.
     Check {
         /// The file, e.g. /etc/anycast.toml.
         file: PathBuf,
@@ -310,6 +335,12 @@ enum ConfigCommand {
         /// Print what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Apply a file that names no group: remove every group, address and member.
+        #[arg(long)]
+        allow_empty: bool,
+        /// Apply a file that removes more than half of the anycast addresses and prefixes.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -416,10 +447,8 @@ impl Command {
     /// once it has, failing to print its report is no failure of it.
     fn changes_state(&self) -> bool {
         match self {
-            Command::Attach(_)
-            | Command::Detach { .. }
-            | Command::Group(_)
-            | Command::Run { .. } => true,
+            Command::Attach(_) | Command::Detach { .. } | Command::Run { .. } => true,
+            Command::Group(c) => !matches!(c, GroupCommand::List { .. }),
             Command::Addr(c) => !matches!(c, AddrCommand::List { .. }),
             Command::Member(c) => !matches!(c, MemberCommand::List { .. }),
             Command::Flows(c) => match c {
@@ -456,7 +485,7 @@ fn main() -> ExitCode {
             writeln!(buf, "anycast: {level}: {}", record.args())
         })
         .init();
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     let changes = cli.command.changes_state();
     let mut out = io::stdout().lock();
     let result = run(cli, &mut out).and_then(|()| out.flush().map_err(|e| OutputError(e).into()));
@@ -479,11 +508,68 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             _ => {
-                let _ = writeln!(err, "anycast: error: {e:#}");
+                let _ = writeln!(err, "anycast: error: {}", one_message(&e));
                 ExitCode::FAILURE
             }
         },
     }
+}
+
+/// Exits on a command-line error as clap would, but with every argument
+/// that is long or holds control characters quoted as the library's errors
+/// quote bad input (at most 80 characters, control characters escaped).
+fn usage_error(e: clap::Error) -> ! {
+    if !e.use_stderr() {
+        e.exit(); // --help, --version
+    }
+    // With clap's styling, which leaves the arguments as they were typed.
+    let mut msg = e.render().ansi().to_string();
+    for arg in std::env::args_os().skip(1) {
+        let arg = arg.to_string_lossy();
+        let shown = anycast::error::quote(&arg);
+        if shown != arg {
+            msg = msg.replace(arg.as_ref(), &shown);
+        }
+    }
+    eprint!("{}", without_styling(&msg));
+    std::process::exit(e.exit_code())
+}
+
+/// `s` without ANSI escape sequences (`ESC [ ... final byte`).
+fn without_styling(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An error and its causes on one line, `a: b: c`, leaving out a cause
+/// that the message before it already says (many errors quote their cause).
+fn one_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
@@ -507,6 +593,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             );
         }
         Command::Detach { iface, purge } => {
+            require_root("detaching")?;
             let dp = match Dataplane::open(pin.clone()) {
                 Ok(dp) => dp,
                 Err(anycast::Error::NotConfigured(_)) => {
@@ -525,6 +612,9 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             };
             let mut dp = dp;
             let done = dp.detach(iface.as_deref())?;
+            if done.is_empty() {
+                say!(out, "no interface was attached");
+            }
             for name in &done {
                 say!(out, "detached from {name}");
             }
@@ -534,7 +624,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             }
         }
         Command::Addr(AddrCommand::Add { addr, group }) => {
-            let p: AnycastPrefix = addr.parse()?;
+            let p = parse_anycast(&addr)?;
             let group = GroupName::new(&group)?;
             let (_, added) =
                 Dataplane::open_or_create_then(pin, ft, |dp| dp.add_address(p, &group))?;
@@ -567,8 +657,9 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         Command::Addr(AddrCommand::Del { addr }) => {
             let p: AnycastPrefix = addr.parse()?;
             let mut dp = Dataplane::open(pin)?;
-            dp.del_address(p)?;
+            let freed = dp.del_address(p)?;
             say!(out, "deleted {p}");
+            print_freed(out, freed)?;
         }
         Command::Addr(AddrCommand::List { json }) => {
             let dp = Dataplane::open(pin)?;
@@ -580,6 +671,21 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             }
         }
         Command::Member(cmd) => member_command(pin, ft, cmd, out)?,
+        Command::Group(GroupCommand::List { json }) => {
+            let list = Dataplane::open(pin)?.groups()?;
+            if json {
+                say!(out, "{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print::groups(out, &list).map_err(output)?;
+            }
+        }
+        Command::Group(GroupCommand::Del { name, force }) => {
+            let (addresses, members) = Dataplane::open(pin)?.del_group(&name, force)?;
+            say!(
+                out,
+                "deleted group {name} ({addresses} addresses, {members} members)"
+            );
+        }
         Command::Group(GroupCommand::Set {
             name,
             fallback,
@@ -592,7 +698,10 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             let name = GroupName::new(&name)?;
             let options = GroupOptions {
                 fallback: fallback.map(Fallback::from),
-                tunnel_source: tunnel_source.as_deref().map(parse_unicast).transpose()?,
+                tunnel_source: tunnel_source
+                    .as_deref()
+                    .map(|a| parse_unicast(a, Endpoint::TunnelSource))
+                    .transpose()?,
                 affinity: affinity.map(Affinity::from),
                 tcp_timeout: flow_timeout,
                 other_timeout: flow_timeout_other,
@@ -601,7 +710,8 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             if options.is_empty() {
                 anyhow::bail!("nothing to change: give at least one option (see --help)");
             }
-            Dataplane::open_or_create_then(pin, ft, |dp| dp.set_group(&name, &options))?;
+            let mut dp = Dataplane::open(pin)?;
+            dp.set_group(&name, &options)?;
             say!(out, "group {name} updated");
         }
         Command::Flows(cmd) => flows_command(pin, cmd, out)?,
@@ -680,18 +790,57 @@ fn config_command(
     match cmd {
         ConfigCommand::Check { file } => {
             let cfg = load_config(&file)?;
+            cfg.check(&mut MemberVia::resolve)
+                .map_err(|e| in_file(&file, e))?;
             write!(out, "{}: valid; {cfg}", file.display()).map_err(output)?;
+            say!(
+                out,
+                "not checked without the pinned state (`config apply --dry-run` as root checks them):"
+            );
+            for rule in config::NEEDS_THE_PINNED_STATE {
+                say!(out, "  {rule}");
+            }
         }
-        ConfigCommand::Apply { file, dry_run } => {
+        ConfigCommand::Apply {
+            file,
+            dry_run,
+            allow_empty,
+            force,
+        } => {
             let cfg = load_config(&file)?;
             let start = std::time::Instant::now();
-            let changes = if dry_run {
-                Dataplane::open(pin)?.apply_config(&cfg, true)
+            let opts = ApplyOptions {
+                dry_run,
+                allow_empty,
+                force,
+            };
+            let result = if dry_run {
+                Dataplane::open(pin.clone()).and_then(|mut dp| dp.apply_config(&cfg, opts))
             } else {
-                Dataplane::open_or_create_then(pin, flow_table, |dp| dp.apply_config(&cfg, false))
-                    .map(|(_, c)| c)
-            }
-            .map_err(|e| in_file(&file, e))?;
+                Dataplane::open_or_create_then(pin.clone(), flow_table, |dp| {
+                    dp.apply_config(&cfg, opts)
+                })
+                .map(|(_, c)| c)
+            };
+            let changes = match result {
+                Ok(c) => c,
+                Err(e @ (Error::EmptyConfig { .. } | Error::RemovesMostAddresses { .. })) => {
+                    // Say what would go; the error says how to let it.
+                    let dry = ApplyOptions {
+                        dry_run: true,
+                        ..opts
+                    };
+                    if let Ok(mut dp) = Dataplane::open(pin) {
+                        for c in dp.apply_config(&cfg, dry)? {
+                            if c.action == ChangeAction::Removed {
+                                say!(out, "would have {c}");
+                            }
+                        }
+                    }
+                    return Err(in_file(&file, e));
+                }
+                Err(e) => return Err(in_file(&file, e)),
+            };
             // Applied already: printing comes after the change, whole.
             for c in &changes {
                 say!(out, "{}{c}", if dry_run { "would have " } else { "" });
@@ -766,6 +915,7 @@ fn member_command(
             let group = GroupName::new(&group)?;
             let name = MemberName::new(&name)?;
             let via = MemberVia::from_args(iface, mac.as_deref(), encap.as_deref())?;
+            let weight = members::weight(weight)?;
             let (_, id) = Dataplane::open_or_create_then(pin, flow_table, |dp| {
                 dp.add_member(&group, &name, via, metric, weight)
             })?;
@@ -794,14 +944,16 @@ fn member_command(
                     "nothing to change: give --metric N, --weight N, --up, --down or --drain"
                 );
             }
+            let weight = weight.map(members::weight).transpose()?;
             let mut dp = Dataplane::open(pin)?;
             dp.set_member(&group, &name, metric, state, weight)?;
             say!(out, "member {name} of group {group} updated");
         }
         MemberCommand::Del { group, name } => {
             let mut dp = Dataplane::open(pin)?;
-            dp.del_member(&group, &name)?;
+            let freed = dp.del_member(&group, &name)?;
             say!(out, "deleted member {name} from group {group}");
+            print_freed(out, freed)?;
         }
         MemberCommand::List { group, json } => {
             let dp = Dataplane::open(pin)?;
@@ -812,6 +964,17 @@ fn member_command(
                 print::members(out, &list).map_err(output)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Says that a group was deleted with its last address or member.
+fn print_freed(out: &mut impl Write, group: Option<String>) -> anyhow::Result<()> {
+    if let Some(g) = group {
+        say!(
+            out,
+            "deleted group {g}: it had no address and no member left"
+        );
     }
     Ok(())
 }

@@ -8,8 +8,8 @@ use std::{
 };
 
 use anycast::{
-    Interface, flows::FlowTableStats, flows::FlowView, members::MemberEntry, pin::Purged,
-    state::AddressEntry, stats::Stats,
+    Interface, flows::FlowTableStats, flows::FlowView, group::GroupEntry, members::MemberEntry,
+    pin::Purged, state::AddressEntry, stats::Stats,
 };
 use anycast_common::IfaceLink;
 use serde::Serialize;
@@ -42,6 +42,33 @@ fn state(m: &MemberEntry) -> String {
     }
 }
 
+/// `group list`.
+pub(super) fn groups(out: &mut impl Write, list: &[GroupEntry]) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<32} {:>9} {:>7} {:<8} {:<8} {:>7} {:>7} {:>6}  TUNNEL SOURCE",
+        "GROUP", "ADDRESSES", "MEMBERS", "FALLBACK", "AFFINITY", "TCP", "OTHER", "TABLE"
+    )?;
+    for g in list {
+        let s = &g.settings;
+        writeln!(
+            out,
+            "{:<32} {:>9} {:>7} {:<8} {:<8} {:>6}s {:>6}s {:>6}  {}",
+            g.name,
+            g.addresses,
+            g.members,
+            s.fallback,
+            s.affinity,
+            s.tcp_timeout,
+            s.other_timeout,
+            s.table_size,
+            s.tunnel_source
+                .map_or_else(|| "-".to_string(), |a| a.to_string())
+        )?;
+    }
+    Ok(())
+}
+
 /// `member list`.
 pub(super) fn members(out: &mut impl Write, list: &[MemberEntry]) -> io::Result<()> {
     writeln!(
@@ -61,7 +88,10 @@ pub(super) fn members(out: &mut impl Write, list: &[MemberEntry]) -> io::Result<
     )?;
     for m in list {
         let via = match (&m.mac, m.ifindex, m.addr) {
-            (Some(mac), Some(idx), _) => format!("l2 if{idx} {mac}"),
+            (Some(mac), Some(idx), _) => match &m.iface {
+                Some(name) => format!("l2 {name} {mac}"),
+                None => format!("l2 if{idx}? {mac}"),
+            },
             (_, _, Some(a)) => format!("encap {a}"),
             _ => String::new(),
         };
@@ -84,12 +114,18 @@ pub(super) fn members(out: &mut impl Write, list: &[MemberEntry]) -> io::Result<
     Ok(())
 }
 
-/// The flow table's occupancy, one line.
+/// The flow table's occupancy, one line; evictions (an estimate, the
+/// kernel does not count them) only when there were some.
 fn flow_table(out: &mut impl Write, t: &FlowTableStats) -> io::Result<()> {
+    let evicted = if t.evictions == 0 {
+        String::new()
+    } else {
+        format!(", about {} evicted by the LRU", t.evictions)
+    };
     writeln!(
         out,
-        "flow table: {} entries ({} live) of {}, {} evicted",
-        t.entries, t.live, t.capacity, t.evictions
+        "flow table: {} entries ({} live) of {}{evicted}",
+        t.entries, t.live, t.capacity
     )
 }
 
@@ -111,7 +147,7 @@ pub(super) fn flows(
         writeln!(
             out,
             "  {:<12} {what}  member {}  idle {:.1}s",
-            f.group, f.member_id, f.idle_secs
+            f.group, f.member, f.idle_secs
         )?;
     }
     Ok(())
@@ -142,12 +178,17 @@ pub(super) fn report(out: &mut impl Write, r: &Report, here: u64) -> io::Result<
     for i in &r.interfaces {
         writeln!(
             out,
-            "  {:<16} ifindex {:<5} role {:<7} source-action {:<6} mode {}{}",
+            "  {:<16} ifindex {:<5} role {:<7} source-action {:<6} mode {}{}{}",
             i.name,
             i.ifindex,
             i.role,
             i.source_action,
             i.mode,
+            if i.requested_mode == i.mode {
+                String::new()
+            } else {
+                format!(" (requested {})", i.requested_mode)
+            },
             if i.netns == here {
                 String::new()
             } else {
@@ -168,8 +209,9 @@ pub(super) fn report(out: &mut impl Write, r: &Report, here: u64) -> io::Result<
             out,
             "  {name}: addresses {}, fallback {}{}",
             g.addresses,
-            g.fallback,
-            g.tunnel_source
+            g.settings.fallback,
+            g.settings
+                .tunnel_source
                 .map(|a| format!(", tunnel source {a}"))
                 .unwrap_or_default()
         )?;
