@@ -55,6 +55,7 @@ fn dangerous_addresses_are_refused_wherever_they_come_in() -> Result<()> {
     let before = snapshot(lab)?;
 
     let load = lab.file("load.txt", "2001:db8:200::1\n# ok so far\nff02::1:2\n")?;
+    let over_tunnel = lab.file("over.txt", "2001:db8:201::1\n2001:db8:f::/64\n")?;
     let cases: &[(&[&str], &str)] = &[
         (
             &["addr", "add", "fe80::/10", "--group", "x"],
@@ -124,6 +125,10 @@ fn dangerous_addresses_are_refused_wherever_they_come_in() -> Result<()> {
         (
             &["addr", "add", "2001:db8:f::/48", "--group", "x"],
             "2001:db8:f::/48 would make encap address 2001:db8:f::2 of member dns/far an anycast address",
+        ),
+        (
+            &["addr", "load", over_tunnel.arg(), "--group", "x"],
+            "2001:db8:f::/64 would make encap address 2001:db8:f::2 of member dns/far an anycast address",
         ),
         (
             &["addr", "add", "2001:db8:e::1", "--group", "dns"],

@@ -189,10 +189,7 @@ impl State {
     /// group, or a table that fills up, undoes what this call added.
     /// Returns how many were added.
     pub fn load_addresses(&mut self, list: &[AnycastPrefix], group: &GroupName) -> Result<usize> {
-        for p in list {
-            p.check_anycast()?;
-        }
-        self.check_covers_no_endpoint(list)?;
+        self.check_new_addresses(list)?;
         let existing = self.groups.find(group.as_str())?;
         let created = existing.is_none();
         let (id, _) = match existing {
@@ -210,6 +207,16 @@ impl State {
                 Err(e)
             }
         }
+    }
+
+    /// Refuses addresses that may not be anycast (see
+    /// [`AnycastPrefix::check_anycast`]) or that cover an encapsulation
+    /// address or tunnel source.
+    fn check_new_addresses(&self, list: &[AnycastPrefix]) -> Result<()> {
+        for p in list {
+            p.check_anycast()?;
+        }
+        self.check_covers_no_endpoint(list)
     }
 
     /// Adds each address or prefix to its group (an existing group id), with
@@ -241,6 +248,7 @@ impl State {
         list: &[AnycastPrefix],
         group: &GroupName,
     ) -> Result<usize> {
+        self.check_new_addresses(list)?;
         let existing = self.groups.find(group.as_str())?;
         let (id, _) = match existing {
             Some(g) => g,
