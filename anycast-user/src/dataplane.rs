@@ -217,6 +217,9 @@ impl Dataplane {
     /// ([`Dataplane::refresh`]; what changed is logged as warnings).
     pub fn open(pin: PinDir) -> Result<Self> {
         if !pin_dir_present(&pin)? {
+            // Under `ip netns exec` the system's pins are out of sight: say
+            // that, not "nothing is configured".
+            pin.check_shared()?;
             return Err(Error::NotConfigured(pin.path().to_path_buf()));
         }
         require_root(&format!(
