@@ -18,10 +18,12 @@ use anycast_common::{
 use serde::Deserialize;
 use toml::Spanned;
 
+use self::check::RawCheck;
 use crate::{
     addr::{AnycastPrefix, PrefixSet, parse_anycast, parse_unicast},
     error::{ConfigError, Endpoint, Error, Result, one_line, shorten_quoted},
     group::GroupOptions,
+    health::{Check, Target},
     members::{MemberVia, Via, format_mac, parse_mac, weight},
     names::{GroupName, MemberName},
 };
@@ -98,6 +100,22 @@ pub struct MemberConfig {
     pub weight: u8,
     /// Up, down or draining.
     pub state: MemberState,
+    /// An on-link member's own unicast address on its link (`addr`).
+    pub addr: Option<Ipv6Addr>,
+    /// Its health check, when it has one.
+    pub check: Option<Check>,
+}
+
+impl MemberConfig {
+    /// The address a check with target `unicast` probes: `addr`, or a
+    /// routed member's encap address.
+    pub fn unicast(&self) -> Option<Ipv6Addr> {
+        match (&self.via, self.addr) {
+            (_, Some(a)) => Some(a),
+            (MemberVia::Encap(a), None) => Some(*a),
+            (MemberVia::L2 { .. }, None) => None,
+        }
+    }
 }
 
 /// The file as TOML has it, before validation.
@@ -132,6 +150,8 @@ struct RawMember {
     metric: Option<u32>,
     weight: Option<Spanned<i64>>,
     state: Option<RawState>,
+    addr: Option<Spanned<String>>,
+    check: Option<RawCheck>,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -330,6 +350,40 @@ impl Config {
                     Some(RawState::Down) => MemberState::Down,
                     Some(RawState::Drain) => MemberState::Draining,
                 };
+                let addr = match (&m.addr, &via) {
+                    (None, _) => None,
+                    (Some(a), MemberVia::L2 { .. }) => {
+                        let role = Endpoint::MemberAddr;
+                        let addr = c.check(a, || mf(".addr"), parse_unicast(a.get_ref(), role))?;
+                        endpoints.push((addr, role, c.line(a), mf(".addr")));
+                        Some(addr)
+                    }
+                    (Some(a), MemberVia::Encap(_)) => {
+                        let e = Error::InvalidCheck(
+                            "a routed member is reached at its encap address; addr is for on-link members".into(),
+                        );
+                        return Err(c.check(a, || mf(".addr"), Err(e))?);
+                    }
+                };
+                let check = match &m.check {
+                    None => None,
+                    Some(raw) => {
+                        let check = raw.check(&c, &mf(""))?;
+                        if check.target == Target::Unicast
+                            && addr.is_none()
+                            && matches!(via, MemberVia::L2 { .. })
+                        {
+                            return Err(ConfigError::Invalid {
+                                line: c.line(&mname),
+                                field: mf(".addr"),
+                                error: Box::new(Error::InvalidCheck(
+                                    "a check with target = \"unicast\" of an on-link member needs its addr".into(),
+                                )),
+                            });
+                        }
+                        Some(check)
+                    }
+                };
                 let line = c.line(&mname);
                 let metric = m.metric.unwrap_or(DEFAULT_METRIC);
                 members.insert(
@@ -340,6 +394,8 @@ impl Config {
                         metric,
                         weight,
                         state,
+                        addr,
+                        check,
                     },
                 );
             }
@@ -516,6 +572,8 @@ impl fmt::Display for Config {
         Ok(())
     }
 }
+
+mod check;
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,11 @@
 //! The file front end: what parses, what is refused and how the error reads.
 
+use std::time::Duration;
+
 use super::*;
 
 const EXAMPLE: &str = include_str!("../../../examples/anycast.toml");
+const SERVICE_EXAMPLE: &str = include_str!("../../../examples/service.toml");
 
 fn err(text: &str) -> String {
     Config::parse(text).expect_err(text).to_string()
@@ -275,4 +278,188 @@ fn errors_name_the_line_and_the_field() {
         assert!(e.contains(want), "{text:?}\n  got:  {e}\n  want: {want}");
         assert_eq!(e.lines().count(), 1, "{e}");
     }
+}
+
+const CHECKED: &str = "[group.dns]
+addresses = [\"2001:db8:53::1\"]
+[group.dns.member.m1]
+iface = \"eth1\"
+mac = \"02:00:00:00:00:01\"
+addr = \"fd00:1::2\"
+metric = 10
+[group.dns.member.m1.check]
+kind = \"udp\"
+port = 53
+send = \"ping\"
+interval = 1.0
+timeout = 0.5
+rise = 2
+fall = 3
+target = \"unicast\"
+[group.dns.member.far]
+encap = \"fd00:2::2\"
+check = { kind = \"dns\", query = \"example.org\", rcode = \"NXDOMAIN\", target = \"unicast\", interval = 2 }
+";
+
+#[test]
+fn member_checks_parse_with_their_defaults() {
+    use crate::health::{Check, Probe, Target};
+    let cfg = Config::parse(CHECKED).expect("checked");
+    let m1 = &cfg.groups["dns"].members["m1"];
+    assert_eq!(m1.addr, Some("fd00:1::2".parse().expect("an address")));
+    assert_eq!(m1.unicast(), m1.addr);
+    assert_eq!(
+        m1.check,
+        Some(Check {
+            probe: Probe::Udp {
+                port: 53,
+                send: b"ping".to_vec(),
+                expect: None
+            },
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            rise: 2,
+            fall: 3,
+            target: Target::Unicast,
+        })
+    );
+    let far = &cfg.groups["dns"].members["far"];
+    assert_eq!(
+        far.unicast(),
+        Some("fd00:2::2".parse().expect("an address"))
+    );
+    let c = far.check.as_ref().expect("inline check");
+    assert_eq!(
+        c.probe,
+        Probe::Dns {
+            port: 53,
+            query: "example.org".into(),
+            rcode: 3
+        }
+    );
+    assert_eq!(
+        (c.interval, c.timeout),
+        (Duration::from_secs(2), Check::DEFAULT_TIMEOUT)
+    );
+    assert_eq!((c.rise, c.fall), (Check::DEFAULT_RISE, Check::DEFAULT_FALL));
+}
+
+#[test]
+fn bad_checks_name_their_line_and_field() {
+    let with = |from: &str, to: &str| {
+        assert!(CHECKED.contains(from), "{from}");
+        err(&CHECKED.replacen(from, to, 1))
+    };
+    for (from, to, want) in [
+        (
+            "kind = \"udp\"",
+            "kind = \"smtp\"",
+            "line 9: group.dns.member.m1.check.kind: the kind is one of",
+        ),
+        (
+            "port = 53",
+            "port = 0",
+            "line 10: group.dns.member.m1.check.port: a port is 1 to 65535",
+        ),
+        (
+            "send = \"ping\"\n",
+            "",
+            "line 9: group.dns.member.m1.check.send: a udp check needs a payload",
+        ),
+        (
+            "timeout = 0.5",
+            "timeout = 1.5",
+            "line 13: group.dns.member.m1.check.timeout: the timeout is longer than the interval",
+        ),
+        (
+            "interval = 1.0",
+            "interval = 0",
+            "line 12: group.dns.member.m1.check.interval: seconds, from 0.01 to 3600",
+        ),
+        (
+            "rise = 2",
+            "rise = 0",
+            "line 14: group.dns.member.m1.check.rise: a count from 1 to 100",
+        ),
+        (
+            "target = \"unicast\"\n[group.dns.member.far]",
+            "target = \"anywhere\"\n[group.dns.member.far]",
+            "line 16: group.dns.member.m1.check.target: the target is anycast or unicast",
+        ),
+        (
+            "target = \"unicast\"\n[group.dns.member.far]",
+            "[group.dns.member.far]",
+            "line 9: group.dns.member.m1.check.target: target = \"anycast\" (the default) is not built yet",
+        ),
+        (
+            "port = 53",
+            "port = 53\nquery = \"x.org\"",
+            "line 11: group.dns.member.m1.check.query: a udp check takes no query",
+        ),
+        (
+            "addr = \"fd00:1::2\"\n",
+            "",
+            "line 3: group.dns.member.m1.addr: a check with target = \"unicast\" of an on-link member needs its addr",
+        ),
+        (
+            "addr = \"fd00:1::2\"",
+            "addr = \"fe80::1\"",
+            "line 6: group.dns.member.m1.addr: invalid member address `fe80::1`",
+        ),
+        (
+            "addr = \"fd00:1::2\"",
+            "addr = \"2001:db8:53::1\"",
+            "line 6: group.dns.member.m1.addr: invalid member address 2001:db8:53::1: it is an anycast address of group `dns`",
+        ),
+        (
+            "encap = \"fd00:2::2\"",
+            "encap = \"fd00:2::2\"\naddr = \"fd00:2::3\"",
+            "line 19: group.dns.member.far.addr: a routed member is reached at its encap address",
+        ),
+        (
+            "query = \"example.org\"",
+            "query = \"a..b\"",
+            "line 19: group.dns.member.far.check.query: a name of ASCII labels",
+        ),
+        (
+            "rcode = \"NXDOMAIN\"",
+            "rcode = \"NOPE\"",
+            "line 19: group.dns.member.far.check.rcode: one of NOERROR",
+        ),
+        (
+            "kind = \"udp\"",
+            "kind = \"icmp\"",
+            "line 9: group.dns.member.m1.check.kind: icmp checks are not built yet",
+        ),
+    ] {
+        let got = with(from, to);
+        assert!(
+            got.starts_with(want),
+            "{from} -> {to}:\n got  {got}\n want {want}..."
+        );
+        assert!(!got.contains('\n'), "{got}");
+    }
+}
+
+#[test]
+fn the_service_example_parses() {
+    use crate::health::{Probe, Target};
+    let cfg = Config::parse(SERVICE_EXAMPLE).expect("examples/service.toml");
+    let dns = &cfg.groups["dns"];
+    let m1 = dns.members["m1"].check.as_ref().expect("m1's check");
+    assert_eq!(m1.probe.kind(), "dns");
+    assert_eq!(m1.target, Target::Unicast);
+    assert_eq!(
+        dns.members["far"].unicast(),
+        Some("2001:db8:f::2".parse().expect("an address"))
+    );
+    let web = &cfg.groups["web"];
+    assert!(matches!(
+        web.members["w2"].check.as_ref().map(|c| &c.probe),
+        Some(Probe::Exec { .. })
+    ));
+    assert_eq!(
+        web.members["w1"].check.as_ref().map(|c| c.probe.kind()),
+        Some("http")
+    );
 }

@@ -114,20 +114,48 @@ pub(crate) enum Command {
     },
     /// Attach, print live counters until Ctrl-C (SIGTERM, SIGHUP, or a
     /// closed output), then detach, e.g. `anycast run eth0`. Link events
-    /// take members whose interface goes away out at once.
-    Run {
-        #[command(flatten)]
-        attach: AttachArgs,
-        /// Seconds between two lines of counters.
-        #[arg(long, default_value_t = 1)]
-        interval: u64,
-    },
+    /// take members whose interface goes away out at once. With `--config
+    /// FILE` it is the service: it applies the file, runs the members'
+    /// health checks (a failing member is down until its check passes
+    /// again) and re-reads the file on SIGHUP, e.g. `anycast run --config
+    /// /etc/anycast.toml`; the interface is then optional (and detached on
+    /// exit when given).
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// Interface to attach for the run, e.g. eth0 (needed without --config).
+    #[arg(required_unless_present = "config")]
+    pub(crate) iface: Option<String>,
+    #[command(flatten)]
+    pub(crate) how: AttachHow,
+    /// Seconds between two lines of counters.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) interval: u64,
+    /// Run as the service of this configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// With --config: apply a file that names no group (see `config apply`).
+    #[arg(long, requires = "config")]
+    pub(crate) allow_empty: bool,
+    /// With --config: apply a file that removes more than half of the
+    /// anycast addresses (see `config apply`).
+    #[arg(long, requires = "config")]
+    pub(crate) force: bool,
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct AttachArgs {
     /// Interface, e.g. eth0.
     pub(crate) iface: String,
+    #[command(flatten)]
+    pub(crate) how: AttachHow,
+}
+
+/// How an interface is attached.
+#[derive(Args, Debug)]
+pub(crate) struct AttachHow {
     /// `edge` drops anycast-sourced packets; `member` faces the group's members.
     #[arg(long, value_enum, default_value_t = Role::Edge)]
     pub(crate) role: Role,
@@ -388,7 +416,7 @@ impl From<AffinityArg> for Affinity {
     }
 }
 
-impl AttachArgs {
+impl AttachHow {
     pub(crate) fn options(&self) -> AttachOptions {
         AttachOptions {
             role: match self.role {
@@ -413,7 +441,7 @@ impl Command {
     /// once it has, failing to print its report is no failure of it.
     pub(crate) fn changes_state(&self) -> bool {
         match self {
-            Command::Attach(_) | Command::Detach { .. } | Command::Run { .. } => true,
+            Command::Attach(_) | Command::Detach { .. } | Command::Run(_) => true,
             Command::Group(c) => !matches!(c, GroupCommand::List { .. }),
             Command::Addr(c) => !matches!(c, AddrCommand::List { .. }),
             Command::Member(c) => !matches!(c, MemberCommand::List { .. }),

@@ -3,7 +3,8 @@
 //! Every command edits the pinned maps of the running data plane; nothing
 //! here has to keep running for packets to be filtered, except `run`, which
 //! attaches, prints live counters, and detaches on Ctrl-C (or SIGTERM,
-//! SIGHUP, a closed output, an error).
+//! SIGHUP, a closed output, an error), and `run --config FILE`, the service
+//! that keeps the file applied and acts on the members' health checks.
 //!
 //! A closed output (`anycast addr list | head -1`) ends the printing, not
 //! in a panic: the exit status is 0, as the reader chose to stop reading
@@ -16,33 +17,26 @@ use std::{
     io::{self, Write},
     path::Path,
     process::ExitCode,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
 };
 
 use anycast::{
-    AnycastPrefix, Dataplane, Error, GroupName, Interface, MemberName, PinDir,
+    AnycastPrefix, Dataplane, Error, GroupName, MemberName, PinDir,
     addr::{parse_address_list, parse_anycast, parse_unicast},
     config::{self, Config},
     dataplane::require_root,
     error::Endpoint,
     group::GroupOptions,
-    link::LinkEvents,
     members::{self, MemberVia},
     netns,
     reconcile::{ApplyOptions, ChangeAction, Tally},
     state::AddOutcome,
-    stats::Stats,
 };
 use anycast_common::{Affinity, Fallback, MemberState};
 use anyhow::Context as _;
 use clap::Parser;
 
 use crate::cli::{
-    AddrCommand, AttachArgs, Cli, Command, ConfigCommand, FlowsCommand, GroupCommand, MemberCommand,
+    AddrCommand, Cli, Command, ConfigCommand, FlowsCommand, GroupCommand, MemberCommand,
 };
 
 /// Standard output failed (the command's report, not the command).
@@ -59,6 +53,8 @@ macro_rules! say {
         writeln!($out, $($arg)*).map_err(OutputError)?
     };
 }
+
+mod run;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
@@ -163,7 +159,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     let ft = cli.flow_table_size;
     match cli.command {
         Command::Attach(args) => {
-            let (_, i) = Dataplane::create_and_attach(pin, ft, &args.iface, args.options())?;
+            let (_, i) = Dataplane::create_and_attach(pin, ft, &args.iface, args.how.options())?;
             say!(
                 out,
                 "attached to {} (ifindex {}): role {}, source action {}, mode {}",
@@ -335,10 +331,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
                 print::report(out, &report, here).map_err(output)?;
             }
         }
-        Command::Run { attach, interval } => {
-            let every = Duration::from_secs(interval.max(1));
-            run_attached(pin, ft, &attach, every, out)?;
-        }
+        Command::Run(args) => run::run(pin, ft, &args, out)?,
     }
     Ok(())
 }
@@ -559,155 +552,4 @@ fn print_freed(out: &mut impl Write, group: Option<String>) -> anyhow::Result<()
         );
     }
     Ok(())
-}
-
-/// An attachment `anycast run` made: detached when dropped, whatever ends
-/// the run (a signal, a closed output, an error, a panic).
-struct Attached {
-    dp: Dataplane,
-    iface: Option<Interface>,
-}
-
-impl Attached {
-    /// Detaches now, reporting the error a drop would swallow; whether the
-    /// attachment was still there to detach.
-    fn detach(&mut self) -> anycast::Result<bool> {
-        match self.iface.take() {
-            Some(i) => self.dp.detach_interface(&i),
-            None => Ok(false),
-        }
-    }
-}
-
-impl Drop for Attached {
-    fn drop(&mut self) {
-        if let Err(e) = self.detach() {
-            let _ = writeln!(io::stderr(), "anycast: error: detaching: {e}");
-        }
-    }
-}
-
-/// `anycast run`: attaches, prints a line of counters every `every`, and
-/// detaches on SIGINT, SIGTERM or SIGHUP, when its output is closed, and on
-/// any error. Link events (netlink) refresh the state at once: members
-/// whose interface goes away stop getting traffic, and the run ends when
-/// its own interface is deleted.
-fn run_attached(
-    pin: PinDir,
-    flow_table: Option<u32>,
-    args: &AttachArgs,
-    every: Duration,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    rt.block_on(async {
-        // The handlers are in place before the program is attached, so
-        // that no signal can end the process with the program attached.
-        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-        // Opened in this thread's network namespace (that of --netns).
-        let events = LinkEvents::subscribe()?;
-        let (dp, i) = Dataplane::create_and_attach(pin, flow_table, &args.iface, args.options())?;
-        let mut run = Attached {
-            dp,
-            iface: Some(i.clone()),
-        };
-        let watched = watch(
-            &mut run.dp,
-            &i,
-            events,
-            every,
-            out,
-            (&mut int, &mut term, &mut hup),
-        )
-        .await;
-        let detached = run.detach();
-        watched?;
-        if detached? {
-            say!(out, "detached from {}", i.name);
-        }
-        Ok(())
-    })
-}
-
-/// The signals that end `anycast run`.
-type Signals<'a> = (
-    &'a mut tokio::signal::unix::Signal,
-    &'a mut tokio::signal::unix::Signal,
-    &'a mut tokio::signal::unix::Signal,
-);
-
-/// The body of `anycast run`, until a signal, a closed output or an error.
-async fn watch(
-    dp: &mut Dataplane,
-    i: &Interface,
-    events: LinkEvents,
-    every: Duration,
-    out: &mut impl Write,
-    (int, term, hup): Signals<'_>,
-) -> anyhow::Result<()> {
-    say!(
-        out,
-        "attached to {} ({} / {} / {}); Ctrl-C detaches",
-        i.name,
-        i.role,
-        i.source_action,
-        i.mode
-    );
-    // Link events come from a thread that waits on the netlink socket; it
-    // looks at `stop` at least twice a second.
-    let changed = Arc::new(tokio::sync::Notify::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (changed, stop) = (changed.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match events.wait(Duration::from_millis(500)) {
-                    Ok(true) => changed.notify_one(),
-                    Ok(false) => {}
-                    Err(e) => {
-                        log::warn!("link events: {e}; interfaces are checked no more");
-                        return;
-                    }
-                }
-            }
-        })
-    };
-    let mut tick = tokio::time::interval(every);
-    let mut last: Option<Stats> = None;
-    let result = async {
-        loop {
-            tokio::select! {
-                _ = int.recv() => break,
-                _ = term.recv() => break,
-                _ = hup.recv() => break,
-                _ = changed.notified() => {
-                    let r = dp.refresh()?;
-                    for line in r.lines() {
-                        say!(out, "{line}");
-                    }
-                    if r.stale.iter().any(|s| s.interface.netns == i.netns && s.interface.ifindex == i.ifindex) {
-                        anyhow::bail!("interface {} was deleted", i.name);
-                    }
-                }
-                _ = tick.tick() => {
-                    let now = dp.stats()?;
-                    if let Some(prev) = &last {
-                        say!(out, "{}", now.rate_line(prev, every));
-                    }
-                    last = Some(now);
-                }
-            }
-        }
-        Ok(())
-    }
-    .await;
-    stop.store(true, Ordering::Relaxed);
-    let _ = reader.join();
-    result
 }
