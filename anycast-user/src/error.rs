@@ -91,6 +91,19 @@ pub enum Error {
     /// The interface already runs the anycast program.
     #[error("interface `{}` is already attached (detach it first)", quote(.0))]
     AlreadyAttached(String),
+    /// An interface attached otherwise than a configuration file says.
+    #[error(
+        "interface {iface} is attached as {attached}; the file says {wanted}: \
+         `anycast detach {iface}` first to attach it so"
+    )]
+    AttachedOtherwise {
+        /// The interface.
+        iface: String,
+        /// How it is attached (role / source action / mode).
+        attached: String,
+        /// How the file would attach it.
+        wanted: String,
+    },
     /// The interface does not run the anycast program.
     #[error("interface `{}` is not attached", quote(.0))]
     NotAttached(String),

@@ -17,6 +17,7 @@ pub mod error;
 pub mod flows;
 pub mod group;
 pub mod health;
+pub mod iface;
 pub mod link;
 pub mod loader;
 mod maps;

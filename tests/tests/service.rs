@@ -49,7 +49,9 @@ fn config(ml: &MemberLab, m2_metric: u32) -> Result<String> {
         ))
     };
     Ok(format!(
-        "[group.dns]\naddresses = [\"{ANYCAST}\"]\n{}{}",
+        "[interface.c0]\nrole = \"edge\"\n[interface.r1]\nrole = \"member\"\n\
+         [interface.r2]\nrole = \"member\"\n\
+         [group.dns]\naddresses = [\"{ANYCAST}\"]\n{}{}",
         member("m1", "r1", M1, 10)?,
         member("m2", "r2", M2, m2_metric)?
     ))
@@ -114,16 +116,39 @@ fn member_state(ml: &MemberLab, name: &str) -> Result<String> {
 #[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
 fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     require_root()?;
-    let ml = MemberLab::attached("service", "dns")?;
+    let ml = MemberLab::new("service")?;
     let lab = &ml.lab;
     let file = lab.file("service.toml", &config(&ml, 20)?)?;
+    // An interface attached otherwise than the file says: refused, with
+    // its line, and nothing is applied.
+    lab.anycast_ok("router", &["attach", "r2", "--role", "edge"])?;
+    lab.anycast_refused(
+        "router",
+        &["config", "apply", file.arg()],
+        "line 5: interface.r2: interface r2 is attached as edge / drop / auto; the file says member / drop / auto",
+    )?;
+    ensure!(
+        !lab.anycast_ok("router", &["addr", "list"])?
+            .contains(&ANYCAST.to_string()),
+        "applied in part"
+    );
+    lab.anycast_ok("router", &["detach", "r2"])?;
     let mut m1 = Some(server(&ml, "m1", M1)?);
     let _m2 = server(&ml, "m2", M2)?;
     let (mut running, stdout): (Running, _) =
         lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
     let mut lines = Lines::new(stdout);
     let slow = Duration::from_secs(5);
+    // The service attaches the file's interfaces, after its maps are filled.
+    lines.expect(
+        &["added interface c0: attached as edge / drop / auto"],
+        slow,
+    )?;
     lines.expect(&["serving", "2 members checked"], slow)?;
+    let attached = lab.stats("router")?["interfaces"]
+        .as_array()
+        .map_or(0, Vec::len);
+    ensure!(attached == 3, "{attached} interfaces attached");
     lines.expect(&["member m1 of group dns: healthy"], slow)?;
     ensure!(ml.answerer(PORT)? == "m1", "m1 is nearest");
 
@@ -162,6 +187,13 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     let status = running.wait(slow)?;
     ensure!(status.success(), "{status}");
     ensure!(ml.answerer(PORT)? == "m2", "still forwarding");
+    let attached = lab.stats("router")?["interfaces"]
+        .as_array()
+        .map_or(0, Vec::len);
+    ensure!(
+        attached == 3,
+        "{attached} interfaces attached after the service"
+    );
     drop(m1);
     Ok(())
 }

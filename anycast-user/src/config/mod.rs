@@ -12,8 +12,8 @@ use std::{
 };
 
 use anycast_common::{
-    Affinity, Fallback, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_MEMBERS, MAX_TIED,
-    MAX_TX_PORTS, MemberState,
+    Affinity, Fallback, IfaceRole, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
+    MAX_MEMBERS, MAX_TIED, MAX_TX_PORTS, MemberState, SourceAction,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -24,6 +24,7 @@ use crate::{
     error::{ConfigError, Endpoint, Error, Result, one_line, shorten_quoted},
     group::GroupOptions,
     health::{Check, Target},
+    iface::{AttachMode, AttachOptions},
     members::{MemberVia, Via, format_mac, parse_mac, weight},
     names::{GroupName, MemberName},
 };
@@ -72,6 +73,18 @@ impl Capacities {
 pub struct Config {
     /// Every group, by name.
     pub groups: BTreeMap<GroupName, GroupConfig>,
+    /// The interfaces to attach (in the namespace the file is applied in),
+    /// by name.
+    pub interfaces: BTreeMap<String, InterfaceConfig>,
+}
+
+/// One `[interface.NAME]` of a [`Config`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    /// Line of the interface's name.
+    pub line: usize,
+    /// How it is attached.
+    pub options: AttachOptions,
 }
 
 /// One group of a [`Config`].
@@ -124,6 +137,38 @@ impl MemberConfig {
 struct RawFile {
     #[serde(default)]
     group: BTreeMap<Spanned<String>, RawGroup>,
+    #[serde(default)]
+    interface: BTreeMap<Spanned<String>, RawInterface>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawInterface {
+    role: Option<RawRole>,
+    source_action: Option<RawSourceAction>,
+    mode: Option<RawMode>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawRole {
+    Edge,
+    Member,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawSourceAction {
+    Drop,
+    Count,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawMode {
+    Auto,
+    Native,
+    Skb,
 }
 
 #[derive(Deserialize)]
@@ -411,6 +456,35 @@ impl Config {
                 },
             );
         }
+        for (name, i) in raw.interface {
+            let n = name.get_ref();
+            let valid = !n.is_empty()
+                && n.len() < 16
+                && !n.contains(['/', ':'])
+                && !n.chars().any(|ch| ch.is_whitespace() || ch.is_control());
+            if !valid {
+                let e = Error::UnknownInterface(n.clone());
+                return Err(c.check(&name, || format!("interface.{n}"), Err(e))?);
+            }
+            let options = AttachOptions {
+                role: match i.role {
+                    None | Some(RawRole::Edge) => IfaceRole::Edge,
+                    Some(RawRole::Member) => IfaceRole::Member,
+                },
+                source_action: match i.source_action {
+                    None | Some(RawSourceAction::Drop) => SourceAction::Drop,
+                    Some(RawSourceAction::Count) => SourceAction::Count,
+                },
+                mode: match i.mode {
+                    None | Some(RawMode::Auto) => AttachMode::Auto,
+                    Some(RawMode::Native) => AttachMode::Native,
+                    Some(RawMode::Skb) => AttachMode::Skb,
+                },
+            };
+            let line = c.line(&name);
+            cfg.interfaces
+                .insert(n.clone(), InterfaceConfig { line, options });
+        }
         let anycast = PrefixSet::new(owner.keys());
         for (addr, role, line, field) in endpoints {
             if let Some(p) = anycast.covering(addr) {
@@ -436,6 +510,13 @@ impl Config {
     /// is [`NEEDS_THE_PINNED_STATE`].
     pub fn check(&self, resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>) -> Result<()> {
         self.resolve(resolve)?;
+        for (name, i) in &self.interfaces {
+            crate::link::ifindex(name).map_err(|e| ConfigError::Invalid {
+                line: i.line,
+                field: format!("interface.{name}"),
+                error: Box::new(e),
+            })?;
+        }
         self.check_fits(&Capacities::BUILT_IN)
     }
 
@@ -553,8 +634,9 @@ impl fmt::Display for Config {
         let (a, m) = self.totals();
         writeln!(
             f,
-            "{} groups, {a} addresses and prefixes, {m} members",
-            self.groups.len()
+            "{} groups, {a} addresses and prefixes, {m} members, {} interfaces",
+            self.groups.len(),
+            self.interfaces.len()
         )?;
         for (name, g) in &self.groups {
             let up = g

@@ -463,3 +463,54 @@ fn the_service_example_parses() {
         Some("http")
     );
 }
+
+#[test]
+fn interfaces_take_the_attach_options_with_their_defaults() {
+    use crate::iface::AttachMode;
+    use anycast_common::{IfaceRole, SourceAction};
+    let cfg = Config::parse(
+        "[interface.eth0]\n[interface.eth1]\nrole = \"member\"\nsource-action = \"count\"\nmode = \"skb\"\n",
+    )
+    .expect("interfaces");
+    let eth0 = &cfg.interfaces["eth0"];
+    assert_eq!(eth0.line, 1);
+    assert_eq!(
+        (
+            eth0.options.role,
+            eth0.options.source_action,
+            eth0.options.mode
+        ),
+        (IfaceRole::Edge, SourceAction::Drop, AttachMode::Auto)
+    );
+    let eth1 = &cfg.interfaces["eth1"];
+    assert_eq!(eth1.line, 2);
+    assert_eq!(
+        (
+            eth1.options.role,
+            eth1.options.source_action,
+            eth1.options.mode
+        ),
+        (IfaceRole::Member, SourceAction::Count, AttachMode::Skb)
+    );
+    for (text, want) in [
+        (
+            "[interface.eth0]\nrole = \"core\"\n",
+            "line 2, column 8: unknown variant `core`",
+        ),
+        (
+            "[interface.eth0]\nmtu = 1500\n",
+            "line 2, column 1: unknown field `mtu`",
+        ),
+        ("[interface.\"a/b\"]\n", "line 1: interface.a/b: "),
+        (
+            "[interface.waytoolonginterfacename]\n",
+            "line 1: interface.waytoolonginterfacename: ",
+        ),
+    ] {
+        let got = err(text);
+        assert!(
+            got.starts_with(want),
+            "{text}:\n got  {got}\n want {want}..."
+        );
+    }
+}
