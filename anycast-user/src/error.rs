@@ -79,6 +79,10 @@ pub enum Error {
     /// A member's health check that cannot run as written.
     #[error("{0}")]
     InvalidCheck(String),
+    /// The route of a check's probes to the anycast address could not be
+    /// installed.
+    #[error("installing the probe path: {0}")]
+    ProbePath(String),
     /// A group name outside the allowed alphabet or length.
     #[error(
         "invalid group name `{}`: use 1 to 31 characters from letters, digits, '.', '_' and '-'",

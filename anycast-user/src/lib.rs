@@ -26,6 +26,7 @@ pub mod names;
 mod netlink;
 pub mod netns;
 pub mod pin;
+pub mod probe_path;
 pub mod reconcile;
 pub mod repair;
 pub mod service;

@@ -9,6 +9,7 @@
 
 use std::{
     collections::HashMap,
+    net::Ipv6Addr,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -20,8 +21,10 @@ use crate::{
     Dataplane,
     config::Config,
     error::{Error, Result},
-    health::{self, Check, Health, ProbeTarget, Tracker},
+    health::{self, Check, Health, Probe, ProbeTarget, Target, Tracker},
+    members::MemberVia,
     names::{GroupName, MemberName},
+    probe_path::ProbePaths,
     reconcile::{ApplyOptions, Change},
 };
 
@@ -53,6 +56,8 @@ struct Watched {
     member: MemberName,
     /// The state the file gives it.
     wanted: MemberState,
+    /// How the data plane reaches it (its probe path follows).
+    via: MemberVia,
     check: Check,
     target: ProbeTarget,
     tracker: Tracker,
@@ -84,6 +89,8 @@ pub struct Service {
     watched: Vec<Watched>,
     tx: mpsc::UnboundedSender<Outcome>,
     rx: Option<mpsc::UnboundedReceiver<Outcome>>,
+    /// The routes of checks with target `anycast`.
+    paths: ProbePaths,
 }
 
 impl Service {
@@ -102,7 +109,12 @@ impl Service {
             watched: Vec::new(),
             tx,
             rx: Some(rx),
+            paths: ProbePaths::default(),
         };
+        // What a service killed before it could clean up left behind.
+        if let Err(e) = ProbePaths::clear_stale() {
+            log::warn!("removing the probe paths of an earlier run: {e}");
+        }
         let cfg = load(file)?;
         let changes = s.apply(dp, &cfg)?;
         Ok((s, changes))
@@ -123,19 +135,43 @@ impl Service {
             .map(|w| ((w.group.clone(), w.member.clone()), w))
             .collect();
         self.generation += 1;
+        // The old checks are stopped (dropped with `before`) before their
+        // paths go.
+        self.paths.clear();
+        let mut paths = 0u32;
         for (g, gc) in &cfg.groups {
             for (m, mc) in &gc.members {
                 let Some(check) = &mc.check else { continue };
-                // The file refuses target `anycast` but for an exec check,
-                // which reaches no address itself (it is told the
-                // member's, when it has one).
-                let target = ProbeTarget {
-                    addr: mc.unicast().unwrap_or(std::net::Ipv6Addr::UNSPECIFIED),
+                let mut target = ProbeTarget {
+                    // An exec check reaches no address itself: it is told
+                    // the member's, when it has one.
+                    addr: mc.unicast().unwrap_or(Ipv6Addr::UNSPECIFIED),
+                    mark: None,
+                    broken: None,
                     group: g.to_string(),
                     member: m.to_string(),
                 };
+                if check.target == Target::Anycast && !matches!(check.probe, Probe::Exec { .. }) {
+                    // The file makes sure the group has an exact address.
+                    let anycast = gc
+                        .addresses
+                        .iter()
+                        .find(|a| a.is_exact())
+                        .map_or(Ipv6Addr::UNSPECIFIED, |a| a.addr);
+                    target.addr = anycast;
+                    match self.paths.install(paths, anycast, &mc.via) {
+                        Ok(mark) => target.mark = Some(mark),
+                        // The member fails its check, with the reason.
+                        Err(e) => target.broken = Some(e.to_string()),
+                    }
+                    paths += 1;
+                }
                 let tracker = match before.remove(&(g.clone(), m.clone())) {
-                    Some(old) if old.check == *check && old.target.addr == target.addr => {
+                    Some(old)
+                        if old.check == *check
+                            && old.target.addr == target.addr
+                            && old.via == mc.via =>
+                    {
                         old.tracker.clone()
                     }
                     _ => Tracker::new(check.rise, check.fall),
@@ -152,6 +188,7 @@ impl Service {
                     group: g.clone(),
                     member: m.clone(),
                     wanted: mc.state,
+                    via: mc.via.clone(),
                     check: check.clone(),
                     target,
                     tracker,

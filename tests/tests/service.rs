@@ -10,7 +10,7 @@ use std::{
 };
 
 use anycast_tests::{
-    lab::{ANYCAST, MemberLab, Running, Service},
+    lab::{ANYCAST, M3, MemberLab, Running, Service},
     require_root,
 };
 use anyhow::{Context, Result, bail, ensure};
@@ -60,7 +60,10 @@ fn config(ml: &MemberLab, m2_metric: u32) -> Result<String> {
 /// The lines the service prints, read by a thread.
 struct Lines {
     rx: mpsc::Receiver<String>,
+    /// Every line so far (for the error message).
     seen: Vec<String>,
+    /// Lines read but not matched yet, in order.
+    pending: Vec<String>,
 }
 
 impl Lines {
@@ -76,19 +79,26 @@ impl Lines {
         Lines {
             rx,
             seen: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
-    /// Waits (at most `within`) for a line containing every one of `needles`.
+    /// The first line not matched before that contains every one of
+    /// `needles`, waiting at most `within` for it; each line matches once.
     fn expect(&mut self, needles: &[&str], within: Duration) -> Result<String> {
+        let hit = |line: &str| needles.iter().all(|n| line.contains(n));
+        if let Some(i) = self.pending.iter().position(|l| hit(l)) {
+            return Ok(self.pending.remove(i));
+        }
         let deadline = Instant::now() + within;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.rx.recv_timeout(left) {
                 Ok(line) => {
                     self.seen.push(line.clone());
-                    if needles.iter().all(|n| line.contains(n)) {
+                    if hit(&line) {
                         return Ok(line);
                     }
+                    self.pending.push(line);
                 }
                 Err(_) => break,
             }
@@ -195,5 +205,63 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
         "{attached} interfaces attached after the service"
     );
     drop(m1);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn the_default_check_reaches_the_member_at_the_anycast_address() -> Result<()> {
+    require_root()?;
+    let ml = MemberLab::new("svcany")?;
+    let lab = &ml.lab;
+    // No target: each check probes the anycast address along its member's
+    // path (on-link by MAC, routed by IPv6-in-IPv6).
+    let check = |name: &str| {
+        format!(
+            "[group.dns.member.{name}.check]\nkind = \"udp\"\nport = {PORT}\nsend = \"health\"\n\
+             expect = \"{name}\"\ninterval = 0.2\ntimeout = 0.1\nrise = 2\nfall = 2\n"
+        )
+    };
+    let text = format!(
+        "[interface.c0]\n[interface.r1]\nrole = \"member\"\n[interface.r2]\nrole = \"member\"\n\
+         [group.dns]\naddresses = [\"{ANYCAST}\"]\n\
+         [group.dns.member.m1]\niface = \"r1\"\nmac = \"{}\"\nmetric = 10\n{}\
+         [group.dns.member.m2]\niface = \"r2\"\nmac = \"{}\"\nmetric = 20\n{}\
+         [group.dns.member.m3]\nencap = \"{M3}\"\nmetric = 30\n{}",
+        ml.member_mac("m1")?,
+        check("m1"),
+        ml.member_mac("m2")?,
+        check("m2"),
+        check("m3"),
+    );
+    let file = lab.file("service.toml", &text)?;
+    // m1 answers on its own address only: to its clients it is dead.
+    let m1_own = Service::start(lab.ns("m1")?, M1, PORT, "m1")?;
+    let _m2 = Service::start(lab.ns("m2")?, ANYCAST, PORT, "m2")?;
+    let _m3 = Service::start(lab.ns("m3")?, ANYCAST, PORT, "m3")?;
+    let (mut running, stdout) =
+        lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
+    let mut lines = Lines::new(stdout);
+    let slow = Duration::from_secs(5);
+    lines.expect(&["serving", "3 members checked"], slow)?;
+    lines.expect(&["member m1 of group dns: failing", "; down"], slow)?;
+    lines.expect(&["member m3 of group dns: healthy"], slow)?;
+    lines.expect(&["member m2 of group dns: healthy"], slow)?;
+    ensure!(member_state(&ml, "m1")? == "down");
+    ensure!(ml.answerer(PORT)? == "m2", "m2 serves while m1 is down");
+
+    // m1's server now answers on the anycast address: m1 comes back.
+    let _m1 = Service::start(lab.ns("m1")?, ANYCAST, PORT, "m1")?;
+    lines.expect(&["member m1 of group dns: healthy", "; up"], slow)?;
+    ensure!(ml.answerer(PORT)? == "m1", "m1 back");
+    drop(m1_own);
+
+    // The probe paths go with the service.
+    let router = lab.ns("router")?;
+    let rules = || router.ip(&["-6", "rule", "show", "pref", "900"]);
+    ensure!(rules()?.lines().count() == 3, "{}", rules()?);
+    running.signal(libc::SIGTERM)?;
+    ensure!(running.wait(slow)?.success());
+    ensure!(rules()?.trim().is_empty(), "left behind: {}", rules()?);
     Ok(())
 }

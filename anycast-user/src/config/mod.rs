@@ -23,7 +23,7 @@ use crate::{
     addr::{AnycastPrefix, PrefixSet, parse_anycast, parse_unicast},
     error::{ConfigError, Endpoint, Error, Result, one_line, shorten_quoted},
     group::GroupOptions,
-    health::{Check, Target},
+    health::{Check, Probe, Target},
     iface::{AttachMode, AttachOptions},
     members::{MemberVia, Via, format_mac, parse_mac, weight},
     names::{GroupName, MemberName},
@@ -414,6 +414,18 @@ impl Config {
                     None => None,
                     Some(raw) => {
                         let check = raw.check(&c, &mf(""))?;
+                        if check.target == Target::Anycast
+                            && !matches!(check.probe, Probe::Exec { .. })
+                            && !addresses.iter().any(AnycastPrefix::is_exact)
+                        {
+                            return Err(ConfigError::Invalid {
+                                line: c.line(&mname),
+                                field: mf(".check.target"),
+                                error: Box::new(Error::InvalidCheck(
+                                    "a check with target = \"anycast\" probes the group's first anycast address, and the group has none (only prefixes)".into(),
+                                )),
+                            });
+                        }
                         if check.target == Target::Unicast
                             && addr.is_none()
                             && matches!(via, MemberVia::L2 { .. })

@@ -387,11 +387,6 @@ fn bad_checks_name_their_line_and_field() {
             "line 16: group.dns.member.m1.check.target: the target is anycast or unicast",
         ),
         (
-            "target = \"unicast\"\n[group.dns.member.far]",
-            "[group.dns.member.far]",
-            "line 9: group.dns.member.m1.check.target: target = \"anycast\" (the default) is not built yet",
-        ),
-        (
             "port = 53",
             "port = 53\nquery = \"x.org\"",
             "line 11: group.dns.member.m1.check.query: a udp check takes no query",
@@ -448,7 +443,7 @@ fn the_service_example_parses() {
     let dns = &cfg.groups["dns"];
     let m1 = dns.members["m1"].check.as_ref().expect("m1's check");
     assert_eq!(m1.probe.kind(), "dns");
-    assert_eq!(m1.target, Target::Unicast);
+    assert_eq!(m1.target, Target::Anycast);
     assert_eq!(
         dns.members["far"].unicast(),
         Some("2001:db8:f::2".parse().expect("an address"))
@@ -513,4 +508,26 @@ fn interfaces_take_the_attach_options_with_their_defaults() {
             "{text}:\n got  {got}\n want {want}..."
         );
     }
+}
+
+#[test]
+fn the_default_target_is_the_anycast_address() {
+    use crate::health::Target;
+    let text = CHECKED.replace("target = \"unicast\"\n", "");
+    let cfg = Config::parse(&text).expect("anycast targets");
+    let m1 = cfg.groups["dns"].members["m1"]
+        .check
+        .as_ref()
+        .expect("m1's check");
+    assert_eq!(m1.target, Target::Anycast);
+    // It probes the group's first address: a group of prefixes has none.
+    let prefixes = text.replace("\"2001:db8:53::1\"", "\"2001:db8:53::/64\"");
+    let got = err(&prefixes);
+    assert!(
+        got.starts_with(
+            "line 3: group.dns.member.m1.check.target: a check with target = \"anycast\" probes \
+             the group's first anycast address, and the group has none"
+        ),
+        "{got}"
+    );
 }
