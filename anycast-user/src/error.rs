@@ -79,6 +79,9 @@ pub enum Error {
     /// A member's health check that cannot run as written.
     #[error("{0}")]
     InvalidCheck(String),
+    /// Not an address and port for the metrics endpoint.
+    #[error("invalid metrics address `{}`: give an address and port, e.g. \"[::1]:9651\"", quote(.0))]
+    InvalidMetricsAddress(String),
     /// The route of a check's probes to the anycast address could not be
     /// installed.
     #[error("installing the probe path: {0}")]

@@ -22,6 +22,7 @@ pub mod link;
 pub mod loader;
 mod maps;
 pub mod members;
+pub mod metrics;
 pub mod names;
 mod netlink;
 pub mod netns;

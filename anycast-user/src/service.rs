@@ -9,7 +9,7 @@
 
 use std::{
     collections::HashMap,
-    net::Ipv6Addr,
+    net::{Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -23,6 +23,7 @@ use crate::{
     error::{Error, Result},
     health::{self, Check, Health, Probe, ProbeTarget, Target, Tracker},
     members::MemberVia,
+    metrics::{self, CheckView, ServiceCounters},
     names::{GroupName, MemberName},
     probe_path::ProbePaths,
     reconcile::{ApplyOptions, Change},
@@ -62,6 +63,12 @@ struct Watched {
     target: ProbeTarget,
     tracker: Tracker,
     task: JoinHandle<()>,
+    /// Probes run, failed, and changes of health.
+    probes: u64,
+    failures: u64,
+    transitions: u64,
+    /// The last probe's latency, when it passed.
+    last_latency: Option<Duration>,
 }
 
 impl Watched {
@@ -91,6 +98,9 @@ pub struct Service {
     rx: Option<mpsc::UnboundedReceiver<Outcome>>,
     /// The routes of checks with target `anycast`.
     paths: ProbePaths,
+    /// Where the file wants the metrics served.
+    metrics: Option<SocketAddr>,
+    counters: ServiceCounters,
 }
 
 impl Service {
@@ -110,6 +120,8 @@ impl Service {
             tx,
             rx: Some(rx),
             paths: ProbePaths::default(),
+            metrics: None,
+            counters: ServiceCounters::default(),
         };
         // What a service killed before it could clean up left behind.
         if let Err(e) = ProbePaths::clear_stale() {
@@ -129,6 +141,7 @@ impl Service {
     /// same as before keeps its health (and a failing one stays down).
     fn apply(&mut self, dp: &mut Dataplane, cfg: &Config) -> Result<Vec<Change>> {
         let changes = dp.apply_config(cfg, self.opts)?;
+        self.metrics = cfg.service.metrics;
         let mut before: HashMap<(GroupName, MemberName), Watched> = self
             .watched
             .drain(..)
@@ -166,16 +179,17 @@ impl Service {
                     }
                     paths += 1;
                 }
-                let tracker = match before.remove(&(g.clone(), m.clone())) {
-                    Some(old)
-                        if old.check == *check
-                            && old.target.addr == target.addr
-                            && old.via == mc.via =>
-                    {
-                        old.tracker.clone()
-                    }
-                    _ => Tracker::new(check.rise, check.fall),
-                };
+                let kept = before.remove(&(g.clone(), m.clone())).filter(|old| {
+                    old.check == *check && old.target.addr == target.addr && old.via == mc.via
+                });
+                let tracker = kept.as_ref().map_or_else(
+                    || Tracker::new(check.rise, check.fall),
+                    |old| old.tracker.clone(),
+                );
+                let (probes, failures, transitions, last_latency) =
+                    kept.as_ref().map_or((0, 0, 0, None), |o| {
+                        (o.probes, o.failures, o.transitions, o.last_latency)
+                    });
                 let index = self.watched.len();
                 let task = spawn_check(
                     check.clone(),
@@ -193,6 +207,10 @@ impl Service {
                     target,
                     tracker,
                     task,
+                    probes,
+                    failures,
+                    transitions,
+                    last_latency,
                 });
             }
         }
@@ -224,15 +242,13 @@ impl Service {
     /// Re-reads the file and applies it; on any error the running
     /// configuration stays. The lines to report.
     pub fn reload(&mut self, dp: &mut Dataplane) -> Vec<String> {
-        let cfg = match load(&self.file) {
-            Ok(c) => c,
-            Err(e) => {
-                return vec![format!(
-                    "reload refused: {e}; the running configuration stays"
-                )];
-            }
-        };
-        match self.apply(dp, &cfg) {
+        let applied = load(&self.file).and_then(|cfg| self.apply(dp, &cfg));
+        if applied.is_ok() {
+            self.counters.reloads_applied += 1;
+        } else {
+            self.counters.reloads_refused += 1;
+        }
+        match applied {
             Ok(changes) => {
                 let mut lines: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
                 lines.push(format!(
@@ -249,6 +265,39 @@ impl Service {
         }
     }
 
+    /// Where the file wants the metrics served (`[service] metrics`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+    }
+
+    /// The metrics exposition: the data plane's counters and members, and
+    /// the checks.
+    pub fn metrics(&self, dp: &Dataplane) -> Result<String> {
+        let checks: Vec<CheckView> = self
+            .watched
+            .iter()
+            .map(|w| CheckView {
+                group: w.group.to_string(),
+                member: w.member.to_string(),
+                kind: w.check.probe.kind(),
+                healthy: match w.tracker.health() {
+                    Health::Unknown => None,
+                    h => Some(h == Health::Healthy),
+                },
+                last_latency: w.last_latency.map(|d| d.as_secs_f64()),
+                probes: w.probes,
+                failures: w.failures,
+                transitions: w.transitions,
+            })
+            .collect();
+        Ok(metrics::render(
+            &dp.stats()?,
+            &dp.members(None)?,
+            &checks,
+            self.counters,
+        ))
+    }
+
     /// The probe results, to wait on beside other events (given once).
     pub fn take_outcomes(&mut self) -> Option<mpsc::UnboundedReceiver<Outcome>> {
         self.rx.take()
@@ -262,7 +311,16 @@ impl Service {
             return None;
         }
         let w = self.watched.get_mut(o.index)?;
+        w.probes += 1;
+        match o.result {
+            Ok(latency) => w.last_latency = Some(latency),
+            Err(_) => {
+                w.failures += 1;
+                w.last_latency = None;
+            }
+        }
         let changed = w.tracker.record(o.result.is_ok())?;
+        w.transitions += 1;
         let why = match &o.result {
             Ok(latency) => format!("answered in {:.1} ms", latency.as_secs_f64() * 1e3),
             Err(e) => e.clone(),

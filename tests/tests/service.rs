@@ -21,6 +21,30 @@ const M2: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xb, 2, 0, 0, 0, 0, 2);
 const PORT: u16 = 5380;
 /// Where the checks ask, on each member's own address.
 const HEALTH: u16 = 5381;
+/// The metrics port, on the router's loopback.
+const METRICS: u16 = 9651;
+
+/// The service's metrics as a real Prometheus parser reads them: every
+/// sample as `name{label="value",...}` (labels sorted) and its value.
+fn scrape(ml: &MemberLab) -> Result<std::collections::BTreeMap<String, f64>> {
+    let script = format!(
+        "import json, urllib.request\n\
+         from prometheus_client.parser import text_string_to_metric_families as parse\n\
+         text = urllib.request.urlopen('http://[::1]:{METRICS}/metrics', timeout=3).read().decode()\n\
+         out = {{}}\n\
+         for family in parse(text):\n\
+         \x20   for s in family.samples:\n\
+         \x20       labels = ','.join('%s=\"%s\"' % kv for kv in sorted(s.labels.items()))\n\
+         \x20       out['%s{{%s}}' % (s.name, labels)] = s.value\n\
+         print(json.dumps(out))\n"
+    );
+    // Debian's python3-prometheus-client is for the system's interpreter.
+    let json = ml
+        .lab
+        .ns("router")?
+        .exec(&["/usr/bin/python3", "-c", &script])?;
+    serde_json::from_str(&json).with_context(|| format!("parsing {json}"))
+}
 
 /// A member's server: it answers on the anycast address and on its own
 /// (until dropped).
@@ -49,7 +73,8 @@ fn config(ml: &MemberLab, m2_metric: u32) -> Result<String> {
         ))
     };
     Ok(format!(
-        "[interface.c0]\nrole = \"edge\"\n[interface.r1]\nrole = \"member\"\n\
+        "[service]\nmetrics = \"[::1]:{METRICS}\"\n\
+         [interface.c0]\nrole = \"edge\"\n[interface.r1]\nrole = \"member\"\n\
          [interface.r2]\nrole = \"member\"\n\
          [group.dns]\naddresses = [\"{ANYCAST}\"]\n{}{}",
         member("m1", "r1", M1, 10)?,
@@ -135,7 +160,7 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     lab.anycast_refused(
         "router",
         &["config", "apply", file.arg()],
-        "line 5: interface.r2: interface r2 is attached as edge / drop / auto; the file says member / drop / auto",
+        "line 7: interface.r2: interface r2 is attached as edge / drop / auto; the file says member / drop / auto",
     )?;
     ensure!(
         !lab.anycast_ok("router", &["addr", "list"])?
@@ -191,6 +216,31 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     running.signal(libc::SIGHUP)?;
     lines.expect(&["reloaded", "1 changed"], slow)?;
     ensure!(ml.answerer(PORT)? == "m2", "m2 nearest after the reload");
+
+    // The metrics, read by Prometheus's own parser, count what happened.
+    lines.expect(&["metrics: serving http://[::1]:9651/metrics"], slow)?;
+    let m = scrape(&ml)?;
+    let get = |k: &str| {
+        m.get(k)
+            .copied()
+            .with_context(|| format!("no {k} in {m:?}"))
+    };
+    let members: serde_json::Value =
+        serde_json::from_str(&lab.anycast_ok("router", &["member", "list", "--json"])?)?;
+    for member in members.as_array().context("a list")? {
+        let name = member["name"].as_str().unwrap_or_default();
+        let key = format!("anycast_member_packets_total{{group=\"dns\",member=\"{name}\"}}");
+        ensure!(
+            get(&key)? == member["packets"].as_f64().unwrap_or(-1.0),
+            "{key}: {m:?} against {member}"
+        );
+    }
+    ensure!(get("anycast_member_packets_total{group=\"dns\",member=\"m1\"}")? >= 3.0);
+    ensure!(get("anycast_check_healthy{group=\"dns\",kind=\"udp\",member=\"m1\"}")? == 1.0);
+    ensure!(get("anycast_check_transitions_total{group=\"dns\",member=\"m1\"}")? >= 3.0);
+    ensure!(get("anycast_reloads_total{result=\"refused\"}")? == 1.0);
+    ensure!(get("anycast_reloads_total{result=\"applied\"}")? == 1.0);
+    ensure!(get("anycast_packets_total{counter=\"redirected\"}")? >= 3.0);
 
     // SIGTERM ends the service and leaves the data plane as it is.
     running.signal(libc::SIGTERM)?;

@@ -8,7 +8,7 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     fmt,
-    net::Ipv6Addr,
+    net::{Ipv6Addr, SocketAddr},
 };
 
 use anycast_common::{
@@ -76,6 +76,16 @@ pub struct Config {
     /// The interfaces to attach (in the namespace the file is applied in),
     /// by name.
     pub interfaces: BTreeMap<String, InterfaceConfig>,
+    /// The service's settings (`[service]`).
+    pub service: ServiceConfig,
+}
+
+/// The `[service]` table of a [`Config`]: what only `anycast run --config`
+/// uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Where to serve the Prometheus metrics (`metrics`); none: not served.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// One `[interface.NAME]` of a [`Config`].
@@ -139,6 +149,13 @@ struct RawFile {
     group: BTreeMap<Spanned<String>, RawGroup>,
     #[serde(default)]
     interface: BTreeMap<Spanned<String>, RawInterface>,
+    service: Option<RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    metrics: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -496,6 +513,16 @@ impl Config {
             let line = c.line(&name);
             cfg.interfaces
                 .insert(n.clone(), InterfaceConfig { line, options });
+        }
+        if let Some(m) = raw.service.as_ref().and_then(|s| s.metrics.as_ref()) {
+            let addr = c.check(
+                m,
+                || "service.metrics".into(),
+                m.get_ref()
+                    .parse::<SocketAddr>()
+                    .map_err(|_| Error::InvalidMetricsAddress(m.get_ref().clone())),
+            )?;
+            cfg.service.metrics = Some(addr);
         }
         let anycast = PrefixSet::new(owner.keys());
         for (addr, role, line, field) in endpoints {

@@ -440,6 +440,11 @@ fn bad_checks_name_their_line_and_field() {
 fn the_service_example_parses() {
     use crate::health::{Probe, Target};
     let cfg = Config::parse(SERVICE_EXAMPLE).expect("examples/service.toml");
+    assert_eq!(
+        cfg.service.metrics,
+        Some("[::1]:9651".parse().expect("an address"))
+    );
+    assert_eq!(cfg.interfaces.len(), 2);
     let dns = &cfg.groups["dns"];
     let m1 = dns.members["m1"].check.as_ref().expect("m1's check");
     assert_eq!(m1.probe.kind(), "dns");
@@ -497,6 +502,14 @@ fn interfaces_take_the_attach_options_with_their_defaults() {
             "line 2, column 1: unknown field `mtu`",
         ),
         ("[interface.\"a/b\"]\n", "line 1: interface.a/b: "),
+        (
+            "[service]\nmetrics = \"9651\"\n",
+            "line 2: service.metrics: invalid metrics address `9651`",
+        ),
+        (
+            "[service]\nsocket = 1\n",
+            "line 2, column 1: unknown field `socket`",
+        ),
         (
             "[interface.waytoolonginterfacename]\n",
             "line 1: interface.waytoolonginterfacename: ",

@@ -4,6 +4,7 @@
 
 use std::{
     io::{self, Write},
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -14,6 +15,8 @@ use std::{
 use anycast::{Dataplane, Interface, PinDir, link::LinkEvents, service::Service, stats::Stats};
 use anyhow::Context as _;
 use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
     signal::unix::{Signal, SignalKind, signal},
     sync::mpsc::UnboundedReceiver,
 };
@@ -165,6 +168,12 @@ async fn watch(
     let dp = &mut run.dp;
     let own = run.iface.clone();
     let mut outcomes = service.as_mut().and_then(Service::take_outcomes);
+    let mut metrics = Metrics::default();
+    if let Some(s) = &service {
+        for line in metrics.follow(s.metrics_addr()).await {
+            say!(out, "{line}");
+        }
+    }
     let result = async {
         loop {
             tokio::select! {
@@ -172,13 +181,21 @@ async fn watch(
                 _ = signals.term.recv() => break,
                 _ = signals.hup.recv() => match service.as_mut() {
                     Some(s) => {
-                        for line in s.reload(dp) {
+                        let mut lines = s.reload(dp);
+                        lines.extend(metrics.follow(s.metrics_addr()).await);
+                        for line in lines {
                             log::info!("{line}");
                             say!(out, "{line}");
                         }
                     }
                     None => break,
                 },
+                Some(conn) = metrics.accept() => {
+                    if let Some(s) = &service {
+                        let body = s.metrics(dp);
+                        tokio::spawn(answer(conn, body.map_err(|e| e.to_string())));
+                    }
+                }
                 Some(o) = next(&mut outcomes) => {
                     if let Some(s) = service.as_mut()
                         && let Some(line) = s.record(dp, o)
@@ -223,4 +240,64 @@ async fn next(
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// The metrics endpoint of a service, when its file names one.
+#[derive(Default)]
+struct Metrics {
+    listener: Option<(SocketAddr, TcpListener)>,
+}
+
+impl Metrics {
+    /// Serves on `addr` from now on (or no more, for none); lines to
+    /// report. An address that cannot be bound is reported, and the
+    /// service goes on without metrics.
+    async fn follow(&mut self, addr: Option<SocketAddr>) -> Vec<String> {
+        if self.listener.as_ref().map(|(a, _)| *a) == addr {
+            return Vec::new();
+        }
+        self.listener = None;
+        let Some(addr) = addr else {
+            return vec!["metrics: no more served".into()];
+        };
+        match TcpListener::bind(addr).await {
+            Ok(l) => {
+                self.listener = Some((addr, l));
+                vec![format!("metrics: serving http://{addr}/metrics")]
+            }
+            Err(e) => vec![format!(
+                "metrics: cannot serve on {addr}: {e}; going on without"
+            )],
+        }
+    }
+
+    /// The next connection; never, when not serving.
+    async fn accept(&self) -> Option<TcpStream> {
+        match &self.listener {
+            Some((_, l)) => l.accept().await.ok().map(|(c, _)| c),
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Answers one HTTP request on `conn`: `body` for `GET /metrics`, 404 for
+/// other paths, 500 when the counters could not be read. A client gets
+/// two seconds to send its request.
+async fn answer(mut conn: TcpStream, body: Result<String, String>) {
+    let mut head = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut head)).await;
+    let Ok(Ok(n)) = read else { return };
+    let request = String::from_utf8_lossy(&head[..n]);
+    let path = request.split_whitespace().nth(1).unwrap_or_default();
+    let (status, text) = match (path, body) {
+        ("/metrics", Ok(b)) => ("200 OK", b),
+        ("/metrics", Err(e)) => ("500 Internal Server Error", format!("{e}\n")),
+        _ => ("404 Not Found", "try /metrics\n".to_string()),
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.write_all(reply.as_bytes())).await;
 }
