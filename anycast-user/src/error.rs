@@ -79,6 +79,26 @@ pub enum Error {
     /// A member's health check that cannot run as written.
     #[error("{0}")]
     InvalidCheck(String),
+    /// A service already runs on the pin dir.
+    #[error(
+        "a service already runs on {} (it answers at {}); stop it first, or use `anycast reload`",
+        .pin.display(), .socket.display()
+    )]
+    ServiceRunning {
+        /// The pin dir.
+        pin: PathBuf,
+        /// Its state socket.
+        socket: PathBuf,
+    },
+    /// No service answers on the state socket.
+    #[error("no anycast service answers at {} ({source}); is `anycast run --config` running with this --pin-dir?", .socket.display())]
+    ServiceNotRunning {
+        /// The socket tried.
+        socket: PathBuf,
+        /// Why it could not be reached.
+        #[source]
+        source: io::Error,
+    },
     /// Not an address and port for the metrics endpoint.
     #[error("invalid metrics address `{}`: give an address and port, e.g. \"[::1]:9651\"", quote(.0))]
     InvalidMetricsAddress(String),

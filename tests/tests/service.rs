@@ -186,6 +186,28 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     ensure!(attached == 3, "{attached} interfaces attached");
     lines.expect(&["member m1 of group dns: healthy"], slow)?;
     ensure!(ml.answerer(PORT)? == "m1", "m1 is nearest");
+    // One service per pin dir.
+    lab.anycast_refused(
+        "router",
+        &["run", "--config", file.arg()],
+        "a service already runs on",
+    )?;
+    // `status` asks the service itself.
+    let status: serde_json::Value =
+        serde_json::from_str(&lab.anycast_ok("router", &["status", "--json"])?)?;
+    ensure!(status["file"] == file.arg(), "{status}");
+    let m1_status = status["members"]
+        .as_array()
+        .and_then(|a| a.iter().find(|m| m["member"] == "m1"))
+        .with_context(|| format!("m1 in {status}"))?;
+    ensure!(
+        m1_status["health"] == "healthy" && m1_status["state"] == "up",
+        "{m1_status}"
+    );
+    ensure!(
+        m1_status["target"] == format!("unicast {M1}"),
+        "{m1_status}"
+    );
 
     // m1's server stops: within fall x interval (+ timeout) it is down, and
     // its traffic moves to m2.
@@ -193,6 +215,12 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     drop(m1.take());
     let line = lines.expect(&["member m1 of group dns: failing", "; down"], slow)?;
     ensure!(line.contains("udp check"), "{line}");
+    let text = lab.anycast_ok("router", &["status"])?;
+    ensure!(
+        text.lines()
+            .any(|l| l.starts_with("dns") && l.contains("m1") && l.contains("failing")),
+        "{text}"
+    );
     let took = stopped.elapsed();
     ensure!(took < Duration::from_secs(2), "down after {took:?}");
     ensure!(member_state(&ml, "m1")? == "down");
@@ -211,9 +239,15 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     ensure!(line.contains("line 2"), "{line}");
     ensure!(ml.answerer(PORT)? == "m1", "unchanged by a bad file");
 
+    // `anycast reload` of a bad file fails and says why.
+    lab.anycast_refused("router", &["reload"], "reload refused")?;
     // An edited file is applied: m2 becomes nearest.
     std::fs::write(file.arg(), config(&ml, 5)?)?;
-    running.signal(libc::SIGHUP)?;
+    let said = lab.anycast_ok("router", &["reload"])?;
+    ensure!(
+        said.contains("changed member dns/m2: metric 20 -> 5"),
+        "{said}"
+    );
     lines.expect(&["reloaded", "1 changed"], slow)?;
     ensure!(ml.answerer(PORT)? == "m2", "m2 nearest after the reload");
 
@@ -238,7 +272,7 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     ensure!(get("anycast_member_packets_total{group=\"dns\",member=\"m1\"}")? >= 3.0);
     ensure!(get("anycast_check_healthy{group=\"dns\",kind=\"udp\",member=\"m1\"}")? == 1.0);
     ensure!(get("anycast_check_transitions_total{group=\"dns\",member=\"m1\"}")? >= 3.0);
-    ensure!(get("anycast_reloads_total{result=\"refused\"}")? == 1.0);
+    ensure!(get("anycast_reloads_total{result=\"refused\"}")? == 2.0);
     ensure!(get("anycast_reloads_total{result=\"applied\"}")? == 1.0);
     ensure!(get("anycast_packets_total{counter=\"redirected\"}")? >= 3.0);
 
@@ -246,6 +280,7 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     running.signal(libc::SIGTERM)?;
     let status = running.wait(slow)?;
     ensure!(status.success(), "{status}");
+    lab.anycast_refused("router", &["status"], "no anycast service answers at")?;
     ensure!(ml.answerer(PORT)? == "m2", "still forwarding");
     let attached = lab.stats("router")?["interfaces"]
         .as_array()

@@ -5,6 +5,7 @@
 use std::{
     io::{self, Write},
     net::SocketAddr,
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -12,7 +13,15 @@ use std::{
     time::Duration,
 };
 
-use anycast::{Dataplane, Interface, PinDir, link::LinkEvents, service::Service, stats::Stats};
+use anycast::{
+    Dataplane, Interface, PinDir,
+    link::LinkEvents,
+    service::{
+        Service,
+        socket::{self, Reloaded, Request, StateSocket, socket_path},
+    },
+    stats::Stats,
+};
 use anyhow::Context as _;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -83,6 +92,19 @@ pub(crate) fn run(
         };
         // Opened in this thread's network namespace (that of --netns).
         let events = LinkEvents::subscribe()?;
+        // Before anything changes: a second service on this pin dir stops
+        // here.
+        let pin_path = pin.path().to_path_buf();
+        let socket = match &args.config {
+            Some(_) => {
+                let path = args
+                    .socket
+                    .clone()
+                    .unwrap_or_else(|| socket_path(&pin_path));
+                Some(StateSocket::bind(&path, &pin_path)?)
+            }
+            None => None,
+        };
         let mut run = match &args.iface {
             Some(name) => {
                 let (dp, i) =
@@ -125,7 +147,12 @@ pub(crate) fn run(
             None => None,
         };
         let every = Duration::from_secs(args.interval.max(1));
-        let watched = watch(&mut run, service, events, every, out, &mut signals).await;
+        let served = Served {
+            service,
+            socket,
+            pin: pin_path,
+        };
+        let watched = watch(&mut run, served, events, every, out, &mut signals).await;
         let detached = run.detach();
         watched?;
         if let (true, Some(name)) = (detached?, &args.iface) {
@@ -138,7 +165,7 @@ pub(crate) fn run(
 /// The body of `anycast run`, until a signal, a closed output or an error.
 async fn watch(
     run: &mut Attached,
-    mut service: Option<Service>,
+    served: Served,
     events: LinkEvents,
     every: Duration,
     out: &mut impl Write,
@@ -167,6 +194,11 @@ async fn watch(
     let mut last: Option<Stats> = None;
     let dp = &mut run.dp;
     let own = run.iface.clone();
+    let Served {
+        mut service,
+        socket,
+        pin,
+    } = served;
     let mut outcomes = service.as_mut().and_then(Service::take_outcomes);
     let mut metrics = Metrics::default();
     if let Some(s) = &service {
@@ -181,15 +213,21 @@ async fn watch(
                 _ = signals.term.recv() => break,
                 _ = signals.hup.recv() => match service.as_mut() {
                     Some(s) => {
-                        let mut lines = s.reload(dp);
-                        lines.extend(metrics.follow(s.metrics_addr()).await);
-                        for line in lines {
-                            log::info!("{line}");
-                            say!(out, "{line}");
-                        }
+                        reload(s, dp, &mut metrics, out).await?;
                     }
                     None => break,
                 },
+                Some((conn, request)) = next_request(&socket) => {
+                    if let Some(s) = service.as_mut() {
+                        let answer = match request {
+                            Request::Status => serde_json::to_string(&s.status(&pin))?,
+                            Request::Reload => {
+                                serde_json::to_string(&reload(s, dp, &mut metrics, out).await?)?
+                            }
+                        };
+                        tokio::spawn(socket::answer(conn, answer));
+                    }
+                }
                 Some(conn) = metrics.accept() => {
                     if let Some(s) = &service {
                         let body = s.metrics(dp);
@@ -300,4 +338,36 @@ async fn answer(mut conn: TcpStream, body: Result<String, String>) {
         text.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.write_all(reply.as_bytes())).await;
+}
+
+/// What a service run holds beside the data plane.
+struct Served {
+    service: Option<Service>,
+    socket: Option<StateSocket>,
+    pin: PathBuf,
+}
+
+/// Has `service` re-read its file (SIGHUP, `anycast reload`), follows the
+/// metrics address, and reports each line.
+async fn reload(
+    service: &mut Service,
+    dp: &mut Dataplane,
+    metrics: &mut Metrics,
+    out: &mut impl Write,
+) -> anyhow::Result<Reloaded> {
+    let mut r = service.reload(dp);
+    r.lines.extend(metrics.follow(service.metrics_addr()).await);
+    for line in &r.lines {
+        log::info!("{line}");
+        say!(out, "{line}");
+    }
+    Ok(r)
+}
+
+/// The next request on the state socket; never, without one.
+async fn next_request(socket: &Option<StateSocket>) -> Option<(tokio::net::UnixStream, Request)> {
+    match socket {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
 }

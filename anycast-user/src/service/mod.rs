@@ -7,12 +7,16 @@
 //! A member's state in the data plane is the file's state (up, down,
 //! drain) while its check is healthy or undecided, and down while it fails.
 
+pub mod socket;
+
 use std::{
     collections::HashMap,
     net::{Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
+
+use self::socket::{LastReload, MemberStatus, Reloaded, Status};
 
 use anycast_common::MemberState;
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -69,6 +73,8 @@ struct Watched {
     transitions: u64,
     /// The last probe's latency, when it passed.
     last_latency: Option<Duration>,
+    /// Why the last probe failed, when it did.
+    last_error: Option<String>,
 }
 
 impl Watched {
@@ -101,6 +107,8 @@ pub struct Service {
     /// Where the file wants the metrics served.
     metrics: Option<SocketAddr>,
     counters: ServiceCounters,
+    started: SystemTime,
+    last_reload: Option<LastReload>,
 }
 
 impl Service {
@@ -122,6 +130,8 @@ impl Service {
             paths: ProbePaths::default(),
             metrics: None,
             counters: ServiceCounters::default(),
+            started: SystemTime::now(),
+            last_reload: None,
         };
         // What a service killed before it could clean up left behind.
         if let Err(e) = ProbePaths::clear_stale() {
@@ -186,9 +196,15 @@ impl Service {
                     || Tracker::new(check.rise, check.fall),
                     |old| old.tracker.clone(),
                 );
-                let (probes, failures, transitions, last_latency) =
-                    kept.as_ref().map_or((0, 0, 0, None), |o| {
-                        (o.probes, o.failures, o.transitions, o.last_latency)
+                let (probes, failures, transitions, last_latency, last_error) =
+                    kept.as_ref().map_or((0, 0, 0, None, None), |o| {
+                        (
+                            o.probes,
+                            o.failures,
+                            o.transitions,
+                            o.last_latency,
+                            o.last_error.clone(),
+                        )
                     });
                 let index = self.watched.len();
                 let task = spawn_check(
@@ -211,6 +227,7 @@ impl Service {
                     failures,
                     transitions,
                     last_latency,
+                    last_error,
                 });
             }
         }
@@ -240,16 +257,12 @@ impl Service {
     }
 
     /// Re-reads the file and applies it; on any error the running
-    /// configuration stays. The lines to report.
-    pub fn reload(&mut self, dp: &mut Dataplane) -> Vec<String> {
+    /// configuration stays. What came of it, as lines to report.
+    pub fn reload(&mut self, dp: &mut Dataplane) -> Reloaded {
         let applied = load(&self.file).and_then(|cfg| self.apply(dp, &cfg));
-        if applied.is_ok() {
-            self.counters.reloads_applied += 1;
-        } else {
-            self.counters.reloads_refused += 1;
-        }
-        match applied {
+        let reloaded = match applied {
             Ok(changes) => {
+                self.counters.reloads_applied += 1;
                 let mut lines: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
                 lines.push(format!(
                     "reloaded {}: {} changed, {} members checked",
@@ -257,11 +270,62 @@ impl Service {
                     changes.len(),
                     self.watched.len()
                 ));
-                lines
+                Reloaded {
+                    applied: true,
+                    lines,
+                }
             }
-            Err(e) => vec![format!(
-                "reload refused: {e}; the running configuration stays"
-            )],
+            Err(e) => {
+                self.counters.reloads_refused += 1;
+                Reloaded {
+                    applied: false,
+                    lines: vec![format!(
+                        "reload refused: {e}; the running configuration stays"
+                    )],
+                }
+            }
+        };
+        self.last_reload = Some(LastReload {
+            at: unix_seconds(SystemTime::now()),
+            applied: reloaded.applied,
+            message: reloaded.lines.last().cloned().unwrap_or_default(),
+        });
+        reloaded
+    }
+
+    /// The service's view, for `anycast status`.
+    pub fn status(&self, pin: &Path) -> Status {
+        Status {
+            file: self.file.clone(),
+            pin_dir: pin.to_path_buf(),
+            pid: std::process::id(),
+            started: unix_seconds(self.started),
+            reloads_applied: self.counters.reloads_applied,
+            reloads_refused: self.counters.reloads_refused,
+            last_reload: self.last_reload.clone(),
+            members: self
+                .watched
+                .iter()
+                .map(|w| MemberStatus {
+                    group: w.group.to_string(),
+                    member: w.member.to_string(),
+                    kind: w.check.probe.kind().to_string(),
+                    target: format!(
+                        "{} {}",
+                        match w.check.target {
+                            Target::Anycast => "anycast",
+                            Target::Unicast => "unicast",
+                        },
+                        w.target.addr
+                    ),
+                    health: w.tracker.health().to_string(),
+                    state: w.state().to_string(),
+                    last_error: w.last_error.clone(),
+                    last_latency_ms: w.last_latency.map(|d| d.as_secs_f64() * 1e3),
+                    probes: w.probes,
+                    failures: w.failures,
+                })
+                .collect(),
         }
     }
 
@@ -312,11 +376,15 @@ impl Service {
         }
         let w = self.watched.get_mut(o.index)?;
         w.probes += 1;
-        match o.result {
-            Ok(latency) => w.last_latency = Some(latency),
-            Err(_) => {
+        match &o.result {
+            Ok(latency) => {
+                w.last_latency = Some(*latency);
+                w.last_error = None;
+            }
+            Err(e) => {
                 w.failures += 1;
                 w.last_latency = None;
+                w.last_error = Some(e.clone());
             }
         }
         let changed = w.tracker.record(o.result.is_ok())?;
@@ -340,6 +408,12 @@ impl Service {
         }
         Some(line)
     }
+}
+
+/// Seconds since the Unix epoch of `t`.
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Runs `check` against `target` every interval (first after a delay
