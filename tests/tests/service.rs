@@ -226,6 +226,23 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     ensure!(member_state(&ml, "m1")? == "down");
     ensure!(ml.answerer(PORT)? == "m2", "m2 took over");
 
+    // kill -9: forwarding goes on without the service, and a new one
+    // adopts the state: m1 stays down until its own check has decided.
+    running.signal(libc::SIGKILL)?;
+    running.wait(slow)?;
+    ensure!(ml.answerer(PORT)? == "m2", "forwarding without the service");
+    let (again, stdout) =
+        lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
+    running = again;
+    lines = Lines::new(stdout);
+    lines.expect(&["serving"], slow)?;
+    ensure!(
+        member_state(&ml, "m1")? == "down",
+        "m1 up again before its check"
+    );
+    ensure!(ml.answerer(PORT)? == "m2", "m2 still serves");
+    lines.expect(&["member m1 of group dns: failing", "; down"], slow)?;
+
     // It comes back after rise x interval.
     m1 = Some(server(&ml, "m1", M1)?);
     lines.expect(&["member m1 of group dns: healthy", "; up"], slow)?;
@@ -271,7 +288,8 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     }
     ensure!(get("anycast_member_packets_total{group=\"dns\",member=\"m1\"}")? >= 3.0);
     ensure!(get("anycast_check_healthy{group=\"dns\",kind=\"udp\",member=\"m1\"}")? == 1.0);
-    ensure!(get("anycast_check_transitions_total{group=\"dns\",member=\"m1\"}")? >= 3.0);
+    // Failing, then healthy, as this service saw it.
+    ensure!(get("anycast_check_transitions_total{group=\"dns\",member=\"m1\"}")? == 2.0);
     ensure!(get("anycast_reloads_total{result=\"refused\"}")? == 2.0);
     ensure!(get("anycast_reloads_total{result=\"applied\"}")? == 1.0);
     ensure!(get("anycast_packets_total{counter=\"redirected\"}")? >= 3.0);

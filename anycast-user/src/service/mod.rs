@@ -61,6 +61,8 @@ struct Watched {
     member: MemberName,
     /// The state the file gives it.
     wanted: MemberState,
+    /// The state it had in the data plane when the service started.
+    adopted: Option<MemberState>,
     /// How the data plane reaches it (its probe path follows).
     via: MemberVia,
     check: Check,
@@ -80,10 +82,28 @@ struct Watched {
 impl Watched {
     /// What the data plane should say of this member now.
     fn state(&self) -> MemberState {
-        match self.tracker.health() {
-            Health::Failing => MemberState::Down,
-            Health::Healthy | Health::Unknown => self.wanted,
-        }
+        decided(self.tracker.health(), self.wanted, self.adopted)
+    }
+
+    /// Whether this check's health still holds for `check` of a member
+    /// reached by `via` (after a reload).
+    fn keeps(&self, check: &Check, via: &MemberVia) -> bool {
+        self.check == *check && self.via == *via
+    }
+}
+
+/// A member's state in the data plane: the file's (`wanted`), down while
+/// its check fails, and, until its check decides, the state it had
+/// (`adopted`) when the file wants it up: a restarted service does not send
+/// traffic to a member its predecessor found failing.
+fn decided(health: Health, wanted: MemberState, adopted: Option<MemberState>) -> MemberState {
+    match health {
+        Health::Failing => MemberState::Down,
+        Health::Healthy => wanted,
+        Health::Unknown => match (wanted, adopted) {
+            (MemberState::Up, Some(had)) => had,
+            (wanted, _) => wanted,
+        },
     }
 }
 
@@ -138,7 +158,13 @@ impl Service {
             log::warn!("removing the probe paths of an earlier run: {e}");
         }
         let cfg = load(file)?;
-        let changes = s.apply(dp, &cfg)?;
+        // What a service before this one left: kept until checks decide.
+        let had: HashMap<(String, String), MemberState> = dp
+            .members(None)?
+            .into_iter()
+            .map(|m| ((m.group, m.name), m.state))
+            .collect();
+        let changes = s.apply(dp, &cfg, &had)?;
         Ok((s, changes))
     }
 
@@ -148,9 +174,33 @@ impl Service {
     }
 
     /// Applies `cfg` and restarts the checks; a member whose check is the
-    /// same as before keeps its health (and a failing one stays down).
-    fn apply(&mut self, dp: &mut Dataplane, cfg: &Config) -> Result<Vec<Change>> {
-        let changes = dp.apply_config(cfg, self.opts)?;
+    /// same as before keeps its health (and a failing one stays down), one
+    /// in `had` (the state a service before this one left) keeps that until
+    /// its check decides. The data plane gets each member's state in one
+    /// write: the file's, but for what checks decided.
+    fn apply(
+        &mut self,
+        dp: &mut Dataplane,
+        cfg: &Config,
+        had: &HashMap<(String, String), MemberState>,
+    ) -> Result<Vec<Change>> {
+        let mut adjusted = cfg.clone();
+        for (g, gc) in &mut adjusted.groups {
+            for (m, mc) in &mut gc.members {
+                let Some(check) = &mc.check else { continue };
+                let health = self
+                    .watched
+                    .iter()
+                    .find(|w| w.group == *g && w.member == *m && w.keeps(check, &mc.via))
+                    .map_or(Health::Unknown, |w| w.tracker.health());
+                mc.state = decided(
+                    health,
+                    mc.state,
+                    had.get(&(g.to_string(), m.to_string())).copied(),
+                );
+            }
+        }
+        let changes = dp.apply_config(&adjusted, self.opts)?;
         self.metrics = cfg.service.metrics;
         let mut before: HashMap<(GroupName, MemberName), Watched> = self
             .watched
@@ -189,9 +239,9 @@ impl Service {
                     }
                     paths += 1;
                 }
-                let kept = before.remove(&(g.clone(), m.clone())).filter(|old| {
-                    old.check == *check && old.target.addr == target.addr && old.via == mc.via
-                });
+                let kept = before
+                    .remove(&(g.clone(), m.clone()))
+                    .filter(|old| old.keeps(check, &mc.via));
                 let tracker = kept.as_ref().map_or_else(
                     || Tracker::new(check.rise, check.fall),
                     |old| old.tracker.clone(),
@@ -218,6 +268,7 @@ impl Service {
                     group: g.clone(),
                     member: m.clone(),
                     wanted: mc.state,
+                    adopted: had.get(&(g.to_string(), m.to_string())).copied(),
                     via: mc.via.clone(),
                     check: check.clone(),
                     target,
@@ -229,21 +280,6 @@ impl Service {
                     last_latency,
                     last_error,
                 });
-            }
-        }
-        // The file set every member's state: put back what failing
-        // checks decided.
-        for i in 0..self.watched.len() {
-            if self.watched[i].state() != self.watched[i].wanted
-                && let Err(e) = self.publish(dp, i)
-            {
-                // The file is applied; the next change of health retries.
-                let w = &self.watched[i];
-                log::warn!(
-                    "member {} of group {}: keeping it down failed: {e}",
-                    w.member,
-                    w.group
-                );
             }
         }
         Ok(changes)
@@ -259,7 +295,7 @@ impl Service {
     /// Re-reads the file and applies it; on any error the running
     /// configuration stays. What came of it, as lines to report.
     pub fn reload(&mut self, dp: &mut Dataplane) -> Reloaded {
-        let applied = load(&self.file).and_then(|cfg| self.apply(dp, &cfg));
+        let applied = load(&self.file).and_then(|cfg| self.apply(dp, &cfg, &HashMap::new()));
         let reloaded = match applied {
             Ok(changes) => {
                 self.counters.reloads_applied += 1;
@@ -450,4 +486,27 @@ fn spawn_check(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_decide_and_a_restart_keeps_what_the_last_service_decided() {
+        use MemberState::{Down, Draining, Up};
+        // A failing check takes any member down; a healthy one gives the
+        // file's state.
+        for wanted in [Up, Down, Draining] {
+            assert_eq!(decided(Health::Failing, wanted, Some(Up)), Down);
+            assert_eq!(decided(Health::Healthy, wanted, Some(Down)), wanted);
+        }
+        // Undecided: a member the file wants up keeps the state it had...
+        assert_eq!(decided(Health::Unknown, Up, Some(Down)), Down);
+        assert_eq!(decided(Health::Unknown, Up, Some(Up)), Up);
+        assert_eq!(decided(Health::Unknown, Up, None), Up);
+        // ...and one the file takes down or drains goes so at once.
+        assert_eq!(decided(Health::Unknown, Down, Some(Up)), Down);
+        assert_eq!(decided(Health::Unknown, Draining, Some(Up)), Draining);
+    }
 }
