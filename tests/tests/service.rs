@@ -368,3 +368,57 @@ fn the_default_check_reaches_the_member_at_the_anycast_address() -> Result<()> {
     ensure!(rules()?.trim().is_empty(), "left behind: {}", rules()?);
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn systemd_is_told_ready_reloading_and_stopping_and_the_watchdog_is_pinged() -> Result<()> {
+    use std::os::unix::net::UnixDatagram;
+    require_root()?;
+    let mut lab = anycast_tests::lab::Lab::new("svcnotify")?;
+    lab.node("router", true)?;
+    let file = lab.file(
+        "notify.toml",
+        "[group.g]\naddresses = [\"2001:db8:ee::1\"]\n",
+    )?;
+    let path = std::env::temp_dir().join(format!("{}-notify", lab.prefix));
+    let _ = std::fs::remove_file(&path);
+    let sock = UnixDatagram::bind(&path)?;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let mut cmd = lab.anycast_cmd(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
+    cmd.env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut running = Running(cmd.spawn()?);
+    let mut said: Vec<String> = Vec::new();
+    let mut until = |what: &dyn Fn(&[String]) -> bool, within: Duration| -> Result<()> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let mut buf = [0u8; 512];
+            if let Ok(n) = sock.recv(&mut buf) {
+                said.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                if what(&said) {
+                    return Ok(());
+                }
+            }
+        }
+        bail!("systemd was told only {said:?}")
+    };
+    let count = |said: &[String], m: &str| said.iter().filter(|s| s.starts_with(m)).count();
+    // Ready once the file is applied, then a ping every 100 ms.
+    until(
+        &|s| count(s, "READY=1") == 1 && count(s, "WATCHDOG=1") >= 3,
+        Duration::from_secs(5),
+    )?;
+    running.signal(libc::SIGHUP)?;
+    until(
+        &|s| count(s, "RELOADING=1") == 1 && count(s, "READY=1") == 2,
+        Duration::from_secs(5),
+    )?;
+    running.signal(libc::SIGTERM)?;
+    until(&|s| count(s, "STOPPING=1") == 1, Duration::from_secs(5))?;
+    ensure!(running.wait(Duration::from_secs(5))?.success());
+    drop(sock);
+    std::fs::remove_file(&path)?;
+    Ok(())
+}

@@ -51,12 +51,16 @@ pub(crate) const LAB: &[Tool] = &[
 ];
 
 /// What the tests use besides the lab: a real parser of the Prometheus
-/// text format, to read the service's metrics as Prometheus would.
-pub(crate) const TEST: &[Tool] = &[python_module(
-    "prometheus_client",
-    "python3-prometheus-client",
-    "python3-prometheus_client",
-)];
+/// text format, to read the service's metrics as Prometheus would, and
+/// systemd's own check of the unit file.
+pub(crate) const TEST: &[Tool] = &[
+    python_module(
+        "prometheus_client",
+        "python3-prometheus-client",
+        "python3-prometheus_client",
+    ),
+    tool("systemd-analyze", "systemd", "systemd"),
+];
 
 /// What the bench runs besides the lab: the peers it compares against.
 pub(crate) const BENCH: &[Tool] = &[

@@ -8,6 +8,7 @@
 //! drain) while its check is healthy or undecided, and down while it fails.
 
 pub mod socket;
+pub mod systemd;
 
 use std::{
     collections::HashMap,
@@ -166,6 +167,11 @@ impl Service {
             .collect();
         let changes = s.apply(dp, &cfg, &had)?;
         Ok((s, changes))
+    }
+
+    /// The configuration file it serves.
+    pub fn file(&self) -> &Path {
+        &self.file
     }
 
     /// How many members have a check.

@@ -168,33 +168,33 @@ impl StateSocket {
         })
     }
 
-    /// The next client and its request; a client that sends no known
-    /// request within a second gets an error line and is dropped.
-    pub async fn next(&self) -> Option<(UnixStream, Request)> {
-        loop {
-            let Ok((conn, _)) = self.listener.accept().await else {
-                continue;
-            };
-            let mut reader = BufReader::new(conn);
-            let mut line = String::new();
-            let read =
-                tokio::time::timeout(Duration::from_secs(1), reader.read_line(&mut line)).await;
-            let mut conn = reader.into_inner();
-            let request = match line.trim() {
-                "status" => Request::Status,
-                "reload" => Request::Reload,
-                _ => {
-                    if read.is_ok() {
-                        let _ = conn
-                            .write_all(b"{\"error\":\"unknown request: send status or reload\"}\n")
-                            .await;
-                    }
-                    continue;
-                }
-            };
-            return Some((conn, request));
-        }
+    /// The next client. Safe to cancel (in a `select!`): read its request
+    /// with [`read_request`] after.
+    pub async fn accept(&self) -> Option<UnixStream> {
+        self.listener.accept().await.ok().map(|(conn, _)| conn)
     }
+}
+
+/// The request of client `conn`; a client that sends no known request
+/// within a second gets an error line and is dropped.
+pub async fn read_request(conn: UnixStream) -> Option<(UnixStream, Request)> {
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(1), reader.read_line(&mut line)).await;
+    let mut conn = reader.into_inner();
+    let request = match line.trim() {
+        "status" => Request::Status,
+        "reload" => Request::Reload,
+        _ => {
+            if read.is_ok() {
+                let _ = conn
+                    .write_all(b"{\"error\":\"unknown request: send status or reload\"}\n")
+                    .await;
+            }
+            return None;
+        }
+    };
+    Some((conn, request))
 }
 
 impl Drop for StateSocket {

@@ -19,6 +19,7 @@ use anycast::{
     service::{
         Service,
         socket::{self, Reloaded, Request, StateSocket, socket_path},
+        systemd::Notifier,
     },
     stats::Stats,
 };
@@ -199,6 +200,12 @@ async fn watch(
         socket,
         pin,
     } = served;
+    let notifier = Notifier::from_env();
+    if let Some(s) = &service {
+        notifier.notify(&format!("READY=1\nSTATUS=serving {}", s.file().display()));
+    }
+    // The watchdog is pinged from this loop: a hung loop is a hung service.
+    let mut watchdog = notifier.watchdog_every().map(tokio::time::interval);
     let mut outcomes = service.as_mut().and_then(Service::take_outcomes);
     let mut metrics = Metrics::default();
     if let Some(s) = &service {
@@ -213,16 +220,19 @@ async fn watch(
                 _ = signals.term.recv() => break,
                 _ = signals.hup.recv() => match service.as_mut() {
                     Some(s) => {
-                        reload(s, dp, &mut metrics, out).await?;
+                        reload(s, dp, &mut metrics, &notifier, out).await?;
                     }
                     None => break,
                 },
-                Some((conn, request)) = next_request(&socket) => {
-                    if let Some(s) = service.as_mut() {
+                Some(()) = next_tick(&mut watchdog) => notifier.notify("WATCHDOG=1"),
+                Some(conn) = next_client(&socket) => {
+                    if let Some((conn, request)) = socket::read_request(conn).await
+                        && let Some(s) = service.as_mut()
+                    {
                         let answer = match request {
                             Request::Status => serde_json::to_string(&s.status(&pin))?,
                             Request::Reload => {
-                                serde_json::to_string(&reload(s, dp, &mut metrics, out).await?)?
+                                serde_json::to_string(&reload(s, dp, &mut metrics, &notifier, out).await?)?
                             }
                         };
                         tokio::spawn(socket::answer(conn, answer));
@@ -265,6 +275,9 @@ async fn watch(
         Ok(())
     }
     .await;
+    if service.is_some() {
+        notifier.notify("STOPPING=1");
+    }
     stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
     result
@@ -353,9 +366,12 @@ async fn reload(
     service: &mut Service,
     dp: &mut Dataplane,
     metrics: &mut Metrics,
+    notifier: &Notifier,
     out: &mut impl Write,
 ) -> anyhow::Result<Reloaded> {
+    notifier.reloading();
     let mut r = service.reload(dp);
+    notifier.notify("READY=1");
     r.lines.extend(metrics.follow(service.metrics_addr()).await);
     for line in &r.lines {
         log::info!("{line}");
@@ -364,10 +380,22 @@ async fn reload(
     Ok(r)
 }
 
-/// The next request on the state socket; never, without one.
-async fn next_request(socket: &Option<StateSocket>) -> Option<(tokio::net::UnixStream, Request)> {
+/// The next tick of `interval`; never, without one.
+async fn next_tick(interval: &mut Option<tokio::time::Interval>) -> Option<()> {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+            Some(())
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The next client of the state socket; never, without one. Safe to
+/// cancel: the request is read after `select!` chose this branch.
+async fn next_client(socket: &Option<StateSocket>) -> Option<tokio::net::UnixStream> {
     match socket {
-        Some(s) => s.next().await,
+        Some(s) => s.accept().await,
         None => std::future::pending().await,
     }
 }
