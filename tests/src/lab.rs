@@ -1012,3 +1012,62 @@ impl FibNode {
         })
     }
 }
+
+/// The lines a long-running command (`anycast run`) prints, read by a
+/// thread, to wait for one.
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+    /// Every line so far (for the error message).
+    seen: Vec<String>,
+    /// Lines read but not matched yet, in order.
+    pending: Vec<String>,
+}
+
+impl Lines {
+    /// Reads `stdout` from now on.
+    pub fn new(stdout: ChildStdout) -> Self {
+        use std::io::BufRead as _;
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The first line not matched before that contains every one of
+    /// `needles`, waiting at most `within` for it; each line matches once.
+    pub fn expect(&mut self, needles: &[&str], within: Duration) -> Result<String> {
+        let hit = |line: &str| needles.iter().all(|n| line.contains(n));
+        if let Some(i) = self.pending.iter().position(|l| hit(l)) {
+            return Ok(self.pending.remove(i));
+        }
+        let deadline = Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if hit(&line) {
+                        return Ok(line);
+                    }
+                    self.pending.push(line);
+                }
+                Err(_) => break,
+            }
+        }
+        bail!(
+            "no line with {needles:?} within {within:?}; the service said:\n{}",
+            self.seen.join("\n")
+        )
+    }
+}

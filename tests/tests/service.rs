@@ -2,15 +2,12 @@
 //! checks move traffic by themselves, SIGHUP re-reads the file.
 
 use std::{
-    io::{BufRead, BufReader},
     net::Ipv6Addr,
-    sync::mpsc,
-    thread,
     time::{Duration, Instant},
 };
 
 use anycast_tests::{
-    lab::{ANYCAST, M3, MemberLab, Running, Service},
+    lab::{ANYCAST, Lines, M3, MemberLab, Running, Service},
     require_root,
 };
 use anyhow::{Context, Result, bail, ensure};
@@ -80,59 +77,6 @@ fn config(ml: &MemberLab, m2_metric: u32) -> Result<String> {
         member("m1", "r1", M1, 10)?,
         member("m2", "r2", M2, m2_metric)?
     ))
-}
-
-/// The lines the service prints, read by a thread.
-struct Lines {
-    rx: mpsc::Receiver<String>,
-    /// Every line so far (for the error message).
-    seen: Vec<String>,
-    /// Lines read but not matched yet, in order.
-    pending: Vec<String>,
-}
-
-impl Lines {
-    fn new(stdout: std::process::ChildStdout) -> Self {
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Lines {
-            rx,
-            seen: Vec::new(),
-            pending: Vec::new(),
-        }
-    }
-
-    /// The first line not matched before that contains every one of
-    /// `needles`, waiting at most `within` for it; each line matches once.
-    fn expect(&mut self, needles: &[&str], within: Duration) -> Result<String> {
-        let hit = |line: &str| needles.iter().all(|n| line.contains(n));
-        if let Some(i) = self.pending.iter().position(|l| hit(l)) {
-            return Ok(self.pending.remove(i));
-        }
-        let deadline = Instant::now() + within;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if hit(&line) {
-                        return Ok(line);
-                    }
-                    self.pending.push(line);
-                }
-                Err(_) => break,
-            }
-        }
-        bail!(
-            "no line with {needles:?} within {within:?}; the service said:\n{}",
-            self.seen.join("\n")
-        )
-    }
 }
 
 fn member_state(ml: &MemberLab, name: &str) -> Result<String> {

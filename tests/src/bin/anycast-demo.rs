@@ -3,13 +3,18 @@
 //! Namespaces: a client, a router running anycast, members m1 and m2 on
 //! links of their own and m3 two hops away. The demo shows the edge filter
 //! dropping a spoofed anycast source, queries reaching the nearest member,
-//! a metric change moving them, and an encapsulated member; then it tears
-//! everything down.
+//! a metric change moving them, and an encapsulated member; then the
+//! service (`anycast run --config`) with a health check per member: m1's
+//! server stops, its traffic moves, it starts again and the traffic comes
+//! back. Then it tears everything down.
 
-use std::net::{SocketAddr, SocketAddrV6};
+use std::{
+    net::{SocketAddr, SocketAddrV6},
+    time::Duration,
+};
 
 use anycast_tests::{
-    lab::{ANYCAST, CLIENT, M3, MemberLab, Service, receive_count},
+    lab::{ANYCAST, CLIENT, Lines, M3, MemberLab, Service, receive_count},
     require_root,
 };
 use anyhow::{Result, bail};
@@ -55,7 +60,8 @@ fn main() -> Result<()> {
         "--metric",
         "20",
     ])?;
-    let _services: Vec<Service> = ["m1", "m2", "m3"]
+    let mut m1_server = Some(Service::start(lab.ns("m1")?, ANYCAST, 53, "m1")?);
+    let _others: Vec<Service> = ["m2", "m3"]
         .iter()
         .map(|m| Service::start(lab.ns(m)?, ANYCAST, 53, m))
         .collect::<Result<_>>()?;
@@ -107,12 +113,69 @@ fn main() -> Result<()> {
         "client sends 10 packets from the anycast address to m1's own address: {spoofed} arrive"
     );
 
+    lab.ns("client")?
+        .ip(&["addr", "del", &format!("{ANYCAST}/128"), "dev", "eth0"])?;
     run(&["member", "list"])?;
     run(&["stats"])?;
+
+    // The service: the same group as a file, a health check per member
+    // (a query to the anycast address along the member's own path).
+    let member = |name: &str, how: String, metric: u32| {
+        format!(
+            "[group.dns.member.{name}]\n{how}\nmetric = {metric}\n\
+             check = {{ kind = \"udp\", port = 53, send = \"health\", expect = \"{name}\", \
+             interval = 0.2, timeout = 0.1 }}\n"
+        )
+    };
+    let text = format!(
+        "[interface.c0]\n[interface.r1]\nrole = \"member\"\n[interface.r2]\nrole = \"member\"\n\
+         [group.dns]\naddresses = [\"{ANYCAST}\"]\n{}{}{}",
+        member(
+            "m1",
+            format!("iface = \"r1\"\nmac = \"{}\"", ml.member_mac("m1")?),
+            10
+        ),
+        member(
+            "m2",
+            format!("iface = \"r2\"\nmac = \"{}\"", ml.member_mac("m2")?),
+            20
+        ),
+        member("m3", format!("encap = \"{M3}\""), 30),
+    );
+    let file = lab.file("demo.toml", &text)?;
+    println!("$ cat demo.toml\n{text}$ anycast run --config demo.toml &");
+    let (mut service, stdout) =
+        lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
+    let mut lines = Lines::new(stdout);
+    let wait = Duration::from_secs(5);
+    let mut show = |needles: &[&str]| -> Result<()> {
+        println!("  service: {}", lines.expect(needles, wait)?);
+        Ok(())
+    };
+    show(&["serving"])?;
+    show(&["member m1 of group dns: healthy"])?;
+    let fourth = ml.answerer(53)?;
+    println!("client asks: answered by {fourth}");
+    println!("m1's server stops");
+    drop(m1_server.take());
+    show(&["member m1 of group dns: failing"])?;
+    let fifth = ml.answerer(53)?;
+    println!("client asks: answered by {fifth}");
+    println!("m1's server starts again");
+    m1_server = Some(Service::start(lab.ns("m1")?, ANYCAST, 53, "m1")?);
+    show(&["member m1 of group dns: healthy", "; up"])?;
+    let sixth = ml.answerer(53)?;
+    println!("client asks: answered by {sixth}");
+    run(&["status"])?;
+    service.signal(libc::SIGTERM)?;
+    service.wait(wait)?;
+    drop(m1_server);
+
     println!("tearing the lab down (client was {CLIENT})");
     drop(ml);
-    if (first.as_str(), second.as_str(), third.as_str(), spoofed) != ("m1", "m2", "m3", 0) {
-        bail!("the demo did not behave as expected: {first}, {second}, {third}, {spoofed} spoofed");
+    let got = [&first, &second, &third, &fourth, &fifth, &sixth];
+    if got != ["m1", "m2", "m3", "m1", "m2", "m1"] || spoofed != 0 {
+        bail!("the demo did not behave as expected: answered by {got:?}, {spoofed} spoofed");
     }
     Ok(())
 }
