@@ -253,19 +253,25 @@ pub(super) fn report(out: &mut impl Write, r: &Report, here: u64) -> io::Result<
 
 /// `anycast status`: the service, then one line per checked member.
 pub(crate) fn status(out: &mut impl Write, s: &Status) -> io::Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     writeln!(
         out,
-        "service pid {} serving {} on {} since {} (unix time)",
+        "service pid {} serving {} on {}, started {} s ago",
         s.pid,
         s.file.display(),
         s.pin_dir.display(),
-        s.started
+        now.saturating_sub(s.started)
     )?;
     match &s.last_reload {
         Some(r) => writeln!(
             out,
-            "last reload at {}: {} ({} applied, {} refused in all)",
-            r.at, r.message, s.reloads_applied, s.reloads_refused
+            "last reload {} s ago: {} ({} applied, {} refused in all)",
+            now.saturating_sub(r.at),
+            r.message,
+            s.reloads_applied,
+            s.reloads_refused
         )?,
         None => writeln!(out, "not reloaded since it started")?,
     }
