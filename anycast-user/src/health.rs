@@ -19,6 +19,8 @@ use tokio::{
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Probe {
+    /// An ICMPv6 echo request is answered with an echo reply.
+    Icmp,
     /// A TCP connection to `port` is accepted.
     Tcp {
         /// Port to connect to.
@@ -66,6 +68,7 @@ impl Probe {
     /// The kind's name, as the configuration file writes it.
     pub fn kind(&self) -> &'static str {
         match self {
+            Probe::Icmp => "icmp",
             Probe::Tcp { .. } => "tcp",
             Probe::Udp { .. } => "udp",
             Probe::Dns { .. } => "dns",
@@ -211,6 +214,7 @@ async fn probe_once(p: &Probe, to: &ProbeTarget) -> Result<(), ProbeError> {
     }
     let at = |port: u16| SocketAddr::V6(SocketAddrV6::new(to.addr, port, 0, 0));
     match p {
+        Probe::Icmp => icmp_echo(to.addr, to.mark).await,
         Probe::Tcp { port } => {
             tcp_connect(at(*port), to.mark).await?;
             Ok(())
@@ -288,6 +292,58 @@ async fn probe_once(p: &Probe, to: &ProbeTarget) -> Result<(), ProbeError> {
             } else {
                 Err(ProbeError::Unexpected(format!("the command {status}")))
             }
+        }
+    }
+}
+
+/// An ICMPv6 echo request to `to` (from a raw socket marked `mark`, which
+/// needs root) and its reply: the same identifier and sequence number.
+async fn icmp_echo(to: Ipv6Addr, mark: Option<u32>) -> Result<(), ProbeError> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    // SAFETY: socket(2) with constant arguments; the fd is owned at once.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET6,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ICMPV6,
+        )
+    };
+    if fd < 0 {
+        return Err(io("opening a raw ICMPv6 socket")(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: fd is a socket just opened and owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if let Some(m) = mark {
+        set_mark(fd.as_raw_fd(), m).map_err(io("marking the socket"))?;
+    }
+    // The kernel fills in the ICMPv6 checksum of raw ICMPv6 sockets.
+    let ident = (std::process::id() as u16) ^ 0xac00;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let seq = nanos as u16;
+    let mut request = vec![128u8, 0, 0, 0];
+    request.extend_from_slice(&ident.to_be_bytes());
+    request.extend_from_slice(&seq.to_be_bytes());
+    request.extend_from_slice(b"anycast health");
+    let sock = std::net::UdpSocket::from(fd);
+    // connect(2) on a raw socket keeps only what comes from `to`.
+    sock.connect(SocketAddr::V6(SocketAddrV6::new(to, 0, 0, 0)))
+        .map_err(io("connecting"))?;
+    let sock = UdpSocket::from_std(sock).map_err(io("registering the socket"))?;
+    sock.send(&request).await.map_err(io("sending"))?;
+    let mut buf = [0u8; 1500];
+    loop {
+        let n = sock.recv(&mut buf).await.map_err(io("receiving"))?;
+        // Raw ICMPv6 sockets get the ICMPv6 message without the IPv6 header.
+        if n >= 8
+            && buf[0] == 129
+            && buf[4..6] == ident.to_be_bytes()
+            && buf[6..8] == seq.to_be_bytes()
+        {
+            return Ok(());
         }
     }
 }
@@ -585,6 +641,16 @@ mod tests {
         probe(&c, &t).await.expect("accepted");
         drop(listener);
         assert!(probe(&c, &t).await.is_err());
+
+        // ICMPv6 echo to the loopback (a raw socket: root only).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let (c, mut t) = local(Probe::Icmp);
+            probe(&c, &t).await.expect("::1 answers echo requests");
+            // The discard prefix (RFC 6666) answers nothing.
+            t.addr = "100::1".parse().expect("an address");
+            assert!(probe(&c, &t).await.is_err());
+        }
 
         // exec: the exit status decides, and the member is in the environment.
         let (c, t) = local(Probe::Exec {

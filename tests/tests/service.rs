@@ -274,12 +274,12 @@ fn the_default_check_reaches_the_member_at_the_anycast_address() -> Result<()> {
          [group.dns]\naddresses = [\"{ANYCAST}\"]\n\
          [group.dns.member.m1]\niface = \"r1\"\nmac = \"{}\"\nmetric = 10\n{}\
          [group.dns.member.m2]\niface = \"r2\"\nmac = \"{}\"\nmetric = 20\n{}\
-         [group.dns.member.m3]\nencap = \"{M3}\"\nmetric = 30\n{}",
+         [group.dns.member.m3]\nencap = \"{M3}\"\nmetric = 30\n\
+         [group.dns.member.m3.check]\nkind = \"icmp\"\ninterval = 0.2\ntimeout = 0.1\n",
         ml.member_mac("m1")?,
         check("m1"),
         ml.member_mac("m2")?,
         check("m2"),
-        check("m3"),
     );
     let file = lab.file("service.toml", &text)?;
     // m1 answers on its own address only: to its clients it is dead.
@@ -292,7 +292,8 @@ fn the_default_check_reaches_the_member_at_the_anycast_address() -> Result<()> {
     let slow = Duration::from_secs(5);
     lines.expect(&["serving", "3 members checked"], slow)?;
     lines.expect(&["member m1 of group dns: failing", "; down"], slow)?;
-    lines.expect(&["member m3 of group dns: healthy"], slow)?;
+    // An echo request to the anycast address, IPv6-in-IPv6 to m3.
+    lines.expect(&["member m3 of group dns: healthy", "icmp check"], slow)?;
     lines.expect(&["member m2 of group dns: healthy"], slow)?;
     ensure!(member_state(&ml, "m1")? == "down");
     ensure!(ml.answerer(PORT)? == "m2", "m2 serves while m1 is down");

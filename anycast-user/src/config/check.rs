@@ -192,15 +192,7 @@ impl RawCheck {
                     command: command.get_ref().clone(),
                 }
             }
-            "icmp" => {
-                return c.check(
-                    &self.kind,
-                    f("kind"),
-                    Err(bad(
-                        "icmp checks are not built yet: use udp, tcp, dns, http or exec",
-                    )),
-                );
-            }
+            "icmp" => Probe::Icmp,
             _ => {
                 return c.check(
                     &self.kind,
@@ -219,7 +211,7 @@ impl RawCheck {
                 return Err(ConfigError::Invalid {
                     line,
                     field: f(key)(),
-                    error: Box::new(bad(format!("a {kind} check takes no {key}"))),
+                    error: Box::new(bad(format!("a check of kind {kind} takes no {key}"))),
                 });
             }
         }

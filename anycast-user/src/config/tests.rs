@@ -389,7 +389,7 @@ fn bad_checks_name_their_line_and_field() {
         (
             "port = 53",
             "port = 53\nquery = \"x.org\"",
-            "line 11: group.dns.member.m1.check.query: a udp check takes no query",
+            "line 11: group.dns.member.m1.check.query: a check of kind udp takes no query",
         ),
         (
             "addr = \"fd00:1::2\"\n",
@@ -424,7 +424,7 @@ fn bad_checks_name_their_line_and_field() {
         (
             "kind = \"udp\"",
             "kind = \"icmp\"",
-            "line 9: group.dns.member.m1.check.kind: icmp checks are not built yet",
+            "line 10: group.dns.member.m1.check.port: a check of kind icmp takes no port",
         ),
     ] {
         let got = with(from, to);
