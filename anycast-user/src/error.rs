@@ -99,6 +99,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Not a path a unix socket can have.
+    #[error("invalid socket path `{}`: give an absolute path of fewer than 100 bytes", quote(.0))]
+    InvalidSocketPath(String),
     /// Not an address and port for the metrics endpoint.
     #[error("invalid metrics address `{}`: give an address and port, e.g. \"[::1]:9651\"", quote(.0))]
     InvalidMetricsAddress(String),

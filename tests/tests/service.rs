@@ -321,9 +321,14 @@ fn systemd_is_told_ready_reloading_and_stopping_and_the_watchdog_is_pinged() -> 
     require_root()?;
     let mut lab = anycast_tests::lab::Lab::new("svcnotify")?;
     lab.node("router", true)?;
+    // The file names its state socket.
+    let state = std::env::temp_dir().join(format!("{}-state.sock", lab.prefix));
     let file = lab.file(
         "notify.toml",
-        "[group.g]\naddresses = [\"2001:db8:ee::1\"]\n",
+        &format!(
+            "[service]\nsocket = \"{}\"\n[group.g]\naddresses = [\"2001:db8:ee::1\"]\n",
+            state.display()
+        ),
     )?;
     let path = std::env::temp_dir().join(format!("{}-notify", lab.prefix));
     let _ = std::fs::remove_file(&path);
@@ -355,6 +360,10 @@ fn systemd_is_told_ready_reloading_and_stopping_and_the_watchdog_is_pinged() -> 
         &|s| count(s, "READY=1") == 1 && count(s, "WATCHDOG=1") >= 3,
         Duration::from_secs(5),
     )?;
+    let state_arg = state.to_string_lossy().into_owned();
+    let status = lab.anycast_ok("router", &["status", "--json", "--socket", &state_arg])?;
+    ensure!(status.contains("notify.toml"), "{status}");
+    lab.anycast_refused("router", &["status"], "no anycast service answers at")?;
     running.signal(libc::SIGHUP)?;
     until(
         &|s| count(s, "RELOADING=1") == 1 && count(s, "READY=1") == 2,
@@ -363,6 +372,7 @@ fn systemd_is_told_ready_reloading_and_stopping_and_the_watchdog_is_pinged() -> 
     running.signal(libc::SIGTERM)?;
     until(&|s| count(s, "STOPPING=1") == 1, Duration::from_secs(5))?;
     ensure!(running.wait(Duration::from_secs(5))?.success());
+    ensure!(!state.exists(), "the state socket stays after the service");
     drop(sock);
     std::fs::remove_file(&path)?;
     Ok(())

@@ -9,6 +9,7 @@ use std::{
     collections::{BTreeMap, HashMap, HashSet},
     fmt,
     net::{Ipv6Addr, SocketAddr},
+    path::PathBuf,
 };
 
 use anycast_common::{
@@ -86,6 +87,9 @@ pub struct Config {
 pub struct ServiceConfig {
     /// Where to serve the Prometheus metrics (`metrics`); none: not served.
     pub metrics: Option<SocketAddr>,
+    /// The state socket of `anycast status` and `reload` (`socket`); none:
+    /// the path derived from the pin dir.
+    pub socket: Option<PathBuf>,
 }
 
 /// One `[interface.NAME]` of a [`Config`].
@@ -156,6 +160,7 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawService {
     metrics: Option<Spanned<String>>,
+    socket: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -523,6 +528,20 @@ impl Config {
                     .map_err(|_| Error::InvalidMetricsAddress(m.get_ref().clone())),
             )?;
             cfg.service.metrics = Some(addr);
+        }
+        if let Some(p) = raw.service.as_ref().and_then(|s| s.socket.as_ref()) {
+            let path = PathBuf::from(p.get_ref());
+            let ok = path.is_absolute() && path.file_name().is_some() && p.get_ref().len() < 100;
+            c.check(
+                p,
+                || "service.socket".into(),
+                if ok {
+                    Ok(())
+                } else {
+                    Err(Error::InvalidSocketPath(p.get_ref().clone()))
+                },
+            )?;
+            cfg.service.socket = Some(path);
         }
         let anycast = PrefixSet::new(owner.keys());
         for (addr, role, line, field) in endpoints {

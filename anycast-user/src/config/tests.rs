@@ -507,8 +507,12 @@ fn interfaces_take_the_attach_options_with_their_defaults() {
             "line 2: service.metrics: invalid metrics address `9651`",
         ),
         (
-            "[service]\nsocket = 1\n",
-            "line 2, column 1: unknown field `socket`",
+            "[service]\nsocket = \"run/x.sock\"\n",
+            "line 2: service.socket: invalid socket path `run/x.sock`",
+        ),
+        (
+            "[service]\nlog = 1\n",
+            "line 2, column 1: unknown field `log`",
         ),
         (
             "[interface.waytoolonginterfacename]\n",

@@ -97,10 +97,15 @@ pub(crate) fn run(
         // here.
         let pin_path = pin.path().to_path_buf();
         let socket = match &args.config {
-            Some(_) => {
+            Some(file) => {
+                // The file may name the socket: read it first (a file that
+                // does not validate stops the service here, before any
+                // change).
+                let named = anycast::service::load(file)?.service.socket;
                 let path = args
                     .socket
                     .clone()
+                    .or(named)
                     .unwrap_or_else(|| socket_path(&pin_path));
                 Some(StateSocket::bind(&path, &pin_path)?)
             }
