@@ -24,8 +24,10 @@ pub(crate) struct Ipv6 {
 }
 
 /// Reads and validates the fixed header at `l3_off`, whose payload must end
-/// by `limit`: complete, version 6, a payload length that is not zero
-/// (jumbograms) and fits in the frame.
+/// by `limit`: complete, version 6, no jumbogram (payload length 0 with a
+/// Hop-by-Hop Options header next, RFC 2675 section 3; with any other next
+/// header it is an empty payload, RFC 8200 section 3), and a payload that
+/// fits in the frame.
 #[inline(always)]
 pub(crate) fn parse(ctx: &XdpContext, l3_off: usize, limit: usize) -> Option<Ipv6> {
     // The whole fixed header first, so that the addresses are in range too.
@@ -39,7 +41,8 @@ pub(crate) fn parse(ctx: &XdpContext, l3_off: usize, limit: usize) -> Option<Ipv
     }
     let payload_len = (w1 >> 16) as usize;
     let end = l3_off + wire::IPV6_HDR_LEN + payload_len;
-    if payload_len == 0 || end > limit || ctx.data() + end > data_end(ctx) {
+    // Payload length 0 and next header 0 (Hop-by-Hop) in one compare.
+    if (w1 >> 8) == 0 || end > limit || ctx.data() + end > data_end(ctx) {
         return None;
     }
     Some(Ipv6 {
@@ -66,27 +69,32 @@ pub(crate) fn dst(ctx: &XdpContext, ip: &Ipv6) -> Option<*const AddrKey> {
 
 /// The upper-layer header at the end of the chain.
 pub(crate) struct Transport {
-    /// Upper-layer protocol.
+    /// Upper-layer protocol (for a non-first fragment, the protocol its
+    /// data belongs to).
     pub(crate) proto: u8,
-    /// Offset of the upper-layer header.
+    /// Offset of the upper-layer header (of the fragment's data, for a
+    /// non-first fragment).
     pub(crate) off: usize,
     /// Source and destination port (valid when `has_ports`). Not an
     /// `Option`: the verifier refuses to spill the undefined payload of a
     /// `None`, and this struct lives across calls.
     pub(crate) port_bytes: [u8; 4],
-    /// The protocol has ports and the packet is not a fragment.
+    /// The protocol has ports and the upper-layer header is here (a first
+    /// fragment's included).
     pub(crate) has_ports: bool,
     /// The upper-layer header is at `off`: false for a non-first fragment,
     /// whose payload goes on where the first one left off (RFC 8200 4.5).
     pub(crate) upper: bool,
+    /// The packet carries a Fragment header.
+    pub(crate) fragment: bool,
 }
 
 impl Transport {
     /// Source and destination port, when the protocol has them and the
-    /// packet is not a fragment.
+    /// packet is not a fragment: what its flow is keyed by.
     #[inline(always)]
     pub(crate) fn ports(&self) -> Option<[u8; 4]> {
-        if self.has_ports {
+        if self.has_ports && !self.fragment {
             Some(self.port_bytes)
         } else {
             None
@@ -128,6 +136,7 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
                     port_bytes: [0; 4],
                     has_ports: false,
                     upper: false,
+                    fragment,
                 });
             }
         }
@@ -137,9 +146,8 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
         return None;
     }
     let (port_bytes, has_ports) = if wire::has_ports(nh) {
-        // Present in a first fragment too (and required), but fragments hash
-        // without them so that all pieces of a datagram stay together.
-        (load::<[u8; 4]>(ctx, off, ip.end)?, !fragment)
+        // Present in a first fragment too (and required).
+        (load::<[u8; 4]>(ctx, off, ip.end)?, true)
     } else {
         ([0; 4], false)
     };
@@ -149,5 +157,6 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
         port_bytes,
         has_ports,
         upper: true,
+        fragment,
     })
 }
