@@ -136,6 +136,13 @@ pub mod globals {
 
 /// Version of the layout of everything pinned; bumped whenever a map's key
 /// or value changes so that a new binary refuses stale pins with a clear error.
+///
+/// 8: attachments keyed by an id, with the interface's index and network
+/// namespace in [`IfaceConfig`]; members record their interface's name and
+/// namespace, the operator's state apart from the one the data plane reads,
+/// and how often their interface was lost ([`MemberInfo`]); the journal
+/// and the address loads' tags (`Settings::journal`, `AddrValue::load_tag`);
+/// group counters in 32 slots.
 pub const LAYOUT_VERSION: u32 = 8;
 
 /// Capacity of the exact-address table (hash, allocated on insert).
@@ -581,7 +588,47 @@ impl MemberKind {
     }
 }
 
+/// Whether an on-link member's interface is still the one it was added on
+/// (same index and name, in the same network namespace). Userspace checks
+/// it on every command and on link events (`anycast run`).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IfaceLink {
+    /// Present, as recorded (encapsulated members are always `Present`).
+    Present = 0,
+    /// No interface has the recorded index any more.
+    Gone = 1,
+    /// The recorded index now belongs to an interface of another name.
+    Replaced = 2,
+}
+
+impl IfaceLink {
+    /// Decodes the wire value.
+    pub const fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Gone,
+            2 => Self::Replaced,
+            _ => Self::Present,
+        }
+    }
+}
+
+/// A network namespace's identity: the device and inode of its nsfs file
+/// (`/proc/thread-self/ns/net`), host byte order. All zero: not recorded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct NetnsId {
+    /// `st_dev` of the namespace file.
+    pub dev: u64,
+    /// `st_ino` of the namespace file.
+    pub ino: u64,
+}
+const _: () = assert!(core::mem::size_of::<NetnsId>() == 16);
+
 /// A member of a group, indexed by member id in `MEMBERS`.
+///
+/// The data plane reads the first 76 bytes (through `addr`); the rest is
+/// userspace's record of the member's interface.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct MemberInfo {
@@ -593,12 +640,15 @@ pub struct MemberInfo {
     pub metric: u32,
     /// [`MemberKind`] as `u8`.
     pub kind: u8,
-    /// [`MemberState`] as `u8`.
+    /// The [`MemberState`] the data plane acts on, as `u8`: the operator's
+    /// [`state`](Self::state), or `Down` while [`link`](Self::link) is not
+    /// `Present` (written only through [`MemberInfo::set_state`] and
+    /// [`MemberInfo::set_link`]).
     pub up: u8,
     /// Relative share among tied members, 1..=100 (0 counts as 1).
     pub weight: u8,
-    /// Reserved, zero.
-    pub _pad: u8,
+    /// [`IfaceLink`] as `u8`: whether an on-link member's interface is there.
+    pub link: u8,
     /// L2: egress interface index (host byte order).
     pub ifindex: u32,
     /// L2: the member's MAC.
@@ -607,8 +657,21 @@ pub struct MemberInfo {
     pub src_mac: [u8; 6],
     /// Encap: the member's unicast address, network byte order.
     pub addr: [u8; 16],
+    /// L2: the egress interface's name when the member was added, NUL-padded.
+    pub ifname: [u8; 16],
+    /// The [`MemberState`] the operator set, as `u8`.
+    pub state: u8,
+    /// Reserved, zero.
+    pub _pad: [u8; 3],
+    /// How many times the member's interface was found gone or replaced
+    /// (host byte order).
+    pub link_losses: u32,
+    /// Reserved, zero.
+    pub _pad2: u32,
+    /// L2: the network namespace of the egress interface.
+    pub netns: NetnsId,
 }
-const _: () = assert!(core::mem::size_of::<MemberInfo>() == 76);
+const _: () = assert!(core::mem::size_of::<MemberInfo>() == 120);
 // The XDP program copies both MACs as three 32-bit words.
 const _: () = assert!(
     core::mem::offset_of!(MemberInfo, mac) % 4 == 0
@@ -616,6 +679,34 @@ const _: () = assert!(
 );
 // ... and the encapsulated member's address as 32-bit words.
 const _: () = assert!(core::mem::offset_of!(MemberInfo, addr) % 4 == 0);
+// What the data plane reads stays where layout 7 had it.
+const _: () = assert!(core::mem::offset_of!(MemberInfo, ifname) == 76);
+
+impl MemberInfo {
+    /// Sets the operator's state; the data plane's follows it unless the
+    /// interface is lost.
+    pub fn set_state(&mut self, state: MemberState) {
+        self.state = state as u8;
+        self.sync_up();
+    }
+
+    /// Records whether the interface is there; a loss (from `Present`) is
+    /// counted, and the data plane's state is `Down` until it is back.
+    pub fn set_link(&mut self, link: IfaceLink) {
+        if IfaceLink::from_u8(self.link) == IfaceLink::Present && link != IfaceLink::Present {
+            self.link_losses = self.link_losses.wrapping_add(1);
+        }
+        self.link = link as u8;
+        self.sync_up();
+    }
+
+    fn sync_up(&mut self) {
+        self.up = match IfaceLink::from_u8(self.link) {
+            IfaceLink::Present => self.state,
+            IfaceLink::Gone | IfaceLink::Replaced => MemberState::Down as u8,
+        };
+    }
+}
 
 /// Key of `MEMBER_SOURCES`: who may send with a group's anycast source on a
 /// `member` interface. L2 members: ingress ifindex and source MAC, `addr`
@@ -674,7 +765,9 @@ pub struct MemberCounters {
     pub bytes: u64,
 }
 
-/// An attached interface, keyed by ifindex in the `IFACES` table.
+/// An attachment, in the `IFACES` table under an id userspace allocates
+/// (1 to [`MAX_IFACES`]): an interface is known by its network namespace
+/// and index together, as two namespaces may use the same index.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct IfaceConfig {
@@ -688,8 +781,12 @@ pub struct IfaceConfig {
     pub mode: u8,
     /// Reserved, zero.
     pub _pad: u8,
+    /// Interface index in its namespace (host byte order).
+    pub ifindex: u32,
+    /// The interface's network namespace.
+    pub netns: NetnsId,
 }
-const _: () = assert!(core::mem::size_of::<IfaceConfig>() == 20);
+const _: () = assert!(core::mem::size_of::<IfaceConfig>() == 40);
 
 /// Global per-CPU counters: indices into [`GlobalCounters`], each a packet count.
 ///
@@ -983,6 +1080,8 @@ mod user {
     unsafe impl aya::Pod for FloodState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for Settings {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for NetnsId {}
 
     impl From<std::net::Ipv6Addr> for AddrKey {
         fn from(a: std::net::Ipv6Addr) -> Self {
@@ -1007,6 +1106,11 @@ mod user {
         /// The member's name as text.
         pub fn name_str(&self) -> std::string::String {
             nul_padded_str(&self.name)
+        }
+
+        /// L2: the name its interface had when the member was added.
+        pub fn ifname_str(&self) -> std::string::String {
+            nul_padded_str(&self.ifname)
         }
     }
 

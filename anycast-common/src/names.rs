@@ -37,7 +37,8 @@ macro_rules! named {
 }
 
 use crate::{
-    Affinity, Fallback, GlobalStat, GroupStat, IfaceRole, MemberKind, MemberState, SourceAction,
+    Affinity, Fallback, GlobalStat, GroupStat, IfaceLink, IfaceRole, MemberKind, MemberState,
+    SourceAction,
 };
 
 named! {
@@ -47,6 +48,7 @@ named! {
     Affinity { Flow => "flow", None => "none" }
     MemberState { Down => "down", Up => "up", Draining => "draining" }
     MemberKind { None => "none", L2 => "l2", Encap => "encap" }
+    IfaceLink { Present => "present", Gone => "gone", Replaced => "replaced" }
 }
 
 // The counters already have their names next to their definitions.

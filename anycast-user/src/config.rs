@@ -8,22 +8,62 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     fmt,
+    net::Ipv6Addr,
 };
 
-use anycast_common::{Affinity, Fallback, MemberState};
+use anycast_common::{
+    Affinity, Fallback, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_MEMBERS, MAX_TIED,
+    MAX_TX_PORTS, MemberState,
+};
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
-    addr::{AnycastPrefix, parse_unicast},
-    error::{ConfigError, Error, Result, one_line},
+    addr::{AnycastPrefix, PrefixSet, parse_anycast, parse_unicast},
+    error::{ConfigError, Endpoint, Error, Result, one_line, shorten_quoted},
     group::GroupOptions,
-    members::{MemberVia, format_mac, parse_mac, validate_weight},
+    members::{MemberVia, Via, format_mac, parse_mac, weight},
     names::{GroupName, MemberName},
 };
 
 /// Metric of a member that names none.
 pub const DEFAULT_METRIC: u32 = 100;
+
+/// The rules of `config apply` that [`Config::parse`] and [`Config::check`]
+/// cannot check, for want of the pinned state (readable by root only).
+pub const NEEDS_THE_PINNED_STATE: [&str; 3] = [
+    "how much applying the file removes (a file with no group needs --allow-empty, \
+     one that removes more than half of the anycast addresses --force)",
+    "whether the kernel takes the on-link members' interfaces for XDP redirect",
+    "whether the pinned state was made by a compatible build",
+];
+
+/// The sizes of the tables a configuration must fit in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacities {
+    /// Groups.
+    pub groups: u32,
+    /// Members, all groups together.
+    pub members: u32,
+    /// Exact anycast addresses (`/128`).
+    pub addresses: u32,
+    /// Anycast prefixes.
+    pub prefixes: u32,
+    /// Distinct egress interfaces of on-link members.
+    pub egress_ports: u32,
+}
+
+impl Capacities {
+    /// The sizes this build gives the tables when it creates them (the
+    /// flow table, the one sized at creation, is not part of a file).
+    pub const BUILT_IN: Capacities = Capacities {
+        groups: MAX_GROUPS - 1,
+        members: MAX_MEMBERS - 1,
+        addresses: MAX_ANYCAST_ADDRS,
+        prefixes: MAX_ANYCAST_PREFIXES,
+        egress_ports: MAX_TX_PORTS,
+    };
+}
 
 /// A validated configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -90,7 +130,7 @@ struct RawMember {
     mac: Option<Spanned<String>>,
     encap: Option<Spanned<String>>,
     metric: Option<u32>,
-    weight: Option<Spanned<u8>>,
+    weight: Option<Spanned<i64>>,
     state: Option<RawState>,
 }
 
@@ -129,7 +169,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// the offending line of the file (which names the key).
 fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
     let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-    let mut message = one_line(&e.message().split_whitespace().collect::<Vec<_>>().join(" "));
+    let mut message = shorten_quoted(&e.message().split_whitespace().collect::<Vec<_>>().join(" "));
     if let Some(l) = text.lines().nth(line - 1).map(str::trim)
         && !l.is_empty()
     {
@@ -186,6 +226,9 @@ impl Config {
         let c = Checker::new(text);
         let mut cfg = Config::default();
         let mut owner: HashMap<AnycastPrefix, String> = HashMap::new();
+        // Members' encap addresses and tunnel sources, with where they are:
+        // none may be anycast.
+        let mut endpoints: Vec<(Ipv6Addr, Endpoint, usize, String)> = Vec::new();
         for (name, g) in raw.group {
             let gname = name.get_ref().clone();
             let f = |key: &str| format!("group.{gname}.{key}");
@@ -221,12 +264,14 @@ impl Config {
                 one(n, "table-size", &|o| o.table_size = Some(*n.get_ref()))?;
             }
             if let Some(a) = &g.tunnel_source {
-                options.tunnel_source =
-                    Some(c.check(a, || f("tunnel-source"), parse_unicast(a.get_ref()))?);
+                let role = Endpoint::TunnelSource;
+                let addr = c.check(a, || f("tunnel-source"), parse_unicast(a.get_ref(), role))?;
+                endpoints.push((addr, role, c.line(a), f("tunnel-source")));
+                options.tunnel_source = Some(addr);
             }
             let mut addresses = Vec::with_capacity(g.addresses.len());
             for a in &g.addresses {
-                let p: AnycastPrefix = c.check(a, || f("addresses"), a.get_ref().parse())?;
+                let p = c.check(a, || f("addresses"), parse_anycast(a.get_ref()))?;
                 if let Some(other) = owner.insert(p, gname.clone()) {
                     let e = if other == gname {
                         Error::InvalidAddress {
@@ -262,7 +307,10 @@ impl Config {
                         }
                     }
                     (None, None, Some(a)) => {
-                        MemberVia::Encap(c.check(a, || mf(".encap"), parse_unicast(a.get_ref()))?)
+                        let role = Endpoint::Encap;
+                        let addr = c.check(a, || mf(".encap"), parse_unicast(a.get_ref(), role))?;
+                        endpoints.push((addr, role, c.line(a), mf(".encap")));
+                        MemberVia::Encap(addr)
                     }
                     _ => return Err(c.check(&mname, || mf(""), Err(Error::MemberVia))?),
                 };
@@ -274,9 +322,7 @@ impl Config {
                     return Err(c.check(&mname, || mf(""), Err(e))?);
                 }
                 let weight = match &m.weight {
-                    Some(w) => c
-                        .check(w, || mf(".weight"), validate_weight(*w.get_ref()))
-                        .map(|()| *w.get_ref())?,
+                    Some(w) => c.check(w, || mf(".weight"), weight(*w.get_ref()))?,
                     None => 1,
                 };
                 let state = match m.state {
@@ -297,6 +343,7 @@ impl Config {
                     },
                 );
             }
+            check_ties(&group, &members)?;
             let line = c.line(&name);
             cfg.groups.insert(
                 group,
@@ -308,7 +355,96 @@ impl Config {
                 },
             );
         }
+        let anycast = PrefixSet::new(owner.keys());
+        for (addr, role, line, field) in endpoints {
+            if let Some(p) = anycast.covering(addr) {
+                return Err(ConfigError::Invalid {
+                    line,
+                    field,
+                    error: Box::new(Error::EndpointIsAnycast {
+                        role,
+                        addr,
+                        anycast: p.to_string(),
+                        group: owner[&p].clone(),
+                    }),
+                });
+            }
+        }
         Ok(cfg)
+    }
+
+    /// Every rule of `config apply` that needs no pinned state beyond
+    /// [`Config::parse`]'s: on-link members' interfaces exist (`resolve`
+    /// looks them up, in the current network namespace) and the file fits
+    /// the tables of this build ([`Capacities::BUILT_IN`]). What is left
+    /// is [`NEEDS_THE_PINNED_STATE`].
+    pub fn check(&self, resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>) -> Result<()> {
+        self.resolve(resolve)?;
+        self.check_fits(&Capacities::BUILT_IN)
+    }
+
+    /// Every member's way in, resolved by `resolve` (an on-link member's
+    /// interface to its index and MAC); an error names the member's line
+    /// and field.
+    pub fn resolve(
+        &self,
+        resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>,
+    ) -> Result<HashMap<(&GroupName, &MemberName), Via>, ConfigError> {
+        let mut out = HashMap::new();
+        for (g, gc) in &self.groups {
+            for (n, mc) in &gc.members {
+                let via = resolve(&mc.via).map_err(|e| {
+                    let key = match mc.via {
+                        MemberVia::L2 { .. } => ".iface",
+                        MemberVia::Encap(_) => ".encap",
+                    };
+                    ConfigError::Invalid {
+                        line: mc.line,
+                        field: format!("group.{g}.member.{n}{key}"),
+                        error: Box::new(e),
+                    }
+                })?;
+                out.insert((g, n), via);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks that the file fits tables of `capacities`: it becomes the
+    /// whole state, so its own counts are what the tables must hold.
+    pub fn check_fits(&self, capacities: &Capacities) -> Result<()> {
+        let (_, members) = self.totals();
+        let all = || self.groups.values().flat_map(|g| &g.addresses);
+        let exact = all().filter(|a| a.is_exact()).count();
+        let ports: HashSet<&str> = self
+            .groups
+            .values()
+            .flat_map(|g| g.members.values())
+            .filter_map(|m| match &m.via {
+                MemberVia::L2 { iface, .. } => Some(iface.as_str()),
+                MemberVia::Encap(_) => None,
+            })
+            .collect();
+        for (table, capacity, needed) in [
+            ("group table", capacities.groups, self.groups.len()),
+            ("member table", capacities.members, members),
+            ("anycast address table", capacities.addresses, exact),
+            (
+                "anycast prefix table",
+                capacities.prefixes,
+                all().count() - exact,
+            ),
+            ("egress port table", capacities.egress_ports, ports.len()),
+        ] {
+            if needed > capacity as usize {
+                return Err(Error::ConfigTooBig {
+                    table,
+                    capacity,
+                    needed,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// How many addresses and prefixes, and how many members, in all groups.
@@ -317,6 +453,42 @@ impl Config {
             (a + g.addresses.len(), m + g.members.len())
         })
     }
+}
+
+/// Refuses a group with more than [`MAX_TIED`] members up at one metric
+/// (only that many share its traffic), naming the first member, in file
+/// order, past the limit.
+fn check_ties(
+    group: &GroupName,
+    members: &BTreeMap<MemberName, MemberConfig>,
+) -> Result<(), ConfigError> {
+    let mut up: Vec<(&MemberName, &MemberConfig)> = members
+        .iter()
+        .filter(|(_, m)| m.state == MemberState::Up)
+        .collect();
+    up.sort_by_key(|(_, m)| m.line);
+    let mut at: HashMap<u32, usize> = HashMap::new();
+    for (name, m) in up {
+        let n = at.entry(m.metric).or_default();
+        *n += 1;
+        if *n > MAX_TIED {
+            let count = members
+                .values()
+                .filter(|o| o.state == MemberState::Up && o.metric == m.metric)
+                .count();
+            return Err(ConfigError::Invalid {
+                line: m.line,
+                field: format!("group.{group}.member.{name}"),
+                error: Box::new(Error::TooManyTied {
+                    group: group.to_string(),
+                    metric: m.metric,
+                    count,
+                    limit: MAX_TIED,
+                }),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for Config {
@@ -392,6 +564,121 @@ mod tests {
     }
 
     #[test]
+    fn at_most_64_members_of_a_group_are_up_at_one_metric() {
+        let file = |n: usize, metric_of_last: u32, state_of_last: &str| {
+            let mut t = String::from("[group.g]\n");
+            for i in 0..n {
+                let (metric, state) = if i + 1 == n {
+                    (metric_of_last, state_of_last)
+                } else {
+                    (10, "up")
+                };
+                t += &format!(
+                    "member.m{i:03} = {{ encap = \"2001:db8:f::{i:x}\", metric = {metric}, state = \"{state}\" }}\n"
+                );
+            }
+            t
+        };
+        assert!(Config::parse(&file(64, 10, "up")).is_ok());
+        // A 65th up at another metric, or not up, is fine.
+        assert!(Config::parse(&file(65, 11, "up")).is_ok());
+        assert!(Config::parse(&file(65, 10, "down")).is_ok());
+        assert!(Config::parse(&file(65, 10, "drain")).is_ok());
+        let e = err(&file(65, 10, "up"));
+        assert!(
+            e.starts_with(
+                "line 66: group.g.member.m064: group `g` would have 65 members up at metric 10; \
+                 at most 64"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn errors_quote_at_most_80_characters_of_bad_input_on_one_line() {
+        let long = "x".repeat(500);
+        for text in [
+            format!("[group.dns]\naddresses = [\"{long}\"]\n"),
+            format!("[group.dns]\nfallback = \"{long}\"\n"),
+            format!("[group.\"{long}\"]\n"),
+            format!("[group.dns.member.m1]\niface = \"eth1\"\nmac = \"{long}\"\n"),
+            "[group.dns]\naddresses = [\"\\u0007\\n\\u001b[31m\"]\n".to_string(),
+        ] {
+            let e = err(&text);
+            assert_eq!(e.lines().count(), 1, "{e}");
+            assert!(!e.chars().any(char::is_control), "{e:?}");
+            assert!(!e.contains(&"x".repeat(81)), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_file_must_fit_the_tables_and_its_interfaces_must_exist() {
+        let cfg = Config::parse(
+            "[group.a]\naddresses = [\"2001:db8::1\", \"2001:db8:1::/48\"]\n\
+             member.m1 = { iface = \"eth9\", mac = \"02:00:00:00:00:01\" }\n\
+             [group.b]\nmember.m2 = { encap = \"2001:db8:f::2\" }\n",
+        )
+        .expect("valid");
+        let fits = |c: Capacities| cfg.check_fits(&c).map_err(|e| e.to_string());
+        let tight = Capacities {
+            groups: 2,
+            members: 2,
+            addresses: 1,
+            prefixes: 1,
+            egress_ports: 1,
+        };
+        assert_eq!(fits(tight), Ok(()));
+        for (c, want) in [
+            (
+                Capacities { groups: 1, ..tight },
+                "needs 2 entries of the group table, which holds 1",
+            ),
+            (
+                Capacities {
+                    members: 1,
+                    ..tight
+                },
+                "needs 2 entries of the member table",
+            ),
+            (
+                Capacities {
+                    addresses: 0,
+                    ..tight
+                },
+                "needs 1 entries of the anycast address table",
+            ),
+            (
+                Capacities {
+                    prefixes: 0,
+                    ..tight
+                },
+                "needs 1 entries of the anycast prefix table",
+            ),
+            (
+                Capacities {
+                    egress_ports: 0,
+                    ..tight
+                },
+                "of the egress port table",
+            ),
+        ] {
+            let e = fits(c).expect_err(want);
+            assert!(e.contains(want), "{e}");
+        }
+        let e = cfg
+            .check(&mut |v| match v {
+                MemberVia::L2 { iface, .. } => Err(Error::UnknownInterface(iface.clone())),
+                MemberVia::Encap(a) => Ok(Via::Encap(*a)),
+            })
+            .expect_err("eth9 is unknown")
+            .to_string();
+        assert_eq!(
+            e,
+            "line 3: group.a.member.m1.iface: unknown interface `eth9`"
+        );
+    }
+
+    #[test]
     fn errors_name_the_line_and_the_field() {
         for (text, want) in [
             (
@@ -425,7 +712,7 @@ mod tests {
             ),
             (
                 "[group.dns]\ntunnel-source = \"ff02::1\"\n",
-                "line 2: group.dns.tunnel-source: invalid anycast address `ff02::1`: must be a unicast address",
+                "line 2: group.dns.tunnel-source: invalid tunnel source `ff02::1`: it is in multicast space (ff00::/8)",
             ),
             (
                 "[group.dns.member.m1]\niface = \"eth1\"\nmac = \"01:00:00:00:00:01\"\n",
@@ -441,7 +728,7 @@ mod tests {
             ),
             (
                 "[group.dns.member.m1]\nencap = \"2001:db8::/64\"\n",
-                "line 2: group.dns.member.m1.encap: invalid anycast address `2001:db8::/64`: is a prefix",
+                "line 2: group.dns.member.m1.encap: invalid encap address `2001:db8::/64`: it is a prefix",
             ),
             (
                 "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = 0\n",
@@ -449,7 +736,31 @@ mod tests {
             ),
             (
                 "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = 300\n",
-                "line 3, column 10: invalid value: integer `300`, expected u8",
+                "line 3: group.dns.member.m1.weight: invalid weight 300: use 1 to 100",
+            ),
+            (
+                "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = -1\n",
+                "line 3: group.dns.member.m1.weight: invalid weight -1: use 1 to 100",
+            ),
+            (
+                "[group.dns]\naddresses = [\"fe80::/10\"]\n",
+                "line 2: group.dns.addresses: invalid anycast address `fe80::/10`: it is in link-local space (fe80::/10)",
+            ),
+            (
+                "[group.dns]\naddresses = [\"2001:db8::1\", \"fc00::/6\"]\n",
+                "invalid anycast address `fc00::/6`: it overlaps link-local space (fe80::/10)",
+            ),
+            (
+                "[group.dns.member.m1]\nencap = \"fe80::2\"\n",
+                "line 2: group.dns.member.m1.encap: invalid encap address `fe80::2`: it is in link-local space (fe80::/10)",
+            ),
+            (
+                "[group.dns]\naddresses = [\"2001:db8:a::/48\"]\n[group.dns.member.m1]\nencap = \"2001:db8:a::2\"\n",
+                "line 4: group.dns.member.m1.encap: invalid encap address 2001:db8:a::2: it is an anycast address of group `dns` (2001:db8:a::/48)",
+            ),
+            (
+                "[group.web]\ntunnel-source = \"2001:db8::53\"\n[group.dns]\naddresses = [\"2001:db8::53\"]\n",
+                "line 2: group.web.tunnel-source: invalid tunnel source 2001:db8::53: it is an anycast address of group `dns`",
             ),
             (
                 "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nstate = \"sleepy\"\n",

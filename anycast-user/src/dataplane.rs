@@ -1,6 +1,8 @@
 //! The pinned data plane: load the object, attach and detach interfaces, and
 //! edit the live maps under the pin dir's lock.
 
+use std::path::PathBuf;
+
 use anycast_common::{
     IfaceConfig, IfaceRole, LAYOUT_VERSION, MemberState, SourceAction, map_names, program_names,
 };
@@ -18,15 +20,16 @@ use crate::{
     config::Config,
     error::{Error, PinCause, Result},
     flows::{FlowTableStats, FlowView},
-    group::GroupOptions,
-    link::ifindex,
+    group::{GroupEntry, GroupOptions},
+    link::{ifindex, interfaces, xdp_attachment, xdp_link_ifindex},
     loader::{load_object, load_object_sized, load_program},
     members::{MemberEntry, MemberVia},
     names::{GroupName, MemberName},
-    pin::{PinDir, PinLock},
-    reconcile::{self, Change},
+    netns,
+    pin::{PinDir, PinLock, Purged},
+    reconcile::{self, ApplyOptions, Change},
     repair::RepairReport,
-    state::{AddOutcome, AddressEntry, Attachments, Layout, State},
+    state::{AddOutcome, AddressEntry, Attachments, Layout, LinkChange, State},
     stats::Stats,
 };
 
@@ -106,14 +109,90 @@ impl Default for AttachOptions {
 pub struct Interface {
     /// Name at attach time.
     pub name: String,
-    /// Interface index.
+    /// Interface index (in its network namespace).
     pub ifindex: u32,
+    /// Its network namespace: the inode of the namespace's file, as `ls
+    /// -iL /proc/PID/ns/net` or `lsns -t net` show it.
+    pub netns: u64,
     /// `edge` or `member`.
     pub role: IfaceRole,
     /// `drop` or `count`.
     pub source_action: SourceAction,
-    /// `auto`, `native` or `skb`.
+    /// The mode in use, `native` or `skb`, as the kernel says (the
+    /// requested mode when it cannot tell).
     pub mode: AttachMode,
+    /// The mode asked for at attach time: `auto`, `native` or `skb`.
+    pub requested_mode: AttachMode,
+}
+
+/// Why [`Dataplane::refresh`] forgot an attachment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaleReason {
+    /// The interface was deleted: the kernel detached the program and left
+    /// the pinned link defunct.
+    InterfaceGone,
+    /// Someone removed the link's pin, which detached the program.
+    LinkPinRemoved,
+}
+
+/// An attachment [`Dataplane::refresh`] forgot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Stale {
+    /// The attachment, as it was recorded.
+    pub interface: Interface,
+    /// Why it is no more.
+    pub reason: StaleReason,
+}
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let i = &self.interface;
+        match self.reason {
+            StaleReason::InterfaceGone => write!(
+                f,
+                "interface {} (ifindex {}) was deleted: its attachment is forgotten",
+                i.name, i.ifindex
+            ),
+            StaleReason::LinkPinRemoved => write!(
+                f,
+                "the pin of the XDP link of {} (ifindex {}) was removed by someone else, which \
+                 detached the program: {} is not filtered; attach it again",
+                i.name, i.ifindex, i.name
+            ),
+        }
+    }
+}
+
+/// What [`Dataplane::refresh`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Refresh {
+    /// Attachments forgotten.
+    pub stale: Vec<Stale>,
+    /// On-link members whose interface was lost or came back.
+    pub members: Vec<LinkChange>,
+}
+
+impl Refresh {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.stale.is_empty() && self.members.is_empty()
+    }
+
+    /// Every change, one line each.
+    pub fn lines(&self) -> Vec<String> {
+        self.stale
+            .iter()
+            .map(ToString::to_string)
+            .chain(self.members.iter().map(ToString::to_string))
+            .collect()
+    }
+}
+
+/// What one call created in the pin dir: the maps and the directories.
+struct Created {
+    maps: Vec<&'static str>,
+    dirs: Vec<PathBuf>,
 }
 
 /// The pinned data plane: pin dir plus typed maps.
@@ -122,15 +201,46 @@ pub struct Dataplane {
     state: State,
     attachments: Attachments,
     layout: Layout,
+    /// The pin lock, held across [`Dataplane::open_or_create_then`]'s
+    /// closure; the methods take none of their own meanwhile.
+    held: Option<PinLock>,
 }
 
 impl Dataplane {
-    /// Opens the state pinned at `pin`; fails when nothing is pinned there.
+    /// Opens the state pinned at `pin`; fails when nothing is pinned there
+    /// ([`Error::NotConfigured`]), when this user may not look
+    /// ([`Error::NotRoot`]: the pin dir is root's alone, and opening it
+    /// brings it up to date), when the pin dir is not trusted
+    /// ([`PinDir::check_trusted`]) or not shared ([`PinDir::check_shared`]),
+    /// and when only some of the maps are pinned (damage, reported, never
+    /// filled in). Then brings it up to date with the system
+    /// ([`Dataplane::refresh`]; what changed is logged as warnings).
     pub fn open(pin: PinDir) -> Result<Self> {
-        if !all_maps_pinned(&pin) {
+        if !pin_dir_present(&pin)? {
             return Err(Error::NotConfigured(pin.path().to_path_buf()));
         }
-        Self::from_pins(pin)
+        require_root(&format!(
+            "reading the data plane pinned at {}",
+            pin.path().display()
+        ))?;
+        pin.check_shared()?;
+        if !pin.exists() {
+            return Err(Error::NotConfigured(pin.path().to_path_buf()));
+        }
+        pin.check_trusted()?;
+        let (present, missing) = pin.pinned_maps();
+        if present.is_empty() {
+            return Err(Error::NotConfigured(pin.path().to_path_buf()));
+        }
+        if !missing.is_empty() {
+            return Err(Error::PartialState {
+                path: pin.path().to_path_buf(),
+                missing,
+            });
+        }
+        let mut dp = Self::from_pins(pin)?;
+        dp.refresh_logged()?;
+        Ok(dp)
     }
 
     /// Opens the state pinned at `pin`, creating (and pinning) it when absent.
@@ -140,27 +250,121 @@ impl Dataplane {
 
     /// [`Dataplane::open_or_create`], with the flow table sized `flow_table`
     /// entries (all groups together) if it has to be created.
+    ///
+    /// The maps are created only in a pin dir that has none of them (one
+    /// this call makes, or an empty one); a pin dir with some but not all
+    /// is damaged ([`Error::PartialState`]), and nothing is filled in.
     pub fn open_or_create_with(pin: PinDir, flow_table: Option<u32>) -> Result<Self> {
+        let (mut dp, _) = Self::create(pin, flow_table)?;
+        dp.held = None;
+        Ok(dp)
+    }
+
+    /// [`Dataplane::open_or_create_with`], then `f` on the state, under the
+    /// pin lock throughout. When `f` fails, what this call created is
+    /// removed (the maps, and the directories it made, when the state was
+    /// new; never maps that existed before), so that a failed command
+    /// leaves no 250 MB of pinned maps behind.
+    pub fn open_or_create_then<T>(
+        pin: PinDir,
+        flow_table: Option<u32>,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<(Self, T)> {
+        let (mut dp, created) = Self::create(pin, flow_table)?;
+        match f(&mut dp) {
+            Ok(v) => {
+                dp.held = None;
+                Ok((dp, v))
+            }
+            Err(e) => {
+                if let Some(c) = created {
+                    let pin = dp.pin.clone();
+                    let lock = dp.held.take();
+                    // Close the maps, then unpin them: the kernel frees them.
+                    drop(dp);
+                    if let Err(undo) = pin.remove_created(&c.maps, &c.dirs) {
+                        log::warn!("removing the state this command created: {undo}");
+                    }
+                    drop(lock);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Attaches to `iface`, creating the pinned state when absent (see
+    /// [`Dataplane::open_or_create_then`]): the interface is looked up
+    /// before anything is created, and a failed attach leaves nothing this
+    /// call created.
+    pub fn create_and_attach(
+        pin: PinDir,
+        flow_table: Option<u32>,
+        iface: &str,
+        opts: AttachOptions,
+    ) -> Result<(Self, Interface)> {
+        require_root("attaching XDP programs")?;
+        ifindex(iface)?;
+        Self::open_or_create_then(pin, flow_table, |dp| dp.attach(iface, opts))
+    }
+
+    /// Opens or creates the state, returning it with the pin lock held
+    /// (in `held`) and what it created.
+    fn create(pin: PinDir, flow_table: Option<u32>) -> Result<(Self, Option<Created>)> {
         require_root("managing the anycast data plane")?;
-        pin.create()?;
-        if !all_maps_pinned(&pin) {
-            let _lock = pin.lock()?;
-            // Creates whatever is missing and pins it; existing pins are reused.
+        pin.check_shared()?;
+        let dirs = pin.create()?;
+        if let Err(e) = pin.check_trusted() {
+            pin.remove_created(&[], &dirs)?;
+            return Err(e);
+        }
+        let lock = pin.lock()?;
+        let (present, missing) = pin.pinned_maps();
+        let created = if present.is_empty() {
+            Some(Created {
+                maps: missing,
+                dirs,
+            })
+        } else if !missing.is_empty() {
+            return Err(Error::PartialState {
+                path: pin.path().to_path_buf(),
+                missing,
+            });
+        } else {
+            None
+        };
+        let undo = |pin: &PinDir, e: Error| {
+            if let Some(c) = &created
+                && let Err(undo) = pin.remove_created(&c.maps, &c.dirs)
+            {
+                log::warn!("removing the state this command created: {undo}");
+            }
+            e
+        };
+        if created.is_some() {
             let sizes: Vec<(&'static str, u32)> = flow_table
                 .map(|n| (map_names::FLOWS, n))
                 .into_iter()
                 .collect();
-            load_object_sized(Some(&pin), IfaceRole::Edge, SourceAction::Drop, &sizes)?;
+            // Creates every map and pins it.
+            if let Err(e) =
+                load_object_sized(Some(&pin), IfaceRole::Edge, SourceAction::Drop, &sizes)
+            {
+                return Err(undo(&pin, e));
+            }
         }
-        let mut dp = Self::from_pins(pin)?;
-        if dp.layout.version()? == 0 {
-            dp.layout.set_current()?;
-        }
-        {
-            let _lock = dp.lock()?;
+        let opened = Self::from_pins(pin.clone()).and_then(|mut dp| {
+            dp.held = Some(lock);
+            if dp.layout.version()? == 0 {
+                dp.layout.set_current()?;
+            }
             dp.state.settle_flow_epoch()?;
+            dp.refresh_logged()?;
+            Ok(dp)
+        });
+        match opened {
+            Ok(dp) => Ok((dp, created)),
+            Err(e) => Err(undo(&pin, e)),
         }
-        Ok(dp)
     }
 
     fn from_pins(pin: PinDir) -> Result<Self> {
@@ -193,7 +397,7 @@ impl Dataplane {
                 ..
             } => Error::IncompatibleState {
                 path: pin.path().to_path_buf(),
-                found: 0,
+                found: pinned_version(&pin).unwrap_or(0),
                 expected: LAYOUT_VERSION,
             },
             e => e,
@@ -211,6 +415,7 @@ impl Dataplane {
             state,
             attachments,
             layout,
+            held: None,
         })
     }
 
@@ -221,13 +426,24 @@ impl Dataplane {
         &mut self.state
     }
 
+    /// Records layout version `v` in the pinned state, as another build
+    /// would have (tests of the refusal of another layout).
+    #[cfg(feature = "test-support")]
+    pub fn set_layout_version(&mut self, v: u32) -> Result<()> {
+        self.layout.set(v)
+    }
+
     /// The pin dir.
     pub fn pin_dir(&self) -> &PinDir {
         &self.pin
     }
 
-    fn lock(&self) -> Result<PinLock> {
-        self.pin.lock()
+    /// The pin lock, unless [`Dataplane::open_or_create_then`] holds it.
+    fn lock(&self) -> Result<Option<PinLock>> {
+        match self.held {
+            Some(_) => Ok(None),
+            None => self.pin.lock().map(Some),
+        }
     }
 
     /// Runs `f`, a change of the maps, under the pin lock and the journal
@@ -257,6 +473,66 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Brings the recorded state in line with the system, under the pin
+    /// lock:
+    ///
+    /// - an attachment whose interface was deleted (the kernel detaches the
+    ///   program and leaves the pinned link defunct), or whose link pin
+    ///   someone removed (which detached it), is forgotten, its pin with it;
+    /// - on-link members of this network namespace whose interface is gone
+    ///   or now another interface are down for the data plane until that
+    ///   interface is back (see `State::check_member_links`).
+    ///
+    /// Every command does this when it opens the state, and `anycast run`
+    /// on every link event. Returns what changed.
+    pub fn refresh(&mut self) -> Result<Refresh> {
+        let _lock = self.lock()?;
+        let mut out = Refresh::default();
+        for (id, cfg) in self.attachments.all()? {
+            let path = self.pin.link_path(cfg.netns, cfg.ifindex);
+            let reason = match xdp_link_ifindex(&path) {
+                Ok(0) => StaleReason::InterfaceGone,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => StaleReason::LinkPinRemoved,
+                Ok(_) => continue,
+                Err(e) => {
+                    log::debug!("{}: {e}", path.display());
+                    continue;
+                }
+            };
+            if reason == StaleReason::InterfaceGone {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::Io { path, source: e });
+                    }
+                    _ => {}
+                }
+            }
+            self.attachments.remove(id)?;
+            out.stale.push(Stale {
+                interface: recorded_interface(&cfg),
+                reason,
+            });
+        }
+        let netns = netns::current()?;
+        let links = interfaces()?;
+        // Member states change with the selections: a change like any
+        // other, on a state repaired first if a command was killed.
+        self.recover()?;
+        self.state.begin_change()?;
+        let members = self.state.check_member_links(netns, &links);
+        self.state.end_change()?;
+        out.members = members?;
+        Ok(out)
+    }
+
+    /// [`Dataplane::refresh`], each change logged as a warning.
+    fn refresh_logged(&mut self) -> Result<()> {
+        for line in self.refresh()?.lines() {
+            log::warn!("{line}");
+        }
+        Ok(())
+    }
+
     /// Checks the pinned state's derived parts against the tables they
     /// derive from and, with `fix`, rebuilds what is wrong and rolls back an
     /// address load that did not finish (see [`crate::repair`]).
@@ -266,15 +542,49 @@ impl Dataplane {
         self.state.repair(fix)
     }
 
-    /// Attaches the anycast program to `iface` and pins the link.
+    /// Opens the state pinned at `pin` for `anycast repair`: as
+    /// [`Dataplane::open`], except that a pin dir missing some maps (and
+    /// with `fix`) has them created afresh, empty, and pinned; their names
+    /// come back, since what they held is lost. Without `fix`, a partial
+    /// state is the same error as for any command.
+    pub fn open_repairing(pin: PinDir, fix: bool) -> Result<(Self, Vec<&'static str>)> {
+        require_root("repairing the anycast data plane")?;
+        pin.check_shared()?;
+        if !pin.exists() {
+            return Err(Error::NotConfigured(pin.path().to_path_buf()));
+        }
+        pin.check_trusted()?;
+        let (present, missing) = pin.pinned_maps();
+        if present.is_empty() {
+            return Err(Error::NotConfigured(pin.path().to_path_buf()));
+        }
+        if !missing.is_empty() && fix {
+            let _lock = pin.lock()?;
+            // Creates the missing maps and pins them; existing pins are reused.
+            load_object_sized(Some(&pin), IfaceRole::Edge, SourceAction::Drop, &[])?;
+        } else if !missing.is_empty() {
+            return Err(Error::PartialState {
+                path: pin.path().to_path_buf(),
+                missing,
+            });
+        }
+        let mut dp = Self::from_pins(pin)?;
+        dp.refresh_logged()?;
+        Ok((dp, missing))
+    }
+
+    /// Attaches the anycast program to `iface` (in the current network
+    /// namespace) and pins the link.
     pub fn attach(&mut self, iface: &str, opts: AttachOptions) -> Result<Interface> {
         require_root("attaching XDP programs")?;
         let _lock = self.lock()?;
         let idx = ifindex(iface)?;
-        let link_path = self.pin.link_path(idx);
-        if self.attachments.contains(idx) || link_path.exists() {
+        let netns = netns::current()?;
+        let link_path = self.pin.link_path(netns, idx);
+        if self.attachments.find(netns, idx)?.is_some() || link_path.exists() {
             return Err(Error::AlreadyAttached(iface.to_string()));
         }
+        let id = self.attachments.free_id()?;
         let mut ebpf = load_object(Some(&self.pin), opts.role, opts.source_action)?;
         let prog = load_program(&mut ebpf, program_names::ANYCAST)?;
         let link_id = prog
@@ -297,57 +607,87 @@ impl Dataplane {
             source_action: opts.source_action as u8,
             mode: opts.mode.code(),
             _pad: 0,
+            ifindex: idx,
+            netns,
         };
         cfg.name[..iface.len()].copy_from_slice(iface.as_bytes());
-        if let Err(e) = self.attachments.insert(idx, cfg) {
+        if let Err(e) = self.attachments.insert(id, cfg) {
             drop(pinned.unpin());
             return Err(e);
         }
-        Ok(interface(idx, &cfg))
+        Ok(self.interface(&cfg))
     }
 
-    /// Every attached interface.
+    /// Every attached interface, of every network namespace.
     pub fn interfaces(&self) -> Result<Vec<Interface>> {
         let mut out: Vec<Interface> = self
             .attachments
             .all()?
             .iter()
-            .map(|(idx, cfg)| interface(*idx, cfg))
+            .map(|(_, cfg)| self.interface(cfg))
             .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by(|a, b| (&a.name, a.netns).cmp(&(&b.name, b.netns)));
         Ok(out)
     }
 
-    /// Detaches `iface`, or every interface when `None`. Returns the names detached.
+    /// Detaches `iface` (of the current network namespace), or every
+    /// interface (of every namespace) when `None`. Returns the names
+    /// detached.
     pub fn detach(&mut self, iface: Option<&str>) -> Result<Vec<String>> {
         require_root("detaching XDP programs")?;
         let _lock = self.lock()?;
-        let attached = self.interfaces()?;
-        let targets: Vec<Interface> = match iface {
-            None => attached,
+        let all = self.attachments.all()?;
+        let targets: Vec<(u32, IfaceConfig)> = match iface {
+            None => all,
             Some(name) => {
+                let netns = netns::current()?;
                 let current = ifindex(name).ok();
-                let found: Vec<Interface> = attached
+                let (here, elsewhere): (Vec<_>, Vec<_>) =
+                    all.into_iter().partition(|(_, c)| c.netns == netns);
+                let found: Vec<(u32, IfaceConfig)> = here
                     .into_iter()
-                    .filter(|i| i.name == name || Some(i.ifindex) == current)
+                    .filter(|(_, c)| c.name_str() == name || Some(c.ifindex) == current)
                     .collect();
                 if found.is_empty() {
+                    if elsewhere.iter().any(|(_, c)| c.name_str() == name) {
+                        return Err(Error::AttachedElsewhere(name.to_string()));
+                    }
                     return Err(Error::NotAttached(name.to_string()));
                 }
                 found
             }
         };
         let mut done = Vec::new();
-        for i in targets {
-            self.unpin_link(i.ifindex)?;
-            self.attachments.remove(i.ifindex)?;
-            done.push(i.name);
+        for (id, cfg) in targets {
+            self.unpin_link(&cfg)?;
+            self.attachments.remove(id)?;
+            done.push(cfg.name_str());
         }
         Ok(done)
     }
 
-    fn unpin_link(&self, idx: u32) -> Result<()> {
-        let path = self.pin.link_path(idx);
+    /// Detaches exactly the attachment `i` (its namespace and index), as
+    /// [`Dataplane::attach`] returned it; false when it is no longer
+    /// recorded (e.g. its interface was deleted and the attachment
+    /// forgotten).
+    pub fn detach_interface(&mut self, i: &Interface) -> Result<bool> {
+        require_root("detaching XDP programs")?;
+        let _lock = self.lock()?;
+        let Some((id, cfg)) = self
+            .attachments
+            .all()?
+            .into_iter()
+            .find(|(_, c)| c.netns.ino == i.netns && c.ifindex == i.ifindex)
+        else {
+            return Ok(false);
+        };
+        self.unpin_link(&cfg)?;
+        self.attachments.remove(id)?;
+        Ok(true)
+    }
+
+    fn unpin_link(&self, cfg: &IfaceConfig) -> Result<()> {
+        let path = self.pin.link_path(cfg.netns, cfg.ifindex);
         if !path.exists() {
             return Ok(());
         }
@@ -362,16 +702,40 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Removes every pinned map and the pin dir. Refused while interfaces are attached.
-    pub fn purge(self) -> Result<()> {
+    /// Removes what anycast pinned (every map of the layout, every link
+    /// pin), then the pin dir if nothing else is in it (see
+    /// [`PinDir::remove_layout`]): another instance's pin dir below this
+    /// one, or files of other programs, stay. Refused while interfaces are
+    /// attached.
+    pub fn purge(self) -> Result<Purged> {
         require_root("purging the anycast data plane")?;
         let attached = self.interfaces()?;
         if !attached.is_empty() {
             let names: Vec<String> = attached.into_iter().map(|i| i.name).collect();
             return Err(Error::StillAttached(names.join(", ")));
         }
-        let _lock = self.lock()?;
-        self.pin.remove()
+        let lock = self.lock()?;
+        let pin = self.pin.clone();
+        drop(self);
+        let purged = pin.remove_layout();
+        drop(lock);
+        purged
+    }
+
+    /// `detach --purge` for a state that [`Dataplane::open`] refuses as
+    /// another build's ([`Error::IncompatibleState`]) or damaged
+    /// ([`Error::PartialState`]): removes what anycast pins there (every
+    /// link pin, which detaches its program, and every map of the layout),
+    /// as [`PinDir::remove_layout`].
+    pub fn purge_unopenable(pin: PinDir) -> Result<Purged> {
+        require_root("purging the anycast data plane")?;
+        pin.check_shared()?;
+        if !pin.exists() {
+            return Ok(Purged::default());
+        }
+        pin.check_trusted()?;
+        let _lock = pin.lock()?;
+        pin.remove_layout()
     }
 
     /// Adds an anycast address or prefix to a group (see [`State::add_address`]).
@@ -387,8 +751,9 @@ impl Dataplane {
         self.change(|s| s.load_address_list(list, group))
     }
 
-    /// Removes an anycast address or prefix.
-    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<()> {
+    /// Removes an anycast address or prefix; returns the name of its group
+    /// if that was freed, having no address and no member left.
+    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<Option<String>> {
         require_root("changing anycast addresses")?;
         self.change(|s| s.del_address(p))
     }
@@ -421,8 +786,9 @@ impl Dataplane {
         self.change(|s| s.set_member(group, name, metric, state, weight))
     }
 
-    /// Removes a member.
-    pub fn del_member(&mut self, group: &str, name: &str) -> Result<()> {
+    /// Removes a member; returns the name of its group if that was freed,
+    /// having no address and no member left.
+    pub fn del_member(&mut self, group: &str, name: &str) -> Result<Option<String>> {
         require_root("changing members")?;
         self.change(|s| s.del_member(group, name))
     }
@@ -432,23 +798,36 @@ impl Dataplane {
         self.state.list_members(group)
     }
 
-    /// Sets a group's fallback and/or tunnel source.
+    /// Sets the settings of an existing group (see [`State::set_group_options`]).
     pub fn set_group(&mut self, group: &GroupName, options: &GroupOptions) -> Result<()> {
         require_root("changing groups")?;
         self.change(|s| s.set_group_options(group, options))
     }
 
+    /// Every group (see [`State::list_groups`]).
+    pub fn groups(&self) -> Result<Vec<GroupEntry>> {
+        self.state.list_groups()
+    }
+
+    /// Deletes a group, with its addresses and members when `force` (see
+    /// [`State::del_group`]); returns how many of those went.
+    pub fn del_group(&mut self, group: &str, force: bool) -> Result<(usize, usize)> {
+        require_root("changing groups")?;
+        let _lock = self.lock()?;
+        self.state.del_group(group, force)
+    }
+
     /// Makes the pinned state match a configuration file (see
     /// [`reconcile::apply_config`]); on-link members' interfaces are looked
-    /// up in the current network namespace. With `dry_run`, changes nothing
-    /// and returns what would change.
-    pub fn apply_config(&mut self, cfg: &Config, dry_run: bool) -> Result<Vec<Change>> {
+    /// up in the current network namespace. With `opts.dry_run`, changes
+    /// nothing and returns what would change.
+    pub fn apply_config(&mut self, cfg: &Config, opts: ApplyOptions) -> Result<Vec<Change>> {
         require_root("applying a configuration")?;
-        if dry_run {
+        if opts.dry_run {
             let _lock = self.lock()?;
-            return reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, true);
+            return reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, opts);
         }
-        self.change(|s| reconcile::apply_config(s, cfg, &mut MemberVia::resolve, false))
+        self.change(|s| reconcile::apply_config(s, cfg, &mut MemberVia::resolve, opts))
     }
 
     /// The flow table: occupancy and (up to `limit`) flows of one group or all.
@@ -495,18 +874,67 @@ impl Dataplane {
     }
 }
 
-fn interface(idx: u32, cfg: &IfaceConfig) -> Interface {
+/// Interface `cfg` as recorded, in the mode asked for.
+fn recorded_interface(cfg: &IfaceConfig) -> Interface {
+    let requested = AttachMode::from_code(cfg.mode);
     Interface {
         name: cfg.name_str(),
-        ifindex: idx,
+        ifindex: cfg.ifindex,
+        netns: cfg.netns.ino,
         role: IfaceRole::from_u8(cfg.role),
         source_action: SourceAction::from_u8(cfg.source_action),
-        mode: AttachMode::from_code(cfg.mode),
+        mode: requested,
+        requested_mode: requested,
     }
 }
 
-fn all_maps_pinned(pin: &PinDir) -> bool {
-    map_names::ALL.iter().all(|n| pin.map_path(n).exists())
+impl Dataplane {
+    /// Interface `cfg` as recorded, with the mode the kernel runs our
+    /// program in: the program of the interface's pinned link, found among
+    /// the interface's XDP programs (asked only when the interface is in
+    /// this network namespace; another's shows the requested mode).
+    fn interface(&self, cfg: &IfaceConfig) -> Interface {
+        let mut i = recorded_interface(cfg);
+        if !netns::current().is_ok_and(|id| id == cfg.netns) {
+            return i;
+        }
+        let prog = PinnedLink::from_pin(self.pin.link_path(cfg.netns, cfg.ifindex))
+            .ok()
+            .and_then(|l| FdLink::from(l).info().ok())
+            .map_or(0, |info| info.program_id());
+        match xdp_attachment(cfg.ifindex)
+            .ok()
+            .and_then(|a| a.native(prog))
+        {
+            Some(true) => i.mode = AttachMode::Native,
+            Some(false) => i.mode = AttachMode::Skb,
+            None => {}
+        }
+        i
+    }
+}
+
+/// The layout version recorded at `pin`, read on its own (for the error of
+/// a state whose other maps this build cannot open).
+fn pinned_version(pin: &PinDir) -> Option<u32> {
+    let mut open = |name: &'static str| {
+        let data =
+            MapData::from_pin(pin.map_path(name)).map_err(|source| Error::Map { name, source })?;
+        Map::from_map_data(data).map_err(|source| Error::Map { name, source })
+    };
+    Layout::take(&mut open).and_then(|l| l.version()).ok()
+}
+
+/// Whether the pin dir `pin` is there; [`Error::NotRoot`] when this user
+/// cannot tell (a directory above it may not be searched).
+fn pin_dir_present(pin: &PinDir) -> Result<bool> {
+    match std::fs::metadata(pin.path()) {
+        Ok(m) => Ok(m.is_dir()),
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(Error::NotRoot {
+            what: format!("reading the data plane pinned at {}", pin.path().display()),
+        }),
+        Err(_) => Ok(false),
+    }
 }
 
 fn attach_error(iface: &str, source: ProgramError) -> Error {

@@ -12,7 +12,7 @@ pub enum Error {
         what: String,
     },
     /// Text that is not an IPv6 address or prefix.
-    #[error("invalid anycast address `{input}`: {reason}")]
+    #[error("invalid anycast address `{}`: {reason}", quote(.input))]
     InvalidAddress {
         /// The text given.
         input: String,
@@ -20,18 +20,24 @@ pub enum Error {
         reason: String,
     },
     /// Text that is not a unicast MAC address.
-    #[error("invalid MAC address `{0}`: write it as aa:bb:cc:dd:ee:ff")]
-    InvalidMac(String),
+    #[error("invalid MAC address `{}`: {problem}", quote(.input))]
+    InvalidMac {
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        problem: MacProblem,
+    },
     /// A member name outside the allowed alphabet or length.
     #[error(
-        "invalid member name `{0}`: use 1 to 31 characters from letters, digits, '.', '_' and '-'"
+        "invalid member name `{}`: use 1 to 31 characters from letters, digits, '.', '_' and '-'",
+        quote(.0)
     )]
     InvalidMemberName(String),
     /// No group by that name.
-    #[error("no group `{0}`")]
+    #[error("no group `{}`", quote(.0))]
     UnknownGroup(String),
     /// No member by that name in the group.
-    #[error("group `{group}` has no member `{member}`")]
+    #[error("group `{}` has no member `{}`", quote(.group), quote(.member))]
     UnknownMember {
         /// The group.
         group: String,
@@ -39,7 +45,7 @@ pub enum Error {
         member: String,
     },
     /// A member by that name exists already.
-    #[error("group `{group}` already has a member `{member}`")]
+    #[error("group `{}` already has a member `{}`", quote(.group), quote(.member))]
     MemberExists {
         /// The group.
         group: String,
@@ -60,7 +66,7 @@ pub enum Error {
     },
     /// A weight outside 1..=100.
     #[error("invalid weight {0}: use 1 to 100")]
-    InvalidWeight(u8),
+    InvalidWeight(i64),
     /// A consistent-hash table size that is not a prime in range.
     #[error("invalid table size {0}: use a prime from 7 to 4093 (e.g. 251, 1021, 4093)")]
     InvalidTableSize(u32),
@@ -72,28 +78,30 @@ pub enum Error {
     MemberVia,
     /// A group name outside the allowed alphabet or length.
     #[error(
-        "invalid group name `{0}`: use 1 to 31 characters from letters, digits, '.', '_' and '-'"
+        "invalid group name `{}`: use 1 to 31 characters from letters, digits, '.', '_' and '-'",
+        quote(.0)
     )]
     InvalidGroupName(String),
     /// The named interface does not exist (in this network namespace).
-    #[error("unknown interface `{0}`")]
+    #[error("unknown interface `{}`", quote(.0))]
     UnknownInterface(String),
     /// The interface already runs the anycast program.
-    #[error("interface `{0}` is already attached (detach it first)")]
+    #[error("interface `{}` is already attached (detach it first)", quote(.0))]
     AlreadyAttached(String),
     /// The interface does not run the anycast program.
-    #[error("interface `{0}` is not attached")]
+    #[error("interface `{}` is not attached", quote(.0))]
     NotAttached(String),
     /// Another XDP program holds the interface.
     #[error(
-        "interface `{iface}` already has another XDP program attached (see `ip link show {iface}`)"
+        "interface `{0}` already has another XDP program attached (see `ip link show {0}`)",
+        quote(.iface)
     )]
     InterfaceBusy {
         /// The interface.
         iface: String,
     },
     /// The data plane refused an attach mode or the attach itself.
-    #[error("attaching to `{iface}` failed: {source}")]
+    #[error("attaching to `{}` failed: {source}", quote(.iface))]
     Attach {
         /// The interface.
         iface: String,
@@ -143,7 +151,7 @@ pub enum Error {
     #[error("{0} is not on a bpf filesystem (mount one with `mount -t bpf bpf /sys/fs/bpf`)")]
     NotBpffs(PathBuf),
     /// A file-system or syscall error, with the path it concerns.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", quote(&.path.to_string_lossy()))]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -184,6 +192,44 @@ pub enum Error {
     /// A configuration file that does not parse or validate.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The pin dir, or a directory above it, could be changed by someone
+    /// other than root.
+    #[error("{}", untrusted(pin, dir, *problem))]
+    UntrustedPinDir {
+        /// The pin dir.
+        pin: PathBuf,
+        /// The directory at fault (the pin dir or one above it).
+        dir: PathBuf,
+        /// What is wrong with it, and how to fix it.
+        problem: Untrusted,
+    },
+    /// The pin dir's bpf filesystem is private to this process's mount
+    /// namespace (as under `ip netns exec`): what it pins would vanish.
+    #[error(
+        "{0} is not on the bpf filesystem the rest of the system sees (this process has a mount \
+         namespace of its own, as under `ip netns exec`), so changes would vanish when it exits; \
+         use `anycast --netns NAME ...` instead of `ip netns exec NAME anycast ...`"
+    )]
+    PrivateBpffs(PathBuf),
+    /// Some but not all of the maps are pinned: the state was damaged.
+    #[error(
+        "the state pinned at {} is damaged: {} of its {} maps are missing ({}); nothing was \
+         created in their place; run `anycast repair` to recreate them, or \
+         `anycast detach --purge` to start afresh",
+        path.display(), missing.len(), anycast_common::map_names::ALL.len(), missing.join(", ")
+    )]
+    PartialState {
+        /// The pin dir.
+        path: PathBuf,
+        /// The maps that are not pinned.
+        missing: Vec<&'static str>,
+    },
+    /// The interface is attached, but in another network namespace.
+    #[error(
+        "interface `{0}` is not attached in this network namespace but in another one; run the \
+         command there (--netns NAME)"
+    )]
+    AttachedElsewhere(String),
     /// The link of an attachment could not be pinned or unpinned.
     #[error("pinning the XDP link at {path}")]
     Pin {
@@ -193,6 +239,180 @@ pub enum Error {
         #[source]
         source: PinCause,
     },
+    /// An address that cannot be a member's `--encap` address or a group's
+    /// tunnel source.
+    #[error("invalid {role} `{}`: {reason}", quote(.input))]
+    InvalidEndpoint {
+        /// Which address it was to be.
+        role: Endpoint,
+        /// The text given.
+        input: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A member's `--encap` address or a group's tunnel source that is an
+    /// anycast address (the packets to it would be steered again).
+    #[error(
+        "invalid {role} {addr}: it is an anycast address of group `{group}` ({anycast}); \
+         use a unicast address outside every anycast address and prefix"
+    )]
+    EndpointIsAnycast {
+        /// Which address it is.
+        role: Endpoint,
+        /// The address.
+        addr: std::net::Ipv6Addr,
+        /// The anycast address or prefix that covers it.
+        anycast: String,
+        /// Its group.
+        group: String,
+    },
+    /// An anycast address or prefix that would cover a member's `--encap`
+    /// address or a group's tunnel source.
+    #[error(
+        "{anycast} would make {role} {addr} of {owner} an anycast address; \
+         change that first, or choose another anycast address or prefix"
+    )]
+    CoversEndpoint {
+        /// The anycast address or prefix refused.
+        anycast: String,
+        /// What the covered address is.
+        role: Endpoint,
+        /// The covered address.
+        addr: std::net::Ipv6Addr,
+        /// Whose it is: `member dns/m1` or `group dns`.
+        owner: String,
+    },
+    /// More members of a group up at one metric than share its traffic.
+    #[error(
+        "group `{group}` would have {count} members up at metric {metric}; at most {limit} \
+         members of a group may be up at the same metric (give some another metric or \
+         take them down)"
+    )]
+    TooManyTied {
+        /// The group.
+        group: String,
+        /// The metric.
+        metric: u32,
+        /// How many members would be up at it.
+        count: usize,
+        /// The limit ([`anycast_common::MAX_TIED`]).
+        limit: usize,
+    },
+    /// `group del` of a group that still has addresses or members.
+    #[error(
+        "group `{group}` still has {addresses} addresses and {members} members; delete them \
+         first, or give --force to delete the group with them"
+    )]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+        /// How many addresses and prefixes it has.
+        addresses: usize,
+        /// How many members it has.
+        members: usize,
+    },
+    /// A configuration that needs more entries of a table than it holds.
+    #[error(
+        "the file needs {needed} entries of the {table}, which holds {capacity}; nothing was changed"
+    )]
+    ConfigTooBig {
+        /// Which table, for operators.
+        table: &'static str,
+        /// Its capacity.
+        capacity: u32,
+        /// How many entries the file needs.
+        needed: usize,
+    },
+    /// `config apply` of a file that names no group, while something is configured.
+    #[error(
+        "the file names no group: applying it would remove every group ({groups}), member \
+         ({members}) and anycast address ({addresses}); give --allow-empty to do that \
+         (nothing was changed)"
+    )]
+    EmptyConfig {
+        /// Groups that would go.
+        groups: usize,
+        /// Members that would go.
+        members: usize,
+        /// Addresses and prefixes that would go.
+        addresses: usize,
+    },
+    /// `config apply` of a file that would remove most anycast addresses.
+    #[error(
+        "applying the file would remove {removed} of the {total} anycast addresses and \
+         prefixes (more than half); give --force to do that (nothing was changed)"
+    )]
+    RemovesMostAddresses {
+        /// Addresses and prefixes that would no longer be anycast.
+        removed: usize,
+        /// Addresses and prefixes configured now.
+        total: usize,
+    },
+}
+
+/// What is wrong with a MAC address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacProblem {
+    /// Not six pairs of hex digits.
+    Syntax,
+    /// The group bit is set: a multicast or broadcast MAC.
+    Multicast,
+    /// All zeros.
+    Zero,
+}
+
+impl std::fmt::Display for MacProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MacProblem::Syntax => "write it as six pairs of hex digits, e.g. 02:00:00:00:00:01",
+            MacProblem::Multicast => "it is a multicast address, not a unicast MAC",
+            MacProblem::Zero => "it is all zeros, not a unicast MAC",
+        })
+    }
+}
+
+/// A unicast address the data plane sends to or from (not an anycast one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A routed member's address (`--encap`, `encap`).
+    Encap,
+    /// A group's outer source address (`--tunnel-source`, `tunnel-source`).
+    TunnelSource,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Endpoint::Encap => "encap address",
+            Endpoint::TunnelSource => "tunnel source",
+        })
+    }
+}
+
+/// Why a pin dir is not trusted ([`Error::UntrustedPinDir`]). Each names
+/// the fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untrusted {
+    /// The directory belongs to this user id, not root.
+    Owner(u32),
+    /// The directory is writable by group or others (this mode).
+    Writable(u32),
+}
+
+/// The message of [`Error::UntrustedPinDir`]: what is wrong, and the fix.
+fn untrusted(pin: &std::path::Path, dir: &std::path::Path, problem: Untrusted) -> String {
+    let (pin, dir) = (pin.display(), dir.display());
+    match problem {
+        Untrusted::Owner(uid) => format!(
+            "refusing the pin dir {pin}: {dir} belongs to uid {uid}, not root, who can then remove \
+             or replace the pins; check what is in it, then remove it or give it to root \
+             (`chown root:root {dir}`)"
+        ),
+        Untrusted::Writable(mode) => format!(
+            "refusing the pin dir {pin}: {dir} is writable by others (mode {mode:04o}), who can \
+             then remove or replace the pins; make it root-only (`chmod go-w {dir}`)"
+        ),
+    }
 }
 
 /// Why the link of an attachment could not be pinned or unpinned.
@@ -226,7 +446,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A value that is well-formed TOML but not a valid setting.
-    #[error("line {line}: {}: {}", one_line(field), one_line(&error.to_string()))]
+    #[error("line {line}: {}: {}", quote(field), one_line(&error.to_string()))]
     Invalid {
         /// 1-based line of the value.
         line: usize,
@@ -251,5 +471,74 @@ pub(crate) fn one_line(s: &str) -> String {
         .collect()
 }
 
+/// How much of a piece of bad input an error quotes, in characters.
+pub const QUOTE_LIMIT: usize = 80;
+
+/// Bad input as an error quotes it: at most [`QUOTE_LIMIT`] characters
+/// (then `...`), control characters escaped, so that an error stays one
+/// short line whatever was typed.
+pub fn quote(s: &str) -> String {
+    let mut out = one_line(&s.chars().take(QUOTE_LIMIT).collect::<String>());
+    if s.chars().nth(QUOTE_LIMIT).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// `message` (from a parser) with every quoted part longer than
+/// [`QUOTE_LIMIT`] characters cut short as [`quote`] does, and control
+/// characters escaped.
+pub(crate) fn shorten_quoted(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(start) = rest.find(['`', '"']) {
+        let q = &rest[start..start + 1];
+        out.push_str(&rest[..=start]);
+        rest = &rest[start + 1..];
+        let end = rest.find(q).unwrap_or(rest.len());
+        out.push_str(&quote(&rest[..end]));
+        rest = &rest[end..];
+        if !rest.is_empty() {
+            out.push_str(q);
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(&one_line(rest));
+    out
+}
+
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_is_quoted_short_and_without_control_characters() {
+        assert_eq!(quote("eth0"), "eth0");
+        let long = "é".repeat(200);
+        let q = quote(&long);
+        assert_eq!(q, format!("{}...", "é".repeat(QUOTE_LIMIT)));
+        assert_eq!(quote("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+        let e = Error::UnknownInterface(format!("x\ny{}", "z".repeat(300))).to_string();
+        assert!(e.starts_with("unknown interface `x\\ny"), "{e}");
+        assert!(!e.chars().any(char::is_control) && e.len() < 120, "{e}");
+        let e = Error::InvalidGroupName("\u{7}".repeat(100)).to_string();
+        assert!(!e.chars().any(char::is_control), "{e}");
+        assert_eq!(
+            shorten_quoted(&format!(
+                "invalid type: string \"{}\", expected u32",
+                "q".repeat(99)
+            )),
+            format!(
+                "invalid type: string \"{}...\", expected u32",
+                "q".repeat(80)
+            )
+        );
+        assert_eq!(
+            shorten_quoted("unknown field `a\tb`, expected `c`"),
+            "unknown field `a\\tb`, expected `c`"
+        );
+    }
+}

@@ -38,6 +38,8 @@ pub struct FlowView {
     pub flow_label: Option<u32>,
     /// Member id holding the flow.
     pub member_id: u32,
+    /// Name of the member holding the flow (`#ID` if it is gone).
+    pub member: String,
     /// Seconds since last seen.
     pub idle_secs: f64,
 }
@@ -65,11 +67,13 @@ pub(crate) fn is_live(
 }
 
 impl FlowView {
-    /// Flow `k` as listed at `now`, its group named from `groups`.
+    /// Flow `k` as listed at `now`, its group named from `groups` and its
+    /// member from `members` (names by id).
     pub(crate) fn new(
         k: &FlowKey,
         e: &FlowEntry,
         groups: &BTreeMap<u32, GroupInfo>,
+        members: &BTreeMap<u32, String>,
         now: u64,
     ) -> Self {
         let by_label = k.by_label != 0;
@@ -85,6 +89,10 @@ impl FlowView {
             dport: (!by_label).then(|| u16::from_be_bytes([k.tail[2], k.tail[3]])),
             flow_label: by_label.then(|| u32::from_be_bytes(k.tail)),
             member_id: e.member_id,
+            member: members
+                .get(&e.member_id)
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", e.member_id)),
             idle_secs: now.saturating_sub(e.last_seen_ns) as f64 / 1e9,
         }
     }

@@ -21,6 +21,7 @@ pub mod loader;
 mod maps;
 pub mod members;
 pub mod names;
+mod netlink;
 pub mod netns;
 pub mod pin;
 pub mod reconcile;

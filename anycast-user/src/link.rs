@@ -1,9 +1,22 @@
-//! Interfaces by name, in the current network namespace: their index and
-//! their MAC.
+//! Interfaces in the current network namespace: their index and MAC by
+//! name, the whole table, and the events of a netlink socket that says
+//! when it changes; and which interface a pinned XDP link is attached to.
 
-use std::{ffi::CString, os::fd::FromRawFd as _};
+use std::{
+    collections::HashMap,
+    ffi::{CStr, CString},
+    io,
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+        unix::ffi::OsStrExt as _,
+    },
+    path::Path,
+    time::Duration,
+};
 
 use crate::error::{Error, Result};
+
+pub use crate::netlink::{XdpAttachment, xdp_attachment};
 
 /// The interface index of `name` in the current network namespace.
 pub fn ifindex(name: &str) -> Result<u32> {
@@ -47,4 +60,228 @@ pub fn iface_mac(name: &str) -> Result<[u8; 6]> {
         *d = *s as u8;
     }
     Ok(mac)
+}
+
+/// Every interface of the current network namespace: index -> name.
+pub fn interfaces() -> Result<HashMap<u32, String>> {
+    // SAFETY: no preconditions; the list is freed below.
+    let list = unsafe { libc::if_nameindex() };
+    if list.is_null() {
+        return Err(Error::Io {
+            path: "if_nameindex".into(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    let mut out = HashMap::new();
+    let mut p = list;
+    // SAFETY: the list ends with an entry whose index is 0 and name null;
+    // every name before it is a NUL-terminated string owned by the list.
+    unsafe {
+        while (*p).if_index != 0 && !(*p).if_name.is_null() {
+            let name = CStr::from_ptr((*p).if_name).to_string_lossy().into_owned();
+            out.insert((*p).if_index, name);
+            p = p.add(1);
+        }
+        libc::if_freenameindex(list);
+    }
+    Ok(out)
+}
+
+/// A netlink socket subscribed to the link events (`RTMGRP_LINK`) of the
+/// network namespace it was opened in: an interface added, removed,
+/// renamed or changed.
+#[derive(Debug)]
+pub struct LinkEvents {
+    fd: OwnedFd,
+}
+
+impl LinkEvents {
+    /// Subscribes, in the calling thread's network namespace.
+    pub fn subscribe() -> Result<Self> {
+        let err = |source| Error::Io {
+            path: "netlink (RTMGRP_LINK)".into(),
+            source,
+        };
+        // SAFETY: a plain socket call; the descriptor is owned below.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(err(io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` is a new descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: an all-zero sockaddr_nl is valid; family and groups set below.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        addr.nl_groups = libc::RTMGRP_LINK as u32;
+        // SAFETY: `addr` is a valid sockaddr_nl of the size given.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const addr).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(err(io::Error::last_os_error()));
+        }
+        Ok(LinkEvents { fd })
+    }
+
+    /// Waits up to `timeout` for link events and takes every one queued.
+    /// Whether any came (a socket that overflowed lost some: that counts
+    /// as one). The messages are not parsed: a caller rereads the table
+    /// ([`interfaces`]), which is the truth after a burst of changes.
+    pub fn wait(&self, timeout: Duration) -> Result<bool> {
+        let err = |source| Error::Io {
+            path: "netlink (RTMGRP_LINK)".into(),
+            source,
+        };
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::Interrupted => Ok(false),
+                _ => Err(err(e)),
+            };
+        }
+        if n == 0 {
+            return Ok(false);
+        }
+        let mut buf = [0u8; 8192];
+        // Bounded: a socket's queue holds at most its receive buffer.
+        for _ in 0..1024 {
+            // SAFETY: `buf` is writable for its length.
+            let got = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if got < 0 {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) => break,
+                    // Overflowed: events were lost, the table is reread anyway.
+                    Some(libc::ENOBUFS) | Some(libc::EINTR) => continue,
+                    _ => return Err(err(e)),
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// `union bpf_attr` as `BPF_OBJ_GET` reads it (the rest zero).
+#[repr(C, align(8))]
+struct ObjGetAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+    rest: [u64; 14],
+}
+
+/// `union bpf_attr` as `BPF_OBJ_GET_INFO_BY_FD` reads it (the rest zero).
+#[repr(C, align(8))]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+    rest: [u64; 14],
+}
+
+/// `struct bpf_link_info` up to the XDP member of its union (at byte 16),
+/// with room for the rest, which the kernel may fill.
+#[repr(C, align(8))]
+struct LinkInfo {
+    link_type: u32,
+    id: u32,
+    prog_id: u32,
+    _pad: u32,
+    xdp_ifindex: u32,
+    rest: [u32; 59],
+}
+
+/// bpf(2) with command `cmd` and `attr` as its `union bpf_attr`; the
+/// syscall's non-negative result.
+///
+/// # Safety
+///
+/// `attr` must be the attribute `cmd` reads, and every address in it must
+/// be valid for what the kernel reads or writes there during the call.
+unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
+    // SAFETY: the caller vouches for `attr`; its size is passed with it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<T>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc)
+}
+
+/// The interface index the XDP link pinned at `path` is attached to; 0
+/// when its interface is gone (the kernel detaches a link whose device is
+/// unregistered and keeps the link itself, defunct, while it is pinned).
+pub(crate) fn xdp_link_ifindex(path: &Path) -> io::Result<u32> {
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    const BPF_LINK_TYPE_XDP: u32 = 6;
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut get = ObjGetAttr {
+        pathname: c.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+        rest: [0; 14],
+    };
+    // SAFETY: `get` is BPF_OBJ_GET's attribute, pointing to the
+    // NUL-terminated path, which outlives the call.
+    let fd = unsafe { sys_bpf(BPF_OBJ_GET, &mut get)? };
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: bpf(BPF_OBJ_GET) returned a new descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut info = LinkInfo {
+        link_type: 0,
+        id: 0,
+        prog_id: 0,
+        _pad: 0,
+        xdp_ifindex: 0,
+        rest: [0; 59],
+    };
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<LinkInfo>() as u32,
+        info: (&raw mut info) as u64,
+        rest: [0; 14],
+    };
+    // SAFETY: `attr` is BPF_OBJ_GET_INFO_BY_FD's attribute; the kernel
+    // writes at most `info_len` bytes at `info`, which outlives the call.
+    unsafe { sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)? };
+    if info.link_type != BPF_LINK_TYPE_XDP {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an XDP link",
+        ));
+    }
+    Ok(info.xdp_ifindex)
 }

@@ -357,6 +357,15 @@ impl<V: Pod> PrefixMap<V> {
             .map_err(|e| insert_error(self.name, Some(self.label), self.capacity, e))
     }
 
+    /// The value of the longest prefix that covers `addr`, if any.
+    pub(crate) fn longest_match(&self, addr: [u8; 16]) -> Result<Option<V>> {
+        match self.map.get(&Key::new(128, addr), 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(named(self.name)(e)),
+        }
+    }
+
     /// Removes prefix `addr/len` if present; whether it was.
     pub(crate) fn remove_if_present(&mut self, len: u8, addr: [u8; 16]) -> Result<bool> {
         match self.map.remove(&Key::new(u32::from(len), addr)) {

@@ -4,21 +4,24 @@
 
 use std::net::Ipv6Addr;
 
-use anycast_common::{MemberInfo, MemberKind, MemberSourceKey, MemberState};
+use anycast_common::{IfaceLink, MemberInfo, MemberKind, MemberSourceKey, MemberState, NetnsId};
 use bytemuck::Zeroable as _;
 use serde::Serialize;
 
 use crate::{
     addr::parse_unicast,
-    error::{Error, Result},
+    error::{Endpoint, Error, MacProblem, Result},
     link::{iface_mac, ifindex},
     names::MemberName,
+    netns,
 };
 
 /// How to reach a new member, with its interface resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
-    /// On-link: egress interface index, the member's MAC, the interface's MAC.
+    /// On-link: egress interface index, the member's MAC, the interface's
+    /// MAC, and the interface's name and namespace (its identity, with the
+    /// index).
     L2 {
         /// Egress interface index.
         ifindex: u32,
@@ -26,6 +29,11 @@ pub enum Via {
         mac: [u8; 6],
         /// The egress interface's own MAC.
         src_mac: [u8; 6],
+        /// The egress interface's name, NUL-padded.
+        ifname: [u8; 16],
+        /// The egress interface's network namespace; all zero: not
+        /// recorded, and the interface is never checked (program tests).
+        netns: NetnsId,
     },
     /// Routed: the member's unicast address (IPv6-in-IPv6).
     Encap(Ipv6Addr),
@@ -58,19 +66,21 @@ impl MemberVia {
                 iface,
                 mac: parse_mac(mac)?,
             }),
-            (None, None, Some(addr)) => Ok(MemberVia::Encap(parse_unicast(addr)?)),
+            (None, None, Some(addr)) => Ok(MemberVia::Encap(parse_unicast(addr, Endpoint::Encap)?)),
             _ => Err(Error::MemberVia),
         }
     }
 
     /// Resolves an on-link member's interface name to its index and MAC, in
-    /// the current network namespace.
+    /// the current network namespace (which it records).
     pub fn resolve(&self) -> Result<Via> {
         Ok(match self {
             MemberVia::L2 { iface, mac } => Via::L2 {
                 ifindex: ifindex(iface)?,
                 mac: *mac,
                 src_mac: iface_mac(iface)?,
+                ifname: ifname_bytes(iface),
+                netns: netns::current()?,
             },
             MemberVia::Encap(addr) => Via::Encap(*addr),
         })
@@ -88,8 +98,14 @@ pub struct MemberEntry {
     pub id: u32,
     /// Metric: lower is nearer.
     pub metric: u32,
-    /// `up`, `down` or `draining`.
+    /// `up`, `down` or `draining`, as the operator set it (the data plane
+    /// treats the member as down while `link` is not `present`).
     pub state: MemberState,
+    /// L2: whether its interface is still there: `present`, `gone` (no
+    /// interface has its index), or `replaced` (another interface has it).
+    pub link: IfaceLink,
+    /// L2: how often its interface was found gone or replaced.
+    pub link_losses: u32,
     /// Relative share among tied members.
     pub weight: u8,
     /// `l2` or `encap`.
@@ -97,6 +113,9 @@ pub struct MemberEntry {
     /// L2: egress ifindex.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ifindex: Option<u32>,
+    /// L2: the egress interface's name, as recorded when the member was added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
     /// L2: the member's MAC.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -133,7 +152,9 @@ impl MemberEntry {
             name: m.name_str(),
             id,
             metric: m.metric,
-            state: MemberState::from_u8(m.up),
+            state: MemberState::from_u8(m.state),
+            link: IfaceLink::from_u8(m.link),
+            link_losses: m.link_losses,
             weight: m.weight.max(1),
             via: if l2 {
                 MemberKind::L2
@@ -141,6 +162,7 @@ impl MemberEntry {
                 MemberKind::Encap
             },
             ifindex: l2.then_some(m.ifindex),
+            iface: l2.then(|| m.ifname_str()),
             mac: l2.then(|| format_mac(&m.mac)),
             addr: (!l2).then(|| m.addr.into()),
             nearest: a.nearest,
@@ -149,6 +171,15 @@ impl MemberEntry {
             bytes: a.counters.1,
         }
     }
+}
+
+/// An interface name as stored: NUL-padded, cut at 15 bytes (longer names
+/// do not resolve).
+pub fn ifname_bytes(name: &str) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    let n = name.len().min(15);
+    b[..n].copy_from_slice(&name.as_bytes()[..n]);
+    b
 }
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
@@ -161,31 +192,45 @@ pub fn format_mac(m: &[u8; 6]) -> String {
 
 /// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
 pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
-    let bad = || Error::InvalidMac(s.to_string());
+    let bad = |problem| Error::InvalidMac {
+        input: s.to_string(),
+        problem,
+    };
     let parts: Vec<&str> = s.split([':', '-']).collect();
     if parts.len() != 6 {
-        return Err(bad());
+        return Err(bad(MacProblem::Syntax));
     }
     let mut mac = [0u8; 6];
     for (b, p) in mac.iter_mut().zip(parts) {
         if p.len() != 2 {
-            return Err(bad());
+            return Err(bad(MacProblem::Syntax));
         }
-        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad(MacProblem::Syntax))?;
     }
-    if mac == [0; 6] || mac[0] & 1 == 1 {
-        return Err(Error::InvalidMac(format!("{s} (not a unicast MAC)")));
+    if mac == [0; 6] {
+        return Err(bad(MacProblem::Zero));
+    }
+    if mac[0] & 1 == 1 {
+        return Err(bad(MacProblem::Multicast));
     }
     Ok(mac)
 }
 
+/// The lightest and the heaviest weight of a member.
+pub const WEIGHTS: std::ops::RangeInclusive<i64> = 1..=100;
+
+/// Checks a weight: 1 to 100 (the same limits for the command line, the
+/// configuration file and the library).
+pub fn weight(w: i64) -> Result<u8> {
+    match u8::try_from(w) {
+        Ok(v) if WEIGHTS.contains(&w) => Ok(v),
+        _ => Err(Error::InvalidWeight(w)),
+    }
+}
+
 /// Checks a weight: 1 to 100.
 pub fn validate_weight(w: u8) -> Result<()> {
-    if (1..=100).contains(&w) {
-        Ok(())
-    } else {
-        Err(Error::InvalidWeight(w))
-    }
+    weight(i64::from(w)).map(drop)
 }
 
 /// The key under which the data plane recognises the member's packets.
@@ -201,7 +246,10 @@ pub(crate) fn source_key(m: &MemberInfo) -> MemberSourceKey {
 pub(crate) fn same_way(a: &MemberInfo, b: &MemberInfo) -> bool {
     a.kind == b.kind
         && match MemberKind::from_u8(a.kind) {
-            MemberKind::L2 => (a.ifindex, a.mac, a.src_mac) == (b.ifindex, b.mac, b.src_mac),
+            MemberKind::L2 => {
+                (a.ifindex, a.mac, a.src_mac, a.ifname, a.netns)
+                    == (b.ifindex, b.mac, b.src_mac, b.ifname, b.netns)
+            }
             _ => a.addr == b.addr,
         }
 }
@@ -212,18 +260,22 @@ pub(crate) fn new_member(name: &MemberName, via: Via, metric: u32, weight: u8) -
     let mut m = MemberInfo::zeroed();
     m.name[..name.len()].copy_from_slice(name.as_bytes());
     m.metric = metric;
-    m.up = MemberState::Up as u8;
+    m.set_state(MemberState::Up);
     m.weight = weight;
     match via {
         Via::L2 {
             ifindex,
             mac,
             src_mac,
+            ifname,
+            netns,
         } => {
             m.kind = MemberKind::L2 as u8;
             m.ifindex = ifindex;
             m.mac = mac;
             m.src_mac = src_mac;
+            m.ifname = ifname;
+            m.netns = netns;
         }
         Via::Encap(addr) => {
             m.kind = MemberKind::Encap as u8;
@@ -296,6 +348,37 @@ mod tests {
     }
 
     #[test]
+    fn mac_errors_read_as_sentences() {
+        for (bad, want) in [
+            (
+                "01:00:5e:00:00:01",
+                "invalid MAC address `01:00:5e:00:00:01`: it is a multicast address, not a unicast MAC",
+            ),
+            (
+                "00:00:00:00:00:00",
+                "invalid MAC address `00:00:00:00:00:00`: it is all zeros, not a unicast MAC",
+            ),
+            (
+                "zz",
+                "invalid MAC address `zz`: write it as six pairs of hex digits, e.g. 02:00:00:00:00:01",
+            ),
+        ] {
+            assert_eq!(parse_mac(bad).expect_err(bad).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn weights_are_1_to_100_wherever_they_come_from() {
+        assert_eq!(weight(1).ok(), Some(1));
+        assert_eq!(weight(100).ok(), Some(100));
+        for bad in [0, 101, 255, 256, 300, -1] {
+            let e = weight(bad).expect_err("out of range").to_string();
+            assert_eq!(e, format!("invalid weight {bad}: use 1 to 100"));
+        }
+        assert!(validate_weight(0).is_err() && validate_weight(101).is_err());
+    }
+
+    #[test]
     fn member_via_from_args() {
         let l2 = MemberVia::from_args(Some("eth1".into()), Some("02:00:00:00:00:01"), None);
         assert!(matches!(l2, Ok(MemberVia::L2 { ref iface, .. }) if iface == "eth1"));
@@ -305,6 +388,12 @@ mod tests {
             (None, None, None, "either on-link"),
             (Some("eth1"), Some("zz"), None, "invalid MAC address `zz`"),
             (None, None, Some("2001:db8::/64"), "is a prefix"),
+            (
+                None,
+                None,
+                Some("ff02::1"),
+                "invalid encap address `ff02::1`: it is in multicast",
+            ),
         ] {
             let e = MemberVia::from_args(iface.map(String::from), mac, encap)
                 .expect_err(want)

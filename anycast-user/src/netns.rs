@@ -1,8 +1,16 @@
 //! Entering a network namespace, so that `--netns NAME` works like
 //! `nsenter --net=/run/netns/NAME` while keeping this mount namespace (and
-//! with it the bpffs pins, which `ip netns exec` would hide).
+//! with it the bpffs pins, which `ip netns exec` would hide); and which
+//! namespace the calling thread is in, as attachments and members record it.
 
-use std::{fs::File, io, os::unix::io::AsRawFd as _, path::PathBuf};
+use std::{
+    fs::{self, File},
+    io,
+    os::unix::{fs::MetadataExt as _, io::AsRawFd as _},
+    path::{Path, PathBuf},
+};
+
+use anycast_common::NetnsId;
 
 use crate::error::{Error, Result};
 
@@ -24,4 +32,18 @@ pub fn enter(name: &str) -> Result<()> {
         return Err(io_err(io::Error::last_os_error()));
     }
     Ok(())
+}
+
+/// The network namespace of the calling thread (which `--netns` may have
+/// moved away from the process's): the device and inode of its nsfs file.
+pub fn current() -> Result<NetnsId> {
+    let path = Path::new("/proc/thread-self/ns/net");
+    let st = fs::metadata(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(NetnsId {
+        dev: st.dev(),
+        ino: st.ino(),
+    })
 }

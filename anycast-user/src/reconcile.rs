@@ -20,8 +20,8 @@ use serde::Serialize;
 
 use crate::{
     addr::AnycastPrefix,
-    config::{Config, MemberConfig},
-    error::{ConfigError, Error, Result},
+    config::{Capacities, Config, MemberConfig},
+    error::{Error, Result},
     group::GroupOptions,
     members::{MemberVia, Via, format_mac, new_member, same_way, source_key},
     names::GroupName,
@@ -238,7 +238,7 @@ fn settings_diff(old: &GroupInfo, new: &GroupInfo) -> Vec<String> {
 
 /// The member fields that differ, as `name old -> new`.
 fn member_diff(old: &MemberInfo, new: &MemberInfo) -> Vec<String> {
-    let st = |m: &MemberInfo| MemberState::from_u8(m.up);
+    let st = |m: &MemberInfo| MemberState::from_u8(m.state);
     let mut d = Vec::new();
     if old.metric != new.metric {
         d.push(format!("metric {} -> {}", old.metric, new.metric));
@@ -250,7 +250,7 @@ fn member_diff(old: &MemberInfo, new: &MemberInfo) -> Vec<String> {
             new.weight.max(1)
         ));
     }
-    if old.up != new.up {
+    if old.state != new.state {
         d.push(format!("state {} -> {}", st(old), st(new)));
     }
     d
@@ -288,24 +288,81 @@ struct Plan {
     publish: BTreeSet<String>,
     addresses_removed: Vec<(AnycastPrefix, u32)>,
     addresses_new: Vec<(AnycastPrefix, String)>,
+    /// How much it removes.
+    removal: Removal,
+}
+
+/// How [`apply_config`] goes about it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Only say what would change.
+    pub dry_run: bool,
+    /// Apply a file that names no group, removing everything.
+    pub allow_empty: bool,
+    /// Apply a file that removes more than half of the anycast addresses.
+    pub force: bool,
 }
 
 /// Makes `state` match `cfg` (see the module doc) and returns what
-/// changed; with `dry_run`, only says what would change. `resolve` finds an
-/// on-link member's interface (index and MAC). The file is checked against
-/// the tables' capacities before the first change: a file that does not
-/// fit changes nothing.
+/// changed; with `opts.dry_run`, only says what would change. `resolve`
+/// finds an on-link member's interface (index and MAC). The file is
+/// checked against the tables' capacities before the first change: a file
+/// that does not fit changes nothing. Nor does a file that would remove
+/// everything (it names no group: [`Error::EmptyConfig`], unless
+/// `allow_empty`) or more than half of the anycast addresses and prefixes
+/// ([`Error::RemovesMostAddresses`], unless `force`); a dry run is never
+/// refused for that.
 pub fn apply_config(
     state: &mut State,
     cfg: &Config,
     resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>,
-    dry_run: bool,
+    opts: ApplyOptions,
 ) -> Result<Vec<Change>> {
     let plan = plan(state, cfg, resolve)?;
-    if dry_run {
+    if opts.dry_run {
         return Ok(plan.changes);
     }
+    plan.removal.check(opts)?;
     execute(state, plan)
+}
+
+/// How much a plan removes, for [`ApplyOptions::allow_empty`] and
+/// [`ApplyOptions::force`].
+#[derive(Clone, Copy, Debug, Default)]
+struct Removal {
+    /// The file names no group.
+    empty_file: bool,
+    /// Groups, members and addresses configured now.
+    groups: usize,
+    members: usize,
+    addresses: usize,
+    /// Addresses and prefixes the file does not name at all (not moved to
+    /// another group: gone).
+    addresses_gone: usize,
+}
+
+impl Removal {
+    /// Refuses the plan when it removes more than `opts` allows.
+    fn check(&self, opts: ApplyOptions) -> Result<()> {
+        let something = self.groups + self.members + self.addresses > 0;
+        if self.empty_file && something {
+            if opts.allow_empty {
+                return Ok(());
+            }
+            return Err(Error::EmptyConfig {
+                groups: self.groups,
+                members: self.members,
+                addresses: self.addresses,
+            });
+        }
+        if !opts.force && self.addresses_gone * 2 > self.addresses {
+            return Err(Error::RemovesMostAddresses {
+                removed: self.addresses_gone,
+                total: self.addresses,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Works out what to change, and checks that it fits.
@@ -317,23 +374,11 @@ fn plan(
     let mut p = Plan::default();
     // Every member as the file wants it, with its way in resolved.
     let mut wanted: HashMap<(&str, &str), MemberInfo> = HashMap::new();
-    for (g, gc) in &cfg.groups {
-        for (n, mc) in &gc.members {
-            let via = resolve(&mc.via).map_err(|e| {
-                let key = match mc.via {
-                    MemberVia::L2 { .. } => ".iface",
-                    MemberVia::Encap(_) => ".encap",
-                };
-                ConfigError::Invalid {
-                    line: mc.line,
-                    field: format!("group.{g}.member.{n}{key}"),
-                    error: Box::new(e),
-                }
-            })?;
-            let mut m = new_member(n, via, mc.metric, mc.weight);
-            m.up = mc.state as u8;
-            wanted.insert((g.as_str(), n.as_str()), m);
-        }
+    for ((g, n), via) in cfg.resolve(resolve)? {
+        let mc = &cfg.groups[g].members[n];
+        let mut m = new_member(n, via, mc.metric, mc.weight);
+        m.set_state(mc.state);
+        wanted.insert((g.as_str(), n.as_str()), m);
     }
 
     let groups_now = state.groups_in_use()?;
@@ -424,7 +469,7 @@ fn plan(
             let mut m = m;
             m.metric = want.metric;
             m.weight = want.weight;
-            m.up = want.up;
+            m.set_state(MemberState::from_u8(want.state));
             p.members_changed.push((id, m));
             p.publish.insert(g.clone());
             let mut c = change(ChangeAction::Changed, ChangeKind::Member, g, n);
@@ -495,31 +540,26 @@ fn plan(
         ));
     }
 
-    // Capacities: refuse now rather than fail half-way.
-    let groups_after = groups_now.len() - p.groups_removed.len() + p.groups_new.len();
-    if groups_after > state.group_capacity() as usize {
-        return Err(state.group_table_full());
-    }
-    let removed: usize =
-        p.members_removed.len() + p.groups_removed.iter().map(|(_, m)| m.len()).sum::<usize>();
-    if members_now.len() - removed + p.members_new.len() > state.member_capacity() as usize {
-        return Err(state.member_table_full());
-    }
-    let (addr_cap, prefix_cap) = state.address_capacities();
-    let count = |exact: bool, list: &mut dyn Iterator<Item = &AnycastPrefix>| {
-        list.filter(|a| a.is_exact() == exact).count()
+    // Capacities: refuse now rather than fail half-way. The file becomes
+    // the whole state, so its own counts are what the tables must hold.
+    let (addresses, prefixes) = state.address_capacities();
+    cfg.check_fits(&Capacities {
+        groups: state.group_capacity(),
+        members: state.member_capacity(),
+        addresses,
+        prefixes,
+        ..Capacities::BUILT_IN
+    })?;
+    p.removal = Removal {
+        empty_file: cfg.groups.is_empty(),
+        groups: groups_now.len(),
+        members: members_now.len(),
+        addresses: addrs_now.len(),
+        addresses_gone: addrs_now
+            .iter()
+            .filter(|(a, _)| !want_addr.contains_key(a))
+            .count(),
     };
-    for (exact, table, capacity) in [
-        (true, "anycast address table", addr_cap),
-        (false, "anycast prefix table", prefix_cap),
-    ] {
-        let after = count(exact, &mut addrs_now.iter().map(|(a, _)| a))
-            - count(exact, &mut p.addresses_removed.iter().map(|(a, _)| a))
-            + count(exact, &mut p.addresses_new.iter().map(|(a, _)| a));
-        if after > capacity as usize {
-            return Err(Error::TableFull { table, capacity });
-        }
-    }
     p.changes.sort_by_key(|c| {
         (
             c.action == ChangeAction::Removed,

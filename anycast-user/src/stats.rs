@@ -1,10 +1,12 @@
 //! Counters as operators see them: summed over CPUs, by name, and the
 //! rates `anycast run` prints. The maps are `state::counters`.
 
-use std::{collections::BTreeMap, net::Ipv6Addr, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
-use anycast_common::{Affinity, Fallback, GlobalStat, GroupInfo, wire::IPPROTO_TCP};
+use anycast_common::{GlobalStat, GroupInfo};
 use serde::Serialize;
+
+use crate::group::GroupSettings;
 
 /// Counters of one group, summed over CPUs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -13,19 +15,9 @@ pub struct GroupStats {
     pub id: u32,
     /// Number of anycast addresses and prefixes in the group.
     pub addresses: u32,
-    /// `pass` or `drop`: what happens when no member is up.
-    pub fallback: Fallback,
-    /// Outer source of encapsulated packets, if set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tunnel_source: Option<Ipv6Addr>,
-    /// `flow` or `none`.
-    pub affinity: Affinity,
-    /// Idle timeout of TCP flows, seconds.
-    pub tcp_timeout: u32,
-    /// Idle timeout of other flows, seconds.
-    pub other_timeout: u32,
-    /// Consistent-hash table size.
-    pub table_size: u32,
+    /// Its settings.
+    #[serde(flatten)]
+    pub settings: GroupSettings,
     /// Counters by name.
     #[serde(flatten)]
     pub counters: BTreeMap<&'static str, u64>,
@@ -37,12 +29,7 @@ impl GroupStats {
         GroupStats {
             id,
             addresses: info.addresses,
-            fallback: Fallback::from_u8(info.fallback),
-            tunnel_source: (info.has_tunnel_source != 0).then(|| info.tunnel_source.into()),
-            affinity: Affinity::from_u8(info.affinity),
-            tcp_timeout: (info.flow_timeout_ns(IPPROTO_TCP) / 1_000_000_000) as u32,
-            other_timeout: (info.flow_timeout_ns(0) / 1_000_000_000) as u32,
-            table_size: info.maglev_size(),
+            settings: GroupSettings::of(info),
             counters,
         }
     }

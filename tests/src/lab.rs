@@ -6,10 +6,10 @@
 use std::{
     fs,
     net::{Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket},
-    path::PathBuf,
-    process::{Command, Output},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU32, Ordering},
     },
     thread,
@@ -161,6 +161,8 @@ pub struct Lab {
     pub pin_dir: PathBuf,
     nodes: Vec<(String, NetNs)>,
     links: u8,
+    /// Other pin dirs a test uses, purged and removed on drop.
+    extra_pins: Mutex<Vec<PathBuf>>,
 }
 
 impl Lab {
@@ -178,7 +180,24 @@ impl Lab {
             prefix,
             nodes: Vec::new(),
             links: 0,
+            extra_pins: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Another pin dir for this lab, `/sys/fs/bpf/<prefix>-<name>` (not
+    /// created), purged and removed when the lab is dropped.
+    pub fn other_pin_dir(&self, name: &str) -> PathBuf {
+        let p = PathBuf::from(format!("/sys/fs/bpf/{}-{name}", self.prefix));
+        self.forget_pin_dir_on_drop(&p);
+        p
+    }
+
+    /// Purges and removes pin dir `p` when the lab is dropped (e.g. one a
+    /// test made inside another).
+    pub fn forget_pin_dir_on_drop(&self, p: &Path) {
+        if let Ok(mut v) = self.extra_pins.lock() {
+            v.push(p.to_path_buf());
+        }
     }
 
     /// Adds node `name`; `forwarding` makes it a router.
@@ -259,16 +278,47 @@ impl Lab {
 
     /// Runs the `anycast` CLI with this lab's pin dir inside node `node`.
     pub fn anycast_in(&self, node: &str, args: &[&str]) -> Result<Output> {
+        self.anycast_at(&self.pin_dir, node, args)
+    }
+
+    /// Runs the `anycast` CLI with pin dir `pin` inside node `node`.
+    pub fn anycast_at(&self, pin: &Path, node: &str, args: &[&str]) -> Result<Output> {
+        self.anycast_cmd(pin, node, args)?
+            .output()
+            .context("running anycast")
+    }
+
+    /// The `anycast` command with pin dir `pin`, run inside node `node`
+    /// (`--netns`), not started: for tests that need its output or its
+    /// process.
+    pub fn anycast_cmd(&self, pin: &Path, node: &str, args: &[&str]) -> Result<Command> {
         let ns = self.ns(node)?;
-        let out = Command::new(anycast_bin()?)
-            .arg("--pin-dir")
-            .arg(&self.pin_dir)
+        let mut cmd = Command::new(anycast_bin()?);
+        cmd.arg("--pin-dir")
+            .arg(pin)
             .args(["--netns", &ns.name])
             .args(args)
-            .env_remove("ANYCAST_PIN_DIR")
-            .output()
-            .context("running anycast")?;
-        Ok(out)
+            .env_remove("ANYCAST_PIN_DIR");
+        Ok(cmd)
+    }
+
+    /// Starts `anycast ARGS` with pin dir `pin` in node `node`, its standard
+    /// output (returned) and error pipes; the process is killed when the
+    /// [`Running`] is dropped.
+    pub fn spawn_anycast(
+        &self,
+        pin: &Path,
+        node: &str,
+        args: &[&str],
+    ) -> Result<(Running, ChildStdout)> {
+        let mut child = self
+            .anycast_cmd(pin, node, args)?
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting anycast {}", args.join(" ")))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        Ok((Running(child), stdout))
     }
 
     /// Runs the CLI in `node` and fails unless it succeeds; returns stdout.
@@ -287,18 +337,55 @@ impl Lab {
     /// Runs the CLI in `node` and requires it to fail with a one-line error
     /// containing `needle`.
     pub fn anycast_refused(&self, node: &str, args: &[&str], needle: &str) -> Result<()> {
-        let out = self.anycast_in(node, args)?;
-        let err = String::from_utf8_lossy(&out.stderr);
-        if out.status.success() {
-            bail!("`anycast {}` should have failed", args.join(" "));
-        }
-        if !err.contains(needle) || err.trim().lines().count() != 1 {
+        refused(&self.anycast_in(node, args)?, args, needle)
+    }
+
+    /// Runs the CLI with pin dir `pin` in `node` and requires it to fail
+    /// with a one-line error containing `needle`.
+    pub fn anycast_refused_at(
+        &self,
+        pin: &Path,
+        node: &str,
+        args: &[&str],
+        needle: &str,
+    ) -> Result<()> {
+        refused(&self.anycast_at(pin, node, args)?, args, needle)
+    }
+
+    /// Runs the CLI with pin dir `pin` in `node` and fails unless it
+    /// succeeds; returns stdout.
+    pub fn anycast_ok_at(&self, pin: &Path, node: &str, args: &[&str]) -> Result<String> {
+        let out = self.anycast_at(pin, node, args)?;
+        if !out.status.success() {
             bail!(
-                "`anycast {}`: want one line with `{needle}`, got: {err}",
-                args.join(" ")
+                "`anycast --pin-dir {} {}` failed: {}",
+                pin.display(),
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs the CLI in `node` and requires it to fail; returns its stdout
+    /// and stderr.
+    pub fn anycast_fails(&self, node: &str, args: &[&str]) -> Result<(String, String)> {
+        let out = self.anycast_in(node, args)?;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        if out.status.success() {
+            bail!("`anycast {}` should have failed: {stdout}", args.join(" "));
+        }
+        Ok((stdout, stderr))
+    }
+
+    /// A file `name` with `text` for this lab's commands, removed on drop.
+    pub fn file(&self, name: &str, text: &str) -> Result<LabFile> {
+        let path = std::env::temp_dir().join(format!("{}-{name}", self.prefix));
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(LabFile(path))
     }
 
     /// `anycast stats --json`, parsed.
@@ -309,15 +396,95 @@ impl Lab {
     }
 }
 
+/// Requires `out` (of `anycast ARGS`) to be a failure with a one-line error
+/// containing `needle`.
+pub fn refused(out: &Output, args: &[&str], needle: &str) -> Result<()> {
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        bail!("`anycast {}` should have failed", args.join(" "));
+    }
+    if !err.contains(needle) || err.trim().lines().count() != 1 {
+        bail!(
+            "`anycast {}`: want one line with `{needle}`, got: {err}",
+            args.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// A process killed (and reaped) when dropped, so that a failing test
+/// leaves none running.
+pub struct Running(pub Child);
+
+impl Running {
+    /// Waits for the process to end, at most `timeout`; its exit status.
+    pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.0.try_wait()? {
+                return Ok(st);
+            }
+            if start.elapsed() > timeout {
+                bail!("the process did not end within {timeout:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends signal `sig` to the process.
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        let pid = i32::try_from(self.0.id()).context("pid")?;
+        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            bail!("kill {pid}: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A file of a lab's (a configuration, an address list), removed on drop.
+#[derive(Debug)]
+pub struct LabFile(PathBuf);
+
+impl LabFile {
+    /// Its path, as a command-line argument.
+    pub fn arg(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
+impl Drop for LabFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         // Detach and purge through the CLI when the lab has a data plane;
         // deleting the namespaces below removes the interfaces either way.
-        if self.pin_dir.exists() {
-            if let Some((node, _)) = self.nodes.first() {
-                let _ = self.anycast_in(node, &["detach", "--purge"]);
+        let extra = self
+            .extra_pins
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        // Inner pin dirs first: the lab's own may hold them.
+        for pin in extra.iter().rev().chain([&self.pin_dir]) {
+            if pin.exists() {
+                if let Some((node, _)) = self.nodes.first() {
+                    let _ = self.anycast_at(pin, node, &["detach", "--purge"]);
+                }
+                let _ = fs::remove_dir_all(pin);
             }
-            let _ = fs::remove_dir_all(&self.pin_dir);
         }
         // Namespaces are deleted by NetNs::drop, in reverse order of creation.
         while let Some((_, ns)) = self.nodes.pop() {

@@ -13,7 +13,8 @@ use anycast::{
     stats::Stats,
 };
 use anycast_common::{
-    FlowEntry, FlowKey, GroupInfo, IfaceRole, MemberInfo, MemberSourceKey, SourceAction, map_names,
+    FlowEntry, FlowKey, GroupInfo, IfaceRole, MemberInfo, MemberSourceKey, NetnsId, SourceAction,
+    map_names,
     model::{self, Config, Delta, Fib, Iface, Outcome, Scope},
     program_names,
 };
@@ -170,6 +171,8 @@ impl ProgramUnderTest {
             ifindex: TEST_RUN_IFINDEX,
             mac,
             src_mac: [0x02, 0xaa, 0, 0, 0, 0x01],
+            ifname: [0; 16],
+            netns: NetnsId::default(),
         };
         self.add_member(group, name, via, metric)
     }

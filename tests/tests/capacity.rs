@@ -14,7 +14,7 @@ use anycast::{
     GroupName, MemberName,
     config::Config,
     members::{MemberVia, Via, format_mac},
-    reconcile::{ChangeAction, ChangeKind, apply_config},
+    reconcile::{ApplyOptions, ChangeAction, ChangeKind, apply_config},
     state::{AddressEntry, State},
     stats::Stats,
 };
@@ -77,6 +77,8 @@ fn resolve(v: &MemberVia) -> anycast::Result<Via> {
             ifindex: TEST_RUN_IFINDEX,
             mac: *mac,
             src_mac: [0x02, 0xaa, 0, 0, 0, 1],
+            ifname: [0; 16],
+            netns: anycast_common::NetnsId::default(),
         },
         MemberVia::Encap(a) => Via::Encap(*a),
     })
@@ -107,7 +109,7 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
     );
 
     let t = Instant::now();
-    let changes = apply_config(&mut p.state, &full, &mut resolve, false)?;
+    let changes = apply_config(&mut p.state, &full, &mut resolve, ApplyOptions::default())?;
     let filled = t.elapsed();
     let added = |kind: ChangeKind| {
         changes
@@ -161,7 +163,7 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
 
     // Applied again: nothing to do, nothing published.
     let t = Instant::now();
-    let again = apply_config(&mut p.state, &full, &mut resolve, false)?;
+    let again = apply_config(&mut p.state, &full, &mut resolve, ApplyOptions::default())?;
     assert!(again.is_empty(), "{:?}", &again[..again.len().min(5)]);
     assert_eq!(slots(&p)?, published);
     eprintln!("re-applied (no change) in {:.1?}", t.elapsed());
@@ -173,7 +175,12 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
         "metric = 10 }",
         (members - groups) as usize - 63,
     ))?;
-    let changed = apply_config(&mut p.state, &farther, &mut resolve, false)?;
+    let changed = apply_config(
+        &mut p.state,
+        &farther,
+        &mut resolve,
+        ApplyOptions::default(),
+    )?;
     assert_eq!(changed.len(), 63, "{:?}", &changed[..changed.len().min(5)]);
     let group = &changed[0].group;
     assert!(
@@ -184,7 +191,7 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
     let mut want = published.clone();
     want.insert(group.clone(), 0);
     assert_eq!(slots(&p)?, want);
-    apply_config(&mut p.state, &full, &mut resolve, false)?;
+    apply_config(&mut p.state, &full, &mut resolve, ApplyOptions::default())?;
 
     let before = snapshot(&p.state)?;
     // One group more: through the file and through the CLI's path.
@@ -195,12 +202,15 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
         .context("the extra group")?;
     more.groups.insert(extra.0, extra.1);
     let refused = |p: &mut ProgramUnderTest, cfg: &Config| {
-        let r = apply_config(&mut p.state, cfg, &mut resolve, false);
+        let r = apply_config(&mut p.state, cfg, &mut resolve, ApplyOptions::default());
         r.map(|c| c.len()).map_err(|e| e.to_string())
     };
     assert_eq!(
         refused(&mut p, &more),
-        Err("the group table is full (1023 entries); nothing was changed".into())
+        Err(
+            "the file needs 1024 entries of the group table, which holds 1023; nothing was changed"
+                .into()
+        )
     );
     let e = p
         .add(&addr(groups).to_string(), "one-too-many")
@@ -218,7 +228,7 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
     g0.members.insert(MemberName::new("extra")?, m);
     assert_eq!(
         refused(&mut p, &more),
-        Err("the member table is full (65535 entries); nothing was changed".into())
+        Err("the file needs 65536 entries of the member table, which holds 65535; nothing was changed".into())
     );
     let e = p
         .state
@@ -226,7 +236,7 @@ fn production_size_group_and_member_tables_fill_and_refuse_the_next_entry() -> R
             &GroupName::new("g0000")?,
             &MemberName::new("extra")?,
             Via::Encap("2001:db8:f::1".parse()?),
-            10,
+            30,
             1,
         )
         .expect_err("the member table is full");

@@ -2,8 +2,10 @@
 //!
 //! CI runs a fixed seed (`ANYCAST_FUZZ_SEED`, default 1) over
 //! `ANYCAST_FUZZ_FRAMES` frames (default 100,000) for each interface kind.
-//! `cargo xtask fuzz --seconds N` sets `ANYCAST_FUZZ_SECONDS`: random seeds
-//! until the time is up; a failure names its seed and shows the frame
+//! `cargo xtask fuzz --seconds N` sets `ANYCAST_FUZZ_SECONDS` and the run's
+//! seed (`ANYCAST_FUZZ_SEED`, printed first, so that a run that passed can
+//! be repeated): seeds drawn from it until the time is up, the same ones
+//! for the same seed; a failure names its own seed and shows the frame
 //! minimised, which is written to `ANYCAST_FUZZ_CORPUS_DIR` (the xtask sets
 //! it to `tests/corpus`) as a regression case. Every run replays the corpus.
 
@@ -34,18 +36,19 @@ fn fuzz(role: IfaceRole, action: SourceAction) -> Result<()> {
     if let Ok(secs) = std::env::var("ANYCAST_FUZZ_SECONDS") {
         let secs: u64 = secs.parse().context("ANYCAST_FUZZ_SECONDS")?;
         let deadline = Instant::now() + Duration::from_secs(secs);
-        let mut seeds = fuzz::Rng::new(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_nanos() as u64,
-        );
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos() as u64;
+        let master = env_u64("ANYCAST_FUZZ_SEED", clock)?;
+        println!("fuzzing {role:?}, {action:?} from seed {master}");
+        let mut seeds = fuzz::Rng::new(master);
         let mut frames = 0;
         while Instant::now() < deadline {
             let seed = seeds.next_u64();
             fuzz::run(&p, seed, 10_000, corpus)?;
             frames += 10_000;
         }
-        println!("{frames} frames agreed ({role:?}, {action:?})");
+        println!("{frames} frames agreed ({role:?}, {action:?}, from seed {master})");
         return Ok(());
     }
     let seed = env_u64("ANYCAST_FUZZ_SEED", 1)?;

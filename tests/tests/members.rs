@@ -279,7 +279,7 @@ fn bad_member_input_is_refused_and_changes_nothing() -> Result<()> {
         (&["member", "del", "nogroup", "m1"], "no group `nogroup`"),
         (
             &["group", "set", "dns", "--tunnel-source", "ff02::1"],
-            "must be a unicast address",
+            "invalid tunnel source `ff02::1`: it is in multicast space",
         ),
         (
             &["group", "set", "dns", "--tunnel-source", "not-an-address"],

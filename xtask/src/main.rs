@@ -73,8 +73,9 @@ enum Task {
         baseline: Option<String>,
     },
     /// Differential fuzzing of the XDP program against the reference model
-    /// with random seeds for N seconds per interface kind; a failure names its
-    /// seed, and its minimised frame is written to tests/corpus.
+    /// with random seeds for N seconds per interface kind; the run's seed is
+    /// printed first (so that any run can be repeated), a failure names its
+    /// own seed, and its minimised frame is written to tests/corpus.
     Fuzz {
         /// How long, per interface kind.
         #[arg(long, default_value_t = 60)]
@@ -88,6 +89,9 @@ enum Task {
         /// Kills per command, with --crash.
         #[arg(long, default_value_t = 100, requires = "crash")]
         kills: u64,
+        /// The run's seed (default: from the clock), e.g. to repeat a run.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Only install (or check) the BPF toolchain.
     Toolchain,
@@ -117,11 +121,12 @@ fn main() -> Result<()> {
             seconds,
             crash,
             kills,
+            seed,
         } => {
             if crash {
-                crash_fuzz(&root, kills)?
+                crash_fuzz(&root, kills, seed)?
             } else {
-                fuzz(&root, seconds)?
+                fuzz(&root, seconds, seed)?
             }
         }
     }
@@ -349,7 +354,32 @@ fn baseline_object(root: &Path, rev: &str) -> Result<PathBuf> {
         .context("the baseline's build left no eBPF object")
 }
 
-fn fuzz(root: &Path, seconds: u64) -> Result<()> {
+/// What a fuzz run of `seconds` from `seed` says first: its seed, and how
+/// to repeat it.
+fn fuzz_banner(seconds: u64, seed: u64) -> String {
+    format!(
+        "fuzz seed {seed} (repeat this run: cargo xtask fuzz --seconds {seconds} --seed {seed})"
+    )
+}
+
+/// The fuzz test's environment: how long, from which seed, and where
+/// minimised failures go.
+fn fuzz_env(seconds: u64, seed: u64, corpus: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("ANYCAST_FUZZ_SECONDS", seconds.to_string()),
+        ("ANYCAST_FUZZ_SEED", seed.to_string()),
+        ("ANYCAST_FUZZ_CORPUS_DIR", corpus.display().to_string()),
+    ]
+}
+
+fn fuzz(root: &Path, seconds: u64, seed: Option<u64>) -> Result<()> {
+    let seed = match seed {
+        Some(s) => s,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos() as u64,
+    };
+    println!("{}", fuzz_banner(seconds, seed));
     let args = [
         "test",
         "--package",
@@ -361,21 +391,14 @@ fn fuzz(root: &Path, seconds: u64) -> Result<()> {
         "--nocapture",
     ];
     let corpus = root.join("tests").join("corpus");
-    harness(
-        root,
-        "fuzz",
-        &[],
-        &args,
-        &[
-            ("ANYCAST_FUZZ_SECONDS", seconds.to_string()),
-            ("ANYCAST_FUZZ_CORPUS_DIR", corpus.display().to_string()),
-        ],
-    )
+    harness(root, "fuzz", &[], &args, &fuzz_env(seconds, seed, &corpus))?;
+    println!("{}", fuzz_banner(seconds, seed));
+    Ok(())
 }
 
-/// The crash test with `kills` kills per command, from a random seed
-/// (printed by the test).
-fn crash_fuzz(root: &Path, kills: u64) -> Result<()> {
+/// The crash test with `kills` kills per command, from `seed` or a random
+/// one (printed by the test).
+fn crash_fuzz(root: &Path, kills: u64, seed: Option<u64>) -> Result<()> {
     let args = [
         "test",
         "--package",
@@ -386,13 +409,14 @@ fn crash_fuzz(root: &Path, kills: u64) -> Result<()> {
         "--include-ignored",
         "--nocapture",
     ];
-    harness(
-        root,
-        "fuzz --crash",
-        &[],
-        &args,
-        &[("ANYCAST_CRASH_KILLS", kills.to_string())],
-    )
+    harness(root, "fuzz --crash", &[], &args, &crash_env(kills, seed))
+}
+
+/// The crash test's environment: kills per command, and the seed if given.
+fn crash_env(kills: u64, seed: Option<u64>) -> Vec<(&'static str, String)> {
+    let mut env = vec![("ANYCAST_CRASH_KILLS", kills.to_string())];
+    env.extend(seed.map(|s| ("ANYCAST_CRASH_SEED", s.to_string())));
+    env
 }
 
 fn demo_lab(root: &Path) -> Result<()> {
@@ -410,4 +434,28 @@ fn demo_lab(root: &Path) -> Result<()> {
         ],
         &[],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fuzz_run_names_its_seed_and_hands_it_to_the_test() {
+        let banner = fuzz_banner(30, 1234);
+        assert!(banner.starts_with("fuzz seed 1234 "), "{banner}");
+        assert!(
+            banner.contains("cargo xtask fuzz --seconds 30 --seed 1234"),
+            "{banner}"
+        );
+        let env = fuzz_env(30, 1234, Path::new("tests/corpus"));
+        assert!(
+            env.contains(&("ANYCAST_FUZZ_SEED", "1234".to_string())),
+            "{env:?}"
+        );
+        assert!(
+            env.contains(&("ANYCAST_FUZZ_SECONDS", "30".to_string())),
+            "{env:?}"
+        );
+    }
 }

@@ -70,6 +70,31 @@ impl Addresses {
         Ok(None)
     }
 
+    /// The anycast address or longest prefix that covers `addr`, with its
+    /// group id, if any.
+    pub(crate) fn covering(&self, addr: Ipv6Addr) -> Result<Option<(AnycastPrefix, u32)>> {
+        let exact = AnycastPrefix { addr, len: 128 };
+        if let Some(g) = self.exact.get(&AddrKey::from(addr))? {
+            return Ok(Some((exact, g.group_id)));
+        }
+        if self.prefixes.longest_match(addr.octets())?.is_none() {
+            return Ok(None);
+        }
+        // The trie answers with a value, not its key: find the prefix.
+        let mut best: Option<(AnycastPrefix, u32)> = None;
+        for entry in self.prefixes.iter() {
+            let (len, net, v) = entry?;
+            let p = AnycastPrefix {
+                addr: net.into(),
+                len,
+            };
+            if p.contains(addr) && best.is_none_or(|(b, _)| b.len < len) {
+                best = Some((p, v.group_id));
+            }
+        }
+        Ok(best)
+    }
+
     /// Every configured address and prefix with its group id, unsorted.
     pub(crate) fn all(&self) -> Result<Vec<(AnycastPrefix, u32)>> {
         let mut out = Vec::new();

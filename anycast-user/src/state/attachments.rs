@@ -1,10 +1,12 @@
 //! `IFACES`: the interfaces the program is attached to, with the role,
-//! source action and mode of each.
+//! source action and mode of each. An attachment is keyed by an id of its
+//! own; the interface is known by its network namespace and index together
+//! (two namespaces may use the same index).
 
-use anycast_common::{IfaceConfig, map_names};
+use anycast_common::{IfaceConfig, MAX_IFACES, NetnsId, map_names};
 
 use crate::{
-    error::Result,
+    error::{Error, Result},
     maps::{HashMapOf, MapSource},
 };
 
@@ -21,22 +23,37 @@ impl Attachments {
         })
     }
 
-    /// Whether interface `ifindex` is recorded; a failed lookup reads as no.
-    pub(crate) fn contains(&self, ifindex: u32) -> bool {
-        self.map.contains(&ifindex)
+    /// The attachment of interface `ifindex` of namespace `netns`, if any,
+    /// with its id.
+    pub(crate) fn find(&self, netns: NetnsId, ifindex: u32) -> Result<Option<(u32, IfaceConfig)>> {
+        Ok(self
+            .all()?
+            .into_iter()
+            .find(|(_, c)| c.netns == netns && c.ifindex == ifindex))
     }
 
-    /// Records interface `ifindex`.
-    pub(crate) fn insert(&mut self, ifindex: u32, cfg: IfaceConfig) -> Result<()> {
-        self.map.insert(ifindex, cfg, 0)
+    /// An id no attachment has.
+    pub(crate) fn free_id(&self) -> Result<u32> {
+        let used: Vec<u32> = self.all()?.into_iter().map(|(id, _)| id).collect();
+        (1..=MAX_IFACES)
+            .find(|id| !used.contains(id))
+            .ok_or(Error::TableFull {
+                table: "interface table",
+                capacity: MAX_IFACES,
+            })
     }
 
-    /// Forgets interface `ifindex`; one that is not recorded is an error.
-    pub(crate) fn remove(&mut self, ifindex: u32) -> Result<()> {
-        self.map.remove(&ifindex)
+    /// Records attachment `id`.
+    pub(crate) fn insert(&mut self, id: u32, cfg: IfaceConfig) -> Result<()> {
+        self.map.insert(id, cfg, 0)
     }
 
-    /// Every recorded interface, by ifindex.
+    /// Forgets attachment `id`; one that is not recorded is an error.
+    pub(crate) fn remove(&mut self, id: u32) -> Result<()> {
+        self.map.remove(&id)
+    }
+
+    /// Every recorded attachment, by id.
     pub(crate) fn all(&self) -> Result<Vec<(u32, IfaceConfig)>> {
         self.map.iter().collect()
     }

@@ -79,10 +79,12 @@ impl Flows {
         Ok((entries, live))
     }
 
-    /// Up to `limit` flows, of group id `group` or all.
+    /// Up to `limit` flows, of group id `group` or all (`members`: member
+    /// names by id).
     pub(crate) fn list(
         &self,
         groups: &BTreeMap<u32, GroupInfo>,
+        members: &BTreeMap<u32, String>,
         group: Option<u32>,
         limit: usize,
         now: u64,
@@ -92,7 +94,7 @@ impl Flows {
             if out.len() >= limit || group.is_some_and(|g| g != k.group_id) {
                 return;
             }
-            out.push(FlowView::new(&k, &e, groups, now));
+            out.push(FlowView::new(&k, &e, groups, members, now));
         })?;
         Ok(out)
     }

@@ -28,6 +28,11 @@ impl Layout {
 
     /// Records this build's layout version.
     pub(crate) fn set_current(&mut self) -> Result<()> {
-        self.map.set(0, LAYOUT_VERSION)
+        self.set(LAYOUT_VERSION)
+    }
+
+    /// Records layout version `v`.
+    pub(crate) fn set(&mut self, v: u32) -> Result<()> {
+        self.map.set(0, v)
     }
 }

@@ -128,6 +128,16 @@ impl Members {
         self.slots.set(id, MemberInfo::zeroed())
     }
 
+    /// Empties both selection slots of group `group_id` (a group id being
+    /// freed or taken anew: nothing of an earlier group may be selected).
+    pub(crate) fn clear_selection(&mut self, group_id: u32) -> Result<()> {
+        for slot in 0..2 {
+            self.selection
+                .set(group_id * 2 + slot, Selection::zeroed())?;
+        }
+        Ok(())
+    }
+
     /// Computes group `group_id`'s consistent-hash table from `members` (a
     /// snapshot of every member, as it is now) into the slot the data plane
     /// is not reading (`info` is the group's entry) and returns that slot:

@@ -24,10 +24,14 @@ mod layout;
 mod members;
 mod settings;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    net::Ipv6Addr,
+};
 
 use anycast_common::{
-    GlobalStat, GroupInfo, JOURNAL_CHANGING, JOURNAL_LOADING, MemberInfo, MemberState, maglev,
+    GlobalStat, GroupInfo, IfaceLink, JOURNAL_CHANGING, JOURNAL_LOADING, MAX_TIED, MemberInfo,
+    MemberKind, MemberState, NetnsId, maglev,
 };
 use serde::Serialize;
 
@@ -37,10 +41,10 @@ use self::{
 };
 pub(crate) use self::{attachments::Attachments, layout::Layout, members::MemberList};
 use crate::{
-    addr::AnycastPrefix,
-    error::{Error, Result},
+    addr::{AnycastPrefix, PrefixSet},
+    error::{Endpoint, Error, Result},
     flows::{FlowTableStats, FlowView, monotonic_ns},
-    group::GroupOptions,
+    group::{GroupEntry, GroupOptions},
     maps::MapSource,
     members::{
         MemberActivity, MemberEntry, Via, format_mac, new_member, source_key, validate_weight,
@@ -83,6 +87,70 @@ pub enum AddOutcome {
     AlreadyPresent,
 }
 
+/// An on-link member whose interface was lost or came back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LinkChange {
+    /// Its group.
+    pub group: String,
+    /// The member.
+    pub member: String,
+    /// Its interface, as recorded.
+    pub iface: String,
+    /// The interface's index, as recorded.
+    pub ifindex: u32,
+    /// Whether the interface is there now.
+    pub link: IfaceLink,
+}
+
+impl std::fmt::Display for LinkChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (g, m, i, x) = (&self.group, &self.member, &self.iface, self.ifindex);
+        match self.link {
+            IfaceLink::Present => write!(
+                f,
+                "member {m} of group {g}: interface {i} (ifindex {x}) is back"
+            ),
+            IfaceLink::Gone => write!(
+                f,
+                "member {m} of group {g}: interface {i} (ifindex {x}) is gone; the member gets no traffic until it is back"
+            ),
+            IfaceLink::Replaced => write!(
+                f,
+                "member {m} of group {g}: ifindex {x} is no longer interface {i}; the member gets no traffic until {i} is back"
+            ),
+        }
+    }
+}
+
+/// Refuses `extra` more members up at `metric` in group `group_id`
+/// (`group`) when `members` (every member but those) already has so many
+/// there that more than [`MAX_TIED`] would be: only that many share the
+/// group's traffic.
+fn check_ties(
+    group: &str,
+    group_id: u32,
+    metric: u32,
+    extra: usize,
+    members: &[(u32, MemberInfo)],
+) -> Result<()> {
+    let count = extra
+        + members
+            .iter()
+            .filter(|(_, m)| {
+                m.group_id == group_id && m.metric == metric && m.up == MemberState::Up as u8
+            })
+            .count();
+    if count > MAX_TIED {
+        return Err(Error::TooManyTied {
+            group: group.to_string(),
+            metric,
+            count,
+            limit: MAX_TIED,
+        });
+    }
+    Ok(())
+}
+
 /// Index in `members` of member `name` of group `group_id`.
 fn find(members: &[(u32, MemberInfo)], group_id: u32, name: &str) -> Option<usize> {
     members
@@ -121,6 +189,7 @@ impl State {
     /// group, or a table that fills up, undoes what this call added.
     /// Returns how many were added.
     pub fn load_addresses(&mut self, list: &[AnycastPrefix], group: &GroupName) -> Result<usize> {
+        self.check_new_addresses(list)?;
         let existing = self.groups.find(group.as_str())?;
         let created = existing.is_none();
         let (id, _) = match existing {
@@ -138,6 +207,16 @@ impl State {
                 Err(e)
             }
         }
+    }
+
+    /// Refuses addresses that may not be anycast (see
+    /// [`AnycastPrefix::check_anycast`]) or that cover an encapsulation
+    /// address or tunnel source.
+    fn check_new_addresses(&self, list: &[AnycastPrefix]) -> Result<()> {
+        for p in list {
+            p.check_anycast()?;
+        }
+        self.check_covers_no_endpoint(list)
     }
 
     /// Adds each address or prefix to its group (an existing group id), with
@@ -169,6 +248,7 @@ impl State {
         list: &[AnycastPrefix],
         group: &GroupName,
     ) -> Result<usize> {
+        self.check_new_addresses(list)?;
         let existing = self.groups.find(group.as_str())?;
         let (id, _) = match existing {
             Some(g) => g,
@@ -195,12 +275,58 @@ impl State {
         r
     }
 
-    /// Removes an anycast address or prefix. The group stays (with its counters).
-    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<()> {
+    /// Removes an anycast address or prefix. A group left with no address
+    /// and no member is freed; its name is returned.
+    pub fn del_address(&mut self, p: AnycastPrefix) -> Result<Option<String>> {
         let Some(group) = self.addresses.group_of(&p)? else {
             return Err(Error::AddressNotFound(p.to_string()));
         };
-        self.remove_addresses(&[(p, group)])
+        self.remove_addresses(&[(p, group)])?;
+        self.free_if_empty(group)
+    }
+
+    /// Whether an anycast address or prefix covers `addr`: the error that
+    /// refuses `addr` as a `role` address if one does.
+    fn check_not_anycast(&self, addr: Ipv6Addr, role: Endpoint) -> Result<()> {
+        match self.addresses.covering(addr)? {
+            None => Ok(()),
+            Some((p, id)) => Err(Error::EndpointIsAnycast {
+                role,
+                addr,
+                anycast: p.to_string(),
+                group: self.groups.name_of(id)?,
+            }),
+        }
+    }
+
+    /// Refuses `list` if one of its addresses or prefixes covers a
+    /// member's encap address or a group's tunnel source.
+    fn check_covers_no_endpoint(&self, list: &[AnycastPrefix]) -> Result<()> {
+        let set = PrefixSet::new(list);
+        let groups = self.groups.by_id()?;
+        let mut endpoints: Vec<(Ipv6Addr, Endpoint, String)> = Vec::new();
+        for (_, m) in self.members.in_use()? {
+            if m.kind == MemberKind::Encap as u8 {
+                let g = groups.get(&m.group_id).map(GroupInfo::name_str);
+                let owner = format!("member {}/{}", g.unwrap_or_default(), m.name_str());
+                endpoints.push((m.addr.into(), Endpoint::Encap, owner));
+            }
+        }
+        for g in groups.values().filter(|g| g.has_tunnel_source != 0) {
+            let owner = format!("group {}", g.name_str());
+            endpoints.push((g.tunnel_source.into(), Endpoint::TunnelSource, owner));
+        }
+        for (addr, role, owner) in endpoints {
+            if let Some(p) = set.covering(addr) {
+                return Err(Error::CoversEndpoint {
+                    anycast: p.to_string(),
+                    role,
+                    addr,
+                    owner,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Removes each address or prefix (of the group given with it), with one
@@ -274,25 +400,99 @@ impl State {
         Ok((id, self.create_group_at(id, name)?))
     }
 
-    /// Makes free id `id` group `name`, with zeroed counters and default settings.
+    /// Makes free id `id` group `name`, with zeroed counters, an empty
+    /// selection (nothing of a group that had the id before) and default
+    /// settings.
     pub(crate) fn create_group_at(&mut self, id: u32, name: &GroupName) -> Result<GroupInfo> {
         self.counters.reset_group(id)?;
+        self.members.clear_selection(id)?;
         self.groups.write_new(id, name)
     }
 
-    /// Frees group `id` (its members and addresses must be gone).
+    /// Frees group `id` (its members and addresses must be gone, and its
+    /// selection published empty) and empties its selection slots. Its
+    /// flows are the caller's to flush.
     pub(crate) fn release_group(&mut self, id: u32) -> Result<()> {
-        self.groups.release(id)
+        self.groups.release(id)?;
+        self.members.clear_selection(id)
     }
 
-    /// Sets a group's options (the group is created when new). Nothing
-    /// changes when one of them is refused.
+    /// Frees group `id` if it has no address and no member left, with its
+    /// flows; returns its name if it was freed. Only the commands that
+    /// remove one address or member call this: a group the configuration
+    /// file names stays, empty or not.
+    fn free_if_empty(&mut self, id: u32) -> Result<Option<String>> {
+        let info = self.groups.get(id)?;
+        if info.in_use == 0
+            || info.addresses != 0
+            || self.members.in_use()?.iter().any(|(_, m)| m.group_id == id)
+        {
+            return Ok(None);
+        }
+        self.release_group(id)?;
+        self.flush_flows(Some(id))?;
+        Ok(Some(info.name_str()))
+    }
+
+    /// Every group with its settings and how many addresses and members it has.
+    pub fn list_groups(&self) -> Result<Vec<GroupEntry>> {
+        let members = self.members.in_use()?;
+        let mut out: Vec<GroupEntry> = self
+            .groups
+            .in_use()?
+            .into_iter()
+            .map(|(id, info)| {
+                let n = members.iter().filter(|(_, m)| m.group_id == id).count();
+                GroupEntry::new(id, &info, n)
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Deletes group `group`. One with addresses or members is refused
+    /// unless `force`, which removes them first: its addresses (no packet
+    /// reaches it any more), then its selection, members, the group and its
+    /// flows. Returns how many addresses and members went with it.
+    pub fn del_group(&mut self, group: &str, force: bool) -> Result<(usize, usize)> {
+        let (id, _) = self.groups.named(group)?;
+        let addresses: Vec<(AnycastPrefix, u32)> = self
+            .addresses
+            .all()?
+            .into_iter()
+            .filter(|(_, g)| *g == id)
+            .collect();
+        let all = self.members.in_use()?;
+        let mine: MemberList = all
+            .iter()
+            .filter(|(_, m)| m.group_id == id)
+            .copied()
+            .collect();
+        if !force && (!addresses.is_empty() || !mine.is_empty()) {
+            return Err(Error::GroupNotEmpty {
+                group: group.to_string(),
+                addresses: addresses.len(),
+                members: mine.len(),
+            });
+        }
+        self.remove_addresses(&addresses)?;
+        self.publish_selection(id, &[])?;
+        for (mid, m) in &mine {
+            self.members.forget(*mid, m)?;
+        }
+        self.release_group(id)?;
+        self.flush_flows(Some(id))?;
+        Ok((addresses.len(), mine.len()))
+    }
+
+    /// Sets the options of group `group`, which must exist. Nothing changes
+    /// when one of them is refused.
     pub fn set_group_options(&mut self, group: &GroupName, o: &GroupOptions) -> Result<()> {
         o.validate()?;
-        let (gid, mut info) = match self.groups.find(group.as_str())? {
-            Some(g) => g,
-            None => self.create_group(group)?,
-        };
+        if let Some(a) = o.tunnel_source {
+            self.check_not_anycast(a, Endpoint::TunnelSource)?;
+        }
+        let (gid, mut info) = self.groups.named(group.as_str())?;
         let resize = o.table_size.is_some_and(|n| n != info.maglev_size());
         o.apply_to(&mut info);
         self.groups.set(gid, info)?;
@@ -372,15 +572,19 @@ impl State {
         weight: u8,
     ) -> Result<u32> {
         validate_weight(weight)?;
+        if let Via::Encap(a) = via {
+            self.check_not_anycast(a, Endpoint::Encap)?;
+        }
         let existing = self.groups.find(group.as_str())?;
         let mut members = self.members.in_use()?;
-        if let Some((gid, _)) = existing
-            && find(&members, gid, name.as_str()).is_some()
-        {
-            return Err(Error::MemberExists {
-                group: group.to_string(),
-                member: name.to_string(),
-            });
+        if let Some((gid, _)) = existing {
+            if find(&members, gid, name.as_str()).is_some() {
+                return Err(Error::MemberExists {
+                    group: group.to_string(),
+                    member: name.to_string(),
+                });
+            }
+            check_ties(group.as_str(), gid, metric, 1, &members)?;
         }
         let id = self
             .members
@@ -444,28 +648,99 @@ impl State {
             validate_weight(w)?;
         }
         let (gid, mut members, idx) = self.locate(group, name)?;
+        let before = members[idx].1;
         let (id, m) = &mut members[idx];
         if let Some(metric) = metric {
             m.metric = metric;
         }
         if let Some(st) = state {
-            m.up = st as u8;
+            m.set_state(st);
         }
         if let Some(w) = weight {
             m.weight = w;
         }
-        self.members.write(*id, m)?;
+        let (id, m) = (*id, *m);
+        let up = |m: &MemberInfo| m.up == MemberState::Up as u8;
+        // Only a member that joins the members up at a metric can make too many.
+        if up(&m) && (!up(&before) || before.metric != m.metric) {
+            let others: MemberList = members.iter().filter(|(i, _)| *i != id).copied().collect();
+            check_ties(group, gid, m.metric, 1, &others)?;
+        }
+        self.members.write(id, &m)?;
         self.publish_selection(gid, &members)
     }
 
-    /// Removes a member: first from the selection, then its source and slot.
-    pub fn del_member(&mut self, group: &str, name: &str) -> Result<()> {
+    /// Removes a member: first from the selection, then its source and
+    /// slot. A group left with no address and no member is freed; its name
+    /// is returned.
+    pub fn del_member(&mut self, group: &str, name: &str) -> Result<Option<String>> {
         let (gid, mut members, idx) = self.locate(group, name)?;
         // Out of the selection first, so that the data plane stops choosing
         // it before its slot is freed.
         let (id, m) = members.remove(idx);
         self.publish_selection(gid, &members)?;
-        self.members.forget(id, &m)
+        self.members.forget(id, &m)?;
+        self.free_if_empty(gid)
+    }
+
+    /// Checks the interface of every on-link member recorded in namespace
+    /// `netns` against `ifaces` (that namespace's interfaces, index ->
+    /// name). A member whose index is gone, or now belongs to an interface
+    /// of another name, is down for the data plane (out of its group's
+    /// selection, its flows moved) until that same interface (index and
+    /// name) is back; the state the operator set stays as it was. Each
+    /// group that changes is republished once. Members of other namespaces
+    /// (or none recorded) cannot be checked from here and are left alone.
+    pub(crate) fn check_member_links(
+        &mut self,
+        netns: NetnsId,
+        ifaces: &HashMap<u32, String>,
+    ) -> Result<Vec<LinkChange>> {
+        let mut members = self.members.in_use()?;
+        let mut changed = Vec::new();
+        let mut groups: HashSet<u32> = HashSet::new();
+        for (id, m) in members.iter_mut() {
+            if m.kind != MemberKind::L2 as u8 || m.netns != netns || netns == NetnsId::default() {
+                continue;
+            }
+            let name = m.ifname_str();
+            let now = match ifaces.get(&m.ifindex) {
+                None => IfaceLink::Gone,
+                Some(n) if *n == name => IfaceLink::Present,
+                Some(_) => IfaceLink::Replaced,
+            };
+            if now == IfaceLink::from_u8(m.link) {
+                continue;
+            }
+            if now == IfaceLink::Present {
+                // The kernel dropped the port from the devmap with the
+                // device; without it the redirect still works, unbulked.
+                if let Err(e) = self.members.add_tx_port(m.ifindex) {
+                    log::warn!("{name}: {e}");
+                }
+            }
+            m.set_link(now);
+            self.members.write(*id, m)?;
+            groups.insert(m.group_id);
+            changed.push((m.group_id, m.name_str(), name, m.ifindex, now));
+        }
+        let mut groups: Vec<u32> = groups.into_iter().collect();
+        groups.sort_unstable();
+        for g in groups {
+            self.publish_selection(g, &members)?;
+        }
+        changed
+            .into_iter()
+            .map(|(g, member, iface, ifindex, link)| {
+                Ok(LinkChange {
+                    group: self.groups.name_of(g)?,
+                    member,
+                    iface,
+                    ifindex,
+                    link,
+                })
+            })
+            .collect()
     }
 
     /// Members of `group`, or of every group, with their counters.
@@ -528,8 +803,19 @@ impl State {
 
     /// Up to `limit` flows, of one group or all.
     pub fn list_flows(&self, group: Option<u32>, limit: usize) -> Result<Vec<FlowView>> {
-        self.flows
-            .list(&self.groups.by_id()?, group, limit, monotonic_ns())
+        let members: BTreeMap<u32, String> = self
+            .members
+            .in_use()?
+            .into_iter()
+            .map(|(id, m)| (id, m.name_str()))
+            .collect();
+        self.flows.list(
+            &self.groups.by_id()?,
+            &members,
+            group,
+            limit,
+            monotonic_ns(),
+        )
     }
 
     /// Forgets the flows of one group, or all; returns how many.

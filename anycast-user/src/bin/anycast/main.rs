@@ -2,26 +2,38 @@
 //!
 //! Every command edits the pinned maps of the running data plane; nothing
 //! here has to keep running for packets to be filtered, except `run`, which
-//! attaches, prints live counters, and detaches on Ctrl-C.
+//! attaches, prints live counters, and detaches on Ctrl-C (or SIGTERM,
+//! SIGHUP, a closed output, an error).
+//!
+//! A closed output (`anycast addr list | head -1`) ends the printing, not
+//! in a panic: the exit status is 0, as the reader chose to stop reading
+//! (and a change was made, whole, before anything was printed).
 
 mod print;
 
 use std::{
+    io::{self, Write},
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
 use anycast::{
-    AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, GroupName, MemberName,
-    PinDir,
-    addr::{parse_address_list, parse_unicast},
-    config::Config,
+    AnycastPrefix, AttachMode, AttachOptions, DEFAULT_PIN_DIR, Dataplane, Error, GroupName,
+    Interface, MemberName, PinDir,
+    addr::{parse_address_list, parse_anycast, parse_unicast},
+    config::{self, Config},
     dataplane::require_root,
+    error::Endpoint,
     group::GroupOptions,
-    members::MemberVia,
+    link::LinkEvents,
+    members::{self, MemberVia},
     netns,
-    reconcile::Tally,
+    reconcile::{ApplyOptions, ChangeAction, Tally},
     state::AddOutcome,
     stats::Stats,
 };
@@ -60,9 +72,12 @@ enum Command {
     Attach(AttachArgs),
     /// Detach from IFACE, or from every interface; maps stay until --purge.
     Detach {
-        /// Interface to detach, e.g. eth0; all when omitted.
+        /// Interface to detach (in this network namespace), e.g. eth0; all
+        /// attachments when omitted.
         iface: Option<String>,
-        /// Also remove every pinned map (only once nothing is attached).
+        /// Also remove what anycast pinned (maps, links) and then the pin
+        /// dir unless it holds other entries (only once nothing is
+        /// attached); removes the pins of a state this build cannot open.
         #[arg(long)]
         purge: bool,
     },
@@ -72,7 +87,7 @@ enum Command {
     /// Manage the members of anycast groups (where their traffic goes).
     #[command(subcommand)]
     Member(MemberCommand),
-    /// Manage group settings.
+    /// List, change and delete groups (`addr add` and `member add` create them).
     #[command(subcommand)]
     Group(GroupCommand),
     /// Inspect and manage the flow table (flow affinity).
@@ -103,8 +118,10 @@ enum Command {
     /// `apply` adds what is missing, changes what differs and removes the
     /// groups, addresses and members the file does not name. The whole file
     /// is validated first (every error names its line and field) and
-    /// checked against the tables' sizes: a bad file changes nothing.
-    /// Interfaces are attached with `attach`, not here. See docs/CONFIG.md.
+    /// checked against the tables' sizes: a bad file changes nothing. A file
+    /// that names no group needs --allow-empty, one that removes more than
+    /// half of the anycast addresses --force. Interfaces are attached with
+    /// `attach`, not here. See docs/CONFIG.md.
     #[command(subcommand, verbatim_doc_comment)]
     Config(ConfigCommand),
     /// Check the pinned state and rebuild what a killed command left
@@ -129,7 +146,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Attach, print live counters until Ctrl-C, then detach, e.g. `anycast run eth0`.
+    /// Attach, print live counters until Ctrl-C (SIGTERM, SIGHUP, or a
+    /// closed output), then detach, e.g. `anycast run eth0`. Link events
+    /// take members whose interface goes away out at once.
     Run {
         #[command(flatten)]
         attach: AttachArgs,
@@ -173,7 +192,8 @@ enum AddrCommand {
         #[arg(long)]
         group: String,
     },
-    /// Delete an anycast address or prefix, e.g. `anycast addr del 2001:db8::53`.
+    /// Delete an anycast address or prefix, e.g. `anycast addr del 2001:db8::53`;
+    /// a group left with no address and no member is deleted too.
     Del {
         /// Address or prefix, as added.
         addr: String,
@@ -209,8 +229,8 @@ enum MemberCommand {
         #[arg(long, default_value_t = 100)]
         metric: u32,
         /// Share of new flows among members tied at the nearest metric, 1 to 100.
-        #[arg(long, default_value_t = 1)]
-        weight: u8,
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        weight: i64,
     },
     /// Change a member's metric or state, e.g. `anycast member set dns m1 --metric 30 --down`.
     Set {
@@ -231,10 +251,11 @@ enum MemberCommand {
         #[arg(long)]
         drain: bool,
         /// New weight, 1 to 100.
-        #[arg(long)]
-        weight: Option<u8>,
+        #[arg(long, allow_negative_numbers = true)]
+        weight: Option<i64>,
     },
-    /// Remove a member, e.g. `anycast member del dns m1`.
+    /// Remove a member, e.g. `anycast member del dns m1`; a group left with
+    /// no address and no member is deleted too.
     Del {
         /// Group, e.g. dns.
         group: String,
@@ -253,10 +274,27 @@ enum MemberCommand {
 
 #[derive(Subcommand, Debug)]
 enum GroupCommand {
+    /// List groups with their settings and how many addresses and members
+    /// they have, e.g. `anycast group list --json`.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a group that has no address and no member (or, with --force,
+    /// with its addresses and members), its flows and counters, e.g.
+    /// `anycast group del dns`.
+    Del {
+        /// Group, e.g. dns.
+        name: String,
+        /// Also delete its addresses and members.
+        #[arg(long)]
+        force: bool,
+    },
     /// Set what a group does with no live member, and the outer source of its
     /// encapsulated packets, e.g. `anycast group set dns --fallback drop --tunnel-source 2001:db8::1`.
     Set {
-        /// Group, e.g. dns (created when new).
+        /// An existing group, e.g. dns (`addr add` and `member add` create groups).
         name: String,
         /// `pass`: the kernel routes the packet (default); `drop`: drop it.
         #[arg(long, value_enum)]
@@ -281,8 +319,10 @@ enum GroupCommand {
 
 #[derive(Subcommand, Debug)]
 enum ConfigCommand {
-    /// Parse and validate a file and print a summary; changes nothing, needs
-    /// no privileges, e.g. `anycast config check /etc/anycast.toml`.
+    /// Check a file as `apply` would, short of the pinned state: its syntax
+    /// and values, the members' interfaces (in this network namespace), the
+    /// tables' sizes; print a summary and what needs the pinned state.
+    /// Changes nothing, needs no privileges, e.g. `anycast config check /etc/anycast.toml`.
     Check {
         /// The file, e.g. /etc/anycast.toml.
         file: PathBuf,
@@ -295,6 +335,12 @@ enum ConfigCommand {
         /// Print what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Apply a file that names no group: remove every group, address and member.
+        #[arg(long)]
+        allow_empty: bool,
+        /// Apply a file that removes more than half of the anycast addresses and prefixes.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -396,62 +442,195 @@ impl AttachArgs {
     }
 }
 
-fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format(|buf, record| {
-            use std::io::Write as _;
-            let level = record.level().to_string().to_lowercase();
-            writeln!(buf, "anycast: {level}: {}", record.args())
-        })
-        .init();
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("anycast: error: {e:#}");
-            ExitCode::FAILURE
+impl Command {
+    /// Whether the command changes the pinned state (or the attachments):
+    /// once it has, failing to print its report is no failure of it.
+    fn changes_state(&self) -> bool {
+        match self {
+            Command::Attach(_) | Command::Detach { .. } | Command::Run { .. } => true,
+            Command::Group(c) => !matches!(c, GroupCommand::List { .. }),
+            Command::Addr(c) => !matches!(c, AddrCommand::List { .. }),
+            Command::Member(c) => !matches!(c, MemberCommand::List { .. }),
+            Command::Flows(c) => match c {
+                FlowsCommand::List { .. } => false,
+                FlowsCommand::Flush { .. } => true,
+                FlowsCommand::Guard { rate } => rate.is_some(),
+            },
+            Command::Config(c) => matches!(c, ConfigCommand::Apply { dry_run: false, .. }),
+            Command::Stats { .. } => false,
+            Command::Repair { check, .. } => !check,
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Standard output failed (the command's report, not the command).
+#[derive(Debug, thiserror::Error)]
+#[error("writing to standard output: {0}")]
+struct OutputError(#[source] io::Error);
+
+/// `writeln!` to the command's output; a failure is an [`OutputError`].
+macro_rules! say {
+    ($out:expr) => {
+        writeln!($out).map_err(OutputError)?
+    };
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).map_err(OutputError)?
+    };
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format(|buf, record| {
+            let level = record.level().to_string().to_lowercase();
+            writeln!(buf, "anycast: {level}: {}", record.args())
+        })
+        .init();
+    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
+    let changes = cli.command.changes_state();
+    let mut out = io::stdout().lock();
+    let result = run(cli, &mut out).and_then(|()| out.flush().map_err(|e| OutputError(e).into()));
+    // Standard error may be closed too: nothing to report that on.
+    let mut err = io::stderr().lock();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<OutputError>() {
+            // The reader went away (`anycast addr list | head -1`): it
+            // chose to read no more. Whatever the command changed stays
+            // changed and it succeeded; `run` has detached.
+            Some(OutputError(io)) if io.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            // The report could not be written (a full disk...): a change
+            // was made all the same, a listing was not delivered.
+            Some(OutputError(io)) if changes => {
+                let _ = writeln!(
+                    err,
+                    "anycast: warning: done, but its report was not written: {io}"
+                );
+                ExitCode::SUCCESS
+            }
+            _ => {
+                let _ = writeln!(err, "anycast: error: {}", one_message(&e));
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Exits on a command-line error as clap would, but with every argument
+/// that is long or holds control characters quoted as the library's errors
+/// quote bad input (at most 80 characters, control characters escaped).
+fn usage_error(e: clap::Error) -> ! {
+    if !e.use_stderr() {
+        e.exit(); // --help, --version
+    }
+    // With clap's styling, which leaves the arguments as they were typed.
+    let mut msg = e.render().ansi().to_string();
+    for arg in std::env::args_os().skip(1) {
+        let arg = arg.to_string_lossy();
+        let shown = anycast::error::quote(&arg);
+        if shown != arg {
+            msg = msg.replace(arg.as_ref(), &shown);
+        }
+    }
+    eprint!("{}", without_styling(&msg));
+    std::process::exit(e.exit_code())
+}
+
+/// `s` without ANSI escape sequences (`ESC [ ... final byte`).
+fn without_styling(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An error and its causes on one line, `a: b: c`, leaving out a cause
+/// that the message before it already says (many errors quote their cause).
+fn one_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     if let Some(ns) = &cli.netns {
         // Before any other thread exists: setns moves only the calling thread.
         netns::enter(ns)?;
     }
     let pin = PinDir::new(&cli.pin_dir);
+    let ft = cli.flow_table_size;
     match cli.command {
         Command::Attach(args) => {
-            let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
-            let i = dp.attach(&args.iface, args.options())?;
-            println!(
+            let (_, i) = Dataplane::create_and_attach(pin, ft, &args.iface, args.options())?;
+            say!(
+                out,
                 "attached to {} (ifindex {}): role {}, source action {}, mode {}",
-                i.name, i.ifindex, i.role, i.source_action, i.mode
+                i.name,
+                i.ifindex,
+                i.role,
+                i.source_action,
+                i.mode
             );
         }
         Command::Detach { iface, purge } => {
             require_root("detaching")?;
-            if !pin.exists() {
-                println!("nothing pinned at {}", cli.pin_dir.display());
-                return Ok(());
-            }
-            let mut dp = Dataplane::open(pin)?;
+            let dp = match Dataplane::open(pin.clone()) {
+                Ok(dp) => dp,
+                Err(anycast::Error::NotConfigured(_)) => {
+                    say!(out, "nothing pinned at {}", cli.pin_dir.display());
+                    return Ok(());
+                }
+                // Another build's state, or a damaged one, cannot be
+                // opened; --purge is how to start afresh.
+                Err(
+                    anycast::Error::IncompatibleState { .. } | anycast::Error::PartialState { .. },
+                ) if purge && iface.is_none() => {
+                    let purged = Dataplane::purge_unopenable(pin)?;
+                    return print::purged(out, &cli.pin_dir, &purged).map_err(output);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut dp = dp;
             let done = dp.detach(iface.as_deref())?;
+            if done.is_empty() {
+                say!(out, "no interface was attached");
+            }
             for name in &done {
-                println!("detached from {name}");
+                say!(out, "detached from {name}");
             }
             if purge {
-                dp.purge()?;
-                println!("removed the maps pinned at {}", cli.pin_dir.display());
+                let purged = dp.purge()?;
+                print::purged(out, &cli.pin_dir, &purged).map_err(output)?;
             }
         }
         Command::Addr(AddrCommand::Add { addr, group }) => {
-            let p: AnycastPrefix = addr.parse()?;
+            let p = parse_anycast(&addr)?;
             let group = GroupName::new(&group)?;
-            let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
-            match dp.add_address(p, &group)? {
-                AddOutcome::Added => println!("added {p} to group {group}"),
-                AddOutcome::AlreadyPresent => println!("{p} is already in group {group}"),
+            let (_, added) =
+                Dataplane::open_or_create_then(pin, ft, |dp| dp.add_address(p, &group))?;
+            match added {
+                AddOutcome::Added => say!(out, "added {p} to group {group}"),
+                AddOutcome::AlreadyPresent => say!(out, "{p} is already in group {group}"),
             }
         }
         Command::Addr(AddrCommand::Load { file, group }) => {
@@ -465,10 +644,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::Error::new(e.error).context(format!("{} line {}", file.display(), e.line))
             })?;
             let group = GroupName::new(&group)?;
-            let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
             let start = std::time::Instant::now();
-            let added = dp.load_addresses(&list, &group)?;
-            println!(
+            let (_, added) =
+                Dataplane::open_or_create_then(pin, ft, |dp| dp.load_addresses(&list, &group))?;
+            say!(
+                out,
                 "added {added} of {} entries to group {group} in {:.2?}",
                 list.len(),
                 start.elapsed()
@@ -477,19 +657,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Addr(AddrCommand::Del { addr }) => {
             let p: AnycastPrefix = addr.parse()?;
             let mut dp = Dataplane::open(pin)?;
-            dp.del_address(p)?;
-            println!("deleted {p}");
+            let freed = dp.del_address(p)?;
+            say!(out, "deleted {p}");
+            print_freed(out, freed)?;
         }
         Command::Addr(AddrCommand::List { json }) => {
             let dp = Dataplane::open(pin)?;
             let list = dp.addresses()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                say!(out, "{}", serde_json::to_string_pretty(&list)?);
             } else {
-                print::addresses(&list);
+                print::addresses(out, &list).map_err(output)?;
             }
         }
-        Command::Member(cmd) => member_command(pin, cli.flow_table_size, cmd)?,
+        Command::Member(cmd) => member_command(pin, ft, cmd, out)?,
+        Command::Group(GroupCommand::List { json }) => {
+            let list = Dataplane::open(pin)?.groups()?;
+            if json {
+                say!(out, "{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print::groups(out, &list).map_err(output)?;
+            }
+        }
+        Command::Group(GroupCommand::Del { name, force }) => {
+            let (addresses, members) = Dataplane::open(pin)?.del_group(&name, force)?;
+            say!(
+                out,
+                "deleted group {name} ({addresses} addresses, {members} members)"
+            );
+        }
         Command::Group(GroupCommand::Set {
             name,
             fallback,
@@ -502,7 +698,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let name = GroupName::new(&name)?;
             let options = GroupOptions {
                 fallback: fallback.map(Fallback::from),
-                tunnel_source: tunnel_source.as_deref().map(parse_unicast).transpose()?,
+                tunnel_source: tunnel_source
+                    .as_deref()
+                    .map(|a| parse_unicast(a, Endpoint::TunnelSource))
+                    .transpose()?,
                 affinity: affinity.map(Affinity::from),
                 tcp_timeout: flow_timeout,
                 other_timeout: flow_timeout_other,
@@ -511,23 +710,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if options.is_empty() {
                 anyhow::bail!("nothing to change: give at least one option (see --help)");
             }
-            let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
-            dp.set_group(&name, &options)?;
-            println!("group {name} updated");
-        }
-        Command::Flows(cmd) => flows_command(pin, cmd)?,
-        Command::Config(cmd) => config_command(pin, cli.flow_table_size, cmd)?,
-        Command::Repair { check, json } => {
             let mut dp = Dataplane::open(pin)?;
+            dp.set_group(&name, &options)?;
+            say!(out, "group {name} updated");
+        }
+        Command::Flows(cmd) => flows_command(pin, cmd, out)?,
+        Command::Config(cmd) => config_command(pin, ft, cmd, out)?,
+        Command::Repair { check, json } => {
+            let (mut dp, recreated) = Dataplane::open_repairing(pin, !check)?;
+            if !recreated.is_empty() {
+                log::warn!(
+                    "these maps were missing and are recreated empty (what they held is lost;                      `config apply` or the commands that filled them fill them again): {}",
+                    recreated.join(", ")
+                );
+            }
             let report = dp.repair(!check)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                say!(out, "{}", serde_json::to_string_pretty(&report)?);
             } else if report.is_clean() {
-                println!("{report}");
+                say!(out, "{report}");
             } else if check {
-                println!("inconsistent: {report}; `anycast repair` rebuilds it");
+                say!(out, "inconsistent: {report}; `anycast repair` rebuilds it");
             } else {
-                println!("repaired: {report}");
+                say!(out, "repaired: {report}");
             }
             if check && !report.is_clean() {
                 return Err(anyhow::anyhow!("the pinned state needs repair"));
@@ -542,26 +747,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 members: dp.members(None)?,
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                say!(out, "{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print::report(&report);
+                let here = netns::current()?.ino;
+                print::report(out, &report, here).map_err(output)?;
             }
         }
         Command::Run { attach, interval } => {
-            let mut dp = Dataplane::open_or_create_with(pin, cli.flow_table_size)?;
-            let i = dp.attach(&attach.iface, attach.options())?;
-            println!(
-                "attached to {} ({} / {} / {}); Ctrl-C detaches",
-                i.name, i.role, i.source_action, i.mode
-            );
-            let watched = watch(&dp, Duration::from_secs(interval.max(1)));
-            let detached = dp.detach(Some(&i.name));
-            watched?;
-            detached?;
-            println!("detached from {}", i.name);
+            let every = Duration::from_secs(interval.max(1));
+            run_attached(pin, ft, &attach, every, out)?;
         }
     }
     Ok(())
+}
+
+/// An [`OutputError`] as the commands return it.
+fn output(e: io::Error) -> anyhow::Error {
+    OutputError(e).into()
 }
 
 /// Reads and validates a configuration file; its errors name the file.
@@ -579,27 +781,72 @@ fn in_file(file: &Path, e: anycast::Error) -> anyhow::Error {
     }
 }
 
-fn config_command(pin: PinDir, flow_table: Option<u32>, cmd: ConfigCommand) -> anyhow::Result<()> {
+fn config_command(
+    pin: PinDir,
+    flow_table: Option<u32>,
+    cmd: ConfigCommand,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     match cmd {
         ConfigCommand::Check { file } => {
             let cfg = load_config(&file)?;
-            print!("{}: valid; {cfg}", file.display());
-        }
-        ConfigCommand::Apply { file, dry_run } => {
-            let cfg = load_config(&file)?;
-            let mut dp = if dry_run {
-                Dataplane::open(pin)?
-            } else {
-                Dataplane::open_or_create_with(pin, flow_table)?
-            };
-            let start = std::time::Instant::now();
-            let changes = dp
-                .apply_config(&cfg, dry_run)
+            cfg.check(&mut MemberVia::resolve)
                 .map_err(|e| in_file(&file, e))?;
-            for c in &changes {
-                println!("{}{c}", if dry_run { "would have " } else { "" });
+            write!(out, "{}: valid; {cfg}", file.display()).map_err(output)?;
+            say!(
+                out,
+                "not checked without the pinned state (`config apply --dry-run` as root checks them):"
+            );
+            for rule in config::NEEDS_THE_PINNED_STATE {
+                say!(out, "  {rule}");
             }
-            println!(
+        }
+        ConfigCommand::Apply {
+            file,
+            dry_run,
+            allow_empty,
+            force,
+        } => {
+            let cfg = load_config(&file)?;
+            let start = std::time::Instant::now();
+            let opts = ApplyOptions {
+                dry_run,
+                allow_empty,
+                force,
+            };
+            let result = if dry_run {
+                Dataplane::open(pin.clone()).and_then(|mut dp| dp.apply_config(&cfg, opts))
+            } else {
+                Dataplane::open_or_create_then(pin.clone(), flow_table, |dp| {
+                    dp.apply_config(&cfg, opts)
+                })
+                .map(|(_, c)| c)
+            };
+            let changes = match result {
+                Ok(c) => c,
+                Err(e @ (Error::EmptyConfig { .. } | Error::RemovesMostAddresses { .. })) => {
+                    // Say what would go; the error says how to let it.
+                    let dry = ApplyOptions {
+                        dry_run: true,
+                        ..opts
+                    };
+                    if let Ok(mut dp) = Dataplane::open(pin) {
+                        for c in dp.apply_config(&cfg, dry)? {
+                            if c.action == ChangeAction::Removed {
+                                say!(out, "would have {c}");
+                            }
+                        }
+                    }
+                    return Err(in_file(&file, e));
+                }
+                Err(e) => return Err(in_file(&file, e)),
+            };
+            // Applied already: printing comes after the change, whole.
+            for c in &changes {
+                say!(out, "{}{c}", if dry_run { "would have " } else { "" });
+            }
+            say!(
+                out,
                 "{} {}: {}{}",
                 if dry_run { "checked" } else { "applied" },
                 file.display(),
@@ -615,22 +862,22 @@ fn config_command(pin: PinDir, flow_table: Option<u32>, cmd: ConfigCommand) -> a
     Ok(())
 }
 
-fn flows_command(pin: PinDir, cmd: FlowsCommand) -> anyhow::Result<()> {
+fn flows_command(pin: PinDir, cmd: FlowsCommand, out: &mut impl Write) -> anyhow::Result<()> {
     match cmd {
         FlowsCommand::List { group, limit, json } => {
             let dp = Dataplane::open(pin)?;
             let (table, flows) = dp.flows(group.as_deref(), limit)?;
             if json {
                 let v = serde_json::json!({ "flow_table": table, "flows": flows });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                say!(out, "{}", serde_json::to_string_pretty(&v)?);
             } else {
-                print::flows(&table, &flows);
+                print::flows(out, &table, &flows).map_err(output)?;
             }
         }
         FlowsCommand::Flush { group } => {
             let mut dp = Dataplane::open(pin)?;
             let n = dp.flush_flows(group.as_deref())?;
-            println!("forgot {n} flows");
+            say!(out, "forgot {n} flows");
         }
         FlowsCommand::Guard { rate } => {
             let mut dp = Dataplane::open(pin)?;
@@ -638,15 +885,23 @@ fn flows_command(pin: PinDir, cmd: FlowsCommand) -> anyhow::Result<()> {
                 dp.set_flood_rate(r)?;
             }
             match dp.flood_rate()? {
-                0 => println!("flood guard off: every new flow is recorded"),
-                r => println!("flood guard: at most {r} new flows recorded per second per CPU"),
+                0 => say!(out, "flood guard off: every new flow is recorded"),
+                r => say!(
+                    out,
+                    "flood guard: at most {r} new flows recorded per second per CPU"
+                ),
             }
         }
     }
     Ok(())
 }
 
-fn member_command(pin: PinDir, flow_table: Option<u32>, cmd: MemberCommand) -> anyhow::Result<()> {
+fn member_command(
+    pin: PinDir,
+    flow_table: Option<u32>,
+    cmd: MemberCommand,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     match cmd {
         MemberCommand::Add {
             group,
@@ -660,9 +915,14 @@ fn member_command(pin: PinDir, flow_table: Option<u32>, cmd: MemberCommand) -> a
             let group = GroupName::new(&group)?;
             let name = MemberName::new(&name)?;
             let via = MemberVia::from_args(iface, mac.as_deref(), encap.as_deref())?;
-            let mut dp = Dataplane::open_or_create_with(pin, flow_table)?;
-            let id = dp.add_member(&group, &name, via, metric, weight)?;
-            println!("added member {name} (id {id}) to group {group}, metric {metric}");
+            let weight = members::weight(weight)?;
+            let (_, id) = Dataplane::open_or_create_then(pin, flow_table, |dp| {
+                dp.add_member(&group, &name, via, metric, weight)
+            })?;
+            say!(
+                out,
+                "added member {name} (id {id}) to group {group}, metric {metric}"
+            );
         }
         MemberCommand::Set {
             group,
@@ -684,52 +944,188 @@ fn member_command(pin: PinDir, flow_table: Option<u32>, cmd: MemberCommand) -> a
                     "nothing to change: give --metric N, --weight N, --up, --down or --drain"
                 );
             }
+            let weight = weight.map(members::weight).transpose()?;
             let mut dp = Dataplane::open(pin)?;
             dp.set_member(&group, &name, metric, state, weight)?;
-            println!("member {name} of group {group} updated");
+            say!(out, "member {name} of group {group} updated");
         }
         MemberCommand::Del { group, name } => {
             let mut dp = Dataplane::open(pin)?;
-            dp.del_member(&group, &name)?;
-            println!("deleted member {name} from group {group}");
+            let freed = dp.del_member(&group, &name)?;
+            say!(out, "deleted member {name} from group {group}");
+            print_freed(out, freed)?;
         }
         MemberCommand::List { group, json } => {
             let dp = Dataplane::open(pin)?;
             let list = dp.members(group.as_deref())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                say!(out, "{}", serde_json::to_string_pretty(&list)?);
             } else {
-                print::members(&list);
+                print::members(out, &list).map_err(output)?;
             }
         }
     }
     Ok(())
 }
 
-/// Prints one line of counters per interval until SIGINT or SIGTERM.
-fn watch(dp: &Dataplane, every: Duration) -> anyhow::Result<()> {
+/// Says that a group was deleted with its last address or member.
+fn print_freed(out: &mut impl Write, group: Option<String>) -> anyhow::Result<()> {
+    if let Some(g) = group {
+        say!(
+            out,
+            "deleted group {g}: it had no address and no member left"
+        );
+    }
+    Ok(())
+}
+
+/// An attachment `anycast run` made: detached when dropped, whatever ends
+/// the run (a signal, a closed output, an error, a panic).
+struct Attached {
+    dp: Dataplane,
+    iface: Option<Interface>,
+}
+
+impl Attached {
+    /// Detaches now, reporting the error a drop would swallow; whether the
+    /// attachment was still there to detach.
+    fn detach(&mut self) -> anycast::Result<bool> {
+        match self.iface.take() {
+            Some(i) => self.dp.detach_interface(&i),
+            None => Ok(false),
+        }
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        if let Err(e) = self.detach() {
+            let _ = writeln!(io::stderr(), "anycast: error: detaching: {e}");
+        }
+    }
+}
+
+/// `anycast run`: attaches, prints a line of counters every `every`, and
+/// detaches on SIGINT, SIGTERM or SIGHUP, when its output is closed, and on
+/// any error. Link events (netlink) refresh the state at once: members
+/// whose interface goes away stop getting traffic, and the run ends when
+/// its own interface is deleted.
+fn run_attached(
+    pin: PinDir,
+    flow_table: Option<u32>,
+    args: &AttachArgs,
+    every: Duration,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        let mut tick = tokio::time::interval(every);
-        let mut last: Option<Stats> = None;
+        // The handlers are in place before the program is attached, so
+        // that no signal can end the process with the program attached.
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        // Opened in this thread's network namespace (that of --netns).
+        let events = LinkEvents::subscribe()?;
+        let (dp, i) = Dataplane::create_and_attach(pin, flow_table, &args.iface, args.options())?;
+        let mut run = Attached {
+            dp,
+            iface: Some(i.clone()),
+        };
+        let watched = watch(
+            &mut run.dp,
+            &i,
+            events,
+            every,
+            out,
+            (&mut int, &mut term, &mut hup),
+        )
+        .await;
+        let detached = run.detach();
+        watched?;
+        if detached? {
+            say!(out, "detached from {}", i.name);
+        }
+        Ok(())
+    })
+}
+
+/// The signals that end `anycast run`.
+type Signals<'a> = (
+    &'a mut tokio::signal::unix::Signal,
+    &'a mut tokio::signal::unix::Signal,
+    &'a mut tokio::signal::unix::Signal,
+);
+
+/// The body of `anycast run`, until a signal, a closed output or an error.
+async fn watch(
+    dp: &mut Dataplane,
+    i: &Interface,
+    events: LinkEvents,
+    every: Duration,
+    out: &mut impl Write,
+    (int, term, hup): Signals<'_>,
+) -> anyhow::Result<()> {
+    say!(
+        out,
+        "attached to {} ({} / {} / {}); Ctrl-C detaches",
+        i.name,
+        i.role,
+        i.source_action,
+        i.mode
+    );
+    // Link events come from a thread that waits on the netlink socket; it
+    // looks at `stop` at least twice a second.
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (changed, stop) = (changed.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match events.wait(Duration::from_millis(500)) {
+                    Ok(true) => changed.notify_one(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        log::warn!("link events: {e}; interfaces are checked no more");
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    let mut tick = tokio::time::interval(every);
+    let mut last: Option<Stats> = None;
+    let result = async {
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
+                _ = int.recv() => break,
                 _ = term.recv() => break,
+                _ = hup.recv() => break,
+                _ = changed.notified() => {
+                    let r = dp.refresh()?;
+                    for line in r.lines() {
+                        say!(out, "{line}");
+                    }
+                    if r.stale.iter().any(|s| s.interface.netns == i.netns && s.interface.ifindex == i.ifindex) {
+                        anyhow::bail!("interface {} was deleted", i.name);
+                    }
+                }
                 _ = tick.tick() => {
                     let now = dp.stats()?;
                     if let Some(prev) = &last {
-                        println!("{}", now.rate_line(prev, every));
+                        say!(out, "{}", now.rate_line(prev, every));
                     }
                     last = Some(now);
                 }
             }
         }
         Ok(())
-    })
+    }
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = reader.join();
+    result
 }

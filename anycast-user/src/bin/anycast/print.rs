@@ -1,10 +1,17 @@
 //! What the commands print for people (`--json` prints the library's
-//! types as they serialise).
+//! types as they serialise). Every function writes to the command's output
+//! and returns the write's error: a closed output is no panic.
+
+use std::{
+    io::{self, Write},
+    path::Path,
+};
 
 use anycast::{
-    Interface, flows::FlowTableStats, flows::FlowView, members::MemberEntry, state::AddressEntry,
-    stats::Stats,
+    Interface, flows::FlowTableStats, flows::FlowView, group::GroupEntry, members::MemberEntry,
+    pin::Purged, state::AddressEntry, stats::Stats,
 };
+use anycast_common::IfaceLink;
 use serde::Serialize;
 
 /// `stats --json`: interfaces, counters, and members with theirs.
@@ -18,17 +25,55 @@ pub(super) struct Report {
 }
 
 /// `addr list`.
-pub(super) fn addresses(list: &[AddressEntry]) {
-    println!("{:<44} GROUP", "ADDRESS");
+pub(super) fn addresses(out: &mut impl Write, list: &[AddressEntry]) -> io::Result<()> {
+    writeln!(out, "{:<44} GROUP", "ADDRESS")?;
     for e in list {
-        println!("{:<44} {}", e.prefix.to_string(), e.group);
+        writeln!(out, "{:<44} {}", e.prefix.to_string(), e.group)?;
+    }
+    Ok(())
+}
+
+/// A member's state as the tables show it: the operator's, and why the
+/// data plane treats it as down when its interface is lost.
+fn state(m: &MemberEntry) -> String {
+    match m.link {
+        IfaceLink::Present => m.state.to_string(),
+        link => format!("{}/{link}", m.state),
     }
 }
 
+/// `group list`.
+pub(super) fn groups(out: &mut impl Write, list: &[GroupEntry]) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<32} {:>9} {:>7} {:<8} {:<8} {:>7} {:>7} {:>6}  TUNNEL SOURCE",
+        "GROUP", "ADDRESSES", "MEMBERS", "FALLBACK", "AFFINITY", "TCP", "OTHER", "TABLE"
+    )?;
+    for g in list {
+        let s = &g.settings;
+        writeln!(
+            out,
+            "{:<32} {:>9} {:>7} {:<8} {:<8} {:>6}s {:>6}s {:>6}  {}",
+            g.name,
+            g.addresses,
+            g.members,
+            s.fallback,
+            s.affinity,
+            s.tcp_timeout,
+            s.other_timeout,
+            s.table_size,
+            s.tunnel_source
+                .map_or_else(|| "-".to_string(), |a| a.to_string())
+        )?;
+    }
+    Ok(())
+}
+
 /// `member list`.
-pub(super) fn members(list: &[MemberEntry]) {
-    println!(
-        "{:<16} {:<16} {:>8} {:>6} {:<8} {:<7} {:<28} {:>8} {:>12} {:>14}",
+pub(super) fn members(out: &mut impl Write, list: &[MemberEntry]) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<16} {:<16} {:>8} {:>6} {:<16} {:<7} {:<28} {:>6} {:>8} {:>12} {:>14}",
         "GROUP",
         "MEMBER",
         "METRIC",
@@ -36,43 +81,61 @@ pub(super) fn members(list: &[MemberEntry]) {
         "STATE",
         "NEAREST",
         "VIA",
+        "LOST",
         "FLOWS",
         "PACKETS",
         "BYTES"
-    );
+    )?;
     for m in list {
         let via = match (&m.mac, m.ifindex, m.addr) {
-            (Some(mac), Some(idx), _) => format!("l2 if{idx} {mac}"),
+            (Some(mac), Some(idx), _) => match &m.iface {
+                Some(name) => format!("l2 {name} {mac}"),
+                None => format!("l2 if{idx}? {mac}"),
+            },
             (_, _, Some(a)) => format!("encap {a}"),
             _ => String::new(),
         };
-        println!(
-            "{:<16} {:<16} {:>8} {:>6} {:<8} {:<7} {:<28} {:>8} {:>12} {:>14}",
+        writeln!(
+            out,
+            "{:<16} {:<16} {:>8} {:>6} {:<16} {:<7} {:<28} {:>6} {:>8} {:>12} {:>14}",
             m.group,
             m.name,
             m.metric,
             m.weight,
-            m.state,
+            state(m),
             if m.nearest { "yes" } else { "" },
             via,
+            m.link_losses,
             m.flows,
             m.packets,
             m.bytes
-        );
+        )?;
     }
+    Ok(())
 }
 
-/// The flow table's occupancy, one line.
-fn flow_table(t: &FlowTableStats) {
-    println!(
-        "flow table: {} entries ({} live) of {}, {} evicted",
-        t.entries, t.live, t.capacity, t.evictions
-    );
+/// The flow table's occupancy, one line; evictions (an estimate, the
+/// kernel does not count them) only when there were some.
+fn flow_table(out: &mut impl Write, t: &FlowTableStats) -> io::Result<()> {
+    let evicted = if t.evictions == 0 {
+        String::new()
+    } else {
+        format!(", about {} evicted by the LRU", t.evictions)
+    };
+    writeln!(
+        out,
+        "flow table: {} entries ({} live) of {}{evicted}",
+        t.entries, t.live, t.capacity
+    )
 }
 
 /// `flows list`.
-pub(super) fn flows(table: &FlowTableStats, flows: &[FlowView]) {
-    flow_table(table);
+pub(super) fn flows(
+    out: &mut impl Write,
+    table: &FlowTableStats,
+    flows: &[FlowView],
+) -> io::Result<()> {
+    flow_table(out, table)?;
     for f in flows {
         let what = match (f.sport, f.dport, f.flow_label) {
             (Some(s), Some(d), _) => {
@@ -81,42 +144,77 @@ pub(super) fn flows(table: &FlowTableStats, flows: &[FlowView]) {
             (_, _, Some(l)) => format!("label {l:#07x} {} -> {}", f.src, f.dst),
             _ => format!("{} -> {}", f.src, f.dst),
         };
-        println!(
+        writeln!(
+            out,
             "  {:<12} {what}  member {}  idle {:.1}s",
-            f.group, f.member_id, f.idle_secs
-        );
+            f.group, f.member, f.idle_secs
+        )?;
+    }
+    Ok(())
+}
+
+/// What `detach --purge` removed, and what it left.
+pub(super) fn purged(out: &mut impl Write, dir: &Path, p: &Purged) -> io::Result<()> {
+    if p.kept.is_empty() {
+        writeln!(out, "removed the maps pinned at {}", dir.display())
+    } else {
+        writeln!(
+            out,
+            "removed the {} pins anycast made at {}; kept the directory, which also holds: {}",
+            p.removed,
+            dir.display(),
+            p.kept.join(", ")
+        )
     }
 }
 
-/// `stats` for people.
-pub(super) fn report(r: &Report) {
-    println!("interfaces:");
+/// `stats` for people; `here` is the current network namespace (inode):
+/// interfaces of others say so.
+pub(super) fn report(out: &mut impl Write, r: &Report, here: u64) -> io::Result<()> {
+    writeln!(out, "interfaces:")?;
     if r.interfaces.is_empty() {
-        println!("  (none attached)");
+        writeln!(out, "  (none attached)")?;
     }
     for i in &r.interfaces {
-        println!(
-            "  {:<16} ifindex {:<5} role {:<7} source-action {:<6} mode {}",
-            i.name, i.ifindex, i.role, i.source_action, i.mode
-        );
+        writeln!(
+            out,
+            "  {:<16} ifindex {:<5} role {:<7} source-action {:<6} mode {}{}{}",
+            i.name,
+            i.ifindex,
+            i.role,
+            i.source_action,
+            i.mode,
+            if i.requested_mode == i.mode {
+                String::new()
+            } else {
+                format!(" (requested {})", i.requested_mode)
+            },
+            if i.netns == here {
+                String::new()
+            } else {
+                format!("  (network namespace {})", i.netns)
+            }
+        )?;
     }
-    println!("global:");
+    writeln!(out, "global:")?;
     for (name, v) in &r.stats.global {
-        println!("  {name:<24} {v}");
+        writeln!(out, "  {name:<24} {v}")?;
     }
-    println!("groups:");
+    writeln!(out, "groups:")?;
     if r.stats.groups.is_empty() {
-        println!("  (none)");
+        writeln!(out, "  (none)")?;
     }
     for (name, g) in &r.stats.groups {
-        println!(
+        writeln!(
+            out,
             "  {name}: addresses {}, fallback {}{}",
             g.addresses,
-            g.fallback,
-            g.tunnel_source
+            g.settings.fallback,
+            g.settings
+                .tunnel_source
                 .map(|a| format!(", tunnel source {a}"))
                 .unwrap_or_default()
-        );
+        )?;
         let counters: Vec<String> = g
             .counters
             .iter()
@@ -124,24 +222,31 @@ pub(super) fn report(r: &Report) {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         if !counters.is_empty() {
-            println!("    {}", counters.join("  "));
+            writeln!(out, "    {}", counters.join("  "))?;
         }
     }
-    flow_table(&r.flow_table);
-    println!("members:");
+    flow_table(out, &r.flow_table)?;
+    writeln!(out, "members:")?;
     if r.members.is_empty() {
-        println!("  (none)");
+        writeln!(out, "  (none)")?;
     }
     for m in &r.members {
-        println!(
-            "  {}/{:<12} metric {:<6} {:<4}{} packets {} bytes {}",
+        writeln!(
+            out,
+            "  {}/{:<12} metric {:<6} {:<4}{} packets {} bytes {}{}",
             m.group,
             m.name,
             m.metric,
-            m.state,
+            state(m),
             if m.nearest { " nearest" } else { "" },
             m.packets,
-            m.bytes
-        );
+            m.bytes,
+            if m.link_losses > 0 {
+                format!(" interface lost {} times", m.link_losses)
+            } else {
+                String::new()
+            }
+        )?;
     }
+    Ok(())
 }

@@ -1,0 +1,213 @@
+//! What the kernel says of an interface over rtnetlink (`RTM_GETLINK`):
+//! the XDP program attached to it and in which mode it runs.
+
+use std::os::fd::FromRawFd as _;
+
+use crate::error::{Error, Result};
+
+/// `IFLA_XDP`: the nested XDP attributes of a link.
+const IFLA_XDP: u16 = 43;
+/// `IFLA_XDP_ATTACHED`: how the program is attached (`XDP_ATTACHED_*`).
+const IFLA_XDP_ATTACHED: u16 = 2;
+/// `IFLA_XDP_DRV_PROG_ID`: the program attached in native (driver) mode.
+const IFLA_XDP_DRV_PROG_ID: u16 = 5;
+/// `IFLA_XDP_SKB_PROG_ID`: the program attached in generic (skb) mode.
+const IFLA_XDP_SKB_PROG_ID: u16 = 6;
+/// `XDP_ATTACHED_DRV` and `XDP_ATTACHED_SKB`.
+const XDP_ATTACHED_DRV: u8 = 1;
+const XDP_ATTACHED_SKB: u8 = 2;
+/// An attribute's type without its flags (`NLA_TYPE_MASK`).
+const NLA_TYPE_MASK: u16 = 0x3fff;
+/// Size of `struct nlmsghdr` and of `struct ifinfomsg`.
+const NLMSG_HDR_LEN: usize = 16;
+const IFINFOMSG_LEN: usize = 16;
+
+/// How the kernel runs XDP programs on an interface, from its link
+/// attributes (`ip link show` reads the same).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpAttachment {
+    /// `IFLA_XDP_ATTACHED`: 0 none, 1 native, 2 generic, 3 offloaded, 4 several.
+    pub attached: u8,
+    /// The program attached in native (driver) mode, 0 if none.
+    pub native_prog: u32,
+    /// The program attached in generic (skb) mode, 0 if none.
+    pub skb_prog: u32,
+}
+
+impl XdpAttachment {
+    /// Whether program `prog` runs in native mode (`Some(true)`), in
+    /// generic mode (`Some(false)`), or neither; `prog` 0 asks about
+    /// whichever single program is attached.
+    pub fn native(&self, prog: u32) -> Option<bool> {
+        match prog {
+            0 => match self.attached {
+                XDP_ATTACHED_DRV => Some(true),
+                XDP_ATTACHED_SKB => Some(false),
+                _ => None,
+            },
+            p if p == self.native_prog => Some(true),
+            p if p == self.skb_prog => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// The XDP attachment of interface `ifindex` (in the current network
+/// namespace), asked of the kernel over rtnetlink.
+pub fn xdp_attachment(ifindex: u32) -> Result<XdpAttachment> {
+    let io_err = |source| Error::Io {
+        path: "rtnetlink".into(),
+        source,
+    };
+    // SAFETY: a plain netlink socket, owned by `fd` below.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if raw < 0 {
+        return Err(io_err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `raw` is ours; closed once, when `fd` drops.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+    let mut req = [0u8; NLMSG_HDR_LEN + IFINFOMSG_LEN];
+    req[0..4].copy_from_slice(&((NLMSG_HDR_LEN + IFINFOMSG_LEN) as u32).to_ne_bytes());
+    req[4..6].copy_from_slice(&libc::RTM_GETLINK.to_ne_bytes());
+    req[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    // ifinfomsg: family AF_UNSPEC, then the index at offset 4.
+    req[NLMSG_HDR_LEN + 4..NLMSG_HDR_LEN + 8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
+    // SAFETY: sends `req`, a buffer we own, of its length, to the kernel
+    // (a zeroed sockaddr_nl with the family set addresses the kernel).
+    let sent = unsafe {
+        let mut to: libc::sockaddr_nl = std::mem::zeroed();
+        to.nl_family = libc::AF_NETLINK as u16;
+        libc::sendto(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            req.as_ptr().cast(),
+            req.len(),
+            0,
+            (&to as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
+    if sent < 0 {
+        return Err(io_err(std::io::Error::last_os_error()));
+    }
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: receives into `buf`, which we own, at most its length.
+    let n = unsafe {
+        libc::recv(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| io_err(std::io::Error::last_os_error()))?;
+    parse_link_reply(&buf[..n]).map_err(io_err)
+}
+
+/// The XDP attachment in a reply to `RTM_GETLINK` (one message).
+fn parse_link_reply(msg: &[u8]) -> std::io::Result<XdpAttachment> {
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "short rtnetlink reply");
+    let u16_at = |b: &[u8], i: usize| b.get(i..i + 2).map(|s| u16::from_ne_bytes([s[0], s[1]]));
+    let len = msg
+        .get(0..4)
+        .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]) as usize)
+        .ok_or_else(bad)?;
+    let msg = msg.get(..len.min(msg.len())).ok_or_else(bad)?;
+    if u16_at(msg, 4) == Some(libc::NLMSG_ERROR as u16) {
+        let errno = msg
+            .get(NLMSG_HDR_LEN..NLMSG_HDR_LEN + 4)
+            .map(|s| i32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+            .ok_or_else(bad)?;
+        return Err(std::io::Error::from_raw_os_error(-errno));
+    }
+    let mut out = XdpAttachment::default();
+    let attrs = msg.get(NLMSG_HDR_LEN + IFINFOMSG_LEN..).ok_or_else(bad)?;
+    for (kind, value) in attributes(attrs) {
+        if kind != IFLA_XDP {
+            continue;
+        }
+        for (kind, v) in attributes(value) {
+            let word = v
+                .get(0..4)
+                .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]));
+            match kind {
+                IFLA_XDP_ATTACHED => out.attached = v.first().copied().unwrap_or(0),
+                IFLA_XDP_DRV_PROG_ID => out.native_prog = word.unwrap_or(0),
+                IFLA_XDP_SKB_PROG_ID => out.skb_prog = word.unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The netlink attributes (type without flags, value) in `b`.
+fn attributes(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let len = usize::from(u16::from_ne_bytes([*b.first()?, *b.get(1)?]));
+        let kind = u16::from_ne_bytes([*b.get(2)?, *b.get(3)?]) & NLA_TYPE_MASK;
+        let value = b.get(4..len)?;
+        b = b.get(len.next_multiple_of(4)..).unwrap_or(&[]);
+        Some((kind, value))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A netlink attribute: length, type, value, padding to 4 bytes.
+    fn attr(kind: u16, value: &[u8]) -> Vec<u8> {
+        let mut a = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
+        a.extend_from_slice(&kind.to_ne_bytes());
+        a.extend_from_slice(value);
+        a.resize(a.len().next_multiple_of(4), 0);
+        a
+    }
+
+    fn reply(attrs: &[u8]) -> Vec<u8> {
+        let mut m = vec![0u8; NLMSG_HDR_LEN + IFINFOMSG_LEN];
+        m[4..6].copy_from_slice(&libc::RTM_NEWLINK.to_ne_bytes());
+        m.extend_from_slice(attrs);
+        let len = m.len() as u32;
+        m[0..4].copy_from_slice(&len.to_ne_bytes());
+        m
+    }
+
+    #[test]
+    fn the_xdp_mode_is_read_from_the_link_attributes() {
+        let mut xdp = attr(IFLA_XDP_ATTACHED, &[4]);
+        xdp.extend(attr(IFLA_XDP_DRV_PROG_ID, &7u32.to_ne_bytes()));
+        xdp.extend(attr(IFLA_XDP_SKB_PROG_ID, &9u32.to_ne_bytes()));
+        let mut attrs = attr(3, b"eth0\0");
+        attrs.extend(attr(IFLA_XDP | 0x8000, &xdp));
+        let a = parse_link_reply(&reply(&attrs)).expect("parsed");
+        assert_eq!(
+            a,
+            XdpAttachment {
+                attached: 4,
+                native_prog: 7,
+                skb_prog: 9
+            }
+        );
+        assert_eq!(
+            (a.native(7), a.native(9), a.native(8)),
+            (Some(true), Some(false), None)
+        );
+        let generic = parse_link_reply(&reply(&attr(IFLA_XDP, &attr(IFLA_XDP_ATTACHED, &[2]))))
+            .expect("parsed");
+        assert_eq!(generic.native(0), Some(false));
+        assert_eq!(parse_link_reply(&reply(&[])).expect("none").native(0), None);
+        // A cut reply is an error or has nothing, never a panic.
+        let full = reply(&attrs);
+        for cut in 0..full.len() {
+            let _ = parse_link_reply(&full[..cut]);
+        }
+    }
+}
