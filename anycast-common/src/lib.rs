@@ -856,6 +856,10 @@ pub enum GlobalStat {
     /// Final. An ICMPv6 error to an anycast address whose quote is too
     /// short to name the flow that caused it: passed to the kernel.
     IcmpErrorsPassed = 24,
+    /// Final. For an encapsulated member, but its Tunnel Encapsulation
+    /// Limit option is 0 (RFC 2473 sections 4.1.1, 5.1: not to be
+    /// encapsulated again): passed to the kernel, which discards it.
+    EncapLimitPassed = 25,
 }
 
 /// Number of slots in [`GlobalCounters`] (room for counters added later).
@@ -873,7 +877,7 @@ const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 256);
 
 impl GlobalStat {
     /// Every global counter, in index order.
-    pub const ALL: [GlobalStat; 25] = [
+    pub const ALL: [GlobalStat; 26] = [
         GlobalStat::NonIpv6Passed,
         GlobalStat::MalformedPassed,
         GlobalStat::UnicastPassed,
@@ -899,6 +903,7 @@ impl GlobalStat {
         GlobalStat::InvalidSourceDropped,
         GlobalStat::LinkScopePassed,
         GlobalStat::IcmpErrorsPassed,
+        GlobalStat::EncapLimitPassed,
     ];
 
     /// The counter's name in `stats` output.
@@ -929,6 +934,7 @@ impl GlobalStat {
             GlobalStat::InvalidSourceDropped => "invalid_source_drops",
             GlobalStat::LinkScopePassed => "link_scope_passed",
             GlobalStat::IcmpErrorsPassed => "icmp_errors_passed",
+            GlobalStat::EncapLimitPassed => "encap_limit_passed",
         }
     }
 }
@@ -979,6 +985,9 @@ pub enum GroupStat {
     LinkScopePassed = 18,
     /// ICMPv6 errors to this group whose quote names no flow: passed to the kernel.
     IcmpErrorsPassed = 19,
+    /// Packets for an encapsulated member of this group whose Tunnel
+    /// Encapsulation Limit is 0: passed to the kernel.
+    EncapLimitPassed = 20,
 }
 
 /// Number of slots in [`GroupCounters`] (room for counters added later).
@@ -986,7 +995,7 @@ pub const GROUP_STAT_SLOTS: usize = 32;
 
 impl GroupStat {
     /// Every group counter, in index order.
-    pub const ALL: [GroupStat; 20] = [
+    pub const ALL: [GroupStat; 21] = [
         GroupStat::AnycastSourceDrops,
         GroupStat::AnycastSourceCounted,
         GroupStat::DestinedPackets,
@@ -1007,6 +1016,7 @@ impl GroupStat {
         GroupStat::InvalidSourceDrops,
         GroupStat::LinkScopePassed,
         GroupStat::IcmpErrorsPassed,
+        GroupStat::EncapLimitPassed,
     ];
 
     /// The counter's name in `stats` output.
@@ -1032,6 +1042,7 @@ impl GroupStat {
             GroupStat::InvalidSourceDrops => "invalid_source_drops",
             GroupStat::LinkScopePassed => "link_scope_passed",
             GroupStat::IcmpErrorsPassed => "icmp_errors_passed",
+            GroupStat::EncapLimitPassed => "encap_limit_passed",
         }
     }
 }

@@ -321,6 +321,56 @@ fn walk(payload: &[u8], mut off: usize, mut nh: u8) -> Option<Transport> {
     })
 }
 
+/// Options of a Destination Options header that [`encap_limit`] reads, at
+/// most (the program's bound; Linux reads them all).
+pub const MAX_DST_OPTIONS: usize = 8;
+
+/// The Tunnel Encapsulation Limit of a packet about to be encapsulated
+/// (RFC 2473 section 4.1.1: option type 4, length 1, in a Destination
+/// Options header; section 5.1: a limit of 0 forbids the encapsulation),
+/// found as Linux's ip6_tunnel finds it: the first such option among the
+/// first [`MAX_DST_OPTIONS`] options of any Destination Options header of
+/// the chain (at most [`MAX_EXT_HEADERS`] headers, not past a non-first
+/// fragment's Fragment header).
+pub fn encap_limit(frame: &[u8], ip: &Ipv6Header) -> Option<u8> {
+    let payload = frame.get(..ip.end)?;
+    let mut off = ip.offset + wire::IPV6_HDR_LEN;
+    let mut nh = ip.next_header;
+    for _ in 0..MAX_EXT_HEADERS {
+        let kind = wire::ext_header_len_kind(nh)?;
+        let next = *payload.get(off)?;
+        let len = match kind {
+            ExtLen::Units8 => (usize::from(*payload.get(off + 1)?) + 1) * 8,
+            ExtLen::Units4Plus2 => (usize::from(*payload.get(off + 1)?) + 2) * 4,
+            ExtLen::Fixed8 => wire::FRAG_HDR_LEN,
+        };
+        if off + len > payload.len() {
+            return None;
+        }
+        if kind == ExtLen::Fixed8 && be16(payload, off + 2)? >> 3 != 0 {
+            return None;
+        }
+        if nh == wire::IPPROTO_DSTOPTS {
+            // Type, length, data; Pad1 (type 0) is one octet alone. An
+            // option is read only when three octets of it are there.
+            let mut i = 2;
+            for _ in 0..MAX_DST_OPTIONS {
+                if i + 3 > len {
+                    break;
+                }
+                let (ty, olen) = (payload[off + i], payload[off + i + 1]);
+                if ty == wire::OPT_TUNNEL_ENCAP_LIMIT && olen == 1 {
+                    return Some(payload[off + i + 2]);
+                }
+                i += if ty == 0 { 1 } else { usize::from(olen) + 2 };
+            }
+        }
+        off += len;
+        nh = next;
+    }
+    None
+}
+
 /// What the scope of a source address lets a router do with a packet to
 /// an anycast address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -678,6 +728,16 @@ fn run(
             (Verdict::Redirect(m.ifindex), out)
         }
         MemberKind::Encap => {
+            // RFC 2473 section 5.1: the entry point discards a packet whose
+            // limit is 0 (and sends a Parameter Problem): the kernel does.
+            if encap_limit(frame, &ip) == Some(0) {
+                return done!(
+                    Verdict::Pass,
+                    None,
+                    GlobalStat::EncapLimitPassed,
+                    GroupStat::EncapLimitPassed,
+                );
+            }
             let src = (info.has_tunnel_source != 0).then_some(info.tunnel_source);
             let inner_len = ip.end - ip.offset;
             let (ifindex, smac, dmac, src) = match config.fib(src, &m.addr, inner_len + 40) {

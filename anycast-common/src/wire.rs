@@ -44,6 +44,9 @@ pub const IPPROTO_NONE: u8 = 59;
 pub const IPPROTO_DSTOPTS: u8 = 60;
 /// SCTP.
 pub const IPPROTO_SCTP: u8 = 132;
+/// The Tunnel Encapsulation Limit option of a Destination Options header
+/// (RFC 2473 section 4.1.1).
+pub const OPT_TUNNEL_ENCAP_LIMIT: u8 = 4;
 /// UDP-Lite (RFC 3828).
 pub const IPPROTO_UDPLITE: u8 = 136;
 /// Mobility header (RFC 6275).

@@ -21,7 +21,7 @@ use aya_ebpf::{
 use crate::{
     flow::{self, Flow, Lookup, NoFlow},
     maps::{ENCAP_SCRATCH, GROUPS, MEMBERS, SELECTION, TX_PORTS},
-    parse::{Packet, ipv6::Ipv6, ipv6::Transport, load, words, writable},
+    parse::{Packet, ipv6, ipv6::Ipv6, ipv6::Transport, load, words, writable},
     verdict::{FlowOutcome, Steered, Target},
 };
 
@@ -104,6 +104,11 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
         }
         Err(NoFlow::NoScratch) => return fallback(Fallback::Pass),
     };
+    // Read here, on the few paths before the member is chosen, rather than
+    // on each of the many after: only a packet with extension headers can
+    // carry the option (one compare for the rest).
+    f.encap_limit_zero =
+        wire::ext_header_len_kind(ip.next_header).is_some() && ipv6::encap_limit_zero(ctx, ip);
     let Some(chosen) = choose(info, group, f, target.flow_epoch) else {
         let mut s = fallback(Fallback::from_u8(info.fallback));
         s.icmp_error = f.icmp_error;
@@ -112,6 +117,11 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
     let (member, m, flow) = (chosen.member, chosen.info, chosen.flow.opaque());
     let mut s = match MemberKind::from_u8(m.kind) {
         MemberKind::L2 => redirected(redirect_l2(ctx, ip, m), member),
+        // RFC 2473 5.1: a packet whose limit is 0 is discarded (with a
+        // Parameter Problem) by the entry point: the kernel's, which does both.
+        MemberKind::Encap if f.encap_limit_zero => {
+            passed(GlobalStat::EncapLimitPassed, GroupStat::EncapLimitPassed)
+        }
         MemberKind::Encap => match redirect_encap(ctx, ip, info, m, f.hash) {
             ENCAP_TOO_BIG => passed(GlobalStat::TooBigPassed, GroupStat::TooBigPassed),
             ENCAP_FIB_MISS => passed(GlobalStat::FibMissPassed, GroupStat::FibMissPassed),

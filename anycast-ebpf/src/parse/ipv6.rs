@@ -7,6 +7,7 @@ use anycast_common::{
 use aya_ebpf::programs::XdpContext;
 
 use super::bounds::{data_end, load, read};
+use crate::verifier::opaque;
 
 /// The fixed header's fields the pipeline needs.
 #[derive(Clone, Copy)]
@@ -159,4 +160,70 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
         upper: true,
         fragment,
     })
+}
+
+/// Options of a Destination Options header [`encap_limit_zero`] reads, at
+/// most (the model's `MAX_DST_OPTIONS`).
+const MAX_DST_OPTIONS: usize = 8;
+
+/// Whether the packet's Tunnel Encapsulation Limit is 0 (RFC 2473 4.1.1,
+/// 5.1: it must not be encapsulated again): the first Tunnel Encapsulation
+/// Limit option (type 4, length 1) among the first [`MAX_DST_OPTIONS`]
+/// options of any Destination Options header of the chain, as Linux's
+/// ip6_tunnel looks for it. Read only on the way to an encapsulated member.
+// Not inlined: its two bounded loops get a frame of their own; `act::steer`
+// calls it once, before the member is chosen.
+#[inline(never)]
+pub(crate) fn encap_limit_zero(ctx: &XdpContext, ip: &Ipv6) -> bool {
+    let end = ip.end;
+    let mut off = ip.off + wire::IPV6_HDR_LEN;
+    let mut nh = ip.next_header;
+    for _ in 0..MAX_EXT_HEADERS {
+        // Each header's offset, and each option's, as values the verifier
+        // does not know (see `verifier`): the paths through one header
+        // (three lengths, Pad1 or not, two kinds of fragment) then meet at
+        // the next one instead of multiplying.
+        off = opaque(off as u32) as usize;
+        let Some(kind) = wire::ext_header_len_kind(nh) else {
+            return false;
+        };
+        let Some(hdr) = load::<[u8; 4]>(ctx, off, end) else {
+            return false;
+        };
+        let len = match kind {
+            ExtLen::Units8 => (usize::from(hdr[1]) + 1) * 8,
+            ExtLen::Units4Plus2 => (usize::from(hdr[1]) + 2) * 4,
+            ExtLen::Fixed8 => wire::FRAG_HDR_LEN,
+        };
+        if off + len > end {
+            return false;
+        }
+        if let ExtLen::Fixed8 = kind
+            && u16::from_be_bytes([hdr[2], hdr[3]]) >> 3 != 0
+        {
+            // A non-first fragment: the rest is data.
+            return false;
+        }
+        if nh == wire::IPPROTO_DSTOPTS {
+            // Type, length, data; Pad1 (type 0) is one octet alone. An
+            // option is read only when three octets of it are there.
+            let mut i = 2;
+            for _ in 0..MAX_DST_OPTIONS {
+                i = opaque(i as u32) as usize;
+                if i + 3 > len {
+                    break;
+                }
+                let Some([ty, olen, value]) = load::<[u8; 3]>(ctx, off + i, end) else {
+                    return false;
+                };
+                if ty == wire::OPT_TUNNEL_ENCAP_LIMIT && olen == 1 {
+                    return value == 0;
+                }
+                i += if ty == 0 { 1 } else { usize::from(olen) + 2 };
+            }
+        }
+        nh = hdr[0];
+        off += len;
+    }
+    false
 }
