@@ -165,7 +165,10 @@ pub struct Transport {
     pub proto: u8,
     /// Offset of the upper-layer header from the start of the frame.
     pub offset: usize,
-    /// The packet carries a Fragment header.
+    /// The packet is a fragment: it carries a Fragment header with an
+    /// offset or the M flag set. An atomic fragment (offset 0, M clear) is
+    /// a whole packet (RFC 6946 section 4, RFC 8200 section 4.5) and is not
+    /// one.
     pub fragment: bool,
     /// Source and destination ports, when `proto` has them
     /// ([`ports_first`]) and this is not a non-first fragment.
@@ -291,9 +294,13 @@ fn walk(payload: &[u8], mut off: usize, mut nh: u8) -> Option<Transport> {
             return None;
         }
         if kind == ExtLen::Fixed8 {
-            fragment = true;
-            let offset_field = be16(payload, off + 2)? >> 3;
+            let field = be16(payload, off + 2)?;
+            // The M flag: more fragments follow. Offset 0 without it is an
+            // atomic fragment, a whole packet (RFC 6946 section 4).
+            fragment |= field & 1 != 0;
+            let offset_field = field >> 3;
             if offset_field != 0 {
+                fragment = true;
                 // A non-first fragment: the upper-layer header is elsewhere.
                 return Some(Transport {
                     proto: next,
@@ -437,8 +444,10 @@ pub enum FlowOf {
 
 /// The flow of a packet (see [`crate::hash`]): by protocol and ports for
 /// the protocols that have them ([`ports_first`]), by identifier for an
-/// ICMPv6 echo, by flow label otherwise; a fragment (of any kind) by label,
-/// so that all the fragments of a datagram agree. An ICMPv6 error (types 0
+/// ICMPv6 echo, by flow label otherwise; a fragment, first or not, by
+/// label, so that all the fragments of a datagram agree (only the first
+/// carries the ports); an atomic fragment is a whole packet (RFC 6946
+/// section 4), keyed as if it had no Fragment header. An ICMPv6 error (types 0
 /// to 127, RFC 4443 section 2.1; unknown ones too, 2.4 (a)) by the reverse
 /// of the flow it quotes, walked like the packet's own headers.
 pub fn flow_of(frame: &[u8], ip: &Ipv6Header, t: &Transport, group: u32) -> FlowOf {

@@ -121,6 +121,8 @@ fn ext(r: &mut Rng) -> Ext {
         0 => Ext::HopByHop(r.below(3) as u8),
         1 => Ext::DestOpts(r.below(3) as u8),
         2 => Ext::Routing(r.below(3) as u8),
+        // First, later and atomic fragments (offset 0, M clear: a whole
+        // packet, keyed as one) a quarter of the time each.
         3 => Ext::Fragment {
             offset: if r.chance(50) { 0 } else { r.below(200) as u16 },
             more: r.chance(50),

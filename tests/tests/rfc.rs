@@ -399,6 +399,62 @@ fn table() -> Vec<Case> {
             want: Want::Drop("spoof_drops"),
             counters: &[("spoof_drops", 2), ("unicast_passed", 0)],
         },
+        // Item 5: atomic fragments are whole packets.
+        Case {
+            cite: "RFC 6946 4, RFC 8200 4.5",
+            rule: "A packet with a Fragment header whose offset is 0 and whose M flag is clear (an atomic fragment) is a whole packet, processed as one: a query sent once without and once with such a header (and another flow label) is one flow.",
+            on: &[EDGE, MEMBER],
+            frames: |i| {
+                let plain = query_from(client(i), i).build();
+                let mut atomic = query_from(client(i), i);
+                atomic.flow_label = label(i, 6);
+                atomic.ext = vec![Ext::Fragment {
+                    offset: 0,
+                    more: false,
+                    id: 0x300 + u32::from(i),
+                }];
+                let mut behind = query_from(client(i), i);
+                behind.flow_label = label(i, 7);
+                behind.ext = vec![
+                    Ext::DestOpts(0),
+                    Ext::Fragment {
+                        offset: 0,
+                        more: false,
+                        id: 0x400 + u32::from(i),
+                    },
+                ];
+                vec![plain, atomic.build(), behind.build()]
+            },
+            want: Want::OneMember,
+            counters: &[("flow_misses", 1), ("flow_hits", 2)],
+        },
+        Case {
+            cite: "RFC 8200 4.5",
+            rule: "The fragments of one datagram (the first with offset 0 and M set, the others with offsets) are reassembled by one destination: they reach one member.",
+            on: &[EDGE],
+            frames: |i| {
+                let id = 0x500 + u32::from(i);
+                let mut first = query_from(client(i), i);
+                first.ext = vec![Ext::Fragment {
+                    offset: 0,
+                    more: true,
+                    id,
+                }];
+                let mut rest = query_from(client(i), i);
+                rest.l4 = L4::Raw {
+                    proto: wire::IPPROTO_UDP,
+                    bytes: vec![0x77; 16],
+                };
+                let mut frames = vec![first.build()];
+                for (offset, more) in [(2, true), (4, false)] {
+                    rest.ext = vec![Ext::Fragment { offset, more, id }];
+                    frames.push(rest.build());
+                }
+                frames
+            },
+            want: Want::OneMember,
+            counters: &[("redirected", 3)],
+        },
         // Item 6: only a first fragment has an upper-layer header.
         Case {
             cite: "RFC 8200 4.5",

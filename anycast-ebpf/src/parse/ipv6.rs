@@ -86,7 +86,8 @@ pub(crate) struct Transport {
     /// The upper-layer header is at `off`: false for a non-first fragment,
     /// whose payload goes on where the first one left off (RFC 8200 4.5).
     pub(crate) upper: bool,
-    /// The packet carries a Fragment header.
+    /// The packet is a fragment (offset or M flag set; not an atomic
+    /// fragment, RFC 6946 4).
     pub(crate) fragment: bool,
 }
 
@@ -128,8 +129,12 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
         nh = hdr[0];
         off += len;
         if let ExtLen::Fixed8 = kind {
-            fragment = true;
-            if u16::from_be_bytes([hdr[2], hdr[3]]) >> 3 != 0 {
+            let field = u16::from_be_bytes([hdr[2], hdr[3]]);
+            // The M flag: more fragments follow. Offset 0 without it is an
+            // atomic fragment, a whole packet (RFC 6946 4): keyed as one.
+            fragment |= field & 1 != 0;
+            if field >> 3 != 0 {
+                fragment = true;
                 // A non-first fragment: no upper-layer header here.
                 return Some(Transport {
                     proto: nh,
