@@ -170,6 +170,10 @@ pub struct Transport {
     /// a whole packet (RFC 6946 section 4, RFC 8200 section 4.5) and is not
     /// one.
     pub fragment: bool,
+    /// An Authentication Header (RFC 4302) follows the fixed header (where
+    /// it stands unless a Hop-by-Hop, Routing or Fragment header comes
+    /// first, RFC 4302 section 3.1.1; the program looks no deeper): IPsec.
+    pub ah: bool,
     /// Source and destination ports, when `proto` has them
     /// ([`ports_first`]) and this is not a non-first fragment.
     pub ports: Option<(u16, u16)>,
@@ -278,6 +282,7 @@ pub fn parse_transport(frame: &[u8], ip: &Ipv6Header) -> Option<Transport> {
 /// it) ends. See [`parse_transport`].
 fn walk(payload: &[u8], mut off: usize, mut nh: u8) -> Option<Transport> {
     let mut fragment = false;
+    let ah = nh == wire::IPPROTO_AH;
     let mut walked = 0;
     while let Some(kind) = wire::ext_header_len_kind(nh) {
         if walked == MAX_EXT_HEADERS {
@@ -306,6 +311,7 @@ fn walk(payload: &[u8], mut off: usize, mut nh: u8) -> Option<Transport> {
                     proto: next,
                     offset: off + len,
                     fragment,
+                    ah,
                     ports: None,
                     upper: false,
                 });
@@ -323,6 +329,7 @@ fn walk(payload: &[u8], mut off: usize, mut nh: u8) -> Option<Transport> {
         proto: nh,
         offset: off,
         fragment,
+        ah,
         ports,
         upper: true,
     })
@@ -469,8 +476,31 @@ pub fn flow_of(frame: &[u8], ip: &Ipv6Header, t: &Transport, group: u32) -> Flow
         Some(ty) if echo(ty) && !t.fragment => id = echo_id(payload, t.offset),
         _ => {}
     }
-    let (k, h) = key_and_hash(group, ip.src, ip.dst, t.proto, id, ip.flow_label);
+    let (proto, id) = ipsec_key(t, t.proto, id);
+    let (k, h) = key_and_hash(group, ip.src, ip.dst, proto, id, ip.flow_label);
     FlowOf::Flow(k, h, false)
+}
+
+/// IKE's ports (RFC 7296 section 2; 4500: NAT traversal, RFC 3948
+/// section 2.2, which also carries ESP in UDP).
+const IKE_PORTS: [u16; 2] = [500, 4500];
+
+/// The key of IPsec traffic (RFC 4301): ESP (RFC 4303), anything under an
+/// Authentication Header (RFC 4302) and IKE (UDP to port 500 or 4500) of
+/// one client and anycast address are one flow, keyed as ESP with a zero
+/// tail: every security association of the pair, and the IKE exchange
+/// that made it, reach one member, which alone holds their keys. (Keying
+/// on the SPI would keep one association together, but its IKE exchange,
+/// keyed on ports, on another member three times in four.) A fragment is
+/// keyed by its label, as any other. Anything else: `(proto, id)`.
+fn ipsec_key(t: &Transport, proto: u8, id: Option<[u8; 4]>) -> (u8, Option<[u8; 4]>) {
+    let ike = proto == wire::IPPROTO_UDP
+        && id.is_some_and(|[_, _, d0, d1]| IKE_PORTS.contains(&u16::from_be_bytes([d0, d1])));
+    if !t.fragment && (t.ah || proto == wire::IPPROTO_ESP || ike) {
+        (wire::IPPROTO_ESP, Some([0; 4]))
+    } else {
+        (proto, id)
+    }
 }
 
 /// The identifier of the ICMPv6 echo message at `off`, as a key's tail:
@@ -509,6 +539,10 @@ fn quoted_flow(payload: &[u8], q: usize, group: u32) -> FlowOf {
             .filter(|ty| echo(**ty))
             .and_then(|_| echo_id(payload, t.offset)),
         _ => None,
+    };
+    let (proto, id) = match &qt {
+        Some(t) => ipsec_key(t, proto, id),
+        None => (proto, id),
     };
     let (k, h) = key_and_hash(group, qdst, qsrc, proto, id, label);
     FlowOf::Flow(k, h, true)

@@ -77,6 +77,23 @@ fn finish(
     f.icmp_error = icmp_error;
 }
 
+/// Rekeys the flow in `f` (whose addresses hash to `hashes`) as IPsec:
+/// protocol ESP, a zero tail (see `Transport::ipsec`). Done after
+/// [`finish`], in the scratch slot, so that the paths of IPsec and the
+/// rest differ in memory only, where the verifier does not follow them.
+#[inline(always)]
+fn as_ipsec(f: &mut Flow, (src_hash, dst_hash): (u64, u64)) {
+    let tail = [0; 4];
+    f.hash = hash::flow_hash(
+        src_hash,
+        dst_hash,
+        hash::key_tail(wire::IPPROTO_ESP, Some(tail), 0),
+    );
+    f.key.proto = wire::IPPROTO_ESP;
+    f.key.by_label = 0;
+    f.key.tail = tail;
+}
+
 /// Why a packet to steer has no flow: it goes to the kernel.
 pub(crate) enum NoFlow {
     /// No scratch slot (never happens: a per-CPU array's slot 0).
@@ -131,6 +148,9 @@ pub(crate) fn of_packet(
     // SAFETY: both point into the packet, bounds-checked by the parser.
     let addrs = unsafe { (words::load16(&(*src).addr), words::load16(&(*dst).addr)) };
     finish(f, group, addrs, hashes, (t.proto, id, ip.flow_label), false);
+    if t.ipsec(t.proto, id, ip.next_header) {
+        as_ipsec(f, hashes);
+    }
     Ok(f)
 }
 
@@ -206,10 +226,11 @@ fn of_icmp(ctx: &XdpContext, l4_off: usize, end: usize, group: u32, f: &mut Flow
         hop_limit: 0,
         flow_label: label,
     };
-    let (proto, id) = match ipv6::transport(ctx, &quoted) {
+    let (proto, id, ipsec) = match ipv6::transport(ctx, &quoted) {
         Some(t) if t.has_ports => {
             let [s0, s1, d0, d1] = t.port_bytes;
-            (t.proto, Some([d0, d1, s0, s1]))
+            let id = Some([d0, d1, s0, s1]);
+            (t.proto, id, t.ipsec(t.proto, id, head[6]))
         }
         Some(t) if t.upper && t.proto == wire::IPPROTO_ICMPV6 => {
             let ty = load::<[u8; 2]>(ctx, t.off, end).map_or(0, |b| b[0]);
@@ -217,12 +238,18 @@ fn of_icmp(ctx: &XdpContext, l4_off: usize, end: usize, group: u32, f: &mut Flow
                 let [hi, lo] = id.to_be_bytes();
                 [hi, lo, 0, 0]
             });
-            (t.proto, id)
+            (t.proto, id, t.ipsec(t.proto, id, head[6]))
         }
-        _ => (head[6], None),
+        // ESP, or a quote under an Authentication Header (the protocol
+        // counts only with an id: by label otherwise).
+        Some(t) => (t.proto, None, t.ipsec(t.proto, None, head[6])),
+        None => (head[6], None, false),
     };
     let hashes = (hash::addr_hash(addrs.0), hash::addr_hash(addrs.1));
     finish(f, group, addrs, hashes, (proto, id, label), true);
+    if ipsec {
+        as_ipsec(f, hashes);
+    }
     ICMP_QUOTED
 }
 

@@ -203,6 +203,38 @@ fn l4(r: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr) -> L4 {
             });
             L4::Raw { proto, bytes }
         }
+        9 => {
+            // IPsec: ESP (an SPI, a sequence number, data), sometimes cut,
+            // and IKE on its two ports, keyed as one flow per address pair.
+            if r.chance(50) {
+                let mut bytes = (r.below(4) as u32 + 0x100).to_be_bytes().to_vec();
+                bytes.extend_from_slice(&payload);
+                bytes.truncate(if r.chance(10) {
+                    r.below(8) as usize
+                } else {
+                    bytes.len()
+                });
+                L4::Raw {
+                    proto: wire::IPPROTO_ESP,
+                    bytes,
+                }
+            } else {
+                let port = [500, 4500][r.below(2) as usize];
+                L4::Udp {
+                    sport: if r.chance(50) {
+                        port
+                    } else {
+                        r.below(65536) as u16
+                    },
+                    dport: if r.chance(80) {
+                        port
+                    } else {
+                        r.below(65536) as u16
+                    },
+                    payload,
+                }
+            }
+        }
         8 => L4::Raw {
             // An empty payload: next header 59 with payload length 0.
             proto: wire::IPPROTO_NONE,

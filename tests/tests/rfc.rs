@@ -488,6 +488,96 @@ fn table() -> Vec<Case> {
             want: Want::OneMember,
             counters: &[("icmp_errors_steered", 0), ("redirected", 2)],
         },
+        // Item 7: IPsec.
+        Case {
+            cite: "RFC 4301 4.1, RFC 4303 2.1, RFC 7296 2, RFC 3948 2.2",
+            rule: "A security association's keys live at one end: its ESP packets (whatever their flow label: Linux copies each inner flow's), the client's other associations with the same address, and the IKE exchange (UDP port 500, then 4500 behind NAT) that made them, reach one member.",
+            on: &[EDGE, MEMBER],
+            frames: |i| {
+                let ike = |sport: u16, dport: u16, lab: u32| {
+                    let mut b = FrameBuilder::udp(client(i), ANY, sport, dport, b"ike");
+                    b.flow_label = lab;
+                    b.build()
+                };
+                let esp = |spi: u32, lab: u32| {
+                    let mut bytes = spi.to_be_bytes().to_vec();
+                    bytes.extend_from_slice(&[0, 0, 0, 1]);
+                    bytes.resize(40, 0xe5);
+                    let mut b = FrameBuilder::new(
+                        client(i),
+                        ANY,
+                        L4::Raw {
+                            proto: wire::IPPROTO_ESP,
+                            bytes,
+                        },
+                    );
+                    b.flow_label = lab;
+                    b.build()
+                };
+                vec![
+                    ike(500, 500, label(i, 30)),
+                    ike(4500, 4500, label(i, 31)),
+                    ike(40_000 + i, 4500, label(i, 32)),
+                    esp(0x1000 + u32::from(i), label(i, 33)),
+                    esp(0x1000 + u32::from(i), label(i, 34)),
+                    esp(0x2000 + u32::from(i), label(i, 35)),
+                ]
+            },
+            want: Want::OneMember,
+            counters: &[("flow_misses", 1), ("flow_hits", 5)],
+        },
+        Case {
+            cite: "RFC 4302 3.1.1, RFC 4301 4.1",
+            rule: "An Authentication Header after the IPv6 header protects the packet for one association: its packets, whatever their ports, and the client's ESP, reach one member.",
+            on: &[EDGE],
+            frames: |i| {
+                let mut frames = Vec::new();
+                for (n, port) in [443u16, 80, 40_000 + i].into_iter().enumerate() {
+                    let mut b = FrameBuilder::tcp(client(i), ANY, 50_000 + i, port, 0x10);
+                    b.ext = vec![Ext::Ah(1)];
+                    b.flow_label = label(i, 40 + n as u32);
+                    frames.push(b.build());
+                }
+                let mut b = FrameBuilder::new(
+                    client(i),
+                    ANY,
+                    L4::Raw {
+                        proto: wire::IPPROTO_ESP,
+                        bytes: vec![0, 0, 0x30, 1, 0, 0, 0, 1, 0xe5, 0xe5],
+                    },
+                );
+                b.flow_label = label(i, 36);
+                frames.push(b.build());
+                frames
+            },
+            want: Want::OneMember,
+            counters: &[("flow_misses", 1), ("flow_hits", 3)],
+        },
+        Case {
+            cite: "RFC 4443 3.2, RFC 4301 6.1.2.1",
+            rule: "A Packet Too Big quoting a member's ESP packet (path MTU discovery through the tunnel) reaches the member that holds the association.",
+            on: &[EDGE],
+            frames: |i| {
+                let esp = |src, dst, lab| {
+                    let mut b = FrameBuilder::new(
+                        src,
+                        dst,
+                        L4::Raw {
+                            proto: wire::IPPROTO_ESP,
+                            bytes: vec![0, 0, 0x40, 2, 0, 0, 0, 9, 0xe5, 0xe5, 0xe5, 0xe5],
+                        },
+                    );
+                    b.flow_label = lab;
+                    b.build()
+                };
+                vec![
+                    esp(client(i), ANY, label(i, 37)),
+                    error(2, &esp(ANY, client(i), label(i, 38)), None),
+                ]
+            },
+            want: Want::OneMember,
+            counters: &[("icmp_errors_steered", 1), ("flow_entries_created", 1)],
+        },
         // Item 8: DCCP and UDP-Lite have ports.
         Case {
             cite: "RFC 4340 5.1",

@@ -91,7 +91,36 @@ pub(crate) struct Transport {
     pub(crate) fragment: bool,
 }
 
+/// IKE's ports (RFC 7296 2; 4500: NAT traversal, RFC 3948 2.2).
+const IKE_PORTS: [u16; 2] = [500, 4500];
+
 impl Transport {
+    /// Whether the packet (of protocol `proto`, with ports or identifier
+    /// `id`, whose fixed header's next header is `first`) is IPsec (RFC
+    /// 4301), keyed as one flow per client and anycast address (the
+    /// model's `ipsec_key`, which says why): ESP, anything under an
+    /// Authentication Header right after the fixed header (where AH stands
+    /// unless a Hop-by-Hop, Routing or Fragment header comes first, RFC
+    /// 4302 3.1.1; one deeper in the chain is not looked for: a flag set in
+    /// the walk cost the verifier 125,000 instructions), IKE (UDP to port
+    /// 500 or 4500); not a fragment (keyed by its label).
+    #[inline(always)]
+    pub(crate) fn ipsec(&self, proto: u8, id: Option<[u8; 4]>, first: u8) -> bool {
+        // Compared as copies the verifier does not know (see `verifier`):
+        // a compare of the protocol or the port themselves would narrow
+        // what it knows of them, on the stack too, and keep the paths of
+        // ESP, IKE and the rest apart to the end of the program.
+        let p = opaque(u32::from(proto));
+        let ah = opaque(u32::from(first)) == u32::from(wire::IPPROTO_AH);
+        let dport = match id {
+            Some([_, _, d0, d1]) => opaque(u32::from(u16::from_be_bytes([d0, d1]))),
+            None => 0,
+        };
+        let ike = p == u32::from(wire::IPPROTO_UDP)
+            && (dport == u32::from(IKE_PORTS[0]) || dport == u32::from(IKE_PORTS[1]));
+        !self.fragment && (ah || p == u32::from(wire::IPPROTO_ESP) || ike)
+    }
+
     /// Source and destination port, when the protocol has them and the
     /// packet is not a fragment: what its flow is keyed by.
     #[inline(always)]
