@@ -76,6 +76,9 @@ pub enum Error {
     /// Neither or both ways to reach a member were given.
     #[error("a member is reached either on-link (--iface IF --mac MAC) or routed (--encap ADDR)")]
     MemberVia,
+    /// A member's health check that cannot run as written.
+    #[error("{0}")]
+    InvalidCheck(String),
     /// A group name outside the allowed alphabet or length.
     #[error(
         "invalid group name `{}`: use 1 to 31 characters from letters, digits, '.', '_' and '-'",
@@ -192,6 +195,15 @@ pub enum Error {
     /// A configuration file that does not parse or validate.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A configuration file that does not parse or validate, named.
+    #[error("{}: {source}", .path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        #[source]
+        source: ConfigError,
+    },
     /// The pin dir, or a directory above it, could be changed by someone
     /// other than root.
     #[error("{}", untrusted(pin, dir, *problem))]
@@ -378,6 +390,8 @@ pub enum Endpoint {
     Encap,
     /// A group's outer source address (`--tunnel-source`, `tunnel-source`).
     TunnelSource,
+    /// An on-link member's own unicast address (`addr`).
+    MemberAddr,
 }
 
 impl std::fmt::Display for Endpoint {
@@ -385,6 +399,7 @@ impl std::fmt::Display for Endpoint {
         f.write_str(match self {
             Endpoint::Encap => "encap address",
             Endpoint::TunnelSource => "tunnel source",
+            Endpoint::MemberAddr => "member address",
         })
     }
 }

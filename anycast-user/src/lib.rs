@@ -16,6 +16,7 @@ pub mod dataplane;
 pub mod error;
 pub mod flows;
 pub mod group;
+pub mod health;
 pub mod link;
 pub mod loader;
 mod maps;
@@ -26,6 +27,7 @@ pub mod netns;
 pub mod pin;
 pub mod reconcile;
 pub mod repair;
+pub mod service;
 pub mod state;
 pub mod stats;
 

@@ -290,7 +290,8 @@ fn a_killed_apply_leaves_nothing_the_next_command_does_not_repair() -> Result<()
     let file = std::env::temp_dir().join(format!("crash-apply-{}.toml", std::process::id()));
     std::fs::write(&file, text)?;
     let file_arg = file.to_str().context("temp path")?;
-    let apply = ["config", "apply", file_arg];
+    // Each run replaces the one address the fresh pin dir holds.
+    let apply = ["config", "apply", "--force", file_arg];
     let p = fresh("apply")?;
     let start = Instant::now();
     p.run(&apply)?;

@@ -372,7 +372,8 @@ fn a_closed_output_is_no_panic_and_a_change_stays_a_success() -> Result<()> {
         format!("[group.dns]\naddresses = [\"{ANY_DNS}\", \"2001:db8:ad::/48\"]\n"),
     )?;
     let path = file.to_string_lossy().into_owned();
-    let applied = closed_output(lab, &["config", "apply", &path]);
+    // The file replaces all twenty: that takes --force.
+    let applied = closed_output(lab, &["config", "apply", "--force", &path]);
     let _ = std::fs::remove_file(&file);
     quiet_success(&applied?, "config apply")?;
     let list = lab.anycast_ok("router", &["addr", "list"])?;

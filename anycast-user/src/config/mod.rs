@@ -18,10 +18,12 @@ use anycast_common::{
 use serde::Deserialize;
 use toml::Spanned;
 
+use self::check::RawCheck;
 use crate::{
     addr::{AnycastPrefix, PrefixSet, parse_anycast, parse_unicast},
     error::{ConfigError, Endpoint, Error, Result, one_line, shorten_quoted},
     group::GroupOptions,
+    health::{Check, Target},
     members::{MemberVia, Via, format_mac, parse_mac, weight},
     names::{GroupName, MemberName},
 };
@@ -98,6 +100,22 @@ pub struct MemberConfig {
     pub weight: u8,
     /// Up, down or draining.
     pub state: MemberState,
+    /// An on-link member's own unicast address on its link (`addr`).
+    pub addr: Option<Ipv6Addr>,
+    /// Its health check, when it has one.
+    pub check: Option<Check>,
+}
+
+impl MemberConfig {
+    /// The address a check with target `unicast` probes: `addr`, or a
+    /// routed member's encap address.
+    pub fn unicast(&self) -> Option<Ipv6Addr> {
+        match (&self.via, self.addr) {
+            (_, Some(a)) => Some(a),
+            (MemberVia::Encap(a), None) => Some(*a),
+            (MemberVia::L2 { .. }, None) => None,
+        }
+    }
 }
 
 /// The file as TOML has it, before validation.
@@ -132,6 +150,8 @@ struct RawMember {
     metric: Option<u32>,
     weight: Option<Spanned<i64>>,
     state: Option<RawState>,
+    addr: Option<Spanned<String>>,
+    check: Option<RawCheck>,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -330,6 +350,40 @@ impl Config {
                     Some(RawState::Down) => MemberState::Down,
                     Some(RawState::Drain) => MemberState::Draining,
                 };
+                let addr = match (&m.addr, &via) {
+                    (None, _) => None,
+                    (Some(a), MemberVia::L2 { .. }) => {
+                        let role = Endpoint::MemberAddr;
+                        let addr = c.check(a, || mf(".addr"), parse_unicast(a.get_ref(), role))?;
+                        endpoints.push((addr, role, c.line(a), mf(".addr")));
+                        Some(addr)
+                    }
+                    (Some(a), MemberVia::Encap(_)) => {
+                        let e = Error::InvalidCheck(
+                            "a routed member is reached at its encap address; addr is for on-link members".into(),
+                        );
+                        return Err(c.check(a, || mf(".addr"), Err(e))?);
+                    }
+                };
+                let check = match &m.check {
+                    None => None,
+                    Some(raw) => {
+                        let check = raw.check(&c, &mf(""))?;
+                        if check.target == Target::Unicast
+                            && addr.is_none()
+                            && matches!(via, MemberVia::L2 { .. })
+                        {
+                            return Err(ConfigError::Invalid {
+                                line: c.line(&mname),
+                                field: mf(".addr"),
+                                error: Box::new(Error::InvalidCheck(
+                                    "a check with target = \"unicast\" of an on-link member needs its addr".into(),
+                                )),
+                            });
+                        }
+                        Some(check)
+                    }
+                };
                 let line = c.line(&mname);
                 let metric = m.metric.unwrap_or(DEFAULT_METRIC);
                 members.insert(
@@ -340,6 +394,8 @@ impl Config {
                         metric,
                         weight,
                         state,
+                        addr,
+                        check,
                     },
                 );
             }
@@ -517,507 +573,10 @@ impl fmt::Display for Config {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const EXAMPLE: &str = include_str!("../../examples/anycast.toml");
-
-    fn err(text: &str) -> String {
-        Config::parse(text).expect_err(text).to_string()
-    }
-
-    #[test]
-    fn the_example_parses() {
-        let cfg = Config::parse(EXAMPLE).expect("examples/anycast.toml");
-        assert!(cfg.groups.len() >= 2, "{cfg}");
-        let dns = &cfg.groups["dns"];
-        assert_eq!(dns.options.fallback, Some(Fallback::Drop));
-        assert_eq!(dns.members["m1"].metric, 10);
-        assert!(matches!(dns.members["m1"].via, MemberVia::L2 { .. }));
-        assert!(matches!(dns.members["far"].via, MemberVia::Encap(_)));
-        assert_eq!(dns.members["far"].state, MemberState::Draining);
-        assert_eq!(
-            cfg.groups["web"].addresses[0].to_string(),
-            "2001:db8:a::/48"
-        );
-    }
-
-    #[test]
-    fn defaults_and_inline_tables() {
-        let cfg = Config::parse(
-            "[group.g]\naddresses = [\"2001:db8::1\"]\nmember.a = { encap = \"2001:db8:f::1\" }\n",
-        )
-        .expect("minimal");
-        let g = &cfg.groups["g"];
-        assert_eq!(g.options, GroupOptions::default());
-        let a = &g.members["a"];
-        assert_eq!((a.metric, a.weight, a.state), (100, 1, MemberState::Up));
-        assert_eq!(a.line, 3);
-        assert_eq!(Config::parse("").expect("empty"), Config::default());
-        assert!(
-            Config::parse("# nothing\n")
-                .expect("comment")
-                .groups
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn at_most_64_members_of_a_group_are_up_at_one_metric() {
-        let file = |n: usize, metric_of_last: u32, state_of_last: &str| {
-            let mut t = String::from("[group.g]\n");
-            for i in 0..n {
-                let (metric, state) = if i + 1 == n {
-                    (metric_of_last, state_of_last)
-                } else {
-                    (10, "up")
-                };
-                t += &format!(
-                    "member.m{i:03} = {{ encap = \"2001:db8:f::{i:x}\", metric = {metric}, state = \"{state}\" }}\n"
-                );
-            }
-            t
-        };
-        assert!(Config::parse(&file(64, 10, "up")).is_ok());
-        // A 65th up at another metric, or not up, is fine.
-        assert!(Config::parse(&file(65, 11, "up")).is_ok());
-        assert!(Config::parse(&file(65, 10, "down")).is_ok());
-        assert!(Config::parse(&file(65, 10, "drain")).is_ok());
-        let e = err(&file(65, 10, "up"));
-        assert!(
-            e.starts_with(
-                "line 66: group.g.member.m064: group `g` would have 65 members up at metric 10; \
-                 at most 64"
-            ),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn errors_quote_at_most_80_characters_of_bad_input_on_one_line() {
-        let long = "x".repeat(500);
-        for text in [
-            format!("[group.dns]\naddresses = [\"{long}\"]\n"),
-            format!("[group.dns]\nfallback = \"{long}\"\n"),
-            format!("[group.\"{long}\"]\n"),
-            format!("[group.dns.member.m1]\niface = \"eth1\"\nmac = \"{long}\"\n"),
-            "[group.dns]\naddresses = [\"\\u0007\\n\\u001b[31m\"]\n".to_string(),
-        ] {
-            let e = err(&text);
-            assert_eq!(e.lines().count(), 1, "{e}");
-            assert!(!e.chars().any(char::is_control), "{e:?}");
-            assert!(!e.contains(&"x".repeat(81)), "{e}");
-        }
-    }
-
-    #[test]
-    fn the_file_must_fit_the_tables_and_its_interfaces_must_exist() {
-        let cfg = Config::parse(
-            "[group.a]\naddresses = [\"2001:db8::1\", \"2001:db8:1::/48\"]\n\
-             member.m1 = { iface = \"eth9\", mac = \"02:00:00:00:00:01\" }\n\
-             [group.b]\nmember.m2 = { encap = \"2001:db8:f::2\" }\n",
-        )
-        .expect("valid");
-        let fits = |c: Capacities| cfg.check_fits(&c).map_err(|e| e.to_string());
-        let tight = Capacities {
-            groups: 2,
-            members: 2,
-            addresses: 1,
-            prefixes: 1,
-            egress_ports: 1,
-        };
-        assert_eq!(fits(tight), Ok(()));
-        for (c, want) in [
-            (
-                Capacities { groups: 1, ..tight },
-                "needs 2 entries of the group table, which holds 1",
-            ),
-            (
-                Capacities {
-                    members: 1,
-                    ..tight
-                },
-                "needs 2 entries of the member table",
-            ),
-            (
-                Capacities {
-                    addresses: 0,
-                    ..tight
-                },
-                "needs 1 entries of the anycast address table",
-            ),
-            (
-                Capacities {
-                    prefixes: 0,
-                    ..tight
-                },
-                "needs 1 entries of the anycast prefix table",
-            ),
-            (
-                Capacities {
-                    egress_ports: 0,
-                    ..tight
-                },
-                "of the egress port table",
-            ),
-        ] {
-            let e = fits(c).expect_err(want);
-            assert!(e.contains(want), "{e}");
-        }
-        let e = cfg
-            .check(&mut |v| match v {
-                MemberVia::L2 { iface, .. } => Err(Error::UnknownInterface(iface.clone())),
-                MemberVia::Encap(a) => Ok(Via::Encap(*a)),
-            })
-            .expect_err("eth9 is unknown")
-            .to_string();
-        assert_eq!(
-            e,
-            "line 3: group.a.member.m1.iface: unknown interface `eth9`"
-        );
-    }
-
-    #[test]
-    fn errors_name_the_line_and_the_field() {
-        for (text, want) in [
-            (
-                "[group.dns]\nfallback = \"dorp\"\n",
-                "line 2, column 12: unknown variant `dorp`",
-            ),
-            (
-                "[group.dns]\nfalback = \"drop\"\n",
-                "line 2, column 1: unknown field `falback`",
-            ),
-            (
-                "[group.dns]\naddresses = [\"2001:db8::1/64\"]\n",
-                "line 2: group.dns.addresses: invalid anycast address `2001:db8::1/64`",
-            ),
-            (
-                "[group.dns]\naddresses = [\n  \"2001:db8::1\",\n  \"nope\",\n]\n",
-                "line 4: group.dns.addresses: invalid anycast address `nope`",
-            ),
-            ("[group.\"a b\"]\n", "line 1: group.a b: invalid group name"),
-            (
-                "[group.dns]\ntable-size = 1000\n",
-                "line 2: group.dns.table-size: invalid table size 1000",
-            ),
-            (
-                "[group.dns]\nflow-timeout = 0\n",
-                "line 2: group.dns.flow-timeout: invalid flow timeout 0",
-            ),
-            (
-                "[group.dns]\nflow-timeout-other = -1\n",
-                "line 2, column 22: invalid value: integer `-1`, expected u32",
-            ),
-            (
-                "[group.dns]\ntunnel-source = \"ff02::1\"\n",
-                "line 2: group.dns.tunnel-source: invalid tunnel source `ff02::1`: it is in multicast space (ff00::/8)",
-            ),
-            (
-                "[group.dns.member.m1]\niface = \"eth1\"\nmac = \"01:00:00:00:00:01\"\n",
-                "line 3: group.dns.member.m1.mac: invalid MAC address",
-            ),
-            (
-                "[group.dns.member.m1]\niface = \"eth1\"\n",
-                "line 1: group.dns.member.m1: a member is reached either on-link",
-            ),
-            (
-                "[group.dns.member.m1]\niface = \"eth1\"\nmac = \"02:00:00:00:00:01\"\nencap = \"2001:db8::2\"\n",
-                "group.dns.member.m1: a member is reached either",
-            ),
-            (
-                "[group.dns.member.m1]\nencap = \"2001:db8::/64\"\n",
-                "line 2: group.dns.member.m1.encap: invalid encap address `2001:db8::/64`: it is a prefix",
-            ),
-            (
-                "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = 0\n",
-                "line 3: group.dns.member.m1.weight: invalid weight 0",
-            ),
-            (
-                "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = 300\n",
-                "line 3: group.dns.member.m1.weight: invalid weight 300: use 1 to 100",
-            ),
-            (
-                "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nweight = -1\n",
-                "line 3: group.dns.member.m1.weight: invalid weight -1: use 1 to 100",
-            ),
-            (
-                "[group.dns]\naddresses = [\"fe80::/10\"]\n",
-                "line 2: group.dns.addresses: invalid anycast address `fe80::/10`: it is in link-local space (fe80::/10)",
-            ),
-            (
-                "[group.dns]\naddresses = [\"2001:db8::1\", \"fc00::/6\"]\n",
-                "invalid anycast address `fc00::/6`: it overlaps link-local space (fe80::/10)",
-            ),
-            (
-                "[group.dns.member.m1]\nencap = \"fe80::2\"\n",
-                "line 2: group.dns.member.m1.encap: invalid encap address `fe80::2`: it is in link-local space (fe80::/10)",
-            ),
-            (
-                "[group.dns]\naddresses = [\"2001:db8:a::/48\"]\n[group.dns.member.m1]\nencap = \"2001:db8:a::2\"\n",
-                "line 4: group.dns.member.m1.encap: invalid encap address 2001:db8:a::2: it is an anycast address of group `dns` (2001:db8:a::/48)",
-            ),
-            (
-                "[group.web]\ntunnel-source = \"2001:db8::53\"\n[group.dns]\naddresses = [\"2001:db8::53\"]\n",
-                "line 2: group.web.tunnel-source: invalid tunnel source 2001:db8::53: it is an anycast address of group `dns`",
-            ),
-            (
-                "[group.dns.member.m1]\nencap = \"2001:db8::2\"\nstate = \"sleepy\"\n",
-                "line 3, column 9: unknown variant `sleepy`",
-            ),
-            (
-                "[group.dns.member.\"m/1\"]\nencap = \"2001:db8::2\"\n",
-                "line 1: group.dns.member.m/1: invalid member name",
-            ),
-            (
-                "[group.dns.member.m1]\nencap = \"2001:db8::2\"\n[group.dns.member.m2]\nencap = \"2001:db8::2\"\n",
-                "line 3: group.dns.member.m2: another member of the group is already reached through 2001:db8::2",
-            ),
-            (
-                "[group.a]\naddresses = [\"2001:db8::1\"]\n[group.b]\naddresses = [\"2001:db8::1\"]\n",
-                "line 4: group.b.addresses: 2001:db8::1 is already an anycast address of group `a`",
-            ),
-            (
-                "[group.a]\naddresses = [\"2001:db8::1\", \"2001:db8::1\"]\n",
-                "group.a.addresses: invalid anycast address `2001:db8::1`: listed twice",
-            ),
-            ("[group.a]\n[group.a]\n", "line 2, column 8: duplicate key"),
-            ("[group.a\n", "line 1, column 9:"),
-            ("groups = 1\n", "line 1, column 1: unknown field `groups`"),
-            (
-                "[group.a]\nmember = 3\n",
-                "line 2, column 10: invalid type: integer `3`, expected a map",
-            ),
-        ] {
-            let e = err(text);
-            assert!(e.contains(want), "{text:?}\n  got:  {e}\n  want: {want}");
-            assert_eq!(e.lines().count(), 1, "{e}");
-        }
-    }
-}
+mod check;
 
 #[cfg(test)]
-mod fuzz {
-    //! The TOML front end under random and mutated documents: no input
-    //! panics, and every rejection is one line that names its line (and,
-    //! for a bad value, its field).
-    use super::*;
+mod tests;
 
-    use crate::addr::fuzz::Rng;
-
-    fn pick<'a>(r: &mut Rng, from: &[&'a str]) -> &'a str {
-        from[r.below(from.len())]
-    }
-
-    /// A key with values that fit and values that do not.
-    type Key = (
-        &'static str,
-        &'static [&'static str],
-        &'static [&'static str],
-    );
-
-    /// Keys of a group table.
-    const GROUP_KEYS: &[Key] = &[
-        ("fallback", &["\"pass\"", "\"drop\""], &["\"dorp\"", "1"]),
-        (
-            "affinity",
-            &["\"flow\"", "\"none\""],
-            &["\"sticky\"", "true"],
-        ),
-        (
-            "flow-timeout",
-            &["300", "1", "86400"],
-            &["0", "86401", "-1"],
-        ),
-        ("flow-timeout-other", &["30", "60"], &["4294967296", "1.5"]),
-        (
-            "table-size",
-            &["1021", "4093", "7", "251"],
-            &["4099", "1000", "0"],
-        ),
-        (
-            "tunnel-source",
-            &["\"2001:db8::1\""],
-            &["\"ff02::1\"", "\"::\"", "\"2001:db8::/64\""],
-        ),
-        (
-            "addresses",
-            &[
-                "[\"2001:db8::53\", \"2001:db8:a::/48\"]",
-                "[\"2001:db8::54\"]",
-                "[]",
-            ],
-            &[
-                "[\"2001:db8::1/64\"]",
-                "[\"10.0.0.1\"]",
-                "[\"2001:db8::55\", \"2001:db8::55\"]",
-                "[1, 2]",
-            ],
-        ),
-    ];
-    /// Keys of a member table.
-    const MEMBER_KEYS: &[Key] = &[
-        (
-            "iface",
-            &["\"eth1\""],
-            &["\"\"", "\"a-very-long-interface\""],
-        ),
-        (
-            "mac",
-            &["\"02:00:00:00:00:01\""],
-            &["\"01:00:00:00:00:01\"", "\"02:00\""],
-        ),
-        (
-            "encap",
-            &["\"2001:db8:f::2\""],
-            &["\"fe80::/10\"", "\"::1\""],
-        ),
-        (
-            "metric",
-            &["10", "20", "0", "4294967295"],
-            &["-5", "4294967296"],
-        ),
-        ("weight", &["1", "2", "100"], &["0", "101", "256"]),
-        (
-            "state",
-            &["\"up\"", "\"down\"", "\"drain\"", "\"draining\""],
-            &["\"sleepy\""],
-        ),
-    ];
-    const NAMES: &[&str] = &["dns", "web", "m1", "m2", "\"q\"", "\"n-_.9\"", "A_0"];
-    /// Names that are bad TOML keys, or good keys but bad names.
-    const BAD_NAMES: &[&str] = &["a.b", "x y", "\"x y\"", "é", "\"é\"", "\"\"", "\"a/b\""];
-
-    fn name(r: &mut Rng) -> &'static str {
-        if r.below(10) == 0 {
-            pick(r, BAD_NAMES)
-        } else {
-            pick(r, NAMES)
-        }
-    }
-
-    /// The keys of one table: mostly ones that belong there, each once,
-    /// with values that mostly fit; now and then a stray key or value.
-    fn table(r: &mut Rng, s: &mut String, keys: &[Key]) {
-        let mut used = Vec::new();
-        for _ in 0..r.below(keys.len() + 1) {
-            let (k, good, bad) = keys[r.below(keys.len())];
-            if used.contains(&k) && r.below(40) != 0 {
-                continue;
-            }
-            used.push(k);
-            let v = match r.below(40) {
-                0 => keys[r.below(keys.len())].1,
-                1..=2 => bad,
-                _ => good,
-            };
-            let k = if r.below(80) == 0 { "bogus" } else { k };
-            *s += &format!("{k} = {}\n", v[r.below(v.len())]);
-        }
-    }
-
-    /// A plausible document: group and member tables with random keys and values.
-    fn document(r: &mut Rng) -> String {
-        let mut s = String::new();
-        let mut groups: Vec<&str> = (0..1 + r.below(3)).map(|_| name(r)).collect();
-        groups.sort_unstable();
-        groups.dedup();
-        for g in &groups {
-            if r.below(8) != 0 {
-                s += &format!("[group.{g}]\n");
-                table(r, &mut s, GROUP_KEYS);
-            }
-            let mut members: Vec<&str> = (0..r.below(3)).map(|_| name(r)).collect();
-            members.sort_unstable();
-            members.dedup();
-            for m in members {
-                s += &format!("[group.{g}.member.{m}]\n");
-                if r.below(2) == 0 {
-                    s += "encap = \"2001:db8:f::9\"\n";
-                    if r.below(6) == 0 {
-                        // Both ways in, or half of the other one.
-                        table(r, &mut s, &MEMBER_KEYS[..2]);
-                    }
-                } else {
-                    s += "iface = \"eth1\"\nmac = \"02:00:00:00:00:09\"\n";
-                }
-                table(r, &mut s, &MEMBER_KEYS[3..]);
-            }
-        }
-        s
-    }
-
-    /// A mutation: bytes flipped, dropped, duplicated or inserted from the
-    /// TOML alphabet, or a line cut.
-    fn mutate(r: &mut Rng, s: &str) -> String {
-        let mut b = s.as_bytes().to_vec();
-        for _ in 0..1 + r.below(3) {
-            let i = r.below(b.len() + 1);
-            match r.below(5) {
-                0 if i < b.len() => b[i] = b"[]{}=\".,#\n '\\x0:/-"[r.below(18)],
-                1 if i < b.len() => {
-                    b.remove(i);
-                }
-                2 => b.insert(i, b"[]{}=\".,#\n '\\x0:/-"[r.below(18)]),
-                3 if i < b.len() => b.truncate(i),
-                _ if i < b.len() => b[i] ^= 1 << r.below(8),
-                _ => {}
-            }
-        }
-        String::from_utf8_lossy(&b).into_owned()
-    }
-
-    /// Checks one document; returns 0 when it was accepted, 1 when refused
-    /// as TOML, 2 when refused as a setting.
-    fn judge(text: &str) -> usize {
-        match Config::parse(text) {
-            Ok(cfg) => {
-                // What passes is valid by construction of the library's checks.
-                for (g, gc) in &cfg.groups {
-                    GroupName::new(g.as_str()).expect("group name");
-                    gc.options.validate().expect("options");
-                }
-                0
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                assert!(msg.starts_with("line "), "{text:?}: {msg}");
-                assert_eq!(msg.lines().count(), 1, "{text:?}: {msg}");
-                match &e {
-                    ConfigError::Invalid { field, line, .. } => {
-                        assert!(field.starts_with("group."), "{text:?}: {msg}");
-                        assert!(*line <= text.lines().count().max(1), "{text:?}: {msg}");
-                        2
-                    }
-                    ConfigError::Syntax { .. } => 1,
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn random_and_mutated_documents_never_panic_and_errors_are_one_line() {
-        let mut r = Rng(0x7031_5eed_c0f1_9a11);
-        let example = include_str!("../../examples/anycast.toml");
-        let start = std::time::Instant::now();
-        let mut seen = [0usize; 3];
-        for _ in 0..50_000 {
-            let base = match r.below(10) {
-                0 => example.to_string(),
-                _ => document(&mut r),
-            };
-            seen[judge(&base)] += 1;
-            seen[judge(&mutate(&mut r, &base))] += 1;
-        }
-        eprintln!(
-            "100000 documents in {:.1?}: {} accepted, {} refused as TOML, {} as settings",
-            start.elapsed(),
-            seen[0],
-            seen[1],
-            seen[2]
-        );
-        // Every outcome is exercised, not only the parser's refusals.
-        assert!(seen.iter().all(|n| *n > 5_000), "{seen:?}");
-    }
-}
+#[cfg(test)]
+mod fuzz;

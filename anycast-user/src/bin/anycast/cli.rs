@@ -1,0 +1,458 @@
+//! The command line as clap parses it: every verb, flag and help text,
+//! and the conversions from its argument enums to the library's types.
+
+use std::path::PathBuf;
+
+use anycast::{AttachMode, AttachOptions, DEFAULT_PIN_DIR};
+use anycast_common::{Affinity, Fallback, IfaceRole, SourceAction};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// IPv6 anycast filter and redirector (XDP).
+///
+/// Anycast addresses live in unicast space, so local configuration says which
+/// addresses are anycast (`addr`). Packets to one go to the nearest live
+/// member of its group (`member`), and a running flow stays on its member
+/// (`flows`, `group set --affinity`). On `edge` interfaces, packets that use
+/// an anycast address as their source are dropped (or counted, in monitor
+/// mode); `member` interfaces accept them only from registered members.
+#[derive(Parser, Debug)]
+#[command(name = "anycast", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Directory on bpffs where maps and links are pinned, e.g. /sys/fs/bpf/anycast-lab.
+    #[arg(long, global = true, env = "ANYCAST_PIN_DIR", default_value = DEFAULT_PIN_DIR)]
+    pub(crate) pin_dir: PathBuf,
+    /// Run in this network namespace (a name under /run/netns, or a path), e.g. --netns router.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) netns: Option<String>,
+    /// Flow-table capacity (all groups), used when the pinned state is first
+    /// created; default 1048576. E.g. --flow-table-size 4194304.
+    #[arg(long, global = true, env = "ANYCAST_FLOW_TABLE_SIZE", value_name = "N")]
+    pub(crate) flow_table_size: Option<u32>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Attach the data plane to an interface, e.g. `anycast attach eth0 --role edge`.
+    Attach(AttachArgs),
+    /// Detach from IFACE, or from every interface; maps stay until --purge.
+    Detach {
+        /// Interface to detach (in this network namespace), e.g. eth0; all
+        /// attachments when omitted.
+        iface: Option<String>,
+        /// Also remove what anycast pinned (maps, links) and then the pin
+        /// dir unless it holds other entries (only once nothing is
+        /// attached); removes the pins of a state this build cannot open.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Manage anycast addresses and prefixes.
+    #[command(subcommand)]
+    Addr(AddrCommand),
+    /// Manage the members of anycast groups (where their traffic goes).
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// List, change and delete groups (`addr add` and `member add` create them).
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Inspect and manage the flow table (flow affinity).
+    #[command(subcommand)]
+    Flows(FlowsCommand),
+    /// Check or apply a configuration file (groups, addresses, members; TOML).
+    ///
+    /// One table per group, one per member (or an inline table):
+    ///
+    ///   [group.dns]
+    ///   addresses = ["2001:db8:53::1", "2001:db8:a::/48"]
+    ///   fallback = "drop"            # or "pass" (default)
+    ///   affinity = "flow"            # or "none"
+    ///   flow-timeout = 300           # TCP, seconds; flow-timeout-other = 30
+    ///   table-size = 1021            # a prime up to 4093
+    ///   tunnel-source = "2001:db8::1"
+    ///
+    ///   [group.dns.member.m1]
+    ///   iface = "eth1"               # on-link: interface and MAC ...
+    ///   mac = "02:00:00:00:00:01"
+    ///   metric = 10                  # default 100
+    ///   weight = 1                   # 1 to 100
+    ///   state = "up"                 # "down", "drain"
+    ///
+    ///   [group.dns.member.far]
+    ///   encap = "2001:db8:f::2"      # ... or routed, IPv6-in-IPv6
+    ///
+    /// `apply` adds what is missing, changes what differs and removes the
+    /// groups, addresses and members the file does not name. The whole file
+    /// is validated first (every error names its line and field) and
+    /// checked against the tables' sizes: a bad file changes nothing. A file
+    /// that names no group needs --allow-empty, one that removes more than
+    /// half of the anycast addresses --force. Interfaces are attached with
+    /// `attach`, not here. See docs/CONFIG.md.
+    #[command(subcommand, verbatim_doc_comment)]
+    Config(ConfigCommand),
+    /// Check the pinned state and rebuild what a killed command left
+    /// inconsistent, e.g. `anycast repair --check`.
+    ///
+    /// The exact-address index, the prefilter, the prefix settings, the
+    /// groups' address counts, the member-source entries, the selections
+    /// and the egress ports are rebuilt from the tables they derive from,
+    /// and an `addr load` that did not finish is rolled back. Managing
+    /// commands do this by themselves after a command was killed half-way.
+    Repair {
+        /// Only report what is wrong; change nothing (exits 1 when something is).
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attach, print live counters until Ctrl-C (SIGTERM, SIGHUP, or a
+    /// closed output), then detach, e.g. `anycast run eth0`. Link events
+    /// take members whose interface goes away out at once. With `--config
+    /// FILE` it is the service: it applies the file, runs the members'
+    /// health checks (a failing member is down until its check passes
+    /// again) and re-reads the file on SIGHUP, e.g. `anycast run --config
+    /// /etc/anycast.toml`; the interface is then optional (and detached on
+    /// exit when given).
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// Interface to attach for the run, e.g. eth0 (needed without --config).
+    #[arg(required_unless_present = "config")]
+    pub(crate) iface: Option<String>,
+    #[command(flatten)]
+    pub(crate) how: AttachHow,
+    /// Seconds between two lines of counters.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) interval: u64,
+    /// Run as the service of this configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// With --config: apply a file that names no group (see `config apply`).
+    #[arg(long, requires = "config")]
+    pub(crate) allow_empty: bool,
+    /// With --config: apply a file that removes more than half of the
+    /// anycast addresses (see `config apply`).
+    #[arg(long, requires = "config")]
+    pub(crate) force: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AttachArgs {
+    /// Interface, e.g. eth0.
+    pub(crate) iface: String,
+    #[command(flatten)]
+    pub(crate) how: AttachHow,
+}
+
+/// How an interface is attached.
+#[derive(Args, Debug)]
+pub(crate) struct AttachHow {
+    /// `edge` drops anycast-sourced packets; `member` faces the group's members.
+    #[arg(long, value_enum, default_value_t = Role::Edge)]
+    pub(crate) role: Role,
+    /// `drop` anycast-sourced packets, or only `count` them (monitor mode).
+    #[arg(long, value_enum, default_value_t = Action::Drop)]
+    pub(crate) source_action: Action,
+    /// XDP mode: `native` (driver), `skb` (generic) or `auto`.
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    pub(crate) mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AddrCommand {
+    /// Add an anycast address or prefix, e.g. `anycast addr add 2001:db8::53 --group dns`.
+    Add {
+        /// Address (ADDR or ADDR/128) or prefix (ADDR/LEN), e.g. 2001:db8:a::/48.
+        addr: String,
+        /// Group the address belongs to (created when new), e.g. dns.
+        #[arg(long)]
+        group: String,
+    },
+    /// Add every address or prefix of a file (one per line, `#` comments) to a
+    /// group in one batch, all or nothing, e.g. `anycast addr load list.txt --group cdn`.
+    Load {
+        /// The file; `-` reads standard input.
+        file: PathBuf,
+        /// Group the addresses belong to (created when new).
+        #[arg(long)]
+        group: String,
+    },
+    /// Delete an anycast address or prefix, e.g. `anycast addr del 2001:db8::53`;
+    /// a group left with no address and no member is deleted too.
+    Del {
+        /// Address or prefix, as added.
+        addr: String,
+    },
+    /// List anycast addresses and prefixes with their groups.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum MemberCommand {
+    /// Add a member, on-link or routed, e.g.
+    /// `anycast member add dns m1 --iface eth1 --mac 02:00:00:00:00:01 --metric 10` or
+    /// `anycast member add dns far --encap 2001:db8:f::2 --metric 20`.
+    Add {
+        /// Group, e.g. dns (created when new).
+        group: String,
+        /// Member name, unique in the group, e.g. m1.
+        name: String,
+        /// On-link: the interface the member is reached through, e.g. eth1.
+        #[arg(long, requires = "mac", conflicts_with = "encap")]
+        iface: Option<String>,
+        /// On-link: the member's MAC, e.g. 02:00:00:00:00:01.
+        #[arg(long, requires = "iface")]
+        mac: Option<String>,
+        /// Routed: the member's unicast address, reached by IPv6-in-IPv6, e.g. 2001:db8:f::2.
+        #[arg(long)]
+        encap: Option<String>,
+        /// Metric: lower is nearer; the nearest live members get the traffic.
+        #[arg(long, default_value_t = 100)]
+        metric: u32,
+        /// Share of new flows among members tied at the nearest metric, 1 to 100.
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        weight: i64,
+    },
+    /// Change a member's metric or state, e.g. `anycast member set dns m1 --metric 30 --down`.
+    Set {
+        /// Group, e.g. dns.
+        group: String,
+        /// Member name, e.g. m1.
+        name: String,
+        /// New metric.
+        #[arg(long)]
+        metric: Option<u32>,
+        /// Mark the member up (it may get new flows).
+        #[arg(long, conflicts_with_all = ["down", "drain"])]
+        up: bool,
+        /// Mark the member down: it gets no traffic, its flows move.
+        #[arg(long, conflicts_with = "drain")]
+        down: bool,
+        /// Drain the member: it keeps its flows until they go idle, gets no new ones.
+        #[arg(long)]
+        drain: bool,
+        /// New weight, 1 to 100.
+        #[arg(long, allow_negative_numbers = true)]
+        weight: Option<i64>,
+    },
+    /// Remove a member, e.g. `anycast member del dns m1`; a group left with
+    /// no address and no member is deleted too.
+    Del {
+        /// Group, e.g. dns.
+        group: String,
+        /// Member name, e.g. m1.
+        name: String,
+    },
+    /// List members with their metric, state and counters.
+    List {
+        /// Only this group, e.g. dns.
+        group: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum GroupCommand {
+    /// List groups with their settings and how many addresses and members
+    /// they have, e.g. `anycast group list --json`.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a group that has no address and no member (or, with --force,
+    /// with its addresses and members), its flows and counters, e.g.
+    /// `anycast group del dns`.
+    Del {
+        /// Group, e.g. dns.
+        name: String,
+        /// Also delete its addresses and members.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Set what a group does with no live member, and the outer source of its
+    /// encapsulated packets, e.g. `anycast group set dns --fallback drop --tunnel-source 2001:db8::1`.
+    Set {
+        /// An existing group, e.g. dns (`addr add` and `member add` create groups).
+        name: String,
+        /// `pass`: the kernel routes the packet (default); `drop`: drop it.
+        #[arg(long, value_enum)]
+        fallback: Option<FallbackArg>,
+        /// Outer source address for encapsulated members (default: chosen by the kernel's route).
+        #[arg(long)]
+        tunnel_source: Option<String>,
+        /// `flow` (default): a running flow stays on its member; `none`: stateless.
+        #[arg(long, value_enum)]
+        affinity: Option<AffinityArg>,
+        /// Idle timeout of TCP flows, seconds (default 300).
+        #[arg(long, value_name = "SECS")]
+        flow_timeout: Option<u32>,
+        /// Idle timeout of other flows (UDP, fragments, ...), seconds (default 30).
+        #[arg(long, value_name = "SECS")]
+        flow_timeout_other: Option<u32>,
+        /// Consistent-hash table size, a prime up to 4093 (default 1021).
+        #[arg(long, value_name = "PRIME")]
+        table_size: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ConfigCommand {
+    /// Check a file as `apply` would, short of the pinned state: its syntax
+    /// and values, the members' interfaces (in this network namespace), the
+    /// tables' sizes; print a summary and what needs the pinned state.
+    /// Changes nothing, needs no privileges, e.g. `anycast config check /etc/anycast.toml`.
+    Check {
+        /// The file, e.g. /etc/anycast.toml.
+        file: PathBuf,
+    },
+    /// Make the pinned state match a file and print what changed, e.g.
+    /// `anycast config apply /etc/anycast.toml`.
+    Apply {
+        /// The file, e.g. /etc/anycast.toml.
+        file: PathBuf,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply a file that names no group: remove every group, address and member.
+        #[arg(long)]
+        allow_empty: bool,
+        /// Apply a file that removes more than half of the anycast addresses and prefixes.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum FlowsCommand {
+    /// Show the flow table's occupancy and some flows, e.g. `anycast flows list --group dns`.
+    List {
+        /// Only this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Most flows to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget the flows of a group, or all flows; they go by the consistent hash again.
+    Flush {
+        /// Group, e.g. dns; all groups when omitted.
+        group: Option<String>,
+    },
+    /// Show or set the flood guard: at most RATE new flows recorded per second
+    /// per CPU (0: no limit); past it, new flows are steered by the consistent
+    /// hash alone, so a flood cannot flush the table. E.g. `anycast flows guard --rate 100000`.
+    Guard {
+        /// New rate.
+        #[arg(long)]
+        rate: Option<u32>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum AffinityArg {
+    Flow,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum FallbackArg {
+    Pass,
+    Drop,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Role {
+    Edge,
+    Member,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Action {
+    Drop,
+    Count,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Mode {
+    Auto,
+    Native,
+    Skb,
+}
+
+impl From<FallbackArg> for Fallback {
+    fn from(f: FallbackArg) -> Self {
+        match f {
+            FallbackArg::Pass => Fallback::Pass,
+            FallbackArg::Drop => Fallback::Drop,
+        }
+    }
+}
+
+impl From<AffinityArg> for Affinity {
+    fn from(a: AffinityArg) -> Self {
+        match a {
+            AffinityArg::Flow => Affinity::Flow,
+            AffinityArg::None => Affinity::None,
+        }
+    }
+}
+
+impl AttachHow {
+    pub(crate) fn options(&self) -> AttachOptions {
+        AttachOptions {
+            role: match self.role {
+                Role::Edge => IfaceRole::Edge,
+                Role::Member => IfaceRole::Member,
+            },
+            source_action: match self.source_action {
+                Action::Drop => SourceAction::Drop,
+                Action::Count => SourceAction::Count,
+            },
+            mode: match self.mode {
+                Mode::Auto => AttachMode::Auto,
+                Mode::Native => AttachMode::Native,
+                Mode::Skb => AttachMode::Skb,
+            },
+        }
+    }
+}
+
+impl Command {
+    /// Whether the command changes the pinned state (or the attachments):
+    /// once it has, failing to print its report is no failure of it.
+    pub(crate) fn changes_state(&self) -> bool {
+        match self {
+            Command::Attach(_) | Command::Detach { .. } | Command::Run(_) => true,
+            Command::Group(c) => !matches!(c, GroupCommand::List { .. }),
+            Command::Addr(c) => !matches!(c, AddrCommand::List { .. }),
+            Command::Member(c) => !matches!(c, MemberCommand::List { .. }),
+            Command::Flows(c) => match c {
+                FlowsCommand::List { .. } => false,
+                FlowsCommand::Flush { .. } => true,
+                FlowsCommand::Guard { rate } => rate.is_some(),
+            },
+            Command::Config(c) => matches!(c, ConfigCommand::Apply { dry_run: false, .. }),
+            Command::Stats { .. } => false,
+            Command::Repair { check, .. } => !check,
+        }
+    }
+}

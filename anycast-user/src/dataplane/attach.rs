@@ -1,0 +1,298 @@
+//! Interfaces: attach the program to one and pin the link, detach it, and
+//! what the pinned state records of each (with the mode the kernel runs).
+
+use anycast_common::{IfaceConfig, IfaceRole, SourceAction, program_names};
+use aya::programs::{
+    ProgramError, XdpMode,
+    links::{FdLink, PinnedLink},
+};
+use serde::Serialize;
+
+use crate::{
+    error::{Error, PinCause, Result},
+    link::{ifindex, xdp_attachment},
+    loader::{load_object, load_program},
+    netns,
+};
+
+use super::{Dataplane, require_root};
+
+/// XDP attach mode, as operators name it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    /// Native if the driver supports it, else generic.
+    #[default]
+    Auto,
+    /// Native (driver) mode; fails where the driver has no XDP support.
+    Native,
+    /// Generic (skb) mode: works everywhere, slower.
+    Skb,
+}
+
+impl AttachMode {
+    fn xdp_mode(self) -> XdpMode {
+        match self {
+            AttachMode::Auto => XdpMode::Default,
+            AttachMode::Native => XdpMode::Driver,
+            AttachMode::Skb => XdpMode::Skb,
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The mode's name in output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            AttachMode::Auto => "auto",
+            AttachMode::Native => "native",
+            AttachMode::Skb => "skb",
+        }
+    }
+
+    fn from_code(c: u8) -> Self {
+        match c {
+            1 => AttachMode::Native,
+            2 => AttachMode::Skb,
+            _ => AttachMode::Auto,
+        }
+    }
+}
+
+impl std::fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// How to attach an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttachOptions {
+    /// The interface's role.
+    pub role: IfaceRole,
+    /// What to do with disallowed anycast sources.
+    pub source_action: SourceAction,
+    /// XDP mode.
+    pub mode: AttachMode,
+}
+
+impl Default for AttachOptions {
+    fn default() -> Self {
+        AttachOptions {
+            role: IfaceRole::Edge,
+            source_action: SourceAction::Drop,
+            mode: AttachMode::Auto,
+        }
+    }
+}
+
+/// An attached interface, as recorded in the pinned state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Interface {
+    /// Name at attach time.
+    pub name: String,
+    /// Interface index (in its network namespace).
+    pub ifindex: u32,
+    /// Its network namespace: the inode of the namespace's file, as `ls
+    /// -iL /proc/PID/ns/net` or `lsns -t net` show it.
+    pub netns: u64,
+    /// `edge` or `member`.
+    pub role: IfaceRole,
+    /// `drop` or `count`.
+    pub source_action: SourceAction,
+    /// The mode in use, `native` or `skb`, as the kernel says (the
+    /// requested mode when it cannot tell).
+    pub mode: AttachMode,
+    /// The mode asked for at attach time: `auto`, `native` or `skb`.
+    pub requested_mode: AttachMode,
+}
+
+impl Dataplane {
+    /// Attaches the anycast program to `iface` (in the current network
+    /// namespace) and pins the link.
+    pub fn attach(&mut self, iface: &str, opts: AttachOptions) -> Result<Interface> {
+        require_root("attaching XDP programs")?;
+        let _lock = self.lock()?;
+        let idx = ifindex(iface)?;
+        let netns = netns::current()?;
+        let link_path = self.pin.link_path(netns, idx);
+        if self.attachments.find(netns, idx)?.is_some() || link_path.exists() {
+            return Err(Error::AlreadyAttached(iface.to_string()));
+        }
+        let id = self.attachments.free_id()?;
+        let mut ebpf = load_object(Some(&self.pin), opts.role, opts.source_action)?;
+        let prog = load_program(&mut ebpf, program_names::ANYCAST)?;
+        let link_id = prog
+            .attach_to_if_index(idx, opts.mode.xdp_mode())
+            .map_err(|source| attach_error(iface, source))?;
+        let link = prog.take_link(link_id).map_err(Error::Program)?;
+        let pin_err = |source| Error::Pin {
+            path: link_path.clone(),
+            source,
+        };
+        let link: FdLink = link.try_into().map_err(|_| pin_err(PinCause::NotBpfLink))?;
+        // Dropping an unpinned link detaches it, so every error below leaves
+        // the interface as it was.
+        let pinned = link
+            .pin(&link_path)
+            .map_err(|e| pin_err(PinCause::Pin(e)))?;
+        let mut cfg = IfaceConfig {
+            name: [0; 16],
+            role: opts.role as u8,
+            source_action: opts.source_action as u8,
+            mode: opts.mode.code(),
+            _pad: 0,
+            ifindex: idx,
+            netns,
+        };
+        cfg.name[..iface.len()].copy_from_slice(iface.as_bytes());
+        if let Err(e) = self.attachments.insert(id, cfg) {
+            drop(pinned.unpin());
+            return Err(e);
+        }
+        Ok(self.interface(&cfg))
+    }
+
+    /// Every attached interface, of every network namespace.
+    pub fn interfaces(&self) -> Result<Vec<Interface>> {
+        let mut out: Vec<Interface> = self
+            .attachments
+            .all()?
+            .iter()
+            .map(|(_, cfg)| self.interface(cfg))
+            .collect();
+        out.sort_by(|a, b| (&a.name, a.netns).cmp(&(&b.name, b.netns)));
+        Ok(out)
+    }
+
+    /// Detaches `iface` (of the current network namespace), or every
+    /// interface (of every namespace) when `None`. Returns the names
+    /// detached.
+    pub fn detach(&mut self, iface: Option<&str>) -> Result<Vec<String>> {
+        require_root("detaching XDP programs")?;
+        let _lock = self.lock()?;
+        let all = self.attachments.all()?;
+        let targets: Vec<(u32, IfaceConfig)> = match iface {
+            None => all,
+            Some(name) => {
+                let netns = netns::current()?;
+                let current = ifindex(name).ok();
+                let (here, elsewhere): (Vec<_>, Vec<_>) =
+                    all.into_iter().partition(|(_, c)| c.netns == netns);
+                let found: Vec<(u32, IfaceConfig)> = here
+                    .into_iter()
+                    .filter(|(_, c)| c.name_str() == name || Some(c.ifindex) == current)
+                    .collect();
+                if found.is_empty() {
+                    if elsewhere.iter().any(|(_, c)| c.name_str() == name) {
+                        return Err(Error::AttachedElsewhere(name.to_string()));
+                    }
+                    return Err(Error::NotAttached(name.to_string()));
+                }
+                found
+            }
+        };
+        let mut done = Vec::new();
+        for (id, cfg) in targets {
+            self.unpin_link(&cfg)?;
+            self.attachments.remove(id)?;
+            done.push(cfg.name_str());
+        }
+        Ok(done)
+    }
+
+    /// Detaches exactly the attachment `i` (its namespace and index), as
+    /// [`Dataplane::attach`] returned it; false when it is no longer
+    /// recorded (e.g. its interface was deleted and the attachment
+    /// forgotten).
+    pub fn detach_interface(&mut self, i: &Interface) -> Result<bool> {
+        require_root("detaching XDP programs")?;
+        let _lock = self.lock()?;
+        let Some((id, cfg)) = self
+            .attachments
+            .all()?
+            .into_iter()
+            .find(|(_, c)| c.netns.ino == i.netns && c.ifindex == i.ifindex)
+        else {
+            return Ok(false);
+        };
+        self.unpin_link(&cfg)?;
+        self.attachments.remove(id)?;
+        Ok(true)
+    }
+
+    fn unpin_link(&self, cfg: &IfaceConfig) -> Result<()> {
+        let path = self.pin.link_path(cfg.netns, cfg.ifindex);
+        if !path.exists() {
+            return Ok(());
+        }
+        let pin_err = |source| Error::Pin {
+            path: path.clone(),
+            source,
+        };
+        let link = PinnedLink::from_pin(&path).map_err(|e| pin_err(PinCause::Open(e)))?;
+        // Unpinned and closed, the link goes away and the program with it.
+        let link = link.unpin().map_err(|e| pin_err(PinCause::Unpin(e)))?;
+        drop(link);
+        Ok(())
+    }
+}
+
+/// Interface `cfg` as recorded, in the mode asked for.
+pub(super) fn recorded_interface(cfg: &IfaceConfig) -> Interface {
+    let requested = AttachMode::from_code(cfg.mode);
+    Interface {
+        name: cfg.name_str(),
+        ifindex: cfg.ifindex,
+        netns: cfg.netns.ino,
+        role: IfaceRole::from_u8(cfg.role),
+        source_action: SourceAction::from_u8(cfg.source_action),
+        mode: requested,
+        requested_mode: requested,
+    }
+}
+
+impl Dataplane {
+    /// Interface `cfg` as recorded, with the mode the kernel runs our
+    /// program in: the program of the interface's pinned link, found among
+    /// the interface's XDP programs (asked only when the interface is in
+    /// this network namespace; another's shows the requested mode).
+    fn interface(&self, cfg: &IfaceConfig) -> Interface {
+        let mut i = recorded_interface(cfg);
+        if !netns::current().is_ok_and(|id| id == cfg.netns) {
+            return i;
+        }
+        let prog = PinnedLink::from_pin(self.pin.link_path(cfg.netns, cfg.ifindex))
+            .ok()
+            .and_then(|l| FdLink::from(l).info().ok())
+            .map_or(0, |info| info.program_id());
+        match xdp_attachment(cfg.ifindex)
+            .ok()
+            .and_then(|a| a.native(prog))
+        {
+            Some(true) => i.mode = AttachMode::Native,
+            Some(false) => i.mode = AttachMode::Skb,
+            None => {}
+        }
+        i
+    }
+}
+
+fn attach_error(iface: &str, source: ProgramError) -> Error {
+    if let ProgramError::SyscallError(s) = &source
+        && matches!(
+            s.io_error.raw_os_error(),
+            Some(libc::EBUSY) | Some(libc::EEXIST)
+        )
+    {
+        return Error::InterfaceBusy {
+            iface: iface.to_string(),
+        };
+    }
+    Error::Attach {
+        iface: iface.to_string(),
+        source,
+    }
+}

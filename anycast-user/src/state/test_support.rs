@@ -1,0 +1,154 @@
+//! Steps and views the commands do not offer, for tests and benchmarks
+//! (feature `test-support`).
+
+use std::collections::BTreeMap;
+
+use anycast_common::{GroupInfo, JOURNAL_CHANGING, MemberInfo};
+
+use super::{State, addresses::Addresses, flows::Flows, members::MemberList};
+use crate::{
+    addr::AnycastPrefix,
+    error::{Error, Result},
+    flows::monotonic_ns,
+};
+
+/// A piece of derived state to damage, as a command killed half-way can
+/// (feature `test-support`).
+#[derive(Clone, Copy, Debug)]
+pub enum Tamper<'a> {
+    /// The address's place in the exact-address index freed, and not
+    /// counted among the bucket's others: the data plane misses it.
+    IndexPlace(std::net::Ipv6Addr),
+    /// The prefix's prefilter bucket counted 0: the data plane filters it
+    /// out.
+    PrefilterCount(AnycastPrefix),
+    /// The group's address count raised by 7.
+    GroupCount(&'a str),
+    /// The member's source entry removed (group, member).
+    MemberSource(&'a str, &'a str),
+    /// The group's published selection emptied.
+    Selection(&'a str),
+    /// The journal left set, as by a killed command.
+    Journal,
+}
+
+/// Steps and views the commands do not offer, for tests and benchmarks
+/// (feature `test-support`).
+impl State {
+    /// Takes the maps out of a loaded object (not pinned: program tests).
+    pub fn from_ebpf(ebpf: &mut aya::Ebpf) -> Result<Self> {
+        Self::from_maps(&mut |name| {
+            ebpf.take_map(name).ok_or(Error::Map {
+                name,
+                source: aya::maps::MapError::InvalidName {
+                    name: name.to_string(),
+                },
+            })
+        })
+    }
+
+    /// Every allocated member with its id, as stored.
+    pub fn member_infos(&self) -> Result<MemberList> {
+        self.members.in_use()
+    }
+
+    /// A group's stored settings.
+    pub fn group_info(&self, id: u32) -> Result<GroupInfo> {
+        self.groups.get(id)
+    }
+
+    /// One member's stored entry.
+    pub fn member_info(&self, id: u32) -> Result<MemberInfo> {
+        self.members.get(id)
+    }
+
+    /// One member's counters, summed over CPUs: (packets, bytes).
+    pub fn member_counters(&self, id: u32) -> Result<(u64, u64)> {
+        self.members.counters(id)
+    }
+
+    /// Whether `key` is a registered member source.
+    pub fn has_member_source(&self, key: &anycast_common::MemberSourceKey) -> bool {
+        self.members.has_source(key)
+    }
+
+    /// Live flows per member id.
+    pub fn flows_per_member(&self) -> Result<BTreeMap<u32, u64>> {
+        self.flows.per_member(&self.groups.by_id()?, monotonic_ns())
+    }
+
+    /// The flow table's entry for `key`, if any.
+    pub fn flow_entry(&self, key: &anycast_common::FlowKey) -> Option<anycast_common::FlowEntry> {
+        self.flows.entry(key)
+    }
+
+    /// Writes flow-table entries directly, `(key, member id, last seen)`
+    /// (for tests and benchmarks that need a table with many live flows).
+    pub fn record_flows(
+        &mut self,
+        flows: impl IntoIterator<Item = (anycast_common::FlowKey, u32, u64)>,
+    ) -> Result<()> {
+        self.flows.record(&mut self.settings, flows)
+    }
+
+    /// Removes the flows for whose key `which` holds without telling the
+    /// per-CPU flow caches; returns how many. Between
+    /// [`Self::begin_flows_flush`] and [`Self::end_flows_flush`] it is a
+    /// flush's walk; alone, it does to the table what LRU evictions do.
+    pub fn remove_flows_unannounced(
+        &mut self,
+        which: impl Fn(&anycast_common::FlowKey) -> bool,
+    ) -> Result<u64> {
+        self.flows.remove_unannounced(which)
+    }
+
+    /// A flush's first step (see [`Self::flush_flows`]), so that tests can
+    /// send packets between the steps.
+    pub fn begin_flows_flush(&mut self) -> Result<()> {
+        Flows::begin_flush(&mut self.settings)
+    }
+
+    /// A flush's last step, counting `removed` entries as flushed.
+    pub fn end_flows_flush(&mut self, removed: u64) -> Result<()> {
+        Flows::end_flush(&mut self.settings, removed)
+    }
+
+    /// `Settings::flow_epoch`: odd while a flush walks the flow table.
+    pub fn flow_epoch(&self) -> Result<u32> {
+        Flows::epoch(&self.settings)
+    }
+
+    /// Whether exact address `addr` has a place in the exact-address index.
+    pub fn indexed(&self, addr: std::net::Ipv6Addr) -> Result<bool> {
+        self.addresses.indexed(addr)
+    }
+
+    /// Damages derived state the way a command killed half-way can, for
+    /// tests of [`Self::repair`]: see [`Tamper`].
+    pub fn tamper(&mut self, t: Tamper<'_>) -> Result<()> {
+        match t {
+            Tamper::IndexPlace(addr) => self.addresses.tamper_index(addr),
+            Tamper::PrefilterCount(p) => self.addresses.tamper_prefilter(p),
+            Tamper::GroupCount(group) => {
+                let (id, mut info) = self.groups.named(group)?;
+                info.addresses += 7;
+                self.groups.set(id, info)
+            }
+            Tamper::MemberSource(group, name) => {
+                let (_, members, idx) = self.locate(group, name)?;
+                self.members.tamper_source(&members[idx].1)
+            }
+            Tamper::Selection(group) => {
+                let (id, info) = self.groups.named(group)?;
+                self.members.tamper_selection(id, &info)
+            }
+            Tamper::Journal => self.settings.update(|s| s.journal |= JOURNAL_CHANGING),
+        }
+    }
+
+    /// Whether the data plane's prefilter is on (it is off when more
+    /// distinct prefix lengths are configured than it covers).
+    pub fn prefilter_active(&self) -> Result<bool> {
+        Addresses::prefilter_active(&self.settings)
+    }
+}
