@@ -7,7 +7,9 @@
 //! from the RFCs independently of the eBPF code, for tests.
 #![no_std]
 
-#[cfg(feature = "std")]
+// The unit tests (`hash`'s too) use std, also without the `std` feature:
+// `cargo test -p anycast-common` alone compiles them.
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 #[cfg(feature = "std")]
