@@ -79,6 +79,33 @@ pub enum Error {
     /// A member's health check that cannot run as written.
     #[error("{0}")]
     InvalidCheck(String),
+    /// A service already runs on the pin dir.
+    #[error(
+        "a service already runs on {} (it answers at {}); stop it first, or use `anycast reload`",
+        .pin.display(), .socket.display()
+    )]
+    ServiceRunning {
+        /// The pin dir.
+        pin: PathBuf,
+        /// Its state socket.
+        socket: PathBuf,
+    },
+    /// No service answers on the state socket.
+    #[error("no anycast service answers at {} ({source}); is `anycast run --config` running with this --pin-dir?", .socket.display())]
+    ServiceNotRunning {
+        /// The socket tried.
+        socket: PathBuf,
+        /// Why it could not be reached.
+        #[source]
+        source: io::Error,
+    },
+    /// Not an address and port for the metrics endpoint.
+    #[error("invalid metrics address `{}`: give an address and port, e.g. \"[::1]:9651\"", quote(.0))]
+    InvalidMetricsAddress(String),
+    /// The route of a check's probes to the anycast address could not be
+    /// installed.
+    #[error("installing the probe path: {0}")]
+    ProbePath(String),
     /// A group name outside the allowed alphabet or length.
     #[error(
         "invalid group name `{}`: use 1 to 31 characters from letters, digits, '.', '_' and '-'",
@@ -91,6 +118,19 @@ pub enum Error {
     /// The interface already runs the anycast program.
     #[error("interface `{}` is already attached (detach it first)", quote(.0))]
     AlreadyAttached(String),
+    /// An interface attached otherwise than a configuration file says.
+    #[error(
+        "interface {iface} is attached as {attached}; the file says {wanted}: \
+         `anycast detach {iface}` first to attach it so"
+    )]
+    AttachedOtherwise {
+        /// The interface.
+        iface: String,
+        /// How it is attached (role / source action / mode).
+        attached: String,
+        /// How the file would attach it.
+        wanted: String,
+    },
     /// The interface does not run the anycast program.
     #[error("interface `{}` is not attached", quote(.0))]
     NotAttached(String),

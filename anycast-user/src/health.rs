@@ -149,6 +149,12 @@ pub enum ProbeError {
 pub struct ProbeTarget {
     /// The address probed.
     pub addr: Ipv6Addr,
+    /// The firewall mark of the probe's sockets, which routes them along
+    /// the member's path (see `probe_path`); none: the kernel's own route.
+    pub mark: Option<u32>,
+    /// Why the check cannot run (its path could not be set up): every
+    /// probe fails with this.
+    pub broken: Option<String>,
     /// The member's group (for `exec`).
     pub group: String,
     /// The member's name (for `exec`).
@@ -169,17 +175,48 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> ProbeError {
     move |source| ProbeError::Io { what, source }
 }
 
+/// Gives the socket `fd` firewall mark `mark` (needs CAP_NET_ADMIN).
+fn set_mark(fd: std::os::fd::RawFd, mark: u32) -> std::io::Result<()> {
+    // SAFETY: setsockopt reads size_of::<u32>() bytes from a live u32 on
+    // an fd the caller owns.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_MARK,
+            (&raw const mark).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// A TCP connection to `to`, its socket marked `mark`.
+async fn tcp_connect(to: SocketAddr, mark: Option<u32>) -> Result<TcpStream, ProbeError> {
+    use std::os::fd::AsRawFd as _;
+    let sock = tokio::net::TcpSocket::new_v6().map_err(io("opening a socket"))?;
+    if let Some(m) = mark {
+        set_mark(sock.as_raw_fd(), m).map_err(io("marking the socket"))?;
+    }
+    sock.connect(to).await.map_err(io("connecting"))
+}
+
 async fn probe_once(p: &Probe, to: &ProbeTarget) -> Result<(), ProbeError> {
+    if let Some(why) = &to.broken {
+        return Err(ProbeError::Unexpected(why.clone()));
+    }
     let at = |port: u16| SocketAddr::V6(SocketAddrV6::new(to.addr, port, 0, 0));
     match p {
         Probe::Tcp { port } => {
-            TcpStream::connect(at(*port))
-                .await
-                .map_err(io("connecting"))?;
+            tcp_connect(at(*port), to.mark).await?;
             Ok(())
         }
         Probe::Udp { port, send, expect } => {
-            let reply = udp_exchange(at(*port), send).await?;
+            let reply = udp_exchange(at(*port), send, to.mark).await?;
             match expect {
                 Some(e) if !reply.starts_with(e) => Err(ProbeError::Unexpected(format!(
                     "the reply does not start with {:?}",
@@ -194,7 +231,7 @@ async fn probe_once(p: &Probe, to: &ProbeTarget) -> Result<(), ProbeError> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos());
             let id = (std::process::id() as u16) ^ (nanos as u16);
-            let reply = udp_exchange(at(*port), &dns_query(id, query)).await?;
+            let reply = udp_exchange(at(*port), &dns_query(id, query), to.mark).await?;
             let got = dns_rcode(id, &reply)?;
             if got == *rcode {
                 Ok(())
@@ -209,9 +246,7 @@ async fn probe_once(p: &Probe, to: &ProbeTarget) -> Result<(), ProbeError> {
             }
         }
         Probe::Http { port, path, status } => {
-            let mut s = TcpStream::connect(at(*port))
-                .await
-                .map_err(io("connecting"))?;
+            let mut s = tcp_connect(at(*port), to.mark).await?;
             let req = format!("GET {path} HTTP/1.0\r\nHost: [{}]\r\n\r\n", to.addr);
             s.write_all(req.as_bytes())
                 .await
@@ -257,10 +292,18 @@ async fn probe_once(p: &Probe, to: &ProbeTarget) -> Result<(), ProbeError> {
     }
 }
 
-/// Sends `payload` to `to` from a fresh socket and returns the first reply
-/// from that address.
-async fn udp_exchange(to: SocketAddr, payload: &[u8]) -> Result<Vec<u8>, ProbeError> {
+/// Sends `payload` to `to` from a fresh socket (marked `mark`) and returns
+/// the first reply from that address.
+async fn udp_exchange(
+    to: SocketAddr,
+    payload: &[u8],
+    mark: Option<u32>,
+) -> Result<Vec<u8>, ProbeError> {
+    use std::os::fd::AsRawFd as _;
     let sock = UdpSocket::bind("[::]:0").await.map_err(io("binding"))?;
+    if let Some(m) = mark {
+        set_mark(sock.as_raw_fd(), m).map_err(io("marking the socket"))?;
+    }
     // connect() filters replies to those from the probed address and port.
     sock.connect(to).await.map_err(io("connecting"))?;
     sock.send(payload).await.map_err(io("sending"))?;
@@ -498,6 +541,8 @@ mod tests {
             },
             ProbeTarget {
                 addr: Ipv6Addr::LOCALHOST,
+                mark: None,
+                broken: None,
                 group: "dns".into(),
                 member: "m1".into(),
             },

@@ -65,6 +65,8 @@ pub enum ChangeKind {
     Member,
     /// An anycast address or prefix.
     Address,
+    /// An interface the program is attached to (`[interface.NAME]`).
+    Interface,
 }
 
 impl ChangeKind {
@@ -74,6 +76,7 @@ impl ChangeKind {
             ChangeKind::Group => "group",
             ChangeKind::Member => "member",
             ChangeKind::Address => "address",
+            ChangeKind::Interface => "interface",
         }
     }
 }
@@ -121,6 +124,7 @@ impl fmt::Display for Change {
                     self.action, self.name, self.group
                 )?
             }
+            ChangeKind::Interface => write!(f, "{} interface {}", self.action, self.name)?,
             ChangeKind::Member => write!(
                 f,
                 "{} {} {}/{}",

@@ -485,6 +485,8 @@ impl Drop for Lab {
                 }
                 let _ = fs::remove_dir_all(pin);
             }
+            // The state socket of a service the test killed.
+            let _ = fs::remove_file(anycast::service::socket::socket_path(pin));
         }
         // Namespaces are deleted by NetNs::drop, in reverse order of creation.
         while let Some((_, ns)) = self.nodes.pop() {

@@ -10,7 +10,7 @@ use std::{
 };
 
 use anycast_tests::{
-    lab::{ANYCAST, MemberLab, Running, Service},
+    lab::{ANYCAST, M3, MemberLab, Running, Service},
     require_root,
 };
 use anyhow::{Context, Result, bail, ensure};
@@ -21,6 +21,30 @@ const M2: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xb, 2, 0, 0, 0, 0, 2);
 const PORT: u16 = 5380;
 /// Where the checks ask, on each member's own address.
 const HEALTH: u16 = 5381;
+/// The metrics port, on the router's loopback.
+const METRICS: u16 = 9651;
+
+/// The service's metrics as a real Prometheus parser reads them: every
+/// sample as `name{label="value",...}` (labels sorted) and its value.
+fn scrape(ml: &MemberLab) -> Result<std::collections::BTreeMap<String, f64>> {
+    let script = format!(
+        "import json, urllib.request\n\
+         from prometheus_client.parser import text_string_to_metric_families as parse\n\
+         text = urllib.request.urlopen('http://[::1]:{METRICS}/metrics', timeout=3).read().decode()\n\
+         out = {{}}\n\
+         for family in parse(text):\n\
+         \x20   for s in family.samples:\n\
+         \x20       labels = ','.join('%s=\"%s\"' % kv for kv in sorted(s.labels.items()))\n\
+         \x20       out['%s{{%s}}' % (s.name, labels)] = s.value\n\
+         print(json.dumps(out))\n"
+    );
+    // Debian's python3-prometheus-client is for the system's interpreter.
+    let json = ml
+        .lab
+        .ns("router")?
+        .exec(&["/usr/bin/python3", "-c", &script])?;
+    serde_json::from_str(&json).with_context(|| format!("parsing {json}"))
+}
 
 /// A member's server: it answers on the anycast address and on its own
 /// (until dropped).
@@ -49,7 +73,10 @@ fn config(ml: &MemberLab, m2_metric: u32) -> Result<String> {
         ))
     };
     Ok(format!(
-        "[group.dns]\naddresses = [\"{ANYCAST}\"]\n{}{}",
+        "[service]\nmetrics = \"[::1]:{METRICS}\"\n\
+         [interface.c0]\nrole = \"edge\"\n[interface.r1]\nrole = \"member\"\n\
+         [interface.r2]\nrole = \"member\"\n\
+         [group.dns]\naddresses = [\"{ANYCAST}\"]\n{}{}",
         member("m1", "r1", M1, 10)?,
         member("m2", "r2", M2, m2_metric)?
     ))
@@ -58,7 +85,10 @@ fn config(ml: &MemberLab, m2_metric: u32) -> Result<String> {
 /// The lines the service prints, read by a thread.
 struct Lines {
     rx: mpsc::Receiver<String>,
+    /// Every line so far (for the error message).
     seen: Vec<String>,
+    /// Lines read but not matched yet, in order.
+    pending: Vec<String>,
 }
 
 impl Lines {
@@ -74,19 +104,26 @@ impl Lines {
         Lines {
             rx,
             seen: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
-    /// Waits (at most `within`) for a line containing every one of `needles`.
+    /// The first line not matched before that contains every one of
+    /// `needles`, waiting at most `within` for it; each line matches once.
     fn expect(&mut self, needles: &[&str], within: Duration) -> Result<String> {
+        let hit = |line: &str| needles.iter().all(|n| line.contains(n));
+        if let Some(i) = self.pending.iter().position(|l| hit(l)) {
+            return Ok(self.pending.remove(i));
+        }
         let deadline = Instant::now() + within;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.rx.recv_timeout(left) {
                 Ok(line) => {
                     self.seen.push(line.clone());
-                    if needles.iter().all(|n| line.contains(n)) {
+                    if hit(&line) {
                         return Ok(line);
                     }
+                    self.pending.push(line);
                 }
                 Err(_) => break,
             }
@@ -114,18 +151,63 @@ fn member_state(ml: &MemberLab, name: &str) -> Result<String> {
 #[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
 fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     require_root()?;
-    let ml = MemberLab::attached("service", "dns")?;
+    let ml = MemberLab::new("service")?;
     let lab = &ml.lab;
     let file = lab.file("service.toml", &config(&ml, 20)?)?;
+    // An interface attached otherwise than the file says: refused, with
+    // its line, and nothing is applied.
+    lab.anycast_ok("router", &["attach", "r2", "--role", "edge"])?;
+    lab.anycast_refused(
+        "router",
+        &["config", "apply", file.arg()],
+        "line 7: interface.r2: interface r2 is attached as edge / drop / auto; the file says member / drop / auto",
+    )?;
+    ensure!(
+        !lab.anycast_ok("router", &["addr", "list"])?
+            .contains(&ANYCAST.to_string()),
+        "applied in part"
+    );
+    lab.anycast_ok("router", &["detach", "r2"])?;
     let mut m1 = Some(server(&ml, "m1", M1)?);
     let _m2 = server(&ml, "m2", M2)?;
     let (mut running, stdout): (Running, _) =
         lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
     let mut lines = Lines::new(stdout);
     let slow = Duration::from_secs(5);
+    // The service attaches the file's interfaces, after its maps are filled.
+    lines.expect(
+        &["added interface c0: attached as edge / drop / auto"],
+        slow,
+    )?;
     lines.expect(&["serving", "2 members checked"], slow)?;
+    let attached = lab.stats("router")?["interfaces"]
+        .as_array()
+        .map_or(0, Vec::len);
+    ensure!(attached == 3, "{attached} interfaces attached");
     lines.expect(&["member m1 of group dns: healthy"], slow)?;
     ensure!(ml.answerer(PORT)? == "m1", "m1 is nearest");
+    // One service per pin dir.
+    lab.anycast_refused(
+        "router",
+        &["run", "--config", file.arg()],
+        "a service already runs on",
+    )?;
+    // `status` asks the service itself.
+    let status: serde_json::Value =
+        serde_json::from_str(&lab.anycast_ok("router", &["status", "--json"])?)?;
+    ensure!(status["file"] == file.arg(), "{status}");
+    let m1_status = status["members"]
+        .as_array()
+        .and_then(|a| a.iter().find(|m| m["member"] == "m1"))
+        .with_context(|| format!("m1 in {status}"))?;
+    ensure!(
+        m1_status["health"] == "healthy" && m1_status["state"] == "up",
+        "{m1_status}"
+    );
+    ensure!(
+        m1_status["target"] == format!("unicast {M1}"),
+        "{m1_status}"
+    );
 
     // m1's server stops: within fall x interval (+ timeout) it is down, and
     // its traffic moves to m2.
@@ -133,10 +215,33 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     drop(m1.take());
     let line = lines.expect(&["member m1 of group dns: failing", "; down"], slow)?;
     ensure!(line.contains("udp check"), "{line}");
+    let text = lab.anycast_ok("router", &["status"])?;
+    ensure!(
+        text.lines()
+            .any(|l| l.starts_with("dns") && l.contains("m1") && l.contains("failing")),
+        "{text}"
+    );
     let took = stopped.elapsed();
     ensure!(took < Duration::from_secs(2), "down after {took:?}");
     ensure!(member_state(&ml, "m1")? == "down");
     ensure!(ml.answerer(PORT)? == "m2", "m2 took over");
+
+    // kill -9: forwarding goes on without the service, and a new one
+    // adopts the state: m1 stays down until its own check has decided.
+    running.signal(libc::SIGKILL)?;
+    running.wait(slow)?;
+    ensure!(ml.answerer(PORT)? == "m2", "forwarding without the service");
+    let (again, stdout) =
+        lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
+    running = again;
+    lines = Lines::new(stdout);
+    lines.expect(&["serving"], slow)?;
+    ensure!(
+        member_state(&ml, "m1")? == "down",
+        "m1 up again before its check"
+    );
+    ensure!(ml.answerer(PORT)? == "m2", "m2 still serves");
+    lines.expect(&["member m1 of group dns: failing", "; down"], slow)?;
 
     // It comes back after rise x interval.
     m1 = Some(server(&ml, "m1", M1)?);
@@ -151,17 +256,115 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     ensure!(line.contains("line 2"), "{line}");
     ensure!(ml.answerer(PORT)? == "m1", "unchanged by a bad file");
 
+    // `anycast reload` of a bad file fails and says why.
+    lab.anycast_refused("router", &["reload"], "reload refused")?;
     // An edited file is applied: m2 becomes nearest.
     std::fs::write(file.arg(), config(&ml, 5)?)?;
-    running.signal(libc::SIGHUP)?;
+    let said = lab.anycast_ok("router", &["reload"])?;
+    ensure!(
+        said.contains("changed member dns/m2: metric 20 -> 5"),
+        "{said}"
+    );
     lines.expect(&["reloaded", "1 changed"], slow)?;
     ensure!(ml.answerer(PORT)? == "m2", "m2 nearest after the reload");
+
+    // The metrics, read by Prometheus's own parser, count what happened.
+    lines.expect(&["metrics: serving http://[::1]:9651/metrics"], slow)?;
+    let m = scrape(&ml)?;
+    let get = |k: &str| {
+        m.get(k)
+            .copied()
+            .with_context(|| format!("no {k} in {m:?}"))
+    };
+    let members: serde_json::Value =
+        serde_json::from_str(&lab.anycast_ok("router", &["member", "list", "--json"])?)?;
+    for member in members.as_array().context("a list")? {
+        let name = member["name"].as_str().unwrap_or_default();
+        let key = format!("anycast_member_packets_total{{group=\"dns\",member=\"{name}\"}}");
+        ensure!(
+            get(&key)? == member["packets"].as_f64().unwrap_or(-1.0),
+            "{key}: {m:?} against {member}"
+        );
+    }
+    ensure!(get("anycast_member_packets_total{group=\"dns\",member=\"m1\"}")? >= 3.0);
+    ensure!(get("anycast_check_healthy{group=\"dns\",kind=\"udp\",member=\"m1\"}")? == 1.0);
+    // Failing, then healthy, as this service saw it.
+    ensure!(get("anycast_check_transitions_total{group=\"dns\",member=\"m1\"}")? == 2.0);
+    ensure!(get("anycast_reloads_total{result=\"refused\"}")? == 2.0);
+    ensure!(get("anycast_reloads_total{result=\"applied\"}")? == 1.0);
+    ensure!(get("anycast_packets_total{counter=\"redirected\"}")? >= 3.0);
 
     // SIGTERM ends the service and leaves the data plane as it is.
     running.signal(libc::SIGTERM)?;
     let status = running.wait(slow)?;
     ensure!(status.success(), "{status}");
+    lab.anycast_refused("router", &["status"], "no anycast service answers at")?;
     ensure!(ml.answerer(PORT)? == "m2", "still forwarding");
+    let attached = lab.stats("router")?["interfaces"]
+        .as_array()
+        .map_or(0, Vec::len);
+    ensure!(
+        attached == 3,
+        "{attached} interfaces attached after the service"
+    );
     drop(m1);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn the_default_check_reaches_the_member_at_the_anycast_address() -> Result<()> {
+    require_root()?;
+    let ml = MemberLab::new("svcany")?;
+    let lab = &ml.lab;
+    // No target: each check probes the anycast address along its member's
+    // path (on-link by MAC, routed by IPv6-in-IPv6).
+    let check = |name: &str| {
+        format!(
+            "[group.dns.member.{name}.check]\nkind = \"udp\"\nport = {PORT}\nsend = \"health\"\n\
+             expect = \"{name}\"\ninterval = 0.2\ntimeout = 0.1\nrise = 2\nfall = 2\n"
+        )
+    };
+    let text = format!(
+        "[interface.c0]\n[interface.r1]\nrole = \"member\"\n[interface.r2]\nrole = \"member\"\n\
+         [group.dns]\naddresses = [\"{ANYCAST}\"]\n\
+         [group.dns.member.m1]\niface = \"r1\"\nmac = \"{}\"\nmetric = 10\n{}\
+         [group.dns.member.m2]\niface = \"r2\"\nmac = \"{}\"\nmetric = 20\n{}\
+         [group.dns.member.m3]\nencap = \"{M3}\"\nmetric = 30\n{}",
+        ml.member_mac("m1")?,
+        check("m1"),
+        ml.member_mac("m2")?,
+        check("m2"),
+        check("m3"),
+    );
+    let file = lab.file("service.toml", &text)?;
+    // m1 answers on its own address only: to its clients it is dead.
+    let m1_own = Service::start(lab.ns("m1")?, M1, PORT, "m1")?;
+    let _m2 = Service::start(lab.ns("m2")?, ANYCAST, PORT, "m2")?;
+    let _m3 = Service::start(lab.ns("m3")?, ANYCAST, PORT, "m3")?;
+    let (mut running, stdout) =
+        lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
+    let mut lines = Lines::new(stdout);
+    let slow = Duration::from_secs(5);
+    lines.expect(&["serving", "3 members checked"], slow)?;
+    lines.expect(&["member m1 of group dns: failing", "; down"], slow)?;
+    lines.expect(&["member m3 of group dns: healthy"], slow)?;
+    lines.expect(&["member m2 of group dns: healthy"], slow)?;
+    ensure!(member_state(&ml, "m1")? == "down");
+    ensure!(ml.answerer(PORT)? == "m2", "m2 serves while m1 is down");
+
+    // m1's server now answers on the anycast address: m1 comes back.
+    let _m1 = Service::start(lab.ns("m1")?, ANYCAST, PORT, "m1")?;
+    lines.expect(&["member m1 of group dns: healthy", "; up"], slow)?;
+    ensure!(ml.answerer(PORT)? == "m1", "m1 back");
+    drop(m1_own);
+
+    // The probe paths go with the service.
+    let router = lab.ns("router")?;
+    let rules = || router.ip(&["-6", "rule", "show", "pref", "900"]);
+    ensure!(rules()?.lines().count() == 3, "{}", rules()?);
+    running.signal(libc::SIGTERM)?;
+    ensure!(running.wait(slow)?.success());
+    ensure!(rules()?.trim().is_empty(), "left behind: {}", rules()?);
     Ok(())
 }

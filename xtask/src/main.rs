@@ -185,7 +185,7 @@ fn require_root(task: &str) -> Result<()> {
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     require_root("test")?;
-    tools::ensure(tools::LAB)?;
+    tools::ensure(&[tools::LAB, tools::TEST].concat())?;
     let bin = build(root, false)?;
     let tools = toolchain::ensure(root)?;
     let mut cmd = cargo(root, &tools)?;

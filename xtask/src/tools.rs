@@ -12,6 +12,9 @@ use anyhow::{Result, bail};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Tool {
     command: &'static str,
+    /// A Python module the command must be able to import (the command
+    /// is then `python3`).
+    module: Option<&'static str>,
     debian: &'static str,
     fedora: &'static str,
 }
@@ -19,6 +22,20 @@ pub(crate) struct Tool {
 const fn tool(command: &'static str, debian: &'static str, fedora: &'static str) -> Tool {
     Tool {
         command,
+        module: None,
+        debian,
+        fedora,
+    }
+}
+
+/// The interpreter distribution packages of Python modules install for
+/// (a `python3` earlier on PATH, e.g. pyenv's, does not see them).
+pub(crate) const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+const fn python_module(module: &'static str, debian: &'static str, fedora: &'static str) -> Tool {
+    Tool {
+        command: SYSTEM_PYTHON,
+        module: Some(module),
         debian,
         fedora,
     }
@@ -33,15 +50,38 @@ pub(crate) const LAB: &[Tool] = &[
     tool("setpriv", "util-linux", "util-linux"),
 ];
 
+/// What the tests use besides the lab: a real parser of the Prometheus
+/// text format, to read the service's metrics as Prometheus would.
+pub(crate) const TEST: &[Tool] = &[python_module(
+    "prometheus_client",
+    "python3-prometheus-client",
+    "python3-prometheus_client",
+)];
+
 /// What the bench runs besides the lab: the peers it compares against.
 pub(crate) const BENCH: &[Tool] = &[
     tool("nft", "nftables", "nftables"),
     tool("xdp-filter", "xdp-tools", "xdp-tools"),
 ];
 
+impl Tool {
+    /// The tool's name in messages: its command, or its Python module.
+    fn name(&self) -> String {
+        match self.module {
+            Some(m) => format!("{} module {m}", self.command),
+            None => self.command.to_string(),
+        }
+    }
+}
+
 /// Whether `command` is an executable file in one of the folders of `path`
-/// (a PATH value).
+/// (a PATH value), or is one itself when it is an absolute path.
 fn on_path(command: &str, path: &OsString) -> bool {
+    if command.starts_with('/') {
+        return PathBuf::from(command)
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    }
     env::split_paths(path).any(|dir| {
         let file: PathBuf = dir.join(command);
         file.metadata()
@@ -49,11 +89,25 @@ fn on_path(command: &str, path: &OsString) -> bool {
     })
 }
 
-/// The tools of `tools` that are not on `path`.
+/// Whether `t` is there: its command on `path`, and its module importable.
+fn present(t: &Tool, path: &OsString) -> bool {
+    on_path(t.command, path)
+        && t.module.is_none_or(|m| {
+            Command::new(t.command)
+                .args(["-c", &format!("import {m}")])
+                .env("PATH", path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+}
+
+/// The tools of `tools` that are not there.
 fn missing(tools: &[Tool], path: &OsString) -> Vec<Tool> {
     tools
         .iter()
-        .filter(|t| !on_path(t.command, path))
+        .filter(|t| !present(t, path))
         .copied()
         .collect()
 }
@@ -71,7 +125,7 @@ fn packages(tools: &[Tool], pick: fn(&Tool) -> &'static str) -> Vec<&'static str
 
 /// The one line that names what is missing and how to install it.
 fn advice(missing: &[Tool]) -> String {
-    let commands: Vec<&str> = missing.iter().map(|t| t.command).collect();
+    let commands: Vec<String> = missing.iter().map(Tool::name).collect();
     format!(
         "missing {}: install with `sudo apt-get install {}` (Debian/Ubuntu) or `sudo dnf install {}` (Fedora)",
         commands.join(", "),
@@ -100,7 +154,7 @@ pub(crate) fn ensure(tools: &[Tool]) -> Result<()> {
         debian.join(" "),
         lacking
             .iter()
-            .map(|t| t.command)
+            .map(Tool::name)
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -161,6 +215,33 @@ mod tests {
             packages(&all, |t| t.debian),
             ["ethtool", "util-linux", "nftables", "xdp-tools"]
         );
+        std::fs::remove_dir_all(dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_python_module_is_missing_until_python_can_import_it() {
+        // A python3 that exits 1 whatever it is asked: no module imports.
+        let dir = env::temp_dir().join(format!("xtask-tools-{}-py", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let py = dir.join("python3");
+        std::fs::write(&py, "#!/bin/sh\nexit 1\n").expect("write");
+        std::fs::set_permissions(&py, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = env::join_paths([&dir]).expect("path");
+        // The module as TEST has it, with the fake interpreter.
+        let module = Tool {
+            command: "python3",
+            ..TEST[0]
+        };
+        let lacking = missing(&[module], &path);
+        assert_eq!(
+            advice(&lacking),
+            "missing python3 module prometheus_client: install with `sudo apt-get install \
+             python3-prometheus-client` (Debian/Ubuntu) or `sudo dnf install \
+             python3-prometheus_client` (Fedora)"
+        );
+        // One that imports anything.
+        std::fs::write(&py, "#!/bin/sh\nexit 0\n").expect("write");
+        assert!(missing(&[module], &path).is_empty());
         std::fs::remove_dir_all(dir).expect("clean up");
     }
 

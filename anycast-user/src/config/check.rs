@@ -277,23 +277,6 @@ impl RawCheck {
                 },
             )?,
         };
-        // Probing the anycast address through the member's path (its MAC,
-        // or the encapsulation) needs the probe steered like the data
-        // plane's packets; until that is built, say so rather than probe
-        // whichever member the kernel's route picks.
-        if target == Target::Anycast && !matches!(probe, Probe::Exec { .. }) {
-            return Err(ConfigError::Invalid {
-                line: self
-                    .target
-                    .as_ref()
-                    .map_or(c.line(&self.kind), |t| c.line(t)),
-                field: f("target")(),
-                error: Box::new(bad(
-                    "target = \"anycast\" (the default) is not built yet: probes do not yet \
-                     follow the data plane's path to the member; give target = \"unicast\"",
-                )),
-            });
-        }
         Ok(Check {
             probe,
             interval,

@@ -8,12 +8,12 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     fmt,
-    net::Ipv6Addr,
+    net::{Ipv6Addr, SocketAddr},
 };
 
 use anycast_common::{
-    Affinity, Fallback, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_MEMBERS, MAX_TIED,
-    MAX_TX_PORTS, MemberState,
+    Affinity, Fallback, IfaceRole, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
+    MAX_MEMBERS, MAX_TIED, MAX_TX_PORTS, MemberState, SourceAction,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -23,7 +23,8 @@ use crate::{
     addr::{AnycastPrefix, PrefixSet, parse_anycast, parse_unicast},
     error::{ConfigError, Endpoint, Error, Result, one_line, shorten_quoted},
     group::GroupOptions,
-    health::{Check, Target},
+    health::{Check, Probe, Target},
+    iface::{AttachMode, AttachOptions},
     members::{MemberVia, Via, format_mac, parse_mac, weight},
     names::{GroupName, MemberName},
 };
@@ -72,6 +73,28 @@ impl Capacities {
 pub struct Config {
     /// Every group, by name.
     pub groups: BTreeMap<GroupName, GroupConfig>,
+    /// The interfaces to attach (in the namespace the file is applied in),
+    /// by name.
+    pub interfaces: BTreeMap<String, InterfaceConfig>,
+    /// The service's settings (`[service]`).
+    pub service: ServiceConfig,
+}
+
+/// The `[service]` table of a [`Config`]: what only `anycast run --config`
+/// uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Where to serve the Prometheus metrics (`metrics`); none: not served.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// One `[interface.NAME]` of a [`Config`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    /// Line of the interface's name.
+    pub line: usize,
+    /// How it is attached.
+    pub options: AttachOptions,
 }
 
 /// One group of a [`Config`].
@@ -124,6 +147,45 @@ impl MemberConfig {
 struct RawFile {
     #[serde(default)]
     group: BTreeMap<Spanned<String>, RawGroup>,
+    #[serde(default)]
+    interface: BTreeMap<Spanned<String>, RawInterface>,
+    service: Option<RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    metrics: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawInterface {
+    role: Option<RawRole>,
+    source_action: Option<RawSourceAction>,
+    mode: Option<RawMode>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawRole {
+    Edge,
+    Member,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawSourceAction {
+    Drop,
+    Count,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawMode {
+    Auto,
+    Native,
+    Skb,
 }
 
 #[derive(Deserialize)]
@@ -369,6 +431,18 @@ impl Config {
                     None => None,
                     Some(raw) => {
                         let check = raw.check(&c, &mf(""))?;
+                        if check.target == Target::Anycast
+                            && !matches!(check.probe, Probe::Exec { .. })
+                            && !addresses.iter().any(AnycastPrefix::is_exact)
+                        {
+                            return Err(ConfigError::Invalid {
+                                line: c.line(&mname),
+                                field: mf(".check.target"),
+                                error: Box::new(Error::InvalidCheck(
+                                    "a check with target = \"anycast\" probes the group's first anycast address, and the group has none (only prefixes)".into(),
+                                )),
+                            });
+                        }
                         if check.target == Target::Unicast
                             && addr.is_none()
                             && matches!(via, MemberVia::L2 { .. })
@@ -411,6 +485,45 @@ impl Config {
                 },
             );
         }
+        for (name, i) in raw.interface {
+            let n = name.get_ref();
+            let valid = !n.is_empty()
+                && n.len() < 16
+                && !n.contains(['/', ':'])
+                && !n.chars().any(|ch| ch.is_whitespace() || ch.is_control());
+            if !valid {
+                let e = Error::UnknownInterface(n.clone());
+                return Err(c.check(&name, || format!("interface.{n}"), Err(e))?);
+            }
+            let options = AttachOptions {
+                role: match i.role {
+                    None | Some(RawRole::Edge) => IfaceRole::Edge,
+                    Some(RawRole::Member) => IfaceRole::Member,
+                },
+                source_action: match i.source_action {
+                    None | Some(RawSourceAction::Drop) => SourceAction::Drop,
+                    Some(RawSourceAction::Count) => SourceAction::Count,
+                },
+                mode: match i.mode {
+                    None | Some(RawMode::Auto) => AttachMode::Auto,
+                    Some(RawMode::Native) => AttachMode::Native,
+                    Some(RawMode::Skb) => AttachMode::Skb,
+                },
+            };
+            let line = c.line(&name);
+            cfg.interfaces
+                .insert(n.clone(), InterfaceConfig { line, options });
+        }
+        if let Some(m) = raw.service.as_ref().and_then(|s| s.metrics.as_ref()) {
+            let addr = c.check(
+                m,
+                || "service.metrics".into(),
+                m.get_ref()
+                    .parse::<SocketAddr>()
+                    .map_err(|_| Error::InvalidMetricsAddress(m.get_ref().clone())),
+            )?;
+            cfg.service.metrics = Some(addr);
+        }
         let anycast = PrefixSet::new(owner.keys());
         for (addr, role, line, field) in endpoints {
             if let Some(p) = anycast.covering(addr) {
@@ -436,6 +549,13 @@ impl Config {
     /// is [`NEEDS_THE_PINNED_STATE`].
     pub fn check(&self, resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>) -> Result<()> {
         self.resolve(resolve)?;
+        for (name, i) in &self.interfaces {
+            crate::link::ifindex(name).map_err(|e| ConfigError::Invalid {
+                line: i.line,
+                field: format!("interface.{name}"),
+                error: Box::new(e),
+            })?;
+        }
         self.check_fits(&Capacities::BUILT_IN)
     }
 
@@ -553,8 +673,9 @@ impl fmt::Display for Config {
         let (a, m) = self.totals();
         writeln!(
             f,
-            "{} groups, {a} addresses and prefixes, {m} members",
-            self.groups.len()
+            "{} groups, {a} addresses and prefixes, {m} members, {} interfaces",
+            self.groups.len(),
+            self.interfaces.len()
         )?;
         for (name, g) in &self.groups {
             let up = g

@@ -387,11 +387,6 @@ fn bad_checks_name_their_line_and_field() {
             "line 16: group.dns.member.m1.check.target: the target is anycast or unicast",
         ),
         (
-            "target = \"unicast\"\n[group.dns.member.far]",
-            "[group.dns.member.far]",
-            "line 9: group.dns.member.m1.check.target: target = \"anycast\" (the default) is not built yet",
-        ),
-        (
             "port = 53",
             "port = 53\nquery = \"x.org\"",
             "line 11: group.dns.member.m1.check.query: a udp check takes no query",
@@ -445,10 +440,15 @@ fn bad_checks_name_their_line_and_field() {
 fn the_service_example_parses() {
     use crate::health::{Probe, Target};
     let cfg = Config::parse(SERVICE_EXAMPLE).expect("examples/service.toml");
+    assert_eq!(
+        cfg.service.metrics,
+        Some("[::1]:9651".parse().expect("an address"))
+    );
+    assert_eq!(cfg.interfaces.len(), 2);
     let dns = &cfg.groups["dns"];
     let m1 = dns.members["m1"].check.as_ref().expect("m1's check");
     assert_eq!(m1.probe.kind(), "dns");
-    assert_eq!(m1.target, Target::Unicast);
+    assert_eq!(m1.target, Target::Anycast);
     assert_eq!(
         dns.members["far"].unicast(),
         Some("2001:db8:f::2".parse().expect("an address"))
@@ -461,5 +461,86 @@ fn the_service_example_parses() {
     assert_eq!(
         web.members["w1"].check.as_ref().map(|c| c.probe.kind()),
         Some("http")
+    );
+}
+
+#[test]
+fn interfaces_take_the_attach_options_with_their_defaults() {
+    use crate::iface::AttachMode;
+    use anycast_common::{IfaceRole, SourceAction};
+    let cfg = Config::parse(
+        "[interface.eth0]\n[interface.eth1]\nrole = \"member\"\nsource-action = \"count\"\nmode = \"skb\"\n",
+    )
+    .expect("interfaces");
+    let eth0 = &cfg.interfaces["eth0"];
+    assert_eq!(eth0.line, 1);
+    assert_eq!(
+        (
+            eth0.options.role,
+            eth0.options.source_action,
+            eth0.options.mode
+        ),
+        (IfaceRole::Edge, SourceAction::Drop, AttachMode::Auto)
+    );
+    let eth1 = &cfg.interfaces["eth1"];
+    assert_eq!(eth1.line, 2);
+    assert_eq!(
+        (
+            eth1.options.role,
+            eth1.options.source_action,
+            eth1.options.mode
+        ),
+        (IfaceRole::Member, SourceAction::Count, AttachMode::Skb)
+    );
+    for (text, want) in [
+        (
+            "[interface.eth0]\nrole = \"core\"\n",
+            "line 2, column 8: unknown variant `core`",
+        ),
+        (
+            "[interface.eth0]\nmtu = 1500\n",
+            "line 2, column 1: unknown field `mtu`",
+        ),
+        ("[interface.\"a/b\"]\n", "line 1: interface.a/b: "),
+        (
+            "[service]\nmetrics = \"9651\"\n",
+            "line 2: service.metrics: invalid metrics address `9651`",
+        ),
+        (
+            "[service]\nsocket = 1\n",
+            "line 2, column 1: unknown field `socket`",
+        ),
+        (
+            "[interface.waytoolonginterfacename]\n",
+            "line 1: interface.waytoolonginterfacename: ",
+        ),
+    ] {
+        let got = err(text);
+        assert!(
+            got.starts_with(want),
+            "{text}:\n got  {got}\n want {want}..."
+        );
+    }
+}
+
+#[test]
+fn the_default_target_is_the_anycast_address() {
+    use crate::health::Target;
+    let text = CHECKED.replace("target = \"unicast\"\n", "");
+    let cfg = Config::parse(&text).expect("anycast targets");
+    let m1 = cfg.groups["dns"].members["m1"]
+        .check
+        .as_ref()
+        .expect("m1's check");
+    assert_eq!(m1.target, Target::Anycast);
+    // It probes the group's first address: a group of prefixes has none.
+    let prefixes = text.replace("\"2001:db8:53::1\"", "\"2001:db8:53::/64\"");
+    let got = err(&prefixes);
+    assert!(
+        got.starts_with(
+            "line 3: group.dns.member.m1.check.target: a check with target = \"anycast\" probes \
+             the group's first anycast address, and the group has none"
+        ),
+        "{got}"
     );
 }

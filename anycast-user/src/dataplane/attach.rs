@@ -3,90 +3,22 @@
 
 use anycast_common::{IfaceConfig, IfaceRole, SourceAction, program_names};
 use aya::programs::{
-    ProgramError, XdpMode,
+    ProgramError,
     links::{FdLink, PinnedLink},
 };
 use serde::Serialize;
 
 use crate::{
-    error::{Error, PinCause, Result},
+    config::Config,
+    error::{ConfigError, Error, PinCause, Result},
     link::{ifindex, xdp_attachment},
     loader::{load_object, load_program},
     netns,
+    reconcile::{Change, ChangeAction, ChangeKind},
 };
 
 use super::{Dataplane, require_root};
-
-/// XDP attach mode, as operators name it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AttachMode {
-    /// Native if the driver supports it, else generic.
-    #[default]
-    Auto,
-    /// Native (driver) mode; fails where the driver has no XDP support.
-    Native,
-    /// Generic (skb) mode: works everywhere, slower.
-    Skb,
-}
-
-impl AttachMode {
-    fn xdp_mode(self) -> XdpMode {
-        match self {
-            AttachMode::Auto => XdpMode::Default,
-            AttachMode::Native => XdpMode::Driver,
-            AttachMode::Skb => XdpMode::Skb,
-        }
-    }
-
-    fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The mode's name in output.
-    pub const fn name(self) -> &'static str {
-        match self {
-            AttachMode::Auto => "auto",
-            AttachMode::Native => "native",
-            AttachMode::Skb => "skb",
-        }
-    }
-
-    fn from_code(c: u8) -> Self {
-        match c {
-            1 => AttachMode::Native,
-            2 => AttachMode::Skb,
-            _ => AttachMode::Auto,
-        }
-    }
-}
-
-impl std::fmt::Display for AttachMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.name())
-    }
-}
-
-/// How to attach an interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AttachOptions {
-    /// The interface's role.
-    pub role: IfaceRole,
-    /// What to do with disallowed anycast sources.
-    pub source_action: SourceAction,
-    /// XDP mode.
-    pub mode: AttachMode,
-}
-
-impl Default for AttachOptions {
-    fn default() -> Self {
-        AttachOptions {
-            role: IfaceRole::Edge,
-            source_action: SourceAction::Drop,
-            mode: AttachMode::Auto,
-        }
-    }
-}
+use crate::iface::{AttachMode, AttachOptions};
 
 /// An attached interface, as recorded in the pinned state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -153,6 +85,51 @@ impl Dataplane {
             return Err(e);
         }
         Ok(self.interface(&cfg))
+    }
+
+    /// The `[interface.NAME]`s of `cfg` to attach: those not attached in
+    /// this network namespace. One that is missing, or attached otherwise
+    /// than the file says, is an error naming its line (nothing is
+    /// attached then).
+    pub(super) fn interfaces_to_attach(&self, cfg: &Config) -> Result<Vec<Change>> {
+        let here = netns::current()?;
+        let attached = self.interfaces()?;
+        let mut out = Vec::new();
+        for (name, ic) in &cfg.interfaces {
+            let at_line = |error: Error| {
+                Error::Config(ConfigError::Invalid {
+                    line: ic.line,
+                    field: format!("interface.{name}"),
+                    error: Box::new(error),
+                })
+            };
+            let idx = ifindex(name).map_err(at_line)?;
+            let o = ic.options;
+            let wanted = format!("{} / {} / {}", o.role, o.source_action, o.mode);
+            match attached
+                .iter()
+                .find(|i| i.netns == here.ino && i.ifindex == idx)
+            {
+                Some(i) => {
+                    let now = format!("{} / {} / {}", i.role, i.source_action, i.requested_mode);
+                    if now != wanted {
+                        return Err(at_line(Error::AttachedOtherwise {
+                            iface: name.clone(),
+                            attached: now,
+                            wanted,
+                        }));
+                    }
+                }
+                None => out.push(Change {
+                    action: ChangeAction::Added,
+                    kind: ChangeKind::Interface,
+                    group: String::new(),
+                    name: name.clone(),
+                    detail: format!("attached as {wanted}"),
+                }),
+            }
+        }
+        Ok(out)
     }
 
     /// Every attached interface, of every network namespace.

@@ -9,8 +9,9 @@ use anycast_common::{IfaceRole, LAYOUT_VERSION, MemberState, SourceAction, map_n
 use aya::maps::{Map, MapData, MapError};
 use serde::Serialize;
 
+pub use self::attach::Interface;
 use self::attach::recorded_interface;
-pub use self::attach::{AttachMode, AttachOptions, Interface};
+pub use crate::iface::{AttachMode, AttachOptions};
 use crate::{
     addr::AnycastPrefix,
     config::Config,
@@ -601,11 +602,23 @@ impl Dataplane {
     /// nothing and returns what would change.
     pub fn apply_config(&mut self, cfg: &Config, opts: ApplyOptions) -> Result<Vec<Change>> {
         require_root("applying a configuration")?;
-        if opts.dry_run {
+        let attach = self.interfaces_to_attach(cfg)?;
+        let mut changes = if opts.dry_run {
             let _lock = self.lock()?;
-            return reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, opts);
+            reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, opts)?
+        } else {
+            self.change(|s| reconcile::apply_config(s, cfg, &mut MemberVia::resolve, opts))?
+        };
+        // Attached once the maps hold the file: the program filters with
+        // them from its first packet.
+        for c in attach {
+            if !opts.dry_run {
+                let o = cfg.interfaces[&c.name].options;
+                self.attach(&c.name, o)?;
+            }
+            changes.push(c);
         }
-        self.change(|s| reconcile::apply_config(s, cfg, &mut MemberVia::resolve, opts))
+        Ok(changes)
     }
 
     /// The flow table: occupancy and (up to `limit`) flows of one group or all.

@@ -106,6 +106,24 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the running service (`anycast run --config`) for its file, last
+    /// reload and each checked member's health, state, last result and
+    /// latency, e.g. `anycast status --json`.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The service's state socket, when it was started with --socket.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
+    /// Have the running service re-read its file (as SIGHUP does) and
+    /// print what changed; fails when the file is refused.
+    Reload {
+        /// The service's state socket, when it was started with --socket.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
         /// Print JSON.
@@ -143,6 +161,10 @@ pub(crate) struct RunArgs {
     /// anycast addresses (see `config apply`).
     #[arg(long, requires = "config")]
     pub(crate) force: bool,
+    /// With --config: the state socket (`anycast status`, `anycast
+    /// reload`); default /run/anycast/ and the pin dir with `/` made `_`.
+    #[arg(long, requires = "config", value_name = "PATH")]
+    pub(crate) socket: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -451,7 +473,8 @@ impl Command {
                 FlowsCommand::Guard { rate } => rate.is_some(),
             },
             Command::Config(c) => matches!(c, ConfigCommand::Apply { dry_run: false, .. }),
-            Command::Stats { .. } => false,
+            Command::Stats { .. } | Command::Status { .. } => false,
+            Command::Reload { .. } => true,
             Command::Repair { check, .. } => !check,
         }
     }

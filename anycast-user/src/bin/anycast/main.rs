@@ -17,6 +17,7 @@ use std::{
     io::{self, Write},
     path::Path,
     process::ExitCode,
+    time::Duration,
 };
 
 use anycast::{
@@ -29,6 +30,7 @@ use anycast::{
     members::{self, MemberVia},
     netns,
     reconcile::{ApplyOptions, ChangeAction, Tally},
+    service::socket::{Reloaded, Request, Status, ask, socket_path},
     state::AddOutcome,
 };
 use anycast_common::{Affinity, Fallback, MemberState};
@@ -332,6 +334,30 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             }
         }
         Command::Run(args) => run::run(pin, ft, &args, out)?,
+        Command::Status { json, socket } => {
+            let path = socket.unwrap_or_else(|| socket_path(pin.path()));
+            let answer = ask(&path, Request::Status, Duration::from_secs(5))?;
+            let status: Status = serde_json::from_str(&answer)
+                .with_context(|| format!("reading the service's answer: {answer}"))?;
+            if json {
+                say!(out, "{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print::status(out, &status).map_err(output)?;
+            }
+        }
+        Command::Reload { socket } => {
+            let path = socket.unwrap_or_else(|| socket_path(pin.path()));
+            // A reload applies a whole file: give it time.
+            let answer = ask(&path, Request::Reload, Duration::from_secs(120))?;
+            let r: Reloaded = serde_json::from_str(&answer)
+                .with_context(|| format!("reading the service's answer: {answer}"))?;
+            if !r.applied {
+                anyhow::bail!("{}", r.lines.join("; "));
+            }
+            for line in &r.lines {
+                say!(out, "{line}");
+            }
+        }
     }
     Ok(())
 }

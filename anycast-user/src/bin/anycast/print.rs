@@ -9,7 +9,7 @@ use std::{
 
 use anycast::{
     Interface, flows::FlowTableStats, flows::FlowView, group::GroupEntry, members::MemberEntry,
-    pin::Purged, state::AddressEntry, stats::Stats,
+    pin::Purged, service::socket::Status, state::AddressEntry, stats::Stats,
 };
 use anycast_common::IfaceLink;
 use serde::Serialize;
@@ -246,6 +246,43 @@ pub(super) fn report(out: &mut impl Write, r: &Report, here: u64) -> io::Result<
             } else {
                 String::new()
             }
+        )?;
+    }
+    Ok(())
+}
+
+/// `anycast status`: the service, then one line per checked member.
+pub(crate) fn status(out: &mut impl Write, s: &Status) -> io::Result<()> {
+    writeln!(
+        out,
+        "service pid {} serving {} on {} since {} (unix time)",
+        s.pid,
+        s.file.display(),
+        s.pin_dir.display(),
+        s.started
+    )?;
+    match &s.last_reload {
+        Some(r) => writeln!(
+            out,
+            "last reload at {}: {} ({} applied, {} refused in all)",
+            r.at, r.message, s.reloads_applied, s.reloads_refused
+        )?,
+        None => writeln!(out, "not reloaded since it started")?,
+    }
+    writeln!(
+        out,
+        "{:<16} {:<16} {:<6} {:<8} {:<8} {:>10}  LAST",
+        "GROUP", "MEMBER", "CHECK", "HEALTH", "STATE", "LATENCY"
+    )?;
+    for m in &s.members {
+        let latency = m
+            .last_latency_ms
+            .map_or("-".to_string(), |l| format!("{l:.1} ms"));
+        let last = m.last_error.as_deref().unwrap_or("ok");
+        writeln!(
+            out,
+            "{:<16} {:<16} {:<6} {:<8} {:<8} {:>10}  {last} ({} probes, {} failed; {})",
+            m.group, m.member, m.kind, m.health, m.state, latency, m.probes, m.failures, m.target
         )?;
     }
     Ok(())

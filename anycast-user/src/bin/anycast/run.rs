@@ -4,6 +4,8 @@
 
 use std::{
     io::{self, Write},
+    net::SocketAddr,
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -11,9 +13,19 @@ use std::{
     time::Duration,
 };
 
-use anycast::{Dataplane, Interface, PinDir, link::LinkEvents, service::Service, stats::Stats};
+use anycast::{
+    Dataplane, Interface, PinDir,
+    link::LinkEvents,
+    service::{
+        Service,
+        socket::{self, Reloaded, Request, StateSocket, socket_path},
+    },
+    stats::Stats,
+};
 use anyhow::Context as _;
 use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
     signal::unix::{Signal, SignalKind, signal},
     sync::mpsc::UnboundedReceiver,
 };
@@ -80,6 +92,19 @@ pub(crate) fn run(
         };
         // Opened in this thread's network namespace (that of --netns).
         let events = LinkEvents::subscribe()?;
+        // Before anything changes: a second service on this pin dir stops
+        // here.
+        let pin_path = pin.path().to_path_buf();
+        let socket = match &args.config {
+            Some(_) => {
+                let path = args
+                    .socket
+                    .clone()
+                    .unwrap_or_else(|| socket_path(&pin_path));
+                Some(StateSocket::bind(&path, &pin_path)?)
+            }
+            None => None,
+        };
         let mut run = match &args.iface {
             Some(name) => {
                 let (dp, i) =
@@ -122,7 +147,12 @@ pub(crate) fn run(
             None => None,
         };
         let every = Duration::from_secs(args.interval.max(1));
-        let watched = watch(&mut run, service, events, every, out, &mut signals).await;
+        let served = Served {
+            service,
+            socket,
+            pin: pin_path,
+        };
+        let watched = watch(&mut run, served, events, every, out, &mut signals).await;
         let detached = run.detach();
         watched?;
         if let (true, Some(name)) = (detached?, &args.iface) {
@@ -135,7 +165,7 @@ pub(crate) fn run(
 /// The body of `anycast run`, until a signal, a closed output or an error.
 async fn watch(
     run: &mut Attached,
-    mut service: Option<Service>,
+    served: Served,
     events: LinkEvents,
     every: Duration,
     out: &mut impl Write,
@@ -164,7 +194,18 @@ async fn watch(
     let mut last: Option<Stats> = None;
     let dp = &mut run.dp;
     let own = run.iface.clone();
+    let Served {
+        mut service,
+        socket,
+        pin,
+    } = served;
     let mut outcomes = service.as_mut().and_then(Service::take_outcomes);
+    let mut metrics = Metrics::default();
+    if let Some(s) = &service {
+        for line in metrics.follow(s.metrics_addr()).await {
+            say!(out, "{line}");
+        }
+    }
     let result = async {
         loop {
             tokio::select! {
@@ -172,13 +213,27 @@ async fn watch(
                 _ = signals.term.recv() => break,
                 _ = signals.hup.recv() => match service.as_mut() {
                     Some(s) => {
-                        for line in s.reload(dp) {
-                            log::info!("{line}");
-                            say!(out, "{line}");
-                        }
+                        reload(s, dp, &mut metrics, out).await?;
                     }
                     None => break,
                 },
+                Some((conn, request)) = next_request(&socket) => {
+                    if let Some(s) = service.as_mut() {
+                        let answer = match request {
+                            Request::Status => serde_json::to_string(&s.status(&pin))?,
+                            Request::Reload => {
+                                serde_json::to_string(&reload(s, dp, &mut metrics, out).await?)?
+                            }
+                        };
+                        tokio::spawn(socket::answer(conn, answer));
+                    }
+                }
+                Some(conn) = metrics.accept() => {
+                    if let Some(s) = &service {
+                        let body = s.metrics(dp);
+                        tokio::spawn(answer(conn, body.map_err(|e| e.to_string())));
+                    }
+                }
                 Some(o) = next(&mut outcomes) => {
                     if let Some(s) = service.as_mut()
                         && let Some(line) = s.record(dp, o)
@@ -221,6 +276,98 @@ async fn next(
 ) -> Option<anycast::service::Outcome> {
     match outcomes {
         Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The metrics endpoint of a service, when its file names one.
+#[derive(Default)]
+struct Metrics {
+    listener: Option<(SocketAddr, TcpListener)>,
+}
+
+impl Metrics {
+    /// Serves on `addr` from now on (or no more, for none); lines to
+    /// report. An address that cannot be bound is reported, and the
+    /// service goes on without metrics.
+    async fn follow(&mut self, addr: Option<SocketAddr>) -> Vec<String> {
+        if self.listener.as_ref().map(|(a, _)| *a) == addr {
+            return Vec::new();
+        }
+        self.listener = None;
+        let Some(addr) = addr else {
+            return vec!["metrics: no more served".into()];
+        };
+        match TcpListener::bind(addr).await {
+            Ok(l) => {
+                self.listener = Some((addr, l));
+                vec![format!("metrics: serving http://{addr}/metrics")]
+            }
+            Err(e) => vec![format!(
+                "metrics: cannot serve on {addr}: {e}; going on without"
+            )],
+        }
+    }
+
+    /// The next connection; never, when not serving.
+    async fn accept(&self) -> Option<TcpStream> {
+        match &self.listener {
+            Some((_, l)) => l.accept().await.ok().map(|(c, _)| c),
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Answers one HTTP request on `conn`: `body` for `GET /metrics`, 404 for
+/// other paths, 500 when the counters could not be read. A client gets
+/// two seconds to send its request.
+async fn answer(mut conn: TcpStream, body: Result<String, String>) {
+    let mut head = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut head)).await;
+    let Ok(Ok(n)) = read else { return };
+    let request = String::from_utf8_lossy(&head[..n]);
+    let path = request.split_whitespace().nth(1).unwrap_or_default();
+    let (status, text) = match (path, body) {
+        ("/metrics", Ok(b)) => ("200 OK", b),
+        ("/metrics", Err(e)) => ("500 Internal Server Error", format!("{e}\n")),
+        _ => ("404 Not Found", "try /metrics\n".to_string()),
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.write_all(reply.as_bytes())).await;
+}
+
+/// What a service run holds beside the data plane.
+struct Served {
+    service: Option<Service>,
+    socket: Option<StateSocket>,
+    pin: PathBuf,
+}
+
+/// Has `service` re-read its file (SIGHUP, `anycast reload`), follows the
+/// metrics address, and reports each line.
+async fn reload(
+    service: &mut Service,
+    dp: &mut Dataplane,
+    metrics: &mut Metrics,
+    out: &mut impl Write,
+) -> anyhow::Result<Reloaded> {
+    let mut r = service.reload(dp);
+    r.lines.extend(metrics.follow(service.metrics_addr()).await);
+    for line in &r.lines {
+        log::info!("{line}");
+        say!(out, "{line}");
+    }
+    Ok(r)
+}
+
+/// The next request on the state socket; never, without one.
+async fn next_request(socket: &Option<StateSocket>) -> Option<(tokio::net::UnixStream, Request)> {
+    match socket {
+        Some(s) => s.next().await,
         None => std::future::pending().await,
     }
 }

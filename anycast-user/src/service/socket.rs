@@ -1,0 +1,250 @@
+//! The service's state socket: a root-only unix socket where `anycast
+//! status` asks for the service's view and `anycast reload` has it re-read
+//! its file. One request line (`status` or `reload`), one JSON answer.
+//! While it answers, no second service starts on the same pin dir.
+
+use std::{
+    io::{Read as _, Write as _},
+    os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream},
+};
+
+use crate::error::{Error, Result};
+
+/// Where the sockets of services are, root-only.
+pub const SOCKET_DIR: &str = "/run/anycast";
+
+/// The socket of the service of pin dir `pin`: its path, `/` made `_`
+/// (`/sys/fs/bpf/anycast` -> `/run/anycast/sys_fs_bpf_anycast.sock`); a
+/// long one is cut and told apart by a hash.
+pub fn socket_path(pin: &Path) -> PathBuf {
+    let mut name: String = pin
+        .to_string_lossy()
+        .trim_matches('/')
+        .chars()
+        .map(|c| if c == '/' { '_' } else { c })
+        .collect();
+    // sun_path holds 108 bytes with its NUL.
+    if name.len() > 80 {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        let cut: String = name.chars().take(60).collect();
+        name = format!("{cut}-{:016x}", h.finish());
+    }
+    Path::new(SOCKET_DIR).join(format!("{name}.sock"))
+}
+
+/// What one request asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// The service's view ([`Status`]).
+    Status,
+    /// Re-read the file ([`Reloaded`]).
+    Reload,
+}
+
+impl Request {
+    fn line(self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::Reload => "reload",
+        }
+    }
+}
+
+/// The answer to `status`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    /// The configuration file.
+    pub file: PathBuf,
+    /// The pin dir.
+    pub pin_dir: PathBuf,
+    /// The service's process.
+    pub pid: u32,
+    /// When it started (seconds since the Unix epoch).
+    pub started: u64,
+    /// Reloads applied and refused.
+    pub reloads_applied: u64,
+    /// See `reloads_applied`.
+    pub reloads_refused: u64,
+    /// The last reload, if any.
+    pub last_reload: Option<LastReload>,
+    /// Every member with a check.
+    pub members: Vec<MemberStatus>,
+}
+
+/// When the file was last re-read, and what came of it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LastReload {
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    /// Whether it was applied (else refused, and the running configuration
+    /// stayed).
+    pub applied: bool,
+    /// Its summary, or why it was refused.
+    pub message: String,
+}
+
+/// A checked member, as the service sees it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MemberStatus {
+    /// Its group.
+    pub group: String,
+    /// Its name.
+    pub member: String,
+    /// The check's kind.
+    pub kind: String,
+    /// The address probed and how (`anycast` or `unicast`).
+    pub target: String,
+    /// `unknown`, `healthy` or `failing`.
+    pub health: String,
+    /// The state the service gives it in the data plane.
+    pub state: String,
+    /// Why the last probe failed, if it did.
+    pub last_error: Option<String>,
+    /// The last probe's latency in milliseconds, if it passed.
+    pub last_latency_ms: Option<f64>,
+    /// Probes run.
+    pub probes: u64,
+    /// Probes that failed.
+    pub failures: u64,
+}
+
+/// The answer to `reload`: the lines the service reported.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Whether the file was applied.
+    pub applied: bool,
+    /// What changed, or why it was refused.
+    pub lines: Vec<String>,
+}
+
+/// The listening socket of a running service; removed when dropped.
+pub struct StateSocket {
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+impl StateSocket {
+    /// Listens at `path` (root-only). Another service answering there is
+    /// [`Error::ServiceRunning`]; a socket left by a dead one is replaced.
+    pub fn bind(path: &Path, pin: &Path) -> Result<Self> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| Error::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+        }
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(Error::ServiceRunning {
+                    pin: pin.to_path_buf(),
+                    socket: path.to_path_buf(),
+                });
+            }
+            std::fs::remove_file(path).map_err(io)?;
+        }
+        let listener = UnixListener::bind(path).map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        Ok(StateSocket {
+            path: path.to_path_buf(),
+            listener,
+        })
+    }
+
+    /// The next client and its request; a client that sends no known
+    /// request within a second gets an error line and is dropped.
+    pub async fn next(&self) -> Option<(UnixStream, Request)> {
+        loop {
+            let Ok((conn, _)) = self.listener.accept().await else {
+                continue;
+            };
+            let mut reader = BufReader::new(conn);
+            let mut line = String::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(1), reader.read_line(&mut line)).await;
+            let mut conn = reader.into_inner();
+            let request = match line.trim() {
+                "status" => Request::Status,
+                "reload" => Request::Reload,
+                _ => {
+                    if read.is_ok() {
+                        let _ = conn
+                            .write_all(b"{\"error\":\"unknown request: send status or reload\"}\n")
+                            .await;
+                    }
+                    continue;
+                }
+            };
+            return Some((conn, request));
+        }
+    }
+}
+
+impl Drop for StateSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Sends `answer` (JSON) to a client, giving up after two seconds.
+pub async fn answer(mut conn: UnixStream, answer: String) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        conn.write_all(answer.as_bytes()).await?;
+        conn.write_all(b"\n").await
+    })
+    .await;
+}
+
+/// Asks the service listening at `path`; its JSON answer. Waits at most
+/// `timeout` (a reload applies a whole file).
+pub fn ask(path: &Path, request: Request, timeout: Duration) -> Result<String> {
+    let not_running = |source: std::io::Error| Error::ServiceNotRunning {
+        socket: path.to_path_buf(),
+        source,
+    };
+    let mut s = std::os::unix::net::UnixStream::connect(path).map_err(not_running)?;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    s.set_read_timeout(Some(timeout)).map_err(io)?;
+    s.write_all(format!("{}\n", request.line()).as_bytes())
+        .map_err(io)?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(io)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_paths_follow_the_pin_dir_and_fit_a_sockaddr() {
+        assert_eq!(
+            socket_path(Path::new("/sys/fs/bpf/anycast")),
+            Path::new("/run/anycast/sys_fs_bpf_anycast.sock")
+        );
+        let long = format!("/sys/fs/bpf/{}", "x".repeat(200));
+        let p = socket_path(Path::new(&long));
+        assert!(p.as_os_str().len() < 108, "{}", p.display());
+        assert_ne!(p, socket_path(Path::new(&format!("{long}y"))));
+    }
+}
