@@ -7,7 +7,9 @@
 //! from the RFCs independently of the eBPF code, for tests.
 #![no_std]
 
-#[cfg(feature = "std")]
+// The unit tests (`hash`'s too) use std, also without the `std` feature:
+// `cargo test -p anycast-common` alone compiles them.
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 #[cfg(feature = "std")]
@@ -845,6 +847,21 @@ pub enum GlobalStat {
     /// Final. Anycast inner source of IPv6-in-IPv6 on an edge interface:
     /// dropped (a spoof that a decapsulating router would let in).
     TunnelledSourceDropped = 21,
+    /// Final. Anycast-destined from a source no router forwards (the
+    /// unspecified address, loopback, multicast, IPv4-mapped, site-local):
+    /// dropped, on every interface role.
+    InvalidSourceDropped = 22,
+    /// Final. Anycast-destined but link-scoped (a link-local source, or
+    /// Neighbor Discovery, MLD and the other ICMPv6 messages that never
+    /// leave their link): passed to the kernel, never to a member.
+    LinkScopePassed = 23,
+    /// Final. An ICMPv6 error to an anycast address whose quote is too
+    /// short to name the flow that caused it: passed to the kernel.
+    IcmpErrorsPassed = 24,
+    /// Final. For an encapsulated member, but its Tunnel Encapsulation
+    /// Limit option is 0 (RFC 2473 sections 4.1.1, 5.1: not to be
+    /// encapsulated again): passed to the kernel, which discards it.
+    EncapLimitPassed = 25,
 }
 
 /// Number of slots in [`GlobalCounters`] (room for counters added later).
@@ -862,7 +879,7 @@ const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 256);
 
 impl GlobalStat {
     /// Every global counter, in index order.
-    pub const ALL: [GlobalStat; 22] = [
+    pub const ALL: [GlobalStat; 26] = [
         GlobalStat::NonIpv6Passed,
         GlobalStat::MalformedPassed,
         GlobalStat::UnicastPassed,
@@ -885,6 +902,10 @@ impl GlobalStat {
         GlobalStat::FlowEntriesCreated,
         GlobalStat::FlowEntriesRestored,
         GlobalStat::TunnelledSourceDropped,
+        GlobalStat::InvalidSourceDropped,
+        GlobalStat::LinkScopePassed,
+        GlobalStat::IcmpErrorsPassed,
+        GlobalStat::EncapLimitPassed,
     ];
 
     /// The counter's name in `stats` output.
@@ -912,6 +933,10 @@ impl GlobalStat {
             GlobalStat::FlowEntriesCreated => "flow_entries_created",
             GlobalStat::FlowEntriesRestored => "flow_entries_restored",
             GlobalStat::TunnelledSourceDropped => "tunnelled_source_drops",
+            GlobalStat::InvalidSourceDropped => "invalid_source_drops",
+            GlobalStat::LinkScopePassed => "link_scope_passed",
+            GlobalStat::IcmpErrorsPassed => "icmp_errors_passed",
+            GlobalStat::EncapLimitPassed => "encap_limit_passed",
         }
     }
 }
@@ -955,6 +980,16 @@ pub enum GroupStat {
     /// Packets with an inner source in this group (IPv6-in-IPv6) dropped on
     /// an edge interface.
     TunnelledSourceDrops = 16,
+    /// Packets to this group from a source no router forwards: dropped.
+    InvalidSourceDrops = 17,
+    /// Link-scoped packets to this group (link-local source, Neighbor
+    /// Discovery, MLD, ...): passed to the kernel.
+    LinkScopePassed = 18,
+    /// ICMPv6 errors to this group whose quote names no flow: passed to the kernel.
+    IcmpErrorsPassed = 19,
+    /// Packets for an encapsulated member of this group whose Tunnel
+    /// Encapsulation Limit is 0: passed to the kernel.
+    EncapLimitPassed = 20,
 }
 
 /// Number of slots in [`GroupCounters`] (room for counters added later).
@@ -962,7 +997,7 @@ pub const GROUP_STAT_SLOTS: usize = 32;
 
 impl GroupStat {
     /// Every group counter, in index order.
-    pub const ALL: [GroupStat; 17] = [
+    pub const ALL: [GroupStat; 21] = [
         GroupStat::AnycastSourceDrops,
         GroupStat::AnycastSourceCounted,
         GroupStat::DestinedPackets,
@@ -980,6 +1015,10 @@ impl GroupStat {
         GroupStat::FloodBypasses,
         GroupStat::IcmpErrorsSteered,
         GroupStat::TunnelledSourceDrops,
+        GroupStat::InvalidSourceDrops,
+        GroupStat::LinkScopePassed,
+        GroupStat::IcmpErrorsPassed,
+        GroupStat::EncapLimitPassed,
     ];
 
     /// The counter's name in `stats` output.
@@ -1002,6 +1041,10 @@ impl GroupStat {
             GroupStat::FloodBypasses => "flood_bypasses",
             GroupStat::IcmpErrorsSteered => "icmp_errors_steered",
             GroupStat::TunnelledSourceDrops => "tunnelled_source_drops",
+            GroupStat::InvalidSourceDrops => "invalid_source_drops",
+            GroupStat::LinkScopePassed => "link_scope_passed",
+            GroupStat::IcmpErrorsPassed => "icmp_errors_passed",
+            GroupStat::EncapLimitPassed => "encap_limit_passed",
         }
     }
 }

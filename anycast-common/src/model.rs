@@ -8,22 +8,39 @@
 //! 1. A frame that is not IPv6 (after at most [`MAX_VLAN_DEPTH`] VLAN tags)
 //!    passes untouched.
 //! 2. An IPv6 packet whose fixed header is cut short, whose version is not 6,
-//!    whose payload length is 0 (jumbogram) or runs past the frame, passes:
-//!    the kernel judges (and drops) what XDP cannot read.
+//!    whose payload length runs past the frame, or is 0 with a Hop-by-Hop
+//!    Options header next (a jumbogram, RFC 2675 section 3), passes: the
+//!    kernel judges (and drops) what XDP cannot read. Payload length 0 with
+//!    any other next header is an empty payload (RFC 8200 section 3).
 //! 3. An anycast source is refused on an `edge` interface; on a `member`
 //!    interface it is accepted only from a registered member of its group
 //!    (ingress interface and source MAC), or inside IPv6-in-IPv6 whose outer
 //!    source is a registered encapsulated member. Refused: dropped, or
 //!    counted and passed in monitor mode (`count`).
-//! 4. An anycast destination whose extension-header chain does not parse
+//! 4. An anycast destination from a source no router forwards (the
+//!    unspecified address and loopback, RFC 4291 sections 2.5.2 and 2.5.3;
+//!    multicast, 2.7; IPv4-mapped, RFC 6890 section 2.2.3; site-local,
+//!    RFC 3879 section 4) is dropped; from a link-local source (RFC 4291
+//!    section 2.5.6) it passes to the kernel, which delivers it if the
+//!    address is its own and otherwise answers Destination Unreachable
+//!    (RFC 4443 section 3.1). Neither depends on the interface's role.
+//! 5. An anycast destination whose extension-header chain does not parse
 //!    within bounds passes (`unparsed`). Otherwise: hop limit 1 or 0 passes
-//!    (the kernel answers Time Exceeded); with no live member the group's
-//!    fallback applies; else the flow hash picks one of the live members
+//!    (the kernel answers Time Exceeded); link-scoped ICMPv6 (Neighbor
+//!    Discovery, MLD and the like: valid only with hop limit 255 or from a
+//!    link-local source) passes to the kernel; an ICMPv6 error (types 0 to
+//!    127, RFC 4443 section 2.1) goes by the flow it quotes, and passes when
+//!    its quote is shorter than an IPv6 header (no flow to name); with no
+//!    live member the group's fallback applies; else the flow hash picks one
+//!    of the live members
 //!    tied at the lowest metric (ordered by id): on-link, new MACs, VLAN tags
 //!    removed, hop limit minus one, redirect; routed, a FIB lookup, then an
 //!    outer IPv6 header (RFC 2473) and redirect, or a pass when the route is
 //!    missing or the packet would be too big.
-//! 5. Everything else passes.
+//! 6. Everything else passes.
+//!
+//! Only a packet without a Fragment header, or with one at offset 0, has an
+//! upper-layer header (RFC 8200 section 4.5): a later fragment is data.
 
 use std::vec::Vec;
 
@@ -148,10 +165,17 @@ pub struct Transport {
     pub proto: u8,
     /// Offset of the upper-layer header from the start of the frame.
     pub offset: usize,
-    /// The packet carries a Fragment header.
+    /// The packet is a fragment: it carries a Fragment header with an
+    /// offset or the M flag set. An atomic fragment (offset 0, M clear) is
+    /// a whole packet (RFC 6946 section 4, RFC 8200 section 4.5) and is not
+    /// one.
     pub fragment: bool,
-    /// Source and destination ports, when `proto` has them and this is not
-    /// a non-first fragment.
+    /// An Authentication Header (RFC 4302) follows the fixed header (where
+    /// it stands unless a Hop-by-Hop, Routing or Fragment header comes
+    /// first, RFC 4302 section 3.1.1; the program looks no deeper): IPsec.
+    pub ah: bool,
+    /// Source and destination ports, when `proto` has them
+    /// ([`ports_first`]) and this is not a non-first fragment.
     pub ports: Option<(u16, u16)>,
     /// The upper-layer header is at `offset`: not so in a non-first
     /// fragment, whose payload goes on where the first one left off
@@ -215,7 +239,11 @@ pub fn parse_l3(frame: &[u8]) -> Result<Ipv6Header, L3Error> {
     }
     let payload_len = usize::from(u16::from_be_bytes([hdr[4], hdr[5]]));
     let end = off + wire::IPV6_HDR_LEN + payload_len;
-    if payload_len == 0 || end > frame.len() {
+    // Payload length 0 says "a Jumbo Payload option follows" only when a
+    // Hop-by-Hop Options header does (RFC 2675 section 3); with any other
+    // next header the payload is empty (RFC 8200 section 3).
+    let jumbogram = payload_len == 0 && hdr[6] == wire::IPPROTO_HOPOPTS;
+    if jumbogram || end > frame.len() {
         return Err(L3Error::Malformed);
     }
     let mut src = [0u8; 16];
@@ -234,14 +262,27 @@ pub fn parse_l3(frame: &[u8]) -> Result<Ipv6Header, L3Error> {
     })
 }
 
+/// Protocols whose header starts with the source and destination ports:
+/// UDP (RFC 768), TCP (RFC 9293 section 3.1), DCCP (RFC 4340 section 5.1),
+/// SCTP (RFC 9260 section 3.1) and UDP-Lite (RFC 3828 section 3.1).
+pub fn ports_first(proto: u8) -> bool {
+    matches!(proto, 6 | 17 | 33 | 132 | 136)
+}
+
 /// Walks the extension-header chain (at most [`MAX_EXT_HEADERS`]) within the
 /// IPv6 payload. `None` when the chain is longer or runs past the payload, or
 /// when a transport header with ports is cut short.
 pub fn parse_transport(frame: &[u8], ip: &Ipv6Header) -> Option<Transport> {
     let payload = frame.get(..ip.end)?;
-    let mut off = ip.offset + wire::IPV6_HDR_LEN;
-    let mut nh = ip.next_header;
+    walk(payload, ip.offset + wire::IPV6_HDR_LEN, ip.next_header)
+}
+
+/// The extension-header chain of a packet whose first header (`nh`) starts
+/// at `off` of `payload`, which ends where the packet (or what is left of
+/// it) ends. See [`parse_transport`].
+fn walk(payload: &[u8], mut off: usize, mut nh: u8) -> Option<Transport> {
     let mut fragment = false;
+    let ah = nh == wire::IPPROTO_AH;
     let mut walked = 0;
     while let Some(kind) = wire::ext_header_len_kind(nh) {
         if walked == MAX_EXT_HEADERS {
@@ -258,14 +299,19 @@ pub fn parse_transport(frame: &[u8], ip: &Ipv6Header) -> Option<Transport> {
             return None;
         }
         if kind == ExtLen::Fixed8 {
-            fragment = true;
-            let offset_field = be16(payload, off + 2)? >> 3;
+            let field = be16(payload, off + 2)?;
+            // The M flag: more fragments follow. Offset 0 without it is an
+            // atomic fragment, a whole packet (RFC 6946 section 4).
+            fragment |= field & 1 != 0;
+            let offset_field = field >> 3;
             if offset_field != 0 {
+                fragment = true;
                 // A non-first fragment: the upper-layer header is elsewhere.
                 return Some(Transport {
                     proto: next,
                     offset: off + len,
                     fragment,
+                    ah,
                     ports: None,
                     upper: false,
                 });
@@ -274,7 +320,7 @@ pub fn parse_transport(frame: &[u8], ip: &Ipv6Header) -> Option<Transport> {
         off += len;
         nh = next;
     }
-    let ports = if wire::has_ports(nh) {
+    let ports = if ports_first(nh) {
         Some((be16(payload, off)?, be16(payload, off + 2)?))
     } else {
         None
@@ -283,51 +329,223 @@ pub fn parse_transport(frame: &[u8], ip: &Ipv6Header) -> Option<Transport> {
         proto: nh,
         offset: off,
         fragment,
+        ah,
         ports,
         upper: true,
     })
 }
 
-/// The flow key and hash of a packet (see [`crate::hash`]), and whether it
-/// was built from the quote of an ICMPv6 error: then it is the reverse of
-/// the quoted packet's flow (the quoted packet went member -> client).
-pub fn model_flow(
-    frame: &[u8],
-    ip: &Ipv6Header,
-    t: &Transport,
-    group: u32,
-) -> (FlowKey, u32, bool) {
-    if t.proto == wire::IPPROTO_ICMPV6
-        && let Some(&ty) = frame.get(t.offset).filter(|_| t.offset + 2 <= ip.end)
-        && (1..=4).contains(&ty)
-    {
-        let q = t.offset + 8;
-        if q + wire::IPV6_HDR_LEN <= ip.end {
-            let head = &frame[q..q + wire::IPV6_HDR_LEN];
-            let mut qsrc = [0u8; 16];
-            let mut qdst = [0u8; 16];
-            qsrc.copy_from_slice(&head[8..24]);
-            qdst.copy_from_slice(&head[24..40]);
-            let label = u32::from_be_bytes([0, head[1] & 0x0f, head[2], head[3]]);
-            let ports = if wire::has_ports(head[6]) && q + wire::IPV6_HDR_LEN + 4 <= ip.end {
-                let p = &frame[q + 40..q + 44];
-                Some([p[2], p[3], p[0], p[1]])
-            } else {
-                None
-            };
-            let (k, h) = key_and_hash(group, qdst, qsrc, head[6], ports, label);
-            return (k, h, true);
+/// Options of a Destination Options header that [`encap_limit`] reads, at
+/// most (the program's bound; Linux reads them all).
+pub const MAX_DST_OPTIONS: usize = 8;
+
+/// The Tunnel Encapsulation Limit of a packet about to be encapsulated
+/// (RFC 2473 section 4.1.1: option type 4, length 1, in a Destination
+/// Options header; section 5.1: a limit of 0 forbids the encapsulation),
+/// found as Linux's ip6_tunnel finds it: the first such option among the
+/// first [`MAX_DST_OPTIONS`] options of any Destination Options header of
+/// the chain (at most [`MAX_EXT_HEADERS`] headers, not past a non-first
+/// fragment's Fragment header).
+pub fn encap_limit(frame: &[u8], ip: &Ipv6Header) -> Option<u8> {
+    let payload = frame.get(..ip.end)?;
+    let mut off = ip.offset + wire::IPV6_HDR_LEN;
+    let mut nh = ip.next_header;
+    for _ in 0..MAX_EXT_HEADERS {
+        let kind = wire::ext_header_len_kind(nh)?;
+        let next = *payload.get(off)?;
+        let len = match kind {
+            ExtLen::Units8 => (usize::from(*payload.get(off + 1)?) + 1) * 8,
+            ExtLen::Units4Plus2 => (usize::from(*payload.get(off + 1)?) + 2) * 4,
+            ExtLen::Fixed8 => wire::FRAG_HDR_LEN,
+        };
+        if off + len > payload.len() {
+            return None;
         }
+        if kind == ExtLen::Fixed8 && be16(payload, off + 2)? >> 3 != 0 {
+            return None;
+        }
+        if nh == wire::IPPROTO_DSTOPTS {
+            // Type, length, data; Pad1 (type 0) is one octet alone. An
+            // option is read only when three octets of it are there.
+            let mut i = 2;
+            for _ in 0..MAX_DST_OPTIONS {
+                if i + 3 > len {
+                    break;
+                }
+                let (ty, olen) = (payload[off + i], payload[off + i + 1]);
+                if ty == wire::OPT_TUNNEL_ENCAP_LIMIT && olen == 1 {
+                    return Some(payload[off + i + 2]);
+                }
+                i += if ty == 0 { 1 } else { usize::from(olen) + 2 };
+            }
+        }
+        off += len;
+        nh = next;
     }
-    let ports = match (t.fragment, t.ports) {
+    None
+}
+
+/// What the scope of a source address lets a router do with a packet to
+/// an anycast address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceScope {
+    /// A source like any other: the packet may be forwarded.
+    Forwardable,
+    /// Link-local (fe80::/10, RFC 4291 section 2.5.6): never forwarded to
+    /// another link; the kernel delivers it if the destination is its own,
+    /// or answers Destination Unreachable, beyond scope of source address
+    /// (RFC 4443 section 3.1, code 2).
+    LinkLocal,
+    /// A source no router forwards: the unspecified address (RFC 4291
+    /// section 2.5.2), loopback (2.5.3), multicast (2.7), IPv4-mapped
+    /// (RFC 6890 section 2.2.3: not forwardable), site-local (fec0::/10,
+    /// RFC 3879 section 4: routers prevent its routing by default).
+    Invalid,
+}
+
+/// The scope of source address `a`.
+pub fn source_scope(a: &[u8; 16]) -> SourceScope {
+    let v = u128::from_be_bytes(*a);
+    let unspecified_or_loopback = v <= 1;
+    let v4_mapped = v >> 32 == 0xffff;
+    let multicast = a[0] == 0xff;
+    let site_local = v >> 118 == 0b11_1111_1011;
+    if unspecified_or_loopback || v4_mapped || multicast || site_local {
+        SourceScope::Invalid
+    } else if v >> 118 == 0b11_1111_1010 {
+        SourceScope::LinkLocal
+    } else {
+        SourceScope::Forwardable
+    }
+}
+
+/// ICMPv6 types that never leave their link: MLD (130 to 132, RFC 2710
+/// section 3: link-local source, hop limit 1; 143, RFC 3810 section 5),
+/// Neighbor Discovery (133 to 137, RFC 4861 sections 6.1, 7.1 and 8.1:
+/// valid only with hop limit 255), Inverse ND (141, 142, RFC 3122), SEND's
+/// certification path messages (148, 149, RFC 3971 section 6.4) and
+/// Multicast Router Discovery (151 to 153, RFC 4286 section 3).
+pub fn link_scoped_icmp(ty: u8) -> bool {
+    matches!(ty, 130..=137 | 141..=143 | 148 | 149 | 151..=153)
+}
+
+/// An ICMPv6 Echo Request or Reply (RFC 4443 sections 4.1, 4.2): the reply
+/// carries the identifier of the request it answers.
+fn echo(ty: u8) -> bool {
+    ty == 128 || ty == 129
+}
+
+/// The flow a packet is steered by, or why it has none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowOf {
+    /// The flow's key and hash, and whether it was built from the quote of
+    /// an ICMPv6 error: then it is the reverse of the quoted packet's flow
+    /// (the quoted packet went member -> client), and it is never recorded.
+    Flow(FlowKey, u32, bool),
+    /// Link-scoped ICMPv6 ([`link_scoped_icmp`]): for the kernel.
+    LinkScoped,
+    /// An ICMPv6 error whose quote is shorter than an IPv6 header: it names
+    /// no flow, and no member can be chosen for it.
+    Unmatched,
+}
+
+/// The flow of a packet (see [`crate::hash`]): by protocol and ports for
+/// the protocols that have them ([`ports_first`]), by identifier for an
+/// ICMPv6 echo, by flow label otherwise; a fragment, first or not, by
+/// label, so that all the fragments of a datagram agree (only the first
+/// carries the ports); an atomic fragment is a whole packet (RFC 6946
+/// section 4), keyed as if it had no Fragment header. An ICMPv6 error (types 0
+/// to 127, RFC 4443 section 2.1; unknown ones too, 2.4 (a)) by the reverse
+/// of the flow it quotes, walked like the packet's own headers.
+pub fn flow_of(frame: &[u8], ip: &Ipv6Header, t: &Transport, group: u32) -> FlowOf {
+    let payload = &frame[..ip.end];
+    // Only a first fragment has an upper-layer header (RFC 8200 section 4.5).
+    let icmp_type = (t.proto == wire::IPPROTO_ICMPV6 && t.upper)
+        .then(|| payload.get(t.offset..t.offset + 2).map(|b| b[0]))
+        .flatten();
+    let mut id = match (t.fragment, t.ports) {
         (false, Some((s, d))) => {
             let (s, d) = (s.to_be_bytes(), d.to_be_bytes());
             Some([s[0], s[1], d[0], d[1]])
         }
         _ => None,
     };
-    let (k, h) = key_and_hash(group, ip.src, ip.dst, t.proto, ports, ip.flow_label);
-    (k, h, false)
+    match icmp_type {
+        Some(ty) if ty < 128 => return quoted_flow(payload, t.offset + 8, group),
+        Some(ty) if link_scoped_icmp(ty) => return FlowOf::LinkScoped,
+        Some(ty) if echo(ty) && !t.fragment => id = echo_id(payload, t.offset),
+        _ => {}
+    }
+    let (proto, id) = ipsec_key(t, t.proto, id);
+    let (k, h) = key_and_hash(group, ip.src, ip.dst, proto, id, ip.flow_label);
+    FlowOf::Flow(k, h, false)
+}
+
+/// IKE's ports (RFC 7296 section 2; 4500: NAT traversal, RFC 3948
+/// section 2.2, which also carries ESP in UDP).
+const IKE_PORTS: [u16; 2] = [500, 4500];
+
+/// The key of IPsec traffic (RFC 4301): ESP (RFC 4303), anything under an
+/// Authentication Header (RFC 4302) and IKE (UDP to port 500 or 4500) of
+/// one client and anycast address are one flow, keyed as ESP with a zero
+/// tail: every security association of the pair, and the IKE exchange
+/// that made it, reach one member, which alone holds their keys. (Keying
+/// on the SPI would keep one association together, but its IKE exchange,
+/// keyed on ports, on another member three times in four.) A fragment is
+/// keyed by its label, as any other. Anything else: `(proto, id)`.
+fn ipsec_key(t: &Transport, proto: u8, id: Option<[u8; 4]>) -> (u8, Option<[u8; 4]>) {
+    let ike = proto == wire::IPPROTO_UDP
+        && id.is_some_and(|[_, _, d0, d1]| IKE_PORTS.contains(&u16::from_be_bytes([d0, d1])));
+    if !t.fragment && (t.ah || proto == wire::IPPROTO_ESP || ike) {
+        (wire::IPPROTO_ESP, Some([0; 4]))
+    } else {
+        (proto, id)
+    }
+}
+
+/// The identifier of the ICMPv6 echo message at `off`, as a key's tail:
+/// `None` when its 8-byte header is cut short.
+fn echo_id(payload: &[u8], off: usize) -> Option<[u8; 4]> {
+    let h = payload.get(off..off + 8)?;
+    Some([h[4], h[5], 0, 0])
+}
+
+/// The reverse of the flow of the packet quoted from `q` on by an ICMPv6
+/// error (the member's packet; the flow is client -> member).
+fn quoted_flow(payload: &[u8], q: usize, group: u32) -> FlowOf {
+    let Some(head) = payload.get(q..q + wire::IPV6_HDR_LEN) else {
+        return FlowOf::Unmatched;
+    };
+    let mut qsrc = [0u8; 16];
+    let mut qdst = [0u8; 16];
+    qsrc.copy_from_slice(&head[8..24]);
+    qdst.copy_from_slice(&head[24..40]);
+    let label = u32::from_be_bytes([0, head[1] & 0x0f, head[2], head[3]]);
+    let qt = walk(payload, q + wire::IPV6_HDR_LEN, head[6]);
+    let proto = qt.map_or(head[6], |t| t.proto);
+    // Ports (reversed) and echo identifiers identify the flow in the quote
+    // too, a first fragment's included; a later fragment has neither.
+    let id = match qt {
+        Some(t) if !t.upper => None,
+        Some(Transport {
+            ports: Some((s, d)),
+            ..
+        }) => {
+            let (s, d) = (s.to_be_bytes(), d.to_be_bytes());
+            Some([d[0], d[1], s[0], s[1]])
+        }
+        Some(t) if t.proto == wire::IPPROTO_ICMPV6 => payload
+            .get(t.offset)
+            .filter(|ty| echo(**ty))
+            .and_then(|_| echo_id(payload, t.offset)),
+        _ => None,
+    };
+    let (proto, id) = match &qt {
+        Some(t) => ipsec_key(t, proto, id),
+        None => (proto, id),
+    };
+    let (k, h) = key_and_hash(group, qdst, qsrc, proto, id, label);
+    FlowOf::Flow(k, h, true)
 }
 
 fn key_and_hash(
@@ -402,13 +620,6 @@ fn run(
     let Some(group) = config.anycast_group(&ip.dst) else {
         return pass(GlobalStat::UnicastPassed);
     };
-    let Some(t) = parse_transport(frame, &ip) else {
-        return pass(GlobalStat::UnparsedPassed);
-    };
-    acc.deltas
-        .push((Scope::Global, GlobalStat::AnycastDestined.name(), 1));
-    acc.group(group, GroupStat::DestinedPackets, 1);
-    acc.group(group, GroupStat::DestinedBytes, frame.len() as u64);
     // The outcome of an anycast-destined packet, with its group counter.
     macro_rules! done {
         ($v:expr, $out:expr, $s:expr, $gs:expr $(,)?) => {{
@@ -416,6 +627,38 @@ fn run(
             ($v, $out, $s)
         }};
     }
+    let destined = |acc: &mut Acc| {
+        acc.deltas
+            .push((Scope::Global, GlobalStat::AnycastDestined.name(), 1));
+        acc.group(group, GroupStat::DestinedPackets, 1);
+        acc.group(group, GroupStat::DestinedBytes, frame.len() as u64);
+    };
+    // Before the extension headers: no chain can carry such a source past it.
+    match source_scope(&ip.src) {
+        SourceScope::Forwardable => {}
+        SourceScope::Invalid => {
+            destined(acc);
+            return done!(
+                Verdict::Drop,
+                None,
+                GlobalStat::InvalidSourceDropped,
+                GroupStat::InvalidSourceDrops,
+            );
+        }
+        SourceScope::LinkLocal => {
+            destined(acc);
+            return done!(
+                Verdict::Pass,
+                None,
+                GlobalStat::LinkScopePassed,
+                GroupStat::LinkScopePassed,
+            );
+        }
+    }
+    let Some(t) = parse_transport(frame, &ip) else {
+        return pass(GlobalStat::UnparsedPassed);
+    };
+    destined(acc);
     if ip.hop_limit <= 1 {
         return done!(
             Verdict::Pass,
@@ -426,7 +669,25 @@ fn run(
     }
     let info = config.group(group).unwrap_or_else(GroupInfo::zeroed_value);
     let fallback = Fallback::from_u8(info.fallback);
-    let (key, h, icmp_error) = model_flow(frame, &ip, &t, group);
+    let (key, h, icmp_error) = match flow_of(frame, &ip, &t, group) {
+        FlowOf::Flow(key, h, icmp_error) => (key, h, icmp_error),
+        FlowOf::LinkScoped => {
+            return done!(
+                Verdict::Pass,
+                None,
+                GlobalStat::LinkScopePassed,
+                GroupStat::LinkScopePassed,
+            );
+        }
+        FlowOf::Unmatched => {
+            return done!(
+                Verdict::Pass,
+                None,
+                GlobalStat::IcmpErrorsPassed,
+                GroupStat::IcmpErrorsPassed,
+            );
+        }
+    };
     let members = config.members(group);
     let affinity = Affinity::from_u8(info.affinity) == Affinity::Flow;
     let now = config.now_ns();
@@ -510,6 +771,16 @@ fn run(
             (Verdict::Redirect(m.ifindex), out)
         }
         MemberKind::Encap => {
+            // RFC 2473 section 5.1: the entry point discards a packet whose
+            // limit is 0 (and sends a Parameter Problem): the kernel does.
+            if encap_limit(frame, &ip) == Some(0) {
+                return done!(
+                    Verdict::Pass,
+                    None,
+                    GlobalStat::EncapLimitPassed,
+                    GroupStat::EncapLimitPassed,
+                );
+            }
             let src = (info.has_tunnel_source != 0).then_some(info.tunnel_source);
             let inner_len = ip.end - ip.offset;
             let (ifindex, smac, dmac, src) = match config.fib(src, &m.addr, inner_len + 40) {
@@ -645,8 +916,8 @@ fn source_rule(
 
 /// The inner source of IPv6-in-IPv6: next header 41 at the end of the
 /// extension-header chain (not past the walk's bound, not in a non-first
-/// fragment), then an IPv6 header that is complete, version 6, and whose
-/// payload fits inside the outer one.
+/// fragment), then an IPv6 header that is complete, version 6, no
+/// jumbogram, and whose payload fits inside the outer one.
 fn tunnelled_source(frame: &[u8], ip: &Ipv6Header) -> Option<[u8; 16]> {
     let t = parse_transport(frame, ip)?;
     if t.proto != wire::IPPROTO_IPV6 || !t.upper {
@@ -655,7 +926,8 @@ fn tunnelled_source(frame: &[u8], ip: &Ipv6Header) -> Option<[u8; 16]> {
     let off = t.offset;
     let hdr = frame.get(off..off + wire::IPV6_HDR_LEN)?;
     let plen = usize::from(u16::from_be_bytes([hdr[4], hdr[5]]));
-    if hdr[0] >> 4 != 6 || plen == 0 || off + wire::IPV6_HDR_LEN + plen > ip.end {
+    let jumbogram = plen == 0 && hdr[6] == wire::IPPROTO_HOPOPTS;
+    if hdr[0] >> 4 != 6 || jumbogram || off + wire::IPV6_HDR_LEN + plen > ip.end {
         return None;
     }
     let mut src = [0u8; 16];
@@ -851,7 +1123,10 @@ mod tests {
         let rest = b.build();
         let h = |f: &[u8]| {
             let ip = parse_l3(f).expect("ipv6");
-            model_flow(f, &ip, &parse_transport(f, &ip).expect("transport"), 7).1
+            match flow_of(f, &ip, &parse_transport(f, &ip).expect("transport"), 7) {
+                FlowOf::Flow(_, h, _) => h,
+                other => panic!("{other:?}"),
+            }
         };
         assert_eq!(h(&first), h(&rest));
     }

@@ -24,6 +24,8 @@ pub const IPPROTO_HOPOPTS: u8 = 0;
 pub const IPPROTO_TCP: u8 = 6;
 /// UDP.
 pub const IPPROTO_UDP: u8 = 17;
+/// DCCP (RFC 4340).
+pub const IPPROTO_DCCP: u8 = 33;
 /// IPv6 encapsulated in IPv6 (RFC 2473).
 pub const IPPROTO_IPV6: u8 = 41;
 /// IPv6 Routing header.
@@ -42,6 +44,11 @@ pub const IPPROTO_NONE: u8 = 59;
 pub const IPPROTO_DSTOPTS: u8 = 60;
 /// SCTP.
 pub const IPPROTO_SCTP: u8 = 132;
+/// The Tunnel Encapsulation Limit option of a Destination Options header
+/// (RFC 2473 section 4.1.1).
+pub const OPT_TUNNEL_ENCAP_LIMIT: u8 = 4;
+/// UDP-Lite (RFC 3828).
+pub const IPPROTO_UDPLITE: u8 = 136;
 /// Mobility header (RFC 6275).
 pub const IPPROTO_MH: u8 = 135;
 /// Host Identity Protocol (RFC 7401), an extension header by RFC 7045.
@@ -76,7 +83,12 @@ pub const fn ext_header_len_kind(next_header: u8) -> Option<ExtLen> {
     }
 }
 
-/// Whether the first 4 octets of `proto`'s header are source and destination ports.
+/// Whether the first 4 octets of `proto`'s header are source and
+/// destination ports: TCP, UDP, DCCP (RFC 4340 section 5.1), SCTP and
+/// UDP-Lite (RFC 3828 section 3.1).
 pub const fn has_ports(proto: u8) -> bool {
-    matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP)
+    matches!(
+        proto,
+        IPPROTO_TCP | IPPROTO_UDP | IPPROTO_DCCP | IPPROTO_SCTP | IPPROTO_UDPLITE
+    )
 }

@@ -19,13 +19,66 @@ use aya_ebpf::{
 };
 
 use crate::{
-    flow::{self, Flow, Lookup},
+    flow::{self, Flow, Lookup, NoFlow},
     maps::{ENCAP_SCRATCH, GROUPS, MEMBERS, SELECTION, TX_PORTS},
-    parse::{Packet, ipv6::Ipv6, ipv6::Transport, load, words, writable},
+    parse::{Packet, ipv6, ipv6::Ipv6, ipv6::Transport, load, words, writable},
     verdict::{FlowOutcome, Steered, Target},
 };
 
 const AF_INET6: u8 = 10;
+
+/// What the source address of a packet to an anycast address forbids,
+/// before its extension headers are read (so that no chain carries such a
+/// source past it), on every role: `None` for a source a router forwards
+/// (nearly all: one load and two compares). A source no router forwards
+/// is dropped: the unspecified address and loopback (RFC 4291 2.5.2,
+/// 2.5.3), multicast (2.7), IPv4-mapped (RFC 6890 2.2.3) and site-local
+/// (RFC 3879 4). A link-local source (2.5.6) goes to the kernel, which
+/// delivers the packet if the address is its own and otherwise discards it
+/// with a Destination Unreachable, beyond scope of source (RFC 4443 3.1).
+#[inline(always)]
+pub(crate) fn screen(p: &Packet) -> Option<Steered> {
+    // Volatile reads: LLVM would otherwise reuse the words classification
+    // loaded (for the address hash) and loads again later (for the flow
+    // key), and this function's compares would narrow what the verifier
+    // knows of them on each path, keeping the paths apart to the end.
+    let word = |i: usize| {
+        // SAFETY: the source address, bounds-checked by the parser; see
+        // `parse::words` on reading it as words.
+        u32::from_be(unsafe { core::ptr::read_volatile((p.src as *const u32).add(i)) })
+    };
+    let w0 = word(0);
+    let top = w0 >> 24;
+    // Global unicast and everything else outside ::/8 and fe00::/7.
+    if top != 0 && top < 0xfe {
+        return None;
+    }
+    let w = [w0, word(1), word(2), word(3)];
+    let invalid = if top == 0 {
+        // ::, ::1 and ::ffff:0:0/96 (IPv4-mapped).
+        (w[0] | w[1]) == 0 && ((w[2] == 0 && w[3] <= 1) || w[2] == 0xffff)
+    } else {
+        // ff00::/8 (multicast) or fec0::/10 (site-local).
+        top == 0xff || w[0] >> 22 == 0x3fb
+    };
+    if invalid {
+        return Some(Steered {
+            action: xdp_action::XDP_DROP,
+            ..passed(
+                GlobalStat::InvalidSourceDropped,
+                GroupStat::InvalidSourceDrops,
+            )
+        });
+    }
+    if w[0] >> 22 == 0x3fa {
+        // fe80::/10.
+        return Some(passed(
+            GlobalStat::LinkScopePassed,
+            GroupStat::LinkScopePassed,
+        ));
+    }
+    None
+}
 
 /// Steers a packet destined to the anycast group of `target`: the flow,
 /// the member, the rewrite.
@@ -41,9 +94,21 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
         return fallback(Fallback::Pass);
     };
     let hashes = (target.src_hash, target.dst_hash);
-    let Some(f) = flow::of_packet(ctx, ip, t, group, (p.src, p.dst), hashes) else {
-        return fallback(Fallback::Pass);
+    let f = match flow::of_packet(ctx, ip, t, group, (p.src, p.dst), hashes) {
+        Ok(f) => f,
+        Err(NoFlow::LinkScoped) => {
+            return passed(GlobalStat::LinkScopePassed, GroupStat::LinkScopePassed);
+        }
+        Err(NoFlow::Unmatched) => {
+            return passed(GlobalStat::IcmpErrorsPassed, GroupStat::IcmpErrorsPassed);
+        }
+        Err(NoFlow::NoScratch) => return fallback(Fallback::Pass),
     };
+    // Read here, on the few paths before the member is chosen, rather than
+    // on each of the many after: only a packet with extension headers can
+    // carry the option (one compare for the rest).
+    f.encap_limit_zero =
+        wire::ext_header_len_kind(ip.next_header).is_some() && ipv6::encap_limit_zero(ctx, ip);
     let Some(chosen) = choose(info, group, f, target.flow_epoch) else {
         let mut s = fallback(Fallback::from_u8(info.fallback));
         s.icmp_error = f.icmp_error;
@@ -52,6 +117,11 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
     let (member, m, flow) = (chosen.member, chosen.info, chosen.flow.opaque());
     let mut s = match MemberKind::from_u8(m.kind) {
         MemberKind::L2 => redirected(redirect_l2(ctx, ip, m), member),
+        // RFC 2473 5.1: a packet whose limit is 0 is discarded (with a
+        // Parameter Problem) by the entry point: the kernel's, which does both.
+        MemberKind::Encap if f.encap_limit_zero => {
+            passed(GlobalStat::EncapLimitPassed, GroupStat::EncapLimitPassed)
+        }
         MemberKind::Encap => match redirect_encap(ctx, ip, info, m, f.hash) {
             ENCAP_TOO_BIG => passed(GlobalStat::TooBigPassed, GroupStat::TooBigPassed),
             ENCAP_FIB_MISS => passed(GlobalStat::FibMissPassed, GroupStat::FibMissPassed),

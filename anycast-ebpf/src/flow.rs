@@ -14,7 +14,7 @@ pub(crate) use crate::maps::Flow;
 use crate::{
     maps::{CachedFlow, FLOOD, FLOW_CACHE, FLOW_SCRATCH, FLOWS, SETTINGS},
     parse::{
-        ipv6::{Ipv6, Transport},
+        ipv6::{self, Ipv6, Transport},
         load, read, words,
     },
     verifier::opaque,
@@ -38,12 +38,6 @@ pub(crate) fn now(f: &mut Flow) -> u64 {
         f.clock_ns = unsafe { bpf_ktime_get_coarse_ns() };
     }
     f.clock_ns
-}
-
-/// ICMPv6 error types that quote the offending packet (RFC 4443).
-#[inline(always)]
-const fn is_icmp_error(ty: u8) -> bool {
-    matches!(ty, 1..=4)
 }
 
 /// Completes `f` for the addresses `src` and `dst` (native words) with
@@ -83,10 +77,40 @@ fn finish(
     f.icmp_error = icmp_error;
 }
 
-/// The flow a packet belongs to, in this CPU's scratch slot. For an ICMPv6
-/// error, the reverse of the flow it quotes (the member's packet that caused
-/// it), so that the error reaches that member: path MTU discovery works
-/// through anycast.
+/// Rekeys the flow in `f` (whose addresses hash to `hashes`) as IPsec:
+/// protocol ESP, a zero tail (see `Transport::ipsec`). Done after
+/// [`finish`], in the scratch slot, so that the paths of IPsec and the
+/// rest differ in memory only, where the verifier does not follow them.
+#[inline(always)]
+fn as_ipsec(f: &mut Flow, (src_hash, dst_hash): (u64, u64)) {
+    let tail = [0; 4];
+    f.hash = hash::flow_hash(
+        src_hash,
+        dst_hash,
+        hash::key_tail(wire::IPPROTO_ESP, Some(tail), 0),
+    );
+    f.key.proto = wire::IPPROTO_ESP;
+    f.key.by_label = 0;
+    f.key.tail = tail;
+}
+
+/// Why a packet to steer has no flow: it goes to the kernel.
+pub(crate) enum NoFlow {
+    /// No scratch slot (never happens: a per-CPU array's slot 0).
+    NoScratch,
+    /// Link-scoped ICMPv6 (Neighbor Discovery, MLD, ...): see [`link_scoped`].
+    LinkScoped,
+    /// An ICMPv6 error whose quote is shorter than an IPv6 header: it
+    /// names no flow.
+    Unmatched,
+}
+
+/// The flow a packet belongs to, in this CPU's scratch slot: by protocol
+/// and ports for the protocols that have them (not in a fragment), by
+/// identifier for an ICMPv6 echo, by flow label otherwise. For an ICMPv6
+/// error, the reverse of the flow it quotes (the member's packet that
+/// caused it), so that the error reaches that member: path MTU discovery
+/// works through anycast.
 #[inline(always)]
 pub(crate) fn of_packet(
     ctx: &XdpContext,
@@ -95,70 +119,149 @@ pub(crate) fn of_packet(
     group: u32,
     (src, dst): (*const AddrKey, *const AddrKey),
     hashes: (u64, u64),
-) -> Option<&'static mut Flow> {
-    let f = FLOW_SCRATCH.get_ptr_mut(0)?;
+) -> Result<&'static mut Flow, NoFlow> {
+    let f = FLOW_SCRATCH.get_ptr_mut(0).ok_or(NoFlow::NoScratch)?;
     // SAFETY: this CPU's scratch slot, used by this run only.
     let f = unsafe { &mut *f };
-    // The offsets go as values the verifier does not know (see
-    // `verifier`): the quote's bounds checks narrow copies of their own,
-    // not the packet's offsets, which every later state would carry.
-    let (l4_off, end) = (
-        opaque(t.off as u32) as usize,
-        opaque(ip.end as u32) as usize,
-    );
-    if t.proto == wire::IPPROTO_ICMPV6 && of_icmp_error(ctx, l4_off, end, group, f) {
-        return Some(f);
+    let mut id = t.ports();
+    // Only a first fragment has an upper-layer header (RFC 8200 4.5): a
+    // later one's data is never read as ICMPv6.
+    if t.proto == wire::IPPROTO_ICMPV6 && t.upper {
+        // The offsets go as values the verifier does not know (see
+        // `verifier`): the quote's bounds checks narrow copies of their
+        // own, not the packet's offsets, which every later state would carry.
+        let (l4_off, end) = (
+            opaque(t.off as u32) as usize,
+            opaque(ip.end as u32) as usize,
+        );
+        match of_icmp(ctx, l4_off, end, group, f) {
+            ICMP_QUOTED => return Ok(f),
+            ICMP_LINK_SCOPED => return Err(NoFlow::LinkScoped),
+            ICMP_UNMATCHED => return Err(NoFlow::Unmatched),
+            c if c & ICMP_ECHO != 0 && !t.fragment => {
+                let [_, _, hi, lo] = c.to_be_bytes();
+                id = Some([hi, lo, 0, 0]);
+            }
+            _ => {}
+        }
     }
     // SAFETY: both point into the packet, bounds-checked by the parser.
     let addrs = unsafe { (words::load16(&(*src).addr), words::load16(&(*dst).addr)) };
-    finish(
-        f,
-        group,
-        addrs,
-        hashes,
-        (t.proto, t.ports(), ip.flow_label),
-        false,
-    );
-    Some(f)
+    finish(f, group, addrs, hashes, (t.proto, id, ip.flow_label), false);
+    if t.ipsec(t.proto, id, ip.next_header) {
+        as_ipsec(f, hashes);
+    }
+    Ok(f)
 }
 
-/// Fills `f` with the reversed flow quoted by an ICMPv6 error, if this is
-/// one and the quote holds a complete IPv6 header.
-// Not inlined: keeps its locals out of the entry function's stack frame.
+/// [`of_icmp`]: no special kind, the packet's own flow by label.
+const ICMP_OWN: u32 = 0;
+/// [`of_icmp`]: an error, the scratch slot holds the flow it quotes.
+const ICMP_QUOTED: u32 = 1;
+/// [`of_icmp`]: link-scoped, for the kernel.
+const ICMP_LINK_SCOPED: u32 = 2;
+/// [`of_icmp`]: an error whose quote names no flow.
+const ICMP_UNMATCHED: u32 = 3;
+/// [`of_icmp`]: an echo request or reply, its identifier in the low 16 bits.
+const ICMP_ECHO: u32 = 1 << 16;
+
+/// ICMPv6 types that never leave their link: MLD (130 to 132, 143),
+/// Neighbor Discovery (133 to 137, valid only with hop limit 255, RFC 4861
+/// 6.1, 7.1, 8.1), Inverse ND (141, 142), SEND certification paths (148,
+/// 149) and Multicast Router Discovery (151 to 153). A member would discard
+/// them; the kernel is the one they are for.
+#[inline(always)]
+const fn link_scoped(ty: u8) -> bool {
+    matches!(ty, 130..=137 | 141..=143 | 148 | 149 | 151..=153)
+}
+
+/// What the ICMPv6 message at `l4_off` (its packet ending at `end`) means
+/// for steering: one of the `ICMP_*` codes. An error (types 0 to 127, RFC
+/// 4443 2.1; unknown ones too: they go to the process that sent the packet
+/// they quote, 2.4 (a)) fills `f` with the reverse of the flow it quotes,
+/// whose extension headers are walked like a packet's own; an echo gives
+/// its identifier, which its reply carries too (4.2).
+// Not inlined: keeps its locals (and the quote's walk) out of the entry
+// function's stack frame; a plain code comes back, in a register.
 #[inline(never)]
-fn of_icmp_error(ctx: &XdpContext, l4_off: usize, end: usize, group: u32, f: &mut Flow) -> bool {
+fn of_icmp(ctx: &XdpContext, l4_off: usize, end: usize, group: u32, f: &mut Flow) -> u32 {
     // Type and code: two bytes, not one (a one-byte bounds check compiles
     // to `ptr >= end`, from which the verifier grants no readable range).
     let Some([ty, _code]) = load::<[u8; 2]>(ctx, l4_off, end) else {
-        return false;
+        return ICMP_OWN;
     };
-    if !is_icmp_error(ty) {
-        return false;
+    if ty >= 128 {
+        if link_scoped(ty) {
+            return ICMP_LINK_SCOPED;
+        }
+        return match echo_id(ctx, ty, l4_off, end) {
+            Some(id) => ICMP_ECHO | u32::from(id),
+            None => ICMP_OWN,
+        };
     }
-    // Type, code, checksum, then 4 bytes (MTU, pointer or unused), then the quote.
+    // Type, code, checksum, then 4 bytes (MTU, pointer or unused), then the
+    // quote, whose whole IPv6 header is needed to name the flow.
     let q = l4_off + 8;
     let Some(head) = load::<[u8; 8]>(ctx, q, end) else {
-        return false;
+        return ICMP_UNMATCHED;
     };
     // The quoted packet went member -> client; the flow is client -> member.
     let (Some(qdst), Some(qsrc)) = (
         read::<[u8; 16]>(ctx, q + 24, end),
         read::<[u8; 16]>(ctx, q + 8, end),
     ) else {
-        return false;
+        return ICMP_UNMATCHED;
     };
     // SAFETY: both bounds-checked just above.
     let addrs = unsafe { (words::load16(qdst), words::load16(qsrc)) };
     let label = u32::from_be_bytes([0, head[1] & 0x0f, head[2], head[3]]);
-    let qproto = head[6];
-    let ports = if wire::has_ports(qproto) {
-        load::<[u8; 4]>(ctx, q + wire::IPV6_HDR_LEN, end).map(|p| [p[2], p[3], p[0], p[1]])
-    } else {
-        None
+    // The quoted packet's own headers, to the end of the quote: ports
+    // (reversed) or an echo's identifier name the flow, a first fragment's
+    // too; a later fragment, a cut or too long chain, and the rest go by
+    // the quoted label.
+    let quoted = Ipv6 {
+        off: q,
+        end,
+        next_header: head[6],
+        hop_limit: 0,
+        flow_label: label,
+    };
+    let (proto, id, ipsec) = match ipv6::transport(ctx, &quoted) {
+        Some(t) if t.has_ports => {
+            let [s0, s1, d0, d1] = t.port_bytes;
+            let id = Some([d0, d1, s0, s1]);
+            (t.proto, id, t.ipsec(t.proto, id, head[6]))
+        }
+        Some(t) if t.upper && t.proto == wire::IPPROTO_ICMPV6 => {
+            let ty = load::<[u8; 2]>(ctx, t.off, end).map_or(0, |b| b[0]);
+            let id = echo_id(ctx, ty, t.off, end).map(|id| {
+                let [hi, lo] = id.to_be_bytes();
+                [hi, lo, 0, 0]
+            });
+            (t.proto, id, t.ipsec(t.proto, id, head[6]))
+        }
+        // ESP, or a quote under an Authentication Header (the protocol
+        // counts only with an id: by label otherwise).
+        Some(t) => (t.proto, None, t.ipsec(t.proto, None, head[6])),
+        None => (head[6], None, false),
     };
     let hashes = (hash::addr_hash(addrs.0), hash::addr_hash(addrs.1));
-    finish(f, group, addrs, hashes, (qproto, ports, label), true);
-    true
+    finish(f, group, addrs, hashes, (proto, id, label), true);
+    if ipsec {
+        as_ipsec(f, hashes);
+    }
+    ICMP_QUOTED
+}
+
+/// The identifier of the ICMPv6 message of type `ty` at `off`, if it is an
+/// echo request or reply whose 8-byte header is there.
+#[inline(always)]
+fn echo_id(ctx: &XdpContext, ty: u8, off: usize, end: usize) -> Option<u16> {
+    if ty != 128 && ty != 129 {
+        return None;
+    }
+    let h = load::<[u8; 8]>(ctx, off, end)?;
+    Some(u16::from_be_bytes([h[4], h[5]]))
 }
 
 /// How often a cached flow refreshes its flow-table entry.
@@ -215,7 +318,9 @@ pub(crate) fn cached(
     let mut restored = false;
     if now.saturating_sub(c.synced_ns) >= SYNC_NS {
         c.synced_ns = now;
-        match sync(&c.key, c.member_id, now, Some(epoch)) {
+        // An ICMPv6 error never makes an entry, not even a put-back one.
+        let restore = (!f.icmp_error).then_some(epoch);
+        match sync(&c.key, c.member_id, now, restore) {
             // No entry and none put back (a flush is walking the table, or
             // another CPU just recorded the flow): forget it, and let the
             // packet take the table's path.

@@ -49,12 +49,18 @@ pub fn anycast(ctx: XdpContext) -> u32 {
         Ok(t) => t,
         Err(v) => return finish(&v),
     };
-    // Only a packet to steer needs its upper-layer header: its flow.
-    let Some(transport) = parse::ipv6::transport(&ctx, &packet.ip) else {
-        return finish(&target.unparsed());
+    let steered = match act::screen(&packet) {
+        // A source no router forwards, or a link-local one.
+        Some(s) => s,
+        None => {
+            // Only a packet to steer needs its upper-layer header: its flow.
+            let Some(transport) = parse::ipv6::transport(&ctx, &packet.ip) else {
+                return finish(&target.unparsed());
+            };
+            // Act: the member (the flow's, or the nearest), the rewrite.
+            act::steer(&ctx, &packet, &transport, &target)
+        }
     };
-    // Act: the member (the flow's, or the nearest), the rewrite.
-    let steered = act::steer(&ctx, &packet, &transport, &target);
     // Record, then return the action.
     stats::record_steered(&target, &steered);
     steered.action

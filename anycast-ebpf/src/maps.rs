@@ -113,6 +113,11 @@ pub(crate) struct Flow {
     pub(crate) hash: u32,
     /// Built from the quote of an ICMPv6 error: steer, never record.
     pub(crate) icmp_error: bool,
+    /// Its Tunnel Encapsulation Limit is 0: never to be encapsulated
+    /// (`parse::ipv6::encap_limit_zero`). Kept here rather than in a
+    /// register: a value in a map is unknown to the verifier, so the two
+    /// answers do not keep the paths after the call apart.
+    pub(crate) encap_limit_zero: bool,
     /// The jiffy of the clock reading `clock_ns`.
     pub(crate) clock_jiffies: u64,
     /// This CPU's last reading of the coarse clock.

@@ -77,7 +77,7 @@ pub fn fuzz_target(role: IfaceRole, action: SourceAction) -> Result<ProgramUnder
 }
 
 fn addr(r: &mut Rng) -> Ipv6Addr {
-    match r.below(6) {
+    match r.below(7) {
         0 => ANY,
         1 => {
             Ipv6Addr::from(0x2001_0db8_000b_0000_0000_0000_0000_0000u128 | u128::from(r.next_u64()))
@@ -88,8 +88,27 @@ fn addr(r: &mut Rng) -> Ipv6Addr {
         3 => Ipv6Addr::from(
             0x2001_0db8_000a_0000_0000_0000_0000_0000u128 | u128::from(r.below(0x100)),
         ),
+        4 => special(r),
         _ => Ipv6Addr::from((u128::from(r.next_u64()) << 64) | u128::from(r.next_u64())),
     }
+}
+
+/// Addresses of special scope, and their neighbours: unspecified,
+/// loopback, IPv4-mapped, multicast, link-local, site-local, and the
+/// addresses just outside those ranges.
+fn special(r: &mut Rng) -> Ipv6Addr {
+    let low = u128::from(r.below(3));
+    let v: u128 = match r.below(8) {
+        0 => low,
+        1 => (0xffffu128 << 32) | u128::from(r.next_u64() as u32),
+        2 => (0xfffeu128 << 32) | u128::from(r.next_u64() as u32),
+        3 => (0xff00u128 | u128::from(r.below(256) as u8)) << 120 | low,
+        4 => 0xfe80u128 << 112 | u128::from(r.next_u64()),
+        5 => 0xfec0u128 << 112 | u128::from(r.next_u64()),
+        6 => (0xfe00u128 + (u128::from(r.below(4)) << 6) + u128::from(r.below(64))) << 112 | low,
+        _ => u128::from(r.next_u64() as u16) << 112 | low,
+    };
+    Ipv6Addr::from(v)
 }
 
 fn ext(r: &mut Rng) -> Ext {
@@ -102,6 +121,8 @@ fn ext(r: &mut Rng) -> Ext {
         0 => Ext::HopByHop(r.below(3) as u8),
         1 => Ext::DestOpts(r.below(3) as u8),
         2 => Ext::Routing(r.below(3) as u8),
+        // First, later and atomic fragments (offset 0, M clear: a whole
+        // packet, keyed as one) a quarter of the time each.
         3 => Ext::Fragment {
             offset: if r.chance(50) { 0 } else { r.below(200) as u16 },
             more: r.chance(50),
@@ -114,7 +135,7 @@ fn ext(r: &mut Rng) -> Ext {
 
 fn l4(r: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr) -> L4 {
     let payload = vec![0xa5; r.below(40) as usize];
-    match r.below(7) {
+    match r.below(12) {
         0 | 1 => L4::Udp {
             sport: r.below(65536) as u16,
             dport: 53,
@@ -126,17 +147,23 @@ fn l4(r: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr) -> L4 {
             flags: 0x10,
             payload,
         },
-        3 => L4::Icmpv6 {
-            ty: 128,
-            code: 0,
-            body: payload,
-        },
-        4 => {
-            // An ICMPv6 error quoting a reply from `dst` back to `src`.
-            let quoted = FrameBuilder::udp(dst, src, 53, r.below(65536) as u16, b"answer").build();
-            let cut = r.below((quoted.len() - 14) as u64 + 1) as usize;
-            icmpv6_error(1 + r.below(4) as u8, &quoted, Some(cut))
+        3 => {
+            // Echo requests and replies (their identifier keys the flow),
+            // sometimes cut inside their 8-byte header.
+            let mut body = vec![0, r.below(3) as u8, 0, 1];
+            body.extend_from_slice(&payload);
+            body.truncate(if r.chance(10) {
+                r.below(4) as usize
+            } else {
+                body.len()
+            });
+            L4::Icmpv6 {
+                ty: 128 + r.below(2) as u8,
+                code: 0,
+                body,
+            }
         }
+        4 => icmp_error(r, src, dst),
         5 => {
             // IPv6 in IPv6, the inner source often anycast: the tunnelled
             // source rule (the outer extension headers come from `frame`).
@@ -146,11 +173,115 @@ fn l4(r: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr) -> L4 {
                 bytes: inner[14..].to_vec(),
             }
         }
+        6 => {
+            // Neighbor Discovery, MLD and the other link-scoped messages,
+            // and the types around them.
+            let ty = [
+                129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 140, 141, 142, 143, 144, 148,
+                149, 150, 151, 152, 153, 154,
+            ][r.below(22) as usize];
+            L4::Icmpv6 {
+                ty,
+                code: 0,
+                body: payload,
+            }
+        }
+        7 => {
+            // Protocols whose header starts with the ports, as UDP's does:
+            // DCCP and UDP-Lite (and SCTP), sometimes cut inside the ports.
+            let proto = [
+                wire::IPPROTO_DCCP,
+                wire::IPPROTO_UDPLITE,
+                wire::IPPROTO_SCTP,
+            ][r.below(3) as usize];
+            let mut bytes = (r.below(65536) as u32).to_be_bytes().to_vec();
+            bytes.extend_from_slice(&payload);
+            bytes.truncate(if r.chance(10) {
+                r.below(5) as usize
+            } else {
+                bytes.len()
+            });
+            L4::Raw { proto, bytes }
+        }
+        9 => {
+            // IPsec: ESP (an SPI, a sequence number, data), sometimes cut,
+            // and IKE on its two ports, keyed as one flow per address pair.
+            if r.chance(50) {
+                let mut bytes = (r.below(4) as u32 + 0x100).to_be_bytes().to_vec();
+                bytes.extend_from_slice(&payload);
+                bytes.truncate(if r.chance(10) {
+                    r.below(8) as usize
+                } else {
+                    bytes.len()
+                });
+                L4::Raw {
+                    proto: wire::IPPROTO_ESP,
+                    bytes,
+                }
+            } else {
+                let port = [500, 4500][r.below(2) as usize];
+                L4::Udp {
+                    sport: if r.chance(50) {
+                        port
+                    } else {
+                        r.below(65536) as u16
+                    },
+                    dport: if r.chance(80) {
+                        port
+                    } else {
+                        r.below(65536) as u16
+                    },
+                    payload,
+                }
+            }
+        }
+        8 => L4::Raw {
+            // An empty payload: next header 59 with payload length 0.
+            proto: wire::IPPROTO_NONE,
+            bytes: if r.chance(70) { Vec::new() } else { payload },
+        },
         _ => L4::Raw {
             proto: r.below(256) as u8,
             bytes: payload,
         },
     }
+}
+
+/// An ICMPv6 error (any type below 128) quoting a packet from `dst` back
+/// to `src`: UDP, TCP, an echo reply, behind extension headers (a fragment,
+/// a first one or not) or not, the quote cut anywhere (often inside the
+/// IPv6 header).
+fn icmp_error(r: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr) -> L4 {
+    let mut quoted = match r.below(3) {
+        0 => FrameBuilder::udp(dst, src, 53, r.below(65536) as u16, b"answer"),
+        1 => FrameBuilder::tcp(dst, src, 443, r.below(65536) as u16, 0x10),
+        _ => FrameBuilder::new(
+            dst,
+            src,
+            L4::Icmpv6 {
+                ty: 129,
+                code: 0,
+                body: vec![0, r.below(3) as u8, 0, 1, 0xee, 0xee],
+            },
+        ),
+    };
+    quoted.flow_label = r.next_u64() as u32 & 0xf_ffff;
+    if r.chance(40) {
+        quoted.ext = (0..1 + r.below(3)).map(|_| ext(r)).collect();
+    }
+    let quoted = quoted.build();
+    let len = (quoted.len() - 14) as u64;
+    let cut = if r.chance(30) {
+        r.below(41)
+    } else {
+        r.below(len + 1)
+    };
+    let ty = if r.chance(60) {
+        1 + r.below(4) as u8
+    } else {
+        r.below(128) as u8
+    };
+    icmpv6_error(ty, &quoted, Some(cut as usize))
 }
 
 /// One random frame, possibly mutated.

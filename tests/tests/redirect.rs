@@ -331,3 +331,105 @@ fn encapsulated_member_gets_an_outer_header() -> Result<()> {
         Ok(())
     })
 }
+
+/// RFC 2473 4.1.1 and 5.1: a packet whose Tunnel Encapsulation Limit
+/// option is 0 must not be encapsulated (the entry point discards it and
+/// sends a Parameter Problem): on its way to an encapsulated member it goes
+/// to the kernel untouched (`encap_limit_passed`), wherever the option sits
+/// in the chain; a limit above 0 is encapsulated, and an on-link member
+/// (no encapsulation) gets a limit of 0 too.
+#[test]
+#[ignore = "needs root (BPF, namespaces): run with `cargo xtask test`"]
+fn a_tunnel_encapsulation_limit_of_0_is_never_encapsulated() -> Result<()> {
+    require_root()?;
+    let mut lab = Lab::new("encap-limit")?;
+    let FibNode {
+        ifindex,
+        smac,
+        dmac,
+    } = FibNode::build(&mut lab, "fib")?;
+    in_ns(lab.ns("fib")?, move || {
+        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+        p.add(&ANY.to_string(), "dns")?;
+        let member: Ipv6Addr = "fd00:f::2".parse()?;
+        let tunnel: Ipv6Addr = "fd00:e::1".parse()?;
+        p.add_encap_member("dns", "far", member, 10)?;
+        p.fib = Box::new(move |src, dst, _| {
+            if *dst != member.octets() {
+                Fib::Miss
+            } else {
+                Fib::Found {
+                    ifindex,
+                    smac,
+                    dmac,
+                    src: src.unwrap_or(tunnel.octets()),
+                }
+            }
+        });
+        let with = |ext: Vec<Ext>| {
+            let mut b = query(4200);
+            b.ext = ext;
+            b.build()
+        };
+        let zero = [
+            vec![Ext::TunnelEncapLimit(0)],
+            vec![Ext::HopByHop(0), Ext::TunnelEncapLimit(0)],
+            vec![Ext::DestOpts(1), Ext::Routing(0), Ext::TunnelEncapLimit(0)],
+            vec![
+                Ext::Fragment {
+                    offset: 0,
+                    more: false,
+                    id: 9,
+                },
+                Ext::TunnelEncapLimit(0),
+            ],
+        ];
+        // Behind Pad1 and PadN options, in a header built octet by octet:
+        // next header 59, length 1 (16 octets), Pad1, Pad1, PadN of 2,
+        // the limit (type 4, length 1, value 0), PadN of 3.
+        let padded = FrameBuilder::new(
+            CLIENT,
+            ANY,
+            L4::Raw {
+                proto: wire::IPPROTO_DSTOPTS,
+                bytes: vec![59, 1, 0, 0, 1, 2, 0, 0, 4, 1, 0, 1, 3, 0, 0, 0],
+            },
+        )
+        .build();
+        let frames = zero.into_iter().map(|e| (format!("{e:?}"), with(e)));
+        for (ext, frame) in frames.chain([("padded".to_string(), padded)]) {
+            let out = p.check(&frame)?;
+            assert_eq!(
+                (out.verdict, out.stat),
+                (Verdict::Pass, GlobalStat::EncapLimitPassed),
+                "{ext}"
+            );
+            assert_eq!(out.frame, frame, "{ext}: untouched");
+        }
+        for ext in [
+            vec![Ext::TunnelEncapLimit(1)],
+            vec![Ext::TunnelEncapLimit(4)],
+            vec![Ext::DestOpts(0)],
+            vec![],
+        ] {
+            let out = p.check(&with(ext.clone()))?;
+            assert_eq!(out.verdict, Verdict::Redirect(ifindex), "{ext:?}");
+        }
+        // The first option found decides, as Linux's ip6_tunnel reads it.
+        let out = p.check(&with(vec![
+            Ext::TunnelEncapLimit(2),
+            Ext::TunnelEncapLimit(0),
+        ]))?;
+        assert_eq!(out.verdict, Verdict::Redirect(ifindex));
+        let s = p.stats()?;
+        assert_eq!(s.global["encap_limit_passed"], 5);
+        assert_eq!(s.groups["dns"].counters["encap_limit_passed"], 5);
+
+        // On-link members are not tunnels: the limit does not apply.
+        p.state.del_member("dns", "far")?;
+        p.add_l2_member("dns", "m1", M1_MAC, 10)?;
+        let out = p.check(&with(vec![Ext::TunnelEncapLimit(0)]))?;
+        assert_eq!(out.verdict, Verdict::Redirect(TEST_RUN_IFINDEX));
+        Ok(())
+    })
+}
