@@ -131,15 +131,7 @@ impl Dataplane {
             "reading the data plane pinned at {}",
             pin.path().display()
         ))?;
-        pin.check_shared()?;
-        if !pin.exists() {
-            return Err(Error::NotConfigured(pin.path().to_path_buf()));
-        }
-        pin.check_trusted()?;
-        let (present, missing) = pin.pinned_maps();
-        if present.is_empty() {
-            return Err(Error::NotConfigured(pin.path().to_path_buf()));
-        }
+        let missing = missing_maps(&pin)?;
         if !missing.is_empty() {
             return Err(Error::PartialState {
                 path: pin.path().to_path_buf(),
@@ -457,15 +449,7 @@ impl Dataplane {
     /// state is the same error as for any command.
     pub fn open_repairing(pin: PinDir, fix: bool) -> Result<(Self, Vec<&'static str>)> {
         require_root("repairing the anycast data plane")?;
-        pin.check_shared()?;
-        if !pin.exists() {
-            return Err(Error::NotConfigured(pin.path().to_path_buf()));
-        }
-        pin.check_trusted()?;
-        let (present, missing) = pin.pinned_maps();
-        if present.is_empty() {
-            return Err(Error::NotConfigured(pin.path().to_path_buf()));
-        }
+        let missing = missing_maps(&pin)?;
         if !missing.is_empty() && fix {
             let _lock = pin.lock()?;
             // Creates the missing maps and pins them; existing pins are reused.
@@ -674,6 +658,22 @@ fn pinned_version(pin: &PinDir) -> Option<u32> {
         Map::from_map_data(data).map_err(|source| Error::Map { name, source })
     };
     Layout::take(&mut open).and_then(|l| l.version()).ok()
+}
+
+/// The maps of the layout missing at `pin`, after the checks every opening
+/// makes: the pin dir is on the system's bpffs, there, trusted, and holds
+/// at least one of them (else nothing is configured).
+fn missing_maps(pin: &PinDir) -> Result<Vec<&'static str>> {
+    pin.check_shared()?;
+    if !pin.exists() {
+        return Err(Error::NotConfigured(pin.path().to_path_buf()));
+    }
+    pin.check_trusted()?;
+    let (present, missing) = pin.pinned_maps();
+    if present.is_empty() {
+        return Err(Error::NotConfigured(pin.path().to_path_buf()));
+    }
+    Ok(missing)
 }
 
 /// Whether the pin dir `pin` is there; [`Error::NotRoot`] when this user
