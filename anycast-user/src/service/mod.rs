@@ -1,11 +1,14 @@
 //! The service (`anycast run --config FILE`): applies a configuration file
 //! through the reconciler, runs every member's health check, and takes a
-//! member out of its group's selection while its check fails. SIGHUP
-//! re-reads the file: one that does not parse or validate is refused whole
-//! and the running configuration stays.
+//! member out of its group's selection while its check fails. SIGHUP (and
+//! `anycast reload`, over [`socket`]) re-reads the file: one that does not
+//! parse, validate or apply is refused whole and the running configuration
+//! stays.
 //!
 //! A member's state in the data plane is the file's state (up, down,
-//! drain) while its check is healthy or undecided, and down while it fails.
+//! drain) while its check passes, down while it fails, and, until its
+//! check has decided, the state the data plane had when the service
+//! started (a restart adopts what the last service decided).
 
 pub mod socket;
 pub mod systemd;
@@ -17,10 +20,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use self::socket::{LastReload, MemberStatus, Reloaded, Status};
-
 use anycast_common::MemberState;
 use tokio::{sync::mpsc, task::JoinHandle};
+
+use self::socket::{LastReload, MemberStatus, Reloaded, Status};
 
 use crate::{
     Dataplane,
