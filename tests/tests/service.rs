@@ -18,6 +18,9 @@ const M2: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xb, 2, 0, 0, 0, 0, 2);
 const PORT: u16 = 5380;
 /// Where the checks ask, on each member's own address.
 const HEALTH: u16 = 5381;
+/// How long a service may take to start: it loads and verifies the program
+/// once per interface it attaches, which takes seconds on a busy machine.
+const STARTUP: Duration = Duration::from_secs(60);
 /// The metrics port, on the router's loopback.
 const METRICS: u16 = 9651;
 
@@ -121,9 +124,9 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     // The service attaches the file's interfaces, after its maps are filled.
     lines.expect(
         &["added interface c0: attached as edge / drop / auto"],
-        slow,
+        STARTUP,
     )?;
-    lines.expect(&["serving", "2 members checked"], slow)?;
+    lines.expect(&["serving", "2 members checked"], STARTUP)?;
     let attached = lab.stats("router")?["interfaces"]
         .as_array()
         .map_or(0, Vec::len);
@@ -179,7 +182,7 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
         lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
     running = again;
     lines = Lines::new(stdout);
-    lines.expect(&["serving"], slow)?;
+    lines.expect(&["serving"], STARTUP)?;
     ensure!(
         member_state(&ml, "m1")? == "down",
         "m1 up again before its check"
@@ -290,7 +293,7 @@ fn the_default_check_reaches_the_member_at_the_anycast_address() -> Result<()> {
         lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
     let mut lines = Lines::new(stdout);
     let slow = Duration::from_secs(5);
-    lines.expect(&["serving", "3 members checked"], slow)?;
+    lines.expect(&["serving", "3 members checked"], STARTUP)?;
     lines.expect(&["member m1 of group dns: failing", "; down"], slow)?;
     // An echo request to the anycast address, IPv6-in-IPv6 to m3.
     lines.expect(&["member m3 of group dns: healthy", "icmp check"], slow)?;
@@ -358,7 +361,7 @@ fn systemd_is_told_ready_reloading_and_stopping_and_the_watchdog_is_pinged() -> 
     // Ready once the file is applied, then a ping every 100 ms.
     until(
         &|s| count(s, "READY=1") == 1 && count(s, "WATCHDOG=1") >= 3,
-        Duration::from_secs(5),
+        STARTUP,
     )?;
     let state_arg = state.to_string_lossy().into_owned();
     let status = lab.anycast_ok("router", &["status", "--json", "--socket", &state_arg])?;
@@ -375,5 +378,28 @@ fn systemd_is_told_ready_reloading_and_stopping_and_the_watchdog_is_pinged() -> 
     ensure!(!state.exists(), "the state socket stays after the service");
     drop(sock);
     std::fs::remove_file(&path)?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn a_service_whose_file_cannot_be_applied_leaves_nothing() -> Result<()> {
+    require_root()?;
+    let mut lab = anycast_tests::lab::Lab::new("svcfail")?;
+    lab.node("router", true)?;
+    // It parses, but its member's interface is not there.
+    let file = lab.file(
+        "fail.toml",
+        "[group.g]\naddresses = [\"2001:db8:ef::1\"]\n\
+         [group.g.member.m]\niface = \"nosuch0\"\nmac = \"02:00:00:00:00:01\"\n",
+    )?;
+    lab.anycast_refused(
+        "router",
+        &["run", "--config", file.arg()],
+        "unknown interface `nosuch0`",
+    )?;
+    ensure!(!lab.pin_dir.exists(), "the data plane it created stayed");
+    let socket = anycast::service::socket::socket_path(&lab.pin_dir);
+    ensure!(!socket.exists(), "{} stayed", socket.display());
     Ok(())
 }

@@ -148,11 +148,15 @@ fn main() -> Result<()> {
         lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
     let mut lines = Lines::new(stdout);
     let wait = Duration::from_secs(5);
+    // Starting loads and verifies the program per interface: seconds.
+    println!(
+        "  service: {}",
+        lines.expect(&["serving"], Duration::from_secs(60))?
+    );
     let mut show = |needles: &[&str]| -> Result<()> {
         println!("  service: {}", lines.expect(needles, wait)?);
         Ok(())
     };
-    show(&["serving"])?;
     show(&["member m1 of group dns: healthy"])?;
     let fourth = ml.answerer(53)?;
     println!("client asks: answered by {fourth}");

@@ -111,7 +111,12 @@ pub(crate) fn run(
             }
             None => None,
         };
-        let mut run = match &args.iface {
+        let opts = anycast::reconcile::ApplyOptions {
+            dry_run: false,
+            allow_empty: args.allow_empty,
+            force: args.force,
+        };
+        let (mut run, mut started) = match &args.iface {
             Some(name) => {
                 let (dp, i) =
                     Dataplane::create_and_attach(pin, flow_table, name, args.how.options())?;
@@ -123,21 +128,23 @@ pub(crate) fn run(
                     i.source_action,
                     i.mode
                 );
-                Attached { dp, iface: Some(i) }
+                (Attached { dp, iface: Some(i) }, None)
             }
-            None => Attached {
-                dp: Dataplane::open_or_create_with(pin, flow_table)?,
-                iface: None,
-            },
+            // A service alone: a data plane it had to create goes again
+            // when the file cannot be applied.
+            None => {
+                let file = args.config.as_deref().context("an interface or --config")?;
+                let (dp, started) = Dataplane::open_or_create_then(pin, flow_table, |dp| {
+                    Service::start(dp, file, opts)
+                })?;
+                (Attached { dp, iface: None }, Some(started))
+            }
         };
-        let service = match &args.config {
-            Some(file) => {
-                let opts = anycast::reconcile::ApplyOptions {
-                    dry_run: false,
-                    allow_empty: args.allow_empty,
-                    force: args.force,
-                };
-                let (service, changes) = Service::start(&mut run.dp, file, opts)?;
+        if let (None, Some(file)) = (&started, &args.config) {
+            started = Some(Service::start(&mut run.dp, file, opts)?);
+        }
+        let service = match (started, &args.config) {
+            (Some((service, changes)), Some(file)) => {
                 for c in &changes {
                     say!(out, "{c}");
                 }
@@ -150,7 +157,7 @@ pub(crate) fn run(
                 );
                 Some(service)
             }
-            None => None,
+            _ => None,
         };
         let every = Duration::from_secs(args.interval.max(1));
         let served = Served {
