@@ -59,9 +59,12 @@ pub(crate) enum Command {
     /// Inspect and manage the flow table (flow affinity).
     #[command(subcommand)]
     Flows(FlowsCommand),
-    /// Check or apply a configuration file (groups, addresses, members; TOML).
+    /// Check or apply a configuration file (interfaces, groups, addresses, members; TOML).
     ///
-    /// One table per group, one per member (or an inline table):
+    /// One table per interface, per group, per member (or an inline table):
+    ///
+    ///   [interface.eth1]
+    ///   role = "member"              # or "edge" (default); source-action, mode
     ///
     ///   [group.dns]
     ///   addresses = ["2001:db8:53::1", "2001:db8:a::/48"]
@@ -80,14 +83,16 @@ pub(crate) enum Command {
     ///
     ///   [group.dns.member.far]
     ///   encap = "2001:db8:f::2"      # ... or routed, IPv6-in-IPv6
+    ///   check = { kind = "dns", query = "example.org" }   # for `run --config`
     ///
     /// `apply` adds what is missing, changes what differs and removes the
     /// groups, addresses and members the file does not name. The whole file
     /// is validated first (every error names its line and field) and
     /// checked against the tables' sizes: a bad file changes nothing. A file
     /// that names no group needs --allow-empty, one that removes more than
-    /// half of the anycast addresses --force. Interfaces are attached with
-    /// `attach`, not here. See docs/CONFIG.md.
+    /// half of the anycast addresses --force. The interfaces it names are
+    /// attached once the maps hold the file, never detached. Checks and the
+    /// [service] table are for `run --config`. See docs/CONFIG.md.
     #[command(subcommand, verbatim_doc_comment)]
     Config(ConfigCommand),
     /// Check the pinned state and rebuild what a killed command left
