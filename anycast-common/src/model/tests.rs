@@ -1,0 +1,203 @@
+use super::*;
+use crate::MAX_EXT_HEADERS;
+use crate::frame::{Ext, FrameBuilder};
+use std::{net::Ipv6Addr, vec};
+
+const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 1);
+const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
+const SERVER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 2);
+
+/// One group (7) holding `ANY`, with the given members.
+struct OneGroup(Vec<(u32, MemberInfo)>);
+
+impl Config for OneGroup {
+    fn anycast_group(&self, a: &[u8; 16]) -> Option<u32> {
+        (*a == ANY.octets()).then_some(7)
+    }
+    fn group(&self, id: u32) -> Option<GroupInfo> {
+        (id == 7).then(GroupInfo::zeroed_value)
+    }
+    fn members(&self, group: u32) -> Vec<(u32, MemberInfo)> {
+        self.0
+            .iter()
+            .copied()
+            .filter(|(_, m)| m.group_id == group)
+            .collect()
+    }
+    fn member_source(&self, key: &MemberSourceKey) -> bool {
+        self.0
+            .iter()
+            .any(|(_, m)| m.mac == key.mac && key.ifindex == m.ifindex)
+    }
+    fn fib(&self, _: Option<[u8; 16]>, _: &[u8; 16], _: usize) -> Fib {
+        Fib::Miss
+    }
+    fn flow(&self, _: &FlowKey) -> Option<FlowEntry> {
+        None
+    }
+    fn now_ns(&self) -> u64 {
+        0
+    }
+}
+
+fn l2_member(metric: u32, mac_last: u8) -> MemberInfo {
+    let mut m: MemberInfo = bytemuck::Zeroable::zeroed();
+    m.group_id = 7;
+    m.metric = metric;
+    m.kind = MemberKind::L2 as u8;
+    m.up = 1;
+    m.ifindex = 3;
+    m.mac = [2, 0, 0, 0, 0, mac_last];
+    m.src_mac = [2, 0, 0, 0, 1, 1];
+    m
+}
+
+const EDGE: Iface = Iface {
+    role: IfaceRole::Edge,
+    source_action: SourceAction::Drop,
+    ifindex: 2,
+};
+
+#[test]
+fn anycast_source_dropped_on_edge() {
+    let f = FrameBuilder::udp(ANY, SERVER, 53, 4000, b"hi").build();
+    let o = classify(&f, EDGE, &OneGroup(vec![]));
+    assert_eq!(o.verdict, Verdict::Drop);
+    assert_eq!(o.stat, GlobalStat::AnycastSourceDropped);
+    assert!(
+        o.deltas
+            .contains(&(Scope::Group(7), "anycast_source_drops", 1))
+    );
+}
+
+#[test]
+fn member_source_needs_a_registered_member() {
+    let f = FrameBuilder::udp(ANY, CLIENT, 53, 4000, b"answer").build();
+    let member_if = Iface {
+        role: IfaceRole::Member,
+        ifindex: 3,
+        ..EDGE
+    };
+    let o = classify(&f, member_if, &OneGroup(vec![]));
+    assert_eq!(
+        (o.verdict, o.stat),
+        (Verdict::Drop, GlobalStat::SpoofDropped)
+    );
+    let mut m = l2_member(10, 9);
+    m.mac = crate::frame::CLIENT_MAC;
+    let o = classify(&f, member_if, &OneGroup(vec![(1, m)]));
+    assert_eq!(
+        (o.verdict, o.stat),
+        (Verdict::Pass, GlobalStat::UnicastPassed)
+    );
+    assert!(
+        o.deltas
+            .contains(&(Scope::Global, "member_source_passed", 1))
+    );
+}
+
+#[test]
+fn nearest_member_gets_the_rewritten_frame() {
+    let mut b = FrameBuilder::udp(CLIENT, ANY, 4000, 53, b"q");
+    b.vlans = vec![(wire::ETH_P_8021Q, 5)];
+    let f = b.build();
+    let far = l2_member(20, 2);
+    let near = l2_member(10, 1);
+    let o = classify(&f, EDGE, &OneGroup(vec![(1, far), (2, near)]));
+    assert_eq!(o.verdict, Verdict::Redirect(3));
+    assert_eq!(&o.frame[..6], &near.mac);
+    assert_eq!(&o.frame[12..14], &[0x86, 0xdd]);
+    assert_eq!(o.frame[14 + 7], 63, "hop limit lowered");
+    assert_eq!(o.frame.len(), f.len() - 4, "VLAN tag removed");
+    assert!(o.deltas.contains(&(Scope::Member(2), "packets", 1)));
+}
+
+#[test]
+fn no_live_member_falls_back() {
+    let f = FrameBuilder::udp(CLIENT, ANY, 4000, 53, b"q").build();
+    let mut down = l2_member(10, 1);
+    down.up = 0;
+    let o = classify(&f, EDGE, &OneGroup(vec![(1, down)]));
+    assert_eq!(
+        (o.verdict, o.stat),
+        (Verdict::Pass, GlobalStat::FallbackPassed)
+    );
+}
+
+#[test]
+fn chain_longer_than_bound_is_unparsed() {
+    let mut b = FrameBuilder::udp(CLIENT, ANY, 4000, 53, b"q");
+    b.ext = vec![Ext::DestOpts(0); MAX_EXT_HEADERS + 1];
+    let o = classify(&b.build(), EDGE, &OneGroup(vec![]));
+    assert_eq!(
+        (o.verdict, o.stat),
+        (Verdict::Pass, GlobalStat::UnparsedPassed)
+    );
+}
+
+#[test]
+fn every_truncation_passes() {
+    let mut b = FrameBuilder::udp(ANY, ANY, 4000, 53, b"payload");
+    b.ext = vec![
+        Ext::HopByHop(1),
+        Ext::Fragment {
+            offset: 0,
+            more: true,
+            id: 9,
+        },
+    ];
+    let f = b.build();
+    let cfg = OneGroup(vec![(1, l2_member(1, 1))]);
+    for len in 0..f.len() {
+        assert_eq!(
+            classify(&f[..len], EDGE, &cfg).verdict,
+            Verdict::Pass,
+            "truncated to {len}"
+        );
+    }
+    assert_eq!(classify(&f, EDGE, &cfg).verdict, Verdict::Drop);
+}
+
+#[test]
+fn fragments_hash_without_ports() {
+    let mut b = FrameBuilder::udp(CLIENT, ANY, 4000, 53, b"data");
+    b.ext = vec![Ext::Fragment {
+        offset: 0,
+        more: true,
+        id: 1,
+    }];
+    let first = b.build();
+    b.ext = vec![Ext::Fragment {
+        offset: 8,
+        more: false,
+        id: 1,
+    }];
+    b.l4 = crate::frame::L4::Raw {
+        proto: wire::IPPROTO_UDP,
+        bytes: vec![1, 2, 3],
+    };
+    let rest = b.build();
+    let h = |f: &[u8]| {
+        let ip = parse_l3(f).expect("ipv6");
+        match flow_of(f, &ip, &parse_transport(f, &ip).expect("transport"), 7) {
+            FlowOf::Flow(_, h, _) => h,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(h(&first), h(&rest));
+}
+
+#[test]
+fn qinq_and_ipv4() {
+    let mut b = FrameBuilder::udp(ANY, SERVER, 1, 2, b"");
+    b.vlans = vec![(wire::ETH_P_8021AD, 100), (wire::ETH_P_8021Q, 200)];
+    let cfg = OneGroup(vec![]);
+    assert_eq!(classify(&b.build(), EDGE, &cfg).verdict, Verdict::Drop);
+    b.vlans.push((wire::ETH_P_8021Q, 300));
+    assert_eq!(
+        classify(&b.build(), EDGE, &cfg).stat,
+        GlobalStat::NonIpv6Passed
+    );
+    let v4 = crate::frame::ipv4_udp_frame();
+    assert_eq!(classify(&v4, EDGE, &cfg).stat, GlobalStat::NonIpv6Passed);
+}
