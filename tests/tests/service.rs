@@ -403,3 +403,63 @@ fn a_service_whose_file_cannot_be_applied_leaves_nothing() -> Result<()> {
     ensure!(!socket.exists(), "{} stayed", socket.display());
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn the_log_level_comes_from_the_file_and_follows_a_reload() -> Result<()> {
+    require_root()?;
+    let mut lab = anycast_tests::lab::Lab::new("svclog")?;
+    lab.node("router", true)?;
+    // One member whose check (a command that succeeds) runs every 0.2 s;
+    // at debug each probe is a line, at info only changes of health are.
+    let text = |level: &str, member: &str| {
+        format!(
+            "[service]\nlog-level = \"{level}\"\n[group.g]\naddresses = [\"2001:db8:ef::1\"]\n\
+             [group.g.member.{member}]\nencap = \"fd00:ef::2\"\n\
+             [group.g.member.{member}.check]\nkind = \"exec\"\ncommand = [\"true\"]\n\
+             interval = 0.2\nrise = 1\nfall = 1\n"
+        )
+    };
+    let file = lab.file("log.toml", &text("debug", "m1"))?;
+    let (mut running, stdout) =
+        lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
+    let mut lines = Lines::new(stdout);
+    let slow = Duration::from_secs(5);
+    lines.expect(&["serving", "1 members checked"], STARTUP)?;
+    lines.expect(
+        &["anycast: debug: member m1 of group g: exec check of fd00:ef::2 passed in"],
+        slow,
+    )?;
+    // At info: a probe is no line. The member is renamed, so that any line
+    // naming it came after the reload.
+    std::fs::write(file.arg(), text("info", "m2"))?;
+    running.signal(libc::SIGHUP)?;
+    lines.expect(&["anycast: info: log level: info"], slow)?;
+    lines.expect(&["anycast: info: member m2 of group g: healthy"], slow)?;
+    // Ten probes' time.
+    let quiet = lines.expect(&["member m2", "check of"], Duration::from_secs(2));
+    ensure!(quiet.is_err(), "a probe logged at info: {quiet:?}");
+    // And back: m2's probes run, and are lines again at debug.
+    std::fs::write(file.arg(), text("debug", "m2"))?;
+    running.signal(libc::SIGHUP)?;
+    lines.expect(&["anycast: info: log level: debug"], slow)?;
+    lines.expect(
+        &["anycast: debug: member m2 of group g: exec check of fd00:ef::2 passed in"],
+        slow,
+    )?;
+    // A level the file cannot have: refused whole, as a warning, with its
+    // line and key; the level stays.
+    std::fs::write(file.arg(), text("verbose", "m2"))?;
+    running.signal(libc::SIGHUP)?;
+    lines.expect(
+        &[
+            "anycast: warn: reload refused",
+            "line 2: service.log-level: invalid log level `verbose`",
+        ],
+        slow,
+    )?;
+    lines.expect(&["anycast: debug: member m2 of group g: exec check"], slow)?;
+    running.signal(libc::SIGTERM)?;
+    ensure!(running.wait(slow)?.success());
+    Ok(())
+}
