@@ -73,7 +73,7 @@ fn package() -> Result<PathBuf> {
         Some(p) => Ok(PathBuf::from(p)),
         None => bail!(
             "no package: `cargo xtask test` builds one (or `cargo xtask deb --debug`, \
-             then ANYCAST_DEB=target/debian/anycast_VERSION_ARCH.deb)"
+             then ANYCAST_DEB=target/debug/debian/anycast_VERSION_ARCH.deb)"
         ),
     }
 }

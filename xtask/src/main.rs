@@ -103,9 +103,11 @@ enum Task {
         /// `cargo xtask test` checks, not for shipping).
         #[arg(long)]
         debug: bool,
-        /// Output folder.
-        #[arg(long, default_value = "target/debian")]
-        out: PathBuf,
+        /// Output folder; default target/debian (target/debug/debian with
+        /// --debug, so that a debug package never takes a release one's
+        /// place).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Only install (or check) the BPF toolchain.
     Toolchain,
@@ -127,6 +129,7 @@ fn main() -> Result<()> {
         Task::Deb { debug, out } => {
             tools::ensure(tools::DEB)?;
             let bin = build(&root, !debug)?;
+            let out = out.unwrap_or_else(|| deb_dir(!debug));
             let deb = deb::package(&root, &bin, &root.join(out))?;
             println!("built {}", deb.display());
         }
@@ -193,6 +196,15 @@ fn build(root: &Path, release: bool) -> Result<PathBuf> {
     Ok(root.join("target").join(profile).join("anycast"))
 }
 
+/// Where `cargo xtask deb` leaves a package of the release or debug build.
+fn deb_dir(release: bool) -> PathBuf {
+    PathBuf::from(if release {
+        "target/debian"
+    } else {
+        "target/debug/debian"
+    })
+}
+
 fn require_root(task: &str) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -209,7 +221,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     let bin = build(root, false)?;
     // The package of this debug build (a release build would add minutes
     // for the same files): tests/tests/dist.rs checks and installs it.
-    let deb = deb::package(root, &bin, &root.join("target/debian"))?;
+    let deb = deb::package(root, &bin, &root.join(deb_dir(false)))?;
     let tools = toolchain::ensure(root)?;
     let mut cmd = cargo(root, &tools)?;
     cmd.args(["test", "--no-fail-fast"])

@@ -404,7 +404,8 @@ async fn reload(
 
 /// Reports an event of `anycast run`: a line of its output, or, when it is
 /// the service, a record of its log at `level` (which goes to the same
-/// output, when the level lets it).
+/// output, when the level lets it). A log line that cannot be written is
+/// dropped: a service does not end because its output was closed.
 fn report(out: &mut impl Write, service: bool, level: Level, line: &str) -> anyhow::Result<()> {
     if service {
         log::log!(level, "{line}");
