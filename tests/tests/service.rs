@@ -406,7 +406,7 @@ fn a_service_whose_file_cannot_be_applied_leaves_nothing() -> Result<()> {
 
 #[test]
 #[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
-fn the_log_level_comes_from_the_file_and_follows_a_reload() -> Result<()> {
+fn the_log_level_comes_from_the_file_and_follows_a_reload_unless_rust_log_is_set() -> Result<()> {
     require_root()?;
     let mut lab = anycast_tests::lab::Lab::new("svclog")?;
     lab.node("router", true)?;
@@ -421,9 +421,20 @@ fn the_log_level_comes_from_the_file_and_follows_a_reload() -> Result<()> {
         )
     };
     let file = lab.file("log.toml", &text("debug", "m1"))?;
-    let (mut running, stdout) =
-        lab.spawn_anycast(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
-    let mut lines = Lines::new(stdout);
+    let start = |rust_log: Option<&str>| -> Result<(Running, Lines)> {
+        let mut cmd = lab.anycast_cmd(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
+        match rust_log {
+            Some(v) => cmd.env("RUST_LOG", v),
+            None => cmd.env_remove("RUST_LOG"),
+        };
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        Ok((Running(child), Lines::new(stdout)))
+    };
+    let (mut running, mut lines) = start(None)?;
     let slow = Duration::from_secs(5);
     lines.expect(&["serving", "1 members checked"], STARTUP)?;
     lines.expect(
@@ -459,6 +470,19 @@ fn the_log_level_comes_from_the_file_and_follows_a_reload() -> Result<()> {
         slow,
     )?;
     lines.expect(&["anycast: debug: member m2 of group g: exec check"], slow)?;
+    running.signal(libc::SIGTERM)?;
+    ensure!(running.wait(slow)?.success());
+
+    // RUST_LOG, when set, overrides the file (which says debug).
+    std::fs::write(file.arg(), text("debug", "m3"))?;
+    let (mut running, mut lines) = start(Some("info"))?;
+    lines.expect(&["RUST_LOG is set and overrides log-level debug"], STARTUP)?;
+    lines.expect(&["anycast: info: member m3 of group g: healthy"], slow)?;
+    let quiet = lines.expect(&["member m3", "check of"], Duration::from_secs(2));
+    ensure!(
+        quiet.is_err(),
+        "a probe logged under RUST_LOG=info: {quiet:?}"
+    );
     running.signal(libc::SIGTERM)?;
     ensure!(running.wait(slow)?.success());
     Ok(())
