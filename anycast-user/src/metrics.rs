@@ -37,6 +37,41 @@ pub struct ServiceCounters {
     pub reloads_applied: u64,
     /// Reloads refused (the file did not parse, validate or apply).
     pub reloads_refused: u64,
+    /// Members' changes of health written to the data plane, by latency.
+    pub member_updates: UpdateHistogram,
+}
+
+/// The upper bounds, in seconds, of [`UpdateHistogram`]'s buckets (the
+/// service's goal is 10 ms at the 99th percentile).
+pub const UPDATE_BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// A Prometheus histogram of member updates: from the probe result that
+/// changed a member's health to the data plane's write returning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpdateHistogram {
+    /// Updates at or under each bound of [`UPDATE_BUCKETS`] (not
+    /// cumulative; `render` sums them as the format wants).
+    pub buckets: [u64; UPDATE_BUCKETS.len()],
+    /// Their latencies' sum, in nanoseconds.
+    pub sum_ns: u64,
+    /// How many (the `+Inf` bucket).
+    pub count: u64,
+}
+
+impl UpdateHistogram {
+    /// Counts one update that took `took`.
+    pub fn observe(&mut self, took: std::time::Duration) {
+        let s = took.as_secs_f64();
+        if let Some(i) = UPDATE_BUCKETS.iter().position(|b| s <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.sum_ns = self
+            .sum_ns
+            .saturating_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+        self.count += 1;
+    }
 }
 
 /// `"` `\` and newlines escaped, as label values need.
@@ -232,6 +267,23 @@ pub fn render(
     );
     f.sample(name, &[("result", "applied")], service.reloads_applied);
     f.sample(name, &[("result", "refused")], service.reloads_refused);
+    let name = "anycast_member_update_seconds";
+    let h = &service.member_updates;
+    let mut f = Family::new(
+        &mut out,
+        name,
+        "histogram",
+        "Time from the probe result that changed a member's health to the data plane's update.",
+    );
+    let bucket = format!("{name}_bucket");
+    let mut below = 0;
+    for (le, n) in UPDATE_BUCKETS.iter().zip(h.buckets) {
+        below += n;
+        f.sample(&bucket, &[("le", &le.to_string())], below);
+    }
+    f.sample(&bucket, &[("le", "+Inf")], h.count);
+    f.sample(&format!("{name}_sum"), &[], h.sum_ns as f64 / 1e9);
+    f.sample(&format!("{name}_count"), &[], h.count);
     out
 }
 
@@ -258,7 +310,13 @@ mod tests {
             failures: 1,
             transitions: 1,
         }];
-        let text = render(&stats, &[], &checks, ServiceCounters::default());
+        let mut service = ServiceCounters::default();
+        for ms in [3, 7, 40] {
+            service
+                .member_updates
+                .observe(std::time::Duration::from_millis(ms));
+        }
+        let text = render(&stats, &[], &checks, service);
         assert!(
             text.contains("anycast_packets_total{counter=\"redirected\"} 7\n"),
             "{text}"
@@ -267,13 +325,31 @@ mod tests {
             text.contains("anycast_check_healthy{group=\"dns\",member=\"m1\",kind=\"udp\"} 1\n")
         );
         assert!(text.contains("anycast_reloads_total{result=\"refused\"} 0\n"));
+        // The histogram's buckets are cumulative, +Inf is the count.
+        for line in [
+            "anycast_member_update_seconds_bucket{le=\"0.0025\"} 0\n",
+            "anycast_member_update_seconds_bucket{le=\"0.005\"} 1\n",
+            "anycast_member_update_seconds_bucket{le=\"0.01\"} 2\n",
+            "anycast_member_update_seconds_bucket{le=\"0.025\"} 2\n",
+            "anycast_member_update_seconds_bucket{le=\"0.05\"} 3\n",
+            "anycast_member_update_seconds_bucket{le=\"+Inf\"} 3\n",
+            "anycast_member_update_seconds_sum 0.05\n",
+            "anycast_member_update_seconds_count 3\n",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
         let mut typed = std::collections::HashSet::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 typed.insert(rest.split(' ').next().unwrap_or_default().to_string());
             } else if !line.starts_with('#') {
                 let name = line.split(['{', ' ']).next().unwrap_or_default();
-                assert!(typed.contains(name), "{name} has no TYPE before it");
+                // A histogram's samples are its name and a suffix.
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|x| name.strip_suffix(x).filter(|f| typed.contains(*f)))
+                    .unwrap_or(name);
+                assert!(typed.contains(family), "{name} has no TYPE before it");
             }
         }
     }

@@ -13,18 +13,22 @@
 pub mod logging;
 pub mod socket;
 pub mod systemd;
+pub mod updates;
 
 use std::{
     collections::HashMap,
     net::{Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anycast_common::MemberState;
 use tokio::{sync::mpsc, task::JoinHandle};
 
-use self::socket::{LastReload, MemberStatus, Reloaded, Status};
+use self::{
+    socket::{LastReload, MemberStatus, Reloaded, Status},
+    updates::Updates,
+};
 
 use crate::{
     Dataplane,
@@ -59,6 +63,8 @@ pub struct Outcome {
     index: usize,
     /// Latency, or why it failed.
     result: std::result::Result<Duration, String>,
+    /// When the result came in (a member update is timed from here).
+    at: Instant,
 }
 
 /// A member whose check runs.
@@ -137,6 +143,8 @@ pub struct Service {
     counters: ServiceCounters,
     started: SystemTime,
     last_reload: Option<LastReload>,
+    /// The latest member updates' latencies.
+    updates: Updates,
 }
 
 impl Service {
@@ -161,6 +169,7 @@ impl Service {
             counters: ServiceCounters::default(),
             started: SystemTime::now(),
             last_reload: None,
+            updates: Updates::default(),
         };
         // What a service killed before it could clean up left behind.
         if let Err(e) = ProbePaths::clear_stale() {
@@ -354,6 +363,7 @@ impl Service {
             reloads_applied: self.counters.reloads_applied,
             reloads_refused: self.counters.reloads_refused,
             last_reload: self.last_reload.clone(),
+            member_updates: self.updates.summary(),
             members: self
                 .watched
                 .iter()
@@ -455,19 +465,30 @@ impl Service {
         }
         let changed = w.tracker.record(o.result.is_ok())?;
         w.transitions += 1;
+        // The data plane first; the line is for the log.
+        let published = self.publish(dp, o.index);
+        let took = o.at.elapsed();
+        let w = &self.watched[o.index];
         let why = match &o.result {
             Ok(latency) => format!("answered in {:.1} ms", latency.as_secs_f64() * 1e3),
             Err(e) => e.clone(),
         };
-        let (group, member, state) = (w.group.clone(), w.member.clone(), w.state());
-        let kind = w.check.probe.kind();
         let what = match changed {
             Health::Healthy => "healthy",
             _ => "failing",
         };
-        let mut line = format!("member {member} of group {group}: {what} ({kind} check: {why})");
-        match self.publish(dp, o.index) {
-            Ok(()) => line.push_str(&format!("; {state}")),
+        let mut line = format!(
+            "member {} of group {}: {what} ({} check: {why})",
+            w.member,
+            w.group,
+            w.check.probe.kind()
+        );
+        match published {
+            Ok(()) => {
+                line.push_str(&format!("; {}", w.state()));
+                self.updates.record(took);
+                self.counters.member_updates.observe(took);
+            }
             // A member deleted under the service (by the CLI) is reported,
             // and the service goes on.
             Err(e) => line.push_str(&format!("; not changed: {e}")),
@@ -510,6 +531,7 @@ fn spawn_check(
                 generation,
                 index,
                 result,
+                at: Instant::now(),
             };
             if tx.send(o).is_err() {
                 return;

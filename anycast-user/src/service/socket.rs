@@ -77,6 +77,10 @@ pub struct Status {
     pub reloads_refused: u64,
     /// The last reload, if any.
     pub last_reload: Option<LastReload>,
+    /// Members' changes of health written to the data plane, and how long
+    /// the latest took.
+    #[serde(default)]
+    pub member_updates: super::updates::UpdateSummary,
     /// Every member with a check.
     pub members: Vec<MemberStatus>,
 }

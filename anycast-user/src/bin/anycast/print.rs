@@ -275,6 +275,16 @@ pub(crate) fn status(out: &mut impl Write, s: &Status) -> io::Result<()> {
         )?,
         None => writeln!(out, "not reloaded since it started")?,
     }
+    let u = &s.member_updates;
+    if let (Some(p50), Some(p99), Some(max)) = (u.p50_ms, u.p99_ms, u.max_ms) {
+        writeln!(
+            out,
+            "{} member updates; the latest {}, from deciding result to map update: \
+             median {p50:.2} ms, 99th percentile {p99:.2} ms, max {max:.2} ms",
+            u.count,
+            u.recent_ms.len()
+        )?;
+    }
     writeln!(
         out,
         "{:<16} {:<16} {:<6} {:<8} {:<8} {:>10}  LAST",
