@@ -103,82 +103,132 @@ impl<V: Pod + Zeroable> ArrayMap<V> {
     /// million slots of the index in a few hundred syscalls, where one
     /// lookup each takes about a second.
     pub(crate) fn get_all(&self) -> Result<Vec<V>> {
+        let mut out = vec![V::zeroed(); self.map.len() as usize];
+        lookup_batch(self.fd(), self.name, BATCH, |k: u32, v| {
+            if let Some(slot) = out.get_mut(k as usize) {
+                *slot = v;
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The first `n` slots (fewer when the map has fewer), read in batches
+    /// as [`Self::get_all`] reads them all.
+    pub(crate) fn get_first(&self, n: usize) -> Result<Vec<V>> {
+        let n = n.min(self.map.len() as usize);
+        let mut out = Vec::with_capacity(n);
+        if n > 0 {
+            lookup_batch(self.fd(), self.name, n.min(BATCH), |_: u32, v| {
+                out.push(v);
+                out.len() < n
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// The first slot (index and value) that `pred` accepts, read in
+    /// batches of 64 from the start: a table filled lowest first finds its
+    /// early entries in one syscall.
+    pub(crate) fn find(&self, mut pred: impl FnMut(&V) -> bool) -> Result<Option<(u32, V)>> {
+        let mut found = None;
+        lookup_batch(self.fd(), self.name, 64, |k: u32, v| {
+            if pred(&v) {
+                found = Some((k, v));
+            }
+            found.is_none()
+        })?;
+        Ok(found)
+    }
+
+    fn fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::{AsFd as _, AsRawFd as _};
 
         use aya::maps::IterableMap as _;
+        self.map.map().fd().as_fd().as_raw_fd()
+    }
+}
 
-        /// The `batch` member of `union bpf_attr`.
-        #[repr(C)]
-        struct BatchAttr {
-            in_batch: u64,
-            out_batch: u64,
-            keys: u64,
-            values: u64,
-            count: u32,
-            map_fd: u32,
-            elem_flags: u64,
-            flags: u64,
-        }
-        /// `BPF_MAP_LOOKUP_BATCH` of `enum bpf_cmd`.
-        const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-        const BATCH: usize = 4096;
+/// Entries a `BPF_MAP_LOOKUP_BATCH` call reads at most.
+const BATCH: usize = 4096;
 
-        let len = self.map.len() as usize;
-        let fd = self.map.map().fd().as_fd().as_raw_fd();
-        let mut out = vec![V::zeroed(); len];
-        let mut keys = vec![0u32; BATCH];
-        let mut values = vec![V::zeroed(); BATCH];
-        let (mut in_batch, mut out_batch) = (0u32, 0u32);
-        let mut first = true;
-        loop {
-            let mut attr = BatchAttr {
-                in_batch: if first {
-                    0
-                } else {
-                    &in_batch as *const u32 as u64
-                },
-                out_batch: &mut out_batch as *mut u32 as u64,
-                keys: keys.as_mut_ptr() as u64,
-                values: values.as_mut_ptr() as u64,
-                count: BATCH as u32,
-                map_fd: fd as u32,
-                elem_flags: 0,
-                flags: 0,
-            };
-            // SAFETY: `attr` points at buffers of `BATCH` keys and values,
-            // which the kernel fills up to the count it writes back.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_bpf,
-                    BPF_MAP_LOOKUP_BATCH,
-                    &mut attr as *mut BatchAttr,
-                    std::mem::size_of::<BatchAttr>(),
-                )
-            };
-            let error = (rc < 0).then(std::io::Error::last_os_error);
-            for (k, v) in keys.iter().zip(&values).take(attr.count as usize) {
-                if let Some(slot) = out.get_mut(*k as usize) {
-                    *slot = *v;
-                }
+/// Reads map `fd` (called `name`) from its start with
+/// `BPF_MAP_LOOKUP_BATCH` (Linux 5.6), `batch` entries a syscall, giving
+/// `each` every key and value until it returns false or the map ends.
+fn lookup_batch<K: Pod + Zeroable, V: Pod + Zeroable>(
+    fd: std::os::fd::RawFd,
+    name: &'static str,
+    batch: usize,
+    mut each: impl FnMut(K, V) -> bool,
+) -> Result<()> {
+    /// The `batch` member of `union bpf_attr`.
+    #[repr(C)]
+    struct BatchAttr {
+        in_batch: u64,
+        out_batch: u64,
+        keys: u64,
+        values: u64,
+        count: u32,
+        map_fd: u32,
+        elem_flags: u64,
+        flags: u64,
+    }
+    /// `BPF_MAP_LOOKUP_BATCH` of `enum bpf_cmd`.
+    const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+
+    let mut keys = vec![K::zeroed(); batch];
+    let mut values = vec![V::zeroed(); batch];
+    // The position token: an array's next index, a hash map's next
+    // bucket; both a u32.
+    let (mut in_batch, mut out_batch) = (0u32, 0u32);
+    let mut first = true;
+    loop {
+        let mut attr = BatchAttr {
+            in_batch: if first {
+                0
+            } else {
+                &in_batch as *const u32 as u64
+            },
+            out_batch: &mut out_batch as *mut u32 as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: batch as u32,
+            map_fd: fd as u32,
+            elem_flags: 0,
+            flags: 0,
+        };
+        // SAFETY: `attr` points at buffers of `batch` keys and values,
+        // which the kernel fills up to the count it writes back.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                &mut attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>(),
+            )
+        };
+        let error = (rc < 0).then(std::io::Error::last_os_error);
+        for (k, v) in keys.iter().zip(&values).take(attr.count as usize) {
+            if !each(*k, *v) {
+                return Ok(());
             }
-            match error {
-                // The end of the map.
-                Some(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
-                Some(io_error) => {
-                    return Err(Error::Map {
-                        name: self.name,
-                        source: MapError::SyscallError(aya::sys::SyscallError {
-                            call: "bpf_map_lookup_batch",
-                            io_error,
-                        }),
-                    });
-                }
-                None => {}
-            }
-            in_batch = out_batch;
-            first = false;
         }
-        Ok(out)
+        match error {
+            // The end of the map.
+            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Some(io_error) => {
+                return Err(Error::Map {
+                    name,
+                    source: MapError::SyscallError(aya::sys::SyscallError {
+                        call: "bpf_map_lookup_batch",
+                        io_error,
+                    }),
+                });
+            }
+            None => {}
+        }
+        in_batch = out_batch;
+        first = false;
     }
 }
 
@@ -302,6 +352,25 @@ impl<K: Pod, V: Pod> HashMapOf<K, V> {
             Err(MapError::KeyNotFound) => Ok(false),
             Err(e) => Err(named(self.name)(e)),
         }
+    }
+
+    /// Every entry, read in batches (a few syscalls where [`Self::iter`]
+    /// makes two per entry).
+    pub(crate) fn get_all(&self) -> Result<Vec<(K, V)>>
+    where
+        K: Zeroable,
+        V: Zeroable,
+    {
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+
+        use aya::maps::IterableMap as _;
+        let fd = self.map.map().fd().as_fd().as_raw_fd();
+        let mut out = Vec::new();
+        lookup_batch(fd, self.name, BATCH, |k, v| {
+            out.push((k, v));
+            true
+        })?;
+        Ok(out)
     }
 
     /// Every entry.

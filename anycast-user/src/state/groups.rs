@@ -43,14 +43,16 @@ impl Groups {
 
     /// Every allocated group, by id.
     pub(crate) fn in_use(&self) -> Result<Vec<(u32, GroupInfo)>> {
-        let mut out = Vec::new();
-        for id in 1..self.map.len() {
-            let g = self.get(id)?;
-            if g.in_use != 0 {
-                out.push((id, g));
-            }
-        }
-        Ok(out)
+        // One batch read of the table, not a lookup per slot.
+        Ok(self
+            .map
+            .get_all()?
+            .into_iter()
+            .zip(0u32..)
+            .skip(1)
+            .filter(|(g, _)| g.in_use != 0)
+            .map(|(g, id)| (id, g))
+            .collect())
     }
 
     /// Every allocated group, by id, as a map.
@@ -60,10 +62,8 @@ impl Groups {
 
     /// The group called `name`, if there is one.
     pub(crate) fn find(&self, name: &str) -> Result<Option<(u32, GroupInfo)>> {
-        Ok(self
-            .in_use()?
-            .into_iter()
-            .find(|(_, g)| g.name_str() == name))
+        // Ids are handed out lowest first: most names are in the first batch.
+        Ok(self.map.find(|g| g.in_use != 0 && g.name_str() == name)?)
     }
 
     /// The group called `name`, which must exist.
