@@ -198,6 +198,30 @@ fn set_mark(fd: std::os::fd::RawFd, mark: u32) -> std::io::Result<()> {
     }
 }
 
+/// Makes closing the socket `fd` send a reset (SO_LINGER with time 0).
+fn set_linger_zero(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads size_of::<linger>() bytes from a live
+    // struct on an fd the caller owns.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// A TCP connection to `to`, its socket marked `mark`.
 async fn tcp_connect(to: SocketAddr, mark: Option<u32>) -> Result<TcpStream, ProbeError> {
     use std::os::fd::AsRawFd as _;
@@ -216,7 +240,12 @@ async fn probe_once(p: &Probe, to: &ProbeTarget) -> Result<(), ProbeError> {
     match p {
         Probe::Icmp => icmp_echo(to.addr, to.mark).await,
         Probe::Tcp { port } => {
-            tcp_connect(at(*port), to.mark).await?;
+            let s = tcp_connect(at(*port), to.mark).await?;
+            // Closed with a reset, as load balancers' checks do: a
+            // thousand checks a second leave no TIME_WAIT sockets behind
+            // and spare the FIN exchange.
+            use std::os::fd::AsRawFd as _;
+            set_linger_zero(s.as_raw_fd()).map_err(io("setting SO_LINGER"))?;
             Ok(())
         }
         Probe::Udp { port, send, expect } => {
@@ -639,6 +668,13 @@ mod tests {
         let port = listener.local_addr().expect("bound").port();
         let (c, t) = local(Probe::Tcp { port });
         probe(&c, &t).await.expect("accepted");
+        // The check closed with a reset, not a FIN (which reads as 0 bytes).
+        let (mut conn, _) = listener.accept().await.expect("the check's connection");
+        let read = conn.read(&mut [0u8; 1]).await;
+        assert!(
+            matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{read:?}"
+        );
         drop(listener);
         assert!(probe(&c, &t).await.is_err());
 
