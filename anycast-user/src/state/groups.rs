@@ -63,7 +63,7 @@ impl Groups {
     /// The group called `name`, if there is one.
     pub(crate) fn find(&self, name: &str) -> Result<Option<(u32, GroupInfo)>> {
         // Ids are handed out lowest first: most names are in the first batch.
-        Ok(self.map.find(|g| g.in_use != 0 && g.name_str() == name)?)
+        self.map.find(|g| g.in_use != 0 && g.name_str() == name)
     }
 
     /// The group called `name`, which must exist.
