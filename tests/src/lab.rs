@@ -460,6 +460,11 @@ impl LabFile {
     pub fn arg(&self) -> &str {
         self.0.to_str().unwrap_or_default()
     }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
 impl Drop for LabFile {

@@ -32,12 +32,15 @@ const SERVER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 2);
 const MEMBER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xf, 0, 0, 0, 0, 0, 2);
 
 mod e2e;
+mod service;
 
 struct Opts {
     quick: bool,
     out: PathBuf,
     /// Only the end-to-end lab (for iterating on it).
     e2e_only: bool,
+    /// Only the service with 1,000 members.
+    service_only: bool,
     /// Another build of the eBPF object, whose program-cost paths are
     /// measured interleaved with this build's.
     baseline: Option<Object>,
@@ -74,6 +77,7 @@ impl Opts {
     fn parse() -> Result<Self> {
         let mut quick = false;
         let mut e2e_only = false;
+        let mut service_only = false;
         let mut baseline = None;
         let mut out = PathBuf::from("target/bench");
         let mut args = std::env::args().skip(1);
@@ -81,6 +85,7 @@ impl Opts {
             match a.as_str() {
                 "--quick" => quick = true,
                 "--e2e-only" => e2e_only = true,
+                "--service-only" => service_only = true,
                 "--out" => out = PathBuf::from(args.next().context("--out needs a folder")?),
                 "--baseline" => {
                     let path = PathBuf::from(args.next().context("--baseline needs a file")?);
@@ -88,10 +93,11 @@ impl Opts {
                 }
                 "--help" | "-h" => {
                     println!(
-                        "anycast-bench [--quick] [--e2e-only] [--out DIR] [--baseline OBJECT] \
+                        "anycast-bench [--quick] [--e2e-only | --service-only] [--out DIR] [--baseline OBJECT] \
                          (root; usually run through `cargo xtask bench`)\n\n  --quick     \
                          short runs: proves the bench works, judges no target\n  --e2e-only  \
-                         only the end-to-end lab\n  --out DIR   where report.md, results.json \
+                         only the end-to-end lab\n  --service-only  only the service with 1,000 \
+                         members\n  --out DIR   where report.md, results.json \
                          and the plots go (default target/bench)\n  --baseline OBJECT  another \
                          build of the eBPF object (e.g. `cargo xtask bench --baseline REV` \
                          builds one from a git revision): its program-cost paths are measured \
@@ -102,7 +108,7 @@ impl Opts {
                     std::process::exit(0);
                 }
                 other => bail!(
-                    "unknown argument `{other}` (use --quick, --e2e-only, --out DIR, --baseline OBJECT)"
+                    "unknown argument `{other}` (use --quick, --e2e-only, --service-only, --out DIR, --baseline OBJECT)"
                 ),
             }
         }
@@ -110,6 +116,7 @@ impl Opts {
             quick,
             out,
             e2e_only,
+            service_only,
             baseline,
         })
     }
@@ -1084,16 +1091,29 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let mut rows = Vec::new();
     let mut facts = Vec::new();
-    if !o.e2e_only {
+    if !o.e2e_only && !o.service_only {
         program_costs(&o, &mut rows)?;
         scaling(&o, &mut rows, &mut facts)?;
         memory(&mut facts)?;
     }
     let shape = o.e2e_shape();
-    let (e2e_rows, e2e_notes) = e2e::run(&shape).context("the end-to-end lab")?;
+    let (e2e_rows, e2e_notes) = if o.service_only {
+        (Vec::new(), Vec::new())
+    } else {
+        e2e::run(&shape).context("the end-to-end lab")?
+    };
+    let service_shape = service::Shape::new(o.quick);
+    let served = if o.e2e_only {
+        None
+    } else {
+        Some(service::run(&service_shape).context("the service with 1,000 members")?)
+    };
     let took = started.elapsed();
 
     let mut targets = e2e::targets(&e2e_rows);
+    if let Some(m) = &served {
+        targets.extend(service::targets(m));
+    }
     if let Some(r) = rows.iter().find(|r| r.name == "non-anycast IPv6 pass") {
         // Judged on the fastest runs: a slow phase of the VM stretches the
         // program more than the floor, so the median difference moves with
@@ -1161,7 +1181,12 @@ fn main() -> Result<()> {
         let _ = writeln!(md);
     }
     ab_report(&mut md, &rows);
-    e2e::report(&mut md, &e2e_rows, &e2e_notes, &shape);
+    if !e2e_rows.is_empty() {
+        e2e::report(&mut md, &e2e_rows, &e2e_notes, &shape);
+    }
+    if let Some(m) = &served {
+        service::report(&mut md, m, &service_shape);
+    }
     let _ = writeln!(md, "## facts\n");
     for (k, v) in &facts {
         let _ = writeln!(md, "- {k}: {v}");
@@ -1191,6 +1216,7 @@ fn main() -> Result<()> {
         "rows": json_rows,
         "facts": facts.iter().map(|(k, v)| json!({"what": k, "value": v})).collect::<Vec<_>>(),
         "end_to_end": e2e_rows.iter().map(|r| json!({"frame_bytes": r.size, "case": r.name, "min_mpps": r.mpps.min, "median_mpps": r.mpps.median, "max_mpps": r.mpps.max, "rounds_mpps": r.rounds})).collect::<Vec<_>>(),
+        "service": served.as_ref().map(service::json),
         "targets": targets.iter().map(|(w, g, ok)| json!({"target": w, "measured": g, "met": ok})).collect::<Vec<_>>(),
     });
     fs::write(
