@@ -170,6 +170,20 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     );
     let took = stopped.elapsed();
     ensure!(took < Duration::from_secs(2), "down after {took:?}");
+    // The service timed each update (m1 and m2 healthy, m1 failing) from
+    // the deciding result to the map write.
+    ensure!(text.contains("3 member updates; the latest 3"), "{text}");
+    let status: serde_json::Value =
+        serde_json::from_str(&lab.anycast_ok("router", &["status", "--json"])?)?;
+    let updates = &status["member_updates"];
+    let recent = updates["recent_ms"].as_array().context("recent_ms")?;
+    ensure!(updates["count"] == 3 && recent.len() == 3, "{updates}");
+    ensure!(
+        recent
+            .iter()
+            .all(|ms| ms.as_f64().is_some_and(|ms| ms > 0.0 && ms < 1000.0)),
+        "{updates}"
+    );
     ensure!(member_state(&ml, "m1")? == "down");
     ensure!(ml.answerer(PORT)? == "m2", "m2 took over");
 
@@ -239,6 +253,11 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     ensure!(get("anycast_check_transitions_total{group=\"dns\",member=\"m1\"}")? == 2.0);
     ensure!(get("anycast_reloads_total{result=\"refused\"}")? == 2.0);
     ensure!(get("anycast_reloads_total{result=\"applied\"}")? == 1.0);
+    // This service's updates: m2 healthy, m1 failing, then healthy.
+    let updates = get("anycast_member_update_seconds_count{}")?;
+    ensure!(updates == 3.0, "{m:?}");
+    ensure!(get("anycast_member_update_seconds_bucket{le=\"+Inf\"}")? == updates);
+    ensure!(get("anycast_member_update_seconds_sum{}")? > 0.0);
     ensure!(get("anycast_packets_total{counter=\"redirected\"}")? >= 3.0);
 
     // SIGTERM ends the service and leaves the data plane as it is.
