@@ -150,3 +150,43 @@ fn no_more_than_64_members_of_a_group_are_up_at_one_metric() -> Result<()> {
     assert_eq!(listed.iter().filter(|m| m.nearest).count(), MAX_TIED);
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn a_change_finds_a_group_past_the_first_batch_and_every_member_around_a_hole() -> Result<()> {
+    use anycast_common::{map_names, program_names};
+    require_root()?;
+    // Tables are read in batches (a group's name in batches of 64 slots,
+    // the members up to the highest id in use): group 100 is found, and
+    // the members on both sides of a freed id are seen.
+    let mut p = ProgramUnderTest::load_sized(
+        program_names::ANYCAST,
+        IfaceRole::Edge,
+        SourceAction::Drop,
+        &[(map_names::FLOWS, 1024)],
+    )?;
+    for g in 0..100u16 {
+        let a = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, g + 1);
+        p.add(&a.to_string(), &format!("g{g}"))?;
+    }
+    for i in 0..3u8 {
+        p.add_l2_member("g99", &format!("m{i}"), [0x02, 0xbb, 0, 0, 0, i], 10)?;
+    }
+    p.state.del_member("g99", "m1")?;
+    p.state
+        .set_member("g99", "m2", None, Some(MemberState::Down), None)?;
+    let states: Vec<(String, MemberState, bool)> = p
+        .state
+        .list_members(Some("g99"))?
+        .into_iter()
+        .map(|m| (m.name, m.state, m.nearest))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("m0".to_string(), MemberState::Up, true),
+            ("m2".to_string(), MemberState::Down, false)
+        ]
+    );
+    Ok(())
+}

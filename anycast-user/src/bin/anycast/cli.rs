@@ -112,8 +112,9 @@ pub(crate) enum Command {
         json: bool,
     },
     /// Ask the running service (`anycast run --config`) for its file, last
-    /// reload and each checked member's health, state, last result and
-    /// latency, e.g. `anycast status --json`.
+    /// reload, each checked member's health, state, last result and
+    /// latency, and how long its member updates took (from the deciding
+    /// check result to the map write), e.g. `anycast status --json`.
     Status {
         /// Print JSON.
         #[arg(long)]
