@@ -178,17 +178,18 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> ProbeError {
     move |source| ProbeError::Io { what, source }
 }
 
-/// Gives the socket `fd` firewall mark `mark` (needs CAP_NET_ADMIN).
-fn set_mark(fd: std::os::fd::RawFd, mark: u32) -> std::io::Result<()> {
-    // SAFETY: setsockopt reads size_of::<u32>() bytes from a live u32 on
-    // an fd the caller owns.
+/// Sets socket option `name` (at `SOL_SOCKET`) of the socket `fd` to
+/// `value`, a plain C value of the option's type.
+fn set_socket_option<T: Copy>(fd: std::os::fd::RawFd, name: i32, value: T) -> std::io::Result<()> {
+    // SAFETY: setsockopt reads size_of::<T>() bytes from a live T on an fd
+    // the caller owns.
     let r = unsafe {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_MARK,
-            (&raw const mark).cast(),
-            std::mem::size_of::<u32>() as libc::socklen_t,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if r == 0 {
@@ -198,28 +199,18 @@ fn set_mark(fd: std::os::fd::RawFd, mark: u32) -> std::io::Result<()> {
     }
 }
 
+/// Gives the socket `fd` firewall mark `mark` (needs CAP_NET_ADMIN).
+fn set_mark(fd: std::os::fd::RawFd, mark: u32) -> std::io::Result<()> {
+    set_socket_option(fd, libc::SO_MARK, mark)
+}
+
 /// Makes closing the socket `fd` send a reset (SO_LINGER with time 0).
 fn set_linger_zero(fd: std::os::fd::RawFd) -> std::io::Result<()> {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
     };
-    // SAFETY: setsockopt reads size_of::<linger>() bytes from a live
-    // struct on an fd the caller owns.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    set_socket_option(fd, libc::SO_LINGER, linger)
 }
 
 /// A TCP connection to `to`, its socket marked `mark`.
