@@ -56,12 +56,13 @@ enum Task {
     /// nearest-member redirect, a metric change, encapsulation and the edge
     /// filter shown with counters; torn down.
     Lab,
-    /// Benchmarks: program cost per path and against configuration size, and
+    /// Benchmarks: program cost per path and against configuration size,
     /// end to end in a namespace lab against kernel forwarding, nftables,
-    /// xdp-filter and trivial XDP programs; writes report.md, results.json
-    /// and SVG plots. Needs root.
+    /// xdp-filter and trivial XDP programs, and the service with 1,000
+    /// members checked every second (CPU, memory, update latency); writes
+    /// report.md, results.json and SVG plots. Needs root.
     Bench {
-        /// A short run (about a minute) that proves the bench works.
+        /// A short run (about a minute and a half) that proves the bench works.
         #[arg(long)]
         quick: bool,
         /// Output folder.
