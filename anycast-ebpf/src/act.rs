@@ -6,8 +6,8 @@
 //! arrived.
 
 use anycast_common::{
-    Affinity, ENCAP_HOP_LIMIT, Fallback, GlobalStat, IPV6_MIN_MTU, GroupInfo, GroupStat, MemberInfo, MemberKind,
-    MemberState, wire,
+    Affinity, ENCAP_HOP_LIMIT, Fallback, GlobalStat, GroupInfo, GroupStat, IPV6_MIN_MTU,
+    MemberInfo, MemberKind, MemberState, wire,
 };
 use aya_ebpf::{
     bindings::{
@@ -409,7 +409,8 @@ fn redirect_encap(
         BPF_FIB_LKUP_RET_SUCCESS => {}
         // SAFETY: the kernel's answer in the union, for this return code.
         BPF_FIB_LKUP_RET_FRAG_NEEDED => {
-            return ENCAP_FRAG_NEEDED | (u32::from(unsafe { fib.__bindgen_anon_1.mtu_result }) << 16);
+            return ENCAP_FRAG_NEEDED
+                | (u32::from(unsafe { fib.__bindgen_anon_1.mtu_result }) << 16);
         }
         _ => return ENCAP_FIB_MISS,
     }

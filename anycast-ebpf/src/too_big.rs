@@ -8,9 +8,8 @@
 use anycast_common::{IPV6_MIN_MTU, TOO_BIG_HOP_LIMIT, wire};
 use aya_ebpf::{
     bindings::{
-        BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC, bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED,
-        bpf_fib_lookup,
-        xdp_action,
+        BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC,
+        bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED, bpf_fib_lookup, xdp_action,
     },
     helpers::{
         bpf_ktime_get_ns,
