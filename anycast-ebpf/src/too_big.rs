@@ -166,11 +166,12 @@ pub(crate) fn answer(ctx: &XdpContext, ip: &Ipv6, mtu: u32, refused: bool) -> u3
         let sum = checksum(h);
         put(56, &sum.to_ne_bytes());
     }
-    if egress == ctx.ingress_ifindex() as u32 {
-        xdp_action::XDP_TX
-    } else {
-        redirect(egress)
-    }
+    // Redirected even back out of the interface it came in on, rather than
+    // XDP_TX: a veth queues XDP_TX frames for its peer but wakes the peer
+    // only when the peer runs an XDP program, so they would wait there
+    // (a redirect wakes it). A Packet Too Big is rare: XDP_TX's bulking
+    // gains nothing here.
+    redirect(egress)
 }
 
 /// The ICMPv6 checksum (RFC 4443 section 2.3) of the message in frame `h`:

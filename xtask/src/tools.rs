@@ -51,9 +51,11 @@ pub(crate) const LAB: &[Tool] = &[
 ];
 
 /// What the tests use besides the lab: a real parser of the Prometheus
-/// text format, to read the service's metrics as Prometheus would, and
-/// systemd's own check of the unit file.
+/// text format, to read the service's metrics as Prometheus would,
+/// systemd's own check of the unit file, and ping (path MTU discovery
+/// through the anycast address).
 pub(crate) const TEST: &[Tool] = &[
+    tool("ping", "iputils-ping", "iputils"),
     python_module(
         "prometheus_client",
         "python3-prometheus-client",

@@ -66,18 +66,14 @@ pub enum Verdict {
     Drop,
     /// XDP_REDIRECT out of this interface.
     Redirect(u32),
-    /// XDP_TX: back out of the interface it came in on.
-    Tx,
 }
 
 impl Verdict {
-    /// The XDP action code (`XDP_DROP` = 1, `XDP_PASS` = 2, `XDP_TX` = 3,
-    /// `XDP_REDIRECT` = 4).
+    /// The XDP action code (`XDP_DROP` = 1, `XDP_PASS` = 2, `XDP_REDIRECT` = 4).
     pub const fn xdp_action(self) -> u32 {
         match self {
             Verdict::Drop => 1,
             Verdict::Pass => 2,
-            Verdict::Tx => 3,
             Verdict::Redirect(_) => 4,
         }
     }
@@ -430,7 +426,7 @@ fn run(
                 && len > IPV6_MIN_MTU
                 && len > mtu as usize
             {
-                let (v, out, s, gs) = too_big::answer(frame, &ip, mtu, icmp_error, iface, config);
+                let (v, out, s, gs) = too_big::answer(frame, &ip, mtu, icmp_error, config);
                 return done!(v, out, s, gs);
             }
             let mut out = Vec::with_capacity(14 + inner.len());
@@ -469,8 +465,7 @@ fn run(
                 Fib::FragNeeded { mtu } if len > IPV6_MIN_MTU => {
                     let tunnel_mtu = (mtu as usize).saturating_sub(wire::IPV6_HDR_LEN);
                     let mtu = tunnel_mtu.max(IPV6_MIN_MTU) as u32;
-                    let (v, out, s, gs) =
-                        too_big::answer(frame, &ip, mtu, icmp_error, iface, config);
+                    let (v, out, s, gs) = too_big::answer(frame, &ip, mtu, icmp_error, config);
                     return done!(v, out, s, gs);
                 }
                 Fib::FragNeeded { .. } => {

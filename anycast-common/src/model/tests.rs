@@ -249,8 +249,8 @@ impl Config for RouteBack {
 
 /// RFC 8200 section 5, RFC 4443 section 3.2: a 1454-byte packet for a
 /// member behind a 1280-byte link is answered with a Packet Too Big
-/// carrying 1280, quoting the packet's first 1232 bytes, sent back out
-/// of the interface it came in on; 1280 bytes go through.
+/// carrying 1280, quoting the packet's first 1232 bytes, redirected back
+/// out of the interface it came in on; 1280 bytes go through.
 #[test]
 fn too_big_for_the_link_is_answered_with_packet_too_big() {
     let cfg = RouteBack(OneGroup(vec![(1, l2_member(10, 1))]));
@@ -258,7 +258,10 @@ fn too_big_for_the_link_is_answered_with_packet_too_big() {
     b.vlans = vec![(wire::ETH_P_8021Q, 5)];
     let f = b.build();
     let o = classify(&f, EDGE, &cfg);
-    assert_eq!((o.verdict, o.stat), (Verdict::Tx, GlobalStat::TooBigSent));
+    assert_eq!(
+        (o.verdict, o.stat),
+        (Verdict::Redirect(2), GlobalStat::TooBigSent)
+    );
     let p = &o.frame;
     assert_eq!(p.len(), 14 + 1280);
     assert_eq!(&p[..6], &crate::frame::CLIENT_MAC);

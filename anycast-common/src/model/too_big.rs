@@ -5,7 +5,7 @@
 
 use std::vec::Vec;
 
-use super::{Config, Fib, Iface, Ipv6Header, Verdict, tunnelled_source};
+use super::{Config, Fib, Ipv6Header, Verdict, tunnelled_source};
 use crate::{GlobalStat, GroupStat, IPV6_MIN_MTU, TOO_BIG_HOP_LIMIT, wire};
 
 /// ICMPv6 type of Packet Too Big (RFC 4443 section 3.2).
@@ -21,7 +21,6 @@ pub(super) fn answer(
     ip: &Ipv6Header,
     mtu: u32,
     icmp_error: bool,
-    iface: Iface,
     config: &dyn Config,
 ) -> (Verdict, Option<Vec<u8>>, GlobalStat, GroupStat) {
     let passed = (
@@ -58,13 +57,10 @@ pub(super) fn answer(
         return passed;
     }
     let out = message(frame, ip, mtu, (dmac, smac), &src);
-    let verdict = if ifindex == iface.ifindex {
-        Verdict::Tx
-    } else {
-        Verdict::Redirect(ifindex)
-    };
+    // Out of the interface the route back names (the program's policy:
+    // a redirect, also back out of the interface it came in on).
     (
-        verdict,
+        Verdict::Redirect(ifindex),
         Some(out),
         GlobalStat::TooBigSent,
         GroupStat::TooBigSent,
