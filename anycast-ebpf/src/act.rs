@@ -431,8 +431,7 @@ fn redirect_encap(
         // No headroom for the outer header: the frame cannot grow.
         return ENCAP_TOO_BIG;
     }
-    // Field by field, straight into the frame (a header buffer on the stack
-    // would push the program past the 512-byte limit), after one bounds
+    // Straight into the frame (see `write_headers`), after one bounds
     // check that covers the outer headers and the inner hop limit.
     const OUTER: usize = wire::ETH_HDR_LEN + wire::IPV6_HDR_LEN;
     let Some(h) = writable::<[u8; OUTER + 8]>(ctx, 0) else {
@@ -441,18 +440,58 @@ fn redirect_encap(
     let h = h as *mut u8;
     // SAFETY: every write lies inside the OUTER + 8 bytes checked above.
     unsafe {
-        let put = |off: usize, bytes: &[u8]| {
-            core::ptr::copy_nonoverlapping(bytes.as_ptr(), h.add(off), bytes.len());
-        };
-        put(0, &dmac);
-        put(6, &smac);
-        put(12, &wire::ETH_P_IPV6.to_be_bytes());
-        put(14, &vtcfl.to_be_bytes());
-        put(18, &(inner_len as u16).to_be_bytes());
-        put(20, &[wire::IPPROTO_IPV6, ENCAP_HOP_LIMIT]);
-        words::store16(h.add(22) as *mut [u8; 16], src);
-        words::store16(h.add(38) as *mut [u8; 16], words::load16(&m.addr));
+        write_headers(
+            h,
+            &Headers {
+                macs: (dmac, smac),
+                vtcfl,
+                payload_len: inner_len as u16,
+                next_header: wire::IPPROTO_IPV6,
+                hop_limit: ENCAP_HOP_LIMIT,
+                addrs: (src, words::load16(&m.addr)),
+            },
+        );
         *h.add(OUTER + 7) = ip.hop_limit - 1;
     }
     redirect(egress)
+}
+
+/// The Ethernet and IPv6 headers of a frame the program makes.
+pub(crate) struct Headers {
+    /// Destination and source MACs.
+    pub(crate) macs: ([u8; 6], [u8; 6]),
+    /// Version, traffic class and flow label.
+    pub(crate) vtcfl: u32,
+    /// Payload length.
+    pub(crate) payload_len: u16,
+    /// Next header.
+    pub(crate) next_header: u8,
+    /// Hop limit.
+    pub(crate) hop_limit: u8,
+    /// Source and destination addresses, as native words.
+    pub(crate) addrs: ([u32; 4], [u32; 4]),
+}
+
+/// Writes `hd` to the first 54 bytes of the frame at `h`, field by field
+/// (a header buffer on the stack would push the program past the 512-byte
+/// limit).
+///
+/// # Safety
+/// `h` must be valid for writing 54 bytes of packet data.
+#[inline(always)]
+pub(crate) unsafe fn write_headers(h: *mut u8, hd: &Headers) {
+    // SAFETY: every write lies inside the 54 bytes the caller vouches for.
+    unsafe {
+        let put = |off: usize, bytes: &[u8]| {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), h.add(off), bytes.len());
+        };
+        put(0, &hd.macs.0);
+        put(6, &hd.macs.1);
+        put(12, &wire::ETH_P_IPV6.to_be_bytes());
+        put(14, &hd.vtcfl.to_be_bytes());
+        put(18, &hd.payload_len.to_be_bytes());
+        put(20, &[hd.next_header, hd.hop_limit]);
+        words::store16(h.add(22) as *mut [u8; 16], hd.addrs.0);
+        words::store16(h.add(38) as *mut [u8; 16], hd.addrs.1);
+    }
 }

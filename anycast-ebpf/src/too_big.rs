@@ -21,7 +21,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    act::{AF_INET6, adjust_head, redirect},
+    act::{AF_INET6, Headers, adjust_head, redirect, write_headers},
     maps::{ENCAP_SCRATCH, TOO_BIG_LIMIT},
     parse::{ipv6::Ipv6, read, words, writable},
 };
@@ -148,19 +148,22 @@ pub(crate) fn answer(ctx: &XdpContext, ip: &Ipv6, mtu: u32, refused: bool) -> u3
     let h = h as *mut u8;
     // SAFETY: every access lies inside the FRAME_LEN bytes checked above.
     unsafe {
+        write_headers(
+            h,
+            &Headers {
+                macs: (dmac, smac),
+                // Version 6, traffic class 0, flow label 0.
+                vtcfl: 6 << 28,
+                payload_len: ICMP_LEN as u16,
+                next_header: wire::IPPROTO_ICMPV6,
+                hop_limit: TOO_BIG_HOP_LIMIT,
+                addrs: (src, client),
+            },
+        );
+        // Type 2, code 0, checksum 0 for now, the MTU.
         let put = |off: usize, bytes: &[u8]| {
             core::ptr::copy_nonoverlapping(bytes.as_ptr(), h.add(off), bytes.len());
         };
-        put(0, &dmac);
-        put(6, &smac);
-        put(12, &wire::ETH_P_IPV6.to_be_bytes());
-        // Version 6, traffic class 0, flow label 0.
-        put(14, &(6u32 << 28).to_be_bytes());
-        put(18, &(ICMP_LEN as u16).to_be_bytes());
-        put(20, &[wire::IPPROTO_ICMPV6, TOO_BIG_HOP_LIMIT]);
-        words::store16(h.add(22) as *mut [u8; 16], src);
-        words::store16(h.add(38) as *mut [u8; 16], client);
-        // Type 2, code 0, checksum 0 for now, the MTU.
         put(54, &[2, 0, 0, 0]);
         put(58, &mtu.to_be_bytes());
         let sum = checksum(h);

@@ -58,6 +58,27 @@ fn too_big_sent(ml: &MemberLab) -> Result<u64> {
         .context("no too_big_sent in the group's stats")
 }
 
+/// Pings through the narrowed lab: most of 8 pings answered (the first is
+/// lost to the Packet Too Big), the client's path MTU `mtu`, counted.
+fn pings_learn_the_path_mtu(ml: &MemberLab, mtu: u32) -> Result<()> {
+    ensure!(client_path_mtu(ml)?.is_none(), "no path MTU known before");
+    let received = ping(ml, 8)?;
+    ensure!(
+        received >= 4,
+        "{received} of 8 pings answered; too_big_sent {}",
+        too_big_sent(ml)?
+    );
+    ensure!(
+        client_path_mtu(ml)? == Some(mtu),
+        "the client's route: {}",
+        ml.lab
+            .ns("client")?
+            .ip(&["-6", "route", "get", &ANYCAST.to_string()])?
+    );
+    ensure!(too_big_sent(ml)? >= 1);
+    Ok(())
+}
+
 /// On-link member m1 behind a 1280-byte link (r1 and m1's eth0): the
 /// client learns 1280 from the redirector and its pings get through.
 #[test]
@@ -72,22 +93,7 @@ fn ping_through_a_narrow_on_link_member_learns_the_path_mtu() -> Result<()> {
         .ns("m1")?
         .ip(&["link", "set", "eth0", "mtu", "1280"])?;
     ml.add_member("dns", "m1", "r1", 10)?;
-    ensure!(client_path_mtu(&ml)?.is_none(), "no path MTU known before");
-    let received = ping(&ml, 8)?;
-    ensure!(
-        received >= 4,
-        "{received} of 8 pings answered; too_big_sent {}",
-        too_big_sent(&ml)?
-    );
-    ensure!(
-        client_path_mtu(&ml)? == Some(1280),
-        "the client's route: {}",
-        ml.lab
-            .ns("client")?
-            .ip(&["-6", "route", "get", &ANYCAST.to_string()])?
-    );
-    ensure!(too_big_sent(&ml)? >= 1);
-    Ok(())
+    pings_learn_the_path_mtu(&ml, 1280)
 }
 
 /// Encapsulated member m3 behind a 1400-byte link (router t0 and transit
@@ -108,19 +114,5 @@ fn ping_through_a_narrow_tunnel_learns_the_tunnel_mtu() -> Result<()> {
         "router",
         &["member", "add", "dns", "m3", "--encap", "fd00:c:2::2"],
     )?;
-    let received = ping(&ml, 8)?;
-    ensure!(
-        received >= 4,
-        "{received} of 8 pings answered; too_big_sent {}",
-        too_big_sent(&ml)?
-    );
-    ensure!(
-        client_path_mtu(&ml)? == Some(1360),
-        "the client's route: {}",
-        ml.lab
-            .ns("client")?
-            .ip(&["-6", "route", "get", &ANYCAST.to_string()])?
-    );
-    ensure!(too_big_sent(&ml)? >= 1);
-    Ok(())
+    pings_learn_the_path_mtu(&ml, 1360)
 }
