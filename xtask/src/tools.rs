@@ -55,13 +55,13 @@ pub(crate) const LAB: &[Tool] = &[
 /// systemd's own check of the unit file, and ping (path MTU discovery
 /// through the anycast address).
 pub(crate) const TEST: &[Tool] = &[
-    tool("ping", "iputils-ping", "iputils"),
     python_module(
         "prometheus_client",
         "python3-prometheus-client",
         "python3-prometheus_client",
     ),
     tool("systemd-analyze", "systemd", "systemd"),
+    tool("ping", "iputils-ping", "iputils"),
 ];
 
 /// What the bench runs besides the lab: the peers it compares against.
