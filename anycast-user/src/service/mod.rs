@@ -10,6 +10,7 @@
 //! check has decided, the state the data plane had when the service
 //! started (a restart adopts what the last service decided).
 
+pub mod logging;
 pub mod socket;
 pub mod systemd;
 
@@ -35,6 +36,7 @@ use crate::{
     names::{GroupName, MemberName},
     probe_path::ProbePaths,
     reconcile::{ApplyOptions, Change},
+    service::logging::LogLevel,
 };
 
 /// Reads and validates the file at `path`; the error names the file.
@@ -130,6 +132,8 @@ pub struct Service {
     paths: ProbePaths,
     /// Where the file wants the metrics served.
     metrics: Option<SocketAddr>,
+    /// The file's log level (`[service] log-level`).
+    log_level: Option<LogLevel>,
     counters: ServiceCounters,
     started: SystemTime,
     last_reload: Option<LastReload>,
@@ -153,6 +157,7 @@ impl Service {
             rx: Some(rx),
             paths: ProbePaths::default(),
             metrics: None,
+            log_level: None,
             counters: ServiceCounters::default(),
             started: SystemTime::now(),
             last_reload: None,
@@ -211,6 +216,7 @@ impl Service {
         }
         let changes = dp.apply_config(&adjusted, self.opts)?;
         self.metrics = cfg.service.metrics;
+        self.log_level = cfg.service.log_level;
         let mut before: HashMap<(GroupName, MemberName), Watched> = self
             .watched
             .drain(..)
@@ -379,6 +385,11 @@ impl Service {
         self.metrics
     }
 
+    /// The log level the file names (`[service] log-level`), if any.
+    pub fn log_level(&self) -> Option<LogLevel> {
+        self.log_level
+    }
+
     /// The metrics exposition: the data plane's counters and members, and
     /// the checks.
     pub fn metrics(&self, dp: &Dataplane) -> Result<String> {
@@ -421,12 +432,22 @@ impl Service {
         }
         let w = self.watched.get_mut(o.index)?;
         w.probes += 1;
+        let (member, group, kind) = (&w.member, &w.group, w.check.probe.kind());
         match &o.result {
             Ok(latency) => {
+                log::debug!(
+                    "member {member} of group {group}: {kind} check of {} passed in {:.1} ms",
+                    w.target.addr,
+                    latency.as_secs_f64() * 1e3
+                );
                 w.last_latency = Some(*latency);
                 w.last_error = None;
             }
             Err(e) => {
+                log::debug!(
+                    "member {member} of group {group}: {kind} check of {} failed: {e}",
+                    w.target.addr
+                );
                 w.failures += 1;
                 w.last_latency = None;
                 w.last_error = Some(e.clone());
