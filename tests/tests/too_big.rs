@@ -24,6 +24,7 @@ use anycast_common::{
     GlobalStat, IfaceRole, SourceAction,
     frame::{FrameBuilder, icmpv6_error, l4_checksum},
     model::{Fib, Outcome, Verdict},
+    wire,
 };
 use anycast_tests::{
     lab::{FibNode, Lab},
@@ -43,9 +44,16 @@ fn packet(sport: u16, len: usize) -> Vec<u8> {
     FrameBuilder::udp(CLIENT, ANY, sport, 53, &vec![0x5a; len - 48]).build()
 }
 
-/// Asserts that `out` is the Packet Too Big for `frame` with `mtu`, sent
-/// out of `egress`: each field as the RFCs give it.
-fn assert_too_big(out: &Outcome, frame: &[u8], mtu: u32, egress: u32) -> Result<()> {
+/// Asserts that `out` is the Packet Too Big for `frame` (its IPv6 header
+/// after `vlans` tags) with `mtu`, sent out of `egress`: each field as the
+/// RFCs give it.
+fn assert_too_big_tagged(
+    out: &Outcome,
+    frame: &[u8],
+    vlans: usize,
+    mtu: u32,
+    egress: u32,
+) -> Result<()> {
     let p = &out.frame;
     ensure!(
         (out.verdict, out.stat) == (Verdict::Redirect(egress), GlobalStat::TooBigSent),
@@ -63,15 +71,21 @@ fn assert_too_big(out: &Outcome, frame: &[u8], mtu: u32, egress: u32) -> Result<
     ensure!(p[38..54] == CLIENT.octets(), "to the packet's source");
     ensure!((p[54], p[55]) == (2, 0), "type 2, code 0 (3.2)");
     ensure!(p[58..62] == mtu.to_be_bytes(), "the MTU");
+    let ip = 14 + 4 * vlans;
     ensure!(
-        p[62..] == frame[14..14 + 1232],
-        "the packet's first 1232 bytes"
+        p[62..] == frame[ip..ip + 1232],
+        "the packet's first 1232 bytes, as it came"
     );
     let mut msg = p[54..].to_vec();
     msg[2..4].fill(0);
     let sum = l4_checksum(&ROUTER, &CLIENT, 58, &msg);
     ensure!(u16::from_be_bytes([p[56], p[57]]) == sum, "checksum (2.3)");
     Ok(())
+}
+
+/// [`assert_too_big_tagged`] for an untagged frame.
+fn assert_too_big(out: &Outcome, frame: &[u8], mtu: u32, egress: u32) -> Result<()> {
+    assert_too_big_tagged(out, frame, 0, mtu, egress)
 }
 
 /// Runs `f` with a program in a namespace whose FIB routes the client out
@@ -147,6 +161,13 @@ fn too_big_for_an_on_link_member_is_answered_with_packet_too_big() -> Result<()>
             p.state.member_counters(m)? == (0, 0),
             "nothing to the member"
         );
+
+        // Behind two VLAN tags: the tags go, the quote starts at the
+        // IPv6 header.
+        let mut b = FrameBuilder::udp(CLIENT, ANY, 4002, 53, &[0x5a; 1454 - 48]);
+        b.vlans = vec![(wire::ETH_P_8021AD, 3), (wire::ETH_P_8021Q, 7)];
+        let tagged = b.build();
+        assert_too_big_tagged(&p.check(&tagged)?, &tagged, 2, 1280, node.ifindex)?;
 
         let fits = packet(4001, 1280);
         let out = p.check(&fits)?;
