@@ -33,7 +33,8 @@ pub enum GlobalStat {
     FallbackDropped = 9,
     /// Final. Anycast source on a member interface, not from a registered member: dropped.
     SpoofDropped = 10,
-    /// Final. Too big for the egress MTU once encapsulated: passed to the kernel.
+    /// Final. Too big for the member's egress and not answered here (see
+    /// `TooBigSent`): passed to the kernel.
     TooBigPassed = 11,
     /// Final. No route or no resolved next hop for an encapsulated member: passed to the kernel.
     FibMissPassed = 12,
@@ -75,6 +76,14 @@ pub enum GlobalStat {
     /// Limit option is 0 (RFC 2473 sections 4.1.1, 5.1: not to be
     /// encapsulated again): passed to the kernel, which discards it.
     EncapLimitPassed = 25,
+    /// Final. Too big for the member's egress (an on-link member's device
+    /// MTU, an encapsulated member's tunnel MTU): answered with an ICMPv6
+    /// Packet Too Big to the source (RFC 4443 section 3.2, RFC 2473
+    /// section 7.1), sent back by the program. When it cannot answer (rate
+    /// limit, no route back, an ICMPv6 error or an anycast source, or a
+    /// packet of 1280 bytes or less too big for a tunnel) the packet goes
+    /// to the kernel as `TooBigPassed`.
+    TooBigSent = 26,
 }
 
 /// Number of slots in [`GlobalCounters`] (room for counters added later).
@@ -92,7 +101,7 @@ const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 256);
 
 impl GlobalStat {
     /// Every global counter, in index order.
-    pub const ALL: [GlobalStat; 26] = [
+    pub const ALL: [GlobalStat; 27] = [
         GlobalStat::NonIpv6Passed,
         GlobalStat::MalformedPassed,
         GlobalStat::UnicastPassed,
@@ -119,6 +128,7 @@ impl GlobalStat {
         GlobalStat::LinkScopePassed,
         GlobalStat::IcmpErrorsPassed,
         GlobalStat::EncapLimitPassed,
+        GlobalStat::TooBigSent,
     ];
 
     /// The counter's name in `stats` output.
@@ -150,6 +160,7 @@ impl GlobalStat {
             GlobalStat::LinkScopePassed => "link_scope_passed",
             GlobalStat::IcmpErrorsPassed => "icmp_errors_passed",
             GlobalStat::EncapLimitPassed => "encap_limit_passed",
+            GlobalStat::TooBigSent => "too_big_sent",
         }
     }
 }
@@ -176,7 +187,8 @@ pub enum GroupStat {
     SpoofDrops = 7,
     /// Packets with a source in this group accepted from a registered member.
     MemberSourcePassed = 8,
-    /// Packets passed because encapsulation would exceed the egress MTU.
+    /// Packets too big for their member's egress passed to the kernel
+    /// (not answered here: see `GlobalStat::TooBigSent`).
     TooBigPassed = 9,
     /// Packets passed because the member's next hop was not resolved.
     FibMissPassed = 10,
@@ -203,6 +215,9 @@ pub enum GroupStat {
     /// Packets for an encapsulated member of this group whose Tunnel
     /// Encapsulation Limit is 0: passed to the kernel.
     EncapLimitPassed = 20,
+    /// Packets too big for their member's egress answered with an ICMPv6
+    /// Packet Too Big.
+    TooBigSent = 21,
 }
 
 /// Number of slots in [`GroupCounters`] (room for counters added later).
@@ -210,7 +225,7 @@ pub const GROUP_STAT_SLOTS: usize = 32;
 
 impl GroupStat {
     /// Every group counter, in index order.
-    pub const ALL: [GroupStat; 21] = [
+    pub const ALL: [GroupStat; 22] = [
         GroupStat::AnycastSourceDrops,
         GroupStat::AnycastSourceCounted,
         GroupStat::DestinedPackets,
@@ -232,6 +247,7 @@ impl GroupStat {
         GroupStat::LinkScopePassed,
         GroupStat::IcmpErrorsPassed,
         GroupStat::EncapLimitPassed,
+        GroupStat::TooBigSent,
     ];
 
     /// The counter's name in `stats` output.
@@ -258,6 +274,7 @@ impl GroupStat {
             GroupStat::LinkScopePassed => "link_scope_passed",
             GroupStat::IcmpErrorsPassed => "icmp_errors_passed",
             GroupStat::EncapLimitPassed => "encap_limit_passed",
+            GroupStat::TooBigSent => "too_big_sent",
         }
     }
 }

@@ -69,6 +69,10 @@ pub mod map_names {
     /// Direct-mapped index of the exact addresses: an [`ExactBucket`](super::ExactBucket)
     /// per [`exact_bucket`](super::hash::exact_bucket).
     pub const EXACT_INDEX: &str = "EXACT_INDEX";
+    /// Per-CPU rate limit of the Packet Too Big messages the program
+    /// sends: [`TooBigLimit`](super::TooBigLimit). The program's own (not
+    /// pinned, not in [`ALL`]): each attachment has its own.
+    pub const TOO_BIG_LIMIT: &str = "TOO_BIG_LIMIT";
 
     /// Every map the data plane pins, in a stable order.
     pub const ALL: [&str; 17] = [
@@ -197,6 +201,24 @@ pub const MAX_PREFILTER_LENS: usize = 4;
 pub const MAX_TX_PORTS: u32 = 256;
 /// Hop limit of the outer header of encapsulated packets.
 pub const ENCAP_HOP_LIMIT: u8 = 64;
+
+/// The IPv6 minimum link MTU (RFC 8200 section 5): a packet this long or
+/// shorter fits every link, so only a longer one is checked against its
+/// egress MTU.
+pub const IPV6_MIN_MTU: usize = 1280;
+/// Hop limit of the ICMPv6 Packet Too Big messages the program sends (the
+/// default hop limit Linux gives the messages it originates).
+pub const TOO_BIG_HOP_LIMIT: u8 = 64;
+/// Packet Too Big messages each CPU sends per second at most, per
+/// attachment (RFC 4443 section 2.4 (f)); past it the packet goes to the
+/// kernel, counted `too_big_passed`. Linux's own ICMP limit
+/// (`net.ipv4.icmp_msgs_per_sec`, which covers ICMPv6 too) is 1000.
+pub const TOO_BIG_PER_SEC: u64 = 1000;
+/// Packet Too Big messages each CPU may send at once after a quiet spell
+/// (Linux's `net.ipv4.icmp_msgs_burst` is 50).
+pub const TOO_BIG_BURST: u64 = 50;
+/// Credit one Packet Too Big message costs, ns.
+pub const TOO_BIG_COST_NS: u64 = 1_000_000_000 / TOO_BIG_PER_SEC;
 
 /// Most VLAN tags (802.1Q / 802.1ad) the parser walks through.
 pub const MAX_VLAN_DEPTH: usize = 2;
@@ -478,6 +500,40 @@ pub struct FloodState {
     pub new_flows: u64,
 }
 
+/// Per-CPU token bucket of the Packet Too Big messages (value of
+/// `TOO_BIG_LIMIT`): credit in nanoseconds of the clock, one message costs
+/// [`TOO_BIG_COST_NS`], at most [`TOO_BIG_BURST`] messages' worth.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct TooBigLimit {
+    /// Credit left, ns.
+    pub credit_ns: u64,
+    /// When the credit was last refilled (`bpf_ktime_get_ns`, CLOCK_MONOTONIC).
+    pub last_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<TooBigLimit>() == 16);
+
+impl TooBigLimit {
+    /// Takes one message's credit at time `now` (ns), after refilling what
+    /// the time since the last refill earned: false when there is not
+    /// enough. A clock behind `last_ns` earns nothing (a test sets a
+    /// bucket empty so).
+    pub fn take(&mut self, now: u64) -> bool {
+        if now > self.last_ns {
+            self.credit_ns = self
+                .credit_ns
+                .saturating_add(now - self.last_ns)
+                .min(TOO_BIG_BURST * TOO_BIG_COST_NS);
+            self.last_ns = now;
+        }
+        if self.credit_ns < TOO_BIG_COST_NS {
+            return false;
+        }
+        self.credit_ns -= TOO_BIG_COST_NS;
+        true
+    }
+}
+
 /// Global settings of the data plane.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -605,6 +661,8 @@ mod user {
     unsafe impl aya::Pod for FlowEntry {}
     // SAFETY: as above.
     unsafe impl aya::Pod for FloodState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for TooBigLimit {}
     // SAFETY: as above.
     unsafe impl aya::Pod for Settings {}
     // SAFETY: as above.

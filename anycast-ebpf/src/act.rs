@@ -6,8 +6,8 @@
 //! arrived.
 
 use anycast_common::{
-    Affinity, ENCAP_HOP_LIMIT, Fallback, GlobalStat, GroupInfo, GroupStat, MemberInfo, MemberKind,
-    MemberState, wire,
+    Affinity, ENCAP_HOP_LIMIT, Fallback, GlobalStat, GroupInfo, GroupStat, IPV6_MIN_MTU,
+    MemberInfo, MemberKind, MemberState, wire,
 };
 use aya_ebpf::{
     bindings::{
@@ -22,10 +22,11 @@ use crate::{
     flow::{self, Flow, Lookup, NoFlow},
     maps::{ENCAP_SCRATCH, GROUPS, MEMBERS, SELECTION, TX_PORTS},
     parse::{Packet, ipv6, ipv6::Ipv6, ipv6::Transport, load, words, writable},
+    too_big,
     verdict::{FlowOutcome, Steered, Target},
 };
 
-const AF_INET6: u8 = 10;
+pub(crate) const AF_INET6: u8 = 10;
 
 /// What the source address of a packet to an anycast address forbids,
 /// before its extension headers are read (so that no chain carries such a
@@ -115,8 +116,17 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
         return s;
     };
     let (member, m, flow) = (chosen.member, chosen.info, chosen.flow.opaque());
+    // The MTU of a Packet Too Big to answer with, 0 if none.
+    let mut too_big_mtu = 0;
     let mut s = match MemberKind::from_u8(m.kind) {
-        MemberKind::L2 => redirected(redirect_l2(ctx, ip, m), member),
+        MemberKind::L2 => match too_big::over_link_mtu(ctx, ip, m.ifindex) {
+            0 => redirected(redirect_l2(ctx, ip, m), member),
+            // RFC 8200 5: too big for the member's link.
+            mtu => {
+                too_big_mtu = mtu;
+                passed(GlobalStat::TooBigPassed, GroupStat::TooBigPassed)
+            }
+        },
         // RFC 2473 5.1: a packet whose limit is 0 is discarded (with a
         // Parameter Problem) by the entry point: the kernel's, which does both.
         MemberKind::Encap if f.encap_limit_zero => {
@@ -125,10 +135,33 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
         MemberKind::Encap => match redirect_encap(ctx, ip, info, m, f.hash) {
             ENCAP_TOO_BIG => passed(GlobalStat::TooBigPassed, GroupStat::TooBigPassed),
             ENCAP_FIB_MISS => passed(GlobalStat::FibMissPassed, GroupStat::FibMissPassed),
+            // RFC 2473 7.1: the tunnel MTU is the path MTU less our 40
+            // bytes of headers; a packet over 1280 bytes gets a Packet Too
+            // Big of at least 1280, one of 1280 or less the entry point
+            // fragments once encapsulated: the kernel.
+            rc if rc & 0xffff == ENCAP_FRAG_NEEDED => {
+                if ip.end - ip.off > IPV6_MIN_MTU {
+                    let tunnel = (rc >> 16).saturating_sub(wire::IPV6_HDR_LEN as u32);
+                    too_big_mtu = tunnel.max(IPV6_MIN_MTU as u32);
+                }
+                passed(GlobalStat::TooBigPassed, GroupStat::TooBigPassed)
+            }
             action => redirected(action, member),
         },
         MemberKind::None => fallback(Fallback::from_u8(info.fallback)),
     };
+    if too_big_mtu != 0 {
+        // RFC 4443 2.4 (e.1), (e.6): never in answer to an error message
+        // or to an anycast source.
+        let refused = f.icmp_error || target.source.group != 0;
+        let action = too_big::answer(ctx, ip, too_big_mtu, refused);
+        if action != too_big::NOT_SENT {
+            s = Steered {
+                action,
+                ..passed(GlobalStat::TooBigSent, GroupStat::TooBigSent)
+            };
+        }
+    }
     s.flow = flow;
     s.icmp_error = f.icmp_error;
     s
@@ -267,7 +300,7 @@ fn choose(info: &GroupInfo, group: u32, f: &mut Flow, epoch: u32) -> Option<Chos
 /// Redirects out of the interface `ifindex`, through the devmap when the
 /// port is there (bulked), else with the plain helper.
 #[inline(always)]
-fn redirect(ifindex: u32) -> u32 {
+pub(crate) fn redirect(ifindex: u32) -> u32 {
     match TX_PORTS.redirect(ifindex, 0) {
         Ok(action) => action,
         // SAFETY: a helper call with plain arguments.
@@ -277,7 +310,7 @@ fn redirect(ifindex: u32) -> u32 {
 
 /// Moves the start of the frame by `delta` bytes (positive: shrink).
 #[inline(always)]
-fn adjust_head(ctx: &XdpContext, delta: i32) -> bool {
+pub(crate) fn adjust_head(ctx: &XdpContext, delta: i32) -> bool {
     // SAFETY: the helper validates the delta against the frame's headroom.
     unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) == 0 }
 }
@@ -316,11 +349,15 @@ fn redirect_l2(ctx: &XdpContext, ip: &Ipv6, m: &MemberInfo) -> u32 {
 const ENCAP_TOO_BIG: u32 = 0x100;
 /// [`redirect_encap`]: no route, neighbour or source address.
 const ENCAP_FIB_MISS: u32 = 0x101;
+/// [`redirect_encap`]: too big for the route to the member, whose MTU is
+/// the upper 16 bits of the code.
+const ENCAP_FRAG_NEEDED: u32 = 0x102;
 
 /// Routed member: IPv6-in-IPv6 (RFC 2473) from the group's tunnel source to
 /// the member, next hop from the kernel's FIB. Returns the XDP action, or
 /// [`ENCAP_TOO_BIG`] / [`ENCAP_FIB_MISS`] when the packet goes to the kernel
-/// untouched (a plain code rather than a `Result`: BPF functions take at
+/// untouched, or [`ENCAP_FRAG_NEEDED`] with the route's MTU in the upper
+/// 16 bits (a plain code rather than a `Result`: BPF functions take at
 /// most five arguments, and a returned `Result` would be a sixth).
 // Not inlined: its FIB request and header buffer get a stack frame of their
 // own instead of adding to the entry function's (the 512-byte limit).
@@ -370,7 +407,11 @@ fn redirect_encap(
     };
     match rc as u32 {
         BPF_FIB_LKUP_RET_SUCCESS => {}
-        BPF_FIB_LKUP_RET_FRAG_NEEDED => return ENCAP_TOO_BIG,
+        // SAFETY: the kernel's answer in the union, for this return code.
+        BPF_FIB_LKUP_RET_FRAG_NEEDED => {
+            return ENCAP_FRAG_NEEDED
+                | (u32::from(unsafe { fib.__bindgen_anon_1.mtu_result }) << 16);
+        }
         _ => return ENCAP_FIB_MISS,
     }
     // The outer traffic class is the inner one (DSCP survives the tunnel);
@@ -390,8 +431,7 @@ fn redirect_encap(
         // No headroom for the outer header: the frame cannot grow.
         return ENCAP_TOO_BIG;
     }
-    // Field by field, straight into the frame (a header buffer on the stack
-    // would push the program past the 512-byte limit), after one bounds
+    // Straight into the frame (see `write_headers`), after one bounds
     // check that covers the outer headers and the inner hop limit.
     const OUTER: usize = wire::ETH_HDR_LEN + wire::IPV6_HDR_LEN;
     let Some(h) = writable::<[u8; OUTER + 8]>(ctx, 0) else {
@@ -400,18 +440,58 @@ fn redirect_encap(
     let h = h as *mut u8;
     // SAFETY: every write lies inside the OUTER + 8 bytes checked above.
     unsafe {
-        let put = |off: usize, bytes: &[u8]| {
-            core::ptr::copy_nonoverlapping(bytes.as_ptr(), h.add(off), bytes.len());
-        };
-        put(0, &dmac);
-        put(6, &smac);
-        put(12, &wire::ETH_P_IPV6.to_be_bytes());
-        put(14, &vtcfl.to_be_bytes());
-        put(18, &(inner_len as u16).to_be_bytes());
-        put(20, &[wire::IPPROTO_IPV6, ENCAP_HOP_LIMIT]);
-        words::store16(h.add(22) as *mut [u8; 16], src);
-        words::store16(h.add(38) as *mut [u8; 16], words::load16(&m.addr));
+        write_headers(
+            h,
+            &Headers {
+                macs: (dmac, smac),
+                vtcfl,
+                payload_len: inner_len as u16,
+                next_header: wire::IPPROTO_IPV6,
+                hop_limit: ENCAP_HOP_LIMIT,
+                addrs: (src, words::load16(&m.addr)),
+            },
+        );
         *h.add(OUTER + 7) = ip.hop_limit - 1;
     }
     redirect(egress)
+}
+
+/// The Ethernet and IPv6 headers of a frame the program makes.
+pub(crate) struct Headers {
+    /// Destination and source MACs.
+    pub(crate) macs: ([u8; 6], [u8; 6]),
+    /// Version, traffic class and flow label.
+    pub(crate) vtcfl: u32,
+    /// Payload length.
+    pub(crate) payload_len: u16,
+    /// Next header.
+    pub(crate) next_header: u8,
+    /// Hop limit.
+    pub(crate) hop_limit: u8,
+    /// Source and destination addresses, as native words.
+    pub(crate) addrs: ([u32; 4], [u32; 4]),
+}
+
+/// Writes `hd` to the first 54 bytes of the frame at `h`, field by field
+/// (a header buffer on the stack would push the program past the 512-byte
+/// limit).
+///
+/// # Safety
+/// `h` must be valid for writing 54 bytes of packet data.
+#[inline(always)]
+pub(crate) unsafe fn write_headers(h: *mut u8, hd: &Headers) {
+    // SAFETY: every write lies inside the 54 bytes the caller vouches for.
+    unsafe {
+        let put = |off: usize, bytes: &[u8]| {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), h.add(off), bytes.len());
+        };
+        put(0, &hd.macs.0);
+        put(6, &hd.macs.1);
+        put(12, &wire::ETH_P_IPV6.to_be_bytes());
+        put(14, &hd.vtcfl.to_be_bytes());
+        put(18, &hd.payload_len.to_be_bytes());
+        put(20, &[hd.next_header, hd.hop_limit]);
+        words::store16(h.add(22) as *mut [u8; 16], hd.addrs.0);
+        words::store16(h.add(38) as *mut [u8; 16], hd.addrs.1);
+    }
 }

@@ -22,6 +22,7 @@ mod maps;
 mod parse;
 mod rt;
 mod stats;
+mod too_big;
 mod verdict;
 mod verifier;
 

@@ -8,6 +8,7 @@ use anycast_common::{
     FloodState, FlowEntry, FlowKey, GlobalCounters, GroupCounters, GroupInfo, IfaceConfig,
     MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS,
     MemberCounters, MemberInfo, MemberSourceKey, PREFILTER_BUCKETS, Selection, Settings,
+    TooBigLimit,
 };
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, bpf_fib_lookup},
@@ -158,14 +159,21 @@ pub(crate) struct CachedFlow {
 pub(crate) static FLOW_CACHE: PerCpuArray<CachedFlow> =
     PerCpuArray::with_max_entries(FLOW_CACHE_SLOTS, 0);
 
-/// Per-CPU scratch space of the encapsulation: the FIB request, off the
-/// 512-byte stack.
+/// Per-CPU scratch space of the encapsulation and of the Packet Too Big:
+/// the FIB request and the MTU check, off the 512-byte stack.
 #[repr(C)]
 pub(crate) struct EncapScratch {
     /// The request `bpf_fib_lookup` fills in.
     pub(crate) fib: bpf_fib_lookup,
+    /// The length `bpf_check_mtu` checks, and the MTU it answers.
+    pub(crate) mtu: u32,
 }
 
-/// The encapsulation's FIB request, per CPU (`act::redirect_encap`).
+/// The FIB request and MTU check, per CPU (`act::redirect_encap`,
+/// `too_big`).
 #[map(name = "ENCAP_SCRATCH")]
 pub(crate) static ENCAP_SCRATCH: PerCpuArray<EncapScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// The rate limit of Packet Too Big messages, per CPU (`too_big::answer`).
+#[map(name = "TOO_BIG_LIMIT")]
+pub(crate) static TOO_BIG_LIMIT: PerCpuArray<TooBigLimit> = PerCpuArray::with_max_entries(1, 0);

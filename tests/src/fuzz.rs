@@ -18,12 +18,15 @@ use std::{
 use anycast_common::{
     IfaceRole, SourceAction,
     frame::{Ext, FrameBuilder, L4, icmpv6_error},
-    model::Scope,
+    model::{Fib, Scope},
     wire,
 };
 use anyhow::{Context as _, Result, anyhow, bail};
 
-use crate::prog::{ProgramUnderTest, deltas};
+use crate::{
+    lab::FibNode,
+    prog::{ProgramUnderTest, deltas},
+};
 
 /// A small, fast, deterministic generator (xorshift64*).
 pub struct Rng(u64);
@@ -74,6 +77,44 @@ pub fn fuzz_target(role: IfaceRole, action: SourceAction) -> Result<ProgramUnder
         p.add_l2_member(group, &format!("m{i}"), *mac, if i == 2 { 20 } else { 10 })?;
     }
     Ok(p)
+}
+
+/// Makes the members' link narrow for `p`, run inside the namespace of
+/// `node`: loopback (their egress in program tests) gets the minimum MTU,
+/// 1280, and the FIB routes fd00::/16 (clients of [`addr`]) out of `e0`,
+/// so that a packet too big for the link is answered with a Packet Too
+/// Big when its source is there, and passed otherwise.
+pub fn narrow_member_link(p: &mut ProgramUnderTest, node: &FibNode) -> Result<()> {
+    crate::lab::sh(&[
+        "ip",
+        "-6",
+        "route",
+        "add",
+        "fd00::/16",
+        "via",
+        "fd00:e::2",
+        "dev",
+        "e0",
+    ])?;
+    p.set_loopback_mtu(1280)?;
+    let (ifindex, smac, dmac) = (node.ifindex, node.smac, node.dmac);
+    let e0_net = u128::from(Ipv6Addr::new(0xfd00, 0xe, 0, 0, 0, 0, 0, 0));
+    let src = Ipv6Addr::new(0xfd00, 0xe, 0, 0, 0, 0, 0, 1).octets();
+    p.fib = Box::new(move |from, dst, tot_len| {
+        let d = u128::from(Ipv6Addr::from(*dst));
+        let routed = d >> 112 == 0xfd00 && d >> 64 != e0_net >> 64;
+        if from.is_some() || !routed || tot_len > 1400 {
+            Fib::Miss
+        } else {
+            Fib::Found {
+                ifindex,
+                smac,
+                dmac,
+                src,
+            }
+        }
+    });
+    Ok(())
 }
 
 fn addr(r: &mut Rng) -> Ipv6Addr {
@@ -134,7 +175,14 @@ fn ext(r: &mut Rng) -> Ext {
 }
 
 fn l4(r: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr) -> L4 {
-    let payload = vec![0xa5; r.below(40) as usize];
+    // Sometimes around the minimum MTU, 1280 bytes: too big for the
+    // members' link (see `narrow_member_link`) or not.
+    let len = if r.chance(5) {
+        1180 + r.below(300)
+    } else {
+        r.below(40)
+    };
+    let payload = vec![0xa5; len as usize];
     match r.below(12) {
         0 | 1 => L4::Udp {
             sport: r.below(65536) as u16,

@@ -14,13 +14,14 @@ use anycast::{
 };
 use anycast_common::{
     FlowEntry, FlowKey, GroupInfo, IfaceRole, MemberInfo, MemberSourceKey, NetnsId, SourceAction,
-    map_names,
+    TooBigLimit, map_names,
     model::{self, Config, Delta, Fib, Iface, Outcome, Scope},
     program_names,
 };
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
+    maps::{MapData, PerCpuArray, PerCpuValues},
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 
@@ -33,6 +34,9 @@ pub const TEST_FLOW_TABLE: u32 = 1 << 16;
 /// A model of the kernel's FIB answers, for encapsulated members.
 pub type FibModel = Box<dyn Fn(Option<[u8; 16]>, &[u8; 16], usize) -> Fib>;
 
+/// The MTU of loopback as Linux creates it.
+pub const LOOPBACK_MTU: u32 = 65536;
+
 /// One loaded program with its own maps.
 pub struct ProgramUnderTest {
     ebpf: Ebpf,
@@ -44,6 +48,9 @@ pub struct ProgramUnderTest {
     entries: Vec<(AnycastPrefix, u32)>,
     /// What the model assumes the FIB answers (default: a miss).
     pub fib: FibModel,
+    /// The MTU of the test-run interface (loopback) the model assumes:
+    /// [`LOOPBACK_MTU`] unless [`Self::set_loopback_mtu`] changed it.
+    loopback_mtu: u32,
     /// Ids of the members added through this harness.
     member_ids: Vec<u32>,
 }
@@ -102,6 +109,7 @@ impl ProgramUnderTest {
             },
             entries: Vec::new(),
             fib: Box::new(|_, _, _| Fib::Miss),
+            loopback_mtu: LOOPBACK_MTU,
             member_ids: Vec::new(),
         })
     }
@@ -129,6 +137,7 @@ impl ProgramUnderTest {
             },
             entries: Vec::new(),
             fib: Box::new(|_, _, _| Fib::Miss),
+            loopback_mtu: LOOPBACK_MTU,
             member_ids: Vec::new(),
         })
     }
@@ -269,6 +278,40 @@ impl ProgramUnderTest {
         Ok((r.duration.as_nanos() as f64, result))
     }
 
+    /// Sets the MTU of loopback, the on-link members' egress in program
+    /// tests, in the caller's network namespace (one the test made: see
+    /// `lab::NetNs::run`), for the program and the model.
+    pub fn set_loopback_mtu(&mut self, mtu: u32) -> Result<()> {
+        crate::lab::sh(&["ip", "link", "set", "lo", "mtu", &mtu.to_string()])?;
+        self.loopback_mtu = mtu;
+        Ok(())
+    }
+
+    /// The program's Packet Too Big buckets (one per CPU).
+    fn too_big_limit(&self) -> Result<PerCpuArray<&MapData, TooBigLimit>> {
+        let map = self
+            .ebpf
+            .map(map_names::TOO_BIG_LIMIT)
+            .context("no Packet Too Big limit map")?;
+        Ok(PerCpuArray::try_from(map)?)
+    }
+
+    /// Empties every CPU's Packet Too Big bucket, refilling from an hour
+    /// from now: the rate limit says no until then.
+    pub fn exhaust_too_big_limit(&mut self) -> Result<()> {
+        let empty = TooBigLimit {
+            credit_ns: 0,
+            last_ns: monotonic_ns() + 3_600_000_000_000,
+        };
+        let values = vec![empty; possible_cpus()?];
+        let map = self
+            .ebpf
+            .map_mut(map_names::TOO_BIG_LIMIT)
+            .context("no Packet Too Big limit map")?;
+        PerCpuArray::<_, TooBigLimit>::try_from(map)?.set(0, PerCpuValues::try_from(values)?, 0)?;
+        Ok(())
+    }
+
     /// Counters now.
     pub fn stats(&self) -> Result<Stats> {
         Ok(self.state.stats()?)
@@ -370,6 +413,19 @@ impl Config for ProgramUnderTest {
     fn flood_allows(&self) -> bool {
         // Tests that set a rate check the flood guard on their own.
         self.state.flood_rate().is_ok_and(|r| r == 0)
+    }
+
+    fn link_mtu(&self, ifindex: u32) -> Option<u32> {
+        // On-link members of program tests leave through loopback.
+        (ifindex == TEST_RUN_IFINDEX).then_some(self.loopback_mtu)
+    }
+
+    fn too_big_allowed(&self) -> bool {
+        // Whichever CPU runs the frame: every bucket agrees in tests.
+        let now = monotonic_ns();
+        self.too_big_limit()
+            .and_then(|m| Ok(m.get(&0, 0)?))
+            .is_ok_and(|v| v.iter().all(|b| b.clone().take(now)))
     }
 }
 

@@ -16,7 +16,11 @@ use std::{
 };
 
 use anycast_common::{IfaceRole, SourceAction, model::Scope};
-use anycast_tests::{fuzz, require_root};
+use anycast_tests::{
+    fuzz,
+    lab::{FibNode, Lab},
+    require_root,
+};
 use anyhow::{Context as _, Result, bail, ensure};
 
 fn env_u64(name: &str, default: u64) -> Result<u64> {
@@ -30,7 +34,17 @@ fn env_u64(name: &str, default: u64) -> Result<u64> {
 
 fn fuzz(role: IfaceRole, action: SourceAction) -> Result<()> {
     require_root()?;
-    let p = fuzz::fuzz_target(role, action)?;
+    // In a namespace of its own, whose loopback (the members' link) the
+    // fuzzer narrows.
+    let mut lab = Lab::new("fuzz")?;
+    let node = FibNode::build(&mut lab, "fib")?;
+    lab.ns("fib")?
+        .run(move || fuzz_in_ns(role, action, &node))?
+}
+
+fn fuzz_in_ns(role: IfaceRole, action: SourceAction, node: &FibNode) -> Result<()> {
+    let mut p = fuzz::fuzz_target(role, action)?;
+    fuzz::narrow_member_link(&mut p, node)?;
     let corpus = std::env::var_os("ANYCAST_FUZZ_CORPUS_DIR").map(PathBuf::from);
     let corpus = corpus.as_deref();
     if let Ok(secs) = std::env::var("ANYCAST_FUZZ_SECONDS") {

@@ -264,7 +264,7 @@ fn encapsulated_member_gets_an_outer_header() -> Result<()> {
             if *dst != member.octets() {
                 Fib::Miss
             } else if tot_len > 1400 {
-                Fib::FragNeeded
+                Fib::FragNeeded { mtu: 1400 }
             } else {
                 Fib::Found {
                     ifindex,

@@ -51,8 +51,9 @@ pub(crate) const LAB: &[Tool] = &[
 ];
 
 /// What the tests use besides the lab: a real parser of the Prometheus
-/// text format, to read the service's metrics as Prometheus would, and
-/// systemd's own check of the unit file.
+/// text format, to read the service's metrics as Prometheus would,
+/// systemd's own check of the unit file, and ping (path MTU discovery
+/// through the anycast address).
 pub(crate) const TEST: &[Tool] = &[
     python_module(
         "prometheus_client",
@@ -60,6 +61,7 @@ pub(crate) const TEST: &[Tool] = &[
         "python3-prometheus_client",
     ),
     tool("systemd-analyze", "systemd", "systemd"),
+    tool("ping", "iputils-ping", "iputils"),
 ];
 
 /// What `cargo xtask deb` runs: the package builder, dpkg-shlibdeps (for

@@ -44,6 +44,7 @@
 
 mod flow;
 mod parse;
+mod too_big;
 
 use std::vec::Vec;
 
@@ -51,7 +52,8 @@ pub use self::{flow::*, parse::*};
 
 use crate::{
     Affinity, ENCAP_HOP_LIMIT, Fallback, FlowEntry, FlowKey, GlobalStat, GroupInfo, GroupStat,
-    IfaceRole, MemberInfo, MemberKind, MemberSourceKey, MemberState, SourceAction, maglev,
+    IPV6_MIN_MTU, IfaceRole, MemberInfo, MemberKind, MemberSourceKey, MemberState, SourceAction,
+    maglev,
     wire::{self},
 };
 
@@ -132,8 +134,11 @@ pub enum Fib {
         /// Source address (the tunnel source, or the one the kernel picked).
         src: [u8; 16],
     },
-    /// The packet would exceed the route's MTU.
-    FragNeeded,
+    /// The packet would exceed the route's MTU, this one.
+    FragNeeded {
+        /// The route's MTU.
+        mtu: u32,
+    },
     /// No route, no neighbour, or no source address.
     Miss,
 }
@@ -157,6 +162,13 @@ pub trait Config {
     fn now_ns(&self) -> u64;
     /// Whether the flood guard lets one more new flow be recorded.
     fn flood_allows(&self) -> bool {
+        true
+    }
+    /// The MTU of interface `ifindex` (an on-link member's egress), `None`
+    /// when there is no such interface.
+    fn link_mtu(&self, ifindex: u32) -> Option<u32>;
+    /// Whether the rate limit lets one more Packet Too Big go out.
+    fn too_big_allowed(&self) -> bool {
         true
     }
 }
@@ -402,8 +414,21 @@ fn run(
     // the hop limit lowered: what every redirect sends on.
     let mut inner = frame[ip.offset..].to_vec();
     inner[7] = ip.hop_limit - 1;
+    // The IPv6 packet's length, what every link's MTU bounds (RFC 8200
+    // section 5: 1280 bytes fit every link).
+    let len = ip.end - ip.offset;
     let (verdict, out) = match MemberKind::from_u8(m.kind) {
         MemberKind::L2 => {
+            // RFC 8200 section 5, RFC 4443 section 3.2: a packet the
+            // egress link cannot carry is answered with a Packet Too Big
+            // carrying that link's MTU.
+            if let Some(mtu) = config.link_mtu(m.ifindex)
+                && len > IPV6_MIN_MTU
+                && len > mtu as usize
+            {
+                let (v, out, s, gs) = too_big::answer(frame, &ip, mtu, icmp_error, config);
+                return done!(v, out, s, gs);
+            }
             let mut out = Vec::with_capacity(14 + inner.len());
             out.extend_from_slice(&m.mac);
             out.extend_from_slice(&m.src_mac);
@@ -431,7 +456,19 @@ fn run(
                     dmac,
                     src,
                 } => (ifindex, smac, dmac, src),
-                Fib::FragNeeded => {
+                // RFC 2473 section 7.1: the tunnel MTU is the path MTU
+                // less the tunnel headers (ours: 40 bytes); a packet over
+                // 1280 bytes is discarded with a Packet Too Big of the
+                // larger of the tunnel MTU and 1280. One of 1280 or less
+                // the entry point encapsulates and fragments, which the
+                // kernel does.
+                Fib::FragNeeded { mtu } if len > IPV6_MIN_MTU => {
+                    let tunnel_mtu = (mtu as usize).saturating_sub(wire::IPV6_HDR_LEN);
+                    let mtu = tunnel_mtu.max(IPV6_MIN_MTU) as u32;
+                    let (v, out, s, gs) = too_big::answer(frame, &ip, mtu, icmp_error, config);
+                    return done!(v, out, s, gs);
+                }
+                Fib::FragNeeded { .. } => {
                     return done!(
                         Verdict::Pass,
                         None,

@@ -38,6 +38,9 @@ impl Config for OneGroup {
     fn now_ns(&self) -> u64 {
         0
     }
+    fn link_mtu(&self, ifindex: u32) -> Option<u32> {
+        (ifindex == 3).then_some(1280)
+    }
 }
 
 fn l2_member(metric: u32, mac_last: u8) -> MemberInfo {
@@ -200,4 +203,98 @@ fn qinq_and_ipv4() {
     );
     let v4 = crate::frame::ipv4_udp_frame();
     assert_eq!(classify(&v4, EDGE, &cfg).stat, GlobalStat::NonIpv6Passed);
+}
+
+/// [`OneGroup`] with a route back to `CLIENT` out of interface 2 (the
+/// edge), from `ROUTER`.
+struct RouteBack(OneGroup);
+
+const ROUTER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 1);
+
+impl Config for RouteBack {
+    fn anycast_group(&self, a: &[u8; 16]) -> Option<u32> {
+        self.0.anycast_group(a)
+    }
+    fn group(&self, id: u32) -> Option<GroupInfo> {
+        self.0.group(id)
+    }
+    fn members(&self, group: u32) -> Vec<(u32, MemberInfo)> {
+        self.0.members(group)
+    }
+    fn member_source(&self, key: &MemberSourceKey) -> bool {
+        self.0.member_source(key)
+    }
+    fn fib(&self, src: Option<[u8; 16]>, dst: &[u8; 16], tot_len: usize) -> Fib {
+        if src.is_none() && *dst == CLIENT.octets() && tot_len == 1280 {
+            Fib::Found {
+                ifindex: 2,
+                smac: [2, 0, 0, 0, 2, 2],
+                dmac: crate::frame::CLIENT_MAC,
+                src: ROUTER.octets(),
+            }
+        } else {
+            Fib::Miss
+        }
+    }
+    fn flow(&self, _: &FlowKey) -> Option<FlowEntry> {
+        None
+    }
+    fn now_ns(&self) -> u64 {
+        0
+    }
+    fn link_mtu(&self, ifindex: u32) -> Option<u32> {
+        self.0.link_mtu(ifindex)
+    }
+}
+
+/// RFC 8200 section 5, RFC 4443 section 3.2: a 1454-byte packet for a
+/// member behind a 1280-byte link is answered with a Packet Too Big
+/// carrying 1280, quoting the packet's first 1232 bytes, redirected back
+/// out of the interface it came in on; 1280 bytes go through.
+#[test]
+fn too_big_for_the_link_is_answered_with_packet_too_big() {
+    let cfg = RouteBack(OneGroup(vec![(1, l2_member(10, 1))]));
+    let mut b = FrameBuilder::udp(CLIENT, ANY, 4000, 53, &[7u8; 1454 - 48]);
+    b.vlans = vec![(wire::ETH_P_8021Q, 5)];
+    let f = b.build();
+    let o = classify(&f, EDGE, &cfg);
+    assert_eq!(
+        (o.verdict, o.stat),
+        (Verdict::Redirect(2), GlobalStat::TooBigSent)
+    );
+    let p = &o.frame;
+    assert_eq!(p.len(), 14 + 1280);
+    assert_eq!(&p[..6], &crate::frame::CLIENT_MAC);
+    assert_eq!(&p[12..14], &[0x86, 0xdd]);
+    assert_eq!(&p[14..18], &[0x60, 0, 0, 0]);
+    assert_eq!(u16::from_be_bytes([p[18], p[19]]), 1240);
+    assert_eq!((p[20], p[21]), (58, 64));
+    assert_eq!(&p[22..38], &ROUTER.octets());
+    assert_eq!(&p[38..54], &CLIENT.octets());
+    assert_eq!((p[54], p[55]), (2, 0));
+    assert_eq!(&p[58..62], &1280u32.to_be_bytes());
+    assert_eq!(
+        &p[62..],
+        &f[18..18 + 1232],
+        "the packet as it came, VLAN tag aside"
+    );
+    // The checksum as the frame builder computes it for any ICMPv6 message.
+    let mut msg = p[54..].to_vec();
+    msg[2..4].fill(0);
+    let sum = crate::frame::l4_checksum(&ROUTER, &CLIENT, 58, &msg);
+    assert_eq!(u16::from_be_bytes([p[56], p[57]]), sum);
+    assert!(o.deltas.contains(&(Scope::Group(7), "too_big_sent", 1)));
+    assert!(!o.deltas.iter().any(|d| d.0 == Scope::Member(1)));
+
+    let fits = FrameBuilder::udp(CLIENT, ANY, 4000, 53, &[7u8; 1280 - 48]).build();
+    assert_eq!(classify(&fits, EDGE, &cfg).verdict, Verdict::Redirect(3));
+
+    // No route back: the kernel gets it.
+    let far = FrameBuilder::udp(SERVER, ANY, 4000, 53, &[7u8; 1454 - 48]).build();
+    let o = classify(&far, EDGE, &cfg);
+    assert_eq!(
+        (o.verdict, o.stat),
+        (Verdict::Pass, GlobalStat::TooBigPassed)
+    );
+    assert_eq!(o.frame, far);
 }
