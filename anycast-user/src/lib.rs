@@ -24,7 +24,7 @@ mod maps;
 pub mod members;
 pub mod metrics;
 pub mod names;
-mod netlink;
+pub mod netlink;
 pub mod netns;
 pub mod pin;
 pub mod probe_path;

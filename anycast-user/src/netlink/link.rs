@@ -3,6 +3,7 @@
 
 use std::os::fd::FromRawFd as _;
 
+use super::{NLMSG_HDR_LEN, attributes};
 use crate::error::{Error, Result};
 
 /// `IFLA_XDP`: the nested XDP attributes of a link.
@@ -16,10 +17,7 @@ const IFLA_XDP_SKB_PROG_ID: u16 = 6;
 /// `XDP_ATTACHED_DRV` and `XDP_ATTACHED_SKB`.
 const XDP_ATTACHED_DRV: u8 = 1;
 const XDP_ATTACHED_SKB: u8 = 2;
-/// An attribute's type without its flags (`NLA_TYPE_MASK`).
-const NLA_TYPE_MASK: u16 = 0x3fff;
-/// Size of `struct nlmsghdr` and of `struct ifinfomsg`.
-const NLMSG_HDR_LEN: usize = 16;
+/// Size of `struct ifinfomsg`.
 const IFINFOMSG_LEN: usize = 16;
 
 /// How the kernel runs XDP programs on an interface, from its link
@@ -147,29 +145,11 @@ fn parse_link_reply(msg: &[u8]) -> std::io::Result<XdpAttachment> {
     Ok(out)
 }
 
-/// The netlink attributes (type without flags, value) in `b`.
-fn attributes(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        let len = usize::from(u16::from_ne_bytes([*b.first()?, *b.get(1)?]));
-        let kind = u16::from_ne_bytes([*b.get(2)?, *b.get(3)?]) & NLA_TYPE_MASK;
-        let value = b.get(4..len)?;
-        b = b.get(len.next_multiple_of(4)..).unwrap_or(&[]);
-        Some((kind, value))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A netlink attribute: length, type, value, padding to 4 bytes.
-    fn attr(kind: u16, value: &[u8]) -> Vec<u8> {
-        let mut a = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
-        a.extend_from_slice(&kind.to_ne_bytes());
-        a.extend_from_slice(value);
-        a.resize(a.len().next_multiple_of(4), 0);
-        a
-    }
+    use crate::netlink::tests::attr;
 
     fn reply(attrs: &[u8]) -> Vec<u8> {
         let mut m = vec![0u8; NLMSG_HDR_LEN + IFINFOMSG_LEN];
