@@ -110,7 +110,10 @@ mod tests {
         ndmsg[0] = libc::AF_INET6 as u8;
         ndmsg[4] = 3;
         ndmsg[8..10].copy_from_slice(&libc::NUD_REACHABLE.to_ne_bytes());
-        ndmsg.extend(attr(1, &[0xfd, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]));
+        ndmsg.extend(attr(
+            1,
+            &[0xfd, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+        ));
         ndmsg.extend(attr(2, &[2, 0, 0, 0, 0, 9]));
         let mut d = message(libc::RTM_NEWNEIGH, &ndmsg);
         d.extend(message(libc::RTM_NEWROUTE, &[10; 12]));

@@ -237,7 +237,9 @@ pub(crate) mod tests {
 
     /// A message as the kernel sends it: header, then `payload`.
     pub(crate) fn message(kind: u16, payload: &[u8]) -> Vec<u8> {
-        let mut m = ((NLMSG_HDR_LEN + payload.len()) as u32).to_ne_bytes().to_vec();
+        let mut m = ((NLMSG_HDR_LEN + payload.len()) as u32)
+            .to_ne_bytes()
+            .to_vec();
         m.extend_from_slice(&kind.to_ne_bytes());
         m.extend_from_slice(&[0; 10]);
         m.extend_from_slice(payload);

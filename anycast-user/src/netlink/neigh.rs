@@ -205,7 +205,10 @@ mod tests {
 
     #[test]
     fn nud_states_read_as_ip_shows_them() {
-        assert_eq!(NudState::from_bits(libc::NUD_PERMANENT), NudState::Permanent);
+        assert_eq!(
+            NudState::from_bits(libc::NUD_PERMANENT),
+            NudState::Permanent
+        );
         assert_eq!(NudState::from_bits(libc::NUD_FAILED), NudState::Failed);
         assert_eq!(NudState::from_bits(libc::NUD_DELAY), NudState::Delay);
         assert_eq!(NudState::from_bits(0), NudState::None);

@@ -16,6 +16,7 @@ use std::{
 use anycast::{
     Dataplane, Interface, PinDir,
     link::LinkEvents,
+    netlink::events::{NetEvent, NetEvents},
     service::{
         Service,
         socket::{self, Reloaded, Request, StateSocket, socket_path},
@@ -91,8 +92,13 @@ pub(crate) fn run(
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
         };
-        // Opened in this thread's network namespace (that of --netns).
+        // Opened in this thread's network namespace (that of --netns),
+        // before the service reads the tables: no change falls between.
         let events = LinkEvents::subscribe()?;
+        let net_events = match &args.config {
+            Some(_) => Some(NetEvents::subscribe()?),
+            None => None,
+        };
         // Before anything changes: a second service on this pin dir stops
         // here.
         let pin_path = pin.path().to_path_buf();
@@ -165,7 +171,15 @@ pub(crate) fn run(
             socket,
             pin: pin_path,
         };
-        let watched = watch(&mut run, served, events, every, out, &mut signals).await;
+        let watched = watch(
+            &mut run,
+            served,
+            (events, net_events),
+            every,
+            out,
+            &mut signals,
+        )
+        .await;
         let detached = run.detach();
         watched?;
         if let (true, Some(name)) = (detached?, &args.iface) {
@@ -179,7 +193,7 @@ pub(crate) fn run(
 async fn watch(
     run: &mut Attached,
     served: Served,
-    events: LinkEvents,
+    (events, net_events): (LinkEvents, Option<NetEvents>),
     every: Duration,
     out: &mut impl Write,
     signals: &mut Signals,
@@ -203,6 +217,30 @@ async fn watch(
             }
         })
     };
+    // Neighbour and route events come from a thread of their own, which
+    // stops when the channel closes or `stop` is set.
+    let (net_tx, mut net_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<NetEvent>>();
+    let net_reader = net_events.map(|net| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match net.wait(Duration::from_millis(500)) {
+                    Ok(e) if e.is_empty() => {}
+                    Ok(e) => {
+                        if net_tx.send(e).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("neighbour and route events: {e}; followed no more");
+                        return;
+                    }
+                }
+            }
+        })
+    });
+    // Unresolved members' addresses are solicited again on this beat.
+    let mut solicit = tokio::time::interval(Duration::from_millis(250));
     let mut tick = tokio::time::interval(every);
     let mut last: Option<Stats> = None;
     let dp = &mut run.dp;
@@ -220,8 +258,12 @@ async fn watch(
     let mut watchdog = notifier.watchdog_every().map(tokio::time::interval);
     let mut outcomes = service.as_mut().and_then(Service::take_outcomes);
     let mut metrics = Metrics::default();
-    if let Some(s) = &service {
+    if let Some(s) = service.as_mut() {
         for line in metrics.follow(s.metrics_addr()).await {
+            say!(out, "{line}");
+        }
+        for line in s.problems_changed() {
+            log::warn!("{line}");
             say!(out, "{line}");
         }
     }
@@ -264,6 +306,21 @@ async fn watch(
                         say!(out, "{line}");
                     }
                 }
+                Some(e) = net_rx.recv() => {
+                    if let Some(s) = service.as_mut() {
+                        for line in s.net_events(dp, e) {
+                            log::info!("{line}");
+                            say!(out, "{line}");
+                        }
+                    }
+                }
+                _ = solicit.tick(), if service.as_ref().is_some_and(Service::follows_neighbours) => {
+                    if let Some(s) = service.as_mut() {
+                        for line in s.solicit() {
+                            log::warn!("{line}");
+                        }
+                    }
+                }
                 _ = changed.notified() => {
                     let r = dp.refresh()?;
                     for line in r.lines() {
@@ -292,6 +349,10 @@ async fn watch(
     }
     stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
+    drop(net_rx);
+    if let Some(r) = net_reader {
+        let _ = r.join();
+    }
     result
 }
 
