@@ -117,6 +117,20 @@ impl MemberVia {
             MemberVia::Encap(addr) => Ok(Via::Encap(*addr)),
         }
     }
+
+    /// As [`MemberVia::resolve`], but a member given by address is not
+    /// resolved (its MAC is left zero): for checking a file without
+    /// soliciting anything (`config check`, which needs no privileges).
+    pub fn resolve_offline(&self) -> Result<Via> {
+        match self {
+            MemberVia::Neighbour { iface, .. } => MemberVia::L2 {
+                iface: iface.clone(),
+                mac: [0; 6],
+            }
+            .resolve(),
+            other => other.resolve(),
+        }
+    }
 }
 
 /// A member as `member list` shows it.

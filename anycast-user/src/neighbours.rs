@@ -90,11 +90,11 @@ impl Watch {
         let state = self.state.map_or("no entry".to_string(), |s| s.to_string());
         match (self.ifindex, self.mac, self.state) {
             (None, _, _) => Some(format!("interface {iface} not found")),
-            (_, _, Some(NudState::Failed)) => Some(format!(
-                "neighbour {addr} on {iface} does not answer solicitations (FAILED)"
-            )),
             (_, None, _) => Some(format!(
                 "neighbour {addr} on {iface} not resolved ({state})"
+            )),
+            (_, _, Some(NudState::Failed)) => Some(format!(
+                "neighbour {addr} on {iface} does not answer solicitations (FAILED)"
             )),
             _ => None,
         }

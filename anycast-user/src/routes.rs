@@ -49,6 +49,9 @@ impl RouteTo {
 #[derive(Debug, Default)]
 pub struct RouteMetrics {
     watched: BTreeMap<Ipv6Addr, RouteTo>,
+    /// The last metric each address had: a member without a route keeps it
+    /// in the data plane (down), so that coming back changes only its state.
+    last: BTreeMap<Ipv6Addr, u32>,
 }
 
 impl RouteMetrics {
@@ -58,6 +61,7 @@ impl RouteMetrics {
             .into_iter()
             .map(|a| (a, RouteTo::Unknown("not asked yet".into())))
             .collect();
+        self.last.retain(|a, _| self.watched.contains_key(a));
         self.refresh();
     }
 
@@ -76,9 +80,17 @@ impl RouteMetrics {
                 Err(e) => RouteTo::Unknown(e.to_string()),
             };
             changed |= (known.metric(), known.problem()) != (now.metric(), now.problem());
+            if let Some(m) = now.metric() {
+                self.last.insert(*addr, m);
+            }
             *known = now;
         }
         changed
+    }
+
+    /// The metric the route to `addr` has, or had last.
+    pub fn last_metric(&self, addr: Ipv6Addr) -> Option<u32> {
+        self.last.get(&addr).copied()
     }
 
     /// What is known of the route to `addr`.

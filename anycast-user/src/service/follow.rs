@@ -105,7 +105,7 @@ impl Follow {
                     };
                 }
                 if mc.metric_source == MetricSource::Route {
-                    if let Some(m) = route_addr(mc).and_then(|a| self.routes.get(a).metric()) {
+                    if let Some(m) = route_addr(mc).and_then(|a| self.routes.last_metric(a)) {
                         mc.metric = m;
                     }
                     mc.metric_source = MetricSource::File;
