@@ -264,3 +264,49 @@ fn metrics_from_routes_move_traffic_and_no_route_is_down() -> Result<()> {
     ensure!(ml.answerer(PORT)? == "m2", "m2 nearest again");
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn a_new_mac_in_the_file_changes_the_member_in_place() -> Result<()> {
+    require_root()?;
+    let ml = MemberLab::new("macs")?;
+    let lab = &ml.lab;
+    let real = ml.member_mac("m1")?;
+    let other = "02:ac:00:00:ee:42";
+    let file = |m1: &str, spare: &str| {
+        format!(
+            "{HEAD}[group.dns]\naddresses = [\"{ANYCAST}\"]\n\
+             [group.dns.member.m1]\niface = \"r1\"\nmac = \"{m1}\"\nmetric = 10\n\
+             [group.dns.member.spare]\niface = \"r1\"\nmac = \"{spare}\"\nmetric = 20\n"
+        )
+    };
+    let v1 = lab.file("v1.toml", &file(&real, other))?;
+    lab.anycast_ok("router", &["config", "apply", v1.arg()])?;
+    let _server = Service::start(lab.ns("m1")?, ANYCAST, PORT, "m1")?;
+    let sock = ml.client_socket()?;
+    ensure!(asked(&ml, &sock)?.as_deref() == Some("m1"), "m1 answers");
+    let (m1, spare) = (listed(&ml, "m1")?, listed(&ml, "spare")?);
+    // The two swap MACs: both changed in place, neither replaced (the
+    // old source entries leave before the new ones come).
+    let v2 = lab.file("v2.toml", &file(other, &real))?;
+    let out = lab.anycast_ok("router", &["config", "apply", v2.arg()])?;
+    ensure!(
+        out.contains(&format!("changed member dns/m1: mac {real} -> {other}"))
+            && out.contains(&format!("changed member dns/spare: mac {other} -> {real}"))
+            && out.contains("0 replaced"),
+        "{out}"
+    );
+    let (m1_now, spare_now) = (listed(&ml, "m1")?, listed(&ml, "spare")?);
+    ensure!(m1_now["id"] == m1["id"] && spare_now["id"] == spare["id"]);
+    ensure!(m1_now["mac"] == other && spare_now["mac"] == real.as_str());
+    // m1 keeps its flow, which now goes to the MAC nobody has.
+    ensure!(m1_now["flows"].as_u64() >= Some(1), "{m1_now}");
+    ensure!(
+        asked(&ml, &sock)?.is_none(),
+        "sent to the MAC m1 no longer has"
+    );
+    // And back: the flow reaches m1 again.
+    lab.anycast_ok("router", &["config", "apply", v1.arg()])?;
+    ensure!(asked(&ml, &sock)?.as_deref() == Some("m1"), "m1 again");
+    Ok(())
+}
