@@ -385,6 +385,15 @@ impl Service {
             return Vec::new();
         }
         let mut lines = self.problems_changed();
+        // Members whose checks have not decided yet keep what they adopted.
+        let adopted: HashMap<(String, String), MemberState> = self
+            .watched
+            .iter()
+            .filter_map(|w| {
+                let had = w.adopted?;
+                Some(((w.group.to_string(), w.member.to_string()), had))
+            })
+            .collect();
         let vias = |c: &Config| -> Vec<(String, String, MemberVia)> {
             c.groups
                 .iter()
@@ -405,14 +414,15 @@ impl Service {
                     w.wanted = mc.state;
                 }
             }
-            let adjusted = self.adjusted(&now, &HashMap::new());
-            dp.apply_config(&adjusted, self.opts).map(|changes| {
+            let adjusted = self.adjusted(&now, &adopted);
+            let applied = dp.apply_config(&adjusted, self.opts);
+            if applied.is_ok() {
                 self.applied = now;
-                changes
-            })
+            }
+            applied
         } else {
             let file = self.file_cfg.clone();
-            self.apply(dp, &file, &HashMap::new())
+            self.apply(dp, &file, &adopted)
         };
         match result {
             Ok(changes) => lines.extend(
