@@ -50,6 +50,14 @@ fn listed(ml: &MemberLab, name: &str) -> Result<serde_json::Value> {
         .with_context(|| format!("{name} not in {list}"))
 }
 
+/// m1's and m2's servers on the anycast address, each answering its name.
+fn servers(ml: &MemberLab) -> Result<[Service; 2]> {
+    Ok([
+        Service::start(ml.lab.ns("m1")?, ANYCAST, PORT, "m1")?,
+        Service::start(ml.lab.ns("m2")?, ANYCAST, PORT, "m2")?,
+    ])
+}
+
 /// Who answers one query on `sock` (one flow), if anyone.
 fn asked(ml: &MemberLab, sock: &std::net::UdpSocket) -> Result<Option<String>> {
     Ok(ml.query(sock, PORT)?.map(|(tag, _)| tag))
@@ -68,10 +76,7 @@ fn members_by_address_are_resolved_and_follow_a_new_mac() -> Result<()> {
     router.ip(&["neigh", "del", &M2.to_string(), "dev", "r2"])?;
     lab.ns("m1")?
         .sysctl("net.ipv6.conf.eth0.ndisc_notify", "1")?;
-    let _servers = [
-        Service::start(lab.ns("m1")?, ANYCAST, PORT, "m1")?,
-        Service::start(lab.ns("m2")?, ANYCAST, PORT, "m2")?,
-    ];
+    let _servers = servers(&ml)?;
     // ghost would be nearest, but no host has its address.
     let text = format!(
         "{HEAD}[group.dns]\naddresses = [\"{ANYCAST}\"]\n\
@@ -163,10 +168,7 @@ fn metrics_from_routes_move_traffic_and_no_route_is_down() -> Result<()> {
     let ml = MemberLab::new("route")?;
     let lab = &ml.lab;
     let router = lab.ns("router")?;
-    let _servers = [
-        Service::start(lab.ns("m1")?, ANYCAST, PORT, "m1")?,
-        Service::start(lab.ns("m2")?, ANYCAST, PORT, "m2")?,
-    ];
+    let _servers = servers(&ml)?;
     let host = |m: Ipv6Addr| format!("{m}/128");
     router.ip(&[
         "-6",

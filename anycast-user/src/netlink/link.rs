@@ -1,9 +1,7 @@
 //! What the kernel says of an interface over rtnetlink (`RTM_GETLINK`):
 //! the XDP program attached to it and in which mode it runs.
 
-use std::os::fd::FromRawFd as _;
-
-use super::{NLMSG_HDR_LEN, attributes};
+use super::{Socket, attributes};
 use crate::error::{Error, Result};
 
 /// `IFLA_XDP`: the nested XDP attributes of a link.
@@ -57,75 +55,24 @@ pub fn xdp_attachment(ifindex: u32) -> Result<XdpAttachment> {
         path: "rtnetlink".into(),
         source,
     };
-    // SAFETY: a plain netlink socket, owned by `fd` below.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if raw < 0 {
-        return Err(io_err(std::io::Error::last_os_error()));
-    }
-    // SAFETY: `raw` is ours; closed once, when `fd` drops.
-    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
-    let mut req = [0u8; NLMSG_HDR_LEN + IFINFOMSG_LEN];
-    req[0..4].copy_from_slice(&((NLMSG_HDR_LEN + IFINFOMSG_LEN) as u32).to_ne_bytes());
-    req[4..6].copy_from_slice(&libc::RTM_GETLINK.to_ne_bytes());
-    req[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
-    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
     // ifinfomsg: family AF_UNSPEC, then the index at offset 4.
-    req[NLMSG_HDR_LEN + 4..NLMSG_HDR_LEN + 8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
-    // SAFETY: sends `req`, a buffer we own, of its length, to the kernel
-    // (a zeroed sockaddr_nl with the family set addresses the kernel).
-    let sent = unsafe {
-        let mut to: libc::sockaddr_nl = std::mem::zeroed();
-        to.nl_family = libc::AF_NETLINK as u16;
-        libc::sendto(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            req.as_ptr().cast(),
-            req.len(),
-            0,
-            (&to as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if sent < 0 {
-        return Err(io_err(std::io::Error::last_os_error()));
-    }
-    let mut buf = vec![0u8; 65536];
-    // SAFETY: receives into `buf`, which we own, at most its length.
-    let n = unsafe {
-        libc::recv(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            0,
-        )
-    };
-    let n = usize::try_from(n).map_err(|_| io_err(std::io::Error::last_os_error()))?;
-    parse_link_reply(&buf[..n]).map_err(io_err)
+    let mut body = [0u8; IFINFOMSG_LEN];
+    body[4..8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
+    let reply = Socket::open(0)
+        .and_then(|mut s| s.request(libc::RTM_GETLINK, 0, &body))
+        .map_err(io_err)?;
+    let (_, payload) = reply.first().ok_or_else(|| io_err(short()))?;
+    parse_link(payload).map_err(io_err)
 }
 
-/// The XDP attachment in a reply to `RTM_GETLINK` (one message).
-fn parse_link_reply(msg: &[u8]) -> std::io::Result<XdpAttachment> {
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "short rtnetlink reply");
-    let u16_at = |b: &[u8], i: usize| b.get(i..i + 2).map(|s| u16::from_ne_bytes([s[0], s[1]]));
-    let len = msg
-        .get(0..4)
-        .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]) as usize)
-        .ok_or_else(bad)?;
-    let msg = msg.get(..len.min(msg.len())).ok_or_else(bad)?;
-    if u16_at(msg, 4) == Some(libc::NLMSG_ERROR as u16) {
-        let errno = msg
-            .get(NLMSG_HDR_LEN..NLMSG_HDR_LEN + 4)
-            .map(|s| i32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
-            .ok_or_else(bad)?;
-        return Err(std::io::Error::from_raw_os_error(-errno));
-    }
+fn short() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, "short rtnetlink reply")
+}
+
+/// The XDP attachment in the payload of an `RTM_NEWLINK` message.
+fn parse_link(payload: &[u8]) -> std::io::Result<XdpAttachment> {
     let mut out = XdpAttachment::default();
-    let attrs = msg.get(NLMSG_HDR_LEN + IFINFOMSG_LEN..).ok_or_else(bad)?;
+    let attrs = payload.get(IFINFOMSG_LEN..).ok_or_else(short)?;
     for (kind, value) in attributes(attrs) {
         if kind != IFLA_XDP {
             continue;
@@ -152,11 +99,8 @@ mod tests {
     use crate::netlink::tests::attr;
 
     fn reply(attrs: &[u8]) -> Vec<u8> {
-        let mut m = vec![0u8; NLMSG_HDR_LEN + IFINFOMSG_LEN];
-        m[4..6].copy_from_slice(&libc::RTM_NEWLINK.to_ne_bytes());
+        let mut m = vec![0u8; IFINFOMSG_LEN];
         m.extend_from_slice(attrs);
-        let len = m.len() as u32;
-        m[0..4].copy_from_slice(&len.to_ne_bytes());
         m
     }
 
@@ -167,7 +111,7 @@ mod tests {
         xdp.extend(attr(IFLA_XDP_SKB_PROG_ID, &9u32.to_ne_bytes()));
         let mut attrs = attr(3, b"eth0\0");
         attrs.extend(attr(IFLA_XDP | 0x8000, &xdp));
-        let a = parse_link_reply(&reply(&attrs)).expect("parsed");
+        let a = parse_link(&reply(&attrs)).expect("parsed");
         assert_eq!(
             a,
             XdpAttachment {
@@ -180,14 +124,14 @@ mod tests {
             (a.native(7), a.native(9), a.native(8)),
             (Some(true), Some(false), None)
         );
-        let generic = parse_link_reply(&reply(&attr(IFLA_XDP, &attr(IFLA_XDP_ATTACHED, &[2]))))
-            .expect("parsed");
+        let generic =
+            parse_link(&reply(&attr(IFLA_XDP, &attr(IFLA_XDP_ATTACHED, &[2])))).expect("parsed");
         assert_eq!(generic.native(0), Some(false));
-        assert_eq!(parse_link_reply(&reply(&[])).expect("none").native(0), None);
+        assert_eq!(parse_link(&reply(&[])).expect("none").native(0), None);
         // A cut reply is an error or has nothing, never a panic.
         let full = reply(&attrs);
         for cut in 0..full.len() {
-            let _ = parse_link_reply(&full[..cut]);
+            let _ = parse_link(&full[..cut]);
         }
     }
 }
