@@ -151,15 +151,24 @@ pub struct Neighbours {
 
 impl Neighbours {
     /// Follows exactly `wanted` from now on (what was known of an address
-    /// followed before is kept); then reads the table whole.
-    pub fn want(&mut self, wanted: impl IntoIterator<Item = (String, Ipv6Addr)>) -> Result<()> {
+    /// followed before is kept), then reads the table whole; the addresses
+    /// not followed before.
+    pub fn want(
+        &mut self,
+        wanted: impl IntoIterator<Item = (String, Ipv6Addr)>,
+    ) -> Result<Vec<(String, Ipv6Addr)>> {
         let mut next = BTreeMap::new();
+        let mut new = Vec::new();
         for key in wanted {
-            let w = self.watched.remove(&key).unwrap_or_default();
+            let w = self.watched.remove(&key).unwrap_or_else(|| {
+                new.push(key.clone());
+                Watch::default()
+            });
             next.insert(key, w);
         }
         self.watched = next;
-        self.resync().map(drop)
+        self.resync()?;
+        Ok(new)
     }
 
     /// Whether any address is followed.
@@ -227,9 +236,11 @@ impl Neighbours {
         lines
     }
 
-    /// Whether every followed address has a MAC.
-    pub fn all_known(&self) -> bool {
-        self.watched.values().all(|w| w.mac.is_some())
+    /// Whether each of `these` has a MAC.
+    pub fn known(&self, these: &[(String, Ipv6Addr)]) -> bool {
+        these
+            .iter()
+            .all(|k| self.watched.get(k).is_some_and(|w| w.mac.is_some()))
     }
 
     /// The MAC to send `addr` on `iface` to, if known.

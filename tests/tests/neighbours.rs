@@ -5,8 +5,12 @@
 
 use std::{net::Ipv6Addr, time::Duration};
 
+use anycast::{
+    neighbours::Neighbours,
+    netlink::events::{NetEvent, NetEvents},
+};
 use anycast_tests::{
-    lab::{ANYCAST, Lines, MemberLab, Service, wait_until},
+    lab::{ANYCAST, Lab, Lines, MemberLab, Service, wait_until},
     require_root,
 };
 use anyhow::{Context, Result, ensure};
@@ -310,5 +314,60 @@ fn a_new_mac_in_the_file_changes_the_member_in_place() -> Result<()> {
     // And back: the flow reaches m1 again.
     lab.anycast_ok("router", &["config", "apply", v1.arg()])?;
     ensure!(asked(&ml, &sock)?.as_deref() == Some("m1"), "m1 again");
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (namespaces): run with `cargo xtask test`"]
+fn an_overrun_event_socket_says_so_and_a_resync_finds_what_it_lost() -> Result<()> {
+    require_root()?;
+    let mut lab = Lab::new("overrun")?;
+    lab.node("n", false)?;
+    let ns = lab.ns("n")?;
+    ns.ip(&["link", "add", "a0", "type", "veth", "peer", "name", "a1"])?;
+    ns.ip(&["link", "set", "a0", "up"])?;
+    // A socket with the smallest buffer, then a flood of neighbour events.
+    let events = ns.run(|| NetEvents::with_buffer(1))??;
+    let count = 3000;
+    let batch: String = (1..=count)
+        .map(|i| {
+            format!(
+                "neigh add fd00:f::{i:x} lladdr 02:00:00:00:{:02x}:{:02x} dev a0 nud permanent\n",
+                i >> 8,
+                i & 0xff
+            )
+        })
+        .collect();
+    let file = lab.file("flood", &batch)?;
+    ns.ip(&["-batch", file.arg()])?;
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        let more = events.wait(Duration::from_millis(100))?;
+        if more.is_empty() {
+            break;
+        }
+        got.extend(more);
+    }
+    ensure!(
+        got.contains(&NetEvent::Overrun),
+        "no overrun among {} events",
+        got.len()
+    );
+    let seen = got
+        .iter()
+        .filter(|e| matches!(e, NetEvent::Neighbour { .. }))
+        .count();
+    ensure!(
+        seen < count,
+        "all {seen} events came: the buffer did not overflow"
+    );
+    // Reading the table whole finds the last entry, whatever events were lost.
+    let last: Ipv6Addr = format!("fd00:f::{count:x}").parse()?;
+    let mac = ns.run(move || -> anyhow::Result<Option<[u8; 6]>> {
+        let mut n = Neighbours::default();
+        n.want([("a0".to_string(), last)])?;
+        Ok(n.mac("a0", last))
+    })??;
+    ensure!(mac == Some([2, 0, 0, 0, 0x0b, 0xb8]), "{mac:?}");
     Ok(())
 }

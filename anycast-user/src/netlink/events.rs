@@ -39,12 +39,18 @@ fn err(source: io::Error) -> Error {
 }
 
 impl NetEvents {
-    /// Subscribes, in the calling thread's network namespace.
+    /// Subscribes, in the calling thread's network namespace, with room
+    /// for a burst (a routing daemon replacing a table).
     pub fn subscribe() -> Result<Self> {
+        Self::with_buffer(4 << 20)
+    }
+
+    /// Subscribes with a receive buffer of `bytes` (the kernel makes small
+    /// ones somewhat larger): the tests overflow a small one.
+    pub fn with_buffer(bytes: i32) -> Result<Self> {
         let groups = (libc::RTMGRP_NEIGH | libc::RTMGRP_IPV6_ROUTE) as u32;
         let sock = Socket::open(groups).map_err(err)?;
-        // Room for a burst (a routing daemon replacing a table).
-        sock.grow_buffer(4 << 20);
+        sock.set_buffer(bytes);
         Ok(NetEvents { sock })
     }
 

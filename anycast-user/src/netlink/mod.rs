@@ -65,7 +65,7 @@ impl Socket {
 
     /// Asks for a receive buffer of `bytes` (beyond the system's limit when
     /// privileged): an event socket that overflows loses events.
-    pub(crate) fn grow_buffer(&self, bytes: i32) {
+    pub(crate) fn set_buffer(&self, bytes: i32) {
         for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
             // SAFETY: an int option, passed with its size.
             let rc = unsafe {

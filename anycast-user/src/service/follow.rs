@@ -39,11 +39,12 @@ pub struct Follow {
 }
 
 impl Follow {
-    /// Follows the members of `cfg` from now on; addresses not resolved
-    /// yet are solicited and waited for, at most `wait`.
+    /// Follows the members of `cfg` from now on; addresses not followed
+    /// before are solicited and waited for, at most `wait`.
     pub fn want(&mut self, cfg: &Config, wait: Duration) -> Result<()> {
         let members = || cfg.groups.values().flat_map(|g| g.members.values());
-        self.neighbours
+        let new = self
+            .neighbours
             .want(members().filter_map(|mc| match &mc.via {
                 MemberVia::Neighbour { iface, addr } => Some((iface.clone(), *addr)),
                 _ => None,
@@ -55,7 +56,7 @@ impl Follow {
         );
         let deadline = Instant::now() + wait;
         // Bounded by the deadline: one look per 100 ms.
-        while !self.neighbours.all_known() && Instant::now() < deadline {
+        while !self.neighbours.known(&new) && Instant::now() < deadline {
             for line in self.neighbours.tick(Instant::now()) {
                 log::warn!("{line}");
             }

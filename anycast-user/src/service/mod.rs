@@ -363,6 +363,19 @@ impl Service {
         lines
     }
 
+    /// After a link event: interfaces may have new indexes, so the
+    /// neighbour table is read whole again; the lines to report.
+    pub fn links_changed(&mut self, dp: &mut Dataplane) -> Vec<String> {
+        if self.follow.neighbours.is_empty() {
+            return Vec::new();
+        }
+        match self.follow.neighbours.resync() {
+            Ok(true) => self.follow_up(dp),
+            Ok(false) => Vec::new(),
+            Err(e) => vec![format!("reading the neighbour table: {e}")],
+        }
+    }
+
     /// Solicits the members' addresses whose time has come (unresolved
     /// ones with a backoff, stale ones once); lines of those that failed.
     pub fn solicit(&mut self) -> Vec<String> {

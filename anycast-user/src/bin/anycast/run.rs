@@ -326,6 +326,12 @@ async fn watch(
                     for line in r.lines() {
                         say!(out, "{line}");
                     }
+                    if let Some(s) = service.as_mut() {
+                        for line in s.links_changed(dp) {
+                            log::info!("{line}");
+                            say!(out, "{line}");
+                        }
+                    }
                     if let Some(i) = &own
                         && r.stale.iter().any(|s| s.interface.netns == i.netns && s.interface.ifindex == i.ifindex)
                     {
