@@ -12,7 +12,10 @@ use crate::{
     config::{Config, MetricSource},
     error::{ConfigError, Error},
     members::MemberVia,
-    netlink::route::{self, Route},
+    netlink::{
+        Socket,
+        route::{self, Route},
+    },
 };
 
 /// What is known of the route to one address.
@@ -73,8 +76,14 @@ impl RouteMetrics {
     /// Asks every route again; whether a metric or a problem changed.
     pub fn refresh(&mut self) -> bool {
         let mut changed = false;
+        // One socket for every lookup of the round.
+        let mut sock = Socket::open(0);
         for (addr, known) in &mut self.watched {
-            let now = match route::to(*addr) {
+            let asked = match &mut sock {
+                Ok(s) => route::lookup(s, *addr),
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            };
+            let now = match asked {
                 Ok(Some(r)) => RouteTo::Route(r),
                 Ok(None) => RouteTo::NoRoute,
                 Err(e) => RouteTo::Unknown(e.to_string()),

@@ -79,12 +79,16 @@ pub fn parse(payload: &[u8]) -> Option<Route> {
 /// namespace would take (policy rules, then the longest matching prefix,
 /// then the lowest metric); none when no route forwards there.
 pub fn to(addr: Ipv6Addr) -> io::Result<Option<Route>> {
+    lookup(&mut Socket::open(0)?, addr)
+}
+
+/// [`to`], asked on `s` (one socket for many lookups).
+pub(crate) fn lookup(s: &mut Socket, addr: Ipv6Addr) -> io::Result<Option<Route>> {
     let mut body = vec![0u8; RTMSG_LEN];
     body[0] = libc::AF_INET6 as u8;
     body[1] = 128;
     body[8..12].copy_from_slice(&RTM_F_FIB_MATCH.to_ne_bytes());
     body.extend(super::attr(RTA_DST, &addr.octets()));
-    let mut s = Socket::open(0)?;
     match s.request(libc::RTM_GETROUTE, 0, &body) {
         Ok(parts) => Ok(parts
             .iter()
