@@ -4,7 +4,10 @@
 //! Discovery (RFC 4861); this asks it to (`NTF_USE`: as if a packet were
 //! sent) when an entry is missing or failed, again with a bounded backoff,
 //! and when one goes stale, so that a member whose MAC changed is found
-//! out (the data plane's redirected packets never confirm an entry).
+//! out (the data plane's redirected packets never confirm an entry): the
+//! unicast probes of the old MAC fail, the entry fails, and the multicast
+//! solicitation sent at once finds the new MAC; only when that fails too
+//! is the member down.
 
 use std::{
     collections::BTreeMap,
@@ -93,7 +96,10 @@ impl Watch {
             (_, None, _) => Some(format!(
                 "neighbour {addr} on {iface} not resolved ({state})"
             )),
-            (_, _, Some(NudState::Failed)) => Some(format!(
+            // The kernel's unicast probes of a known MAC failed: the host
+            // may have moved to another MAC. Down only when the multicast
+            // solicitation that follows at once fails too.
+            (_, _, Some(NudState::Failed)) if self.attempts > 0 => Some(format!(
                 "neighbour {addr} on {iface} does not answer solicitations (FAILED)"
             )),
             _ => None,
@@ -117,7 +123,12 @@ impl Watch {
                 self.next = Some(self.next.unwrap_or(now + backoff(self.attempts)));
             }
             Some(n) if n.state == NudState::Failed => {
-                self.next = Some(now + backoff(self.attempts));
+                let first = self.attempts == 0 && self.mac.is_some();
+                self.next = Some(if first {
+                    now
+                } else {
+                    now + backoff(self.attempts)
+                });
             }
             // No entry (or one being removed): solicit now.
             _ => self.next = Some(now),
@@ -312,7 +323,11 @@ mod tests {
             (w.mac, w.problem(iface, addr), w.next),
             (Some(b), None, Some(now))
         );
-        // Failed: down, the last MAC kept, solicited again after a while.
+        // Failed after the kernel's unicast probes: solicited again at once
+        // (by multicast: the host may have a new MAC), still up.
+        w.update(Some(&entry(NudState::Failed, Some(b))), now);
+        assert_eq!((w.next, w.problem(iface, addr)), (Some(now), None));
+        // Failed again: down, the last MAC kept, solicited after a while.
         w.attempts = 3;
         w.update(Some(&entry(NudState::Failed, Some(b))), now);
         assert_eq!(w.mac, Some(b));

@@ -80,6 +80,16 @@ fn members_by_address_are_resolved_and_follow_a_new_mac() -> Result<()> {
     router.ip(&["neigh", "del", &M2.to_string(), "dev", "r2"])?;
     lab.ns("m1")?
         .sysctl("net.ipv6.conf.eth0.ndisc_notify", "1")?;
+    // m2 announces nothing: the router finds its new MAC when its entry
+    // goes stale and is probed (made quick here: reachable for about 1 s,
+    // probed 1 s after use, 3 probes 300 ms apart).
+    for (key, value) in [
+        ("base_reachable_time_ms", "1000"),
+        ("delay_first_probe_time", "1"),
+        ("retrans_time_ms", "300"),
+    ] {
+        router.sysctl(&format!("net.ipv6.neigh.r2.{key}"), value)?;
+    }
     let _servers = servers(&ml)?;
     // ghost would be nearest, but no host has its address.
     let text = format!(
@@ -162,6 +172,25 @@ fn members_by_address_are_resolved_and_follow_a_new_mac() -> Result<()> {
     ensure!(after["id"] == before["id"], "{before} -> {after}");
     ensure!(after["flows"].as_u64() >= Some(1), "{after}");
     ensure!(ml.answerer(PORT)? == "m1", "new flows too");
+
+    // m2 gets a new MAC and says nothing: its stale entry is probed, the
+    // probes of the old MAC fail, the solicitation sent at once finds the
+    // new one, and the member follows in place.
+    let m2_before = listed(&ml, "m2")?;
+    let m2_mac = "02:ac:00:00:ee:02";
+    lab.ns("m2")?
+        .ip(&["link", "set", "dev", "eth0", "address", m2_mac])?;
+    wait_until("m2's new MAC in the data plane", FOLLOW, || {
+        listed(&ml, "m2").is_ok_and(|m| m["mac"] == m2_mac)
+    })?;
+    let m2_after = listed(&ml, "m2")?;
+    ensure!(
+        m2_after["id"] == m2_before["id"] && m2_after["state"] == "up",
+        "{m2_after}"
+    );
+    // Forwarding follows: with m1 taken down by hand, m2 answers.
+    lab.anycast_ok("router", &["member", "set", "dns", "m1", "--down"])?;
+    ensure!(ml.answerer(PORT)? == "m2", "m2 answers at its new MAC");
     Ok(())
 }
 
