@@ -499,6 +499,7 @@ impl Service {
             Ok(changes) => {
                 self.counters.reloads_applied += 1;
                 let mut lines: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+                lines.extend(self.problems_changed());
                 lines.push(format!(
                     "reloaded {}: {} changed, {} members checked",
                     self.file.display(),
