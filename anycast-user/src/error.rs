@@ -126,6 +126,9 @@ pub enum Error {
     /// Not an address and port for the metrics endpoint.
     #[error("invalid metrics address `{}`: give an address and port, e.g. \"[::1]:9651\"", quote(.0))]
     InvalidMetricsAddress(String),
+    /// Not a level of `[service] log-level`.
+    #[error("invalid log level `{}`: give error, warn, info, debug or trace", quote(.0))]
+    InvalidLogLevel(String),
     /// The route of a check's probes to the anycast address could not be
     /// installed.
     #[error("installing the probe path: {0}")]

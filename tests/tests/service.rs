@@ -403,3 +403,87 @@ fn a_service_whose_file_cannot_be_applied_leaves_nothing() -> Result<()> {
     ensure!(!socket.exists(), "{} stayed", socket.display());
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn the_log_level_comes_from_the_file_and_follows_a_reload_unless_rust_log_is_set() -> Result<()> {
+    require_root()?;
+    let mut lab = anycast_tests::lab::Lab::new("svclog")?;
+    lab.node("router", true)?;
+    // One member whose check (a command that succeeds) runs every 0.2 s;
+    // at debug each probe is a line, at info only changes of health are.
+    let text = |level: &str, member: &str| {
+        format!(
+            "[service]\nlog-level = \"{level}\"\n[group.g]\naddresses = [\"2001:db8:ef::1\"]\n\
+             [group.g.member.{member}]\nencap = \"fd00:ef::2\"\n\
+             [group.g.member.{member}.check]\nkind = \"exec\"\ncommand = [\"true\"]\n\
+             interval = 0.2\nrise = 1\nfall = 1\n"
+        )
+    };
+    let file = lab.file("log.toml", &text("debug", "m1"))?;
+    let start = |rust_log: Option<&str>| -> Result<(Running, Lines)> {
+        let mut cmd = lab.anycast_cmd(&lab.pin_dir, "router", &["run", "--config", file.arg()])?;
+        match rust_log {
+            Some(v) => cmd.env("RUST_LOG", v),
+            None => cmd.env_remove("RUST_LOG"),
+        };
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        Ok((Running(child), Lines::new(stdout)))
+    };
+    let (mut running, mut lines) = start(None)?;
+    let slow = Duration::from_secs(5);
+    lines.expect(&["serving", "1 members checked"], STARTUP)?;
+    lines.expect(
+        &["anycast: debug: member m1 of group g: exec check of fd00:ef::2 passed in"],
+        slow,
+    )?;
+    // At info: a probe is no line. The member is renamed, so that any line
+    // naming it came after the reload.
+    std::fs::write(file.arg(), text("info", "m2"))?;
+    running.signal(libc::SIGHUP)?;
+    lines.expect(&["anycast: info: log level: info"], slow)?;
+    lines.expect(&["anycast: info: member m2 of group g: healthy"], slow)?;
+    // Ten probes' time.
+    let quiet = lines.expect(&["member m2", "check of"], Duration::from_secs(2));
+    ensure!(quiet.is_err(), "a probe logged at info: {quiet:?}");
+    // And back: m2's probes run, and are lines again at debug.
+    std::fs::write(file.arg(), text("debug", "m2"))?;
+    running.signal(libc::SIGHUP)?;
+    lines.expect(&["anycast: info: log level: debug"], slow)?;
+    lines.expect(
+        &["anycast: debug: member m2 of group g: exec check of fd00:ef::2 passed in"],
+        slow,
+    )?;
+    // A level the file cannot have: refused whole, as a warning, with its
+    // line and key; the level stays.
+    std::fs::write(file.arg(), text("verbose", "m2"))?;
+    running.signal(libc::SIGHUP)?;
+    lines.expect(
+        &[
+            "anycast: warn: reload refused",
+            "line 2: service.log-level: invalid log level `verbose`",
+        ],
+        slow,
+    )?;
+    lines.expect(&["anycast: debug: member m2 of group g: exec check"], slow)?;
+    running.signal(libc::SIGTERM)?;
+    ensure!(running.wait(slow)?.success());
+
+    // RUST_LOG, when set, overrides the file (which says debug).
+    std::fs::write(file.arg(), text("debug", "m3"))?;
+    let (mut running, mut lines) = start(Some("info"))?;
+    lines.expect(&["RUST_LOG is set and overrides log-level debug"], STARTUP)?;
+    lines.expect(&["anycast: info: member m3 of group g: healthy"], slow)?;
+    let quiet = lines.expect(&["member m3", "check of"], Duration::from_secs(2));
+    ensure!(
+        quiet.is_err(),
+        "a probe logged under RUST_LOG=info: {quiet:?}"
+    );
+    running.signal(libc::SIGTERM)?;
+    ensure!(running.wait(slow)?.success());
+    Ok(())
+}

@@ -1,9 +1,10 @@
-//! Project tasks: `cargo xtask build | test | run | lab | toolchain`.
+//! Project tasks: `cargo xtask build | test | run | lab | bench | fuzz | deb | toolchain`.
 //!
 //! Every task that builds first makes sure the BPF toolchain is there
 //! (nightly's rust-src and a bpf-linker linked against nightly's own LLVM),
 //! installing what is missing into `target/tools` and reusing it after.
 
+mod deb;
 mod toolchain;
 mod tools;
 
@@ -93,6 +94,21 @@ enum Task {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// A Debian package: the release binary (its eBPF object inside), the
+    /// systemd unit, examples, docs, maintainer scripts; prints its path.
+    /// Install with `dpkg -i`; the unit starts once /etc/anycast/anycast.toml
+    /// exists.
+    Deb {
+        /// Package the debug build instead (quicker to build; what
+        /// `cargo xtask test` checks, not for shipping).
+        #[arg(long)]
+        debug: bool,
+        /// Output folder; default target/debian (target/debug/debian with
+        /// --debug, so that a debug package never takes a release one's
+        /// place).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Only install (or check) the BPF toolchain.
     Toolchain,
 }
@@ -110,6 +126,13 @@ fn main() -> Result<()> {
             println!("built {}", bin.display());
         }
         Task::Test { cargo_args } => test(&root, &cargo_args)?,
+        Task::Deb { debug, out } => {
+            tools::ensure(tools::DEB)?;
+            let bin = build(&root, !debug)?;
+            let out = out.unwrap_or_else(|| deb_dir(!debug));
+            let deb = deb::package(&root, &bin, &root.join(out))?;
+            println!("built {}", deb.display());
+        }
         Task::Run { args } => run(&root, args)?,
         Task::Lab => demo_lab(&root)?,
         Task::Bench {
@@ -173,6 +196,15 @@ fn build(root: &Path, release: bool) -> Result<PathBuf> {
     Ok(root.join("target").join(profile).join("anycast"))
 }
 
+/// Where `cargo xtask deb` leaves a package of the release or debug build.
+fn deb_dir(release: bool) -> PathBuf {
+    PathBuf::from(if release {
+        "target/debian"
+    } else {
+        "target/debug/debian"
+    })
+}
+
 fn require_root(task: &str) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -185,14 +217,18 @@ fn require_root(task: &str) -> Result<()> {
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     require_root("test")?;
-    tools::ensure(&[tools::LAB, tools::TEST].concat())?;
+    tools::ensure(&[tools::LAB, tools::TEST, tools::DEB].concat())?;
     let bin = build(root, false)?;
+    // The package of this debug build (a release build would add minutes
+    // for the same files): tests/tests/dist.rs checks and installs it.
+    let deb = deb::package(root, &bin, &root.join(deb_dir(false)))?;
     let tools = toolchain::ensure(root)?;
     let mut cmd = cargo(root, &tools)?;
     cmd.args(["test", "--no-fail-fast"])
         .args(extra)
         .args(["--", "--include-ignored"])
-        .env("ANYCAST_BIN", &bin);
+        .env("ANYCAST_BIN", &bin)
+        .env("ANYCAST_DEB", &deb);
     status(cmd, "cargo test")
 }
 

@@ -62,6 +62,16 @@ pub(crate) const TEST: &[Tool] = &[
     tool("systemd-analyze", "systemd", "systemd"),
 ];
 
+/// What `cargo xtask deb` runs: the package builder, dpkg-shlibdeps (for
+/// Depends), strip, gzip and md5sum.
+pub(crate) const DEB: &[Tool] = &[
+    tool("dpkg-deb", "dpkg", "dpkg"),
+    tool("dpkg-shlibdeps", "dpkg-dev", "dpkg-dev"),
+    tool("strip", "binutils", "binutils"),
+    tool("gzip", "gzip", "gzip"),
+    tool("md5sum", "coreutils", "coreutils"),
+];
+
 /// What the bench runs besides the lab: the peers it compares against.
 pub(crate) const BENCH: &[Tool] = &[
     tool("nft", "nftables", "nftables"),

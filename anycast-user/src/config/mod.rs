@@ -27,6 +27,7 @@ use crate::{
     iface::{AttachMode, AttachOptions},
     members::{MemberVia, Via},
     names::{GroupName, MemberName},
+    service::logging::LogLevel,
 };
 
 /// Metric of a member that names none.
@@ -89,6 +90,9 @@ pub struct ServiceConfig {
     /// The state socket of `anycast status` and `reload` (`socket`); none:
     /// the path derived from the pin dir.
     pub socket: Option<PathBuf>,
+    /// The service's log level (`log-level`); none: `info`. `RUST_LOG`,
+    /// when set, overrides it.
+    pub log_level: Option<LogLevel>,
 }
 
 /// One `[interface.NAME]` of a [`Config`].
@@ -160,10 +164,11 @@ struct RawFile {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawService {
     metrics: Option<Spanned<String>>,
     socket: Option<Spanned<String>>,
+    log_level: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -434,6 +439,10 @@ impl Config {
                 },
             )?;
             cfg.service.socket = Some(path);
+        }
+        if let Some(l) = raw.service.as_ref().and_then(|s| s.log_level.as_ref()) {
+            let level = c.check(l, || "service.log-level".into(), l.get_ref().parse());
+            cfg.service.log_level = Some(level?);
         }
         let anycast = PrefixSet::new(owner.keys());
         for (addr, role, line, field) in endpoints {

@@ -468,6 +468,23 @@ fn the_service_example_parses() {
 }
 
 #[test]
+fn the_log_level_is_one_of_five_and_absent_by_default() {
+    use crate::service::logging::LogLevel;
+    assert_eq!(Config::parse("").expect("empty").service.log_level, None);
+    for level in LogLevel::ALL {
+        let cfg = Config::parse(&format!("[service]\nlog-level = \"{level}\"\n")).expect("a level");
+        assert_eq!(cfg.service.log_level, Some(level));
+    }
+    assert_eq!(
+        Config::parse(SERVICE_EXAMPLE)
+            .expect("examples/service.toml")
+            .service
+            .log_level,
+        Some(LogLevel::Info)
+    );
+}
+
+#[test]
 fn interfaces_take_the_attach_options_with_their_defaults() {
     use crate::iface::AttachMode;
     use anycast_common::{IfaceRole, SourceAction};
@@ -512,6 +529,14 @@ fn interfaces_take_the_attach_options_with_their_defaults() {
         (
             "[service]\nsocket = \"run/x.sock\"\n",
             "line 2: service.socket: invalid socket path `run/x.sock`",
+        ),
+        (
+            "[service]\nmetrics = \"[::1]:9651\"\nlog-level = \"verbose\"\n",
+            "line 3: service.log-level: invalid log level `verbose`: give error, warn, info, debug or trace",
+        ),
+        (
+            "[service]\nlog-level = 3\n",
+            "line 2, column 13: invalid type: integer `3`, expected a string",
         ),
         (
             "[service]\nlog = 1\n",

@@ -14,6 +14,7 @@
 //! address cannot be resolved, or that has no route, is down.
 
 pub mod follow;
+pub mod logging;
 pub mod socket;
 pub mod systemd;
 
@@ -43,6 +44,7 @@ use crate::{
     netlink::events::NetEvent,
     probe_path::ProbePaths,
     reconcile::{ApplyOptions, Change},
+    service::logging::LogLevel,
 };
 
 /// Reads and validates the file at `path`; the error names the file.
@@ -138,6 +140,8 @@ pub struct Service {
     paths: ProbePaths,
     /// Where the file wants the metrics served.
     metrics: Option<SocketAddr>,
+    /// The file's log level (`[service] log-level`).
+    log_level: Option<LogLevel>,
     counters: ServiceCounters,
     started: SystemTime,
     last_reload: Option<LastReload>,
@@ -174,6 +178,7 @@ impl Service {
             rx: Some(rx),
             paths: ProbePaths::default(),
             metrics: None,
+            log_level: None,
             counters: ServiceCounters::default(),
             started: SystemTime::now(),
             last_reload: None,
@@ -228,6 +233,7 @@ impl Service {
         self.file_cfg = file.clone();
         self.applied = cfg.clone();
         self.metrics = cfg.service.metrics;
+        self.log_level = cfg.service.log_level;
         let mut before: HashMap<(GroupName, MemberName), Watched> = self
             .watched
             .drain(..)
@@ -571,6 +577,11 @@ impl Service {
         self.metrics
     }
 
+    /// The log level the file names (`[service] log-level`), if any.
+    pub fn log_level(&self) -> Option<LogLevel> {
+        self.log_level
+    }
+
     /// The metrics exposition: the data plane's counters and members, and
     /// the checks.
     pub fn metrics(&self, dp: &Dataplane) -> Result<String> {
@@ -613,12 +624,22 @@ impl Service {
         }
         let w = self.watched.get_mut(o.index)?;
         w.probes += 1;
+        let (member, group, kind) = (&w.member, &w.group, w.check.probe.kind());
         match &o.result {
             Ok(latency) => {
+                log::debug!(
+                    "member {member} of group {group}: {kind} check of {} passed in {:.1} ms",
+                    w.target.addr,
+                    latency.as_secs_f64() * 1e3
+                );
                 w.last_latency = Some(*latency);
                 w.last_error = None;
             }
             Err(e) => {
+                log::debug!(
+                    "member {member} of group {group}: {kind} check of {} failed: {e}",
+                    w.target.addr
+                );
                 w.failures += 1;
                 w.last_latency = None;
                 w.last_error = Some(e.clone());

@@ -167,7 +167,9 @@ pub(crate) struct RunArgs {
     /// Seconds between two lines of counters.
     #[arg(long, default_value_t = 1)]
     pub(crate) interval: u64,
-    /// Run as the service of this configuration file.
+    /// Run as the service of this configuration file. Its log, one line
+    /// per event, goes to standard output at the file's `[service]
+    /// log-level` (default info; RUST_LOG, when set, overrides it).
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// With --config: apply a file that names no group (see `config apply`).

@@ -59,15 +59,12 @@ macro_rules! say {
 mod run;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format(|buf, record| {
-            let level = record.level().to_string().to_lowercase();
-            writeln!(buf, "anycast: {level}: {}", record.args())
-        })
-        .init();
     let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
+    init_logger(matches!(&cli.command, Command::Run(a) if a.config.is_some()));
     let changes = cli.command.changes_state();
-    let mut out = io::stdout().lock();
+    // Not locked for the whole command: the service's log goes to standard
+    // output too, from any thread.
+    let mut out = io::stdout();
     let result = run(cli, &mut out).and_then(|()| out.flush().map_err(|e| OutputError(e).into()));
     // Standard error may be closed too: nothing to report that on.
     let mut err = io::stderr().lock();
@@ -92,6 +89,36 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// The logger: `RUST_LOG` when set, else `warn` for a command. The service
+/// (`run --config`) logs its events to standard output (its report, and the
+/// journal under systemd), one line each, at the level of its file
+/// ([`anycast::service::logging`]), which it can change on reload: the
+/// logger then lets everything through and the `log` crate's maximum level
+/// filters.
+fn init_logger(service: bool) {
+    let mut b = env_logger::Builder::new();
+    if anycast::service::logging::rust_log_is_set() {
+        b.parse_env("RUST_LOG");
+    } else {
+        b.filter_level(log::LevelFilter::Trace);
+    }
+    if service {
+        b.target(env_logger::Target::Stdout);
+    }
+    b.format(|buf, record| {
+        let level = record.level().to_string().to_lowercase();
+        writeln!(buf, "anycast: {level}: {}", record.args())
+    })
+    .init();
+    if !anycast::service::logging::rust_log_is_set() {
+        log::set_max_level(if service {
+            anycast::service::logging::SERVICE_DEFAULT.filter()
+        } else {
+            log::LevelFilter::Warn
+        });
     }
 }
 

@@ -18,13 +18,14 @@ use anycast::{
     link::LinkEvents,
     netlink::events::{NetEvent, NetEvents},
     service::{
-        Service,
+        Service, logging,
         socket::{self, Reloaded, Request, StateSocket, socket_path},
         systemd::Notifier,
     },
     stats::Stats,
 };
 use anyhow::Context as _;
+use log::Level;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -107,7 +108,12 @@ pub(crate) fn run(
                 // The file may name the socket: read it first (a file that
                 // does not validate stops the service here, before any
                 // change).
-                let named = anycast::service::load(file)?.service.socket;
+                let cfg = anycast::service::load(file)?;
+                // The file's log level, from the first line on.
+                if let Some(line) = logging::apply(cfg.service.log_level) {
+                    log::info!("{line}");
+                }
+                let named = cfg.service.socket;
                 let path = args
                     .socket
                     .clone()
@@ -122,18 +128,16 @@ pub(crate) fn run(
             allow_empty: args.allow_empty,
             force: args.force,
         };
+        let service = args.config.is_some();
         let (mut run, mut started) = match &args.iface {
             Some(name) => {
                 let (dp, i) =
                     Dataplane::create_and_attach(pin, flow_table, name, args.how.options())?;
-                say!(
-                    out,
+                let line = format!(
                     "attached to {} ({} / {} / {}); Ctrl-C detaches",
-                    i.name,
-                    i.role,
-                    i.source_action,
-                    i.mode
+                    i.name, i.role, i.source_action, i.mode
                 );
+                report(out, service, Level::Info, &line)?;
                 (Attached { dp, iface: Some(i) }, None)
             }
             // A service alone: a data plane it had to create goes again
@@ -152,10 +156,9 @@ pub(crate) fn run(
         let service = match (started, &args.config) {
             (Some((service, changes)), Some(file)) => {
                 for c in &changes {
-                    say!(out, "{c}");
+                    log::info!("{c}");
                 }
-                say!(
-                    out,
+                log::info!(
                     "serving {}: {} changed, {} members checked; SIGHUP re-reads it",
                     file.display(),
                     changes.len(),
@@ -259,12 +262,11 @@ async fn watch(
     let mut outcomes = service.as_mut().and_then(Service::take_outcomes);
     let mut metrics = Metrics::default();
     if let Some(s) = service.as_mut() {
-        for line in metrics.follow(s.metrics_addr()).await {
-            say!(out, "{line}");
+        for (level, line) in metrics.follow(s.metrics_addr()).await {
+            log::log!(level, "{line}");
         }
         for line in s.problems_changed() {
             log::warn!("{line}");
-            say!(out, "{line}");
         }
     }
     let result = async {
@@ -274,7 +276,7 @@ async fn watch(
                 _ = signals.term.recv() => break,
                 _ = signals.hup.recv() => match service.as_mut() {
                     Some(s) => {
-                        reload(s, dp, &mut metrics, &notifier, out).await?;
+                        reload(s, dp, &mut metrics, &notifier).await?;
                     }
                     None => break,
                 },
@@ -286,7 +288,7 @@ async fn watch(
                         let answer = match request {
                             Request::Status => serde_json::to_string(&s.status(&pin))?,
                             Request::Reload => {
-                                serde_json::to_string(&reload(s, dp, &mut metrics, &notifier, out).await?)?
+                                serde_json::to_string(&reload(s, dp, &mut metrics, &notifier).await?)?
                             }
                         };
                         tokio::spawn(socket::answer(conn, answer));
@@ -303,14 +305,12 @@ async fn watch(
                         && let Some(line) = s.record(dp, o)
                     {
                         log::info!("{line}");
-                        say!(out, "{line}");
                     }
                 }
                 Some(e) = net_rx.recv() => {
                     if let Some(s) = service.as_mut() {
                         for line in s.net_events(dp, e) {
                             log::info!("{line}");
-                            say!(out, "{line}");
                         }
                     }
                 }
@@ -324,12 +324,11 @@ async fn watch(
                 _ = changed.notified() => {
                     let r = dp.refresh()?;
                     for line in r.lines() {
-                        say!(out, "{line}");
+                        report(out, service.is_some(), Level::Info, &line)?;
                     }
                     if let Some(s) = service.as_mut() {
                         for line in s.links_changed(dp) {
                             log::info!("{line}");
-                            say!(out, "{line}");
                         }
                     }
                     if let Some(i) = &own
@@ -341,7 +340,8 @@ async fn watch(
                 _ = tick.tick() => {
                     let now = dp.stats()?;
                     if let Some(prev) = &last {
-                        say!(out, "{}", now.rate_line(prev, every));
+                        // Not an event: in the service's log only at debug.
+                        report(out, service.is_some(), Level::Debug, &now.rate_line(prev, every))?;
                     }
                     last = Some(now);
                 }
@@ -380,23 +380,27 @@ struct Metrics {
 
 impl Metrics {
     /// Serves on `addr` from now on (or no more, for none); lines to
-    /// report. An address that cannot be bound is reported, and the
-    /// service goes on without metrics.
-    async fn follow(&mut self, addr: Option<SocketAddr>) -> Vec<String> {
+    /// report, with their level. An address that cannot be bound is
+    /// reported, and the service goes on without metrics.
+    async fn follow(&mut self, addr: Option<SocketAddr>) -> Vec<(Level, String)> {
         if self.listener.as_ref().map(|(a, _)| *a) == addr {
             return Vec::new();
         }
         self.listener = None;
         let Some(addr) = addr else {
-            return vec!["metrics: no more served".into()];
+            return vec![(Level::Info, "metrics: no more served".into())];
         };
         match TcpListener::bind(addr).await {
             Ok(l) => {
                 self.listener = Some((addr, l));
-                vec![format!("metrics: serving http://{addr}/metrics")]
+                vec![(
+                    Level::Info,
+                    format!("metrics: serving http://{addr}/metrics"),
+                )]
             }
-            Err(e) => vec![format!(
-                "metrics: cannot serve on {addr}: {e}; going on without"
+            Err(e) => vec![(
+                Level::Warn,
+                format!("metrics: cannot serve on {addr}: {e}; going on without"),
             )],
         }
     }
@@ -439,24 +443,40 @@ struct Served {
     pin: PathBuf,
 }
 
-/// Has `service` re-read its file (SIGHUP, `anycast reload`), follows the
-/// metrics address, and reports each line.
+/// Has `service` re-read its file (SIGHUP, `anycast reload`), follows its
+/// log level and metrics address, and logs each line (a refused file as a
+/// warning).
 async fn reload(
     service: &mut Service,
     dp: &mut Dataplane,
     metrics: &mut Metrics,
     notifier: &Notifier,
-    out: &mut impl Write,
 ) -> anyhow::Result<Reloaded> {
     notifier.reloading();
     let mut r = service.reload(dp);
     notifier.notify("READY=1");
-    r.lines.extend(metrics.follow(service.metrics_addr()).await);
-    for line in &r.lines {
-        log::info!("{line}");
-        say!(out, "{line}");
+    let level = if r.applied { Level::Info } else { Level::Warn };
+    let mut lines: Vec<(Level, String)> = r.lines.drain(..).map(|l| (level, l)).collect();
+    lines.extend(logging::apply(service.log_level()).map(|l| (Level::Info, l)));
+    lines.extend(metrics.follow(service.metrics_addr()).await);
+    for (level, line) in lines {
+        log::log!(level, "{line}");
+        r.lines.push(line);
     }
     Ok(r)
+}
+
+/// Reports an event of `anycast run`: a line of its output, or, when it is
+/// the service, a record of its log at `level` (which goes to the same
+/// output, when the level lets it). A log line that cannot be written is
+/// dropped: a service does not end because its output was closed.
+fn report(out: &mut impl Write, service: bool, level: Level, line: &str) -> anyhow::Result<()> {
+    if service {
+        log::log!(level, "{line}");
+    } else {
+        say!(out, "{line}");
+    }
+    Ok(())
 }
 
 /// The next tick of `interval`; never, without one.
