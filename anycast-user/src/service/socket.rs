@@ -83,6 +83,35 @@ pub struct Status {
     pub member_updates: super::updates::UpdateSummary,
     /// Every member with a check.
     pub members: Vec<MemberStatus>,
+    /// Every member of the file: how it is reached and where its metric
+    /// comes from, as the service follows them.
+    #[serde(default)]
+    pub reachability: Vec<Reachability>,
+}
+
+/// How the service reaches a member, and why it is down when the
+/// neighbour table or the routes say so.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Reachability {
+    /// Its group.
+    pub group: String,
+    /// Its name.
+    pub member: String,
+    /// `mac` (on-link, the file's MAC), `neighbour` (on-link, the MAC from
+    /// the neighbour table) or `encap` (routed).
+    pub via: String,
+    /// On-link: the MAC the data plane sends to (for `neighbour`, the last
+    /// one resolved; none before the first).
+    pub mac: Option<String>,
+    /// For `neighbour`: the entry's state (`REACHABLE`, `STALE`, `FAILED`,
+    /// `none`, ...).
+    pub neighbour: Option<String>,
+    /// `file` or `route`.
+    pub metric_source: crate::config::MetricSource,
+    /// The metric in use (for `route`, none while it has no route).
+    pub metric: Option<u32>,
+    /// Why the service holds it down (unresolved, no route), if it does.
+    pub down_reason: Option<String>,
 }
 
 /// When the file was last re-read, and what came of it.

@@ -16,6 +16,7 @@ use std::{
 use anycast::{
     Dataplane, Interface, PinDir,
     link::LinkEvents,
+    netlink::events::{NetEvent, NetEvents},
     service::{
         Service, logging,
         socket::{self, Reloaded, Request, StateSocket, socket_path},
@@ -92,8 +93,13 @@ pub(crate) fn run(
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
         };
-        // Opened in this thread's network namespace (that of --netns).
+        // Opened in this thread's network namespace (that of --netns),
+        // before the service reads the tables: no change falls between.
         let events = LinkEvents::subscribe()?;
+        let net_events = match &args.config {
+            Some(_) => Some(NetEvents::subscribe()?),
+            None => None,
+        };
         // Before anything changes: a second service on this pin dir stops
         // here.
         let pin_path = pin.path().to_path_buf();
@@ -168,7 +174,15 @@ pub(crate) fn run(
             socket,
             pin: pin_path,
         };
-        let watched = watch(&mut run, served, events, every, out, &mut signals).await;
+        let watched = watch(
+            &mut run,
+            served,
+            (events, net_events),
+            every,
+            out,
+            &mut signals,
+        )
+        .await;
         let detached = run.detach();
         watched?;
         if let (true, Some(name)) = (detached?, &args.iface) {
@@ -182,7 +196,7 @@ pub(crate) fn run(
 async fn watch(
     run: &mut Attached,
     served: Served,
-    events: LinkEvents,
+    (events, net_events): (LinkEvents, Option<NetEvents>),
     every: Duration,
     out: &mut impl Write,
     signals: &mut Signals,
@@ -206,6 +220,30 @@ async fn watch(
             }
         })
     };
+    // Neighbour and route events come from a thread of their own, which
+    // stops when the channel closes or `stop` is set.
+    let (net_tx, mut net_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<NetEvent>>();
+    let net_reader = net_events.map(|net| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match net.wait(Duration::from_millis(500)) {
+                    Ok(e) if e.is_empty() => {}
+                    Ok(e) => {
+                        if net_tx.send(e).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("neighbour and route events: {e}; followed no more");
+                        return;
+                    }
+                }
+            }
+        })
+    });
+    // Unresolved members' addresses are solicited again on this beat.
+    let mut solicit = tokio::time::interval(Duration::from_millis(250));
     let mut tick = tokio::time::interval(every);
     let mut last: Option<Stats> = None;
     let dp = &mut run.dp;
@@ -223,9 +261,12 @@ async fn watch(
     let mut watchdog = notifier.watchdog_every().map(tokio::time::interval);
     let mut outcomes = service.as_mut().and_then(Service::take_outcomes);
     let mut metrics = Metrics::default();
-    if let Some(s) = &service {
+    if let Some(s) = service.as_mut() {
         for (level, line) in metrics.follow(s.metrics_addr()).await {
             log::log!(level, "{line}");
+        }
+        for line in s.problems_changed() {
+            log::warn!("{line}");
         }
     }
     let result = async {
@@ -266,10 +307,29 @@ async fn watch(
                         log::info!("{line}");
                     }
                 }
+                Some(e) = net_rx.recv() => {
+                    if let Some(s) = service.as_mut() {
+                        for line in s.net_events(dp, e) {
+                            log::info!("{line}");
+                        }
+                    }
+                }
+                _ = solicit.tick(), if service.as_ref().is_some_and(Service::follows_neighbours) => {
+                    if let Some(s) = service.as_mut() {
+                        for line in s.solicit() {
+                            log::warn!("{line}");
+                        }
+                    }
+                }
                 _ = changed.notified() => {
                     let r = dp.refresh()?;
                     for line in r.lines() {
                         report(out, service.is_some(), Level::Info, &line)?;
+                    }
+                    if let Some(s) = service.as_mut() {
+                        for line in s.links_changed(dp) {
+                            log::info!("{line}");
+                        }
                     }
                     if let Some(i) = &own
                         && r.stale.iter().any(|s| s.interface.netns == i.netns && s.interface.ifindex == i.ifindex)
@@ -295,6 +355,10 @@ async fn watch(
     }
     stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
+    drop(net_rx);
+    if let Some(r) = net_reader {
+        let _ = r.join();
+    }
     result
 }
 
