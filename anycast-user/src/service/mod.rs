@@ -215,6 +215,11 @@ impl Service {
         &self.file
     }
 
+    /// The interfaces (`[interface.NAME]`) of the file applied last.
+    pub fn interfaces(&self) -> impl Iterator<Item = &str> {
+        self.file_cfg.interfaces.keys().map(String::as_str)
+    }
+
     /// How many members have a check.
     pub fn checked(&self) -> usize {
         self.watched.len()

@@ -184,6 +184,11 @@ pub(crate) struct RunArgs {
     /// reload`); default /run/anycast/ and the pin dir with `/` made `_`.
     #[arg(long, requires = "config", value_name = "PATH")]
     pub(crate) socket: Option<PathBuf>,
+    /// With --config: detach the file's interfaces when the service ends
+    /// (SIGTERM, SIGINT, an error). Without it they stay attached and the
+    /// data plane keeps forwarding; either way the maps stay.
+    #[arg(long, requires = "config")]
+    pub(crate) detach_on_exit: bool,
 }
 
 #[derive(Args, Debug)]

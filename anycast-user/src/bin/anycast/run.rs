@@ -19,7 +19,7 @@ use anycast::{
     netlink::events::{NetEvent, NetEvents},
     service::{
         Service, logging,
-        socket::{self, Reloaded, Request, StateSocket, socket_path},
+        socket::{self, Kept, Reloaded, Request, StateSocket, socket_path},
         systemd::Notifier,
     },
     stats::Stats,
@@ -178,7 +178,7 @@ pub(crate) fn run(
             &mut run,
             served,
             (events, net_events),
-            every,
+            (every, args.detach_on_exit),
             out,
             &mut signals,
         )
@@ -197,7 +197,7 @@ async fn watch(
     run: &mut Attached,
     served: Served,
     (events, net_events): (LinkEvents, Option<NetEvents>),
-    every: Duration,
+    (every, detach_on_exit): (Duration, bool),
     out: &mut impl Write,
     signals: &mut Signals,
 ) -> anyhow::Result<()> {
@@ -250,9 +250,11 @@ async fn watch(
     let own = run.iface.clone();
     let Served {
         mut service,
-        socket,
+        mut socket,
         pin,
     } = served;
+    // Whether the state socket is still there (something may remove it).
+    let mut keep_socket = tokio::time::interval(Duration::from_secs(1));
     let notifier = Notifier::from_env();
     if let Some(s) = &service {
         notifier.notify(&format!("READY=1\nSTATUS=serving {}", s.file().display()));
@@ -337,6 +339,22 @@ async fn watch(
                         anyhow::bail!("interface {} was deleted", i.name);
                     }
                 }
+                _ = keep_socket.tick(), if socket.is_some() => {
+                    if let Some(socket) = socket.as_mut() {
+                        let path = socket.path().display().to_string();
+                        match socket.keep() {
+                            Ok(Kept::Unchanged) => {}
+                            Ok(Kept::Rebound) => {
+                                log::warn!("state socket {path} was gone; listening there again");
+                            }
+                            Ok(Kept::Taken) => log::warn!(
+                                "state socket {path} was taken by another program; \
+                                 status and reload reach this service no more"
+                            ),
+                            Err(e) => log::warn!("state socket {path}: {e}"),
+                        }
+                    }
+                }
                 _ = tick.tick() => {
                     let now = dp.stats()?;
                     if let Some(prev) = &last {
@@ -352,6 +370,14 @@ async fn watch(
     .await;
     if service.is_some() {
         notifier.notify("STOPPING=1");
+    }
+    if let (true, Some(s)) = (detach_on_exit, &service) {
+        for name in s.interfaces() {
+            match dp.detach(Some(name)) {
+                Ok(_) => log::info!("detached from {name}"),
+                Err(e) => log::warn!("detaching {name}: {e}"),
+            }
+        }
     }
     stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
