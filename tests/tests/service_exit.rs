@@ -1,5 +1,6 @@
 //! Lab tests of how the service (`anycast run --config FILE`) survives
-//! losing its state socket and what it leaves when it ends.
+//! losing its state socket and a metrics port held by another program, and
+//! what it leaves when it ends.
 
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use anyhow::{Result, ensure};
 /// How long a service may take to start: it loads and verifies the program
 /// once per interface it attaches, which takes seconds on a busy machine.
 const STARTUP: Duration = Duration::from_secs(60);
+/// The metrics port, on the router's loopback.
+const METRICS: u16 = 9652;
 
 /// Interfaces attached on the router.
 fn attached(ml: &MemberLab) -> Result<usize> {
@@ -22,17 +25,21 @@ fn attached(ml: &MemberLab) -> Result<usize> {
 
 #[test]
 #[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
-fn a_lost_state_socket_is_bound_again_and_detach_on_exit_detaches_the_files_interfaces()
--> Result<()> {
+fn a_lost_socket_and_a_taken_port_are_survived_and_detach_on_exit_detaches() -> Result<()> {
     require_root()?;
     let ml = MemberLab::new("svcexit")?;
     let lab = &ml.lab;
     let socket = std::env::temp_dir().join(format!("{}-state.sock", lab.prefix));
     let socket = socket.to_str().unwrap_or_default().to_string();
+    // The metrics port held by another program: the service says so and
+    // runs without, and serves once the port is free.
+    let holder = lab
+        .ns("router")?
+        .run(|| std::net::TcpListener::bind(("::1", METRICS)))??;
     let file = lab.file(
         "service.toml",
         &format!(
-            "[service]\nsocket = \"{socket}\"\n\
+            "[service]\nsocket = \"{socket}\"\nmetrics = \"[::1]:{METRICS}\"\n\
              [interface.c0]\nrole = \"edge\"\n[interface.r1]\nrole = \"member\"\n\
              [group.dns]\naddresses = [\"{ANYCAST}\"]\n\
              [group.dns.member.m1]\niface = \"r1\"\nmac = \"{}\"\nmetric = 10\n",
@@ -49,6 +56,25 @@ fn a_lost_state_socket_is_bound_again_and_detach_on_exit_detaches_the_files_inte
     ensure!(attached(&ml)? == 2, "the file's two interfaces attached");
     let status = || lab.anycast_ok("router", &["status", "--socket", &socket]);
     ensure!(status()?.contains(file.arg()), "status answers");
+    lines.expect(
+        &[&format!("metrics: cannot serve on [::1]:{METRICS}")],
+        Duration::from_secs(5),
+    )?;
+    drop(holder);
+    lines.expect(
+        &[&format!("metrics: serving http://[::1]:{METRICS}/metrics")],
+        Duration::from_secs(5),
+    )?;
+    let scraped = lab.ns("router")?.run(|| -> std::io::Result<String> {
+        use std::io::{Read as _, Write as _};
+        let mut c = std::net::TcpStream::connect(("::1", METRICS))?;
+        c.set_read_timeout(Some(Duration::from_secs(5)))?;
+        c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut body = String::new();
+        c.read_to_string(&mut body)?;
+        Ok(body)
+    })??;
+    ensure!(scraped.contains("anycast_packets_total"), "{scraped}");
 
     // The socket file removed under the service (a clean-up of /run, an
     // operator): it listens there again, and status reaches it.

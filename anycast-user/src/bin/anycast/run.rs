@@ -253,7 +253,8 @@ async fn watch(
         mut socket,
         pin,
     } = served;
-    // Whether the state socket is still there (something may remove it).
+    // Whether the state socket is still there (something may remove it),
+    // and the metrics port free, if it was not.
     let mut keep_socket = tokio::time::interval(Duration::from_secs(1));
     let notifier = Notifier::from_env();
     if let Some(s) = &service {
@@ -339,7 +340,10 @@ async fn watch(
                         anyhow::bail!("interface {} was deleted", i.name);
                     }
                 }
-                _ = keep_socket.tick(), if socket.is_some() => {
+                _ = keep_socket.tick(), if service.is_some() => {
+                    if let Some(line) = metrics.retry().await {
+                        log::info!("{line}");
+                    }
                     if let Some(socket) = socket.as_mut() {
                         let path = socket.path().display().to_string();
                         match socket.keep() {
@@ -402,6 +406,9 @@ async fn next(
 #[derive(Default)]
 struct Metrics {
     listener: Option<(SocketAddr, TcpListener)>,
+    /// The address the file names, bound or not (a port another program
+    /// holds is tried again each second).
+    wanted: Option<SocketAddr>,
 }
 
 impl Metrics {
@@ -413,22 +420,34 @@ impl Metrics {
             return Vec::new();
         }
         self.listener = None;
+        self.wanted = addr;
         let Some(addr) = addr else {
             return vec![(Level::Info, "metrics: no more served".into())];
         };
-        match TcpListener::bind(addr).await {
-            Ok(l) => {
-                self.listener = Some((addr, l));
-                vec![(
-                    Level::Info,
-                    format!("metrics: serving http://{addr}/metrics"),
-                )]
-            }
+        match self.bind(addr).await {
+            Ok(line) => vec![(Level::Info, line)],
             Err(e) => vec![(
                 Level::Warn,
-                format!("metrics: cannot serve on {addr}: {e}; going on without"),
+                format!(
+                    "metrics: cannot serve on {addr}: {e}; going on without, trying again each second"
+                ),
             )],
         }
+    }
+
+    /// Tries the wanted address again when it could not be bound; the line
+    /// to report once it is.
+    async fn retry(&mut self) -> Option<String> {
+        match (self.wanted, &self.listener) {
+            (Some(addr), None) => self.bind(addr).await.ok(),
+            _ => None,
+        }
+    }
+
+    async fn bind(&mut self, addr: SocketAddr) -> std::io::Result<String> {
+        let l = TcpListener::bind(addr).await?;
+        self.listener = Some((addr, l));
+        Ok(format!("metrics: serving http://{addr}/metrics"))
     }
 
     /// The next connection; never, when not serving.
