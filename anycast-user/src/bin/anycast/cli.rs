@@ -141,6 +141,21 @@ pub(crate) enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    /// Withdraw every prefix the running service announces by BGP
+    /// (`on`: forwarding goes on, so running flows finish; it waits for
+    /// the drain time of `[bgp]` and reports the node drained), or announce
+    /// them again as their members allow (`off`), e.g. `anycast maintenance
+    /// on`.
+    Maintenance {
+        /// `on` or `off`.
+        state: OnOff,
+        /// Return once withdrawn, without waiting for the drain time.
+        #[arg(long)]
+        no_wait: bool,
+        /// The service's state socket, when it was started with --socket.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
         /// Print JSON.
@@ -498,8 +513,17 @@ impl Command {
             },
             Command::Config(c) => matches!(c, ConfigCommand::Apply { dry_run: false, .. }),
             Command::Stats { .. } | Command::Status { .. } => false,
-            Command::Reload { .. } => true,
+            Command::Reload { .. } | Command::Maintenance { .. } => true,
             Command::Repair { check, .. } => !check,
         }
     }
+}
+
+/// `on` or `off` (`anycast maintenance`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
