@@ -361,6 +361,11 @@ impl Service {
         }
     }
 
+    /// When the drain of maintenance ends, while maintenance is on.
+    pub fn drain_ends(&self) -> Option<Instant> {
+        self.announcer.decider.drain_ends()
+    }
+
     /// Whether maintenance is on and drained.
     pub fn drained(&self) -> bool {
         self.announcer.decider.drained(Instant::now())

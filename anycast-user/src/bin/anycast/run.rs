@@ -279,7 +279,11 @@ async fn watch(
     let mut stopping: Option<tokio::time::Instant> = None;
     let result = async {
         loop {
-            let wakeup = service.as_ref().and_then(Service::announce_wakeup);
+            // A hold-down ending, or the end of a drain not yet said.
+            let wakeup = service.as_ref().and_then(|s| {
+                let drain = s.drain_ends().filter(|_| drained_said != Some(true));
+                s.announce_wakeup().into_iter().chain(drain).min()
+            });
             tokio::select! {
                 _ = signals.int.recv() => if stop_announcing(&mut service, &mut stopping) { break },
                 _ = signals.term.recv() => if stop_announcing(&mut service, &mut stopping) { break },
@@ -289,7 +293,8 @@ async fn watch(
                         for line in s.announce() {
                             log::info!("{line}");
                         }
-                        if s.drained() && drained_said.replace(true) != Some(true) {
+                        if s.drained() && drained_said != Some(true) {
+                            drained_said = Some(true);
                             log::info!("maintenance: drained (the drain time has passed)");
                         }
                     }
