@@ -25,6 +25,18 @@ fn what(changes: &[Change]) -> Vec<(bool, Reason)> {
     changes.iter().map(|c| (c.announced, c.reason)).collect()
 }
 
+/// A decider for `cfg("")` whose prefix was announced at `t0` + 3 s with
+/// `n` live members.
+fn announced(n: u32) -> (Instant, Decider) {
+    let t0 = Instant::now();
+    let c = cfg("");
+    let mut d = Decider::new(&c);
+    d.configure(&c, t0);
+    d.update(&live(n), t0);
+    assert_eq!(d.decide(t0 + s(3.0)).len(), 1);
+    (t0, d)
+}
+
 #[test]
 fn announced_only_after_the_hold_down_and_withdrawn_at_once() {
     let t0 = Instant::now();
@@ -57,12 +69,7 @@ fn announced_only_after_the_hold_down_and_withdrawn_at_once() {
 
 #[test]
 fn a_flapping_member_does_not_flap_the_announcement() {
-    let t0 = Instant::now();
-    let c = cfg("");
-    let mut d = Decider::new(&c);
-    d.configure(&c, t0);
-    d.update(&live(1), t0);
-    assert_eq!(d.decide(t0 + s(3.0)).len(), 1);
+    let (t0, mut d) = announced(1);
     // Down, up, down, up each second: one withdraw, and no announcement
     // until it has stayed up for 3 s.
     let mut changes = Vec::new();
@@ -110,12 +117,7 @@ fn the_minimum_of_live_members_counts() {
 
 #[test]
 fn maintenance_withdraws_drains_and_announces_again_when_off() {
-    let t0 = Instant::now();
-    let c = cfg("");
-    let mut d = Decider::new(&c);
-    d.configure(&c, t0);
-    d.update(&live(2), t0);
-    d.decide(t0 + s(3.0));
+    let (t0, mut d) = announced(2);
     let on = t0 + s(10.0);
     assert_eq!(
         what(&d.set_maintenance(true, on)),
@@ -150,12 +152,7 @@ fn maintenance_withdraws_drains_and_announces_again_when_off() {
 
 #[test]
 fn stopping_withdraws_for_good() {
-    let t0 = Instant::now();
-    let c = cfg("");
-    let mut d = Decider::new(&c);
-    d.configure(&c, t0);
-    d.update(&live(1), t0);
-    d.decide(t0 + s(3.0));
+    let (t0, mut d) = announced(1);
     assert_eq!(what(&d.stop(t0 + s(4.0))), [(false, Reason::Stopping)]);
     assert!(d.update(&live(2), t0 + s(5.0)).is_empty());
     assert!(d.decide(t0 + s(100.0)).is_empty());
@@ -165,12 +162,7 @@ fn stopping_withdraws_for_good() {
 
 #[test]
 fn a_new_file_withdraws_what_it_drops_and_announces_what_it_adds() {
-    let t0 = Instant::now();
-    let c = cfg("");
-    let mut d = Decider::new(&c);
-    d.configure(&c, t0);
-    d.update(&live(1), t0);
-    d.decide(t0 + s(3.0));
+    let (t0, mut d) = announced(1);
     let other = Config::parse(
         "[group.dns]\naddresses = [\"2001:db8:53::1\"]\nannounce = [\"2001:db8::/32\"]\n\
          member.a = { encap = \"fd00:9::1\" }\n",

@@ -125,7 +125,8 @@ pub(crate) enum Command {
     /// latency, how each member is reached (the MAC resolved from the
     /// neighbour table, the metric and its source, why one is down), and how
     /// long its member updates took (from the deciding check result to the
-    /// map write), e.g. `anycast status --json`.
+    /// map write), and each prefix it announces by BGP (announced or not,
+    /// since when, why), e.g. `anycast status --json`.
     Status {
         /// Print JSON.
         #[arg(long)]
