@@ -203,3 +203,113 @@ fn sigkill_of_the_service_removes_its_routes() -> Result<()> {
     ensure!(!links.contains("anycast-bgp0"), "{links}");
     Ok(())
 }
+
+/// A BIRD 2 running in a lab node: ended, and its files removed, when
+/// dropped.
+struct Bird {
+    running: Running,
+    _conf: LabFile,
+    ctl: PathBuf,
+}
+
+impl Drop for Bird {
+    fn drop(&mut self) {
+        let _ = self.running.0.kill();
+        let _ = self.running.0.wait();
+        let _ = std::fs::remove_file(&self.ctl);
+    }
+}
+
+/// Starts BIRD in node `node` of `lab` with configuration `conf`.
+fn bird(lab: &Lab, node: &str, conf: &str) -> Result<Bird> {
+    let file = lab.file(&format!("bird-{node}.conf"), conf)?;
+    let ctl = std::env::temp_dir().join(format!("{}-bird-{node}.ctl", lab.prefix));
+    let ns = &lab.ns(node)?.name;
+    let ctl_arg = ctl.to_str().context("socket path")?;
+    let child = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "bird",
+            "-f",
+            "-c",
+            file.arg(),
+            "-s",
+            ctl_arg,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("running bird (is bird2 installed? `cargo xtask test` installs it)")?;
+    Ok(Bird {
+        running: Running(child),
+        _conf: file,
+        ctl,
+    })
+}
+
+#[test]
+#[ignore = "needs root (namespaces, BPF) and bird2: run with `cargo xtask test`"]
+fn bird_exports_the_prefix_and_withdraws_it_when_the_service_is_killed() -> Result<()> {
+    require_root()?;
+    let mut node = Node::new("bgpbird", 5.0)?;
+    node.lab.node("up", true)?;
+    node.lab.link(
+        anycast_tests::lab::End {
+            node: "node",
+            ifname: "n0",
+            addr: "fd00:bb::2/64",
+        },
+        anycast_tests::lab::End {
+            node: "up",
+            ifname: "u0",
+            addr: "fd00:bb::1/64",
+        },
+    )?;
+    // The node's and the upstream's configurations of docs/BGP.md, with
+    // this lab's interfaces and addresses.
+    let node_conf = "router id 192.0.2.11;\nprotocol device { }\nipv6 table anycast6;\n\
+        protocol kernel anycast_routes {\n  learn;\n  kernel table 100;\n  scan time 10;\n  \
+        ipv6 { table anycast6; import where krt_source = 250; export none; };\n}\n\
+        protocol bfd { interface \"n0\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n\
+        protocol bgp upstream {\n  local as 65001;\n  neighbor fd00:bb::1 as 65000;\n  bfd on;\n  \
+        graceful restart off;\n  ipv6 { table anycast6; import none; export where proto = \"anycast_routes\"; };\n}\n";
+    let up_conf = "router id 192.0.2.1;\nprotocol device { }\n\
+        protocol kernel {\n  merge paths yes;\n  ipv6 { import none; export all; };\n}\n\
+        protocol bfd { interface \"u0\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n\
+        protocol bgp node1 {\n  local as 65000;\n  neighbor fd00:bb::2 as 65001;\n  bfd on;\n  \
+        graceful restart off;\n  ipv6 { import all; export none; };\n}\n";
+    let up_bird = bird(&node.lab, "up", up_conf)?;
+    let _node_bird = bird(&node.lab, "node", node_conf)?;
+    let (running, _lines) = node.start()?;
+    let up = node.lab.ns("up")?;
+    let upstream_route = || up.ip(&["-6", "route", "show", PREFIX]).unwrap_or_default();
+    // The service announces (table 100), BIRD learns and exports it, the
+    // upstream installs it via the node.
+    wait_until(
+        "the upstream's route via the node",
+        Duration::from_secs(60),
+        || {
+            let r = upstream_route();
+            r.contains("via fd00:bb::2") && r.contains("proto bird")
+        },
+    )
+    .with_context(|| format!("node table 100: {:?}", node.table()))?;
+    // SIGKILL: the kernel removes the route, BIRD sees it go and withdraws
+    // it by an update: the upstream drops it long before any hold timer
+    // (240 s by default), and the session stays up.
+    running.signal(libc::SIGKILL)?;
+    let killed = Instant::now();
+    wait_until("the upstream's route gone", Duration::from_secs(5), || {
+        upstream_route().trim().is_empty()
+    })?;
+    eprintln!(
+        "upstream dropped the route {:?} after SIGKILL",
+        killed.elapsed()
+    );
+    let ctl = up_bird.ctl.to_str().context("socket path")?;
+    let protocols = up.exec(&["birdc", "-s", ctl, "show", "protocols", "node1"])?;
+    ensure!(protocols.contains("Established"), "{protocols}");
+    Ok(())
+}

@@ -52,8 +52,8 @@ pub(crate) const LAB: &[Tool] = &[
 
 /// What the tests use besides the lab: a real parser of the Prometheus
 /// text format, to read the service's metrics as Prometheus would,
-/// systemd's own check of the unit file, and ping (path MTU discovery
-/// through the anycast address).
+/// systemd's own check of the unit file, ping (path MTU discovery
+/// through the anycast address), and BIRD (BGP).
 pub(crate) const TEST: &[Tool] = &[
     python_module(
         "prometheus_client",
@@ -62,6 +62,8 @@ pub(crate) const TEST: &[Tool] = &[
     ),
     tool("systemd-analyze", "systemd", "systemd"),
     tool("ping", "iputils-ping", "iputils"),
+    // A real BGP speaker for the announcements' lab (tests/tests/bgp.rs).
+    tool("bird", "bird2", "bird"),
 ];
 
 /// What `cargo xtask deb` runs: the package builder, dpkg-shlibdeps (for
