@@ -366,7 +366,7 @@ fn run(
     // A datagram's fragments (not an error's: never bigger than 1280
     // bytes, RFC 4443 section 2.4 (c)) by source, destination and
     // Identification (RFC 8200 section 4.5).
-    let fragment_key = (t.fragment && !icmp_error).then(|| FragmentKey {
+    let fragment_key = (t.fragment && !icmp_error).then_some(FragmentKey {
         group_id: group,
         src: ip.src,
         dst: ip.dst,
