@@ -220,6 +220,28 @@ fn qinq_and_ipv4() {
     assert_eq!(classify(&v4, EDGE, &cfg).stat, GlobalStat::NonIpv6Passed);
 }
 
+/// The [`Config`] methods of a wrapper of [`OneGroup`] (field 0) that
+/// are [`OneGroup`]'s.
+macro_rules! one_group {
+    () => {
+        fn anycast_group(&self, a: &[u8; 16]) -> Option<u32> {
+            self.0.anycast_group(a)
+        }
+        fn group(&self, id: u32) -> Option<GroupInfo> {
+            self.0.group(id)
+        }
+        fn members(&self, group: u32) -> Vec<(u32, MemberInfo)> {
+            self.0.members(group)
+        }
+        fn member_source(&self, key: &MemberSourceKey) -> bool {
+            self.0.member_source(key)
+        }
+        fn link_mtu(&self, ifindex: u32) -> Option<u32> {
+            self.0.link_mtu(ifindex)
+        }
+    };
+}
+
 /// [`OneGroup`] with a route back to `CLIENT` out of interface 2 (the
 /// edge), from `ROUTER`.
 struct RouteBack(OneGroup);
@@ -227,18 +249,7 @@ struct RouteBack(OneGroup);
 const ROUTER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 1);
 
 impl Config for RouteBack {
-    fn anycast_group(&self, a: &[u8; 16]) -> Option<u32> {
-        self.0.anycast_group(a)
-    }
-    fn group(&self, id: u32) -> Option<GroupInfo> {
-        self.0.group(id)
-    }
-    fn members(&self, group: u32) -> Vec<(u32, MemberInfo)> {
-        self.0.members(group)
-    }
-    fn member_source(&self, key: &MemberSourceKey) -> bool {
-        self.0.member_source(key)
-    }
+    one_group!();
     fn fib(&self, src: Option<[u8; 16]>, dst: &[u8; 16], tot_len: usize) -> Fib {
         if src.is_none() && *dst == CLIENT.octets() && tot_len == 1280 {
             Fib::Found {
@@ -259,9 +270,6 @@ impl Config for RouteBack {
     }
     fn now_ns(&self) -> u64 {
         0
-    }
-    fn link_mtu(&self, ifindex: u32) -> Option<u32> {
-        self.0.link_mtu(ifindex)
     }
 }
 
@@ -321,18 +329,7 @@ fn too_big_for_the_link_is_answered_with_packet_too_big() {
 struct Fragments(OneGroup, Option<(FragmentKey, FragmentEntry)>, u64);
 
 impl Config for Fragments {
-    fn anycast_group(&self, a: &[u8; 16]) -> Option<u32> {
-        self.0.anycast_group(a)
-    }
-    fn group(&self, id: u32) -> Option<GroupInfo> {
-        self.0.group(id)
-    }
-    fn members(&self, group: u32) -> Vec<(u32, MemberInfo)> {
-        self.0.members(group)
-    }
-    fn member_source(&self, key: &MemberSourceKey) -> bool {
-        self.0.member_source(key)
-    }
+    one_group!();
     fn fib(&self, _: Option<[u8; 16]>, _: &[u8; 16], _: usize) -> Fib {
         Fib::Miss
     }
@@ -344,9 +341,6 @@ impl Config for Fragments {
     }
     fn now_ns(&self) -> u64 {
         self.2
-    }
-    fn link_mtu(&self, ifindex: u32) -> Option<u32> {
-        self.0.link_mtu(ifindex)
     }
 }
 
