@@ -406,9 +406,7 @@ pub fn run(p: &ProgramUnderTest, seed: u64, count: u64, corpus: Option<&Path>) -
                 pending.push_back(frame(&mut r));
             }
         }
-        let Some(f) = pending.pop_front() else {
-            bail!("no frame");
-        };
+        let f = pending.pop_front().context("a frame to send")?;
         let model = p.model(&f);
         let got = p.run(&f)?;
         let fragment = datagram::fragment_disagreement(p, &model);
