@@ -89,7 +89,7 @@ impl Dnsmasq {
 
     /// Stops the server as `systemctl stop` would (SIGTERM) and waits for
     /// it to end.
-    pub fn stop(mut self) -> Result<()> {
+    pub fn stop(&mut self) -> Result<()> {
         self.process.signal(libc::SIGTERM)?;
         let st = self.process.wait(Duration::from_secs(5))?;
         // dnsmasq ends with 0 on SIGTERM.

@@ -15,7 +15,7 @@ use std::{
 
 use anycast_tests::{
     dns::{Dnsmasq, NAME, ask},
-    lab::{ANYCAST, CLIENT, Lines, MemberLab, Running},
+    lab::{ANYCAST, CLIENT, LabFile, Lines, MemberLab, Running},
     require_root,
 };
 use anyhow::{Context, Result, bail, ensure};
@@ -101,44 +101,63 @@ fn start_service(ml: &MemberLab, file: &str) -> Result<(Running, Lines)> {
     Ok((running, lines))
 }
 
-fn member_state(ml: &MemberLab, name: &str) -> Result<String> {
-    let list: serde_json::Value = serde_json::from_str(
-        &ml.lab
-            .anycast_ok("router", &["member", "list", "dns", "--json"])?,
-    )?;
-    let m = list
-        .as_array()
-        .and_then(|a| a.iter().find(|m| m["name"] == name))
-        .with_context(|| format!("{name} not in {list}"))?;
-    Ok(m["state"].as_str().unwrap_or_default().to_string())
+/// The lab with a dnsmasq on m1 and m2 and the service serving, both
+/// members found healthy by their dns checks and m1 answering (nearest).
+/// Fields drop in their order: the service, the servers, the file, the lab.
+struct Served {
+    running: Running,
+    lines: Lines,
+    m1: Dnsmasq,
+    /// Kept to serve (and be killed on drop).
+    _m2: Dnsmasq,
+    file: LabFile,
+    ml: MemberLab,
+}
+
+impl Served {
+    fn new(test: &str) -> Result<Self> {
+        require_root()?;
+        let ml = MemberLab::new(test)?;
+        let file = ml.lab.file("service.toml", &config(&ml)?)?;
+        let m1 = dnsmasq(&ml, "m1", M1, A1)?;
+        let m2 = dnsmasq(&ml, "m2", M2, A2)?;
+        let (running, mut lines) = start_service(&ml, file.arg())?;
+        let slow = Duration::from_secs(5);
+        lines.expect(&["member m1 of group dns: healthy", "dns check"], slow)?;
+        lines.expect(&["member m2 of group dns: healthy", "dns check"], slow)?;
+        until_answered_by(&ml, A1, slow).context("m1 is nearest")?;
+        Ok(Served {
+            ml,
+            file,
+            m1,
+            _m2: m2,
+            running,
+            lines,
+        })
+    }
 }
 
 #[test]
 #[ignore = "needs root (namespaces, BPF, dnsmasq): run with `cargo xtask test`"]
 fn a_stopped_dns_server_moves_its_queries_and_a_started_one_gets_them_back() -> Result<()> {
-    require_root()?;
-    let ml = MemberLab::new("svcdns")?;
-    let file = ml.lab.file("service.toml", &config(&ml)?)?;
-    let m1 = dnsmasq(&ml, "m1", M1, A1)?;
-    let _m2 = dnsmasq(&ml, "m2", M2, A2)?;
-    let (mut running, mut lines) = start_service(&ml, file.arg())?;
+    let mut s = Served::new("svcdns")?;
+    let ml = &s.ml;
     let slow = Duration::from_secs(5);
-    lines.expect(&["member m1 of group dns: healthy", "dns check"], slow)?;
-    lines.expect(&["member m2 of group dns: healthy", "dns check"], slow)?;
-    until_answered_by(&ml, A1, slow).context("m1 is nearest")?;
 
     // m1's server stops: its queries are answered by m2 within fall x
     // interval + timeout (0.5 s), with a bounded margin for a busy machine.
     let stopped = Instant::now();
-    m1.stop()?;
-    let moved = until_answered_by(&ml, A2, slow)?;
+    s.m1.stop()?;
+    let moved = until_answered_by(ml, A2, slow)?;
     ensure!(moved < Duration::from_secs(2), "moved after {moved:?}");
-    let line = lines.expect(&["member m1 of group dns: failing", "; down"], slow)?;
+    let line = s
+        .lines
+        .expect(&["member m1 of group dns: failing", "; down"], slow)?;
     ensure!(line.contains("dns check"), "{line}");
-    ensure!(member_state(&ml, "m1")? == "down");
+    ensure!(ml.member_state("dns", "m1")? == "down");
     // And they stay there: every new flow is answered, by m2.
     for id in 0..20 {
-        ensure!(who(&ml, id)? == Some(A2), "query {id} after the move");
+        ensure!(who(ml, id)? == Some(A2), "query {id} after the move");
     }
     eprintln!(
         "m2 answered {moved:?} after m1's server stopped ({:?} ago)",
@@ -149,9 +168,9 @@ fn a_stopped_dns_server_moves_its_queries_and_a_started_one_gets_them_back() -> 
     // row passed, so never before (rise - 1) x interval after it started
     // listening, and within a bounded margin.
     let starting = Instant::now();
-    let _m1 = dnsmasq(&ml, "m1", M1, A1)?;
+    s.m1 = dnsmasq(ml, "m1", M1, A1)?;
     let ready = starting.elapsed();
-    let back = until_answered_by(&ml, A1, slow)? + ready;
+    let back = until_answered_by(ml, A1, slow)? + ready;
     // Less the timer's slack: a tick a few ms late keeps its schedule.
     let least = INTERVAL * (RISE - 1) - Duration::from_millis(10);
     ensure!(
@@ -159,12 +178,13 @@ fn a_stopped_dns_server_moves_its_queries_and_a_started_one_gets_them_back() -> 
         "m1 answered {back:?} after its server started: before {RISE} checks could pass"
     );
     ensure!(back < ready + Duration::from_secs(2), "back after {back:?}");
-    lines.expect(&["member m1 of group dns: healthy", "; up"], slow)?;
-    ensure!(member_state(&ml, "m1")? == "up");
+    s.lines
+        .expect(&["member m1 of group dns: healthy", "; up"], slow)?;
+    ensure!(ml.member_state("dns", "m1")? == "up");
     eprintln!("m1 answered again {back:?} after its server was started ({ready:?} to listen)");
 
-    running.signal(libc::SIGTERM)?;
-    ensure!(running.wait(slow)?.success());
+    s.running.signal(libc::SIGTERM)?;
+    ensure!(s.running.wait(slow)?.success());
     Ok(())
 }
 
@@ -263,35 +283,28 @@ impl Drop for Stream {
 #[test]
 #[ignore = "needs root (namespaces, BPF, dnsmasq): run with `cargo xtask test`"]
 fn restarts_of_the_service_lose_none_of_a_stream_of_dns_queries() -> Result<()> {
-    require_root()?;
-    let ml = MemberLab::new("svcstream")?;
-    let file = ml.lab.file("service.toml", &config(&ml)?)?;
-    let m1 = dnsmasq(&ml, "m1", M1, A1)?;
-    let _m2 = dnsmasq(&ml, "m2", M2, A2)?;
-    let (mut running, mut lines) = start_service(&ml, file.arg())?;
+    let mut s = Served::new("svcstream")?;
+    let ml = &s.ml;
     let slow = Duration::from_secs(5);
-    lines.expect(&["member m1 of group dns: healthy"], slow)?;
-    lines.expect(&["member m2 of group dns: healthy"], slow)?;
-    until_answered_by(&ml, A1, slow).context("m1 is nearest")?;
 
-    let stream = Stream::start(&ml)?;
+    let stream = Stream::start(ml)?;
     stream.until_sent(100, slow)?;
     // SIGTERM, then a new service on the same file, while the stream flows.
-    running.signal(libc::SIGTERM)?;
-    ensure!(running.wait(slow)?.success());
+    s.running.signal(libc::SIGTERM)?;
+    ensure!(s.running.wait(slow)?.success());
     let before = stream.sent();
-    (running, lines) = start_service(&ml, file.arg())?;
+    (s.running, s.lines) = start_service(ml, s.file.arg())?;
     // Its own checks decide, and m1 stays what it was.
-    lines.expect(&["member m1 of group dns: healthy"], slow)?;
+    s.lines.expect(&["member m1 of group dns: healthy"], slow)?;
     ensure!(stream.sent() > before, "the stream stopped flowing");
     stream.until_sent(stream.sent() + 100, slow)?;
     // kill -9, then a new service adopts the state.
-    running.signal(libc::SIGKILL)?;
-    running.wait(slow)?;
+    s.running.signal(libc::SIGKILL)?;
+    s.running.wait(slow)?;
     let before = stream.sent();
-    (running, lines) = start_service(&ml, file.arg())?;
+    (s.running, s.lines) = start_service(ml, s.file.arg())?;
     // Its own checks decide, and m1 stays what it was.
-    lines.expect(&["member m1 of group dns: healthy"], slow)?;
+    s.lines.expect(&["member m1 of group dns: healthy"], slow)?;
     ensure!(stream.sent() > before, "the stream stopped flowing");
     // A bounded stream of at least 1,000 queries, the last 100 of them
     // after the last start.
@@ -308,12 +321,13 @@ fn restarts_of_the_service_lose_none_of_a_stream_of_dns_queries() -> Result<()> 
     ensure!(t.sent >= 1000 && t.sent < Stream::MAX, "{t:?}");
     // All to the nearest member: the restarts moved nothing.
     ensure!(t.by_m1 == t.sent, "{t:?}");
-    ensure!(member_state(&ml, "m1")? == "up");
+    ensure!(ml.member_state("dns", "m1")? == "up");
     // The last service checks on: m1's server stops, its traffic moves.
-    m1.stop()?;
-    lines.expect(&["member m1 of group dns: failing", "; down"], slow)?;
-    until_answered_by(&ml, A2, slow)?;
-    running.signal(libc::SIGTERM)?;
-    ensure!(running.wait(slow)?.success());
+    s.m1.stop()?;
+    s.lines
+        .expect(&["member m1 of group dns: failing", "; down"], slow)?;
+    until_answered_by(ml, A2, slow)?;
+    s.running.signal(libc::SIGTERM)?;
+    ensure!(s.running.wait(slow)?.success());
     Ok(())
 }
