@@ -74,8 +74,29 @@ pub enum Error {
     #[error("invalid flow timeout {0}: use 1 to 86400 seconds")]
     InvalidTimeout(u32),
     /// Neither or both ways to reach a member were given.
-    #[error("a member is reached either on-link (--iface IF --mac MAC) or routed (--encap ADDR)")]
+    #[error(
+        "a member is reached either on-link (--iface IF --mac MAC; in a file iface with mac, \
+         or with addr for the MAC from the neighbour table) or routed (--encap ADDR)"
+    )]
     MemberVia,
+    /// A metric that is neither a number nor `"route"`.
+    #[error("invalid metric {0}: give a number from 0 to 4294967295, or \"route\"")]
+    InvalidMetric(String),
+    /// No neighbour entry could be had for an on-link member's address.
+    #[error(
+        "{addr} on {iface} is not resolved ({state}): no neighbour advertisement came; check the member's address and link, or give its mac"
+    )]
+    Unresolved {
+        /// The member's interface.
+        iface: String,
+        /// The member's address.
+        addr: std::net::Ipv6Addr,
+        /// What the neighbour table says of it.
+        state: String,
+    },
+    /// No route forwards to a member whose metric is its route's.
+    #[error("no route to {0}: metric = \"route\" takes the metric of the kernel's route to it")]
+    NoRoute(std::net::Ipv6Addr),
     /// A member's health check that cannot run as written.
     #[error("{0}")]
     InvalidCheck(String),

@@ -7,6 +7,8 @@
 //! - The maps, one owner per concern behind the [`state::State`] facade
 //!   (over [`maps`], typed maps that name themselves in errors).
 //! - Making the maps match a file: [`reconcile`].
+//! - The network as the service follows it: [`neighbours`] (on-link
+//!   members' MACs) and [`routes`] (metrics from routes), over [`netlink`].
 //! - The pinned data plane (pins, links, attachments): [`dataplane`], with
 //!   [`loader`], [`link`], [`pin`] and [`netns`].
 
@@ -24,12 +26,14 @@ mod maps;
 pub mod members;
 pub mod metrics;
 pub mod names;
-mod netlink;
+pub mod neighbours;
+pub mod netlink;
 pub mod netns;
 pub mod pin;
 pub mod probe_path;
 pub mod reconcile;
 pub mod repair;
+pub mod routes;
 pub mod service;
 pub mod state;
 pub mod stats;

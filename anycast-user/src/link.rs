@@ -16,6 +16,7 @@ use std::{
 
 use crate::error::{Error, Result};
 
+use crate::netlink::Socket;
 pub use crate::netlink::{XdpAttachment, xdp_attachment};
 
 /// The interface index of `name` in the current network namespace.
@@ -92,45 +93,21 @@ pub fn interfaces() -> Result<HashMap<u32, String>> {
 /// renamed or changed.
 #[derive(Debug)]
 pub struct LinkEvents {
-    fd: OwnedFd,
+    sock: Socket,
+}
+
+fn events_err(source: io::Error) -> Error {
+    Error::Io {
+        path: "netlink (RTMGRP_LINK)".into(),
+        source,
+    }
 }
 
 impl LinkEvents {
     /// Subscribes, in the calling thread's network namespace.
     pub fn subscribe() -> Result<Self> {
-        let err = |source| Error::Io {
-            path: "netlink (RTMGRP_LINK)".into(),
-            source,
-        };
-        // SAFETY: a plain socket call; the descriptor is owned below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(err(io::Error::last_os_error()));
-        }
-        // SAFETY: `fd` is a new descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: an all-zero sockaddr_nl is valid; family and groups set below.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        addr.nl_groups = libc::RTMGRP_LINK as u32;
-        // SAFETY: `addr` is a valid sockaddr_nl of the size given.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const addr).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(err(io::Error::last_os_error()));
-        }
-        Ok(LinkEvents { fd })
+        let sock = Socket::open(libc::RTMGRP_LINK as u32).map_err(events_err)?;
+        Ok(LinkEvents { sock })
     }
 
     /// Waits up to `timeout` for link events and takes every one queued.
@@ -138,47 +115,18 @@ impl LinkEvents {
     /// as one). The messages are not parsed: a caller rereads the table
     /// ([`interfaces`]), which is the truth after a burst of changes.
     pub fn wait(&self, timeout: Duration) -> Result<bool> {
-        let err = |source| Error::Io {
-            path: "netlink (RTMGRP_LINK)".into(),
-            source,
-        };
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::Interrupted => Ok(false),
-                _ => Err(err(e)),
-            };
-        }
-        if n == 0 {
+        if !self.sock.readable(timeout).map_err(events_err)? {
             return Ok(false);
         }
         let mut buf = [0u8; 8192];
         // Bounded: a socket's queue holds at most its receive buffer.
         for _ in 0..1024 {
-            // SAFETY: `buf` is writable for its length.
-            let got = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if got < 0 {
-                let e = io::Error::last_os_error();
+            if let Err(e) = self.sock.recv(&mut buf, libc::MSG_DONTWAIT) {
                 match e.raw_os_error() {
                     Some(libc::EAGAIN) => break,
                     // Overflowed: events were lost, the table is reread anyway.
                     Some(libc::ENOBUFS) | Some(libc::EINTR) => continue,
-                    _ => return Err(err(e)),
+                    _ => return Err(events_err(e)),
                 }
             }
         }

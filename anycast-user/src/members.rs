@@ -49,8 +49,31 @@ pub enum MemberVia {
         /// The member's MAC.
         mac: [u8; 6],
     },
+    /// On-link, by address: egress interface name and the member's own
+    /// address on that link, its MAC taken from the kernel's neighbour table.
+    Neighbour {
+        /// Egress interface.
+        iface: String,
+        /// The member's address on the link.
+        addr: Ipv6Addr,
+    },
     /// Routed: the member's unicast address.
     Encap(Ipv6Addr),
+}
+
+/// How long `config apply` waits for an on-link member given by address
+/// to be resolved (the kernel gives up after 3 solicitations 1 s apart).
+pub const RESOLVE_WAIT: std::time::Duration = std::time::Duration::from_millis(3500);
+
+impl std::fmt::Display for MemberVia {
+    /// `eth1 02:00:00:00:00:01`, `eth1 fd00:1::2`, or the encap address.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemberVia::L2 { iface, mac } => write!(f, "{iface} {}", format_mac(mac)),
+            MemberVia::Neighbour { iface, addr } => write!(f, "{iface} {addr}"),
+            MemberVia::Encap(a) => write!(f, "{a}"),
+        }
+    }
 }
 
 impl MemberVia {
@@ -72,18 +95,41 @@ impl MemberVia {
     }
 
     /// Resolves an on-link member's interface name to its index and MAC, in
-    /// the current network namespace (which it records).
+    /// the current network namespace (which it records); a member given by
+    /// address gets the MAC its neighbour entry has, solicited and waited
+    /// for (at most [`RESOLVE_WAIT`]) when there is none.
     pub fn resolve(&self) -> Result<Via> {
-        Ok(match self {
-            MemberVia::L2 { iface, mac } => Via::L2 {
+        let l2 = |iface: &str, mac| -> Result<Via> {
+            Ok(Via::L2 {
                 ifindex: ifindex(iface)?,
-                mac: *mac,
+                mac,
                 src_mac: iface_mac(iface)?,
                 ifname: ifname_bytes(iface),
                 netns: netns::current()?,
-            },
-            MemberVia::Encap(addr) => Via::Encap(*addr),
-        })
+            })
+        };
+        match self {
+            MemberVia::L2 { iface, mac } => l2(iface, *mac),
+            MemberVia::Neighbour { iface, addr } => {
+                let mac = crate::neighbours::resolve_once(iface, *addr, RESOLVE_WAIT)?;
+                l2(iface, mac)
+            }
+            MemberVia::Encap(addr) => Ok(Via::Encap(*addr)),
+        }
+    }
+
+    /// As [`MemberVia::resolve`], but a member given by address is not
+    /// resolved (its MAC is left zero): for checking a file without
+    /// soliciting anything (`config check`, which needs no privileges).
+    pub fn resolve_offline(&self) -> Result<Via> {
+        match self {
+            MemberVia::Neighbour { iface, .. } => MemberVia::L2 {
+                iface: iface.clone(),
+                mac: [0; 6],
+            }
+            .resolve(),
+            other => other.resolve(),
+        }
     }
 }
 
@@ -252,6 +298,14 @@ pub(crate) fn same_way(a: &MemberInfo, b: &MemberInfo) -> bool {
             }
             _ => a.addr == b.addr,
         }
+}
+
+/// Whether two on-link members leave through the same interface (they
+/// may differ in the MAC they are sent to).
+pub(crate) fn same_link(a: &MemberInfo, b: &MemberInfo) -> bool {
+    a.kind == MemberKind::L2 as u8
+        && b.kind == MemberKind::L2 as u8
+        && (a.ifindex, a.src_mac, a.ifname, a.netns) == (b.ifindex, b.src_mac, b.ifname, b.netns)
 }
 
 /// A member's stored entry (group id still zero), up, from its settings.

@@ -128,6 +128,11 @@ impl ProbePaths {
                     "-6", "route", "replace", &dst, "via", &nh, "dev", iface, "table", &table,
                 ])?;
             }
+            MemberVia::Neighbour { iface, addr } => {
+                return Err(Error::ProbePath(format!(
+                    "the MAC of {addr} on {iface} is not resolved yet"
+                )));
+            }
             MemberVia::Encap(to) => {
                 // The route names a device; the encapsulated packet is
                 // routed again, to `to`, so any device that reaches it does.

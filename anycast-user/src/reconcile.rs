@@ -23,7 +23,7 @@ use crate::{
     config::{Capacities, Config, MemberConfig},
     error::{Error, Result},
     group::GroupOptions,
-    members::{MemberVia, Via, format_mac, new_member, same_way, source_key},
+    members::{MemberVia, Via, format_mac, new_member, same_link, same_way, source_key},
     names::GroupName,
     state::{MemberList, State},
 };
@@ -263,8 +263,9 @@ fn member_diff(old: &MemberInfo, new: &MemberInfo) -> Vec<String> {
 /// A member as the file gives it, e.g. `eth1 02:00:00:00:00:01, metric 10, weight 1, up`.
 fn describe(m: &MemberConfig) -> String {
     let via = match &m.via {
-        MemberVia::L2 { iface, mac } => format!("{iface} {}", format_mac(mac)),
         MemberVia::Encap(a) => format!("encap {a}"),
+        MemberVia::Neighbour { iface, addr } => format!("{iface} {addr} (MAC from the neighbours)"),
+        l2 => l2.to_string(),
     };
     format!(
         "{via}, metric {}, weight {}, {}",
@@ -286,8 +287,13 @@ struct Plan {
     members_removed: MemberList,
     /// Members to add: their group's name, their entry (group id unset).
     members_new: Vec<(String, MemberInfo)>,
-    /// Members changed in place (metric, weight, state).
+    /// Members changed in place (metric, weight, state, an on-link
+    /// member's MAC).
     members_changed: MemberList,
+    /// Of those, the on-link members whose MAC changes, as they are now:
+    /// their source entries move to the new MAC (id, counters and flows
+    /// stay).
+    macs_changed: MemberList,
     /// Groups whose selection must be published (by name).
     publish: BTreeSet<String>,
     addresses_removed: Vec<(AnycastPrefix, u32)>,
@@ -459,6 +465,29 @@ fn plan(
             continue;
         };
         present.insert((g.clone(), n.clone()));
+        if !same_way(&m, want) && same_link(&m, want) {
+            // Only the MAC is new (a member given by address whose
+            // neighbour entry changed, or a file with another mac): the
+            // member is changed in place, keeping its flows.
+            let mut diff = vec![format!(
+                "mac {} -> {}",
+                format_mac(&m.mac),
+                format_mac(&want.mac)
+            )];
+            diff.extend(member_diff(&m, want));
+            let mut now = m;
+            now.mac = want.mac;
+            now.metric = want.metric;
+            now.weight = want.weight;
+            now.set_state(MemberState::from_u8(want.state));
+            p.macs_changed.push((id, m));
+            p.members_changed.push((id, now));
+            p.publish.insert(g.clone());
+            let mut c = change(ChangeAction::Changed, ChangeKind::Member, g, n);
+            c.detail = diff.join(", ");
+            p.changes.push(c);
+            continue;
+        }
         if !same_way(&m, want) {
             p.members_removed.push((id, m));
             p.members_new.push((g.clone(), *want));
@@ -624,6 +653,10 @@ fn execute(state: &mut State, mut p: Plan) -> Result<Vec<Change>> {
             early |= taken.contains(&key(&k));
         }
     }
+    let moved: HashSet<u32> = p.macs_changed.iter().map(|(id, _)| *id).collect();
+    for (id, m) in &p.members_changed {
+        early |= moved.contains(id) && taken.contains(&key(m));
+    }
     if early {
         members.retain(|(id, _)| !removed_ids.contains(id));
         let groups: BTreeSet<u32> = p.members_removed.iter().map(|(_, m)| m.group_id).collect();
@@ -661,8 +694,16 @@ fn execute(state: &mut State, mut p: Plan) -> Result<Vec<Change>> {
         state.install_member(id, &m)?;
         members.push((id, m));
     }
+    // A MAC that changed: the old source entries out first (two members
+    // may swap MACs), the new ones in after the slots are rewritten.
+    for (_, old) in &p.macs_changed {
+        state.remove_member_source(old)?;
+    }
     for (id, m) in &p.members_changed {
         state.write_member(*id, m)?;
+        if moved.contains(id) {
+            state.add_member_source(*id, m)?;
+        }
         if let Some(slot) = members.iter_mut().find(|(i, _)| i == id) {
             slot.1 = *m;
         }

@@ -81,6 +81,9 @@ fn resolve(v: &MemberVia) -> anycast::Result<Via> {
             netns: anycast_common::NetnsId::default(),
         },
         MemberVia::Encap(a) => Via::Encap(*a),
+        MemberVia::Neighbour { iface, .. } => {
+            return Err(anycast::Error::UnknownInterface(iface.clone()));
+        }
     })
 }
 

@@ -19,14 +19,13 @@ use anycast_common::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use self::check::RawCheck;
 use crate::{
     addr::{AnycastPrefix, PrefixSet, parse_anycast, parse_unicast},
     error::{ConfigError, Endpoint, Error, Result, one_line, shorten_quoted},
     group::GroupOptions,
-    health::{Check, Probe, Target},
+    health::Check,
     iface::{AttachMode, AttachOptions},
-    members::{MemberVia, Via, format_mac, parse_mac, weight},
+    members::{MemberVia, Via},
     names::{GroupName, MemberName},
     service::logging::LogLevel,
 };
@@ -125,13 +124,17 @@ pub struct MemberConfig {
     pub line: usize,
     /// On-link (interface and MAC) or routed (address).
     pub via: MemberVia,
-    /// Lower is nearer.
+    /// Lower is nearer: the file's number, or (with `metric_source`
+    /// [`MetricSource::Route`]) the route's metric once the service knows it.
     pub metric: u32,
+    /// Where the metric comes from (`metric = N` or `metric = "route"`).
+    pub metric_source: MetricSource,
     /// Share among tied members, 1..=100.
     pub weight: u8,
     /// Up, down or draining.
     pub state: MemberState,
-    /// An on-link member's own unicast address on its link (`addr`).
+    /// An on-link member's own unicast address on its link (`addr`); with
+    /// no `mac`, its MAC comes from the neighbour table ([`MemberVia::Neighbour`]).
     pub addr: Option<Ipv6Addr>,
     /// Its health check, when it has one.
     pub check: Option<Check>,
@@ -143,7 +146,7 @@ impl MemberConfig {
     pub fn unicast(&self) -> Option<Ipv6Addr> {
         match (&self.via, self.addr) {
             (_, Some(a)) => Some(a),
-            (MemberVia::Encap(a), None) => Some(*a),
+            (MemberVia::Encap(a) | MemberVia::Neighbour { addr: a, .. }, None) => Some(*a),
             (MemberVia::L2 { .. }, None) => None,
         }
     }
@@ -210,20 +213,7 @@ struct RawGroup {
     #[serde(default)]
     addresses: Vec<Spanned<String>>,
     #[serde(default)]
-    member: BTreeMap<Spanned<String>, RawMember>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMember {
-    iface: Option<Spanned<String>>,
-    mac: Option<Spanned<String>>,
-    encap: Option<Spanned<String>>,
-    metric: Option<u32>,
-    weight: Option<Spanned<i64>>,
-    state: Option<RawState>,
-    addr: Option<Spanned<String>>,
-    check: Option<RawCheck>,
+    member: BTreeMap<Spanned<String>, member::RawMember>,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -238,15 +228,6 @@ enum RawFallback {
 enum RawAffinity {
     Flow,
     None,
-}
-
-#[derive(Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum RawState {
-    Up,
-    Down,
-    #[serde(alias = "draining")]
-    Drain,
 }
 
 /// 1-based line and column (in characters) of byte `offset` of `text`.
@@ -383,105 +364,16 @@ impl Config {
             let mut members = BTreeMap::new();
             let mut ways: HashSet<MemberVia> = HashSet::new();
             for (mname, m) in g.member {
-                let mn = mname.get_ref().clone();
-                let mf = |key: &str| format!("group.{gname}.member.{mn}{key}");
-                let member = c.check(&mname, || mf(""), MemberName::new(&mn))?;
-                let via = match (&m.iface, &m.mac, &m.encap) {
-                    (Some(iface), Some(mac), None) => {
-                        let mac = c.check(mac, || mf(".mac"), parse_mac(mac.get_ref()))?;
-                        if iface.get_ref().is_empty() || iface.get_ref().len() >= 16 {
-                            let e = Error::UnknownInterface(iface.get_ref().clone());
-                            return Err(c.check(iface, || mf(".iface"), Err(e))?);
-                        }
-                        MemberVia::L2 {
-                            iface: iface.get_ref().clone(),
-                            mac,
-                        }
-                    }
-                    (None, None, Some(a)) => {
-                        let role = Endpoint::Encap;
-                        let addr = c.check(a, || mf(".encap"), parse_unicast(a.get_ref(), role))?;
-                        endpoints.push((addr, role, c.line(a), mf(".encap")));
-                        MemberVia::Encap(addr)
-                    }
-                    _ => return Err(c.check(&mname, || mf(""), Err(Error::MemberVia))?),
-                };
-                if !ways.insert(via.clone()) {
-                    let e = Error::MemberSourceTaken(match &via {
-                        MemberVia::L2 { iface, mac } => format!("{iface} {}", format_mac(mac)),
-                        MemberVia::Encap(a) => a.to_string(),
-                    });
-                    return Err(c.check(&mname, || mf(""), Err(e))?);
+                let (name, mc) = member::parse(&c, &gname, &mname, m, &addresses, &mut endpoints)?;
+                if !ways.insert(mc.via.clone()) {
+                    let e = Error::MemberSourceTaken(mc.via.to_string());
+                    return Err(c.check(
+                        &mname,
+                        || format!("group.{gname}.member.{name}"),
+                        Err(e),
+                    )?);
                 }
-                let weight = match &m.weight {
-                    Some(w) => c.check(w, || mf(".weight"), weight(*w.get_ref()))?,
-                    None => 1,
-                };
-                let state = match m.state {
-                    None | Some(RawState::Up) => MemberState::Up,
-                    Some(RawState::Down) => MemberState::Down,
-                    Some(RawState::Drain) => MemberState::Draining,
-                };
-                let addr = match (&m.addr, &via) {
-                    (None, _) => None,
-                    (Some(a), MemberVia::L2 { .. }) => {
-                        let role = Endpoint::MemberAddr;
-                        let addr = c.check(a, || mf(".addr"), parse_unicast(a.get_ref(), role))?;
-                        endpoints.push((addr, role, c.line(a), mf(".addr")));
-                        Some(addr)
-                    }
-                    (Some(a), MemberVia::Encap(_)) => {
-                        let e = Error::InvalidCheck(
-                            "a routed member is reached at its encap address; addr is for on-link members".into(),
-                        );
-                        return Err(c.check(a, || mf(".addr"), Err(e))?);
-                    }
-                };
-                let check = match &m.check {
-                    None => None,
-                    Some(raw) => {
-                        let check = raw.check(&c, &mf(""))?;
-                        if check.target == Target::Anycast
-                            && !matches!(check.probe, Probe::Exec { .. })
-                            && !addresses.iter().any(AnycastPrefix::is_exact)
-                        {
-                            return Err(ConfigError::Invalid {
-                                line: c.line(&mname),
-                                field: mf(".check.target"),
-                                error: Box::new(Error::InvalidCheck(
-                                    "a check with target = \"anycast\" probes the group's first anycast address, and the group has none (only prefixes)".into(),
-                                )),
-                            });
-                        }
-                        if check.target == Target::Unicast
-                            && addr.is_none()
-                            && matches!(via, MemberVia::L2 { .. })
-                        {
-                            return Err(ConfigError::Invalid {
-                                line: c.line(&mname),
-                                field: mf(".addr"),
-                                error: Box::new(Error::InvalidCheck(
-                                    "a check with target = \"unicast\" of an on-link member needs its addr".into(),
-                                )),
-                            });
-                        }
-                        Some(check)
-                    }
-                };
-                let line = c.line(&mname);
-                let metric = m.metric.unwrap_or(DEFAULT_METRIC);
-                members.insert(
-                    member,
-                    MemberConfig {
-                        line,
-                        via,
-                        metric,
-                        weight,
-                        state,
-                        addr,
-                        check,
-                    },
-                );
+                members.insert(name, mc);
             }
             check_ties(&group, &members)?;
             let line = c.line(&name);
@@ -600,6 +492,7 @@ impl Config {
                 let via = resolve(&mc.via).map_err(|e| {
                     let key = match mc.via {
                         MemberVia::L2 { .. } => ".iface",
+                        MemberVia::Neighbour { .. } => ".addr",
                         MemberVia::Encap(_) => ".encap",
                     };
                     ConfigError::Invalid {
@@ -625,7 +518,9 @@ impl Config {
             .values()
             .flat_map(|g| g.members.values())
             .filter_map(|m| match &m.via {
-                MemberVia::L2 { iface, .. } => Some(iface.as_str()),
+                MemberVia::L2 { iface, .. } | MemberVia::Neighbour { iface, .. } => {
+                    Some(iface.as_str())
+                }
                 MemberVia::Encap(_) => None,
             })
             .collect();
@@ -661,14 +556,15 @@ impl Config {
 
 /// Refuses a group with more than [`MAX_TIED`] members up at one metric
 /// (only that many share its traffic), naming the first member, in file
-/// order, past the limit.
+/// order, past the limit. Metrics from routes are not known here: the
+/// data plane refuses such ties when they come.
 fn check_ties(
     group: &GroupName,
     members: &BTreeMap<MemberName, MemberConfig>,
 ) -> Result<(), ConfigError> {
     let mut up: Vec<(&MemberName, &MemberConfig)> = members
         .iter()
-        .filter(|(_, m)| m.state == MemberState::Up)
+        .filter(|(_, m)| m.state == MemberState::Up && m.metric_source == MetricSource::File)
         .collect();
     up.sort_by_key(|(_, m)| m.line);
     let mut at: HashMap<u32, usize> = HashMap::new();
@@ -678,7 +574,11 @@ fn check_ties(
         if *n > MAX_TIED {
             let count = members
                 .values()
-                .filter(|o| o.state == MemberState::Up && o.metric == m.metric)
+                .filter(|o| {
+                    o.state == MemberState::Up
+                        && o.metric_source == MetricSource::File
+                        && o.metric == m.metric
+                })
                 .count();
             return Err(ConfigError::Invalid {
                 line: m.line,
@@ -723,6 +623,9 @@ impl fmt::Display for Config {
 }
 
 mod check;
+mod member;
+
+pub use member::MetricSource;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ use super::*;
 
 const EXAMPLE: &str = include_str!("../../../examples/anycast.toml");
 const SERVICE_EXAMPLE: &str = include_str!("../../../examples/service.toml");
+const FOLLOW_EXAMPLE: &str = include_str!("../../../examples/neighbours-and-routes.toml");
 
 fn err(text: &str) -> String {
     Config::parse(text).expect_err(text).to_string()
@@ -151,7 +152,9 @@ fn the_file_must_fit_the_tables_and_its_interfaces_must_exist() {
     }
     let e = cfg
         .check(&mut |v| match v {
-            MemberVia::L2 { iface, .. } => Err(Error::UnknownInterface(iface.clone())),
+            MemberVia::L2 { iface, .. } | MemberVia::Neighbour { iface, .. } => {
+                Err(Error::UnknownInterface(iface.clone()))
+            }
             MemberVia::Encap(a) => Ok(Via::Encap(*a)),
         })
         .expect_err("eth9 is unknown")
@@ -572,4 +575,100 @@ fn the_default_target_is_the_anycast_address() {
         ),
         "{got}"
     );
+}
+
+#[test]
+fn the_neighbours_and_routes_example_parses() {
+    let cfg = Config::parse(FOLLOW_EXAMPLE).expect("examples/neighbours-and-routes.toml");
+    let dns = &cfg.groups["dns"];
+    let addr: Ipv6Addr = "fd00:1::2".parse().expect("addr");
+    assert_eq!(
+        dns.members["m1"].via,
+        MemberVia::Neighbour {
+            iface: "eth1".into(),
+            addr
+        }
+    );
+    assert_eq!(dns.members["m1"].addr, Some(addr));
+    assert_eq!(dns.members["m1"].metric_source, MetricSource::Route);
+    assert_eq!(
+        (dns.members["m2"].metric, dns.members["m2"].metric_source),
+        (20, MetricSource::File)
+    );
+    assert_eq!(dns.members["far"].metric_source, MetricSource::Route);
+}
+
+#[test]
+fn members_by_address_and_metrics_from_routes() {
+    let one = |member: &str| {
+        Config::parse(&format!(
+            "[group.g]\naddresses = [\"2001:db8::1\"]\n[group.g.member.m]\n{member}"
+        ))
+    };
+    // The mac overrides the neighbour table; addr stays the member's.
+    let m = &one("iface = \"eth1\"\naddr = \"fd00:1::2\"\nmac = \"02:00:00:00:00:01\"\n")
+        .expect("mac and addr")
+        .groups["g"]
+        .members["m"];
+    assert!(matches!(m.via, MemberVia::L2 { .. }));
+    assert_eq!(m.unicast(), "fd00:1::2".parse().ok());
+    // Two members by the same address on the same link are one.
+    let two = "[group.g]\n[group.g.member.a]\niface = \"eth1\"\naddr = \"fd00:1::2\"\n\
+               [group.g.member.b]\niface = \"eth1\"\naddr = \"fd00:1::2\"\n";
+    assert!(
+        err(two).contains("line 5: group.g.member.b: another member of the group is already reached through eth1 fd00:1::2"),
+        "{}",
+        err(two)
+    );
+    // metric = "route" needs an address to route to; metric is a number or "route".
+    for (member, want) in [
+        (
+            "iface = \"eth1\"\nmac = \"02:00:00:00:00:01\"\nmetric = \"route\"\n",
+            "line 6: group.g.member.m.metric: invalid metric \"route\" without addr",
+        ),
+        (
+            "encap = \"2001:db8:f::1\"\nmetric = \"nearest\"\n",
+            "line 5: group.g.member.m.metric: invalid metric \"nearest\": give a number from 0 to 4294967295, or \"route\"",
+        ),
+        (
+            "encap = \"2001:db8:f::1\"\nmetric = -1\n",
+            "line 5: group.g.member.m.metric: invalid metric -1",
+        ),
+        (
+            "encap = \"2001:db8:f::1\"\nmetric = 4294967296\n",
+            "line 5: group.g.member.m.metric: invalid metric 4294967296",
+        ),
+        ("encap = \"2001:db8:f::1\"\nmetric = 1.5\n", "line 5"),
+        // An interface alone says nothing of where the member is.
+        (
+            "iface = \"eth1\"\n",
+            "line 3: group.g.member.m: a member is reached either on-link",
+        ),
+        (
+            "iface = \"eth1\"\naddr = \"ff02::1\"\n",
+            "line 5: group.g.member.m.addr:",
+        ),
+    ] {
+        let e = one(member).expect_err(member).to_string();
+        assert!(e.contains(want), "{member}: {e}");
+    }
+    let routed = one("encap = \"2001:db8:f::1\"\nmetric = \"route\"\n").expect("routed");
+    assert_eq!(
+        routed.groups["g"].members["m"].metric_source,
+        MetricSource::Route
+    );
+    let numbered = one("encap = \"2001:db8:f::1\"\nmetric = 0\n").expect("0");
+    assert_eq!(numbered.groups["g"].members["m"].metric, 0);
+}
+
+#[test]
+fn metrics_from_routes_are_not_counted_in_ties() {
+    // 65 members up at metric = "route": their metrics are not known yet.
+    let mut text = String::from("[group.g]\n");
+    for i in 0..65 {
+        text.push_str(&format!(
+            "member.m{i:03} = {{ encap = \"2001:db8:f::{i:x}\", metric = \"route\" }}\n"
+        ));
+    }
+    Config::parse(&text).expect("no tie known");
 }

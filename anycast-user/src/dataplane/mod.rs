@@ -586,6 +586,8 @@ impl Dataplane {
     /// nothing and returns what would change.
     pub fn apply_config(&mut self, cfg: &Config, opts: ApplyOptions) -> Result<Vec<Change>> {
         require_root("applying a configuration")?;
+        // Metrics from routes, as they are now (the service follows them).
+        let cfg = &crate::routes::metrics_now(cfg)?;
         let attach = self.interfaces_to_attach(cfg)?;
         let mut changes = if opts.dry_run {
             let _lock = self.lock()?;

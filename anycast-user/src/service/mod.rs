@@ -8,8 +8,12 @@
 //! A member's state in the data plane is the file's state (up, down,
 //! drain) while its check passes, down while it fails, and, until its
 //! check has decided, the state the data plane had when the service
-//! started (a restart adopts what the last service decided).
+//! started (a restart adopts what the last service decided). An on-link
+//! member given by address gets its MAC from the neighbour table, a member
+//! with `metric = "route"` its metric from its route ([`follow`]); one whose
+//! address cannot be resolved, or that has no route, is down.
 
+pub mod follow;
 pub mod logging;
 pub mod socket;
 pub mod systemd;
@@ -26,6 +30,7 @@ use anycast_common::MemberState;
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use self::{
+    follow::Follow,
     socket::{LastReload, MemberStatus, Reloaded, Status},
     updates::Updates,
 };
@@ -38,6 +43,7 @@ use crate::{
     members::MemberVia,
     metrics::{self, CheckView, ServiceCounters},
     names::{GroupName, MemberName},
+    netlink::events::NetEvent,
     probe_path::ProbePaths,
     reconcile::{ApplyOptions, Change},
     service::logging::LogLevel,
@@ -145,7 +151,20 @@ pub struct Service {
     last_reload: Option<LastReload>,
     /// The latest member updates' latencies.
     updates: Updates,
+    /// The neighbours and routes of the members.
+    follow: Follow,
+    /// The file applied last, and what was applied of it (the MACs and
+    /// metrics followed filled in).
+    file_cfg: Config,
+    applied: Config,
+    /// Members down for want of a neighbour or a route, and why (as last
+    /// reported).
+    problems: std::collections::BTreeMap<(String, String), String>,
 }
+
+/// How long the service waits for new on-link members given by address to
+/// be resolved before it applies a file (they are added when they are).
+pub const RESOLVE_WAIT: Duration = Duration::from_secs(3);
 
 impl Service {
     /// Applies `file` to `dp` and starts its members' checks (on the
@@ -170,6 +189,10 @@ impl Service {
             started: SystemTime::now(),
             last_reload: None,
             updates: Updates::default(),
+            follow: Follow::default(),
+            file_cfg: Config::default(),
+            applied: Config::default(),
+            problems: Default::default(),
         };
         // What a service killed before it could clean up left behind.
         if let Err(e) = ProbePaths::clear_stale() {
@@ -182,6 +205,7 @@ impl Service {
             .into_iter()
             .map(|m| ((m.group, m.name), m.state))
             .collect();
+        s.follow.want(&cfg, RESOLVE_WAIT)?;
         let changes = s.apply(dp, &cfg, &had)?;
         Ok((s, changes))
     }
@@ -189,6 +213,11 @@ impl Service {
     /// The configuration file it serves.
     pub fn file(&self) -> &Path {
         &self.file
+    }
+
+    /// The interfaces (`[interface.NAME]`) of the file applied last.
+    pub fn interfaces(&self) -> impl Iterator<Item = &str> {
+        self.file_cfg.interfaces.keys().map(String::as_str)
     }
 
     /// How many members have a check.
@@ -201,29 +230,20 @@ impl Service {
     /// in `had` (the state a service before this one left) keeps that until
     /// its check decides. The data plane gets each member's state in one
     /// write: the file's, but for what checks decided.
+    ///
+    /// `file` is the file as written; what is applied is its
+    /// [`Follow::effective`] form (the caller has [`Follow::want`]ed it).
     fn apply(
         &mut self,
         dp: &mut Dataplane,
-        cfg: &Config,
+        file: &Config,
         had: &HashMap<(String, String), MemberState>,
     ) -> Result<Vec<Change>> {
-        let mut adjusted = cfg.clone();
-        for (g, gc) in &mut adjusted.groups {
-            for (m, mc) in &mut gc.members {
-                let Some(check) = &mc.check else { continue };
-                let health = self
-                    .watched
-                    .iter()
-                    .find(|w| w.group == *g && w.member == *m && w.keeps(check, &mc.via))
-                    .map_or(Health::Unknown, |w| w.tracker.health());
-                mc.state = decided(
-                    health,
-                    mc.state,
-                    had.get(&(g.to_string(), m.to_string())).copied(),
-                );
-            }
-        }
+        let cfg = &self.follow.effective(file);
+        let adjusted = self.adjusted(cfg, had);
         let changes = dp.apply_config(&adjusted, self.opts)?;
+        self.file_cfg = file.clone();
+        self.applied = cfg.clone();
         self.metrics = cfg.service.metrics;
         self.log_level = cfg.service.log_level;
         let mut before: HashMap<(GroupName, MemberName), Watched> = self
@@ -309,6 +329,169 @@ impl Service {
         Ok(changes)
     }
 
+    /// `cfg` with each checked member's state as its check decides (see
+    /// [`decided`]).
+    fn adjusted(&self, cfg: &Config, had: &HashMap<(String, String), MemberState>) -> Config {
+        let mut adjusted = cfg.clone();
+        for (g, gc) in &mut adjusted.groups {
+            for (m, mc) in &mut gc.members {
+                let Some(check) = &mc.check else { continue };
+                let health = self
+                    .watched
+                    .iter()
+                    .find(|w| w.group == *g && w.member == *m && w.keeps(check, &mc.via))
+                    .map_or(Health::Unknown, |w| w.tracker.health());
+                mc.state = decided(
+                    health,
+                    mc.state,
+                    had.get(&(g.to_string(), m.to_string())).copied(),
+                );
+            }
+        }
+        adjusted
+    }
+
+    /// Takes what the neighbour and route events said; the lines to report.
+    pub fn net_events(&mut self, dp: &mut Dataplane, events: Vec<NetEvent>) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut changed = false;
+        for e in events {
+            match e {
+                NetEvent::Neighbour { entry, gone } => {
+                    changed |= self.follow.neighbours.event(&entry, gone);
+                }
+                NetEvent::Routes => changed |= self.follow.routes.refresh(),
+                NetEvent::Overrun => {
+                    lines.push(
+                        "netlink events overran (events lost): reading the neighbour table \
+                         and the routes whole again"
+                            .to_string(),
+                    );
+                    match self.follow.neighbours.resync() {
+                        Ok(c) => changed |= c,
+                        Err(e) => lines.push(format!("reading the neighbour table: {e}")),
+                    }
+                    changed |= self.follow.routes.refresh();
+                }
+            }
+        }
+        if changed {
+            lines.extend(self.follow_up(dp));
+        }
+        lines
+    }
+
+    /// After a link event: interfaces may have new indexes, so the
+    /// neighbour table is read whole again; the lines to report.
+    pub fn links_changed(&mut self, dp: &mut Dataplane) -> Vec<String> {
+        if self.follow.neighbours.is_empty() {
+            return Vec::new();
+        }
+        match self.follow.neighbours.resync() {
+            Ok(true) => self.follow_up(dp),
+            Ok(false) => Vec::new(),
+            Err(e) => vec![format!("reading the neighbour table: {e}")],
+        }
+    }
+
+    /// Solicits the members' addresses whose time has come (unresolved
+    /// ones with a backoff, stale ones once); lines of those that failed.
+    pub fn solicit(&mut self) -> Vec<String> {
+        self.follow.neighbours.tick(std::time::Instant::now())
+    }
+
+    /// Whether the service follows any neighbour (and needs [`Service::solicit`]).
+    pub fn follows_neighbours(&self) -> bool {
+        !self.follow.neighbours.is_empty()
+    }
+
+    /// Brings the data plane in line with what the neighbours and routes
+    /// say now, through the same reconciliation as a reload: a new MAC or
+    /// metric changes the member in place (its id, counters and flows
+    /// stay); a member resolved for the first time is added (its check
+    /// starts over with a new probe path). The lines to report.
+    fn follow_up(&mut self, dp: &mut Dataplane) -> Vec<String> {
+        let now = self.follow.effective(&self.file_cfg);
+        if now == self.applied {
+            return Vec::new();
+        }
+        let mut lines = self.problems_changed();
+        // Members whose checks have not decided yet keep what they adopted.
+        let adopted: HashMap<(String, String), MemberState> = self
+            .watched
+            .iter()
+            .filter_map(|w| {
+                let had = w.adopted?;
+                Some(((w.group.to_string(), w.member.to_string()), had))
+            })
+            .collect();
+        let vias = |c: &Config| -> Vec<(String, String, MemberVia)> {
+            c.groups
+                .iter()
+                .flat_map(|(g, gc)| {
+                    gc.members
+                        .iter()
+                        .map(move |(m, mc)| (g.to_string(), m.to_string(), mc.via.clone()))
+                })
+                .collect()
+        };
+        let result = if vias(&now) == vias(&self.applied) {
+            for w in &mut self.watched {
+                if let Some(mc) = now
+                    .groups
+                    .get(&w.group)
+                    .and_then(|g| g.members.get(&w.member))
+                {
+                    w.wanted = mc.state;
+                }
+            }
+            let adjusted = self.adjusted(&now, &adopted);
+            let applied = dp.apply_config(&adjusted, self.opts);
+            if applied.is_ok() {
+                self.applied = now;
+            }
+            applied
+        } else {
+            let file = self.file_cfg.clone();
+            self.apply(dp, &file, &adopted)
+        };
+        match result {
+            Ok(changes) => lines.extend(
+                changes
+                    .iter()
+                    .map(|c| format!("following the network: {c}")),
+            ),
+            Err(e) => lines.push(format!("following the network: not applied: {e}")),
+        }
+        lines
+    }
+
+    /// A line for each member whose reason to be down (unresolved, no
+    /// route) came, changed or went since the last call.
+    pub fn problems_changed(&mut self) -> Vec<String> {
+        let mut now = std::collections::BTreeMap::new();
+        for (g, gc) in &self.file_cfg.groups {
+            for (m, mc) in &gc.members {
+                if let Some(why) = self.follow.problem(mc) {
+                    now.insert((g.to_string(), m.to_string()), why);
+                }
+            }
+        }
+        let mut lines = Vec::new();
+        for ((g, m), why) in &now {
+            if self.problems.get(&(g.clone(), m.clone())) != Some(why) {
+                lines.push(format!("member {m} of group {g}: down ({why})"));
+            }
+        }
+        for (g, m) in self.problems.keys() {
+            if !now.contains_key(&(g.clone(), m.clone())) {
+                lines.push(format!("member {m} of group {g}: reachable again"));
+            }
+        }
+        self.problems = now;
+        lines
+    }
+
     /// Writes member `i`'s state to the data plane.
     fn publish(&self, dp: &mut Dataplane, i: usize) -> Result<()> {
         let w = &self.watched[i];
@@ -319,11 +502,22 @@ impl Service {
     /// Re-reads the file and applies it; on any error the running
     /// configuration stays. What came of it, as lines to report.
     pub fn reload(&mut self, dp: &mut Dataplane) -> Reloaded {
-        let applied = load(&self.file).and_then(|cfg| self.apply(dp, &cfg, &HashMap::new()));
+        let applied = load(&self.file).and_then(|cfg| {
+            self.follow.want(&cfg, RESOLVE_WAIT)?;
+            self.apply(dp, &cfg, &HashMap::new())
+        });
+        if applied.is_err() {
+            // The running file's members are followed again.
+            let running = self.file_cfg.clone();
+            if let Err(e) = self.follow.want(&running, Duration::ZERO) {
+                log::warn!("following the running file's members again: {e}");
+            }
+        }
         let reloaded = match applied {
             Ok(changes) => {
                 self.counters.reloads_applied += 1;
                 let mut lines: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+                lines.extend(self.problems_changed());
                 lines.push(format!(
                     "reloaded {}: {} changed, {} members checked",
                     self.file.display(),
@@ -387,6 +581,7 @@ impl Service {
                     failures: w.failures,
                 })
                 .collect(),
+            reachability: self.follow.reachability(&self.file_cfg, &self.applied),
         }
     }
 

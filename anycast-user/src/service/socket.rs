@@ -5,7 +5,7 @@
 
 use std::{
     io::{Read as _, Write as _},
-    os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
+    os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -83,6 +83,35 @@ pub struct Status {
     pub member_updates: super::updates::UpdateSummary,
     /// Every member with a check.
     pub members: Vec<MemberStatus>,
+    /// Every member of the file: how it is reached and where its metric
+    /// comes from, as the service follows them.
+    #[serde(default)]
+    pub reachability: Vec<Reachability>,
+}
+
+/// How the service reaches a member, and why it is down when the
+/// neighbour table or the routes say so.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Reachability {
+    /// Its group.
+    pub group: String,
+    /// Its name.
+    pub member: String,
+    /// `mac` (on-link, the file's MAC), `neighbour` (on-link, the MAC from
+    /// the neighbour table) or `encap` (routed).
+    pub via: String,
+    /// On-link: the MAC the data plane sends to (for `neighbour`, the last
+    /// one resolved; none before the first).
+    pub mac: Option<String>,
+    /// For `neighbour`: the entry's state (`REACHABLE`, `STALE`, `FAILED`,
+    /// `none`, ...).
+    pub neighbour: Option<String>,
+    /// `file` or `route`.
+    pub metric_source: crate::config::MetricSource,
+    /// The metric in use (for `route`, none while it has no route).
+    pub metric: Option<u32>,
+    /// Why the service holds it down (unresolved, no route), if it does.
+    pub down_reason: Option<String>,
 }
 
 /// When the file was last re-read, and what came of it.
@@ -131,30 +160,34 @@ pub struct Reloaded {
     pub lines: Vec<String>,
 }
 
-/// The listening socket of a running service; removed when dropped.
+/// The listening socket of a running service; removed when dropped (when
+/// the path is still its own).
 pub struct StateSocket {
     path: PathBuf,
     listener: UnixListener,
+    /// Device and inode of the socket file bound: tells whether the path
+    /// is still this socket (a tmpfiles clean-up or an operator may remove
+    /// it; another program may put its own there).
+    bound: (u64, u64),
+    /// The path was found taken by another socket that answers (said once).
+    taken: bool,
+}
+
+/// What [`StateSocket::keep`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Kept {
+    /// The path is still this socket.
+    Unchanged,
+    /// The path was gone (or a dead socket) and is listened at again.
+    Rebound,
+    /// Another socket that answers took the path (reported once).
+    Taken,
 }
 
 impl StateSocket {
     /// Listens at `path` (root-only). Another service answering there is
     /// [`Error::ServiceRunning`]; a socket left by a dead one is replaced.
     pub fn bind(path: &Path, pin: &Path) -> Result<Self> {
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|source| Error::Io {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
-        }
         if path.exists() {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
                 return Err(Error::ServiceRunning {
@@ -162,14 +195,50 @@ impl StateSocket {
                     socket: path.to_path_buf(),
                 });
             }
-            std::fs::remove_file(path).map_err(io)?;
+            std::fs::remove_file(path).map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         }
-        let listener = UnixListener::bind(path).map_err(io)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        let (listener, bound) = listen(path)?;
         Ok(StateSocket {
             path: path.to_path_buf(),
             listener,
+            bound,
+            taken: false,
         })
+    }
+
+    /// Where it listens.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes sure clients still find the service at its path: a removed
+    /// socket file (or one left by something dead) is bound again; another
+    /// socket that answers there is left alone, and said once.
+    pub fn keep(&mut self) -> Result<Kept> {
+        let here = std::fs::symlink_metadata(&self.path).ok();
+        if here.as_ref().map(|m| (m.dev(), m.ino())) == Some(self.bound) {
+            self.taken = false;
+            return Ok(Kept::Unchanged);
+        }
+        if here.is_some() {
+            if std::os::unix::net::UnixStream::connect(&self.path).is_ok() {
+                let first = !self.taken;
+                self.taken = true;
+                return Ok(if first { Kept::Taken } else { Kept::Unchanged });
+            }
+            std::fs::remove_file(&self.path).map_err(|source| Error::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
+        let (listener, bound) = listen(&self.path)?;
+        self.listener = listener;
+        self.bound = bound;
+        self.taken = false;
+        Ok(Kept::Rebound)
     }
 
     /// The next client. Safe to cancel (in a `select!`): read its request
@@ -201,9 +270,35 @@ pub async fn read_request(conn: UnixStream) -> Option<(UnixStream, Request)> {
     Some((conn, request))
 }
 
+/// Listens at `path` (which must be free), root-only; the listener and the
+/// socket file's device and inode.
+fn listen(path: &Path) -> Result<(UnixListener, (u64, u64))> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+    }
+    let listener = UnixListener::bind(path).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    let m = std::fs::symlink_metadata(path).map_err(io)?;
+    Ok((listener, (m.dev(), m.ino())))
+}
+
 impl Drop for StateSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Only its own file: another service's socket at the path stays.
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.bound) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -250,5 +345,36 @@ mod tests {
         let p = socket_path(Path::new(&long));
         assert!(p.as_os_str().len() < 108, "{}", p.display());
         assert_ne!(p, socket_path(Path::new(&format!("{long}y"))));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lost_socket_is_bound_again_and_another_ones_is_left_alone() {
+        let dir = std::env::temp_dir().join(format!("anycast-socket-{}", std::process::id()));
+        let path = dir.join("state.sock");
+        let mut ours = StateSocket::bind(&path, Path::new("/pin")).expect("bound");
+        assert_eq!(ours.keep().expect("kept"), Kept::Unchanged);
+        // Removed under the service: bound again, and clients get in.
+        std::fs::remove_file(&path).expect("removed");
+        assert_eq!(ours.keep().expect("kept"), Kept::Rebound);
+        let client = std::os::unix::net::UnixStream::connect(&path).expect("connected");
+        assert!(ours.accept().await.is_some());
+        drop(client);
+        assert_eq!(ours.keep().expect("kept"), Kept::Unchanged);
+        // Another socket that answers there: left alone, said once.
+        std::fs::remove_file(&path).expect("removed");
+        let other = std::os::unix::net::UnixListener::bind(&path).expect("bound");
+        assert_eq!(ours.keep().expect("kept"), Kept::Taken);
+        assert_eq!(ours.keep().expect("kept"), Kept::Unchanged);
+        // When it dies (its file stays), the path is taken back...
+        drop(other);
+        assert_eq!(ours.keep().expect("kept"), Kept::Rebound);
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+        // ... and dropping the service's socket removes only its own file.
+        std::fs::remove_file(&path).expect("removed");
+        let other = std::os::unix::net::UnixListener::bind(&path).expect("bound");
+        drop(ours);
+        assert!(path.exists(), "another's socket removed");
+        drop(other);
+        std::fs::remove_dir_all(&dir).expect("removed");
     }
 }

@@ -90,6 +90,16 @@ impl State {
         self.members.write(id, m)
     }
 
+    /// Removes the source entry of `m`'s way in (its MAC is changing).
+    pub(crate) fn remove_member_source(&mut self, m: &MemberInfo) -> Result<()> {
+        self.members.remove_source(m)
+    }
+
+    /// Registers `m`'s way in as member `id`'s source.
+    pub(crate) fn add_member_source(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
+        self.members.add_source(id, m)
+    }
+
     /// Frees a member's source entry and slot; it must be out of every
     /// published selection already.
     pub(crate) fn forget_member(&mut self, id: u32, m: &MemberInfo) -> Result<()> {

@@ -81,6 +81,16 @@ impl Members {
         self.slots.set(id, *m)
     }
 
+    /// Removes the source entry of `m`'s way in (its MAC is changing).
+    pub(crate) fn remove_source(&mut self, m: &MemberInfo) -> Result<()> {
+        self.sources.remove_if_present(&source_key(m)).map(drop)
+    }
+
+    /// Registers `m`'s way in as member `id`'s source.
+    pub(crate) fn add_source(&mut self, id: u32, m: &MemberInfo) -> Result<()> {
+        self.sources.insert(source_key(m), id, 0)
+    }
+
     /// Member `id`'s counters, summed over CPUs: (packets, bytes).
     pub(crate) fn counters(&self, id: u32) -> Result<(u64, u64)> {
         let per_cpu = self.counters.get(id)?;

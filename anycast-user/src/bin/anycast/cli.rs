@@ -81,6 +81,11 @@ pub(crate) enum Command {
     ///   weight = 1                   # 1 to 100
     ///   state = "up"                 # "down", "drain"
     ///
+    ///   [group.dns.member.m2]
+    ///   iface = "eth1"               # on-link by address: the MAC from
+    ///   addr = "fd00:1::3"           #   the neighbour table (resolved)
+    ///   metric = "route"             # the metric of the route to addr
+    ///
     ///   [group.dns.member.far]
     ///   encap = "2001:db8:f::2"      # ... or routed, IPv6-in-IPv6
     ///   check = { kind = "dns", query = "example.org" }   # for `run --config`
@@ -92,7 +97,11 @@ pub(crate) enum Command {
     /// that names no group needs --allow-empty, one that removes more than
     /// half of the anycast addresses --force. The interfaces it names are
     /// attached once the maps hold the file, never detached. Checks and the
-    /// [service] table are for `run --config`. See docs/CONFIG.md.
+    /// [service] table are for `run --config`, which also follows members'
+    /// neighbour entries and routes; `apply` resolves a member given by
+    /// address once (soliciting it, at most 3.5 s) and takes metrics from
+    /// routes as they are, refusing what it cannot resolve or route to.
+    /// See docs/CONFIG.md.
     #[command(subcommand, verbatim_doc_comment)]
     Config(ConfigCommand),
     /// Check the pinned state and rebuild what a killed command left
@@ -113,8 +122,10 @@ pub(crate) enum Command {
     },
     /// Ask the running service (`anycast run --config`) for its file, last
     /// reload, each checked member's health, state, last result and
-    /// latency, and how long its member updates took (from the deciding
-    /// check result to the map write), e.g. `anycast status --json`.
+    /// latency, how each member is reached (the MAC resolved from the
+    /// neighbour table, the metric and its source, why one is down), and how
+    /// long its member updates took (from the deciding check result to the
+    /// map write), e.g. `anycast status --json`.
     Status {
         /// Print JSON.
         #[arg(long)]
@@ -173,6 +184,11 @@ pub(crate) struct RunArgs {
     /// reload`); default /run/anycast/ and the pin dir with `/` made `_`.
     #[arg(long, requires = "config", value_name = "PATH")]
     pub(crate) socket: Option<PathBuf>,
+    /// With --config: detach the file's interfaces when the service ends
+    /// (SIGTERM, SIGINT, an error). Without it they stay attached and the
+    /// data plane keeps forwarding; either way the maps stay.
+    #[arg(long, requires = "config")]
+    pub(crate) detach_on_exit: bool,
 }
 
 #[derive(Args, Debug)]

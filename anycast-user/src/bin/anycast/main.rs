@@ -418,7 +418,7 @@ fn config_command(
     match cmd {
         ConfigCommand::Check { file } => {
             let cfg = load_config(&file)?;
-            cfg.check(&mut MemberVia::resolve)
+            cfg.check(&mut MemberVia::resolve_offline)
                 .map_err(|e| in_file(&file, e))?;
             write!(out, "{}: valid; {cfg}", file.display()).map_err(output)?;
             say!(

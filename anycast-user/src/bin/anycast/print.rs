@@ -8,8 +8,8 @@ use std::{
 };
 
 use anycast::{
-    Interface, flows::FlowTableStats, flows::FlowView, group::GroupEntry, members::MemberEntry,
-    pin::Purged, service::socket::Status, state::AddressEntry, stats::Stats,
+    Interface, config::MetricSource, flows::FlowTableStats, flows::FlowView, group::GroupEntry,
+    members::MemberEntry, pin::Purged, service::socket::Status, state::AddressEntry, stats::Stats,
 };
 use anycast_common::IfaceLink;
 use serde::Serialize;
@@ -251,7 +251,8 @@ pub(super) fn report(out: &mut impl Write, r: &Report, here: u64) -> io::Result<
     Ok(())
 }
 
-/// `anycast status`: the service, then one line per checked member.
+/// `anycast status`: the service, then one line per checked member, then
+/// one per member whose MAC or metric the service follows.
 pub(crate) fn status(out: &mut impl Write, s: &Status) -> io::Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -299,6 +300,37 @@ pub(crate) fn status(out: &mut impl Write, s: &Status) -> io::Result<()> {
             out,
             "{:<16} {:<16} {:<6} {:<8} {:<8} {:>10}  {last} ({} probes, {} failed; {})",
             m.group, m.member, m.kind, m.health, m.state, latency, m.probes, m.failures, m.target
+        )?;
+    }
+    // How members are reached, where the service follows something.
+    let followed: Vec<_> = s
+        .reachability
+        .iter()
+        .filter(|r| r.via == "neighbour" || r.metric_source == MetricSource::Route)
+        .collect();
+    if !followed.is_empty() {
+        writeln!(
+            out,
+            "{:<16} {:<16} {:<9} {:<17} {:<10} {:<12}  DOWN BECAUSE",
+            "GROUP", "MEMBER", "VIA", "MAC", "NEIGHBOUR", "METRIC"
+        )?;
+    }
+    for r in followed {
+        let dash = || "-".to_string();
+        writeln!(
+            out,
+            "{:<16} {:<16} {:<9} {:<17} {:<10} {:<12}  {}",
+            r.group,
+            r.member,
+            r.via,
+            r.mac.clone().unwrap_or_else(dash),
+            r.neighbour.clone().unwrap_or_else(dash),
+            format!(
+                "{} ({})",
+                r.metric.map_or_else(dash, |m| m.to_string()),
+                r.metric_source
+            ),
+            r.down_reason.as_deref().unwrap_or("-")
         )?;
     }
     Ok(())

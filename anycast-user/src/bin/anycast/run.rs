@@ -16,9 +16,10 @@ use std::{
 use anycast::{
     Dataplane, Interface, PinDir,
     link::LinkEvents,
+    netlink::events::{NetEvent, NetEvents},
     service::{
         Service, logging,
-        socket::{self, Reloaded, Request, StateSocket, socket_path},
+        socket::{self, Kept, Reloaded, Request, StateSocket, socket_path},
         systemd::Notifier,
     },
     stats::Stats,
@@ -92,8 +93,13 @@ pub(crate) fn run(
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
         };
-        // Opened in this thread's network namespace (that of --netns).
+        // Opened in this thread's network namespace (that of --netns),
+        // before the service reads the tables: no change falls between.
         let events = LinkEvents::subscribe()?;
+        let net_events = match &args.config {
+            Some(_) => Some(NetEvents::subscribe()?),
+            None => None,
+        };
         // Before anything changes: a second service on this pin dir stops
         // here.
         let pin_path = pin.path().to_path_buf();
@@ -168,7 +174,15 @@ pub(crate) fn run(
             socket,
             pin: pin_path,
         };
-        let watched = watch(&mut run, served, events, every, out, &mut signals).await;
+        let watched = watch(
+            &mut run,
+            served,
+            (events, net_events),
+            (every, args.detach_on_exit),
+            out,
+            &mut signals,
+        )
+        .await;
         let detached = run.detach();
         watched?;
         if let (true, Some(name)) = (detached?, &args.iface) {
@@ -182,8 +196,8 @@ pub(crate) fn run(
 async fn watch(
     run: &mut Attached,
     served: Served,
-    events: LinkEvents,
-    every: Duration,
+    (events, net_events): (LinkEvents, Option<NetEvents>),
+    (every, detach_on_exit): (Duration, bool),
     out: &mut impl Write,
     signals: &mut Signals,
 ) -> anyhow::Result<()> {
@@ -206,15 +220,42 @@ async fn watch(
             }
         })
     };
+    // Neighbour and route events come from a thread of their own, which
+    // stops when the channel closes or `stop` is set.
+    let (net_tx, mut net_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<NetEvent>>();
+    let net_reader = net_events.map(|net| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match net.wait(Duration::from_millis(500)) {
+                    Ok(e) if e.is_empty() => {}
+                    Ok(e) => {
+                        if net_tx.send(e).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("neighbour and route events: {e}; followed no more");
+                        return;
+                    }
+                }
+            }
+        })
+    });
+    // Unresolved members' addresses are solicited again on this beat.
+    let mut solicit = tokio::time::interval(Duration::from_millis(250));
     let mut tick = tokio::time::interval(every);
     let mut last: Option<Stats> = None;
     let dp = &mut run.dp;
     let own = run.iface.clone();
     let Served {
         mut service,
-        socket,
+        mut socket,
         pin,
     } = served;
+    // Whether the state socket is still there (something may remove it),
+    // and the metrics port free, if it was not.
+    let mut keep_socket = tokio::time::interval(Duration::from_secs(1));
     let notifier = Notifier::from_env();
     if let Some(s) = &service {
         notifier.notify(&format!("READY=1\nSTATUS=serving {}", s.file().display()));
@@ -223,9 +264,12 @@ async fn watch(
     let mut watchdog = notifier.watchdog_every().map(tokio::time::interval);
     let mut outcomes = service.as_mut().and_then(Service::take_outcomes);
     let mut metrics = Metrics::default();
-    if let Some(s) = &service {
+    if let Some(s) = service.as_mut() {
         for (level, line) in metrics.follow(s.metrics_addr()).await {
             log::log!(level, "{line}");
+        }
+        for line in s.problems_changed() {
+            log::warn!("{line}");
         }
     }
     let result = async {
@@ -266,15 +310,53 @@ async fn watch(
                         log::info!("{line}");
                     }
                 }
+                Some(e) = net_rx.recv() => {
+                    if let Some(s) = service.as_mut() {
+                        for line in s.net_events(dp, e) {
+                            log::info!("{line}");
+                        }
+                    }
+                }
+                _ = solicit.tick(), if service.as_ref().is_some_and(Service::follows_neighbours) => {
+                    if let Some(s) = service.as_mut() {
+                        for line in s.solicit() {
+                            log::warn!("{line}");
+                        }
+                    }
+                }
                 _ = changed.notified() => {
                     let r = dp.refresh()?;
                     for line in r.lines() {
                         report(out, service.is_some(), Level::Info, &line)?;
                     }
+                    if let Some(s) = service.as_mut() {
+                        for line in s.links_changed(dp) {
+                            log::info!("{line}");
+                        }
+                    }
                     if let Some(i) = &own
                         && r.stale.iter().any(|s| s.interface.netns == i.netns && s.interface.ifindex == i.ifindex)
                     {
                         anyhow::bail!("interface {} was deleted", i.name);
+                    }
+                }
+                _ = keep_socket.tick(), if service.is_some() => {
+                    if let Some(line) = metrics.retry().await {
+                        log::info!("{line}");
+                    }
+                    if let Some(socket) = socket.as_mut() {
+                        let path = socket.path().display().to_string();
+                        match socket.keep() {
+                            Ok(Kept::Unchanged) => {}
+                            Ok(Kept::Rebound) => {
+                                log::warn!("state socket {path} was gone; listening there again");
+                            }
+                            Ok(Kept::Taken) => log::warn!(
+                                "state socket {path} was taken by another program; \
+                                 status and reload reach this service no more"
+                            ),
+                            Err(e) => log::warn!("state socket {path}: {e}"),
+                        }
                     }
                 }
                 _ = tick.tick() => {
@@ -293,8 +375,20 @@ async fn watch(
     if service.is_some() {
         notifier.notify("STOPPING=1");
     }
+    if let (true, Some(s)) = (detach_on_exit, &service) {
+        for name in s.interfaces() {
+            match dp.detach(Some(name)) {
+                Ok(_) => log::info!("detached from {name}"),
+                Err(e) => log::warn!("detaching {name}: {e}"),
+            }
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
+    drop(net_rx);
+    if let Some(r) = net_reader {
+        let _ = r.join();
+    }
     result
 }
 
@@ -312,6 +406,9 @@ async fn next(
 #[derive(Default)]
 struct Metrics {
     listener: Option<(SocketAddr, TcpListener)>,
+    /// The address the file names, bound or not (a port another program
+    /// holds is tried again each second).
+    wanted: Option<SocketAddr>,
 }
 
 impl Metrics {
@@ -323,22 +420,34 @@ impl Metrics {
             return Vec::new();
         }
         self.listener = None;
+        self.wanted = addr;
         let Some(addr) = addr else {
             return vec![(Level::Info, "metrics: no more served".into())];
         };
-        match TcpListener::bind(addr).await {
-            Ok(l) => {
-                self.listener = Some((addr, l));
-                vec![(
-                    Level::Info,
-                    format!("metrics: serving http://{addr}/metrics"),
-                )]
-            }
+        match self.bind(addr).await {
+            Ok(line) => vec![(Level::Info, line)],
             Err(e) => vec![(
                 Level::Warn,
-                format!("metrics: cannot serve on {addr}: {e}; going on without"),
+                format!(
+                    "metrics: cannot serve on {addr}: {e}; going on without, trying again each second"
+                ),
             )],
         }
+    }
+
+    /// Tries the wanted address again when it could not be bound; the line
+    /// to report once it is.
+    async fn retry(&mut self) -> Option<String> {
+        match (self.wanted, &self.listener) {
+            (Some(addr), None) => self.bind(addr).await.ok(),
+            _ => None,
+        }
+    }
+
+    async fn bind(&mut self, addr: SocketAddr) -> std::io::Result<String> {
+        let l = TcpListener::bind(addr).await?;
+        self.listener = Some((addr, l));
+        Ok(format!("metrics: serving http://{addr}/metrics"))
     }
 
     /// The next connection; never, when not serving.

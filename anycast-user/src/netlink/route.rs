@@ -1,0 +1,172 @@
+//! The kernel's route to an address over rtnetlink (`RTM_GETROUTE` with
+//! `RTM_F_FIB_MATCH`: the routing table entry a packet to it would use,
+//! as `ip -6 route get fibmatch ADDR` shows it).
+
+use std::{io, net::Ipv6Addr};
+
+use super::{Socket, attributes, ipv6, u32_of};
+
+/// Size of `struct rtmsg`.
+const RTMSG_LEN: usize = 12;
+/// `RTA_DST`, `RTA_OIF`, `RTA_GATEWAY`, `RTA_PRIORITY`, `RTA_TABLE`.
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_TABLE: u16 = 15;
+/// `RTM_F_FIB_MATCH`: answer with the matching table entry, not the
+/// route cache's copy.
+const RTM_F_FIB_MATCH: u32 = 0x2000;
+/// `RTN_UNICAST`: a route that forwards (others drop or reject).
+const RTN_UNICAST: u8 = 1;
+
+/// One IPv6 route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Its destination prefix (`::` with length 0 for a default route).
+    pub dst: Ipv6Addr,
+    /// The prefix's length.
+    pub dst_len: u8,
+    /// Its routing table (`RTA_TABLE`, else `rtm_table`).
+    pub table: u32,
+    /// `RTN_*`: 1 forwards; unreachable, blackhole, prohibit do not.
+    pub kind: u8,
+    /// Its metric (`RTA_PRIORITY`, `ip`'s `metric`; 0 when absent).
+    pub metric: u32,
+    /// Its outgoing interface, when it names one.
+    pub oif: Option<u32>,
+    /// Its next hop, when it has one.
+    pub gateway: Option<Ipv6Addr>,
+}
+
+impl Route {
+    /// Whether packets are forwarded along it.
+    pub fn forwards(&self) -> bool {
+        self.kind == RTN_UNICAST
+    }
+}
+
+/// The route in the payload of an `RTM_NEWROUTE`/`RTM_DELROUTE` message;
+/// none for other families.
+pub fn parse(payload: &[u8]) -> Option<Route> {
+    let head = payload.get(..RTMSG_LEN)?;
+    if i32::from(head[0]) != libc::AF_INET6 {
+        return None;
+    }
+    let mut r = Route {
+        dst: Ipv6Addr::UNSPECIFIED,
+        dst_len: head[1],
+        table: u32::from(head[4]),
+        kind: head[7],
+        metric: 0,
+        oif: None,
+        gateway: None,
+    };
+    for (kind, v) in attributes(&payload[RTMSG_LEN..]) {
+        match kind {
+            RTA_DST => r.dst = ipv6(v).unwrap_or(r.dst),
+            RTA_OIF => r.oif = u32_of(v),
+            RTA_GATEWAY => r.gateway = ipv6(v),
+            RTA_PRIORITY => r.metric = u32_of(v).unwrap_or(0),
+            RTA_TABLE => r.table = u32_of(v).unwrap_or(r.table),
+            _ => {}
+        }
+    }
+    Some(r)
+}
+
+/// The route a packet to `addr` from the calling thread's network
+/// namespace would take (policy rules, then the longest matching prefix,
+/// then the lowest metric); none when no route forwards there.
+pub fn to(addr: Ipv6Addr) -> io::Result<Option<Route>> {
+    lookup(&mut Socket::open(0)?, addr)
+}
+
+/// [`to`], asked on `s` (one socket for many lookups).
+pub(crate) fn lookup(s: &mut Socket, addr: Ipv6Addr) -> io::Result<Option<Route>> {
+    let mut body = vec![0u8; RTMSG_LEN];
+    body[0] = libc::AF_INET6 as u8;
+    body[1] = 128;
+    body[8..12].copy_from_slice(&RTM_F_FIB_MATCH.to_ne_bytes());
+    body.extend(super::attr(RTA_DST, &addr.octets()));
+    match s.request(libc::RTM_GETROUTE, 0, &body) {
+        Ok(parts) => Ok(parts
+            .iter()
+            .filter(|(t, _)| *t == libc::RTM_NEWROUTE)
+            .find_map(|(_, p)| parse(p))
+            .filter(Route::forwards)),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ESRCH | libc::ENOENT)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::attr;
+
+    fn rtmsg(family: u8, dst_len: u8, table: u8, kind: u8, attrs: &[u8]) -> Vec<u8> {
+        let mut m = vec![family, dst_len, 0, 0, table, 3, 0, kind, 0, 0, 0, 0];
+        m.extend_from_slice(attrs);
+        m
+    }
+
+    #[test]
+    fn routes_are_read_from_their_attributes() {
+        let dst: Ipv6Addr = "fd00:b:1::".parse().expect("dst");
+        let gw: Ipv6Addr = "fe80::1".parse().expect("gw");
+        let mut attrs = attr(RTA_TABLE, &254u32.to_ne_bytes());
+        attrs.extend(attr(RTA_DST, &dst.octets()));
+        attrs.extend(attr(RTA_PRIORITY, &50u32.to_ne_bytes()));
+        attrs.extend(attr(RTA_OIF, &4u32.to_ne_bytes()));
+        attrs.extend(attr(RTA_GATEWAY, &gw.octets()));
+        let r = parse(&rtmsg(libc::AF_INET6 as u8, 64, 254, 1, &attrs)).expect("parsed");
+        assert_eq!(
+            r,
+            Route {
+                dst,
+                dst_len: 64,
+                table: 254,
+                kind: 1,
+                metric: 50,
+                oif: Some(4),
+                gateway: Some(gw),
+            }
+        );
+        assert!(r.forwards());
+        // A table above 255 is only in RTA_TABLE; an unreachable route does
+        // not forward; a default route has no RTA_DST.
+        let r = parse(&rtmsg(
+            libc::AF_INET6 as u8,
+            0,
+            252,
+            7,
+            &attr(RTA_TABLE, &1000u32.to_ne_bytes()),
+        ))
+        .expect("parsed");
+        assert_eq!((r.table, r.dst, r.metric), (1000, Ipv6Addr::UNSPECIFIED, 0));
+        assert!(!r.forwards());
+        assert_eq!(parse(&rtmsg(libc::AF_INET as u8, 0, 254, 1, &[])), None);
+        let full = rtmsg(libc::AF_INET6 as u8, 64, 254, 1, &attrs);
+        for cut in 0..full.len() {
+            let _ = parse(&full[..cut]);
+        }
+    }
+
+    #[test]
+    fn a_local_route_does_not_forward_and_no_route_is_none() {
+        // ::1 is in every namespace's local table: delivered, not forwarded.
+        assert_eq!(to(Ipv6Addr::LOCALHOST).expect("asked"), None);
+        // The discard prefix (RFC 6666) has no route in a plain namespace;
+        // where a default route exists, it is the one matching.
+        let none = to("100::1".parse().expect("addr")).expect("asked");
+        assert!(none.is_none_or(|r| r.dst_len == 0), "{none:?}");
+    }
+}
