@@ -73,6 +73,12 @@ pub mod map_names {
     /// sends: [`TooBigLimit`](super::TooBigLimit). The program's own (not
     /// pinned, not in [`ALL`]): each attachment has its own.
     pub const TOO_BIG_LIMIT: &str = "TOO_BIG_LIMIT";
+    /// The fragment table: [`FragmentKey`](super::FragmentKey) ->
+    /// [`FragmentEntry`](super::FragmentEntry), LRU. The program's own
+    /// (not pinned, not in [`ALL`]): its entries live for one datagram's
+    /// reassembly time, and a restart that forgets them only sends the
+    /// fragments in flight by their flow label.
+    pub const FRAGMENTS: &str = "FRAGMENTS";
 
     /// Every map the data plane pins, in a stable order.
     pub const ALL: [&str; 17] = [
@@ -451,9 +457,10 @@ pub struct Selection {
 }
 const _: () = assert!(core::mem::size_of::<Selection>() == 8 + 4 * MAGLEV_MAX);
 
-/// Key of the flow table. For TCP, UDP and SCTP packets that are not
-/// fragments: addresses, protocol and ports; otherwise addresses and flow
-/// label (`by_label` 1), so that every fragment of a datagram matches.
+/// Key of the flow table. For the protocols with ports (a first fragment's
+/// included): addresses, protocol and ports; otherwise addresses and flow
+/// label (`by_label` 1). A later fragment follows its datagram's
+/// [`FragmentEntry`] instead, when there is one.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct FlowKey {
@@ -489,6 +496,49 @@ pub struct FlowEntry {
     /// When the flow was last seen (`bpf_ktime_get_ns`, CLOCK_MONOTONIC).
     pub last_seen_ns: u64,
 }
+
+/// Key of the fragment table: the fields every fragment of one datagram
+/// carries alike (RFC 8200 section 4.5: source, destination and
+/// Identification), in the anycast group of the destination.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct FragmentKey {
+    /// The group (host byte order).
+    pub group_id: u32,
+    /// Source address, network byte order.
+    pub src: [u8; 16],
+    /// Destination address, network byte order.
+    pub dst: [u8; 16],
+    /// The Fragment header's Identification (host byte order).
+    pub id: u32,
+}
+const _: () = assert!(core::mem::size_of::<FragmentKey>() == 40);
+// The XDP program writes the addresses as 32-bit words.
+const _: () = assert!(
+    core::mem::offset_of!(FragmentKey, src) % 4 == 0
+        && core::mem::offset_of!(FragmentKey, dst) % 4 == 0
+);
+
+/// Value of the fragment table: the member a datagram's first fragment
+/// went to, which its later fragments follow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct FragmentEntry {
+    /// The member the first fragment went to.
+    pub member_id: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+    /// When the first fragment went (CLOCK_MONOTONIC, ns).
+    pub first_ns: u64,
+}
+
+/// How long later fragments follow their first one: a destination
+/// abandons a reassembly 60 seconds after the first fragment to arrive
+/// (RFC 8200 section 4.5).
+pub const FRAGMENT_TIMEOUT_NS: u64 = 60_000_000_000;
+
+/// Capacity of the fragment table (LRU: the oldest datagrams go first).
+pub const FRAGMENT_TABLE: u32 = 1 << 14;
 
 /// Per-CPU flood-guard window.
 #[repr(C)]
@@ -659,6 +709,10 @@ mod user {
     unsafe impl aya::Pod for FlowKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for FlowEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for FragmentKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for FragmentEntry {}
     // SAFETY: as above.
     unsafe impl aya::Pod for FloodState {}
     // SAFETY: as above.

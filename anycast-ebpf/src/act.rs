@@ -20,6 +20,7 @@ use aya_ebpf::{
 
 use crate::{
     flow::{self, Flow, Lookup, NoFlow},
+    fragment,
     maps::{ENCAP_SCRATCH, GROUPS, MEMBERS, SELECTION, TX_PORTS},
     parse::{Packet, ipv6, ipv6::Ipv6, ipv6::Transport, load, words, writable},
     too_big,
@@ -110,12 +111,30 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
     // carry the option (one compare for the rest).
     f.encap_limit_zero =
         wire::ext_header_len_kind(ip.next_header).is_some() && ipv6::encap_limit_zero(ctx, ip);
-    let Some(chosen) = choose(info, group, f, target.flow_epoch) else {
+    // A later fragment follows its datagram's first one (see `fragment`).
+    let followed = if f.later_fragment {
+        fragment::first_member(f, group, t.frag_id)
+    } else {
+        0
+    };
+    let chosen = match usable(followed, group) {
+        Some(m) => Some(Chosen {
+            member: followed,
+            info: m,
+            flow: FlowOutcome::None,
+        }),
+        None => choose(info, group, f, target.flow_epoch),
+    };
+    let Some(chosen) = chosen else {
         let mut s = fallback(Fallback::from_u8(info.fallback));
         s.icmp_error = f.icmp_error;
         return s;
     };
     let (member, m, flow) = (chosen.member, chosen.info, chosen.flow.opaque());
+    if f.first_fragment && !f.icmp_error {
+        // A first fragment: its datagram's later ones follow it.
+        fragment::note(f, group, t.frag_id, member);
+    }
     // The MTU of a Packet Too Big to answer with, 0 if none.
     let mut too_big_mtu = 0;
     let mut s = match MemberKind::from_u8(m.kind) {
@@ -205,6 +224,18 @@ const fn fallback(f: Fallback) -> Steered {
     }
 }
 
+/// The entry of member `id` if it may take a flow of `group`: registered
+/// in it and not down (draining members keep their flows).
+#[inline(always)]
+fn usable(id: u32, group: u32) -> Option<&'static MemberInfo> {
+    if id == 0 {
+        return None;
+    }
+    MEMBERS.get(id).filter(|m| {
+        m.kind != MemberKind::None as u8 && m.up != MemberState::Down as u8 && m.group_id == group
+    })
+}
+
 /// The member a flow goes to, and what the flow table did.
 struct Chosen {
     /// The member's id.
@@ -278,7 +309,7 @@ fn choose(info: &GroupInfo, group: u32, f: &mut Flow, epoch: u32) -> Option<Chos
         return None;
     }
     let m = MEMBERS.get(member)?;
-    let flow = if !affinity || f.icmp_error {
+    let flow = if !affinity || f.icmp_error || f.later_fragment {
         FlowOutcome::None
     } else if !flow::record(&f.key, member, now) {
         FlowOutcome::Bypassed

@@ -106,8 +106,10 @@ pub(crate) enum NoFlow {
 }
 
 /// The flow a packet belongs to, in this CPU's scratch slot: by protocol
-/// and ports for the protocols that have them (not in a fragment), by
-/// identifier for an ICMPv6 echo, by flow label otherwise. For an ICMPv6
+/// and ports for the protocols that have them, by identifier for an ICMPv6
+/// echo (a first fragment's too: it is keyed as its whole packet), by flow
+/// label otherwise (a later fragment: the one field it shares with its
+/// flow's other packets; see `fragment` for how it follows its first). For an ICMPv6
 /// error, the reverse of the flow it quotes (the member's packet that
 /// caused it), so that the error reaches that member: path MTU discovery
 /// works through anycast.
@@ -123,6 +125,8 @@ pub(crate) fn of_packet(
     let f = FLOW_SCRATCH.get_ptr_mut(0).ok_or(NoFlow::NoScratch)?;
     // SAFETY: this CPU's scratch slot, used by this run only.
     let f = unsafe { &mut *f };
+    f.later_fragment = t.fragment && !t.upper;
+    f.first_fragment = t.fragment && t.upper;
     let mut id = t.ports();
     // Only a first fragment has an upper-layer header (RFC 8200 4.5): a
     // later one's data is never read as ICMPv6.
@@ -138,7 +142,7 @@ pub(crate) fn of_packet(
             ICMP_QUOTED => return Ok(f),
             ICMP_LINK_SCOPED => return Err(NoFlow::LinkScoped),
             ICMP_UNMATCHED => return Err(NoFlow::Unmatched),
-            c if c & ICMP_ECHO != 0 && !t.fragment => {
+            c if c & ICMP_ECHO != 0 => {
                 let [_, _, hi, lo] = c.to_be_bytes();
                 id = Some([hi, lo, 0, 0]);
             }
@@ -318,8 +322,9 @@ pub(crate) fn cached(
     let mut restored = false;
     if now.saturating_sub(c.synced_ns) >= SYNC_NS {
         c.synced_ns = now;
-        // An ICMPv6 error never makes an entry, not even a put-back one.
-        let restore = (!f.icmp_error).then_some(epoch);
+        // An ICMPv6 error or a later fragment never makes an entry, not
+        // even a put-back one.
+        let restore = (!f.icmp_error && !f.later_fragment).then_some(epoch);
         match sync(&c.key, c.member_id, now, restore) {
             // No entry and none put back (a flush is walking the table, or
             // another CPU just recorded the flow): forget it, and let the

@@ -18,6 +18,7 @@
 mod act;
 mod classify;
 mod flow;
+mod fragment;
 mod maps;
 mod parse;
 mod rt;

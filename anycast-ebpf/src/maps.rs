@@ -5,10 +5,10 @@
 
 use anycast_common::{
     AddrKey, AddrValue, DEFAULT_FLOW_TABLE, EXACT_INDEX_BUCKETS, ExactBucket, FLOW_CACHE_SLOTS,
-    FloodState, FlowEntry, FlowKey, GlobalCounters, GroupCounters, GroupInfo, IfaceConfig,
-    MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS, MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS,
-    MemberCounters, MemberInfo, MemberSourceKey, PREFILTER_BUCKETS, Selection, Settings,
-    TooBigLimit,
+    FRAGMENT_TABLE, FloodState, FlowEntry, FlowKey, FragmentEntry, FragmentKey, GlobalCounters,
+    GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
+    MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters, MemberInfo, MemberSourceKey,
+    PREFILTER_BUCKETS, Selection, Settings, TooBigLimit,
 };
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, bpf_fib_lookup},
@@ -102,6 +102,14 @@ pub(crate) static PREFILTER: Array<u32> = Array::with_max_entries(PREFILTER_BUCK
 // Per-CPU scratch space and caches, used by the program alone: not pinned,
 // so each attachment's instance of the program has its own.
 
+/// The fragment table: the member each datagram's first fragment went to,
+/// for its later fragments (`fragment`). LRU and short-lived (an entry
+/// counts for `FRAGMENT_TIMEOUT_NS`); the program's own: an attachment
+/// that starts without it sends the fragments in flight by their label.
+#[map(name = "FRAGMENTS")]
+pub(crate) static FRAGMENTS: LruHashMap<FragmentKey, FragmentEntry> =
+    LruHashMap::with_max_entries(FRAGMENT_TABLE, 0);
+
 /// A flow: its table key and its hash. Built in a per-CPU scratch slot
 /// rather than on the stack, which the redirect path would overflow. The
 /// slot also keeps this CPU's clock reading (see `flow::now`): one map
@@ -114,6 +122,14 @@ pub(crate) struct Flow {
     pub(crate) hash: u32,
     /// Built from the quote of an ICMPv6 error: steer, never record.
     pub(crate) icmp_error: bool,
+    /// A later fragment (offset above 0): it follows its first fragment
+    /// (`fragment`) or its label's flow, never records one.
+    pub(crate) later_fragment: bool,
+    /// A first fragment (offset 0, M set): its member goes to the fragment
+    /// table. Kept here, as `later_fragment`, rather than decided on the
+    /// parser's values: a branch on those makes the verifier keep every
+    /// state of the header walk that differs in them apart.
+    pub(crate) first_fragment: bool,
     /// Its Tunnel Encapsulation Limit is 0: never to be encapsulated
     /// (`parse::ipv6::encap_limit_zero`). Kept here rather than in a
     /// register: a value in a map is unknown to the verifier, so the two
@@ -123,6 +139,9 @@ pub(crate) struct Flow {
     pub(crate) clock_jiffies: u64,
     /// This CPU's last reading of the coarse clock.
     pub(crate) clock_ns: u64,
+    /// The fragment-table key of a fragment's datagram (`fragment`),
+    /// built here rather than on the stack.
+    pub(crate) fragment: FragmentKey,
 }
 
 /// The flow of the packet being handled, per CPU (`flow::of_packet`).

@@ -8,8 +8,10 @@
 //! `tests/corpus`), written there as a regression case that every test run
 //! replays ([`read_corpus`]).
 
+mod datagram;
+
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     fmt::Write as _,
     net::Ipv6Addr,
     path::{Path, PathBuf},
@@ -394,18 +396,31 @@ pub fn run(p: &ProgramUnderTest, seed: u64, count: u64, corpus: Option<&Path>) -
     let mut before = p.counters()?;
     let mut want: BTreeMap<(Scope, &'static str), u64> = BTreeMap::new();
     let mut frames: Vec<Vec<u8>> = Vec::new();
+    // Frames still to send of a datagram's run of fragments.
+    let mut pending = VecDeque::new();
     for i in 0..count {
-        let f = frame(&mut r);
+        if pending.is_empty() {
+            if r.chance(3) {
+                pending.extend(datagram::datagram(&mut r));
+            } else {
+                pending.push_back(frame(&mut r));
+            }
+        }
+        let f = pending.pop_front().context("a frame to send")?;
         let model = p.model(&f);
         let got = p.run(&f)?;
-        if got.action != model.verdict.xdp_action() || got.data != model.frame {
-            let what = format!(
-                "program returned {} ({} bytes), model {:?} ({} bytes)",
-                got.action,
-                got.data.len(),
-                model.verdict,
-                model.frame.len()
-            );
+        let fragment = datagram::fragment_disagreement(p, &model);
+        if got.action != model.verdict.xdp_action() || got.data != model.frame || fragment.is_some()
+        {
+            let what = fragment.unwrap_or_else(|| {
+                format!(
+                    "program returned {} ({} bytes), model {:?} ({} bytes)",
+                    got.action,
+                    got.data.len(),
+                    model.verdict,
+                    model.frame.len()
+                )
+            });
             let at = format!("seed {seed}, frame {i}");
             return Err(report(p, &at, &f, &what, corpus));
         }
@@ -454,6 +469,9 @@ pub fn disagreement(p: &ProgramUnderTest, frame: &[u8]) -> Result<Option<String>
             model.verdict,
             model.frame.len()
         )));
+    }
+    if let Some(what) = datagram::fragment_disagreement(p, &model) {
+        return Ok(Some(what));
     }
     let got = deltas(&before, &after);
     if got != model.deltas {

@@ -808,6 +808,21 @@ impl MemberLab {
             .with_context(|| format!("no MAC for {node}"))
     }
 
+    /// The state (`up`, `down`, ...) `member list` shows for member `name`
+    /// of `group`.
+    pub fn member_state(&self, group: &str, name: &str) -> Result<String> {
+        let list: serde_json::Value = serde_json::from_str(
+            &self
+                .lab
+                .anycast_ok("router", &["member", "list", group, "--json"])?,
+        )?;
+        let m = list
+            .as_array()
+            .and_then(|a| a.iter().find(|m| m["name"] == name))
+            .with_context(|| format!("{name} not in {list}"))?;
+        Ok(m["state"].as_str().unwrap_or_default().to_string())
+    }
+
     /// A UDP socket of the client's, bound to its own address.
     pub fn client_socket(&self) -> Result<UdpSocket> {
         let sock = self

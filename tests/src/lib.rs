@@ -2,11 +2,14 @@
 //!
 //! - [`prog`]: the XDP program with fresh maps, run on crafted frames with
 //!   BPF_PROG_TEST_RUN and compared with the reference model.
+//! - [`dns`]: a real DNS server (dnsmasq) in a lab namespace and a client
+//!   that reads which member answered.
 //! - [`lab`]: network namespaces joined by veth pairs, the `anycast` binary
 //!   run inside them, and real sockets at both ends.
 //!
-//! Frames come from `anycast_common::frame`. Both harnesses need root.
+//! Frames come from `anycast_common::frame`. The harnesses need root.
 
+pub mod dns;
 pub mod fuzz;
 pub mod lab;
 pub mod prog;

@@ -13,15 +13,15 @@ use anycast::{
     stats::Stats,
 };
 use anycast_common::{
-    FlowEntry, FlowKey, GroupInfo, IfaceRole, MemberInfo, MemberSourceKey, NetnsId, SourceAction,
-    TooBigLimit, map_names,
+    FlowEntry, FlowKey, FragmentEntry, FragmentKey, GroupInfo, IfaceRole, MemberInfo,
+    MemberSourceKey, NetnsId, SourceAction, TooBigLimit, map_names,
     model::{self, Config, Delta, Fib, Iface, Outcome, Scope},
     program_names,
 };
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray, PerCpuValues},
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues},
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 
@@ -365,7 +365,19 @@ impl ProgramUnderTest {
             let entry = self.state.flow_entry(&key).map(|e| e.member_id);
             assert_eq!(entry, Some(member), "flow-table entry; model: {want:?}");
         }
+        if let Some((key, member)) = want.fragment {
+            let entry = self.fragment_entry(&key).map(|e| e.member_id);
+            assert_eq!(entry, Some(member), "fragment-table entry; model: {want:?}");
+        }
         Ok(want)
+    }
+
+    /// The program's fragment-table entry for `key` (its own map: not
+    /// part of `state`).
+    pub fn fragment_entry(&self, key: &FragmentKey) -> Option<FragmentEntry> {
+        let map = self.ebpf.map(map_names::FRAGMENTS)?;
+        let table = BpfHashMap::<&MapData, FragmentKey, FragmentEntry>::try_from(map).ok()?;
+        table.get(key, 0).ok()
     }
 }
 
@@ -404,6 +416,10 @@ impl Config for ProgramUnderTest {
 
     fn flow(&self, key: &FlowKey) -> Option<FlowEntry> {
         self.state.flow_entry(key)
+    }
+
+    fn fragment(&self, key: &FragmentKey) -> Option<FragmentEntry> {
+        self.fragment_entry(key)
     }
 
     fn now_ns(&self) -> u64 {

@@ -27,6 +27,9 @@ use anycast_common::{
 use anycast_tests::{prog::ProgramUnderTest, require_root};
 use anyhow::{Result, ensure};
 
+#[path = "rfc/fragments.rs"]
+mod fragments;
+
 /// The anycast address of group `dns`.
 const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
 /// A router on the way that reports errors.
@@ -57,6 +60,9 @@ enum Want {
     Redirect,
     /// Every frame of a variant redirected, all to one member.
     OneMember,
+    /// Every frame of a variant redirected, frame `n` to the member that
+    /// frame `self.0[n]` went to.
+    SameAs(&'static [usize]),
 }
 
 /// One row of the table.
@@ -428,33 +434,10 @@ fn table() -> Vec<Case> {
             want: Want::OneMember,
             counters: &[("flow_misses", 1), ("flow_hits", 2)],
         },
-        Case {
-            cite: "RFC 8200 4.5",
-            rule: "The fragments of one datagram (the first with offset 0 and M set, the others with offsets) are reassembled by one destination: they reach one member.",
-            on: &[EDGE],
-            frames: |i| {
-                let id = 0x500 + u32::from(i);
-                let mut first = query_from(client(i), i);
-                first.ext = vec![Ext::Fragment {
-                    offset: 0,
-                    more: true,
-                    id,
-                }];
-                let mut rest = query_from(client(i), i);
-                rest.l4 = L4::Raw {
-                    proto: wire::IPPROTO_UDP,
-                    bytes: vec![0x77; 16],
-                };
-                let mut frames = vec![first.build()];
-                for (offset, more) in [(2, true), (4, false)] {
-                    rest.ext = vec![Ext::Fragment { offset, more, id }];
-                    frames.push(rest.build());
-                }
-                frames
-            },
-            want: Want::OneMember,
-            counters: &[("redirected", 3)],
-        },
+        // Item 5: a datagram's fragments follow its first one.
+        fragments::A_DATAGRAMS_FRAGMENTS,
+        fragments::A_LATER_FRAGMENT_ALONE,
+        fragments::TWO_DATAGRAMS,
         // Item 6: only a first fragment has an upper-layer header.
         Case {
             cite: "RFC 8200 4.5",
@@ -708,7 +691,7 @@ fn run(case: &Case, role: IfaceRole, action: SourceAction) -> Result<()> {
                         "{what}"
                     );
                 }
-                Want::Redirect | Want::OneMember => {
+                Want::Redirect | Want::OneMember | Want::SameAs(_) => {
                     ensure!(matches!(out.verdict, Verdict::Redirect(_)), "{what}");
                     members.push(out.frame[..6].to_vec());
                 }
@@ -718,6 +701,17 @@ fn run(case: &Case, role: IfaceRole, action: SourceAction) -> Result<()> {
             ensure!(
                 members.windows(2).all(|w| w[0] == w[1]),
                 "{row}\nmembers (destination MACs) of the frames: {members:02x?}"
+            );
+        }
+        if let Want::SameAs(like) = case.want {
+            ensure!(
+                like.len() == members.len()
+                    && like
+                        .iter()
+                        .enumerate()
+                        .all(|(n, &m)| members[n] == members[m]),
+                "{row}\nmembers (destination MACs) of the frames: {members:02x?}, \
+                 want frame n on the member of frame {like:?}[n]"
             );
         }
         let after = p.stats()?;

@@ -82,18 +82,6 @@ fn config(ml: &MemberLab, m2_metric: u32) -> Result<String> {
     ))
 }
 
-fn member_state(ml: &MemberLab, name: &str) -> Result<String> {
-    let list: serde_json::Value = serde_json::from_str(
-        &ml.lab
-            .anycast_ok("router", &["member", "list", "dns", "--json"])?,
-    )?;
-    let m = list
-        .as_array()
-        .and_then(|a| a.iter().find(|m| m["name"] == name))
-        .with_context(|| format!("{name} not in {list}"))?;
-    Ok(m["state"].as_str().unwrap_or_default().to_string())
-}
-
 #[test]
 #[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
 fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
@@ -184,7 +172,7 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
             .all(|ms| ms.as_f64().is_some_and(|ms| ms > 0.0 && ms < 1000.0)),
         "{updates}"
     );
-    ensure!(member_state(&ml, "m1")? == "down");
+    ensure!(ml.member_state("dns", "m1")? == "down");
     ensure!(ml.answerer(PORT)? == "m2", "m2 took over");
 
     // kill -9: forwarding goes on without the service, and a new one
@@ -198,7 +186,7 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     lines = Lines::new(stdout);
     lines.expect(&["serving"], STARTUP)?;
     ensure!(
-        member_state(&ml, "m1")? == "down",
+        ml.member_state("dns", "m1")? == "down",
         "m1 up again before its check"
     );
     ensure!(ml.answerer(PORT)? == "m2", "m2 still serves");
@@ -207,7 +195,7 @@ fn checks_move_traffic_and_sighup_rereads_the_file() -> Result<()> {
     // It comes back after rise x interval.
     m1 = Some(server(&ml, "m1", M1)?);
     lines.expect(&["member m1 of group dns: healthy", "; up"], slow)?;
-    ensure!(member_state(&ml, "m1")? == "up");
+    ensure!(ml.member_state("dns", "m1")? == "up");
     ensure!(ml.answerer(PORT)? == "m1", "m1 back");
 
     // A file that does not validate is refused whole; nothing changes.
@@ -317,7 +305,7 @@ fn the_default_check_reaches_the_member_at_the_anycast_address() -> Result<()> {
     // An echo request to the anycast address, IPv6-in-IPv6 to m3.
     lines.expect(&["member m3 of group dns: healthy", "icmp check"], slow)?;
     lines.expect(&["member m2 of group dns: healthy"], slow)?;
-    ensure!(member_state(&ml, "m1")? == "down");
+    ensure!(ml.member_state("dns", "m1")? == "down");
     ensure!(ml.answerer(PORT)? == "m2", "m2 serves while m1 is down");
 
     // m1's server now answers on the anycast address: m1 comes back.

@@ -53,7 +53,9 @@ pub(crate) const LAB: &[Tool] = &[
 /// What the tests use besides the lab: a real parser of the Prometheus
 /// text format, to read the service's metrics as Prometheus would,
 /// systemd's own check of the unit file, ping (path MTU discovery
-/// through the anycast address), and BIRD (BGP).
+/// through the anycast address), a real DNS server on the members
+/// (dnsmasq from `dnsmasq-base`, which has no service of its own that
+/// installing it would start), and BIRD (BGP).
 pub(crate) const TEST: &[Tool] = &[
     python_module(
         "prometheus_client",
@@ -62,6 +64,7 @@ pub(crate) const TEST: &[Tool] = &[
     ),
     tool("systemd-analyze", "systemd", "systemd"),
     tool("ping", "iputils-ping", "iputils"),
+    tool("dnsmasq", "dnsmasq-base", "dnsmasq"),
     // A real BGP speaker for the announcements' lab (tests/tests/bgp.rs).
     tool("bird", "bird2", "bird"),
 ];

@@ -21,29 +21,30 @@ pub enum FlowOf {
 
 /// The flow of a packet (see [`crate::hash`]): by protocol and ports for
 /// the protocols that have them ([`ports_first`]), by identifier for an
-/// ICMPv6 echo, by flow label otherwise; a fragment, first or not, by
-/// label, so that all the fragments of a datagram agree (only the first
-/// carries the ports); an atomic fragment is a whole packet (RFC 6946
-/// section 4), keyed as if it had no Fragment header. An ICMPv6 error (types 0
-/// to 127, RFC 4443 section 2.1; unknown ones too, 2.4 (a)) by the reverse
-/// of the flow it quotes, walked like the packet's own headers.
+/// ICMPv6 echo, by flow label otherwise. A first fragment (offset 0) holds
+/// the upper-layer header (RFC 8200 section 4.5) and is keyed as the whole
+/// packet would be, so that it joins its flow; a later fragment has none of
+/// it, and is keyed by the one field it carries in common with the
+/// datagram's other packets, the flow label (it follows its first fragment
+/// through the fragment table when that went first: see
+/// [`super::classify`]); an atomic fragment is a whole packet (RFC 6946
+/// section 4). An ICMPv6 error (types 0 to 127, RFC 4443 section 2.1;
+/// unknown ones too, 2.4 (a)) by the reverse of the flow it quotes, walked
+/// like the packet's own headers.
 pub fn flow_of(frame: &[u8], ip: &Ipv6Header, t: &Transport, group: u32) -> FlowOf {
     let payload = &frame[..ip.end];
     // Only a first fragment has an upper-layer header (RFC 8200 section 4.5).
     let icmp_type = (t.proto == wire::IPPROTO_ICMPV6 && t.upper)
         .then(|| payload.get(t.offset..t.offset + 2).map(|b| b[0]))
         .flatten();
-    let mut id = match (t.fragment, t.ports) {
-        (false, Some((s, d))) => {
-            let (s, d) = (s.to_be_bytes(), d.to_be_bytes());
-            Some([s[0], s[1], d[0], d[1]])
-        }
-        _ => None,
-    };
+    let mut id = t.ports.map(|(s, d)| {
+        let (s, d) = (s.to_be_bytes(), d.to_be_bytes());
+        [s[0], s[1], d[0], d[1]]
+    });
     match icmp_type {
         Some(ty) if ty < 128 => return quoted_flow(payload, t.offset + 8, group),
         Some(ty) if link_scoped_icmp(ty) => return FlowOf::LinkScoped,
-        Some(ty) if echo(ty) && !t.fragment => id = echo_id(payload, t.offset),
+        Some(ty) if echo(ty) => id = echo_id(payload, t.offset),
         _ => {}
     }
     let (proto, id) = ipsec_key(t, t.proto, id);
@@ -61,12 +62,13 @@ const IKE_PORTS: [u16; 2] = [500, 4500];
 /// tail: every security association of the pair, and the IKE exchange
 /// that made it, reach one member, which alone holds their keys. (Keying
 /// on the SPI would keep one association together, but its IKE exchange,
-/// keyed on ports, on another member three times in four.) A fragment is
-/// keyed by its label, as any other. Anything else: `(proto, id)`.
+/// keyed on ports, on another member three times in four.) A first
+/// fragment is keyed so too (it is the whole packet's head); a later one
+/// by its label, as any other. Anything else: `(proto, id)`.
 fn ipsec_key(t: &Transport, proto: u8, id: Option<[u8; 4]>) -> (u8, Option<[u8; 4]>) {
     let ike = proto == wire::IPPROTO_UDP
         && id.is_some_and(|[_, _, d0, d1]| IKE_PORTS.contains(&u16::from_be_bytes([d0, d1])));
-    if !t.fragment && (t.ah || proto == wire::IPPROTO_ESP || ike) {
+    if t.upper && (t.ah || proto == wire::IPPROTO_ESP || ike) {
         (wire::IPPROTO_ESP, Some([0; 4]))
     } else {
         (proto, id)

@@ -40,7 +40,13 @@
 //! 6. Everything else passes.
 //!
 //! Only a packet without a Fragment header, or with one at offset 0, has an
-//! upper-layer header (RFC 8200 section 4.5): a later fragment is data.
+//! upper-layer header (RFC 8200 section 4.5): a later fragment is data. The
+//! fragments of one datagram share source, destination and Identification
+//! (4.5), and one destination reassembles them: the member a first fragment
+//! goes to is written to the fragment table under those three (and the
+//! group), and a later fragment follows it while it stands (for
+//! [`crate::FRAGMENT_TIMEOUT_NS`], its member still usable); without it, by
+//! its flow label, and never into the flow table.
 
 mod flow;
 mod parse;
@@ -51,9 +57,9 @@ use std::vec::Vec;
 pub use self::{flow::*, parse::*};
 
 use crate::{
-    Affinity, ENCAP_HOP_LIMIT, Fallback, FlowEntry, FlowKey, GlobalStat, GroupInfo, GroupStat,
-    IPV6_MIN_MTU, IfaceRole, MemberInfo, MemberKind, MemberSourceKey, MemberState, SourceAction,
-    maglev,
+    Affinity, ENCAP_HOP_LIMIT, FRAGMENT_TIMEOUT_NS, Fallback, FlowEntry, FlowKey, FragmentEntry,
+    FragmentKey, GlobalStat, GroupInfo, GroupStat, IPV6_MIN_MTU, IfaceRole, MemberInfo, MemberKind,
+    MemberSourceKey, MemberState, SourceAction, maglev,
     wire::{self},
 };
 
@@ -107,6 +113,8 @@ pub struct Outcome {
     /// The flow-table entry the packet leaves behind (recorded or refreshed):
     /// key and member.
     pub flow: Option<(FlowKey, u32)>,
+    /// The fragment-table entry a first fragment writes: key and member.
+    pub fragment: Option<(FragmentKey, u32)>,
 }
 
 /// The interface's settings the verdict depends on.
@@ -158,6 +166,8 @@ pub trait Config {
     fn fib(&self, src: Option<[u8; 16]>, dst: &[u8; 16], tot_len: usize) -> Fib;
     /// The flow table's entry for `key`, if any.
     fn flow(&self, key: &FlowKey) -> Option<FlowEntry>;
+    /// The fragment table's entry for `key`, if any.
+    fn fragment(&self, key: &FragmentKey) -> Option<FragmentEntry>;
     /// The time now, on the flow table's clock (CLOCK_MONOTONIC, ns).
     fn now_ns(&self) -> u64;
     /// Whether the flood guard lets one more new flow be recorded.
@@ -226,6 +236,7 @@ pub(super) fn echo(ty: u8) -> bool {
 struct Acc {
     deltas: Vec<Delta>,
     flow: Option<(FlowKey, u32)>,
+    fragment: Option<(FragmentKey, u32)>,
 }
 
 impl Acc {
@@ -242,6 +253,7 @@ pub fn classify(frame: &[u8], iface: Iface, config: &dyn Config) -> Outcome {
     let mut acc = Acc {
         deltas: Vec::new(),
         flow: None,
+        fragment: None,
     };
     let (verdict, out, stat) = run(frame, iface, config, &mut acc);
     acc.global(stat);
@@ -252,6 +264,7 @@ pub fn classify(frame: &[u8], iface: Iface, config: &dyn Config) -> Outcome {
         stat,
         deltas: acc.deltas,
         flow: acc.flow,
+        fragment: acc.fragment,
     }
 }
 
@@ -344,26 +357,48 @@ fn run(
     let members = config.members(group);
     let affinity = Affinity::from_u8(info.affinity) == Affinity::Flow;
     let now = config.now_ns();
-    let entry = if affinity { config.flow(&key) } else { None };
+    // Whether a member may still take a flow or a datagram.
+    let usable = |member: u32| {
+        members.iter().any(|(id, m)| {
+            *id == member && m.kind != MemberKind::None as u8 && m.up != MemberState::Down as u8
+        })
+    };
+    // A datagram's fragments (not an error's: never bigger than 1280
+    // bytes, RFC 4443 section 2.4 (c)) by source, destination and
+    // Identification (RFC 8200 section 4.5).
+    let fragment_key = (t.fragment && !icmp_error).then_some(FragmentKey {
+        group_id: group,
+        src: ip.src,
+        dst: ip.dst,
+        id: t.frag_id,
+    });
+    let later = t.fragment && !t.upper;
+    // A later fragment follows its first one while the entry stands.
+    let followed = fragment_key
+        .filter(|_| later)
+        .and_then(|k| config.fragment(&k))
+        .filter(|e| now.saturating_sub(e.first_ns) <= FRAGMENT_TIMEOUT_NS && usable(e.member_id))
+        .map(|e| e.member_id);
+    let entry = if affinity && followed.is_none() {
+        config.flow(&key)
+    } else {
+        None
+    };
     let held = if affinity {
         entry.and_then(|e| {
             let alive = now.saturating_sub(e.last_seen_ns) <= info.flow_timeout_ns(key.proto);
-            let valid = members.iter().any(|(id, m)| {
-                *id == e.member_id
-                    && m.kind != MemberKind::None as u8
-                    && m.up != MemberState::Down as u8
-            });
-            (alive && valid).then_some(e.member_id)
+            (alive && usable(e.member_id)).then_some(e.member_id)
         })
     } else {
         None
     };
-    let (id, flow_stat) = match held {
-        Some(id) => {
+    let (id, flow_stat) = match (followed, held) {
+        (Some(id), _) => (id, None),
+        (None, Some(id)) => {
             acc.flow = Some((key, id));
             (id, Some((GlobalStat::FlowHits, GroupStat::FlowHits)))
         }
-        None => {
+        (None, None) => {
             let size = info.maglev_size();
             let table = maglev::table_for(&members, size);
             let id = table.get((h % size) as usize).copied().unwrap_or(0);
@@ -383,7 +418,9 @@ fn run(
                     ),
                 };
             }
-            let stat = if !affinity || icmp_error {
+            // Only a flow's own packets (a first fragment's included)
+            // make an entry: an error or a later fragment only follows one.
+            let stat = if !affinity || icmp_error || later {
                 None
             } else if config.flood_allows() {
                 acc.flow = Some((key, id));
@@ -410,6 +447,9 @@ fn run(
             GroupStat::FallbackPassed,
         );
     };
+    if let Some(k) = fragment_key.filter(|_| t.upper) {
+        acc.fragment = Some((k, id));
+    }
     // The inner packet, from its IPv6 header to the end of the frame, with
     // the hop limit lowered: what every redirect sends on.
     let mut inner = frame[ip.offset..].to_vec();

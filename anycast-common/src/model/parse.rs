@@ -30,6 +30,10 @@ pub struct Transport {
     /// fragment, whose payload goes on where the first one left off
     /// (RFC 8200 section 4.5).
     pub upper: bool,
+    /// The Identification of the packet's (last) Fragment header, 0
+    /// without one: with the source and destination, what all the
+    /// fragments of one datagram share (RFC 8200 section 4.5).
+    pub frag_id: u32,
 }
 
 /// Where the IPv6 header is and what it says.
@@ -131,6 +135,7 @@ pub fn parse_transport(frame: &[u8], ip: &Ipv6Header) -> Option<Transport> {
 /// it) ends. See [`parse_transport`].
 pub(super) fn walk(payload: &[u8], mut off: usize, mut nh: u8) -> Option<Transport> {
     let mut fragment = false;
+    let mut frag_id = 0;
     let ah = nh == wire::IPPROTO_AH;
     let mut walked = 0;
     while let Some(kind) = wire::ext_header_len_kind(nh) {
@@ -149,6 +154,12 @@ pub(super) fn walk(payload: &[u8], mut off: usize, mut nh: u8) -> Option<Transpo
         }
         if kind == ExtLen::Fixed8 {
             let field = be16(payload, off + 2)?;
+            frag_id = u32::from_be_bytes([
+                payload[off + 4],
+                payload[off + 5],
+                payload[off + 6],
+                payload[off + 7],
+            ]);
             // The M flag: more fragments follow. Offset 0 without it is an
             // atomic fragment, a whole packet (RFC 6946 section 4).
             fragment |= field & 1 != 0;
@@ -163,6 +174,7 @@ pub(super) fn walk(payload: &[u8], mut off: usize, mut nh: u8) -> Option<Transpo
                     ah,
                     ports: None,
                     upper: false,
+                    frag_id,
                 });
             }
         }
@@ -181,6 +193,7 @@ pub(super) fn walk(payload: &[u8], mut off: usize, mut nh: u8) -> Option<Transpo
         ah,
         ports,
         upper: true,
+        frag_id,
     })
 }
 

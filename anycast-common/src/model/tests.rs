@@ -1,6 +1,6 @@
 use super::*;
 use crate::MAX_EXT_HEADERS;
-use crate::frame::{Ext, FrameBuilder};
+use crate::frame::{Ext, FrameBuilder, L4};
 use std::{net::Ipv6Addr, vec};
 
 const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 1);
@@ -33,6 +33,9 @@ impl Config for OneGroup {
         Fib::Miss
     }
     fn flow(&self, _: &FlowKey) -> Option<FlowEntry> {
+        None
+    }
+    fn fragment(&self, _: &FragmentKey) -> Option<FragmentEntry> {
         None
     }
     fn now_ns(&self) -> u64 {
@@ -161,9 +164,13 @@ fn every_truncation_passes() {
     assert_eq!(classify(&f, EDGE, &cfg).verdict, Verdict::Drop);
 }
 
+/// RFC 8200 section 4.5: a first fragment holds the ports and is keyed as
+/// its whole packet; a later one holds only data, keyed by its label.
 #[test]
-fn fragments_hash_without_ports() {
+fn first_fragments_hash_by_ports_later_ones_by_label() {
     let mut b = FrameBuilder::udp(CLIENT, ANY, 4000, 53, b"data");
+    b.flow_label = 0x12345;
+    let whole = b.build();
     b.ext = vec![Ext::Fragment {
         offset: 0,
         more: true,
@@ -175,19 +182,27 @@ fn fragments_hash_without_ports() {
         more: false,
         id: 1,
     }];
-    b.l4 = crate::frame::L4::Raw {
+    b.l4 = L4::Raw {
         proto: wire::IPPROTO_UDP,
         bytes: vec![1, 2, 3],
     };
     let rest = b.build();
-    let h = |f: &[u8]| {
+    b.ext = vec![];
+    b.l4 = L4::Raw {
+        proto: 253,
+        bytes: vec![1, 2, 3],
+    };
+    let no_ports = b.build();
+    let key = |f: &[u8]| {
         let ip = parse_l3(f).expect("ipv6");
         match flow_of(f, &ip, &parse_transport(f, &ip).expect("transport"), 7) {
-            FlowOf::Flow(_, h, _) => h,
+            FlowOf::Flow(k, h, _) => (k, h),
             other => panic!("{other:?}"),
         }
     };
-    assert_eq!(h(&first), h(&rest));
+    assert_eq!(key(&first), key(&whole));
+    assert_eq!(key(&rest), key(&no_ports));
+    assert_ne!(key(&first).1, key(&rest).1);
 }
 
 #[test]
@@ -205,6 +220,28 @@ fn qinq_and_ipv4() {
     assert_eq!(classify(&v4, EDGE, &cfg).stat, GlobalStat::NonIpv6Passed);
 }
 
+/// The [`Config`] methods of a wrapper of [`OneGroup`] (field 0) that
+/// are [`OneGroup`]'s.
+macro_rules! one_group {
+    () => {
+        fn anycast_group(&self, a: &[u8; 16]) -> Option<u32> {
+            self.0.anycast_group(a)
+        }
+        fn group(&self, id: u32) -> Option<GroupInfo> {
+            self.0.group(id)
+        }
+        fn members(&self, group: u32) -> Vec<(u32, MemberInfo)> {
+            self.0.members(group)
+        }
+        fn member_source(&self, key: &MemberSourceKey) -> bool {
+            self.0.member_source(key)
+        }
+        fn link_mtu(&self, ifindex: u32) -> Option<u32> {
+            self.0.link_mtu(ifindex)
+        }
+    };
+}
+
 /// [`OneGroup`] with a route back to `CLIENT` out of interface 2 (the
 /// edge), from `ROUTER`.
 struct RouteBack(OneGroup);
@@ -212,18 +249,7 @@ struct RouteBack(OneGroup);
 const ROUTER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 1);
 
 impl Config for RouteBack {
-    fn anycast_group(&self, a: &[u8; 16]) -> Option<u32> {
-        self.0.anycast_group(a)
-    }
-    fn group(&self, id: u32) -> Option<GroupInfo> {
-        self.0.group(id)
-    }
-    fn members(&self, group: u32) -> Vec<(u32, MemberInfo)> {
-        self.0.members(group)
-    }
-    fn member_source(&self, key: &MemberSourceKey) -> bool {
-        self.0.member_source(key)
-    }
+    one_group!();
     fn fib(&self, src: Option<[u8; 16]>, dst: &[u8; 16], tot_len: usize) -> Fib {
         if src.is_none() && *dst == CLIENT.octets() && tot_len == 1280 {
             Fib::Found {
@@ -239,11 +265,11 @@ impl Config for RouteBack {
     fn flow(&self, _: &FlowKey) -> Option<FlowEntry> {
         None
     }
+    fn fragment(&self, _: &FragmentKey) -> Option<FragmentEntry> {
+        None
+    }
     fn now_ns(&self) -> u64 {
         0
-    }
-    fn link_mtu(&self, ifindex: u32) -> Option<u32> {
-        self.0.link_mtu(ifindex)
     }
 }
 
@@ -297,4 +323,109 @@ fn too_big_for_the_link_is_answered_with_packet_too_big() {
         (Verdict::Pass, GlobalStat::TooBigPassed)
     );
     assert_eq!(o.frame, far);
+}
+
+/// [`OneGroup`] whose fragment table holds one entry, at time `now`.
+struct Fragments(OneGroup, Option<(FragmentKey, FragmentEntry)>, u64);
+
+impl Config for Fragments {
+    one_group!();
+    fn fib(&self, _: Option<[u8; 16]>, _: &[u8; 16], _: usize) -> Fib {
+        Fib::Miss
+    }
+    fn flow(&self, _: &FlowKey) -> Option<FlowEntry> {
+        None
+    }
+    fn fragment(&self, key: &FragmentKey) -> Option<FragmentEntry> {
+        self.1.filter(|(k, _)| k == key).map(|(_, e)| e)
+    }
+    fn now_ns(&self) -> u64 {
+        self.2
+    }
+}
+
+/// RFC 8200 section 4.5: the first fragment holds the ports and goes where
+/// the flow's whole packets go, and writes its member under (source,
+/// destination, Identification); a later fragment follows that entry while
+/// it stands and its member is up, and goes by its flow label otherwise.
+#[test]
+fn later_fragments_follow_the_first_one() {
+    let tied = (1..=4).map(|i| (u32::from(i), l2_member(10, i))).collect();
+    let group = OneGroup(tied);
+    let member = |o: &Outcome| o.frame[5];
+    let mut label_differs = 0;
+    for i in 0..32u16 {
+        let client = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 100 + i);
+        let id = 0x1000 + u32::from(i);
+        let whole = FrameBuilder::udp(client, ANY, 5000 + i, 53, b"whole").build();
+        let whole = classify(&whole, EDGE, &group);
+        let mut first = FrameBuilder::udp(client, ANY, 5000 + i, 53, b"first");
+        first.flow_label = 0x100 + u32::from(i);
+        first.ext = vec![Ext::Fragment {
+            offset: 0,
+            more: true,
+            id,
+        }];
+        let first = classify(&first.build(), EDGE, &group);
+        assert_eq!(member(&first), member(&whole), "variant {i}");
+        let key = FragmentKey {
+            group_id: 7,
+            src: client.octets(),
+            dst: ANY.octets(),
+            id,
+        };
+        assert_eq!(first.fragment, Some((key, u32::from(member(&first)))));
+        assert_eq!(whole.fragment, None);
+
+        let mut later = FrameBuilder::new(
+            client,
+            ANY,
+            L4::Raw {
+                proto: wire::IPPROTO_UDP,
+                bytes: vec![9; 16],
+            },
+        );
+        later.flow_label = 0x900 + u32::from(i);
+        later.ext = vec![Ext::Fragment {
+            offset: 3,
+            more: false,
+            id,
+        }];
+        let later = later.build();
+        let entry = FragmentEntry {
+            member_id: u32::from(member(&first)),
+            _pad: 0,
+            first_ns: 1_000,
+        };
+        let cfg = |e: FragmentEntry, now| Fragments(OneGroup(group.0.clone()), Some((key, e)), now);
+        let o = classify(&later, EDGE, &cfg(entry, 1_000 + FRAGMENT_TIMEOUT_NS));
+        assert_eq!(member(&o), member(&first), "variant {i}");
+        assert_eq!((o.fragment, o.flow), (None, None));
+        // No entry, an expired one, one on a member gone down: the label.
+        let mut by_label = FrameBuilder::new(
+            client,
+            ANY,
+            L4::Raw {
+                proto: 253,
+                bytes: vec![1; 8],
+            },
+        );
+        by_label.flow_label = 0x900 + u32::from(i);
+        let by_label = member(&classify(&by_label.build(), EDGE, &group));
+        assert_eq!(member(&classify(&later, EDGE, &group)), by_label);
+        let expired = cfg(entry, 1_001 + FRAGMENT_TIMEOUT_NS);
+        assert_eq!(member(&classify(&later, EDGE, &expired)), by_label);
+        let mut down = cfg(entry, 1_000);
+        for (id, m) in &mut down.0.0 {
+            if *id == entry.member_id {
+                m.up = MemberState::Down as u8;
+            }
+        }
+        let o = classify(&later, EDGE, &down);
+        assert_ne!(member(&o), member(&first));
+        label_differs += usize::from(by_label != member(&first));
+    }
+    // Four tied members: the label picks another member most of the time,
+    // so following the entry is what kept the datagram together.
+    assert!(label_differs >= 12, "{label_differs} of 32");
 }

@@ -89,6 +89,10 @@ pub(crate) struct Transport {
     /// The packet is a fragment (offset or M flag set; not an atomic
     /// fragment, RFC 6946 4).
     pub(crate) fragment: bool,
+    /// The Identification of its (last) Fragment header, 0 without one:
+    /// with the addresses, what the fragments of a datagram share (RFC
+    /// 8200 4.5).
+    pub(crate) frag_id: u32,
 }
 
 /// IKE's ports (RFC 7296 2; 4500: NAT traversal, RFC 3948 2.2).
@@ -103,7 +107,7 @@ impl Transport {
     /// unless a Hop-by-Hop, Routing or Fragment header comes first, RFC
     /// 4302 3.1.1; one deeper in the chain is not looked for: a flag set in
     /// the walk cost the verifier 125,000 instructions), IKE (UDP to port
-    /// 500 or 4500); not a fragment (keyed by its label).
+    /// 500 or 4500); not a later fragment (keyed by its label).
     #[inline(always)]
     pub(crate) fn ipsec(&self, proto: u8, id: Option<[u8; 4]>, first: u8) -> bool {
         // Compared as copies the verifier does not know (see `verifier`):
@@ -118,14 +122,15 @@ impl Transport {
         };
         let ike = p == u32::from(wire::IPPROTO_UDP)
             && (dport == u32::from(IKE_PORTS[0]) || dport == u32::from(IKE_PORTS[1]));
-        !self.fragment && (ah || p == u32::from(wire::IPPROTO_ESP) || ike)
+        self.upper && (ah || p == u32::from(wire::IPPROTO_ESP) || ike)
     }
 
     /// Source and destination port, when the protocol has them and the
-    /// packet is not a fragment: what its flow is keyed by.
+    /// upper-layer header is here (a first fragment's too, keyed as its
+    /// whole packet): what its flow is keyed by.
     #[inline(always)]
     pub(crate) fn ports(&self) -> Option<[u8; 4]> {
-        if self.has_ports && !self.fragment {
+        if self.has_ports {
             Some(self.port_bytes)
         } else {
             None
@@ -140,13 +145,15 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
     let mut off = ip.off + wire::IPV6_HDR_LEN;
     let mut nh = ip.next_header;
     let mut fragment = false;
+    let mut frag_id = 0;
     for _ in 0..MAX_EXT_HEADERS {
         let Some(kind) = wire::ext_header_len_kind(nh) else {
             break;
         };
         // Next Header and the length octet; the Fragment header also
-        // carries its offset in the next two octets.
-        let hdr = load::<[u8; 4]>(ctx, off, ip.end)?;
+        // carries its offset in the next two octets and its Identification
+        // in the four after. Every extension header is 8 octets or more.
+        let hdr = load::<[u8; 8]>(ctx, off, ip.end)?;
         let len = match kind {
             ExtLen::Units8 => (usize::from(hdr[1]) + 1) * 8,
             ExtLen::Units4Plus2 => (usize::from(hdr[1]) + 2) * 4,
@@ -159,6 +166,7 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
         off += len;
         if let ExtLen::Fixed8 = kind {
             let field = u16::from_be_bytes([hdr[2], hdr[3]]);
+            frag_id = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
             // The M flag: more fragments follow. Offset 0 without it is an
             // atomic fragment, a whole packet (RFC 6946 4): keyed as one.
             fragment |= field & 1 != 0;
@@ -172,6 +180,7 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
                     has_ports: false,
                     upper: false,
                     fragment,
+                    frag_id,
                 });
             }
         }
@@ -193,6 +202,7 @@ pub(crate) fn transport(ctx: &XdpContext, ip: &Ipv6) -> Option<Transport> {
         has_ports,
         upper: true,
         fragment,
+        frag_id,
     })
 }
 
