@@ -9,6 +9,7 @@ use std::{
 };
 
 use anycast_tests::{
+    bgp::{self, Bird},
     lab::{Lab, LabFile, Lines, Running, wait_until},
     require_root,
 };
@@ -204,51 +205,6 @@ fn sigkill_of_the_service_removes_its_routes() -> Result<()> {
     Ok(())
 }
 
-/// A BIRD 2 running in a lab node: ended, and its files removed, when
-/// dropped.
-struct Bird {
-    running: Running,
-    _conf: LabFile,
-    ctl: PathBuf,
-}
-
-impl Drop for Bird {
-    fn drop(&mut self) {
-        let _ = self.running.0.kill();
-        let _ = self.running.0.wait();
-        let _ = std::fs::remove_file(&self.ctl);
-    }
-}
-
-/// Starts BIRD in node `node` of `lab` with configuration `conf`.
-fn bird(lab: &Lab, node: &str, conf: &str) -> Result<Bird> {
-    let file = lab.file(&format!("bird-{node}.conf"), conf)?;
-    let ctl = std::env::temp_dir().join(format!("{}-bird-{node}.ctl", lab.prefix));
-    let ns = &lab.ns(node)?.name;
-    let ctl_arg = ctl.to_str().context("socket path")?;
-    let child = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "bird",
-            "-f",
-            "-c",
-            file.arg(),
-            "-s",
-            ctl_arg,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("running bird (is bird2 installed? `cargo xtask test` installs it)")?;
-    Ok(Bird {
-        running: Running(child),
-        _conf: file,
-        ctl,
-    })
-}
-
 #[test]
 #[ignore = "needs root (namespaces, BPF) and bird2: run with `cargo xtask test`"]
 fn bird_exports_the_prefix_and_withdraws_it_when_the_service_is_killed() -> Result<()> {
@@ -269,19 +225,16 @@ fn bird_exports_the_prefix_and_withdraws_it_when_the_service_is_killed() -> Resu
     )?;
     // The node's and the upstream's configurations of docs/BGP.md, with
     // this lab's interfaces and addresses.
-    let node_conf = "router id 192.0.2.11;\nprotocol device { }\nipv6 table anycast6;\n\
-        protocol kernel anycast_routes {\n  learn;\n  kernel table 100;\n  scan time 10;\n  \
-        ipv6 { table anycast6; import where krt_source = 250; export none; };\n}\n\
-        protocol bfd { interface \"n0\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n\
-        protocol bgp upstream {\n  local as 65001;\n  neighbor fd00:bb::1 as 65000;\n  bfd on;\n  \
-        graceful restart off;\n  ipv6 { table anycast6; import none; export where proto = \"anycast_routes\"; };\n}\n";
-    let up_conf = "router id 192.0.2.1;\nprotocol device { }\n\
-        protocol kernel {\n  merge paths yes;\n  ipv6 { import none; export all; };\n}\n\
-        protocol bfd { interface \"u0\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n\
-        protocol bgp node1 {\n  local as 65000;\n  neighbor fd00:bb::2 as 65001;\n  bfd on;\n  \
-        graceful restart off;\n  ipv6 { import all; export none; };\n}\n";
-    let up_bird = bird(&node.lab, "up", up_conf)?;
-    let _node_bird = bird(&node.lab, "node", node_conf)?;
+    let up_bird = Bird::start(
+        &node.lab,
+        "up",
+        &bgp::upstream_conf("192.0.2.1", "u0", &["fd00:bb::2"]),
+    )?;
+    let _node_bird = Bird::start(
+        &node.lab,
+        "node",
+        &bgp::node_conf("192.0.2.11", "n0", "fd00:bb::1"),
+    )?;
     let (running, _lines) = node.start()?;
     let up = node.lab.ns("up")?;
     let upstream_route = || up.ip(&["-6", "route", "show", PREFIX]).unwrap_or_default();
@@ -308,8 +261,7 @@ fn bird_exports_the_prefix_and_withdraws_it_when_the_service_is_killed() -> Resu
         "upstream dropped the route {:?} after SIGKILL",
         killed.elapsed()
     );
-    let ctl = up_bird.ctl.to_str().context("socket path")?;
-    let protocols = up.exec(&["birdc", "-s", ctl, "show", "protocols", "node1"])?;
+    let protocols = up_bird.birdc(&["show", "protocols", "node1"])?;
     ensure!(protocols.contains("Established"), "{protocols}");
     Ok(())
 }
