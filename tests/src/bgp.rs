@@ -407,6 +407,19 @@ impl TwoNodes {
         Ok([get("m1")?, get("m2")?])
     }
 
+    /// Whether node `i`'s service has its route for the prefix in table
+    /// [`TABLE`] (what its BIRD exports).
+    pub fn announces(&self, i: usize) -> Result<bool> {
+        let table = self.lab.ns(&Self::node(i))?.ip(&[
+            "-6",
+            "route",
+            "show",
+            "table",
+            &TABLE.to_string(),
+        ])?;
+        Ok(table.contains(PREFIX))
+    }
+
     /// Whether the upstream's BGP session with node `i` is established.
     pub fn established(&self, i: usize) -> Result<bool> {
         Ok(self
