@@ -458,6 +458,81 @@ impl TwoNodes {
     }
 }
 
+/// A stream of UDP requests from the client to the anycast address over a
+/// pool of flows (one socket each), one at a time, each waiting at most
+/// 300 ms for its answer, 1 ms between them; stopped (and its results taken) by
+/// [`Stream::stop`], and never longer than [`crate::lab::Service::MAX_LIFE`].
+pub struct Stream {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Vec<(std::time::Instant, bool)>>>,
+}
+
+impl Stream {
+    /// Starts a stream over `flows` flows to `port` in `t`'s client.
+    pub fn start(t: &TwoNodes, flows: usize, port: u16) -> Result<Self> {
+        use std::{
+            net::{SocketAddr, SocketAddrV6},
+            sync::atomic::Ordering,
+            time::{Duration, Instant},
+        };
+        let client = t.lab.ns("client")?;
+        let socks = (0..flows)
+            .map(|_| {
+                let s = client.udp(SocketAddr::V6(SocketAddrV6::new(CLIENT, 0, 0, 0)))?;
+                s.set_read_timeout(Some(Duration::from_millis(300)))?;
+                Ok(s)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let dst = SocketAddr::V6(SocketAddrV6::new(ANYCAST, port, 0, 0));
+        let handle = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut results = Vec::new();
+            let mut buf = [0u8; 256];
+            for s in socks.iter().cycle() {
+                if flag.load(Ordering::Relaxed) || start.elapsed() > crate::lab::Service::MAX_LIFE {
+                    break;
+                }
+                // A late answer to this flow's last request counts as
+                // that one lost, not as this one answered.
+                let _ = s.set_nonblocking(true);
+                while s.recv_from(&mut buf).is_ok() {}
+                let _ = s.set_nonblocking(false);
+                let sent = Instant::now();
+                let answered = s.send_to(b"query", dst).is_ok() && s.recv_from(&mut buf).is_ok();
+                results.push((sent, answered));
+                // About a thousand requests a second: enough to see a gap
+                // of a few milliseconds, without taking a core.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            results
+        });
+        Ok(Stream {
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Stops the stream: each request's time and whether it was answered.
+    pub fn stop(mut self) -> Vec<(std::time::Instant, bool)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 impl Drop for TwoNodes {
     fn drop(&mut self) {
         for ok in &self.oks {

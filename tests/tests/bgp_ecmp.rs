@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anycast_tests::{
-    bgp::{ANYCAST, TwoNodes},
+    bgp::{ANYCAST, Stream, TwoNodes},
     lab::{Service, wait_until},
     require_root,
 };
@@ -98,5 +98,80 @@ fn a_nodes_last_member_down_withdraws_it_and_the_other_node_serves_every_flow() 
     ensure!(lost == 0, "{lost} of 200 flows unanswered");
     let carried = [t.redirected(1)? - before[0], t.redirected(2)? - before[1]];
     ensure!(carried == [0, 200], "carried {carried:?}");
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (namespaces, BPF) and bird2: run with `cargo xtask test`"]
+fn sigterm_withdraws_before_forwarding_stops_and_no_request_is_lost_after_convergence() -> Result<()>
+{
+    require_root()?;
+    let (t, mut services) = TwoNodes::running("ecmpterm", 2.0)?;
+    let _udp = udp_services(&t)?;
+    let stream = Stream::start(&t, 32, PORT)?;
+    // Let the stream run through both nodes first (wait for node1 to have
+    // forwarded some of it).
+    let at_start = t.redirected(1)?;
+    wait_until(
+        "node1 forwarding the stream",
+        Duration::from_secs(5),
+        || t.redirected(1).is_ok_and(|n| n >= at_start + 20),
+    )?;
+    let forwarded_at_term = t.redirected(1)?;
+    let node = &mut services[0];
+    node.running.signal(libc::SIGTERM)?;
+    let term = Instant::now();
+    // The upstream converges (node1 withdrew) while node1 still runs and
+    // forwards: it withdraws first, and stops only after the drain time.
+    t.wait_next_hops(&[2], Duration::from_secs(2))?;
+    let converged = Instant::now();
+    ensure!(
+        node.running.0.try_wait()?.is_none(),
+        "node1 stopped before the upstream converged"
+    );
+    ensure!(t.established(1)?, "the session with node1 went down");
+    node.lines.expect(
+        &["withdrawn (the service is stopping)"],
+        Duration::from_secs(2),
+    )?;
+    let exit = node.running.wait(Duration::from_secs(10))?;
+    ensure!(exit.success(), "node1's service: {exit}");
+    let exited = term.elapsed();
+    // A while more through node2 alone.
+    let after_exit = t.redirected(2)?;
+    wait_until(
+        "node2 forwarding the stream",
+        Duration::from_secs(5),
+        || t.redirected(2).is_ok_and(|n| n >= after_exit + 100),
+    )?;
+    let results = stream.stop();
+    let lost_before = results
+        .iter()
+        .filter(|(at, ok)| *at >= term && *at < converged && !ok)
+        .count();
+    let sent_before = results
+        .iter()
+        .filter(|(at, _)| *at >= term && *at < converged)
+        .count();
+    let after: Vec<_> = results.iter().filter(|(at, _)| *at >= converged).collect();
+    let lost_after = after.iter().filter(|(_, ok)| !ok).count();
+    eprintln!(
+        "SIGTERM: the upstream converged after {:?} (node1 forwarded {} more packets meanwhile), \
+         node1 exited after {exited:?}; lost before convergence {lost_before} of {sent_before}, \
+         after {lost_after} of {}",
+        converged - term,
+        t.redirected(1)? - forwarded_at_term,
+        after.len()
+    );
+    ensure!(
+        lost_after == 0,
+        "{lost_after} of {} lost after convergence",
+        after.len()
+    );
+    ensure!(
+        after.len() >= 100,
+        "only {} requests after convergence",
+        after.len()
+    );
     Ok(())
 }
