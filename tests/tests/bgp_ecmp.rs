@@ -4,14 +4,18 @@
 //! the same members by the same names and weights, so a flow that moves
 //! from one node to the other reaches the same member.
 
-use std::time::{Duration, Instant};
+use std::{
+    io::{BufRead as _, BufReader},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
 
 use anycast_tests::{
-    bgp::{ANYCAST, Stream, TwoNodes},
-    lab::{Service, wait_until},
+    bgp::{ANYCAST, CLIENT, Stream, TwoNodes},
+    lab::{Service, TcpService, wait_until},
     require_root,
 };
-use anyhow::{Result, ensure};
+use anyhow::{Context as _, Result, bail, ensure};
 
 /// The members' UDP service port.
 const PORT: u16 = 53;
@@ -173,5 +177,221 @@ fn sigterm_withdraws_before_forwarding_stops_and_no_request_is_lost_after_conver
         "only {} requests after convergence",
         after.len()
     );
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (namespaces, BPF) and bird2: run with `cargo xtask test`"]
+fn sigkill_drops_the_next_hop_by_an_update_without_waiting_for_the_hold_timer() -> Result<()> {
+    require_root()?;
+    let (t, services) = TwoNodes::running("ecmpkill", 2.0)?;
+    let _udp = udp_services(&t)?;
+    services[0].running.signal(libc::SIGKILL)?;
+    let took = t.wait_next_hops(&[2], Duration::from_secs(5))?;
+    let hold = t.up_bird.birdc(&["show", "protocols", "all", "node1"])?;
+    eprintln!(
+        "SIGKILL: the upstream dropped node1's next hop after {took:?} ({})",
+        hold.lines()
+            .find(|l| l.contains("Hold timer"))
+            .unwrap_or("no hold timer shown")
+            .trim()
+    );
+    // BGP's hold timer is 240 s here (at least 3 s anywhere): the route
+    // went by an update, the session stays up.
+    ensure!(took < Duration::from_secs(1), "after {took:?}");
+    ensure!(hold.contains("Established"), "{hold}");
+    // New flows: all through node2, all answered.
+    let before = [t.redirected(1)?, t.redirected(2)?];
+    let answers = t.flows(100, PORT)?;
+    ensure!(answers.iter().all(Option::is_some), "{answers:?}");
+    let carried = [t.redirected(1)? - before[0], t.redirected(2)? - before[1]];
+    ensure!(carried == [0, 100], "carried {carried:?}");
+    Ok(())
+}
+
+/// The TCP service's port on the members.
+const TCP_PORT: u16 = 8080;
+
+/// A TCP connection from the client to the anycast address that the
+/// upstream sends through node `node`: from the first source port from
+/// 40000 on that hashes there (only that connection is made, so that no
+/// other one adds to the members' counters), read line by line.
+fn tcp_through(t: &TwoNodes, node: usize) -> Result<BufReader<TcpStream>> {
+    let sport = (40000..40100)
+        .find(|&p| t.node_of_flow("tcp", p, TCP_PORT).is_ok_and(|n| n == node))
+        .with_context(|| format!("no source port of 100 goes through node{node}"))?;
+    let stream = t.lab.ns("client")?.run(move || connect_from(sport))??;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    Ok(BufReader::new(stream))
+}
+
+/// Connects from the client's address and port `sport` to the anycast
+/// address (std cannot bind before connecting).
+fn connect_from(sport: u16) -> Result<TcpStream> {
+    use std::os::fd::{FromRawFd as _, OwnedFd};
+    let addr = |ip: std::net::Ipv6Addr, port: u16| libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: port.to_be(),
+        sin6_flowinfo: 0,
+        sin6_addr: libc::in6_addr {
+            s6_addr: ip.octets(),
+        },
+        sin6_scope_id: 0,
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    // SAFETY: socket(2); the descriptor is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    ensure!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is a new descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (src, dst) = (addr(CLIENT, sport), addr(ANYCAST, TCP_PORT));
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: bind(2) and connect(2) with a sockaddr_in6 of the given length.
+    unsafe {
+        ensure!(
+            libc::bind(fd.as_raw_fd(), (&raw const src).cast(), len) == 0,
+            "bind to port {sport}: {}",
+            std::io::Error::last_os_error()
+        );
+        ensure!(
+            libc::connect(fd.as_raw_fd(), (&raw const dst).cast(), len) == 0,
+            "connect from port {sport}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(TcpStream::from(fd))
+}
+
+/// The next line of `conn` ("TAG N"), `None` at its end.
+fn line(conn: &mut BufReader<TcpStream>) -> Result<Option<String>> {
+    let mut s = String::new();
+    Ok(
+        match conn.read_line(&mut s).context("reading the connection")? {
+            0 => None,
+            _ => Some(s.trim_end().to_string()),
+        },
+    )
+}
+
+/// Reads `conn` to its end: every line must be the next of member `tag`'s
+/// ("TAG N", N counting up from `from`); the number of lines read.
+fn read_to_end(conn: &mut BufReader<TcpStream>, tag: &str, from: usize) -> Result<usize> {
+    let mut n = from;
+    // Bounded: the service writes a fixed number of lines, and each read
+    // times out.
+    while let Some(l) = line(conn)? {
+        ensure!(l == format!("{tag} {n}"), "line {l:?}, want {tag} {n}");
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Starts, on each member, a TCP service that writes `lines` lines, one
+/// every 50 ms, tagged with the member's name.
+fn tcp_services(t: &TwoNodes, lines: usize) -> Result<Vec<TcpService>> {
+    ["m1", "m2"]
+        .iter()
+        .map(|m| {
+            TcpService::start(
+                t.lab.ns(m)?,
+                ANYCAST,
+                TCP_PORT,
+                m,
+                lines,
+                Duration::from_millis(50),
+            )
+        })
+        .collect()
+}
+
+/// The member ("m1" or "m2") of a line "TAG N", and its index (0, 1).
+fn member_of(line: &str) -> Result<(String, usize)> {
+    let tag = line
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let index = match tag.as_str() {
+        "m1" => 0,
+        "m2" => 1,
+        _ => bail!("no member in {line:?}"),
+    };
+    Ok((tag, index))
+}
+
+#[test]
+#[ignore = "needs root (namespaces, BPF) and bird2: run with `cargo xtask test`"]
+fn a_tcp_transfer_through_node1_survives_its_service_being_killed() -> Result<()> {
+    require_root()?;
+    let (t, services) = TwoNodes::running("ecmptcp", 2.0)?;
+    const LINES: usize = 60;
+    let _tcp = tcp_services(&t, LINES)?;
+    let mut conn = tcp_through(&t, 1)?;
+    let first = line(&mut conn)?.context("no first line")?;
+    let (tag, m) = member_of(&first)?;
+    for i in 1..10 {
+        ensure!(line(&mut conn)? == Some(format!("{tag} {i}")));
+    }
+    // So far the connection went through node1 only.
+    ensure!(t.member_packets(1)?[m] > 0, "{:?}", t.member_packets(1));
+    ensure!(
+        t.member_packets(2)? == [0, 0],
+        "node2 carried {:?}",
+        t.member_packets(2)
+    );
+    services[0].running.signal(libc::SIGKILL)?;
+    t.wait_next_hops(&[2], Duration::from_secs(5))?;
+    // The rest comes from the same member, in order, to the end: the
+    // client's packets now reach it through node2.
+    let read = read_to_end(&mut conn, &tag, 10)?;
+    ensure!(read == LINES, "{read} lines of {LINES}");
+    let node2 = t.member_packets(2)?;
+    eprintln!(
+        "TCP through node1 to {tag}: node2 carried {:?} packets (to m1, m2) after node1's service was killed",
+        node2
+    );
+    ensure!(node2[m] > 0 && node2[1 - m] == 0, "node2 carried {node2:?}");
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (namespaces, BPF) and bird2: run with `cargo xtask test`"]
+fn maintenance_drains_node1_without_breaking_tcp_and_off_announces_again() -> Result<()> {
+    require_root()?;
+    let (t, _services) = TwoNodes::running("ecmpmaint", 2.0)?;
+    const LINES: usize = 60;
+    let _tcp = tcp_services(&t, LINES)?;
+    let _udp = udp_services(&t)?;
+    let mut conn = tcp_through(&t, 1)?;
+    let first = line(&mut conn)?.context("no first line")?;
+    let (tag, m) = member_of(&first)?;
+    let out = t.anycast(1, &["maintenance", "on", "--no-wait"])?;
+    ensure!(out.contains("withdrawn (maintenance)"), "{out}");
+    let took = t.wait_next_hops(&[2], Duration::from_secs(5))?;
+    eprintln!("maintenance on: the upstream dropped node1 after {took:?}");
+    ensure!(t.established(1)?, "the session with node1 went down");
+    // New flows go to node2, all answered.
+    let before = [t.redirected(1)?, t.redirected(2)?];
+    let answers = t.flows(100, PORT)?;
+    ensure!(answers.iter().all(Option::is_some), "{answers:?}");
+    let carried = [t.redirected(1)? - before[0], t.redirected(2)? - before[1]];
+    // (node2 carries the running connection's packets too.)
+    ensure!(carried[0] == 0 && carried[1] >= 100, "carried {carried:?}");
+    // The running connection finishes, from its member.
+    let read = read_to_end(&mut conn, &tag, 1)?;
+    ensure!(read == LINES, "{read} lines of {LINES}");
+    ensure!(t.member_packets(2)?[m] > 0, "{:?}", t.member_packets(2));
+    wait_until("node1 drained", Duration::from_secs(5), || {
+        t.anycast(1, &["status", "--json"]).is_ok_and(|s| {
+            serde_json::from_str::<serde_json::Value>(&s)
+                .is_ok_and(|v| v["announcements"]["drained"] == true)
+        })
+    })?;
+    // Off: announced again (the condition held through maintenance, so
+    // its hold-down has passed).
+    let out = t.anycast(1, &["maintenance", "off"])?;
+    ensure!(out.contains("announced"), "{out}");
+    let took = t.wait_next_hops(&[1, 2], Duration::from_secs(5))?;
+    eprintln!("maintenance off: the upstream has node1 again after {took:?}");
     Ok(())
 }
