@@ -350,35 +350,6 @@ impl TwoNodes {
         Ok(start.elapsed())
     }
 
-    /// The node (1 or 2) the upstream sends a flow from the client to the
-    /// anycast address through (`ip route get`, which hashes as forwarding
-    /// does).
-    pub fn node_of_flow(&self, proto: &str, sport: u16, dport: u16) -> Result<usize> {
-        let out = self.lab.ns("up")?.ip(&[
-            "-6",
-            "route",
-            "get",
-            &ANYCAST.to_string(),
-            "from",
-            &CLIENT.to_string(),
-            "iif",
-            "c0",
-            "ipproto",
-            proto,
-            "sport",
-            &sport.to_string(),
-            "dport",
-            &dport.to_string(),
-        ])?;
-        if out.contains("via fd00:1::2") {
-            Ok(1)
-        } else if out.contains("via fd00:2::2") {
-            Ok(2)
-        } else {
-            anyhow::bail!("no node in {out}")
-        }
-    }
-
     /// `anycast ARGS` against node `i`'s service (its pin dir); stdout.
     pub fn anycast(&self, i: usize, args: &[&str]) -> Result<String> {
         self.lab

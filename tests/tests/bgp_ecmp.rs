@@ -6,12 +6,12 @@
 
 use std::{
     io::{BufRead as _, BufReader},
-    net::TcpStream,
+    net::{SocketAddr, SocketAddrV6, TcpStream},
     time::{Duration, Instant},
 };
 
 use anycast_tests::{
-    bgp::{ANYCAST, CLIENT, Stream, TwoNodes},
+    bgp::{ANYCAST, Stream, TwoNodes},
     lab::{Service, TcpService, wait_until},
     require_root,
 };
@@ -213,53 +213,36 @@ fn sigkill_drops_the_next_hop_by_an_update_without_waiting_for_the_hold_timer() 
 const TCP_PORT: u16 = 8080;
 
 /// A TCP connection from the client to the anycast address that the
-/// upstream sends through node `node`: from the first source port from
-/// 40000 on that hashes there (only that connection is made, so that no
-/// other one adds to the members' counters), read line by line.
-fn tcp_through(t: &TwoNodes, node: usize) -> Result<BufReader<TcpStream>> {
-    let sport = (40000..40100)
-        .find(|&p| t.node_of_flow("tcp", p, TCP_PORT).is_ok_and(|n| n == node))
-        .with_context(|| format!("no source port of 100 goes through node{node}"))?;
-    let stream = t.lab.ns("client")?.run(move || connect_from(sport))??;
-    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-    Ok(BufReader::new(stream))
-}
-
-/// Connects from the client's address and port `sport` to the anycast
-/// address (std cannot bind before connecting).
-fn connect_from(sport: u16) -> Result<TcpStream> {
-    use std::os::fd::{FromRawFd as _, OwnedFd};
-    let addr = |ip: std::net::Ipv6Addr, port: u16| libc::sockaddr_in6 {
-        sin6_family: libc::AF_INET6 as libc::sa_family_t,
-        sin6_port: port.to_be(),
-        sin6_flowinfo: 0,
-        sin6_addr: libc::in6_addr {
-            s6_addr: ip.octets(),
-        },
-        sin6_scope_id: 0,
+/// upstream sends through node `node` (new connections until one goes
+/// there, at most 40), read line by line, and its first line. Which node a
+/// connection takes is seen in the nodes' counters, not predicted: the
+/// upstream hashes a packet the client made by the socket's own hash
+/// (random per connection; it crosses the veth with the packet), not by
+/// its ports, so `ip route get ... sport` does not tell.
+fn tcp_through(t: &TwoNodes, node: usize) -> Result<(BufReader<TcpStream>, String)> {
+    let client = t.lab.ns("client")?;
+    let dst = SocketAddr::V6(SocketAddrV6::new(ANYCAST, TCP_PORT, 0, 0));
+    let packets = || -> Result<[u64; 2]> {
+        Ok([
+            t.member_packets(1)?.iter().sum(),
+            t.member_packets(2)?.iter().sum(),
+        ])
     };
-    let len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-    // SAFETY: socket(2); the descriptor is owned at once.
-    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    ensure!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-    // SAFETY: fd is a new descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let (src, dst) = (addr(CLIENT, sport), addr(ANYCAST, TCP_PORT));
-    use std::os::fd::AsRawFd as _;
-    // SAFETY: bind(2) and connect(2) with a sockaddr_in6 of the given length.
-    unsafe {
-        ensure!(
-            libc::bind(fd.as_raw_fd(), (&raw const src).cast(), len) == 0,
-            "bind to port {sport}: {}",
-            std::io::Error::last_os_error()
-        );
-        ensure!(
-            libc::connect(fd.as_raw_fd(), (&raw const dst).cast(), len) == 0,
-            "connect from port {sport}: {}",
-            std::io::Error::last_os_error()
-        );
+    for _ in 0..40 {
+        let before = packets()?;
+        let stream =
+            client.run(move || TcpStream::connect_timeout(&dst, Duration::from_secs(3)))??;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let mut conn = BufReader::new(stream);
+        let first = line(&mut conn)?.context("no first line")?;
+        let after = packets()?;
+        // Through `node` only (the other node's counter may also move by
+        // the last rejected connection's end: then try another).
+        if after[node - 1] > before[node - 1] && after[2 - node] == before[2 - node] {
+            return Ok((conn, first));
+        }
     }
-    Ok(TcpStream::from(fd))
+    bail!("no connection of 40 went through node{node} alone")
 }
 
 /// The next line of `conn` ("TAG N"), `None` at its end.
@@ -326,26 +309,21 @@ fn a_tcp_transfer_through_node1_survives_its_service_being_killed() -> Result<()
     let (t, services) = TwoNodes::running("ecmptcp", 2.0)?;
     const LINES: usize = 60;
     let _tcp = tcp_services(&t, LINES)?;
-    let mut conn = tcp_through(&t, 1)?;
-    let first = line(&mut conn)?.context("no first line")?;
+    let (mut conn, first) = tcp_through(&t, 1)?;
     let (tag, m) = member_of(&first)?;
     for i in 1..10 {
         ensure!(line(&mut conn)? == Some(format!("{tag} {i}")));
     }
-    // So far the connection went through node1 only.
-    ensure!(t.member_packets(1)?[m] > 0, "{:?}", t.member_packets(1));
-    ensure!(
-        t.member_packets(2)? == [0, 0],
-        "node2 carried {:?}",
-        t.member_packets(2)
-    );
+    // So far it went through node1 (tcp_through saw it there).
+    let node2_before = t.member_packets(2)?;
     services[0].running.signal(libc::SIGKILL)?;
     t.wait_next_hops(&[2], Duration::from_secs(5))?;
     // The rest comes from the same member, in order, to the end: the
     // client's packets now reach it through node2.
     let read = read_to_end(&mut conn, &tag, 10)?;
     ensure!(read == LINES, "{read} lines of {LINES}");
-    let node2 = t.member_packets(2)?;
+    let after = t.member_packets(2)?;
+    let node2 = [after[0] - node2_before[0], after[1] - node2_before[1]];
     eprintln!(
         "TCP through node1 to {tag}: node2 carried {:?} packets (to m1, m2) after node1's service was killed",
         node2
@@ -362,9 +340,9 @@ fn maintenance_drains_node1_without_breaking_tcp_and_off_announces_again() -> Re
     const LINES: usize = 60;
     let _tcp = tcp_services(&t, LINES)?;
     let _udp = udp_services(&t)?;
-    let mut conn = tcp_through(&t, 1)?;
-    let first = line(&mut conn)?.context("no first line")?;
+    let (mut conn, first) = tcp_through(&t, 1)?;
     let (tag, m) = member_of(&first)?;
+    let node2_before = t.member_packets(2)?;
     let out = t.anycast(1, &["maintenance", "on", "--no-wait"])?;
     ensure!(out.contains("withdrawn (maintenance)"), "{out}");
     let took = t.wait_next_hops(&[2], Duration::from_secs(5))?;
@@ -380,7 +358,11 @@ fn maintenance_drains_node1_without_breaking_tcp_and_off_announces_again() -> Re
     // The running connection finishes, from its member.
     let read = read_to_end(&mut conn, &tag, 1)?;
     ensure!(read == LINES, "{read} lines of {LINES}");
-    ensure!(t.member_packets(2)?[m] > 0, "{:?}", t.member_packets(2));
+    ensure!(
+        t.member_packets(2)?[m] > node2_before[m],
+        "{:?}",
+        t.member_packets(2)
+    );
     wait_until("node1 drained", Duration::from_secs(5), || {
         t.anycast(1, &["status", "--json"]).is_ok_and(|s| {
             serde_json::from_str::<serde_json::Value>(&s)
