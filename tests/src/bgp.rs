@@ -146,7 +146,8 @@ pub const STARTUP: std::time::Duration = std::time::Duration::from_secs(60);
 /// the service, with n0 attached as edge and m1, m2 as member interfaces;
 /// the upstream's BIRD merges both nodes' routes into one multipath route
 /// and hashes flows on their ports. Members answer through node1 (their
-/// default route; plain forwarding). Member m`j`'s health at node`i` is an
+/// default route; plain forwarding). node2 has a group of its own too, so
+/// that the members' ids differ between the nodes. Member m`j`'s health at node`i` is an
 /// exec check of whether [`TwoNodes::ok_file`]`(i, j)` exists (checked
 /// every 0.2 s, fall and rise 1, timeout 0.2 s).
 pub struct TwoNodes {
@@ -223,7 +224,15 @@ impl TwoNodes {
             ])?;
         }
         let pins = [lab.pin_dir.clone(), lab.other_pin_dir("node2")];
+        // Member m`j`'s health at node`i`: oks[(i - 1) * 2 + (j - 1)].
         let mut oks = Vec::new();
+        for i in 1..=2 {
+            for j in 1..=2 {
+                let ok = std::env::temp_dir().join(format!("{}-node{i}-m{j}-ok", lab.prefix));
+                std::fs::write(&ok, "")?;
+                oks.push(ok);
+            }
+        }
         let mut confs = Vec::new();
         for i in 1..=2 {
             let mut text = format!(
@@ -234,9 +243,17 @@ impl TwoNodes {
                  [group.g]\naddresses = [\"{ANYCAST}\"]\nannounce = [\"{PREFIX}\"]\n\
                  announce-min-members = 1\n"
             );
+            if i == 2 {
+                // A group of node2's own, before g: g's members get other
+                // ids there than at node1, and only names and weights may
+                // decide a flow's member.
+                text.push_str(
+                    "[group.a]\naddresses = [\"2001:db8:aa::1\"]\n\
+                     [group.a.member.x]\nencap = \"fd00:99::2\"\n",
+                );
+            }
             for j in 1..=2 {
-                let ok = std::env::temp_dir().join(format!("{}-node{i}-m{j}-ok", lab.prefix));
-                std::fs::write(&ok, "")?;
+                let ok = &oks[(i - 1) * 2 + (j - 1)];
                 text.push_str(&format!(
                     "[group.g.member.m{j}]\niface = \"m{j}\"\naddr = \"fd00:{i}{j}::2\"\n\
                      [group.g.member.m{j}.check]\nkind = \"exec\"\n\
@@ -244,7 +261,6 @@ impl TwoNodes {
                      interval = 0.2\ntimeout = 0.2\nrise = 1\nfall = 1\n",
                     ok.display()
                 ));
-                oks.push(ok);
             }
             confs.push(lab.file(&format!("node{i}.toml"), &text)?);
         }
@@ -367,13 +383,18 @@ impl TwoNodes {
 
     /// Node `i`'s packets sent to member m1 and to m2.
     pub fn member_packets(&self, i: usize) -> Result<[u64; 2]> {
+        self.members(i, "packets")
+    }
+
+    /// `field` of members m1 and m2 in node `i`'s `member list --json`.
+    pub fn members(&self, i: usize, field: &str) -> Result<[u64; 2]> {
         let list: serde_json::Value =
             serde_json::from_str(&self.anycast(i, &["member", "list", "g", "--json"])?)?;
         let get = |name: &str| {
             list.as_array()
                 .and_then(|a| a.iter().find(|m| m["name"] == name))
-                .and_then(|m| m["packets"].as_u64())
-                .with_context(|| format!("no packets of {name} in {list}"))
+                .and_then(|m| m[field].as_u64())
+                .with_context(|| format!("no {field} of {name} in {list}"))
         };
         Ok([get("m1")?, get("m2")?])
     }

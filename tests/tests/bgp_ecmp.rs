@@ -34,6 +34,12 @@ fn both_nodes_announce_and_share_200_flows() -> Result<()> {
     require_root()?;
     let (t, _services) = TwoNodes::running("ecmpboth", 2.0)?;
     let _udp = udp_services(&t)?;
+    // The same members by name, with other ids at each node.
+    let ids = [t.members(1, "id")?, t.members(2, "id")?];
+    ensure!(
+        ids[0][0] != ids[1][0] && ids[0][1] != ids[1][1],
+        "ids {ids:?}"
+    );
     let before = [t.redirected(1)?, t.redirected(2)?];
     let answers = t.flows(200, PORT)?;
     let lost = answers.iter().filter(|a| a.is_none()).count();
