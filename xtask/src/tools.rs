@@ -65,7 +65,7 @@ pub(crate) const TEST: &[Tool] = &[
     tool("systemd-analyze", "systemd", "systemd"),
     tool("ping", "iputils-ping", "iputils"),
     tool("dnsmasq", "dnsmasq-base", "dnsmasq"),
-    // A real BGP speaker for the announcements' lab (tests/tests/bgp.rs).
+    // A real BGP speaker for the announcements' labs (tests/tests/bgp.rs, bgp_ecmp.rs).
     tool("bird", "bird2", "bird"),
 ];
 
