@@ -79,10 +79,12 @@ pub(crate) const DEB: &[Tool] = &[
     tool("md5sum", "coreutils", "coreutils"),
 ];
 
-/// What the bench runs besides the lab: the peers it compares against.
+/// What the bench runs besides the lab: the peers it compares against,
+/// and BIRD (the withdraw latency of a BGP announcement).
 pub(crate) const BENCH: &[Tool] = &[
     tool("nft", "nftables", "nftables"),
     tool("xdp-filter", "xdp-tools", "xdp-tools"),
+    tool("bird", "bird2", "bird"),
 ];
 
 impl Tool {
@@ -234,7 +236,7 @@ mod tests {
         let all = missing(&[LAB, BENCH].concat(), &path);
         assert_eq!(
             packages(&all, |t| t.debian),
-            ["ethtool", "util-linux", "nftables", "xdp-tools"]
+            ["ethtool", "util-linux", "nftables", "xdp-tools", "bird2"]
         );
         std::fs::remove_dir_all(dir).expect("clean up");
     }
@@ -268,7 +270,7 @@ mod tests {
 
     #[test]
     fn nothing_is_missing_when_every_tool_is_there() {
-        let (dir, path) = fake_path(&["ip", "nsenter", "setpriv", "nft", "xdp-filter"]);
+        let (dir, path) = fake_path(&["ip", "nsenter", "setpriv", "nft", "xdp-filter", "bird"]);
         std::fs::set_permissions(dir.join("ethtool"), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
         assert!(missing(&[LAB, BENCH].concat(), &path).is_empty());
