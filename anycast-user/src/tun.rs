@@ -65,6 +65,12 @@ impl Tun {
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
+
+    /// Sets it up again (someone set it down: a down device loses its
+    /// routes and takes no new one).
+    pub fn set_up(&self) -> io::Result<()> {
+        set_up(&self.name)
+    }
 }
 
 /// An ifreq naming `name`, the rest zero.

@@ -169,11 +169,12 @@ pub(crate) fn delete(s: &mut Socket, r: &Own) -> io::Result<()> {
     }
 }
 
-/// Every IPv6 route of routing table `table`, read on `s`.
-#[cfg(test)]
+/// Every IPv6 route of routing table `table`, read on `s` (on a socket
+/// with [`Socket::strict_dumps`], the kernel reads that table alone).
 pub(crate) fn table(s: &mut Socket, table: u32) -> io::Result<Vec<Route>> {
     let mut body = vec![0u8; RTMSG_LEN];
     body[0] = libc::AF_INET6 as u8;
+    body.extend(super::attr(RTA_TABLE, &table.to_ne_bytes()));
     let parts = s.request(libc::RTM_GETROUTE, libc::NLM_F_DUMP as u16, &body)?;
     Ok(parts
         .iter()

@@ -93,6 +93,8 @@ pub struct Announcer {
     routes: Option<Routes>,
     /// Routes in the table now.
     installed: Vec<Own>,
+    /// The last failure to put a route back, logged once.
+    failing: Option<String>,
     /// A moment on both clocks, to tell since-when in Unix time.
     anchor: (Instant, SystemTime),
 }
@@ -104,6 +106,7 @@ impl Default for Announcer {
             bgp: BgpConfig::default(),
             routes: None,
             installed: Vec::new(),
+            failing: None,
             anchor: (Instant::now(), SystemTime::now()),
         }
     }
@@ -131,7 +134,10 @@ impl Announcer {
         self.bgp = cfg.bgp;
         if cfg.announces() && self.routes.is_none() {
             match Tun::open(TUN_NAME).and_then(|tun| Ok((tun, Socket::open(0)?))) {
-                Ok((tun, socket)) => self.routes = Some(Routes { tun, socket }),
+                Ok((tun, socket)) => {
+                    socket.strict_dumps();
+                    self.routes = Some(Routes { tun, socket });
+                }
                 Err(e) => lines.push(format!(
                     "announce: cannot make tun device {TUN_NAME}: {e}; nothing is announced"
                 )),
@@ -179,6 +185,66 @@ impl Announcer {
         route::add(&mut routes.socket, &r).map_err(|e| format!("adding {}: {e}", show(&r)))?;
         self.installed.push(r);
         Ok(())
+    }
+
+    /// Puts back the route of every announced prefix that is not in the
+    /// table: an add that failed, a route deleted by hand, the device set
+    /// down (which takes its routes). Run each second; the lines to log: a
+    /// route put back, and a failure once until it succeeds.
+    fn keep(&mut self) -> Vec<String> {
+        let wanted: Vec<Own> = self
+            .decider
+            .prefixes()
+            .filter(|p| p.announced)
+            .map(|p| self.own(p.prefix.addr, p.prefix.len))
+            .collect();
+        let Some(routes) = self.routes.as_mut().filter(|_| !wanted.is_empty()) else {
+            return Vec::new();
+        };
+        let there = match route::table(&mut routes.socket, self.bgp.table) {
+            Ok(t) => t,
+            Err(e) => return self.failed(format!("reading table {}: {e}", self.bgp.table)),
+        };
+        let missing: Vec<Own> = wanted
+            .into_iter()
+            .filter(|o| {
+                !there.iter().any(|r| {
+                    (r.dst, r.dst_len, r.protocol, r.oif)
+                        == (o.dst, o.dst_len, o.protocol, Some(o.oif))
+                })
+            })
+            .collect();
+        if missing.is_empty() {
+            self.failing = None;
+            return Vec::new();
+        }
+        if let Err(e) = routes.tun.set_up() {
+            return self.failed(format!("setting {TUN_NAME} up: {e}"));
+        }
+        let mut lines = Vec::new();
+        for r in missing {
+            self.installed.retain(|i| *i != r);
+            match self.add(r) {
+                Ok(()) => {
+                    self.failing = None;
+                    lines.push(format!(
+                        "announce: route {} was missing from its table; put back",
+                        show(&r)
+                    ));
+                }
+                Err(e) => lines.extend(self.failed(e)),
+            }
+        }
+        lines
+    }
+
+    /// `error` as a line to log if it is not the one logged last.
+    fn failed(&mut self, error: String) -> Vec<String> {
+        if self.failing.as_ref() == Some(&error) {
+            return Vec::new();
+        }
+        self.failing = Some(error.clone());
+        vec![format!("announce: {error} (tried again each second)")]
     }
 
     fn delete(&mut self, r: &Own) -> io::Result<()> {
@@ -326,6 +392,12 @@ impl Service {
         self.announcer.act(changes)
     }
 
+    /// Puts back announced routes missing from their table (see
+    /// `Announcer::keep`); the lines to log. Run each second.
+    pub fn keep_announcements(&mut self) -> Vec<String> {
+        self.announcer.keep()
+    }
+
     /// When [`Service::announce`] must run again (a hold-down or a drain
     /// ends), if anything waits.
     pub fn announce_wakeup(&self) -> Option<Instant> {
@@ -440,6 +512,26 @@ mod tests {
             let ch = a.decider.set_maintenance(false, now);
             a.act(ch);
             assert_eq!(route::table(&mut s, 1234).expect("dump").len(), 1);
+            // A route deleted by hand, or taken with the device set down,
+            // is put back on the next keep, once.
+            let ip = |args: &[&str]| {
+                let st = std::process::Command::new("ip")
+                    .args(args)
+                    .status()
+                    .expect("ip");
+                assert!(st.success(), "ip {args:?}");
+            };
+            assert!(a.keep().is_empty(), "nothing missing");
+            ip(&["-6", "route", "del", "2001:db8:53::/48", "table", "1234"]);
+            assert!(route::table(&mut s, 1234).expect("dump").is_empty());
+            let lines = a.keep();
+            assert!(lines[0].contains("put back"), "{lines:?}");
+            assert_eq!(route::table(&mut s, 1234).expect("dump").len(), 1);
+            ip(&["link", "set", "dev", TUN_NAME, "down"]);
+            assert!(route::table(&mut s, 1234).expect("dump").is_empty());
+            assert_eq!(a.keep().len(), 1);
+            assert_eq!(route::table(&mut s, 1234).expect("dump").len(), 1);
+            assert!(a.keep().is_empty());
             // ...and the kernel removes the route with the device when its
             // descriptor closes, as at the death of the process.
             drop(a);

@@ -254,7 +254,8 @@ async fn watch(
         pin,
     } = served;
     // Whether the state socket is still there (something may remove it),
-    // and the metrics port free, if it was not.
+    // the metrics port free, if it was not, and the announced routes in
+    // their table.
     let mut keep_socket = tokio::time::interval(Duration::from_secs(1));
     let notifier = Notifier::from_env();
     if let Some(s) = &service {
@@ -382,6 +383,11 @@ async fn watch(
                 _ = keep_socket.tick(), if service.is_some() => {
                     if let Some(line) = metrics.retry().await {
                         log::info!("{line}");
+                    }
+                    if let Some(s) = service.as_mut() {
+                        for line in s.keep_announcements() {
+                            log::warn!("{line}");
+                        }
                     }
                     if let Some(socket) = socket.as_mut() {
                         let path = socket.path().display().to_string();
