@@ -168,6 +168,88 @@ mod tests {
     }
 
     #[test]
+    fn nodes_with_other_ids_and_orders_map_every_slot_to_the_same_name() {
+        // Two redirector nodes with the same members (names, weights) but
+        // ids given in another order, listed in another order: a flow
+        // moved from one to the other by ECMP reaches the same member
+        // (docs/BGP.md).
+        let (a, b, c) = (
+            b"dns-a".as_slice(),
+            b"dns-b".as_slice(),
+            b"dns-c".as_slice(),
+        );
+        let one = [
+            Node {
+                id: 1,
+                name: a,
+                weight: 1,
+            },
+            Node {
+                id: 2,
+                name: b,
+                weight: 3,
+            },
+            Node {
+                id: 3,
+                name: c,
+                weight: 1,
+            },
+        ];
+        let two = [
+            Node {
+                id: 9,
+                name: c,
+                weight: 1,
+            },
+            Node {
+                id: 4,
+                name: a,
+                weight: 1,
+            },
+            Node {
+                id: 17,
+                name: b,
+                weight: 3,
+            },
+        ];
+        let name_of = |nodes: &[Node<'_>], id: u32| -> Vec<u8> {
+            nodes
+                .iter()
+                .find(|n| n.id == id)
+                .map(|n| n.name.to_vec())
+                .unwrap_or_default()
+        };
+        let (t1, t2) = (build(&one, 1021), build(&two, 1021));
+        for (x, y) in t1.iter().zip(&t2) {
+            assert_eq!(name_of(&one, *x), name_of(&two, *y));
+        }
+        // A weight that differs moves slots: nodes must agree on weights.
+        let three = [
+            Node {
+                id: 1,
+                name: a,
+                weight: 1,
+            },
+            Node {
+                id: 2,
+                name: b,
+                weight: 2,
+            },
+            Node {
+                id: 3,
+                name: c,
+                weight: 1,
+            },
+        ];
+        let t3 = build(&three, 1021);
+        assert!(
+            t1.iter()
+                .zip(&t3)
+                .any(|(x, y)| name_of(&one, *x) != name_of(&three, *y))
+        );
+    }
+
+    #[test]
     fn removal_moves_little_else() {
         let names: Vec<String> = (0..4).map(|i| format!("m{i}")).collect();
         let before = build(&nodes(&names), 1021);

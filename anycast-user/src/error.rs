@@ -100,6 +100,10 @@ pub enum Error {
     /// A member's health check that cannot run as written.
     #[error("{0}")]
     InvalidCheck(String),
+    /// A `[bgp]` setting or a group's announcement that cannot work as
+    /// written.
+    #[error("{0}")]
+    InvalidAnnounce(String),
     /// A service already runs on the pin dir.
     #[error(
         "a service already runs on {} (it answers at {}); stop it first, or use `anycast reload`",

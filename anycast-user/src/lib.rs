@@ -13,6 +13,7 @@
 //!   [`loader`], [`link`], [`pin`] and [`netns`].
 
 pub mod addr;
+pub mod announce;
 pub mod config;
 pub mod dataplane;
 pub mod error;
@@ -37,6 +38,7 @@ pub mod routes;
 pub mod service;
 pub mod state;
 pub mod stats;
+pub mod tun;
 
 pub use addr::AnycastPrefix;
 pub use dataplane::{AttachMode, AttachOptions, Dataplane, Interface};

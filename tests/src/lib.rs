@@ -2,6 +2,7 @@
 //!
 //! - [`prog`]: the XDP program with fresh maps, run on crafted frames with
 //!   BPF_PROG_TEST_RUN and compared with the reference model.
+//! - [`bgp`]: BIRD 2 in a lab namespace, with docs/BGP.md's configurations.
 //! - [`dns`]: a real DNS server (dnsmasq) in a lab namespace and a client
 //!   that reads which member answered.
 //! - [`lab`]: network namespaces joined by veth pairs, the `anycast` binary
@@ -9,6 +10,7 @@
 //!
 //! Frames come from `anycast_common::frame`. The harnesses need root.
 
+pub mod bgp;
 pub mod dns;
 pub mod fuzz;
 pub mod lab;

@@ -186,6 +186,8 @@ fn the_debian_package_holds_the_service_and_installs_into_a_scratch_root() -> Re
         ("/usr/share/doc/anycast/copyright", "-rw-r--r--"),
         ("/usr/share/doc/anycast/changelog.Debian.gz", "-rw-r--r--"),
         ("/usr/share/doc/anycast/examples/service.toml", "-rw-r--r--"),
+        ("/usr/share/doc/anycast/examples/bgp.toml", "-rw-r--r--"),
+        ("/usr/share/doc/anycast/BGP.md", "-rw-r--r--"),
         ("/usr/share/doc/anycast/OPERATIONS.md", "-rw-r--r--"),
         ("/etc/anycast/", "drwxr-xr-x"),
     ] {

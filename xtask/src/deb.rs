@@ -73,6 +73,7 @@ const FILES: &[Entry] = &[
         0o644,
     ),
     entry("docs/CONFIG.md", "usr/share/doc/anycast/CONFIG.md", 0o644),
+    entry("docs/BGP.md", "usr/share/doc/anycast/BGP.md", 0o644),
     entry(
         "examples/service.toml",
         "usr/share/doc/anycast/examples/service.toml",
@@ -81,6 +82,11 @@ const FILES: &[Entry] = &[
     entry(
         "examples/anycast.toml",
         "usr/share/doc/anycast/examples/anycast.toml",
+        0o644,
+    ),
+    entry(
+        "examples/bgp.toml",
+        "usr/share/doc/anycast/examples/bgp.toml",
         0o644,
     ),
 ];

@@ -53,9 +53,9 @@ pub(crate) const LAB: &[Tool] = &[
 /// What the tests use besides the lab: a real parser of the Prometheus
 /// text format, to read the service's metrics as Prometheus would,
 /// systemd's own check of the unit file, ping (path MTU discovery
-/// through the anycast address), and a real DNS server on the members
+/// through the anycast address), a real DNS server on the members
 /// (dnsmasq from `dnsmasq-base`, which has no service of its own that
-/// installing it would start).
+/// installing it would start), and BIRD (BGP).
 pub(crate) const TEST: &[Tool] = &[
     python_module(
         "prometheus_client",
@@ -65,6 +65,8 @@ pub(crate) const TEST: &[Tool] = &[
     tool("systemd-analyze", "systemd", "systemd"),
     tool("ping", "iputils-ping", "iputils"),
     tool("dnsmasq", "dnsmasq-base", "dnsmasq"),
+    // A real BGP speaker for the announcements' labs (tests/tests/bgp.rs, bgp_ecmp.rs).
+    tool("bird", "bird2", "bird"),
 ];
 
 /// What `cargo xtask deb` runs: the package builder, dpkg-shlibdeps (for
@@ -77,10 +79,12 @@ pub(crate) const DEB: &[Tool] = &[
     tool("md5sum", "coreutils", "coreutils"),
 ];
 
-/// What the bench runs besides the lab: the peers it compares against.
+/// What the bench runs besides the lab: the peers it compares against,
+/// and BIRD (the withdraw latency of a BGP announcement).
 pub(crate) const BENCH: &[Tool] = &[
     tool("nft", "nftables", "nftables"),
     tool("xdp-filter", "xdp-tools", "xdp-tools"),
+    tool("bird", "bird2", "bird"),
 ];
 
 impl Tool {
@@ -232,7 +236,7 @@ mod tests {
         let all = missing(&[LAB, BENCH].concat(), &path);
         assert_eq!(
             packages(&all, |t| t.debian),
-            ["ethtool", "util-linux", "nftables", "xdp-tools"]
+            ["ethtool", "util-linux", "nftables", "xdp-tools", "bird2"]
         );
         std::fs::remove_dir_all(dir).expect("clean up");
     }
@@ -266,7 +270,7 @@ mod tests {
 
     #[test]
     fn nothing_is_missing_when_every_tool_is_there() {
-        let (dir, path) = fake_path(&["ip", "nsenter", "setpriv", "nft", "xdp-filter"]);
+        let (dir, path) = fake_path(&["ip", "nsenter", "setpriv", "nft", "xdp-filter", "bird"]);
         std::fs::set_permissions(dir.join("ethtool"), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
         assert!(missing(&[LAB, BENCH].concat(), &path).is_empty());

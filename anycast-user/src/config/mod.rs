@@ -79,6 +79,8 @@ pub struct Config {
     pub interfaces: BTreeMap<String, InterfaceConfig>,
     /// The service's settings (`[service]`).
     pub service: ServiceConfig,
+    /// How groups' prefixes are announced (`[bgp]`; its defaults when absent).
+    pub bgp: BgpConfig,
 }
 
 /// The `[service]` table of a [`Config`]: what only `anycast run --config`
@@ -115,6 +117,12 @@ pub struct GroupConfig {
     pub addresses: Vec<AnycastPrefix>,
     /// Its members, by name.
     pub members: BTreeMap<MemberName, MemberConfig>,
+    /// The prefixes announced while it can be served (`announce`), each
+    /// covering all of its addresses.
+    pub announce: Vec<AnycastPrefix>,
+    /// How many live members it needs for them to be announced
+    /// (`announce-min-members`, at least 1).
+    pub announce_min_members: u32,
 }
 
 /// One member of a [`GroupConfig`].
@@ -161,6 +169,7 @@ struct RawFile {
     #[serde(default)]
     interface: BTreeMap<Spanned<String>, RawInterface>,
     service: Option<RawService>,
+    bgp: Option<bgp::RawBgp>,
 }
 
 #[derive(Deserialize)]
@@ -214,6 +223,8 @@ struct RawGroup {
     addresses: Vec<Spanned<String>>,
     #[serde(default)]
     member: BTreeMap<Spanned<String>, member::RawMember>,
+    announce: Option<Vec<Spanned<String>>>,
+    announce_min_members: Option<Spanned<i64>>,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -302,6 +313,7 @@ impl Config {
         // Members' encap addresses and tunnel sources, with where they are:
         // none may be anycast.
         let mut endpoints: Vec<(Ipv6Addr, Endpoint, usize, String)> = Vec::new();
+        let mut announced = Vec::new();
         for (name, g) in raw.group {
             let gname = name.get_ref().clone();
             let f = |key: &str| format!("group.{gname}.{key}");
@@ -376,6 +388,12 @@ impl Config {
                 members.insert(name, mc);
             }
             check_ties(&group, &members)?;
+            let wants = bgp::RawAnnounce {
+                announce: g.announce.as_ref(),
+                min_members: g.announce_min_members.as_ref(),
+            };
+            let (announce, announce_min_members) =
+                bgp::parse_group(&c, &gname, wants, &addresses, members.len(), &mut announced)?;
             let line = c.line(&name);
             cfg.groups.insert(
                 group,
@@ -384,6 +402,8 @@ impl Config {
                     options,
                     addresses,
                     members,
+                    announce,
+                    announce_min_members,
                 },
             );
         }
@@ -443,6 +463,9 @@ impl Config {
         if let Some(l) = raw.service.as_ref().and_then(|s| s.log_level.as_ref()) {
             let level = c.check(l, || "service.log-level".into(), l.get_ref().parse());
             cfg.service.log_level = Some(level?);
+        }
+        if let Some(b) = &raw.bgp {
+            cfg.bgp = bgp::parse(&c, b)?;
         }
         let anycast = PrefixSet::new(owner.keys());
         for (addr, role, line, field) in endpoints {
@@ -546,6 +569,12 @@ impl Config {
         Ok(())
     }
 
+    /// Whether any group announces a prefix (the service then keeps the
+    /// routes of `[bgp]`).
+    pub fn announces(&self) -> bool {
+        self.groups.values().any(|g| !g.announce.is_empty())
+    }
+
     /// How many addresses and prefixes, and how many members, in all groups.
     pub fn totals(&self) -> (usize, usize) {
         self.groups.values().fold((0, 0), |(a, m), g| {
@@ -622,9 +651,11 @@ impl fmt::Display for Config {
     }
 }
 
+mod bgp;
 mod check;
 mod member;
 
+pub use bgp::{BgpConfig, RESERVED_PROTOCOLS};
 pub use member::MetricSource;
 
 #[cfg(test)]

@@ -83,6 +83,24 @@ impl Socket {
         }
     }
 
+    /// Has the kernel filter this socket's dumps by what the request
+    /// names (NETLINK_GET_STRICT_CHK, Linux 4.20): a dump of one routing
+    /// table reads that table, not every route of a full BGP table. A
+    /// kernel without it dumps everything, which callers filter anyway.
+    pub(crate) fn strict_dumps(&self) {
+        let on: i32 = 1;
+        // SAFETY: an int option, passed with its size.
+        unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_NETLINK,
+                libc::NETLINK_GET_STRICT_CHK,
+                (&raw const on).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        };
+    }
+
     /// Sends request `kind` with `flags` (`NLM_F_REQUEST` added) and
     /// `body`, and collects the messages of the answer (type and payload):
     /// every part of a dump, the one reply of a get, nothing for an

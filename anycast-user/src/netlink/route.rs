@@ -1,6 +1,8 @@
-//! The kernel's route to an address over rtnetlink (`RTM_GETROUTE` with
-//! `RTM_F_FIB_MATCH`: the routing table entry a packet to it would use,
-//! as `ip -6 route get fibmatch ADDR` shows it).
+//! IPv6 routes over rtnetlink: the kernel's route to an address
+//! (`RTM_GETROUTE` with `RTM_F_FIB_MATCH`: the routing table entry a packet
+//! to it would use, as `ip -6 route get fibmatch ADDR` shows it), and the
+//! service's own routes of announced prefixes ([`add`], [`delete`],
+//! [`table`]).
 
 use std::{io, net::Ipv6Addr};
 
@@ -37,6 +39,8 @@ pub struct Route {
     pub oif: Option<u32>,
     /// Its next hop, when it has one.
     pub gateway: Option<Ipv6Addr>,
+    /// Who made it (`rtm_protocol`: 2 kernel, 4 static, 12 bird, ...).
+    pub protocol: u8,
 }
 
 impl Route {
@@ -61,6 +65,7 @@ pub fn parse(payload: &[u8]) -> Option<Route> {
         metric: 0,
         oif: None,
         gateway: None,
+        protocol: head[5],
     };
     for (kind, v) in attributes(&payload[RTMSG_LEN..]) {
         match kind {
@@ -107,6 +112,78 @@ pub(crate) fn lookup(s: &mut Socket, addr: Ipv6Addr) -> io::Result<Option<Route>
     }
 }
 
+/// A route the service makes: `dst/dst_len dev oif table table proto
+/// protocol` (as `ip -6 route` writes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Own {
+    /// The prefix.
+    pub dst: Ipv6Addr,
+    /// Its length.
+    pub dst_len: u8,
+    /// The interface it points at.
+    pub oif: u32,
+    /// The routing table.
+    pub table: u32,
+    /// The route protocol number.
+    pub protocol: u8,
+}
+
+impl Own {
+    /// The `rtmsg` and attributes of this route.
+    fn body(&self) -> Vec<u8> {
+        // rtm_table is 8 bits: RT_TABLE_UNSPEC there, the table in RTA_TABLE.
+        let table8 = u8::try_from(self.table).unwrap_or(0);
+        let mut b = vec![
+            libc::AF_INET6 as u8,
+            self.dst_len,
+            0,
+            0,
+            table8,
+            self.protocol,
+            libc::RT_SCOPE_UNIVERSE,
+            RTN_UNICAST,
+            0,
+            0,
+            0,
+            0,
+        ];
+        b.extend(super::attr(RTA_DST, &self.dst.octets()));
+        b.extend(super::attr(RTA_OIF, &self.oif.to_ne_bytes()));
+        b.extend(super::attr(RTA_TABLE, &self.table.to_ne_bytes()));
+        b
+    }
+}
+
+/// Adds route `r` on `s`, replacing one to the same prefix in its table.
+pub(crate) fn add(s: &mut Socket, r: &Own) -> io::Result<()> {
+    let flags = libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_REPLACE;
+    s.request(libc::RTM_NEWROUTE, flags as u16, &r.body())
+        .map(drop)
+}
+
+/// Deletes route `r` on `s`; one already gone is no error.
+pub(crate) fn delete(s: &mut Socket, r: &Own) -> io::Result<()> {
+    match s.request(libc::RTM_DELROUTE, libc::NLM_F_ACK as u16, &r.body()) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        r => r.map(drop),
+    }
+}
+
+/// Every IPv6 route of routing table `table`, read on `s` (on a socket
+/// with [`Socket::strict_dumps`], the kernel reads that table alone).
+pub(crate) fn table(s: &mut Socket, table: u32) -> io::Result<Vec<Route>> {
+    let mut body = vec![0u8; RTMSG_LEN];
+    body[0] = libc::AF_INET6 as u8;
+    body.extend(super::attr(RTA_TABLE, &table.to_ne_bytes()));
+    let parts = s.request(libc::RTM_GETROUTE, libc::NLM_F_DUMP as u16, &body)?;
+    Ok(parts
+        .iter()
+        .filter(|(t, _)| *t == libc::RTM_NEWROUTE)
+        .filter_map(|(_, p)| parse(p))
+        .filter(|r| r.table == table)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +215,7 @@ mod tests {
                 metric: 50,
                 oif: Some(4),
                 gateway: Some(gw),
+                protocol: 3,
             }
         );
         assert!(r.forwards());

@@ -13,6 +13,7 @@
 //! with `metric = "route"` its metric from its route ([`follow`]); one whose
 //! address cannot be resolved, or that has no route, is down.
 
+pub mod announce;
 pub mod follow;
 pub mod logging;
 pub mod socket;
@@ -160,6 +161,8 @@ pub struct Service {
     /// Members down for want of a neighbour or a route, and why (as last
     /// reported).
     problems: std::collections::BTreeMap<(String, String), String>,
+    /// The groups' announcements ([`announce`]).
+    announcer: announce::Announcer,
 }
 
 /// How long the service waits for new on-link members given by address to
@@ -193,6 +196,7 @@ impl Service {
             file_cfg: Config::default(),
             applied: Config::default(),
             problems: Default::default(),
+            announcer: Default::default(),
         };
         // What a service killed before it could clean up left behind.
         if let Err(e) = ProbePaths::clear_stale() {
@@ -244,6 +248,9 @@ impl Service {
         let changes = dp.apply_config(&adjusted, self.opts)?;
         self.file_cfg = file.clone();
         self.applied = cfg.clone();
+        for line in self.announce_configure() {
+            log::info!("{line}");
+        }
         self.metrics = cfg.service.metrics;
         self.log_level = cfg.service.log_level;
         let mut before: HashMap<(GroupName, MemberName), Watched> = self
@@ -582,6 +589,7 @@ impl Service {
                 })
                 .collect(),
             reachability: self.follow.reachability(&self.file_cfg, &self.applied),
+            announcements: self.announcer.status(Instant::now()),
         }
     }
 
@@ -615,12 +623,9 @@ impl Service {
                 transitions: w.transitions,
             })
             .collect();
-        Ok(metrics::render(
-            &dp.stats()?,
-            &dp.members(None)?,
-            &checks,
-            self.counters,
-        ))
+        let mut text = metrics::render(&dp.stats()?, &dp.members(None)?, &checks, self.counters);
+        text.push_str(&self.announcer.metrics());
+        Ok(text)
     }
 
     /// The probe results, to wait on beside other events (given once).

@@ -49,6 +49,9 @@ pub enum Request {
     Status,
     /// Re-read the file ([`Reloaded`]).
     Reload,
+    /// Maintenance on (withdraw everything) or off
+    /// ([`super::announce::MaintenanceAnswer`]).
+    Maintenance(bool),
 }
 
 impl Request {
@@ -56,6 +59,8 @@ impl Request {
         match self {
             Request::Status => "status",
             Request::Reload => "reload",
+            Request::Maintenance(true) => "maintenance on",
+            Request::Maintenance(false) => "maintenance off",
         }
     }
 }
@@ -87,6 +92,9 @@ pub struct Status {
     /// comes from, as the service follows them.
     #[serde(default)]
     pub reachability: Vec<Reachability>,
+    /// The node's announcements (`[bgp]`, groups' `announce`).
+    #[serde(default)]
+    pub announcements: super::announce::AnnounceStatus,
 }
 
 /// How the service reaches a member, and why it is down when the
@@ -258,10 +266,12 @@ pub async fn read_request(conn: UnixStream) -> Option<(UnixStream, Request)> {
     let request = match line.trim() {
         "status" => Request::Status,
         "reload" => Request::Reload,
+        "maintenance on" => Request::Maintenance(true),
+        "maintenance off" => Request::Maintenance(false),
         _ => {
             if read.is_ok() {
                 let _ = conn
-                    .write_all(b"{\"error\":\"unknown request: send status or reload\"}\n")
+                    .write_all(b"{\"error\":\"unknown request: send status, reload, maintenance on or maintenance off\"}\n")
                     .await;
             }
             return None;

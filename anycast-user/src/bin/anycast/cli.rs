@@ -125,7 +125,8 @@ pub(crate) enum Command {
     /// latency, how each member is reached (the MAC resolved from the
     /// neighbour table, the metric and its source, why one is down), and how
     /// long its member updates took (from the deciding check result to the
-    /// map write), e.g. `anycast status --json`.
+    /// map write), and each prefix it announces by BGP (announced or not,
+    /// since when, why), e.g. `anycast status --json`.
     Status {
         /// Print JSON.
         #[arg(long)]
@@ -137,6 +138,21 @@ pub(crate) enum Command {
     /// Have the running service re-read its file (as SIGHUP does) and
     /// print what changed; fails when the file is refused.
     Reload {
+        /// The service's state socket, when it was started with --socket.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
+    /// Withdraw every prefix the running service announces by BGP
+    /// (`on`: forwarding goes on, so running flows finish; it waits for
+    /// the drain time of `[bgp]` and reports the node drained), or announce
+    /// them again as their members allow (`off`), e.g. `anycast maintenance
+    /// on`.
+    Maintenance {
+        /// `on` or `off`.
+        state: OnOff,
+        /// Return once withdrawn, without waiting for the drain time.
+        #[arg(long)]
+        no_wait: bool,
         /// The service's state socket, when it was started with --socket.
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
@@ -498,8 +514,17 @@ impl Command {
             },
             Command::Config(c) => matches!(c, ConfigCommand::Apply { dry_run: false, .. }),
             Command::Stats { .. } | Command::Status { .. } => false,
-            Command::Reload { .. } => true,
+            Command::Reload { .. } | Command::Maintenance { .. } => true,
             Command::Repair { check, .. } => !check,
         }
     }
+}
+
+/// `on` or `off` (`anycast maintenance`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }

@@ -385,8 +385,52 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
                 say!(out, "{line}");
             }
         }
+        Command::Maintenance {
+            state,
+            no_wait,
+            socket,
+        } => {
+            let path = socket.unwrap_or_else(|| socket_path(pin.path()));
+            let on = state == cli::OnOff::On;
+            maintenance(out, &path, on, no_wait)?;
+        }
     }
     Ok(())
+}
+
+/// `anycast maintenance on|off`: asks the service, prints its lines, and
+/// (on, unless `no_wait`) waits for the drain time and says drained.
+fn maintenance(out: &mut impl Write, path: &Path, on: bool, no_wait: bool) -> anyhow::Result<()> {
+    use anycast::service::announce::MaintenanceAnswer;
+    let answer = ask(path, Request::Maintenance(on), Duration::from_secs(10))?;
+    let r: MaintenanceAnswer = serde_json::from_str(&answer)
+        .with_context(|| format!("reading the service's answer: {answer}"))?;
+    for line in &r.lines {
+        say!(out, "{line}");
+    }
+    if !on || no_wait {
+        return Ok(());
+    }
+    std::thread::sleep(Duration::from_secs_f64(r.drain_left));
+    // The service says when the drain time has passed (its clock decides);
+    // asked a few times at most.
+    for _ in 0..50 {
+        let answer = ask(path, Request::Status, Duration::from_secs(5))?;
+        let status: Status = serde_json::from_str(&answer)
+            .with_context(|| format!("reading the service's answer: {answer}"))?;
+        if !status.announcements.maintenance {
+            anyhow::bail!("maintenance was turned off before the node was drained");
+        }
+        if status.announcements.drained {
+            say!(
+                out,
+                "drained: nothing announced, running flows had the drain time to finish"
+            );
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    anyhow::bail!("the service did not report the node drained")
 }
 
 /// An [`OutputError`] as the commands return it.

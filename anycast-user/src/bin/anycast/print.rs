@@ -333,5 +333,45 @@ pub(crate) fn status(out: &mut impl Write, s: &Status) -> io::Result<()> {
             r.down_reason.as_deref().unwrap_or("-")
         )?;
     }
+    announcements(out, &s.announcements, now)
+}
+
+/// The announcements part of `anycast status`: one line per prefix.
+fn announcements(
+    out: &mut impl Write,
+    a: &anycast::service::announce::AnnounceStatus,
+    now: u64,
+) -> io::Result<()> {
+    if a.prefixes.is_empty() {
+        return Ok(());
+    }
+    let maintenance = match (a.maintenance, a.drained) {
+        (false, _) => "",
+        (true, false) => "; maintenance on, draining",
+        (true, true) => "; maintenance on, drained",
+    };
+    writeln!(
+        out,
+        "announcements: routes in table {} proto {} dev {}{maintenance}",
+        a.table, a.protocol, a.device
+    )?;
+    writeln!(
+        out,
+        "{:<24} {:<16} {:<10} {:>10}  WHY",
+        "PREFIX", "GROUP", "STATE", "SINCE"
+    )?;
+    for p in &a.prefixes {
+        let state = if p.announced {
+            "announced"
+        } else {
+            "withdrawn"
+        };
+        let ago = now.saturating_sub(p.since as u64);
+        writeln!(
+            out,
+            "{:<24} {:<16} {:<10} {:>8} s  {} ({} changes)",
+            p.prefix, p.group, state, ago, p.why, p.changes
+        )?;
+    }
     Ok(())
 }

@@ -254,7 +254,8 @@ async fn watch(
         pin,
     } = served;
     // Whether the state socket is still there (something may remove it),
-    // and the metrics port free, if it was not.
+    // the metrics port free, if it was not, and the announced routes in
+    // their table.
     let mut keep_socket = tokio::time::interval(Duration::from_secs(1));
     let notifier = Notifier::from_env();
     if let Some(s) = &service {
@@ -264,6 +265,8 @@ async fn watch(
     let mut watchdog = notifier.watchdog_every().map(tokio::time::interval);
     let mut outcomes = service.as_mut().and_then(Service::take_outcomes);
     let mut metrics = Metrics::default();
+    // Whether "drained" was logged for this maintenance.
+    let mut drained_said: Option<bool> = None;
     if let Some(s) = service.as_mut() {
         for (level, line) in metrics.follow(s.metrics_addr()).await {
             log::log!(level, "{line}");
@@ -272,11 +275,31 @@ async fn watch(
             log::warn!("{line}");
         }
     }
+    // After SIGTERM or SIGINT: when forwarding stops (the drain time after
+    // the withdraw), if anything was announced.
+    let mut stopping: Option<tokio::time::Instant> = None;
     let result = async {
         loop {
+            // A hold-down ending, or the end of a drain not yet said.
+            let wakeup = service.as_ref().and_then(|s| {
+                let drain = s.drain_ends().filter(|_| drained_said != Some(true));
+                s.announce_wakeup().into_iter().chain(drain).min()
+            });
             tokio::select! {
-                _ = signals.int.recv() => break,
-                _ = signals.term.recv() => break,
+                _ = signals.int.recv() => if stop_announcing(&mut service, &mut stopping) { break },
+                _ = signals.term.recv() => if stop_announcing(&mut service, &mut stopping) { break },
+                _ = sleep_until(stopping) => break,
+                _ = sleep_until(wakeup.map(tokio::time::Instant::from_std)) => {
+                    if let Some(s) = service.as_mut() {
+                        for line in s.announce() {
+                            log::info!("{line}");
+                        }
+                        if s.drained() && drained_said != Some(true) {
+                            drained_said = Some(true);
+                            log::info!("maintenance: drained (the drain time has passed)");
+                        }
+                    }
+                }
                 _ = signals.hup.recv() => match service.as_mut() {
                     Some(s) => {
                         reload(s, dp, &mut metrics, &notifier).await?;
@@ -293,6 +316,14 @@ async fn watch(
                             Request::Reload => {
                                 serde_json::to_string(&reload(s, dp, &mut metrics, &notifier).await?)?
                             }
+                            Request::Maintenance(on) => {
+                                let a = s.maintenance(on);
+                                for line in &a.lines {
+                                    log::info!("{line}");
+                                }
+                                drained_said = None;
+                                serde_json::to_string(&a)?
+                            }
                         };
                         tokio::spawn(socket::answer(conn, answer));
                     }
@@ -308,11 +339,17 @@ async fn watch(
                         && let Some(line) = s.record(dp, o)
                     {
                         log::info!("{line}");
+                        for line in s.announce() {
+                            log::info!("{line}");
+                        }
                     }
                 }
                 Some(e) = net_rx.recv() => {
                     if let Some(s) = service.as_mut() {
                         for line in s.net_events(dp, e) {
+                            log::info!("{line}");
+                        }
+                        for line in s.announce() {
                             log::info!("{line}");
                         }
                     }
@@ -333,6 +370,9 @@ async fn watch(
                         for line in s.links_changed(dp) {
                             log::info!("{line}");
                         }
+                        for line in s.announce() {
+                            log::info!("{line}");
+                        }
                     }
                     if let Some(i) = &own
                         && r.stale.iter().any(|s| s.interface.netns == i.netns && s.interface.ifindex == i.ifindex)
@@ -343,6 +383,11 @@ async fn watch(
                 _ = keep_socket.tick(), if service.is_some() => {
                     if let Some(line) = metrics.retry().await {
                         log::info!("{line}");
+                    }
+                    if let Some(s) = service.as_mut() {
+                        for line in s.keep_announcements() {
+                            log::warn!("{line}");
+                        }
                     }
                     if let Some(socket) = socket.as_mut() {
                         let path = socket.path().display().to_string();
@@ -499,6 +544,7 @@ async fn reload(
 ) -> anyhow::Result<Reloaded> {
     notifier.reloading();
     let mut r = service.reload(dp);
+    r.lines.extend(service.announce());
     notifier.notify("READY=1");
     let level = if r.applied { Level::Info } else { Level::Warn };
     let mut lines: Vec<(Level, String)> = r.lines.drain(..).map(|l| (level, l)).collect();
@@ -522,6 +568,44 @@ fn report(out: &mut impl Write, service: bool, level: Level, line: &str) -> anyh
         say!(out, "{line}");
     }
     Ok(())
+}
+
+/// On SIGTERM or SIGINT: withdraws every announced prefix (logged) and
+/// sets when forwarding stops (after the drain time); whether to end now
+/// (nothing was announced, no service, or a second signal).
+fn stop_announcing(
+    service: &mut Option<Service>,
+    stopping: &mut Option<tokio::time::Instant>,
+) -> bool {
+    if stopping.is_some() {
+        return true;
+    }
+    let Some(s) = service.as_mut() else {
+        return true;
+    };
+    let (lines, drain) = s.withdraw_all();
+    for line in lines {
+        log::info!("{line}");
+    }
+    match drain {
+        Some(d) if !d.is_zero() => {
+            log::info!(
+                "stopping: withdrawn, forwarding for the drain time ({:.1} s) before exiting",
+                d.as_secs_f64()
+            );
+            *stopping = Some(tokio::time::Instant::now() + d);
+            false
+        }
+        _ => true,
+    }
+}
+
+/// Waits until `at`; never, without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next tick of `interval`; never, without one.

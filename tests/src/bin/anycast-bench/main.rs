@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: what each path of the XDP program costs, how the
 //! cost scales with the configuration, and how many packets per second the
 //! router handles end to end compared with kernel forwarding, nftables,
-//! xdp-filter and trivial XDP programs ([`e2e`]). Writes `report.md`,
+//! xdp-filter and trivial XDP programs ([`e2e`]), what the service costs
+//! with 1,000 checked members ([`service`]), and how fast a BGP
+//! announcement is withdrawn ([`withdraw`]). Writes `report.md`,
 //! `results.json` and SVG plots into the output folder and prints the summary.
 //!
 //! Program cost is measured with BPF_PROG_TEST_RUN and a large `repeat`
@@ -33,6 +35,7 @@ const MEMBER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xf, 0, 0, 0, 0, 0, 2);
 
 mod e2e;
 mod service;
+mod withdraw;
 
 struct Opts {
     quick: bool,
@@ -41,6 +44,8 @@ struct Opts {
     e2e_only: bool,
     /// Only the service with 1,000 members.
     service_only: bool,
+    /// Only the withdraw latency (BGP, BIRD).
+    withdraw_only: bool,
     /// Another build of the eBPF object, whose program-cost paths are
     /// measured interleaved with this build's.
     baseline: Option<Object>,
@@ -78,6 +83,7 @@ impl Opts {
         let mut quick = false;
         let mut e2e_only = false;
         let mut service_only = false;
+        let mut withdraw_only = false;
         let mut baseline = None;
         let mut out = PathBuf::from("target/bench");
         let mut args = std::env::args().skip(1);
@@ -86,6 +92,7 @@ impl Opts {
                 "--quick" => quick = true,
                 "--e2e-only" => e2e_only = true,
                 "--service-only" => service_only = true,
+                "--withdraw-only" => withdraw_only = true,
                 "--out" => out = PathBuf::from(args.next().context("--out needs a folder")?),
                 "--baseline" => {
                     let path = PathBuf::from(args.next().context("--baseline needs a file")?);
@@ -93,11 +100,12 @@ impl Opts {
                 }
                 "--help" | "-h" => {
                     println!(
-                        "anycast-bench [--quick] [--e2e-only | --service-only] [--out DIR] [--baseline OBJECT] \
+                        "anycast-bench [--quick] [--e2e-only | --service-only | --withdraw-only] [--out DIR] [--baseline OBJECT] \
                          (root; usually run through `cargo xtask bench`)\n\n  --quick     \
                          short runs: proves the bench works, judges no target\n  --e2e-only  \
                          only the end-to-end lab\n  --service-only  only the service with 1,000 \
-                         members\n  --out DIR   where report.md, results.json \
+                         members\n  --withdraw-only  only the withdraw latency (BGP, \
+                         BIRD)\n  --out DIR   where report.md, results.json \
                          and the plots go (default target/bench)\n  --baseline OBJECT  another \
                          build of the eBPF object (e.g. `cargo xtask bench --baseline REV` \
                          builds one from a git revision): its program-cost paths are measured \
@@ -108,7 +116,7 @@ impl Opts {
                     std::process::exit(0);
                 }
                 other => bail!(
-                    "unknown argument `{other}` (use --quick, --e2e-only, --service-only, --out DIR, --baseline OBJECT)"
+                    "unknown argument `{other}` (use --quick, --e2e-only, --service-only, --withdraw-only, --out DIR, --baseline OBJECT)"
                 ),
             }
         }
@@ -117,6 +125,7 @@ impl Opts {
             out,
             e2e_only,
             service_only,
+            withdraw_only,
             baseline,
         })
     }
@@ -1091,28 +1100,38 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let mut rows = Vec::new();
     let mut facts = Vec::new();
-    if !o.e2e_only && !o.service_only {
+    let only = o.e2e_only || o.service_only || o.withdraw_only;
+    if !only {
         program_costs(&o, &mut rows)?;
         scaling(&o, &mut rows, &mut facts)?;
         memory(&mut facts)?;
     }
     let shape = o.e2e_shape();
-    let (e2e_rows, e2e_notes) = if o.service_only {
+    let (e2e_rows, e2e_notes) = if only && !o.e2e_only {
         (Vec::new(), Vec::new())
     } else {
         e2e::run(&shape).context("the end-to-end lab")?
     };
     let service_shape = service::Shape::new(o.quick);
-    let served = if o.e2e_only {
+    let served = if only && !o.service_only {
         None
     } else {
         Some(service::run(&service_shape).context("the service with 1,000 members")?)
+    };
+    let withdraw_shape = withdraw::Shape::new(o.quick);
+    let withdrawn = if only && !o.withdraw_only {
+        None
+    } else {
+        Some(withdraw::run(&withdraw_shape).context("the withdraw latency (BGP, BIRD)")?)
     };
     let took = started.elapsed();
 
     let mut targets = e2e::targets(&e2e_rows);
     if let Some(m) = &served {
         targets.extend(service::targets(m));
+    }
+    if let Some(w) = &withdrawn {
+        targets.extend(withdraw::targets(w));
     }
     if let Some(r) = rows.iter().find(|r| r.name == "non-anycast IPv6 pass") {
         // Judged on the fastest runs: a slow phase of the VM stretches the
@@ -1187,6 +1206,9 @@ fn main() -> Result<()> {
     if let Some(m) = &served {
         service::report(&mut md, m, &service_shape);
     }
+    if let Some(w) = &withdrawn {
+        withdraw::report(&mut md, w, &withdraw_shape);
+    }
     let _ = writeln!(md, "## facts\n");
     for (k, v) in &facts {
         let _ = writeln!(md, "- {k}: {v}");
@@ -1217,6 +1239,7 @@ fn main() -> Result<()> {
         "facts": facts.iter().map(|(k, v)| json!({"what": k, "value": v})).collect::<Vec<_>>(),
         "end_to_end": e2e_rows.iter().map(|r| json!({"frame_bytes": r.size, "case": r.name, "min_mpps": r.mpps.min, "median_mpps": r.mpps.median, "max_mpps": r.mpps.max, "rounds_mpps": r.rounds})).collect::<Vec<_>>(),
         "service": served.as_ref().map(service::json),
+        "withdraw": withdrawn.as_deref().map(withdraw::json),
         "targets": targets.iter().map(|(w, g, ok)| json!({"target": w, "measured": g, "met": ok})).collect::<Vec<_>>(),
     });
     fs::write(
