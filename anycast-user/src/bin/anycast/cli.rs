@@ -172,6 +172,29 @@ pub(crate) enum Command {
     /// /etc/anycast.toml`; the interface is then optional (and detached on
     /// exit when given).
     Run(RunArgs),
+    /// Print the completion script of a shell, e.g. `anycast completions
+    /// bash > /etc/bash_completion.d/anycast` (the Debian package installs
+    /// all three).
+    Completions {
+        /// `bash`, `zsh` or `fish`.
+        shell: CompletionShell,
+    },
+    /// Write the man pages: anycast.1 and one per subcommand (anycast-addr-add.1...),
+    /// for `cargo xtask man` and the Debian package.
+    #[command(hide = true)]
+    Man {
+        /// Folder to write the pages to; without it, anycast.1 goes to standard output.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A shell `anycast completions` writes a script for.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Args, Debug)]
@@ -514,6 +537,7 @@ impl Command {
             },
             Command::Config(c) => matches!(c, ConfigCommand::Apply { dry_run: false, .. }),
             Command::Stats { .. } | Command::Status { .. } => false,
+            Command::Completions { .. } | Command::Man { .. } => false,
             Command::Reload { .. } | Command::Maintenance { .. } => true,
             Command::Repair { check, .. } => !check,
         }

@@ -11,6 +11,7 @@
 //! (and a change was made, whole, before anything was printed).
 
 mod cli;
+mod manual;
 mod print;
 
 use std::{
@@ -383,6 +384,13 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             }
             for line in &r.lines {
                 say!(out, "{line}");
+            }
+        }
+        Command::Completions { shell } => manual::completions(shell, out).map_err(output)?,
+        Command::Man { out: None } => manual::man_page(out).map_err(output)?,
+        Command::Man { out: Some(dir) } => {
+            for page in manual::man_pages(&dir)? {
+                say!(out, "wrote {}", page.display());
             }
         }
         Command::Maintenance {
