@@ -334,7 +334,11 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             }
             let report = dp.repair(!check)?;
             if json {
-                say!(out, "{}", serde_json::to_string_pretty(&report)?);
+                say!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&print::versioned(&report))?
+                );
             } else if report.is_clean() {
                 say!(out, "{report}");
             } else if check {
@@ -355,7 +359,11 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
                 members: dp.members(None)?,
             };
             if json {
-                say!(out, "{}", serde_json::to_string_pretty(&report)?);
+                say!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&print::versioned(&report))?
+                );
             } else {
                 let here = netns::current()?.ino;
                 print::report(out, &report, here).map_err(output)?;
@@ -368,7 +376,11 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             let status: Status = serde_json::from_str(&answer)
                 .with_context(|| format!("reading the service's answer: {answer}"))?;
             if json {
-                say!(out, "{}", serde_json::to_string_pretty(&status)?);
+                say!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&print::versioned(&status))?
+                );
             } else {
                 print::status(out, &status).map_err(output)?;
             }
@@ -548,8 +560,15 @@ fn flows_command(pin: PinDir, cmd: FlowsCommand, out: &mut impl Write) -> anyhow
             let dp = Dataplane::open(pin)?;
             let (table, flows) = dp.flows(group.as_deref(), limit)?;
             if json {
-                let v = serde_json::json!({ "flow_table": table, "flows": flows });
-                say!(out, "{}", serde_json::to_string_pretty(&v)?);
+                let report = print::FlowsReport {
+                    flow_table: &table,
+                    flows: &flows,
+                };
+                say!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&print::versioned(&report))?
+                );
             } else {
                 print::flows(out, &table, &flows).map_err(output)?;
             }
