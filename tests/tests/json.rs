@@ -290,7 +290,8 @@ fn config(ml: &MemberLab) -> Result<String> {
          [interface.c0]\nrole = \"edge\"\n[interface.r1]\nrole = \"member\"\n\
          [group.dns]\naddresses = [\"{ANYCAST}\"]\nannounce = [\"2001:db8:ac::/48\"]\n\
          tunnel-source = \"fd00:c:1::1\"\n\
-         [group.dns.member.m1]\niface = \"r1\"\nmac = \"{}\"\nmetric = 10\n\
+         [group.dns.member.m1]\niface = \"r1\"\nmac = \"{}\"\naddr = \"{M1}\"\n\
+         metric = 10\n\
          [group.dns.member.m1.check]\nkind = \"udp\"\nport = {HEALTH}\nsend = \"health\"\n\
          expect = \"m1\"\ntarget = \"unicast\"\ninterval = 0.2\ntimeout = 0.1\nrise = 2\nfall = 2\n\
          [group.dns.member.far]\nencap = \"{M3}\"\nmetric = 20\n",
