@@ -188,6 +188,7 @@ fn the_debian_package_holds_the_service_and_installs_into_a_scratch_root() -> Re
         ("/usr/share/doc/anycast/examples/service.toml", "-rw-r--r--"),
         ("/usr/share/doc/anycast/examples/bgp.toml", "-rw-r--r--"),
         ("/usr/share/doc/anycast/BGP.md", "-rw-r--r--"),
+        ("/usr/share/doc/anycast/JSON.md", "-rw-r--r--"),
         ("/usr/share/doc/anycast/OPERATIONS.md", "-rw-r--r--"),
         ("/etc/anycast/", "drwxr-xr-x"),
         ("/usr/share/man/man1/anycast.1.gz", "-rw-r--r--"),

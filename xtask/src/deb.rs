@@ -76,6 +76,7 @@ const FILES: &[Entry] = &[
     ),
     entry("docs/CONFIG.md", "usr/share/doc/anycast/CONFIG.md", 0o644),
     entry("docs/BGP.md", "usr/share/doc/anycast/BGP.md", 0o644),
+    entry("docs/JSON.md", "usr/share/doc/anycast/JSON.md", 0o644),
     entry(
         "examples/service.toml",
         "usr/share/doc/anycast/examples/service.toml",

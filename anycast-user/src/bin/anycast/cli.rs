@@ -116,7 +116,7 @@ pub(crate) enum Command {
         /// Only report what is wrong; change nothing (exits 1 when something is).
         #[arg(long)]
         check: bool,
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
@@ -128,7 +128,7 @@ pub(crate) enum Command {
     /// map write), and each prefix it announces by BGP (announced or not,
     /// since when, why), e.g. `anycast status --json`.
     Status {
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
         /// The service's state socket, when it was started with --socket.
@@ -159,7 +159,7 @@ pub(crate) enum Command {
     },
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
@@ -279,7 +279,7 @@ pub(crate) enum AddrCommand {
     },
     /// List anycast addresses and prefixes with their groups.
     List {
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
@@ -345,7 +345,7 @@ pub(crate) enum MemberCommand {
     List {
         /// Only this group, e.g. dns.
         group: Option<String>,
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
@@ -356,7 +356,7 @@ pub(crate) enum GroupCommand {
     /// List groups with their settings and how many addresses and members
     /// they have, e.g. `anycast group list --json`.
     List {
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
@@ -433,7 +433,7 @@ pub(crate) enum FlowsCommand {
         /// Most flows to show.
         #[arg(long, default_value_t = 50)]
         limit: usize,
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
