@@ -188,8 +188,20 @@ fn the_debian_package_holds_the_service_and_installs_into_a_scratch_root() -> Re
         ("/usr/share/doc/anycast/examples/service.toml", "-rw-r--r--"),
         ("/usr/share/doc/anycast/examples/bgp.toml", "-rw-r--r--"),
         ("/usr/share/doc/anycast/BGP.md", "-rw-r--r--"),
+        ("/usr/share/doc/anycast/JSON.md", "-rw-r--r--"),
         ("/usr/share/doc/anycast/OPERATIONS.md", "-rw-r--r--"),
         ("/etc/anycast/", "drwxr-xr-x"),
+        ("/usr/share/man/man1/anycast.1.gz", "-rw-r--r--"),
+        ("/usr/share/man/man1/anycast-addr-add.1.gz", "-rw-r--r--"),
+        (
+            "/usr/share/bash-completion/completions/anycast",
+            "-rw-r--r--",
+        ),
+        ("/usr/share/zsh/vendor-completions/_anycast", "-rw-r--r--"),
+        (
+            "/usr/share/fish/vendor_completions.d/anycast.fish",
+            "-rw-r--r--",
+        ),
     ] {
         ensure!(
             files.get(path).map(String::as_str) == Some(mode),
@@ -242,6 +254,16 @@ fn the_debian_package_holds_the_service_and_installs_into_a_scratch_root() -> Re
         embeds_a_bpf_object(&std::fs::read(&installed)?),
         "no eBPF object in the packaged binary"
     );
+    // The man page and the completions are the binary's own.
+    let page = output(
+        Command::new("gzip")
+            .arg("-dc")
+            .arg(scratch.path("/usr/share/man/man1/anycast.1.gz")),
+    )?;
+    ensure!(page == output(Command::new(&bin).arg("man"))?, "{page}");
+    let bash =
+        std::fs::read_to_string(scratch.path("/usr/share/bash-completion/completions/anycast"))?;
+    ensure!(bash == output(Command::new(&bin).args(["completions", "bash"]))?);
     let unit = std::fs::read_to_string(scratch.path("/usr/lib/systemd/system/anycast.service"))?;
     ensure!(unit.contains("ExecStart=/usr/bin/anycast run --config /etc/anycast/anycast.toml"));
     ensure!(unit.contains("ConditionPathExists=/etc/anycast/anycast.toml"));

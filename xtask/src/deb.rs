@@ -5,7 +5,9 @@
 //! is loaded at run time), stripped, in /usr/bin; `dist/anycast.service` in
 //! /usr/lib/systemd/system (where systemd looks on every distribution, with
 //! or without merged /usr); the examples and docs in /usr/share/doc/anycast
-//! with the copyright file and a Debian changelog; an empty /etc/anycast.
+//! with the copyright file and a Debian changelog; the man pages and the
+//! bash, zsh and fish completions, which the binary generates from its own
+//! command line at package time; an empty /etc/anycast.
 //! No configuration file: an unedited example would attach XDP to
 //! interfaces nobody chose, so the unit waits for /etc/anycast/anycast.toml
 //! (`ConditionPathExists`). The maintainer scripts (dist/debian) enable the
@@ -74,6 +76,7 @@ const FILES: &[Entry] = &[
     ),
     entry("docs/CONFIG.md", "usr/share/doc/anycast/CONFIG.md", 0o644),
     entry("docs/BGP.md", "usr/share/doc/anycast/BGP.md", 0o644),
+    entry("docs/JSON.md", "usr/share/doc/anycast/JSON.md", 0o644),
     entry(
         "examples/service.toml",
         "usr/share/doc/anycast/examples/service.toml",
@@ -90,6 +93,18 @@ const FILES: &[Entry] = &[
         0o644,
     ),
 ];
+
+/// The shell completions, as `anycast completions SHELL` writes them at
+/// package time, and where each shell looks for a package's.
+const COMPLETIONS: &[(&str, &str)] = &[
+    ("bash", "usr/share/bash-completion/completions/anycast"),
+    ("zsh", "usr/share/zsh/vendor-completions/_anycast"),
+    ("fish", "usr/share/fish/vendor_completions.d/anycast.fish"),
+];
+
+/// Where the man pages go, gzipped (`anycast man --out DIR` writes them at
+/// package time: anycast.1 and one per subcommand).
+const MAN_DIR: &str = "usr/share/man/man1";
 
 /// The maintainer scripts, from dist/debian.
 const SCRIPTS: &[&str] = &["postinst", "prerm", "postrm"];
@@ -136,6 +151,28 @@ pub(crate) fn package(root: &Path, bin: &Path, out: &Path) -> Result<PathBuf> {
             Ok(())
         })?;
     }
+    // Generated from the binary's own command line, so that they match it.
+    for (shell, to) in COMPLETIONS {
+        let script = output(Command::new(bin).args(["completions", shell]))?;
+        put(to, 0o644, &|p| Ok(fs::write(p, format!("{script}\n"))?))?;
+    }
+    let pages = out.join("man");
+    if pages.exists() {
+        fs::remove_dir_all(&pages)?;
+    }
+    run(
+        Command::new(bin).arg("man").arg("--out").arg(&pages),
+        "anycast man",
+    )?;
+    for page in walk(&pages)? {
+        let name = page
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{}: not a page name", page.display()))?;
+        let text = fs::read(&page)?;
+        put(&format!("{MAN_DIR}/{name}.gz"), 0o644, &|p| gzip(&text, p))?;
+    }
+    fs::remove_dir_all(&pages)?;
     let (date, commit) = commit_info(root);
     let changelog = changelog(&version, &commit, &date);
     put("usr/share/doc/anycast/changelog.Debian.gz", 0o644, &|p| {

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask build | test | run | lab | bench | fuzz | deb | toolchain`.
+//! Project tasks: `cargo xtask build | test | run | lab | bench | fuzz | deb | man | toolchain`.
 //!
 //! Every task that builds first makes sure the BPF toolchain is there
 //! (nightly's rust-src and a bpf-linker linked against nightly's own LLVM),
@@ -110,6 +110,15 @@ enum Task {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The man pages, anycast.1 and one per subcommand (anycast-addr-add.1...),
+    /// generated from the `anycast` binary's clap definitions (the binary
+    /// is built first and writes them: `anycast man --out DIR`). Read one
+    /// with `man -l target/man/anycast.1`.
+    Man {
+        /// Output folder.
+        #[arg(long, default_value = "target/man")]
+        out: PathBuf,
+    },
     /// Only install (or check) the BPF toolchain.
     Toolchain,
 }
@@ -133,6 +142,12 @@ fn main() -> Result<()> {
             let out = out.unwrap_or_else(|| deb_dir(!debug));
             let deb = deb::package(&root, &bin, &root.join(out))?;
             println!("built {}", deb.display());
+        }
+        Task::Man { out } => {
+            let bin = build(&root, false)?;
+            let mut cmd = Command::new(&bin);
+            cmd.arg("man").arg("--out").arg(root.join(out));
+            status(cmd, "anycast man")?;
         }
         Task::Run { args } => run(&root, args)?,
         Task::Lab => demo_lab(&root)?,

@@ -67,6 +67,8 @@ pub(crate) const TEST: &[Tool] = &[
     tool("dnsmasq", "dnsmasq-base", "dnsmasq"),
     // A real BGP speaker for the announcements' labs (tests/tests/bgp.rs, bgp_ecmp.rs).
     tool("bird", "bird2", "bird"),
+    // The man pages' check (tests/tests/manual.rs): groff -ww warns of bad roff.
+    tool("groff", "groff-base", "groff-base"),
 ];
 
 /// What `cargo xtask deb` runs: the package builder, dpkg-shlibdeps (for

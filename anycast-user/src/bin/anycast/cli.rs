@@ -116,7 +116,7 @@ pub(crate) enum Command {
         /// Only report what is wrong; change nothing (exits 1 when something is).
         #[arg(long)]
         check: bool,
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
@@ -128,7 +128,7 @@ pub(crate) enum Command {
     /// map write), and each prefix it announces by BGP (announced or not,
     /// since when, why), e.g. `anycast status --json`.
     Status {
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
         /// The service's state socket, when it was started with --socket.
@@ -159,7 +159,7 @@ pub(crate) enum Command {
     },
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
@@ -172,6 +172,29 @@ pub(crate) enum Command {
     /// /etc/anycast.toml`; the interface is then optional (and detached on
     /// exit when given).
     Run(RunArgs),
+    /// Print the completion script of a shell, e.g. `anycast completions
+    /// bash > /etc/bash_completion.d/anycast` (the Debian package installs
+    /// all three).
+    Completions {
+        /// `bash`, `zsh` or `fish`.
+        shell: CompletionShell,
+    },
+    /// Write the man pages: anycast.1 and one per subcommand (anycast-addr-add.1...),
+    /// for `cargo xtask man` and the Debian package.
+    #[command(hide = true)]
+    Man {
+        /// Folder to write the pages to; without it, anycast.1 goes to standard output.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A shell `anycast completions` writes a script for.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Args, Debug)]
@@ -256,7 +279,7 @@ pub(crate) enum AddrCommand {
     },
     /// List anycast addresses and prefixes with their groups.
     List {
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
@@ -322,7 +345,7 @@ pub(crate) enum MemberCommand {
     List {
         /// Only this group, e.g. dns.
         group: Option<String>,
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
@@ -333,7 +356,7 @@ pub(crate) enum GroupCommand {
     /// List groups with their settings and how many addresses and members
     /// they have, e.g. `anycast group list --json`.
     List {
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
@@ -410,7 +433,7 @@ pub(crate) enum FlowsCommand {
         /// Most flows to show.
         #[arg(long, default_value_t = 50)]
         limit: usize,
-        /// Print JSON.
+        /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
         json: bool,
     },
@@ -514,6 +537,7 @@ impl Command {
             },
             Command::Config(c) => matches!(c, ConfigCommand::Apply { dry_run: false, .. }),
             Command::Stats { .. } | Command::Status { .. } => false,
+            Command::Completions { .. } | Command::Man { .. } => false,
             Command::Reload { .. } | Command::Maintenance { .. } => true,
             Command::Repair { check, .. } => !check,
         }

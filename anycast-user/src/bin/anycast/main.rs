@@ -11,6 +11,7 @@
 //! (and a change was made, whole, before anything was printed).
 
 mod cli;
+mod manual;
 mod print;
 
 use std::{
@@ -333,7 +334,11 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             }
             let report = dp.repair(!check)?;
             if json {
-                say!(out, "{}", serde_json::to_string_pretty(&report)?);
+                say!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&print::versioned(&report))?
+                );
             } else if report.is_clean() {
                 say!(out, "{report}");
             } else if check {
@@ -354,7 +359,11 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
                 members: dp.members(None)?,
             };
             if json {
-                say!(out, "{}", serde_json::to_string_pretty(&report)?);
+                say!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&print::versioned(&report))?
+                );
             } else {
                 let here = netns::current()?.ino;
                 print::report(out, &report, here).map_err(output)?;
@@ -367,7 +376,11 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             let status: Status = serde_json::from_str(&answer)
                 .with_context(|| format!("reading the service's answer: {answer}"))?;
             if json {
-                say!(out, "{}", serde_json::to_string_pretty(&status)?);
+                say!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&print::versioned(&status))?
+                );
             } else {
                 print::status(out, &status).map_err(output)?;
             }
@@ -383,6 +396,13 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             }
             for line in &r.lines {
                 say!(out, "{line}");
+            }
+        }
+        Command::Completions { shell } => manual::completions(shell, out).map_err(output)?,
+        Command::Man { out: None } => manual::man_page(out).map_err(output)?,
+        Command::Man { out: Some(dir) } => {
+            for page in manual::man_pages(&dir)? {
+                say!(out, "wrote {}", page.display());
             }
         }
         Command::Maintenance {
@@ -540,8 +560,15 @@ fn flows_command(pin: PinDir, cmd: FlowsCommand, out: &mut impl Write) -> anyhow
             let dp = Dataplane::open(pin)?;
             let (table, flows) = dp.flows(group.as_deref(), limit)?;
             if json {
-                let v = serde_json::json!({ "flow_table": table, "flows": flows });
-                say!(out, "{}", serde_json::to_string_pretty(&v)?);
+                let report = print::FlowsReport {
+                    flow_table: &table,
+                    flows: &flows,
+                };
+                say!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&print::versioned(&report))?
+                );
             } else {
                 print::flows(out, &table, &flows).map_err(output)?;
             }

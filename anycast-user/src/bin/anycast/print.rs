@@ -14,6 +14,33 @@ use anycast::{
 use anycast_common::IfaceLink;
 use serde::Serialize;
 
+/// The `version` of every `--json` object (docs/JSON.md): raised when a
+/// field goes, is renamed or changes its type; adding one keeps it.
+pub(super) const JSON_VERSION: u32 = 1;
+
+/// A `--json` object with `version` first, then `inner`'s fields.
+#[derive(Serialize)]
+pub(super) struct Versioned<'a, T> {
+    version: u32,
+    #[serde(flatten)]
+    inner: &'a T,
+}
+
+/// `inner` (which serialises as an object) with its `version`.
+pub(super) fn versioned<T: Serialize>(inner: &T) -> Versioned<'_, T> {
+    Versioned {
+        version: JSON_VERSION,
+        inner,
+    }
+}
+
+/// `flows list --json`: the table's occupancy and some flows.
+#[derive(Serialize)]
+pub(super) struct FlowsReport<'a> {
+    pub(super) flow_table: &'a FlowTableStats,
+    pub(super) flows: &'a [FlowView],
+}
+
 /// `stats --json`: interfaces, counters, and members with theirs.
 #[derive(Serialize)]
 pub(super) struct Report {
