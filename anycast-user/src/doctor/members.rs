@@ -273,11 +273,22 @@ pub(crate) fn neighbour(who: &str, iface: &str, mac: [u8; 6], on_link: &[Neighbo
             ),
         );
     }
-    let others: Vec<String> = on_link
+    // Unanswered entries first: one of them may be the member's address
+    // (a FAILED entry shows no MAC).
+    let mut others: Vec<&Neighbour> = on_link
         .iter()
         .filter(|n| !n.addr.is_multicast() && n.state != NudState::NoArp)
+        .collect();
+    others.sort_by_key(|n| n.state.usable());
+    let others: Vec<String> = others
+        .into_iter()
         .take(4)
-        .map(entry)
+        .map(|n| match n.state {
+            NudState::Failed | NudState::Incomplete => {
+                format!("{} {} (did not answer)", n.addr, n.state)
+            }
+            _ => entry(n),
+        })
         .collect();
     let seen = if others.is_empty() {
         format!("{iface} has no neighbour entries")
@@ -490,6 +501,23 @@ mod tests {
         assert_eq!(wrong.status, Status::Warn, "{wrong}");
         assert!(wrong.evidence.contains("02:00:00:00:00:09"), "{wrong}");
         assert_eq!(neighbour("g/m", "r1", MAC, &[]).status, Status::Warn);
+        // A failed entry shows no MAC: named first, as unanswered.
+        let unanswered = neighbour(
+            "g/m",
+            "r1",
+            MAC,
+            &[
+                n("fd00::9", Some([2, 0, 0, 0, 0, 9]), NudState::Reachable),
+                n("fd00::2", None, NudState::Failed),
+            ],
+        );
+        assert_eq!(unanswered.status, Status::Warn, "{unanswered}");
+        assert!(
+            unanswered
+                .evidence
+                .contains("has fd00::2 FAILED (did not answer), fd00::9"),
+            "{unanswered}"
+        );
     }
 
     #[test]
