@@ -228,7 +228,8 @@ pub fn run(pin: &PinDir, opts: &Options) -> Report {
         ));
     }
     cx.neighbours = crate::netlink::neigh::dump().unwrap_or_default();
-    let dp = open(pin, &mut checks);
+    let mut pinned = Vec::new();
+    let dp = open(pin, &mut pinned);
     if let Some(dp) = &dp {
         cx.opened = true;
         cx.attachments = dp.attachment_links().unwrap_or_default();
@@ -236,6 +237,7 @@ pub fn run(pin: &PinDir, opts: &Options) -> Report {
         cx.groups = dp.groups().unwrap_or_default();
     }
     checks.extend(kernel::checks(&cx));
+    checks.extend(pinned);
     if let Some(mut dp) = dp {
         checks.push(state_consistent(&mut dp));
     }
