@@ -138,6 +138,16 @@ fn ip_in_router(ml: &MemberLab, args: &[&str]) -> Result<String> {
     sh(&v)
 }
 
+/// A pinned program's file, removed on drop (the lab's clean-up removes
+/// pin directories, not files).
+struct PinnedFile(std::path::PathBuf);
+
+impl Drop for PinnedFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Loads the peers' `pass_all` program and pins it at `path`.
 fn pin_pass_all(path: &Path) -> Result<aya::Ebpf> {
     let mut ebpf = aya::Ebpf::load(anycast::PEERS_OBJECT).context("loading the peer programs")?;
@@ -300,8 +310,9 @@ fn doctor_names_each_way_forwarding_is_broken() -> Result<()> {
     // Another XDP program: on an interface anycast does not use, and on
     // one anycast is recorded as attached to (its link pin removed, which
     // detached anycast's program).
-    let prog_pin = lab.other_pin_dir("pass-all");
+    let prog_pin = std::path::PathBuf::from(format!("/sys/fs/bpf/{}-pass-all", lab.prefix));
     let _prog = pin_pass_all(&prog_pin)?;
+    let _unpin = PinnedFile(prog_pin.clone());
     let pinned = prog_pin.to_str().context("path")?;
     ip_in_router(
         &ml,
