@@ -11,11 +11,13 @@
 //!   members' MACs) and [`routes`] (metrics from routes), over [`netlink`].
 //! - The pinned data plane (pins, links, attachments): [`dataplane`], with
 //!   [`loader`], [`link`], [`pin`] and [`netns`].
+//! - Why it does not forward: [`doctor`].
 
 pub mod addr;
 pub mod announce;
 pub mod config;
 pub mod dataplane;
+pub mod doctor;
 pub mod error;
 pub mod flows;
 pub mod group;

@@ -63,6 +63,46 @@ pub fn iface_mac(name: &str) -> Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// Whether GRO is on for interface `name` of the current network
+/// namespace (`ethtool -k NAME`, the `ETHTOOL_GGRO` ioctl). A veth takes
+/// redirected frames for its peer only while the peer has GRO on (or an
+/// XDP program).
+pub fn gro_enabled(name: &str) -> io::Result<bool> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GGRO: u32 = 0x2b;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::from_raw_os_error(libc::ENODEV));
+    }
+    // SAFETY: a plain socket used only for the ioctl below, closed after.
+    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is ours; closed once, when `_guard` drops.
+    let _guard = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_GGRO,
+        data: 0,
+    };
+    // SAFETY: an all-zero ifreq is valid; the name fits (checked above).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_data = (&raw mut value).cast();
+    // SAFETY: SIOCETHTOOL with ETHTOOL_GGRO writes an ethtool_value at
+    // `ifru_data`, which outlives the call.
+    if unsafe { libc::ioctl(fd, SIOCETHTOOL, &mut req) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value.data != 0)
+}
+
 /// Every interface of the current network namespace: index -> name.
 pub fn interfaces() -> Result<HashMap<u32, String>> {
     // SAFETY: no preconditions; the list is freed below.
@@ -191,6 +231,12 @@ unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
 /// when its interface is gone (the kernel detaches a link whose device is
 /// unregistered and keeps the link itself, defunct, while it is pinned).
 pub(crate) fn xdp_link_ifindex(path: &Path) -> io::Result<u32> {
+    xdp_link(path).map(|(ifindex, _)| ifindex)
+}
+
+/// The interface index (as [`xdp_link_ifindex`]) and the program id of
+/// the XDP link pinned at `path`.
+pub(crate) fn xdp_link(path: &Path) -> io::Result<(u32, u32)> {
     const BPF_OBJ_GET: libc::c_long = 7;
     const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
     const BPF_LINK_TYPE_XDP: u32 = 6;
@@ -231,5 +277,5 @@ pub(crate) fn xdp_link_ifindex(path: &Path) -> io::Result<u32> {
             "not an XDP link",
         ));
     }
-    Ok(info.xdp_ifindex)
+    Ok((info.xdp_ifindex, info.prog_id))
 }

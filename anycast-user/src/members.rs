@@ -168,6 +168,9 @@ pub struct MemberEntry {
     /// Encap: the member's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addr: Option<Ipv6Addr>,
+    /// L2: the egress interface's network namespace (inode), when recorded.
+    #[serde(skip)]
+    pub netns: Option<u64>,
     /// Gets new flows (up and at the nearest metric).
     pub nearest: bool,
     /// Live flows it holds in the flow table.
@@ -211,6 +214,7 @@ impl MemberEntry {
             iface: l2.then(|| m.ifname_str()),
             mac: l2.then(|| format_mac(&m.mac)),
             addr: (!l2).then(|| m.addr.into()),
+            netns: (l2 && m.netns.ino != 0).then_some(m.netns.ino),
             nearest: a.nearest,
             flows: a.flows,
             packets: a.counters.0,

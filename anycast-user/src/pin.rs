@@ -368,7 +368,7 @@ fn parent_of(pid: u32) -> Option<u32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn is_bpffs(path: &Path) -> Result<bool> {
+pub(crate) fn is_bpffs(path: &Path) -> Result<bool> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| Error::Io {
         path: path.to_path_buf(),
         source: io::Error::new(io::ErrorKind::InvalidInput, e),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::{
     config::Config,
     error::{ConfigError, Error, PinCause, Result},
-    link::{ifindex, xdp_attachment},
+    link::{ifindex, xdp_attachment, xdp_link},
     loader::{load_object, load_program},
     netns,
     reconcile::{Change, ChangeAction, ChangeKind},
@@ -231,7 +231,40 @@ pub(super) fn recorded_interface(cfg: &IfaceConfig) -> Interface {
     }
 }
 
+/// What the pinned XDP link of an attachment says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkPin {
+    /// Attached: the program the link holds on the interface.
+    Attached {
+        /// The program's id (`bpftool prog show id N`).
+        prog_id: u32,
+    },
+    /// The interface was deleted: the link is defunct.
+    Defunct,
+    /// No pin: someone removed it, which detached the program.
+    Missing,
+    /// The pin could not be read (the error).
+    Unreadable(std::io::ErrorKind),
+}
+
 impl Dataplane {
+    /// Every attachment with what its pinned link says (`anycast doctor`).
+    pub fn attachment_links(&self) -> Result<Vec<(Interface, LinkPin)>> {
+        let mut out = Vec::new();
+        for (_, cfg) in self.attachments.all()? {
+            let path = self.pin.link_path(cfg.netns, cfg.ifindex);
+            let state = match xdp_link(&path) {
+                Ok((0, _)) => LinkPin::Defunct,
+                Ok((_, prog_id)) => LinkPin::Attached { prog_id },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => LinkPin::Missing,
+                Err(e) => LinkPin::Unreadable(e.kind()),
+            };
+            out.push((self.interface(&cfg), state));
+        }
+        out.sort_by(|a, b| (&a.0.name, a.0.netns).cmp(&(&b.0.name, b.0.netns)));
+        Ok(out)
+    }
+
     /// Interface `cfg` as recorded, with the mode the kernel runs our
     /// program in: the program of the interface's pinned link, found among
     /// the interface's XDP programs (asked only when the interface is in

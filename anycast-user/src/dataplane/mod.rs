@@ -9,8 +9,8 @@ use anycast_common::{IfaceRole, LAYOUT_VERSION, MemberState, SourceAction, map_n
 use aya::maps::{Map, MapData, MapError};
 use serde::Serialize;
 
-pub use self::attach::Interface;
 use self::attach::recorded_interface;
+pub use self::attach::{Interface, LinkPin};
 pub use crate::iface::{AttachMode, AttachOptions};
 use crate::{
     addr::AnycastPrefix,
@@ -121,6 +121,15 @@ impl Dataplane {
     /// filled in). Then brings it up to date with the system
     /// ([`Dataplane::refresh`]; what changed is logged as warnings).
     pub fn open(pin: PinDir) -> Result<Self> {
+        let mut dp = Self::open_unchanged(pin)?;
+        dp.refresh_logged()?;
+        Ok(dp)
+    }
+
+    /// As [`Dataplane::open`], but changes nothing: no
+    /// [`Dataplane::refresh`], and a journal left by a killed command is
+    /// left for [`Dataplane::repair`] to report (`anycast doctor`).
+    pub fn open_unchanged(pin: PinDir) -> Result<Self> {
         if !pin_dir_present(&pin)? {
             // Under `ip netns exec` the system's pins are out of sight: say
             // that, not "nothing is configured".
@@ -138,9 +147,7 @@ impl Dataplane {
                 missing,
             });
         }
-        let mut dp = Self::from_pins(pin)?;
-        dp.refresh_logged()?;
-        Ok(dp)
+        Self::from_pins(pin)
     }
 
     /// Opens the state pinned at `pin`, creating (and pinning) it when absent.

@@ -1,12 +1,14 @@
 //! Hand-written rtnetlink, one file per thing asked of the kernel: an
-//! interface's XDP attachment ([`link`]), the IPv6 neighbour table
-//! ([`neigh`]), the route to an address ([`route`]), and the events that
-//! say when the last two change ([`events`]). This file holds what they
-//! share: the socket, the message and attribute walkers.
+//! interface's attributes and XDP attachment ([`link`]), the IPv6
+//! neighbour table ([`neigh`]), the route to an address ([`route`]), the
+//! events that say when the last two change ([`events`]), and, over
+//! generic netlink, what XDP a driver offers ([`netdev`]). This file holds
+//! what they share: the socket, the message and attribute walkers.
 
 pub mod events;
-mod link;
+pub mod link;
 pub mod neigh;
+pub mod netdev;
 pub mod route;
 
 use std::{
@@ -32,12 +34,18 @@ pub(crate) struct Socket {
 impl Socket {
     /// Opens and binds the socket.
     pub(crate) fn open(groups: u32) -> io::Result<Self> {
+        Self::open_protocol(libc::NETLINK_ROUTE, groups)
+    }
+
+    /// Opens and binds a socket of netlink protocol `protocol`
+    /// (`NETLINK_ROUTE`, `NETLINK_GENERIC`).
+    pub(crate) fn open_protocol(protocol: i32, groups: u32) -> io::Result<Self> {
         // SAFETY: a plain socket call; the descriptor is owned below.
         let raw = unsafe {
             libc::socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
+                protocol,
             )
         };
         if raw < 0 {

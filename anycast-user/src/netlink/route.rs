@@ -15,7 +15,10 @@ const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
+const RTA_METRICS: u16 = 8;
 const RTA_TABLE: u16 = 15;
+/// `RTAX_MTU`, inside `RTA_METRICS`: the route's MTU (`ip route ... mtu N`).
+const RTAX_MTU: u16 = 2;
 /// `RTM_F_FIB_MATCH`: answer with the matching table entry, not the
 /// route cache's copy.
 const RTM_F_FIB_MATCH: u32 = 0x2000;
@@ -41,6 +44,8 @@ pub struct Route {
     pub gateway: Option<Ipv6Addr>,
     /// Who made it (`rtm_protocol`: 2 kernel, 4 static, 12 bird, ...).
     pub protocol: u8,
+    /// Its own MTU (`mtu N`), when it has one; else the device's applies.
+    pub mtu: Option<u32>,
 }
 
 impl Route {
@@ -66,6 +71,7 @@ pub fn parse(payload: &[u8]) -> Option<Route> {
         oif: None,
         gateway: None,
         protocol: head[5],
+        mtu: None,
     };
     for (kind, v) in attributes(&payload[RTMSG_LEN..]) {
         match kind {
@@ -74,6 +80,12 @@ pub fn parse(payload: &[u8]) -> Option<Route> {
             RTA_GATEWAY => r.gateway = ipv6(v),
             RTA_PRIORITY => r.metric = u32_of(v).unwrap_or(0),
             RTA_TABLE => r.table = u32_of(v).unwrap_or(r.table),
+            RTA_METRICS => {
+                r.mtu = attributes(v)
+                    .find(|(k, _)| *k == RTAX_MTU)
+                    .and_then(|(_, m)| u32_of(m))
+                    .filter(|m| *m != 0);
+            }
             _ => {}
         }
     }
@@ -204,6 +216,10 @@ mod tests {
         attrs.extend(attr(RTA_PRIORITY, &50u32.to_ne_bytes()));
         attrs.extend(attr(RTA_OIF, &4u32.to_ne_bytes()));
         attrs.extend(attr(RTA_GATEWAY, &gw.octets()));
+        attrs.extend(attr(
+            RTA_METRICS | 0x8000,
+            &attr(RTAX_MTU, &1400u32.to_ne_bytes()),
+        ));
         let r = parse(&rtmsg(libc::AF_INET6 as u8, 64, 254, 1, &attrs)).expect("parsed");
         assert_eq!(
             r,
@@ -216,6 +232,7 @@ mod tests {
                 oif: Some(4),
                 gateway: Some(gw),
                 protocol: 3,
+                mtu: Some(1400),
             }
         );
         assert!(r.forwards());

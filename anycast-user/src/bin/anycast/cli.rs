@@ -157,6 +157,22 @@ pub(crate) enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    /// Check why the data plane might not forward, one line per check
+    /// (OK, WARN or FAIL, what was seen, and the fix), e.g. `anycast
+    /// --netns router doctor --iface r1`.
+    ///
+    /// Checks: the kernel (version, BTF, bpffs, the XDP program type, map
+    /// types and helpers the program needs); the pinned state (there and
+    /// consistent, as `repair --check`); each attachment (the program on
+    /// it, its mode, native possible on the driver) and other XDP
+    /// programs; each on-link member (egress up, takes redirected frames:
+    /// for a veth, its peer needs GRO or an XDP program; its MAC in the
+    /// neighbour table; MTU at least 1280); each encapsulated member (a
+    /// route, its egress takes redirected frames, room for the 40-byte
+    /// outer header); IPv6 forwarding where a group's fallback is pass;
+    /// the service (pid, file, last reload). Changes nothing. Exits 1 when
+    /// a check fails (not for warnings).
+    Doctor(DoctorArgs),
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
         /// Print JSON (its fields: docs/JSON.md).
@@ -228,6 +244,18 @@ pub(crate) struct RunArgs {
     /// data plane keeps forwarding; either way the maps stay.
     #[arg(long, requires = "config")]
     pub(crate) detach_on_exit: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct DoctorArgs {
+    /// Only the checks of this interface (its attachment, the members
+    /// leaving by it), besides the system-wide ones, e.g. r1.
+    #[arg(long, value_name = "IF")]
+    pub(crate) iface: Option<String>,
+    /// Print JSON: `version`, `status` (ok, warn, fail) and `checks`
+    /// (name, subject, status, evidence, fix).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -536,7 +564,7 @@ impl Command {
                 FlowsCommand::Guard { rate } => rate.is_some(),
             },
             Command::Config(c) => matches!(c, ConfigCommand::Apply { dry_run: false, .. }),
-            Command::Stats { .. } | Command::Status { .. } => false,
+            Command::Stats { .. } | Command::Status { .. } | Command::Doctor(_) => false,
             Command::Completions { .. } | Command::Man { .. } => false,
             Command::Reload { .. } | Command::Maintenance { .. } => true,
             Command::Repair { check, .. } => !check,

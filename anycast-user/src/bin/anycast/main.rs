@@ -57,6 +57,7 @@ macro_rules! say {
     };
 }
 
+mod doctor;
 mod run;
 
 fn main() -> ExitCode {
@@ -370,6 +371,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             }
         }
         Command::Run(args) => run::run(pin, ft, &args, out)?,
+        Command::Doctor(args) => doctor::doctor(&pin, &args, out)?,
         Command::Status { json, socket } => {
             let path = socket.unwrap_or_else(|| socket_path(pin.path()));
             let answer = ask(&path, Request::Status, Duration::from_secs(5))?;
