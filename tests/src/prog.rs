@@ -228,6 +228,15 @@ impl ProgramUnderTest {
             .context("the kernel does not report verified instructions (Linux 5.16 or later does)")
     }
 
+    /// The size in bytes of program `name` as the verifier left it (its
+    /// "xlated" size: dead branches of load-time constants removed).
+    pub fn translated_size(&self, name: &str) -> Result<u32> {
+        self.program(name)?
+            .info()?
+            .size_translated()
+            .context("the kernel does not report the translated size")
+    }
+
     /// Runs the anycast program once on `frame`.
     pub fn run(&self, frame: &[u8]) -> Result<RunResult> {
         self.run_named(program_names::ANYCAST, frame)

@@ -23,7 +23,10 @@ fn every_instance_verifies_well_within_the_kernels_limit() -> anyhow::Result<()>
         for action in [SourceAction::Drop, SourceAction::Count] {
             let p = ProgramUnderTest::load(role, action)?;
             let n = p.verified_insns(program_names::ANYCAST)?;
-            eprintln!("{role:?}/{action:?}: {n} instructions processed by the verifier");
+            let size = p.translated_size(program_names::ANYCAST)?;
+            eprintln!(
+                "{role:?}/{action:?}: {n} instructions processed by the verifier, {size} bytes translated"
+            );
             worst = worst.max(n);
         }
     }
