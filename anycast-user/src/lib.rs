@@ -17,6 +17,7 @@ pub mod announce;
 pub mod config;
 pub mod dataplane;
 pub mod error;
+pub mod explain;
 pub mod flows;
 pub mod group;
 pub mod health;

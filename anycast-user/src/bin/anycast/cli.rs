@@ -157,6 +157,9 @@ pub(crate) enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    /// Why a packet goes where it goes, asked of the loaded program, e.g.
+    /// `anycast explain --iface eth0 --src 2001:db8::1 --dst 2001:db8:53::1`.
+    Explain(crate::explain::ExplainArgs),
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
         /// Print JSON.
@@ -513,7 +516,7 @@ impl Command {
                 FlowsCommand::Guard { rate } => rate.is_some(),
             },
             Command::Config(c) => matches!(c, ConfigCommand::Apply { dry_run: false, .. }),
-            Command::Stats { .. } | Command::Status { .. } => false,
+            Command::Stats { .. } | Command::Status { .. } | Command::Explain(_) => false,
             Command::Reload { .. } | Command::Maintenance { .. } => true,
             Command::Repair { check, .. } => !check,
         }

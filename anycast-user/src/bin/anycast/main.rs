@@ -11,6 +11,7 @@
 //! (and a change was made, whole, before anything was printed).
 
 mod cli;
+mod explain;
 mod print;
 
 use std::{
@@ -361,6 +362,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             }
         }
         Command::Run(args) => run::run(pin, ft, &args, out)?,
+        Command::Explain(args) => explain::explain(pin, &args, out)?,
         Command::Status { json, socket } => {
             let path = socket.unwrap_or_else(|| socket_path(pin.path()));
             let answer = ask(&path, Request::Status, Duration::from_secs(5))?;
