@@ -4,6 +4,7 @@
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 
+use anycast_common::frame::FrameBuilder;
 use anycast_tests::{
     lab::{ANYCAST, CLIENT, MemberLab, Service},
     require_root,
@@ -11,6 +12,22 @@ use anycast_tests::{
 use anyhow::{Context as _, Result, ensure};
 
 const PORT: u16 = 53;
+
+/// A classic pcap file (microseconds, little endian, Ethernet) of `frames`.
+fn pcap_of(frames: &[&[u8]]) -> Vec<u8> {
+    let mut f = Vec::new();
+    for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+        f.extend_from_slice(&w.to_le_bytes());
+    }
+    for d in frames {
+        let len = d.len() as u32;
+        for w in [0, 0, len, len] {
+            f.extend_from_slice(&w.to_le_bytes());
+        }
+        f.extend_from_slice(d);
+    }
+    f
+}
 
 fn explain(ml: &MemberLab, args: &[&str]) -> Result<serde_json::Value> {
     let mut all = vec!["explain", "--iface", "c0", "--json"];
@@ -91,6 +108,7 @@ fn explain_names_the_member_a_packet_reaches_and_why_a_source_is_dropped() -> Re
         ensure!(again["rewrite"]["egress"] == egress, "{again}");
         seen.push(named);
     }
+    let seen_first = seen[0].clone();
     seen.sort();
     seen.dedup();
     ensure!(seen.len() == 2, "8 flows all went to {seen:?}");
@@ -147,6 +165,22 @@ fn explain_names_the_member_a_packet_reaches_and_why_a_source_is_dropped() -> Re
     eprintln!("{flow}");
     ensure!(flow.contains("chosen by:   flow entry"), "{flow}");
     ensure!(flow.contains("action:      redirect to member m"), "{flow}");
+
+    // The same packets as a hex frame and as a pcap file.
+    let udp = FrameBuilder::udp(CLIENT, ANYCAST, 41000, PORT, b"").build();
+    let spoof = FrameBuilder::udp(ANYCAST, "fd00:b:1::2".parse()?, 41000, PORT, b"").build();
+    let hex: String = udp.iter().map(|b| format!("{b:02x}")).collect();
+    let h = explain(&ml, &["--hex", &hex])?;
+    ensure!(h["member"] == seen_first.as_str(), "{h}");
+    let pcap = ml.lab.file("explain.pcap", "")?;
+    std::fs::write(pcap.path(), pcap_of(&[&udp, &spoof]))?;
+    let p = explain(&ml, &["--pcap", pcap.arg()])?;
+    ensure!(p.as_array().map(Vec::len) == Some(2), "{p}");
+    ensure!(
+        p[0]["packet"] == 1 && p[0]["member"] == seen_first.as_str(),
+        "{p}"
+    );
+    ensure!(p[1]["packet"] == 2 && p[1]["action"] == "drop", "{p}");
 
     // Explaining moved no counter: the queries did, each once.
     let stats_after = ml.lab.stats("router")?;

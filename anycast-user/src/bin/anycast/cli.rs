@@ -157,8 +157,6 @@ pub(crate) enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
-    /// Why a packet goes where it goes, asked of the loaded program, e.g.
-    /// `anycast explain --iface eth0 --src 2001:db8::1 --dst 2001:db8:53::1`.
     Explain(crate::explain::ExplainArgs),
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {

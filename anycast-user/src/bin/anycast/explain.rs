@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use crate::OutputError;
 
-/// Why a packet goes where it goes: runs it through the loaded program on
-/// the live maps, in a mode that changes nothing.
+/// Why a packet goes where it goes, asked of the loaded program on the live
+/// maps, changing nothing, e.g. `anycast explain --iface eth0 --src 2001:db8::1 --dst 2001:db8:53::1`.
 ///
 /// The packet is given by fields, e.g. `anycast explain --iface eth0 --src
 /// 2001:db8::1 --dst 2001:db8:53::1 --proto udp --dport 53`, as a frame in
