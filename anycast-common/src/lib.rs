@@ -13,6 +13,7 @@
 extern crate std;
 
 mod counters;
+pub mod explain;
 #[cfg(feature = "std")]
 pub mod frame;
 pub mod hash;
@@ -582,6 +583,13 @@ impl TooBigLimit {
         self.credit_ns -= TOO_BIG_COST_NS;
         true
     }
+
+    /// Whether [`Self::take`] at `now` would succeed, taking nothing (the
+    /// explain instance reads the live bucket so).
+    pub fn allows(&self, now: u64) -> bool {
+        let mut copy = *self;
+        copy.take(now)
+    }
 }
 
 /// Global settings of the data plane.
@@ -693,6 +701,8 @@ mod user {
     unsafe impl aya::Pod for GroupInfo {}
     // SAFETY: as above.
     unsafe impl aya::Pod for IfaceConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::explain::ExplainTrail {}
     // SAFETY: as above.
     unsafe impl aya::Pod for GroupCounters {}
     // SAFETY: as above.

@@ -7,7 +7,9 @@
 
 use anycast_common::{
     Affinity, ENCAP_HOP_LIMIT, Fallback, GlobalStat, GroupInfo, GroupStat, IPV6_MIN_MTU,
-    MemberInfo, MemberKind, MemberState, wire,
+    MemberInfo, MemberKind, MemberState,
+    explain::{ChosenBy, reached},
+    wire,
 };
 use aya_ebpf::{
     bindings::{
@@ -19,6 +21,7 @@ use aya_ebpf::{
 };
 
 use crate::{
+    explain,
     flow::{self, Flow, Lookup, NoFlow},
     fragment,
     maps::{ENCAP_SCRATCH, GROUPS, MEMBERS, SELECTION, TX_PORTS},
@@ -111,6 +114,7 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
     // carry the option (one compare for the rest).
     f.encap_limit_zero =
         wire::ext_header_len_kind(ip.next_header).is_some() && ipv6::encap_limit_zero(ctx, ip);
+    explain::flow(f);
     // A later fragment follows its datagram's first one (see `fragment`).
     let followed = if f.later_fragment {
         fragment::first_member(f, group, t.frag_id)
@@ -118,11 +122,14 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
         0
     };
     let chosen = match usable(followed, group) {
-        Some(m) => Some(Chosen {
-            member: followed,
-            info: m,
-            flow: FlowOutcome::None,
-        }),
+        Some(m) => {
+            explain::note(|t| t.chosen_by = ChosenBy::Fragment as u8);
+            Some(Chosen {
+                member: followed,
+                info: m,
+                flow: FlowOutcome::None,
+            })
+        }
         None => choose(info, group, f, target.flow_epoch),
     };
     let Some(chosen) = chosen else {
@@ -170,6 +177,7 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
         MemberKind::None => fallback(Fallback::from_u8(info.fallback)),
     };
     if too_big_mtu != 0 {
+        explain::note(|t| t.too_big_mtu = too_big_mtu);
         // RFC 4443 2.4 (e.1), (e.6): never in answer to an error message
         // or to an anycast source.
         let refused = f.icmp_error || target.source.group != 0;
@@ -261,6 +269,10 @@ fn choose(info: &GroupInfo, group: u32, f: &mut Flow, epoch: u32) -> Option<Chos
     if affinity {
         // The flow's own protocol (a quoted one for ICMPv6 errors) sets the timeout.
         let timeout = info.flow_timeout_ns(f.key.proto);
+        explain::note(|t| {
+            t.now_ns = now;
+            t.timeout_ns = timeout;
+        });
         // The entry of the member the flow is on, kept for the redirect.
         let mut entry: Option<&'static MemberInfo> = None;
         let mut valid = |id| match MEMBERS.get(id) {
@@ -274,6 +286,7 @@ fn choose(info: &GroupInfo, group: u32, f: &mut Flow, epoch: u32) -> Option<Chos
             }
             _ => false,
         };
+        // (The explain instance has no cache: it asks the table.)
         if let Some((member, restored)) = flow::cached(f, epoch, now, timeout, &mut valid) {
             let flow = if restored {
                 FlowOutcome::HitRestored
@@ -288,6 +301,7 @@ fn choose(info: &GroupInfo, group: u32, f: &mut Flow, epoch: u32) -> Option<Chos
         }
         match flow::lookup(&f.key, now, timeout, &mut valid) {
             Lookup::Hit(member) => {
+                explain::note(|t| t.chosen_by = ChosenBy::FlowEntry as u8);
                 flow::remember(f, epoch, member, now);
                 return Some(Chosen {
                     member,
@@ -303,8 +317,16 @@ fn choose(info: &GroupInfo, group: u32, f: &mut Flow, epoch: u32) -> Option<Chos
     if sel.count == 0 || sel.size == 0 {
         return None;
     }
+    let slot = f.hash % sel.size;
+    explain::note(|t| {
+        t.reached |= reached::HASH;
+        t.chosen_by = ChosenBy::Hash as u8;
+        t.active_slot = info.active_slot & 1;
+        t.table_size = sel.size;
+        t.table_slot = slot;
+    });
     // Bounded by the table length in `get`.
-    let member = *sel.table.get((f.hash % sel.size) as usize)?;
+    let member = *sel.table.get(slot as usize)?;
     if member == 0 {
         return None;
     }
@@ -436,6 +458,16 @@ fn redirect_encap(
             flags,
         )
     };
+    explain::note(|t| {
+        t.reached |= reached::FIB;
+        t.fib_rc = rc as u32;
+        t.fib_dmac = fib.dmac;
+        t.fib_smac = fib.smac;
+        t.fib_ifindex = fib.ifindex;
+        // SAFETY: the union as the IPv6 variant asked for; a 16-byte
+        // field at a 4-aligned offset of a map value.
+        unsafe { words::store16(&mut t.fib_src, fib.__bindgen_anon_3.ipv6_src) };
+    });
     match rc as u32 {
         BPF_FIB_LKUP_RET_SUCCESS => {}
         // SAFETY: the kernel's answer in the union, for this return code.

@@ -2,7 +2,8 @@
 //! the flow it quotes), the flow table, and the flood guard.
 
 use anycast_common::{
-    AddrKey, FLOW_CACHE_SLOTS, FlowEntry, FlowKey, flow_epoch_in_flush, hash, wire,
+    AddrKey, FLOW_CACHE_SLOTS, FlowEntry, FlowKey, explain::reached as explain_reached,
+    flow_epoch_in_flush, hash, wire,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -12,6 +13,7 @@ use aya_ebpf::{
 
 pub(crate) use crate::maps::Flow;
 use crate::{
+    explain,
     maps::{CachedFlow, FLOOD, FLOW_CACHE, FLOW_SCRATCH, FLOWS, SETTINGS},
     parse::{
         ipv6::{self, Ipv6, Transport},
@@ -309,6 +311,11 @@ pub(crate) fn cached(
     timeout_ns: u64,
     valid: &mut impl FnMut(u32) -> bool,
 ) -> Option<(u32, bool)> {
+    // The explain instance's cache is its own and stays empty: it asks
+    // the flow table, the truth every CPU shares.
+    if explain::on() {
+        return None;
+    }
     let c = cache_slot(f)?;
     if c.used == 0 || c.epoch != epoch || !same_key(&c.key, &f.key) {
         return None;
@@ -393,6 +400,9 @@ fn sync(key: &FlowKey, member: u32, last_seen_ns: u64, restore_epoch: Option<u32
 /// it replaces.
 #[inline(always)]
 pub(crate) fn remember(f: &Flow, epoch: u32, member: u32, now: u64) {
+    if explain::on() {
+        return;
+    }
     let Some(c) = cache_slot(f) else {
         return;
     };
@@ -441,12 +451,17 @@ pub(crate) fn lookup(
     // SAFETY: a map value pointer, valid during this run; concurrent writers
     // only race on the timestamp, which any of them may win.
     let e = unsafe { &mut *e };
+    explain::note(|t| {
+        t.reached |= explain_reached::ENTRY;
+        t.entry_member = e.member_id;
+        t.entry_last_seen_ns = e.last_seen_ns;
+    });
     // Saturating: another CPU may have stamped the entry a moment later.
     if now.saturating_sub(e.last_seen_ns) > timeout_ns || !valid(e.member_id) {
         return Lookup::Stale;
     }
     // The coarse clock moves once a tick: most hits need no write.
-    if e.last_seen_ns != now {
+    if e.last_seen_ns != now && !explain::on() {
         e.last_seen_ns = now;
     }
     Lookup::Hit(e.member_id)
@@ -456,7 +471,13 @@ pub(crate) fn lookup(
 #[inline(always)]
 pub(crate) fn record(key: &FlowKey, member: u32, now: u64) -> bool {
     if !flood_allows(now) {
+        explain::note(|t| t.reached |= explain_reached::FLOOD_FULL);
         return false;
+    }
+    // The explain instance records nothing; an insert of a new key into
+    // an LRU hash does not fail.
+    if explain::on() {
+        return true;
     }
     let entry = FlowEntry {
         member_id: member,
@@ -479,6 +500,12 @@ fn flood_allows(now: u64) -> bool {
     };
     // SAFETY: a per-CPU slot, used only by this CPU while the program runs.
     let st = unsafe { &mut *st };
+    // The explain instance reads the window and writes nothing: the flow
+    // would be recorded unless this second's allowance is spent.
+    if explain::on() {
+        return now.saturating_sub(st.window_start_ns) >= 1_000_000_000
+            || st.new_flows < u64::from(rate);
+    }
     if now.saturating_sub(st.window_start_ns) >= 1_000_000_000 {
         st.window_start_ns = now;
         st.new_flows = 0;

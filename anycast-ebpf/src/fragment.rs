@@ -10,9 +10,10 @@
 //! before the first, or the entry went) is keyed by its flow label, the
 //! only field it shares with its flow's other packets.
 
-use anycast_common::{FRAGMENT_TIMEOUT_NS, FragmentEntry};
+use anycast_common::{FRAGMENT_TIMEOUT_NS, FragmentEntry, explain::reached};
 
 use crate::{
+    explain,
     flow::{self, Flow},
     maps::FRAGMENTS,
     parse::words,
@@ -46,6 +47,11 @@ pub(crate) fn first_member(f: &mut Flow, group: u32, id: u32) -> u32 {
     };
     // SAFETY: a map value pointer, valid during this run.
     let (member, first_ns) = unsafe { ((*e).member_id, (*e).first_ns) };
+    explain::note(|t| {
+        t.reached |= reached::FRAGMENT;
+        t.fragment_member = member;
+        t.fragment_first_ns = first_ns;
+    });
     // Reassembly is abandoned 60 s after the first fragment (RFC 8200 4.5).
     if flow::now(f).saturating_sub(first_ns) > FRAGMENT_TIMEOUT_NS {
         return 0;
@@ -57,6 +63,10 @@ pub(crate) fn first_member(f: &mut Flow, group: u32, id: u32) -> u32 {
 /// `id`) went to `member`, in place of any older entry of its key.
 #[inline(never)]
 pub(crate) fn note(f: &mut Flow, group: u32, id: u32, member: u32) -> u32 {
+    // The explain instance shares the attachment's table: read, never written.
+    if explain::on() {
+        return 0;
+    }
     key(f, group, id);
     let entry = FragmentEntry {
         member_id: member,

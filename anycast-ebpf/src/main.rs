@@ -6,7 +6,9 @@
 //! (source rule, destination group), [`act`] on an anycast destination
 //! (flow, member, rewrite), record the counters ([`stats`]), return the
 //! action. The types the stages hand on live in [`verdict`]; every map in
-//! [`maps`].
+//! [`maps`]. The explain instance ([`explain`]) is this program with a
+//! load-time constant set: it writes no shared state and records a trail
+//! of the decision instead of the counters.
 #![no_std]
 #![no_main]
 #![expect(
@@ -17,6 +19,7 @@
 
 mod act;
 mod classify;
+mod explain;
 mod flow;
 mod fragment;
 mod maps;
@@ -46,6 +49,7 @@ pub fn anycast(ctx: XdpContext) -> u32 {
         Ok(p) => p,
         Err(v) => return finish(&v),
     };
+    explain::parsed(&packet);
     // Classify: the source rule, then the destination's anycast group.
     let target = match classify::classify(&ctx, &packet, ROLE.load(), SOURCE_ACTION.load()) {
         Ok(t) => t,
@@ -59,19 +63,29 @@ pub fn anycast(ctx: XdpContext) -> u32 {
             let Some(transport) = parse::ipv6::transport(&ctx, &packet.ip) else {
                 return finish(&target.unparsed());
             };
+            explain::transport(&transport);
             // Act: the member (the flow's, or the nearest), the rewrite.
             act::steer(&ctx, &packet, &transport, &target)
         }
     };
-    // Record, then return the action.
-    stats::record_steered(&target, &steered);
+    // Record (the counters, or the explain instance's trail), then return
+    // the action.
+    if explain::on() {
+        explain::record_steered(&target, &steered);
+    } else {
+        stats::record_steered(&target, &steered);
+    }
     steered.action
 }
 
 /// Records a verdict reached before acting and returns its action.
 #[inline(always)]
 fn finish(v: &Final) -> u32 {
-    stats::record_final(v);
+    if explain::on() {
+        explain::record_final(v);
+    } else {
+        stats::record_final(v);
+    }
     v.action
 }
 

@@ -8,7 +8,7 @@ use anycast_common::{
     FRAGMENT_TABLE, FloodState, FlowEntry, FlowKey, FragmentEntry, FragmentKey, GlobalCounters,
     GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
     MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters, MemberInfo, MemberSourceKey,
-    PREFILTER_BUCKETS, Selection, Settings, TooBigLimit,
+    PREFILTER_BUCKETS, Selection, Settings, TooBigLimit, explain::ExplainTrail,
 };
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, bpf_fib_lookup},
@@ -196,3 +196,9 @@ pub(crate) static ENCAP_SCRATCH: PerCpuArray<EncapScratch> = PerCpuArray::with_m
 /// The rate limit of Packet Too Big messages, per CPU (`too_big::answer`).
 #[map(name = "TOO_BIG_LIMIT")]
 pub(crate) static TOO_BIG_LIMIT: PerCpuArray<TooBigLimit> = PerCpuArray::with_max_entries(1, 0);
+
+/// The decision trail of the explain instance (`explain`), per CPU: what
+/// the stages found, in place of the counters. Unused by every other
+/// instance (its writes are removed with the explain branches).
+#[map(name = "EXPLAIN_TRAIL")]
+pub(crate) static EXPLAIN_TRAIL: PerCpuArray<ExplainTrail> = PerCpuArray::with_max_entries(1, 0);

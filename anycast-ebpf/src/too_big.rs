@@ -22,6 +22,7 @@ use aya_ebpf::{
 
 use crate::{
     act::{AF_INET6, Headers, adjust_head, redirect, write_headers},
+    explain,
     maps::{ENCAP_SCRATCH, TOO_BIG_LIMIT},
     parse::{ipv6::Ipv6, read, words, writable},
 };
@@ -118,8 +119,15 @@ pub(crate) fn answer(ctx: &XdpContext, ip: &Ipv6, mtu: u32, refused: bool) -> u3
     let Some(bucket) = TOO_BIG_LIMIT.get_ptr_mut(0) else {
         return NOT_SENT;
     };
-    // SAFETY: this CPU's bucket; a helper call with no arguments.
-    if !unsafe { (*bucket).take(bpf_ktime_get_ns()) } {
+    // SAFETY: this CPU's bucket; a helper call with no arguments. The
+    // explain instance reads the explained program's bucket and takes
+    // nothing from it.
+    let allowed = if explain::on() {
+        unsafe { (*bucket).allows(bpf_ktime_get_ns()) }
+    } else {
+        unsafe { (*bucket).take(bpf_ktime_get_ns()) }
+    };
+    if !allowed {
         return NOT_SENT;
     }
     let (dmac, smac, egress) = (fib.dmac, fib.smac, fib.ifindex);

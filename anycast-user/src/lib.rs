@@ -19,6 +19,7 @@ pub mod config;
 pub mod dataplane;
 pub mod doctor;
 pub mod error;
+pub mod explain;
 pub mod flows;
 pub mod group;
 pub mod health;

@@ -1,7 +1,7 @@
 //! The eBPF objects built by `build.rs`, and loading them: maps reused from
 //! (or created and pinned in) a pin dir, programs verified.
 
-use anycast_common::{IfaceRole, SourceAction, globals, map_names};
+use anycast_common::{IfaceRole, SourceAction, explain, globals, map_names};
 use aya::{
     Ebpf, EbpfLoader,
     maps::MapError,
@@ -49,6 +49,31 @@ pub fn load_object_from(
     action: SourceAction,
     sizes: &[(&'static str, u32)],
 ) -> Result<Ebpf> {
+    load_instance(object, pin, role, action, sizes, &Instance::default())
+}
+
+/// What sets an instance of the program apart besides its interface's
+/// role and source action.
+#[derive(Debug, Default)]
+pub struct Instance<'a> {
+    /// The explain instance (`anycast_common::explain`): it writes no
+    /// shared state and records its decision trail.
+    pub explain: bool,
+    /// Pin paths of maps that are otherwise the instance's own, as `(map
+    /// name, path)`: the explain instance reads the fragment table of the
+    /// program it explains through one.
+    pub shared: &'a [(&'static str, std::path::PathBuf)],
+}
+
+/// [`load_object_from`] for an [`Instance`].
+pub fn load_instance(
+    object: &[u8],
+    pin: Option<&PinDir>,
+    role: IfaceRole,
+    action: SourceAction,
+    sizes: &[(&'static str, u32)],
+    instance: &Instance<'_>,
+) -> Result<Ebpf> {
     if object.is_empty() {
         return Err(Error::EmptyObject);
     }
@@ -60,11 +85,18 @@ pub fn load_object_from(
             loader.map_pin_path(name, pin.map_path(name));
         }
     }
+    for (name, path) in instance.shared {
+        loader.map_pin_path(name, path.as_path());
+    }
     for (name, size) in sizes {
         loader.map_max_entries(name, *size);
     }
+    let explain = u8::from(instance.explain);
     loader.override_global(globals::ROLE, &role, true);
     loader.override_global(globals::SOURCE_ACTION, &action, true);
+    // Required only of the explain instance: an older build (the bench's
+    // baseline) has no such constant.
+    loader.override_global(explain::EXPLAIN, &explain, instance.explain);
     loader.load(object).map_err(|e| match e {
         aya::EbpfError::MapError(MapError::CreateError { ref io_error, .. })
         | aya::EbpfError::MapError(MapError::SyscallError(aya::sys::SyscallError {

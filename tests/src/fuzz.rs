@@ -71,7 +71,11 @@ const MEMBER_MACS: [[u8; 6]; 4] = [
 
 /// The program and configuration the fuzzer runs against.
 pub fn fuzz_target(role: IfaceRole, action: SourceAction) -> Result<ProgramUnderTest> {
-    let mut p = ProgramUnderTest::load(role, action)?;
+    configure(ProgramUnderTest::load(role, action)?)
+}
+
+/// Gives `p` the fuzzer's configuration (groups, addresses, members).
+pub fn configure(mut p: ProgramUnderTest) -> Result<ProgramUnderTest> {
     p.add(&ANY.to_string(), "dns")?;
     p.add(NET, "web")?;
     for (i, mac) in MEMBER_MACS.iter().enumerate() {
@@ -332,6 +336,38 @@ fn icmp_error(r: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr) -> L4 {
         r.below(128) as u8
     };
     icmpv6_error(ty, &quoted, Some(cut as usize))
+}
+
+/// The fuzzer's stream of frames: single frames, and now and then a
+/// datagram's run of fragments, in the order [`run`] sends them.
+pub struct Frames {
+    r: Rng,
+    pending: VecDeque<Vec<u8>>,
+}
+
+impl Frames {
+    /// The stream of `seed`.
+    pub fn new(seed: u64) -> Self {
+        Frames {
+            r: Rng::new(seed),
+            pending: VecDeque::new(),
+        }
+    }
+}
+
+impl Iterator for Frames {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if self.pending.is_empty() {
+            if self.r.chance(3) {
+                self.pending.extend(datagram::datagram(&mut self.r));
+            } else {
+                self.pending.push_back(frame(&mut self.r));
+            }
+        }
+        self.pending.pop_front()
+    }
 }
 
 /// One random frame, possibly mutated.

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::Ipv6Addr};
 use anycast::{
     AnycastPrefix, GroupName, MemberName,
     flows::monotonic_ns,
-    loader::{EBPF_OBJECT, load_object_from, load_program},
+    loader::{EBPF_OBJECT, Instance, load_instance, load_object_from, load_program},
     members::Via,
     state::State,
     stats::Stats,
@@ -97,6 +97,46 @@ impl ProgramUnderTest {
         let pin = anycast::PinDir::new(pin);
         let mut ebpf = load_object_from(EBPF_OBJECT, Some(&pin), role, action, &[])
             .context("loading the object on the pinned maps")?;
+        let state = State::from_ebpf(&mut ebpf).context("taking the maps")?;
+        load_program(&mut ebpf, program_names::ANYCAST).context("loading the program")?;
+        Ok(ProgramUnderTest {
+            ebpf,
+            state,
+            iface: Iface {
+                role,
+                source_action: action,
+                ifindex: TEST_RUN_IFINDEX,
+            },
+            entries: Vec::new(),
+            fib: Box::new(|_, _, _| Fib::Miss),
+            loopback_mtu: LOOPBACK_MTU,
+            member_ids: Vec::new(),
+        })
+    }
+
+    /// The anycast program with its maps pinned at `pin` (created there,
+    /// with a flow table of [`TEST_FLOW_TABLE`] entries), its fragment
+    /// table and Packet Too Big buckets too (`FRAGMENTS`, `TOO_BIG_LIMIT`
+    /// under `pin`): so that another instance, such as the explain
+    /// instance, can share every map it reads.
+    pub fn load_shared(
+        pin: &std::path::Path,
+        role: IfaceRole,
+        action: SourceAction,
+    ) -> Result<Self> {
+        let dir = anycast::PinDir::new(pin);
+        dir.create().context("creating the pin dir")?;
+        let shared = [
+            (map_names::FRAGMENTS, pin.join(map_names::FRAGMENTS)),
+            (map_names::TOO_BIG_LIMIT, pin.join(map_names::TOO_BIG_LIMIT)),
+        ];
+        let instance = Instance {
+            explain: false,
+            shared: &shared,
+        };
+        let sizes = [(map_names::FLOWS, TEST_FLOW_TABLE)];
+        let mut ebpf = load_instance(EBPF_OBJECT, Some(&dir), role, action, &sizes, &instance)
+            .context("loading the object on maps pinned for sharing")?;
         let state = State::from_ebpf(&mut ebpf).context("taking the maps")?;
         load_program(&mut ebpf, program_names::ANYCAST).context("loading the program")?;
         Ok(ProgramUnderTest {
@@ -226,6 +266,15 @@ impl ProgramUnderTest {
             .info()?
             .verified_instruction_count()
             .context("the kernel does not report verified instructions (Linux 5.16 or later does)")
+    }
+
+    /// The size in bytes of program `name` as the verifier left it (its
+    /// "xlated" size: dead branches of load-time constants removed).
+    pub fn translated_size(&self, name: &str) -> Result<u32> {
+        self.program(name)?
+            .info()?
+            .size_translated()
+            .context("the kernel does not report the translated size")
     }
 
     /// Runs the anycast program once on `frame`.

@@ -173,6 +173,7 @@ pub(crate) enum Command {
     /// the service (pid, file, last reload). Changes nothing. Exits 1 when
     /// a check fails (not for warnings).
     Doctor(DoctorArgs),
+    Explain(crate::explain::ExplainArgs),
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
         /// Print JSON (its fields: docs/JSON.md).
@@ -565,7 +566,7 @@ impl Command {
             },
             Command::Config(c) => matches!(c, ConfigCommand::Apply { dry_run: false, .. }),
             Command::Stats { .. } | Command::Status { .. } | Command::Doctor(_) => false,
-            Command::Completions { .. } | Command::Man { .. } => false,
+            Command::Explain(_) | Command::Completions { .. } | Command::Man { .. } => false,
             Command::Reload { .. } | Command::Maintenance { .. } => true,
             Command::Repair { check, .. } => !check,
         }

@@ -12,6 +12,7 @@
 
 mod cli;
 mod manual;
+mod explain;
 mod print;
 
 use std::{
@@ -372,6 +373,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         }
         Command::Run(args) => run::run(pin, ft, &args, out)?,
         Command::Doctor(args) => doctor::doctor(&pin, &args, out)?,
+        Command::Explain(args) => explain::explain(pin, &args, out)?,
         Command::Status { json, socket } => {
             let path = socket.unwrap_or_else(|| socket_path(pin.path()));
             let answer = ask(&path, Request::Status, Duration::from_secs(5))?;
