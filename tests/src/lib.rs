@@ -49,3 +49,27 @@ pub fn require_root() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The subcommands a clap `--help` text lists under `Commands:` (not
+/// `help`). A long description wraps onto lines indented further than the
+/// names, which are not names.
+pub fn subcommands_in_help(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_wrapped_description_is_no_subcommand() {
+        let help = "Usage: anycast <COMMAND>\n\nCommands:\n  doctor   Check\n  explain  Why a packet goes\n           maps, changing nothing\n  help     Print this\n\nOptions:\n  -h, --help\n";
+        assert_eq!(super::subcommands_in_help(help), ["doctor", "explain"]);
+    }
+}

@@ -9,7 +9,7 @@
 use std::{collections::BTreeMap, net::Ipv6Addr, time::Duration};
 
 use anycast_tests::{
-    lab::{ANYCAST, Lines, M3, MemberLab, Service},
+    lab::{ANYCAST, CLIENT, Lines, M3, MemberLab, Service},
     require_root,
 };
 use anyhow::{Context, Result, bail, ensure};
@@ -305,15 +305,7 @@ fn config(ml: &MemberLab) -> Result<String> {
 fn commands_with_json(ml: &MemberLab) -> Result<Vec<String>> {
     let listed = |args: &[&str]| -> Result<Vec<String>> {
         let help = ml.lab.anycast_ok("router", &[args, &["--help"]].concat())?;
-        Ok(help
-            .lines()
-            .skip_while(|l| *l != "Commands:")
-            .skip(1)
-            .take_while(|l| l.starts_with("  "))
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|n| *n != "help")
-            .map(str::to_string)
-            .collect())
+        Ok(anycast_tests::subcommands_in_help(&help))
     };
     let mut out = Vec::new();
     for top in listed(&[])? {
@@ -342,7 +334,7 @@ fn commands_with_json(ml: &MemberLab) -> Result<Vec<String>> {
 fn every_documented_field_is_in_the_real_output_with_its_type_and_no_other() -> Result<()> {
     require_root()?;
     let doc = parse_doc(include_str!("../../docs/JSON.md"))?;
-    ensure!(doc.sections.len() >= 8, "{:?}", doc.sections.keys());
+    ensure!(doc.sections.len() >= 9, "{:?}", doc.sections.keys());
     let ml = MemberLab::new("json")?;
     let lab = &ml.lab;
 
@@ -369,12 +361,28 @@ fn every_documented_field_is_in_the_real_output_with_its_type_and_no_other() -> 
         &["member m1 of group dns: healthy"],
         Duration::from_secs(10),
     )?;
-    // A flow for `flows list`, counters for `stats`, a reload for `status`.
-    ensure!(ml.answerer(PORT)? == "m1");
+    // A flow for `flows list` (and for `explain` to find: its source port
+    // is known), counters for `stats`, a reload for `status`.
+    let sock = ml.client_socket()?;
+    let answer = ml.query(&sock, PORT)?;
+    ensure!(
+        answer.as_ref().is_some_and(|(tag, _)| tag == "m1"),
+        "{answer:?}"
+    );
+    let (sport, dport) = (sock.local_addr()?.port().to_string(), PORT.to_string());
+    let (client, anycast) = (CLIENT.to_string(), ANYCAST.to_string());
+    let explain = [
+        "explain", "--iface", "c0", "--src", &client, "--dst", &anycast, "--proto", "udp",
+        "--sport", &sport, "--dport", &dport, "--json",
+    ];
     lab.anycast_ok("router", &["reload"])?;
 
     for (heading, rows) in &doc.sections {
-        let args: Vec<&str> = heading.split_whitespace().skip(1).collect();
+        let mut args: Vec<&str> = heading.split_whitespace().skip(1).collect();
+        if args.first() == Some(&"explain") {
+            // The packet: the client's query of the flow above.
+            args = explain.to_vec();
+        }
         let out = if args.first() == Some(&"doctor") {
             // doctor exits 1 when a check fails; its JSON is printed either way.
             String::from_utf8(lab.anycast_in("router", &args)?.stdout)?

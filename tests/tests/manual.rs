@@ -27,15 +27,7 @@ fn anycast(args: &[&str]) -> Result<String> {
 /// without `help`.
 fn listed(args: &[&str]) -> Result<Vec<String>> {
     let help = anycast(&[args, &["--help"]].concat())?;
-    Ok(help
-        .lines()
-        .skip_while(|l| *l != "Commands:")
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|name| *name != "help")
-        .map(str::to_string)
-        .collect())
+    Ok(anycast_tests::subcommands_in_help(&help))
 }
 
 /// Every subcommand as a path: `["attach"]`, `["addr", "add"]`...

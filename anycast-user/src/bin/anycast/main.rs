@@ -11,8 +11,8 @@
 //! (and a change was made, whole, before anything was printed).
 
 mod cli;
-mod manual;
 mod explain;
+mod manual;
 mod print;
 
 use std::{
