@@ -212,6 +212,7 @@ pub fn for_interface(dp: &Dataplane, iface: &str) -> Result<(Explainer, Interfac
         .find(|p| *p != 0)
         .ok_or_else(|| ExplainError::NoProgram(iface.to_string()))?;
     let maps = own_maps_of(prog)?;
+    forget_dead_explains(dp.pin_dir().path());
     // Pinned for as long as the load takes (the loader shares maps by pin
     // path); the loaded instance then holds the maps itself.
     let mut shared = Vec::new();
@@ -236,6 +237,28 @@ pub fn for_interface(dp: &Dataplane, iface: &str) -> Result<(Explainer, Interfac
     );
     unpin(&shared);
     Ok((loaded?, attached))
+}
+
+/// Removes the pins an explain killed during its load left in `dir`
+/// (`explain_<pid>_<map>` of a process that is gone), so that they do not
+/// keep the maps, or the directory after `detach --purge`.
+fn forget_dead_explains(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("explain_"))
+            .and_then(|rest| rest.split_once('_'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn unpin(pins: &[(&'static str, PathBuf)]) {
@@ -272,4 +295,34 @@ fn own_maps_of(prog: u32) -> Result<Vec<(&'static str, MapData)>> {
         )));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_dead_explains_pins_are_removed() {
+        let dir = std::env::temp_dir().join(format!("explain-pins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        // No pid reaches 999999999 (the kernel's limit is 2^22).
+        let names = [
+            "explain_999999999_FRAGMENTS".to_string(),
+            format!("explain_{}_FRAGMENTS", std::process::id()),
+            "explain_notapid_X".to_string(),
+            "MEMBERS".to_string(),
+        ];
+        for n in &names {
+            std::fs::write(dir.join(n), "").expect("file");
+        }
+        super::forget_dead_explains(&dir);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .expect("read")
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        left.sort();
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut want = names[1..].to_vec();
+        want.sort();
+        assert_eq!(left, want);
+    }
 }
