@@ -52,6 +52,21 @@ pub enum Reason {
     Stopping,
 }
 
+impl Reason {
+    /// Its kind, as `anycast status --json` names it (`reason.kind`) and
+    /// the metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::Starting => "starting",
+            Reason::Live { .. } => "live",
+            Reason::HoldDown { .. } => "hold-down",
+            Reason::TooFewLive { .. } => "too-few-live",
+            Reason::Maintenance => "maintenance",
+            Reason::Stopping => "stopping",
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

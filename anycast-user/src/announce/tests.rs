@@ -187,3 +187,18 @@ fn a_new_file_withdraws_what_it_drops_and_announces_what_it_adds() {
     assert!(!ch[0].announced);
     assert!(d.is_empty());
 }
+
+#[test]
+fn a_reasons_kind_is_the_one_status_json_names() {
+    for r in [
+        Reason::Starting,
+        Reason::Live { live: 1, min: 1 },
+        Reason::HoldDown { live: 1, min: 1 },
+        Reason::TooFewLive { live: 0, min: 1 },
+        Reason::Maintenance,
+        Reason::Stopping,
+    ] {
+        let json = serde_json::to_value(r).expect("json");
+        assert_eq!(json["kind"], r.kind(), "{r:?}");
+    }
+}

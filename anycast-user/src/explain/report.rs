@@ -527,9 +527,13 @@ impl Report {
                 ));
             }
             let how = match (c.by, c.slot) {
-                ("consistent hash", Some((slot, size))) => {
-                    format!("consistent hash, slot {slot} of {size}")
-                }
+                // What another redirector node must share to send this
+                // flow to the same member (docs/BGP.md, "Flows across
+                // nodes"): nothing node-local feeds the table.
+                ("consistent hash", Some((slot, size))) => format!(
+                    "consistent hash, slot {slot} of {size} (the same on every node with \
+                     these tied members' names and weights and this table size)"
+                ),
                 (by, _) => by.to_string(),
             };
             l.push(format!("chosen by:   {how}; flow table: {}", c.flow_table));

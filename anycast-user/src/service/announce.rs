@@ -328,6 +328,21 @@ impl Announcer {
             "When the prefix was last announced or withdrawn, in seconds since the Unix epoch.",
             &|i| format!("{:.3}", self.unix(all[i].since)),
         );
+        let _ = writeln!(
+            out,
+            "# HELP anycast_announce_reason Why the prefix is announced or not: 1 for its \
+             reason now (reason.kind of anycast status --json).\n\
+             # TYPE anycast_announce_reason gauge"
+        );
+        for p in &all {
+            let _ = writeln!(
+                out,
+                "anycast_announce_reason{{prefix=\"{}\",group=\"{}\",reason=\"{}\"}} 1",
+                p.prefix,
+                p.group,
+                p.reason.kind()
+            );
+        }
         let m = u8::from(self.decider.maintenance().is_some());
         let _ = writeln!(
             out,
@@ -505,6 +520,9 @@ mod tests {
                 a.metrics()
                     .contains("anycast_announced{prefix=\"2001:db8:53::/48\",group=\"g\"} 1")
             );
+            assert!(a.metrics().contains(
+                "anycast_announce_reason{prefix=\"2001:db8:53::/48\",group=\"g\",reason=\"live\"} 1"
+            ));
             // Maintenance withdraws through rtnetlink...
             let ch = a.decider.set_maintenance(true, now);
             a.act(ch);
