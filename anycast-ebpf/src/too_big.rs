@@ -113,6 +113,12 @@ pub(crate) fn answer(ctx: &XdpContext, ip: &Ipv6, mtu: u32, refused: bool) -> u3
             BPF_FIB_LOOKUP_SRC,
         )
     };
+    // The answer's egress, toward the client (an encapsulation's lookup
+    // before this one was toward the member).
+    explain::note(|t| {
+        t.fib_rc = rc as u32;
+        t.fib_ifindex = fib.ifindex;
+    });
     if rc != i64::from(BPF_FIB_LKUP_RET_SUCCESS) {
         return NOT_SENT;
     }

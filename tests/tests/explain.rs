@@ -17,8 +17,8 @@ use anycast::{
     explain::{Explained, Explainer},
 };
 use anycast_common::{
-    FlowEntry, FlowKey, FragmentEntry, FragmentKey, IfaceRole, SourceAction, map_names,
-    model::Scope,
+    FloodState, FlowEntry, FlowKey, FragmentEntry, FragmentKey, IfaceRole, SourceAction,
+    TooBigLimit, map_names, model::Scope,
 };
 use anycast_tests::{
     fuzz,
@@ -27,7 +27,7 @@ use anycast_tests::{
     require_root,
 };
 use anyhow::{Context as _, Result, ensure};
-use aya::maps::{HashMap as BpfHashMap, Map, MapData};
+use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 
 /// Frames per interface kind (the issue asks for at least 10,000).
 const FRAMES: usize = 10_000;
@@ -59,6 +59,16 @@ struct Snapshot {
     members: Vec<(u32, (u64, u64))>,
     flows: Vec<(String, (u32, u64))>,
     fragments: Vec<(String, (u32, u64))>,
+    /// The flood guard's window and the Packet Too Big buckets, per CPU.
+    flood: Vec<FloodState>,
+    too_big: Vec<TooBigLimit>,
+}
+
+/// Every CPU's value of the one-entry per-CPU array pinned at `path`.
+fn per_cpu<T: aya::Pod>(path: &Path) -> Result<Vec<T>> {
+    let map = Map::from_map_data(MapData::from_pin(path)?)?;
+    let array: PerCpuArray<_, T> = PerCpuArray::try_from(&map)?;
+    Ok(array.get(&0, 0)?.iter().copied().collect())
 }
 
 fn snapshot(p: &ProgramUnderTest, pins: &Path, ids: &[u32]) -> Result<Snapshot> {
@@ -85,6 +95,8 @@ fn snapshot(p: &ProgramUnderTest, pins: &Path, ids: &[u32]) -> Result<Snapshot> 
         members,
         flows,
         fragments,
+        flood: per_cpu(&pins.join(map_names::FLOOD))?,
+        too_big: per_cpu(&pins.join(map_names::TOO_BIG_LIMIT))?,
     })
 }
 
@@ -111,6 +123,7 @@ fn agree(role: IfaceRole, action: SourceAction, node: &FibNode) -> Result<()> {
     ensure!(ids.len() == 4, "the fuzzer's members: {ids:?}");
     let frames: Vec<Vec<u8>> = fuzz::Frames::new(7).take(FRAMES).collect();
     let (mut redirected, mut dropped, mut hits, mut fragments_followed) = (0, 0, 0, 0);
+    let mut too_bigs = 0;
     for (b, batch) in frames.chunks(BATCH).enumerate() {
         // Explaining alone changes nothing.
         let before = snapshot(&p, &pins.0, &ids)?;
@@ -152,6 +165,18 @@ fn agree(role: IfaceRole, action: SourceAction, node: &FibNode) -> Result<()> {
                 e.trail.member,
                 moved(&m0, &m1)
             );
+            // A Packet Too Big answered goes out toward the client: the
+            // report's egress is that lookup's, not an encapsulation's (or
+            // none, for an on-link member).
+            let too_big = e.trail.member == 0 && (e.action == 3 || e.action == 4);
+            if too_big {
+                ensure!(
+                    e.trail.fib_ifindex != 0 && e.trail.fib_rc == 0,
+                    "{}: a Packet Too Big with no egress toward the client in the trail",
+                    what()
+                );
+            }
+            too_bigs += u32::from(too_big);
             redirected += u32::from(e.trail.member != 0);
             dropped += u32::from(e.action == 1);
             hits += u32::from(e.trail.chosen_by == 2);
@@ -160,11 +185,14 @@ fn agree(role: IfaceRole, action: SourceAction, node: &FibNode) -> Result<()> {
     }
     eprintln!(
         "{role}/{action}: {FRAMES} frames agreed: {redirected} redirected, {dropped} dropped, \
-         {hits} by a flow entry, {fragments_followed} by the fragment table"
+         {hits} by a flow entry, {fragments_followed} by the fragment table, {too_bigs} \
+         Packet Too Big answered"
     );
     // The comparison means something only if the frames reach every kind
     // of decision.
-    ensure!(redirected > 100 && dropped > 10 && hits > 100 && fragments_followed > 10);
+    ensure!(
+        redirected > 100 && dropped > 10 && hits > 100 && fragments_followed > 10 && too_bigs > 0
+    );
     Ok(())
 }
 

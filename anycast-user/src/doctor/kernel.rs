@@ -16,8 +16,8 @@ use crate::dataplane::LinkPin;
 pub(crate) struct Version(pub(crate) u32, pub(crate) u32);
 
 /// The oldest kernel the data plane runs on: the XDP `bpf_link` it pins
-/// (5.9) and `bpf_ktime_get_coarse_ns` (5.11).
-pub(crate) const NEEDED: Version = Version(5, 11);
+/// (5.9), `bpf_ktime_get_coarse_ns` (5.11) and `bpf_check_mtu` (5.12).
+pub(crate) const NEEDED: Version = Version(5, 12);
 /// `BPF_FIB_LOOKUP_SRC`, for encapsulated members without a tunnel source.
 pub(crate) const FIB_LOOKUP_SRC: Version = Version(6, 7);
 
@@ -87,7 +87,7 @@ fn version(cx: &Context) -> Check {
             "kernel.version",
             "",
             format!(
-                "Linux {v}; the data plane needs {NEEDED} (the XDP link 5.9, bpf_ktime_get_coarse_ns 5.11)"
+                "Linux {v}; the data plane needs {NEEDED} (the XDP link 5.9, bpf_ktime_get_coarse_ns 5.11, bpf_check_mtu 5.12)"
             ),
             format!("run Linux {NEEDED} or later"),
         );
@@ -227,7 +227,7 @@ mod tests {
         assert_eq!(Version::parse("5.10.209"), Some(Version(5, 10)));
         assert_eq!(Version::parse("6.7"), Some(Version(6, 7)));
         assert_eq!(Version::parse("garbage"), None);
-        assert!(Version(5, 10) < NEEDED && Version(5, 11) >= NEEDED && Version(6, 1) >= NEEDED);
+        assert!(Version(5, 11) < NEEDED && Version(5, 12) >= NEEDED && Version(6, 1) >= NEEDED);
         assert!(Version(6, 6) < FIB_LOOKUP_SRC && Version(6, 18) > FIB_LOOKUP_SRC);
     }
 }

@@ -120,7 +120,30 @@ fn link_up(who: &str, link: &Link) -> Check {
 fn takes_redirects(cx: &Context, name: &'static str, who: &str, link: &Link) -> Check {
     let features = xdp_features(link.ifindex).ok().flatten();
     let peer = veth_peer(cx, link);
-    judge_redirect(name, who, link, features, &peer)
+    let native = cx
+        .attachments
+        .iter()
+        .any(|(i, _)| i.netns == cx.netns && i.mode == crate::AttachMode::Native);
+    generic_redirects_need_no_xmit(judge_redirect(name, who, link, features, &peer), native)
+}
+
+/// A program in generic (skb) mode sends its redirected frames through
+/// the stack, which needs no NDO_XMIT: with no native attachment here, a
+/// device without it is no failure yet, only one once an attachment goes
+/// native.
+pub(crate) fn generic_redirects_need_no_xmit(c: Check, any_native: bool) -> Check {
+    if c.status != Status::Fail || any_native {
+        return c;
+    }
+    Check::warn(
+        c.name,
+        c.subject,
+        format!(
+            "{}; but every attachment here is in generic (skb) mode, whose redirects go through the stack: they arrive now, and would vanish once an attachment is native",
+            c.evidence
+        ),
+        c.fix.unwrap_or_default(),
+    )
 }
 
 /// What doctor sees of a veth's peer.
@@ -536,6 +559,26 @@ mod tests {
             narrow.fix.as_deref().is_some_and(|f| f.contains("1320")),
             "{narrow}"
         );
+    }
+
+    #[test]
+    fn without_a_native_attachment_a_device_without_xmit_is_a_warning() {
+        let fail = Check::fail(
+            "member.redirect",
+            "g/m",
+            "no NDO_XMIT".into(),
+            "gro on".into(),
+        );
+        assert_eq!(
+            generic_redirects_need_no_xmit(fail.clone(), true).status,
+            Status::Fail
+        );
+        let warned = generic_redirects_need_no_xmit(fail, false);
+        assert_eq!(warned.status, Status::Warn);
+        assert!(warned.evidence.contains("generic"), "{warned}");
+        assert_eq!(warned.fix.as_deref(), Some("gro on"));
+        let ok = Check::ok("member.redirect", "g/m", "NDO_XMIT".into());
+        assert_eq!(generic_redirects_need_no_xmit(ok, false).status, Status::Ok);
     }
 
     #[test]

@@ -227,14 +227,36 @@ pub fn run(pin: &PinDir, opts: &Options) -> Report {
             "name an interface of `ip link`, or give --netns".into(),
         ));
     }
-    cx.neighbours = crate::netlink::neigh::dump().unwrap_or_default();
+    // What cannot be read is said, not taken for empty: an unread member
+    // list would pass every member check.
+    let mut unread = |what: &str, e: &dyn fmt::Display| {
+        checks.push(Check::fail(
+            "system.read",
+            "",
+            format!("reading {what}: {e}; the checks that need it see nothing"),
+            "run doctor as root, on the pin dir and network namespace of the data plane".into(),
+        ));
+    };
+    cx.neighbours = crate::netlink::neigh::dump().unwrap_or_else(|e| {
+        unread("the neighbour table", &e);
+        Vec::new()
+    });
     let mut pinned = Vec::new();
     let dp = open(pin, &mut pinned);
     if let Some(dp) = &dp {
         cx.opened = true;
-        cx.attachments = dp.attachment_links().unwrap_or_default();
-        cx.members = dp.members(None).unwrap_or_default();
-        cx.groups = dp.groups().unwrap_or_default();
+        cx.attachments = dp.attachment_links().unwrap_or_else(|e| {
+            unread("the attachments", &e);
+            Vec::new()
+        });
+        cx.members = dp.members(None).unwrap_or_else(|e| {
+            unread("the members", &e);
+            Vec::new()
+        });
+        cx.groups = dp.groups().unwrap_or_else(|e| {
+            unread("the groups", &e);
+            Vec::new()
+        });
     }
     checks.extend(kernel::checks(&cx));
     checks.extend(pinned);

@@ -193,7 +193,15 @@ pub fn parse_pcap(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
         let rec = bytes
             .get(off..off + 16)
             .ok_or_else(|| bad("a packet record cut short"))?;
-        let caplen = u32_at(rec, 8) as usize;
+        let (caplen, wire_len) = (u32_at(rec, 8) as usize, u32_at(rec, 12) as usize);
+        // A packet captured short would be explained as a shorter packet
+        // than the one that came: a wrong answer, not a partial one.
+        if caplen < wire_len {
+            return Err(ExplainError::Input(format!(
+                "packet {} of the capture holds {caplen} of its {wire_len} bytes: capture whole packets (`tcpdump -s 0`)",
+                out.len() + 1
+            )));
+        }
         let data = bytes
             .get(off + 16..off + 16 + caplen)
             .ok_or_else(|| bad("a packet cut short"))?;
@@ -234,7 +242,7 @@ mod tests {
             f.extend_from_slice(&w(1_700_000_000 + i as u32));
             f.extend_from_slice(&w(0));
             f.extend_from_slice(&w(d.len() as u32));
-            f.extend_from_slice(&w(d.len() as u32 + 7));
+            f.extend_from_slice(&w(d.len() as u32));
             f.extend_from_slice(d);
         }
         f
@@ -256,6 +264,11 @@ mod tests {
     fn pcap_damage_and_other_formats_are_refused() {
         let good = pcap(true, &[&[7u8; 80]]);
         assert!(parse_pcap(&good[..good.len() - 1]).is_err(), "cut packet");
+        // Captured with a snap length: 80 of 200 bytes.
+        let mut short = good.clone();
+        short[24 + 12..24 + 16].copy_from_slice(&200u32.to_le_bytes());
+        let e = parse_pcap(&short).expect_err("captured short");
+        assert!(e.to_string().contains("-s 0"), "{e}");
         assert!(parse_pcap(&good[..30]).is_err(), "cut record header");
         assert!(parse_pcap(&good[..10]).is_err(), "cut file header");
         let mut ng = good.clone();

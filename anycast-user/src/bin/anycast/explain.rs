@@ -122,7 +122,9 @@ struct Numbered<'a> {
 /// Runs `anycast explain`.
 pub(crate) fn explain(pin: PinDir, a: &ExplainArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let frames = frames(a)?;
-    let dp = Dataplane::open(pin)?;
+    // As the program sees it now: not refreshed first (a refresh may
+    // change attachments, members' link states and selections).
+    let dp = Dataplane::open_unchanged(pin)?;
     let (mut x, _iface) = explain::for_interface(&dp, &a.iface)?;
     let live = Live {
         members: dp.members(None)?,
