@@ -179,6 +179,99 @@ fn mac(m: &[u8]) -> String {
         .join(":")
 }
 
+/// Where a counter is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CounterAt {
+    /// The global counters.
+    Global,
+    /// A group's (its id).
+    Group(u32),
+    /// A member's (its id): `packets` and `bytes`.
+    Member(u32),
+}
+
+/// The counters the packet of trail `t` would move, by the names `anycast
+/// stats` gives them, as `anycast-ebpf/src/stats.rs` adds them
+/// (`record_final`, `record_steered`, `add_source`).
+pub fn moved_counters(t: &anycast_common::explain::ExplainTrail) -> Vec<(CounterAt, &'static str)> {
+    use CounterAt::{Global, Group, Member};
+    let mut out = Vec::new();
+    let steered = t.group_stat != NO_GROUP_STAT;
+    // The flow table's outcome (`FlowOutcome`): hit, hit put back,
+    // recorded over a stale entry, created, bypassed by the flood guard.
+    let flow = match t.flow_outcome {
+        1 | 2 => Some((GlobalStat::FlowHits, GroupStat::FlowHits)),
+        3 | 4 => Some((GlobalStat::FlowMisses, GroupStat::FlowMisses)),
+        5 => Some((GlobalStat::FloodBypasses, GroupStat::FloodBypasses)),
+        _ => None,
+    };
+    let icmp_error = t.icmp_error != 0 && t.member != 0;
+    if let Some(s) = global_stat(t.stat) {
+        out.push((Global, s.name()));
+    }
+    if steered {
+        out.push((Global, GlobalStat::AnycastDestined.name()));
+        match t.flow_outcome {
+            4 => out.push((Global, GlobalStat::FlowEntriesCreated.name())),
+            2 => out.push((Global, GlobalStat::FlowEntriesRestored.name())),
+            _ => {}
+        }
+        out.extend(flow.map(|(g, _)| (Global, g.name())));
+        if icmp_error {
+            out.push((Global, GlobalStat::IcmpErrorsSteered.name()));
+        }
+    }
+    if t.source_group != 0 {
+        let source = group_stat(t.source_stat);
+        // The source rule's observation of a source it let through.
+        match source {
+            Some(GroupStat::AnycastSourceCounted) => {
+                out.push((Global, GlobalStat::AnycastSourceCounted.name()));
+            }
+            Some(GroupStat::MemberSourcePassed) => {
+                out.push((Global, GlobalStat::MemberSourcePassed.name()));
+            }
+            _ => {}
+        }
+        out.extend(source.map(|s| (Group(t.source_group), s.name())));
+    }
+    if steered && t.group != 0 {
+        let g = Group(t.group);
+        out.push((g, GroupStat::DestinedPackets.name()));
+        out.push((g, GroupStat::DestinedBytes.name()));
+        out.extend(group_stat(t.group_stat).map(|s| (g, s.name())));
+        out.extend(flow.map(|(_, s)| (g, s.name())));
+        if icmp_error {
+            out.push((g, GroupStat::IcmpErrorsSteered.name()));
+        }
+    }
+    if t.member != 0 {
+        out.push((Member(t.member), "packets"));
+        out.push((Member(t.member), "bytes"));
+    }
+    out
+}
+
+/// [`moved_counters`] as a person reads them: scope, name, and the bytes
+/// a byte counter adds.
+fn counters(t: &anycast_common::explain::ExplainTrail, live: &Live) -> Vec<String> {
+    moved_counters(t)
+        .into_iter()
+        .map(|(at, name)| {
+            let by = if name.ends_with("bytes") {
+                format!(" +{}", t.bytes)
+            } else {
+                String::new()
+            };
+            match at {
+                CounterAt::Global => format!("global {name}{by}"),
+                CounterAt::Group(id) => format!("group {} {name}{by}", live.group(id)),
+                CounterAt::Member(id) => format!("member {} {name}{by}", live.member_name(id)),
+            }
+        })
+        .collect()
+}
+
 fn global_stat(i: u32) -> Option<GlobalStat> {
     GlobalStat::ALL.into_iter().find(|s| *s as u32 == i)
 }
@@ -263,37 +356,7 @@ pub fn build(
     let choice = is(reached::FLOW).then(|| choice(t, live));
     let member = (t.member != 0).then(|| live.member_name(t.member));
     let rewrite = rewrite(x, live, &ifname);
-    let mut counters = Vec::new();
-    if let Some(s) = stat {
-        counters.push(format!("global {}", s.name()));
-    }
-    if t.group_stat != NO_GROUP_STAT {
-        counters.push("global anycast_destined".into());
-    }
-    if t.source_group != 0 {
-        if let Some(s) = group_stat(t.source_stat) {
-            counters.push(format!("group {} {}", live.group(t.source_group), s.name()));
-        }
-    }
-    if t.group_stat != NO_GROUP_STAT && t.group != 0 {
-        let g = live.group(t.group);
-        counters.push(format!(
-            "group {g} destined_packets, destined_bytes +{}",
-            t.bytes
-        ));
-        if let Some(s) = group_stat(t.group_stat) {
-            counters.push(format!("group {g} {}", s.name()));
-        }
-        match t.flow_outcome {
-            1 | 2 => counters.push(format!("group {g} flow_hits")),
-            3 | 4 => counters.push(format!("group {g} flow_misses")),
-            5 => counters.push(format!("group {g} flood_bypasses")),
-            _ => {}
-        }
-    }
-    if let Some(m) = &member {
-        counters.push(format!("member {m} packets, bytes +{}", t.bytes));
-    }
+    let counters = counters(t, live);
     Report {
         version: VERSION,
         action: action_name(x.action),
