@@ -89,19 +89,32 @@ impl Tracer {
     /// [`Tracer::renew`]).
     pub fn open(pin: &PinDir, filter: TraceFilter) -> Result<Self> {
         use trace_map_names::{TRACE_CPU, TRACE_CTL, TRACE_EVENTS};
+        Self::from_maps(
+            [
+                open_map(pin, TRACE_CTL)?,
+                open_map(pin, TRACE_CPU)?,
+                open_map(pin, TRACE_EVENTS)?,
+            ],
+            filter,
+        )
+    }
+
+    /// A tracer on maps taken from a loaded object, in the order of
+    /// `trace_map_names::ALL` (tests run a program with maps of its own).
+    pub fn from_maps([ctl, cpu, ring]: [Map; 3], filter: TraceFilter) -> Result<Self> {
+        use trace_map_names::{TRACE_CPU, TRACE_CTL, TRACE_EVENTS};
         let named = |name| move |source| Error::Map { name, source };
         Ok(Tracer {
-            ctl: open_map(pin, TRACE_CTL)?
-                .try_into()
-                .map_err(named(TRACE_CTL))?,
-            cpu: open_map(pin, TRACE_CPU)?
-                .try_into()
-                .map_err(named(TRACE_CPU))?,
-            ring: open_map(pin, TRACE_EVENTS)?
-                .try_into()
-                .map_err(named(TRACE_EVENTS))?,
+            ctl: ctl.try_into().map_err(named(TRACE_CTL))?,
+            cpu: cpu.try_into().map_err(named(TRACE_CPU))?,
+            ring: ring.try_into().map_err(named(TRACE_EVENTS))?,
             filter,
         })
+    }
+
+    /// Sets a control as given (tests: a deadline in the past).
+    pub fn set_control(&mut self, ctl: TraceControl) -> Result<()> {
+        self.write(ctl)
     }
 
     /// Turns tracing on (again) until [`TRACE_LEASE_NS`] from now.
