@@ -1,7 +1,7 @@
-//! `anycast trace`: the program writes a record of a decision only while
-//! a trace's deadline lasts, with the right fields, through the filters;
-//! the CLI streams them, and tracing ends with it (Ctrl-C) or by itself
-//! (killed).
+//! `anycast trace`, the data plane's side: the program writes a record of
+//! a decision only while a trace's deadline lasts, with the right fields,
+//! through the filters, the sampling and the rate limit; a deadline that
+//! has passed (a killed trace process) writes nothing and is turned off.
 
 use std::net::Ipv6Addr;
 
