@@ -86,17 +86,26 @@ pub fn monotonic_ns() -> u64 {
 
 impl Tracer {
     /// Opens the trace maps pinned under `pin` (tracing stays off until
-    /// [`Tracer::renew`]).
+    /// [`Tracer::renew`]). Records an earlier trace left unread are
+    /// dropped: a trace shows what happens from now on.
     pub fn open(pin: &PinDir, filter: TraceFilter) -> Result<Self> {
         use trace_map_names::{TRACE_CPU, TRACE_CTL, TRACE_EVENTS};
-        Self::from_maps(
+        let mut t = Self::from_maps(
             [
                 open_map(pin, TRACE_CTL)?,
                 open_map(pin, TRACE_CPU)?,
                 open_map(pin, TRACE_EVENTS)?,
             ],
             filter,
-        )
+        )?;
+        // Bounded: the ring holds at most this many records.
+        let most = (anycast_common::TRACE_RING_BYTES as usize) / size_of::<TraceRecord>();
+        for _ in 0..most {
+            if t.ring.next().is_none() {
+                break;
+            }
+        }
+        Ok(t)
     }
 
     /// A tracer on maps taken from a loaded object, in the order of

@@ -2,13 +2,26 @@
 //! a decision only while a trace's deadline lasts, with the right fields,
 //! through the filters, the sampling and the rate limit; a deadline that
 //! has passed (a killed trace process) writes nothing and is turned off.
+//! And the CLI in a lab: real packets' decisions, its filters, Ctrl-C and
+//! SIGKILL leaving tracing off.
 
-use std::net::Ipv6Addr;
+use std::{
+    io::{BufRead as _, BufReader},
+    net::{Ipv6Addr, SocketAddr, SocketAddrV6},
+    time::{Duration, Instant},
+};
 
-use anycast::trace::{TraceEvent, TraceFilter, monotonic_ns};
+use anycast::{
+    PinDir,
+    trace::{TraceEvent, TraceFilter, Tracer, monotonic_ns},
+};
 use anycast_common::{GlobalStat, IfaceRole, SourceAction, TraceControl, frame::FrameBuilder};
-use anycast_tests::{prog::ProgramUnderTest, require_root};
-use anyhow::{Context as _, Result};
+use anycast_tests::{
+    lab::{ANYCAST, CLIENT as LAB_CLIENT, MemberLab, wait_until},
+    prog::ProgramUnderTest,
+    require_root,
+};
+use anyhow::{Context as _, Result, bail};
 
 const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
 const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
@@ -135,5 +148,190 @@ fn group_filter_sampling_and_rate_limit_act_in_the_kernel() -> Result<()> {
     assert!((1..=12).contains(&n), "{n} records under a rate of 10/s");
     assert_eq!(lost.written, n);
     assert_eq!(lost.rate_limited, 50 - n);
+    Ok(())
+}
+
+/// A running `anycast trace` in the lab's router, its JSON lines on a channel.
+struct LiveTrace {
+    proc: anycast_tests::lab::Running,
+    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl LiveTrace {
+    fn start(ml: &MemberLab, args: &[&str]) -> Result<Self> {
+        let mut all = vec!["trace", "--json", "--iface", "c0"];
+        all.extend_from_slice(args);
+        let (proc, stdout) = ml.lab.spawn_anycast(&ml.lab.pin_dir, "router", &all)?;
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(LiveTrace { proc, lines })
+    }
+
+    /// Calls `send` every 100 ms until a line comes (at most 10 s).
+    fn next_while(&mut self, mut send: impl FnMut() -> Result<()>) -> Result<serde_json::Value> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            send()?;
+            if let Ok(v) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                return Ok(v);
+            }
+        }
+        // SIGTERM: it says what it wrote and lost on its way out.
+        let _ = self.proc.signal(libc::SIGTERM);
+        let _ = self.proc.wait(Duration::from_secs(3));
+        let mut err = String::new();
+        if let Some(mut e) = self.proc.0.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        bail!("no trace line within 10 s; its standard error: {err}")
+    }
+}
+
+/// Sends one datagram from `src` (an address the client holds) to `dst`.
+fn sender(ml: &MemberLab, src: Ipv6Addr, dst: Ipv6Addr) -> Result<impl FnMut() -> Result<()>> {
+    let sock = ml
+        .lab
+        .ns("client")?
+        .udp(SocketAddr::V6(SocketAddrV6::new(src, 0, 0, 0)))?;
+    Ok(move || {
+        sock.send_to(
+            b"traced",
+            SocketAddr::V6(SocketAddrV6::new(dst, 5353, 0, 0)),
+        )?;
+        Ok(())
+    })
+}
+
+const M1_ADDR: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xb, 1, 0, 0, 0, 0, 2);
+const M2_ADDR: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xb, 2, 0, 0, 0, 0, 2);
+
+#[test]
+#[ignore = "needs root (namespaces, XDP): run with `cargo xtask test`"]
+fn the_cli_streams_real_decisions_and_never_leaves_tracing_on() -> Result<()> {
+    require_root()?;
+    let ml = MemberLab::attached("trace", "dns")?;
+    ml.add_member("dns", "m1", "r1", 10)?;
+
+    // Redirected to m1, by group.
+    let mut t = LiveTrace::start(&ml, &["--group", "dns", "--count", "1"])?;
+    let v = t
+        .next_while(sender(&ml, LAB_CLIENT, ANYCAST)?)
+        .context("the redirect")?;
+    assert_eq!(v["version"], 1, "{v}");
+    assert_eq!(
+        (&v["action"], &v["member"]),
+        (&"redirect".into(), &"m1".into()),
+        "{v}"
+    );
+    assert_eq!(
+        (&v["reason"], &v["group"]),
+        (&"redirected".into(), &"dns".into()),
+        "{v}"
+    );
+    assert_eq!(
+        (&v["dst"], &v["dport"]),
+        (&ANYCAST.to_string().into(), &5353.into()),
+        "{v}"
+    );
+    assert_eq!(v["iface"], "c0");
+
+    // Passed: unicast, by address.
+    let mut t = LiveTrace::start(&ml, &["--addr", &M1_ADDR.to_string(), "--count", "1"])?;
+    let v = t
+        .next_while(sender(&ml, LAB_CLIENT, M1_ADDR)?)
+        .context("the pass")?;
+    assert_eq!(
+        (&v["action"], &v["reason"]),
+        (&"pass".into(), &"unicast_passed".into()),
+        "{v}"
+    );
+    assert_eq!(v["member"], serde_json::Value::Null);
+    drop(t);
+
+    let tracer = Tracer::open(&PinDir::new(&ml.lab.pin_dir), TraceFilter::default())?;
+    let mut send = sender(&ml, LAB_CLIENT, ANYCAST)?;
+
+    // Ctrl-C: off at once.
+    let mut t = LiveTrace::start(&ml, &[])?;
+    t.next_while(sender(&ml, LAB_CLIENT, ANYCAST)?)
+        .context("before Ctrl-C")?;
+    t.proc.signal(libc::SIGINT)?;
+    t.proc.wait(Duration::from_secs(5))?;
+    assert_eq!(
+        tracer.control()?.deadline_ns,
+        0,
+        "tracing left on after Ctrl-C"
+    );
+    let written = tracer.losses()?.written;
+    for _ in 0..10 {
+        send()?;
+    }
+    assert_eq!(tracer.losses()?.written, written, "records after Ctrl-C");
+
+    // Killed: off by itself once the lease runs out, and the program
+    // turns the deadline back to 0.
+    let mut t = LiveTrace::start(&ml, &[])?;
+    t.next_while(sender(&ml, LAB_CLIENT, ANYCAST)?)
+        .context("before SIGKILL")?;
+    t.proc.signal(libc::SIGKILL)?;
+    t.proc.wait(Duration::from_secs(5))?;
+    assert_ne!(
+        tracer.control()?.deadline_ns,
+        0,
+        "the killed trace left nothing to expire"
+    );
+    wait_until(
+        "the lease of the killed trace to end",
+        Duration::from_secs(5),
+        || {
+            let _ = send();
+            std::thread::sleep(Duration::from_millis(50));
+            tracer.control().is_ok_and(|c| c.deadline_ns == 0)
+        },
+    )?;
+    let written = tracer.losses()?.written;
+    for _ in 0..10 {
+        send()?;
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        tracer.losses()?.written,
+        written,
+        "records after the lease ended"
+    );
+
+    // Dropped: an anycast source on the edge, by address. Last: the
+    // client holds the anycast address for this, and its packets to the
+    // address stay inside it from then on.
+    let client = ml.lab.ns("client")?;
+    let claim = format!("{ANYCAST}/128");
+    client.ip(&["addr", "add", &claim, "dev", "eth0", "nodad"])?;
+    let mut t = LiveTrace::start(&ml, &["--addr", &M2_ADDR.to_string(), "--count", "1"])?;
+    let v = t
+        .next_while(sender(&ml, ANYCAST, M2_ADDR)?)
+        .context("the drop")?;
+    assert_eq!(
+        (&v["action"], &v["member"]),
+        (&"drop".into(), &serde_json::Value::Null),
+        "{v}"
+    );
+    assert_eq!(
+        (&v["reason"], &v["group"]),
+        (&"anycast_source_drops".into(), &"dns".into()),
+        "{v}"
+    );
+    assert!(
+        t.proc.wait(Duration::from_secs(5))?.success(),
+        "--count 1 did not end it"
+    );
+
     Ok(())
 }
