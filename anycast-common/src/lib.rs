@@ -24,10 +24,12 @@ mod members;
 pub mod model;
 #[cfg(feature = "user")]
 mod names;
+mod trace;
 pub mod wire;
 
 pub use counters::*;
 pub use members::*;
+pub use trace::*;
 
 use bytemuck::{Pod, Zeroable};
 
@@ -727,6 +729,12 @@ mod user {
     unsafe impl aya::Pod for FloodState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for TooBigLimit {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for TraceControl {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for TraceCpu {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for TraceRecord {}
     // SAFETY: as above.
     unsafe impl aya::Pod for Settings {}
     // SAFETY: as above.

@@ -4,11 +4,12 @@
 //! returning a final verdict or the input of the next stage (no stage
 //! calls a later one): [`parse`] the headers, [`classify`] the packet
 //! (source rule, destination group), [`act`] on an anycast destination
-//! (flow, member, rewrite), record the counters ([`stats`]), return the
-//! action. The types the stages hand on live in [`verdict`]; every map in
-//! [`maps`]. The explain instance ([`explain`]) is this program with a
-//! load-time constant set: it writes no shared state and records a trail
-//! of the decision instead of the counters.
+//! (flow, member, rewrite), record the counters ([`stats`]), [`trace`]
+//! the decision when someone watches, return the action. The types the
+//! stages hand on live in [`verdict`]; every map in [`maps`]. The explain
+//! instance ([`explain`]) is this program with a load-time constant set:
+//! it writes no shared state, traces nothing, and records a trail of the
+//! decision instead of the counters.
 #![no_std]
 #![no_main]
 #![expect(
@@ -27,6 +28,7 @@ mod parse;
 mod rt;
 mod stats;
 mod too_big;
+mod trace;
 mod verdict;
 mod verifier;
 
@@ -47,13 +49,13 @@ pub fn anycast(ctx: XdpContext) -> u32 {
     // Parse: Ethernet, VLAN tags, the IPv6 fixed header and its addresses.
     let packet = match parse::packet(&ctx) {
         Ok(p) => p,
-        Err(v) => return finish(&v),
+        Err(v) => return finish(&ctx, 0, &v),
     };
     explain::parsed(&packet);
     // Classify: the source rule, then the destination's anycast group.
     let target = match classify::classify(&ctx, &packet, ROLE.load(), SOURCE_ACTION.load()) {
         Ok(t) => t,
-        Err(v) => return finish(&v),
+        Err(v) => return finish(&ctx, packet.ip.off, &v),
     };
     let steered = match act::screen(&packet) {
         // A source no router forwards, or a link-local one.
@@ -61,32 +63,33 @@ pub fn anycast(ctx: XdpContext) -> u32 {
         None => {
             // Only a packet to steer needs its upper-layer header: its flow.
             let Some(transport) = parse::ipv6::transport(&ctx, &packet.ip) else {
-                return finish(&target.unparsed());
+                return finish(&ctx, packet.ip.off, &target.unparsed());
             };
             explain::transport(&transport);
             // Act: the member (the flow's, or the nearest), the rewrite.
             act::steer(&ctx, &packet, &transport, &target)
         }
     };
-    // Record (the counters, or the explain instance's trail), then return
-    // the action.
+    // Record (the counters, or the explain instance's trail), trace, then
+    // return the action.
     if explain::on() {
         explain::record_steered(&target, &steered);
-    } else {
-        stats::record_steered(&target, &steered);
+        return steered.action;
     }
-    steered.action
+    stats::record_steered(&target, &steered);
+    trace::steered(&ctx, packet.ip.off, &target, &steered)
 }
 
-/// Records a verdict reached before acting and returns its action.
+/// Records (and traces) a verdict reached before acting and returns its action.
+/// `l3_off`: where the IPv6 header is, 0 if it did not parse.
 #[inline(always)]
-fn finish(v: &Final) -> u32 {
+fn finish(ctx: &XdpContext, l3_off: usize, v: &Final) -> u32 {
     if explain::on() {
         explain::record_final(v);
-    } else {
-        stats::record_final(v);
+        return v.action;
     }
-    v.action
+    stats::record_final(v);
+    trace::final_verdict(ctx, l3_off, v)
 }
 
 /// Returns XDP_PASS and nothing else: the cost floor benchmarks compare against.

@@ -8,12 +8,13 @@ use anycast_common::{
     FRAGMENT_TABLE, FloodState, FlowEntry, FlowKey, FragmentEntry, FragmentKey, GlobalCounters,
     GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
     MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters, MemberInfo, MemberSourceKey,
-    PREFILTER_BUCKETS, Selection, Settings, TooBigLimit, explain::ExplainTrail,
+    PREFILTER_BUCKETS, Selection, Settings, TRACE_RING_BYTES, TooBigLimit, TraceControl, TraceCpu,
+    explain::ExplainTrail,
 };
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, bpf_fib_lookup},
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 
 /// Exact anycast addresses. Allocated on insert: a million-entry table costs
@@ -202,3 +203,19 @@ pub(crate) static TOO_BIG_LIMIT: PerCpuArray<TooBigLimit> = PerCpuArray::with_ma
 /// instance (its writes are removed with the explain branches).
 #[map(name = "EXPLAIN_TRAIL")]
 pub(crate) static EXPLAIN_TRAIL: PerCpuArray<ExplainTrail> = PerCpuArray::with_max_entries(1, 0);
+
+// Tracing (`trace`): pinned next to the layout's maps so that every
+// attachment's instance and the trace process share them (see
+// `anycast_common::trace_map_names`).
+
+/// What the trace process asks for (index 0): off while its deadline is 0.
+#[map(name = "TRACE_CTL")]
+pub(crate) static TRACE_CTL: Array<TraceControl> = Array::with_max_entries(1, 0);
+
+/// Per-CPU sampling counter, rate limit and lost records of tracing.
+#[map(name = "TRACE_CPU")]
+pub(crate) static TRACE_CPU: PerCpuArray<TraceCpu> = PerCpuArray::with_max_entries(1, 0);
+
+/// The records of traced decisions.
+#[map(name = "TRACE_EVENTS")]
+pub(crate) static TRACE_EVENTS: RingBuf = RingBuf::with_byte_size(TRACE_RING_BYTES, 0);

@@ -5,6 +5,14 @@ use std::{io, path::PathBuf};
 /// Everything that can go wrong while managing the data plane.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The trace maps are not pinned: no program of this version was
+    /// loaded under the pin dir since it was created.
+    #[error(
+        "{} has no trace maps: attach an interface with this version of anycast first (or \
+         re-attach after an upgrade)",
+        .0.display()
+    )]
+    TraceUnavailable(std::path::PathBuf),
     /// The caller lacks the privileges to manage BPF objects.
     #[error("permission denied: {what} needs root (CAP_BPF and CAP_NET_ADMIN)")]
     NotRoot {

@@ -41,6 +41,7 @@ pub mod routes;
 pub mod service;
 pub mod state;
 pub mod stats;
+pub mod trace;
 pub mod tun;
 
 pub use addr::AnycastPrefix;

@@ -1,7 +1,7 @@
 //! The eBPF objects built by `build.rs`, and loading them: maps reused from
 //! (or created and pinned in) a pin dir, programs verified.
 
-use anycast_common::{IfaceRole, SourceAction, explain, globals, map_names};
+use anycast_common::{IfaceRole, SourceAction, explain, globals, map_names, trace_map_names};
 use aya::{
     Ebpf, EbpfLoader,
     maps::MapError,
@@ -81,7 +81,9 @@ pub fn load_instance(
     let action = action as u8;
     let mut loader = EbpfLoader::new();
     if let Some(pin) = pin {
-        for name in map_names::ALL {
+        // The trace maps too: created by the first load that lacks them
+        // (a pin dir of an older version), shared by every instance.
+        for name in map_names::ALL.into_iter().chain(trace_map_names::ALL) {
             loader.map_pin_path(name, pin.map_path(name));
         }
     }

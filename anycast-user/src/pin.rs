@@ -19,7 +19,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anycast_common::{NetnsId, map_names};
+use anycast_common::{NetnsId, map_names, trace_map_names};
 
 use crate::error::{Error, Result, Untrusted};
 
@@ -84,10 +84,10 @@ impl PinDir {
     }
 
     /// Whether `name` is an entry anycast makes in a pin dir: a map of the
-    /// layout, or the pin of an XDP link (`link_N_M`, or `link_N` of layout
+    /// layout, a trace map, or the pin of an XDP link (`link_N_M`, or `link_N` of layout
     /// 7 and before).
     pub fn is_layout_entry(name: &str) -> bool {
-        if map_names::ALL.contains(&name) {
+        if map_names::ALL.contains(&name) || trace_map_names::ALL.contains(&name) {
             return true;
         }
         let Some(rest) = name.strip_prefix(LINK_PREFIX) else {

@@ -361,6 +361,21 @@ impl ProgramUnderTest {
         Ok(())
     }
 
+    /// Takes the trace maps out of the program (once) as a tracer.
+    pub fn tracer(
+        &mut self,
+        filter: anycast::trace::TraceFilter,
+    ) -> Result<anycast::trace::Tracer> {
+        let mut take = |name: &str| {
+            self.ebpf
+                .take_map(name)
+                .with_context(|| format!("no map {name} (taken already?)"))
+        };
+        let [a, b, c] = anycast_common::trace_map_names::ALL;
+        let maps = [take(a)?, take(b)?, take(c)?];
+        Ok(anycast::trace::Tracer::from_maps(maps, filter)?)
+    }
+
     /// Counters now.
     pub fn stats(&self) -> Result<Stats> {
         Ok(self.state.stats()?)

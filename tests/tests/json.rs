@@ -4,7 +4,8 @@
 //! arguments, and each output read both ways: every field documented is
 //! there with its type, every field printed is documented, objects carry
 //! `"version": 1`. And every command whose `--help` offers `--json` is in
-//! the document.
+//! the document. `trace` streams one object per line: its first line is
+//! checked, printed while the client asks the anycast address.
 
 use std::{collections::BTreeMap, net::Ipv6Addr, time::Duration};
 
@@ -329,6 +330,29 @@ fn commands_with_json(ml: &MemberLab) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// `anycast trace ARGS` in the router while the client asks the anycast
+/// address (a new flow each time, at most 10 times): its first line.
+fn first_trace_line(ml: &MemberLab, args: &[&str]) -> Result<String> {
+    let (_running, stdout) = ml.lab.spawn_anycast(&ml.lab.pin_dir, "router", args)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).is_ok() {
+            let _ = tx.send(line);
+        }
+    });
+    for _ in 0..10 {
+        ml.answerer(PORT)?;
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            return Ok(line);
+        }
+    }
+    bail!(
+        "`anycast {}` printed nothing while the client asked",
+        args.join(" ")
+    )
+}
+
 #[test]
 #[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
 fn every_documented_field_is_in_the_real_output_with_its_type_and_no_other() -> Result<()> {
@@ -383,7 +407,9 @@ fn every_documented_field_is_in_the_real_output_with_its_type_and_no_other() -> 
             // The packet: the client's query of the flow above.
             args = explain.to_vec();
         }
-        let out = if args.first() == Some(&"doctor") {
+        let out = if args.first() == Some(&"trace") {
+            first_trace_line(&ml, &args)?
+        } else if args.first() == Some(&"doctor") {
             // doctor exits 1 when a check fails; its JSON is printed either way.
             String::from_utf8(lab.anycast_in("router", &args)?.stdout)?
         } else {

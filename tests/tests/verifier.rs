@@ -6,7 +6,7 @@
 //! change that multiplies the paths (states the verifier cannot prune, see
 //! `anycast-ebpf/src/verifier.rs`) shows here as a jump in the count long
 //! before it makes the program unloadable. At the time of writing the
-//! worst instance (member interface, monitor mode) takes about 135,000.
+//! worst instance (member interface, monitor mode) takes about 212,000.
 
 use anycast::loader::{EBPF_OBJECT, Instance, load_instance, load_program};
 use anycast_common::{IfaceRole, SourceAction, map_names, program_names};

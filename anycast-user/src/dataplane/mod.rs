@@ -5,7 +5,9 @@ mod attach;
 
 use std::path::PathBuf;
 
-use anycast_common::{IfaceRole, LAYOUT_VERSION, MemberState, SourceAction, map_names};
+use anycast_common::{
+    IfaceRole, LAYOUT_VERSION, MemberState, SourceAction, map_names, trace_map_names,
+};
 use aya::maps::{Map, MapData, MapError};
 use serde::Serialize;
 
@@ -227,8 +229,13 @@ impl Dataplane {
         let lock = pin.lock()?;
         let (present, missing) = pin.pinned_maps();
         let created = if present.is_empty() {
+            // The trace maps the same load pins go with them (those of a
+            // layout made before tracing existed are not in its place).
+            let trace = trace_map_names::ALL
+                .into_iter()
+                .filter(|n| !pin.map_path(n).exists());
             Some(Created {
-                maps: missing,
+                maps: missing.into_iter().chain(trace).collect(),
                 dirs,
             })
         } else if !missing.is_empty() {

@@ -174,6 +174,17 @@ pub(crate) enum Command {
     /// a check fails (not for warnings).
     Doctor(DoctorArgs),
     Explain(crate::explain::ExplainArgs),
+    /// Watch the data plane's decisions live, one line per packet
+    /// (interface, addresses and ports, action, reason, group, member,
+    /// flow table) until --count lines or Ctrl-C, e.g. `anycast trace
+    /// --group web --count 20`.
+    ///
+    /// Tracing is on only while this runs: it renews a two-second lease
+    /// every half second, so a killed trace stops by itself. Costs nothing
+    /// measurable while off; while on, records are sampled (--sample) and
+    /// rate-limited per CPU (--rate), and the ones lost are counted and
+    /// shown on standard error every 5 s and at the end.
+    Trace(TraceArgs),
     /// Show counters, summed over CPUs, e.g. `anycast stats --json`.
     Stats {
         /// Print JSON (its fields: docs/JSON.md).
@@ -245,6 +256,33 @@ pub(crate) struct RunArgs {
     /// data plane keeps forwarding; either way the maps stay.
     #[arg(long, requires = "config")]
     pub(crate) detach_on_exit: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TraceArgs {
+    /// Only packets arriving on this interface, e.g. eth0 (filtered in the kernel).
+    #[arg(long, value_name = "IF")]
+    pub(crate) iface: Option<String>,
+    /// Only packets from or to this address, e.g. 2001:db8::1 (filtered here).
+    #[arg(long, value_name = "A")]
+    pub(crate) addr: Option<std::net::Ipv6Addr>,
+    /// Only packets of this group (to its addresses, or from them), e.g.
+    /// web (filtered in the kernel).
+    #[arg(long, value_name = "G")]
+    pub(crate) group: Option<String>,
+    /// Trace one packet in N on each CPU, e.g. 100.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) sample: u32,
+    /// At most N records a second on each CPU, e.g. 1000.
+    #[arg(long, value_name = "N", default_value_t = anycast_common::TRACE_DEFAULT_RATE)]
+    pub(crate) rate: u32,
+    /// Stop after N lines, e.g. 10.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+    /// Print JSON, one object per line: `version`, `action`, `member`,
+    /// ... (docs/JSON.md).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -566,7 +604,8 @@ impl Command {
             },
             Command::Config(c) => matches!(c, ConfigCommand::Apply { dry_run: false, .. }),
             Command::Stats { .. } | Command::Status { .. } | Command::Doctor(_) => false,
-            Command::Explain(_) | Command::Completions { .. } | Command::Man { .. } => false,
+            Command::Explain(_) | Command::Trace(_) => false,
+            Command::Completions { .. } | Command::Man { .. } => false,
             Command::Reload { .. } | Command::Maintenance { .. } => true,
             Command::Repair { check, .. } => !check,
         }

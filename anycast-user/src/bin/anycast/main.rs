@@ -60,6 +60,7 @@ macro_rules! say {
 
 mod doctor;
 mod run;
+mod trace;
 
 fn main() -> ExitCode {
     let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
@@ -374,6 +375,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         Command::Run(args) => run::run(pin, ft, &args, out)?,
         Command::Doctor(args) => doctor::doctor(&pin, &args, out)?,
         Command::Explain(args) => explain::explain(pin, &args, out)?,
+        Command::Trace(args) => trace::trace(pin, &args, out)?,
         Command::Status { json, socket } => {
             let path = socket.unwrap_or_else(|| socket_path(pin.path()));
             let answer = ask(&path, Request::Status, Duration::from_secs(5))?;
