@@ -95,23 +95,9 @@ impl ProgramUnderTest {
         action: SourceAction,
     ) -> Result<Self> {
         let pin = anycast::PinDir::new(pin);
-        let mut ebpf = load_object_from(EBPF_OBJECT, Some(&pin), role, action, &[])
+        let ebpf = load_object_from(EBPF_OBJECT, Some(&pin), role, action, &[])
             .context("loading the object on the pinned maps")?;
-        let state = State::from_ebpf(&mut ebpf).context("taking the maps")?;
-        load_program(&mut ebpf, program_names::ANYCAST).context("loading the program")?;
-        Ok(ProgramUnderTest {
-            ebpf,
-            state,
-            iface: Iface {
-                role,
-                source_action: action,
-                ifindex: TEST_RUN_IFINDEX,
-            },
-            entries: Vec::new(),
-            fib: Box::new(|_, _, _| Fib::Miss),
-            loopback_mtu: LOOPBACK_MTU,
-            member_ids: Vec::new(),
-        })
+        Self::around(ebpf, program_names::ANYCAST, role, action)
     }
 
     /// The anycast program with its maps pinned at `pin` (created there,
@@ -135,23 +121,9 @@ impl ProgramUnderTest {
             shared: &shared,
         };
         let sizes = [(map_names::FLOWS, TEST_FLOW_TABLE)];
-        let mut ebpf = load_instance(EBPF_OBJECT, Some(&dir), role, action, &sizes, &instance)
+        let ebpf = load_instance(EBPF_OBJECT, Some(&dir), role, action, &sizes, &instance)
             .context("loading the object on maps pinned for sharing")?;
-        let state = State::from_ebpf(&mut ebpf).context("taking the maps")?;
-        load_program(&mut ebpf, program_names::ANYCAST).context("loading the program")?;
-        Ok(ProgramUnderTest {
-            ebpf,
-            state,
-            iface: Iface {
-                role,
-                source_action: action,
-                ifindex: TEST_RUN_IFINDEX,
-            },
-            entries: Vec::new(),
-            fib: Box::new(|_, _, _| Fib::Miss),
-            loopback_mtu: LOOPBACK_MTU,
-            member_ids: Vec::new(),
-        })
+        Self::around(ebpf, program_names::ANYCAST, role, action)
     }
 
     /// [`Self::load_sized`] from another build of the eBPF object (the
@@ -163,8 +135,14 @@ impl ProgramUnderTest {
         action: SourceAction,
         sizes: &[(&'static str, u32)],
     ) -> Result<Self> {
-        let mut ebpf =
+        let ebpf =
             load_object_from(object, None, role, action, sizes).context("loading the object")?;
+        Self::around(ebpf, name, role, action)
+    }
+
+    /// Takes the maps of the loaded object `ebpf` and loads its program
+    /// `name`, for frames on an interface with `role` and `action`.
+    fn around(mut ebpf: Ebpf, name: &str, role: IfaceRole, action: SourceAction) -> Result<Self> {
         let state = State::from_ebpf(&mut ebpf).context("taking the maps")?;
         load_program(&mut ebpf, name).context("loading the program")?;
         Ok(ProgramUnderTest {
