@@ -449,25 +449,7 @@ fn redirect_encap(
         // Let the kernel pick the source address for the egress route.
         flags |= BPF_FIB_LOOKUP_SRC;
     }
-    // SAFETY: `fib` is a valid request in a map value, its size given.
-    let rc = unsafe {
-        fib_lookup(
-            ctx.ctx.cast(),
-            fib,
-            core::mem::size_of::<bpf_fib_lookup>() as i32,
-            flags,
-        )
-    };
-    explain::note(|t| {
-        t.reached |= reached::FIB;
-        t.fib_rc = rc as u32;
-        t.fib_dmac = fib.dmac;
-        t.fib_smac = fib.smac;
-        t.fib_ifindex = fib.ifindex;
-        // SAFETY: the union as the IPv6 variant asked for; a 16-byte
-        // field at a 4-aligned offset of a map value.
-        unsafe { words::store16(&mut t.fib_src, fib.__bindgen_anon_3.ipv6_src) };
-    });
+    let rc = lookup_fib(ctx, fib, flags);
     match rc as u32 {
         BPF_FIB_LKUP_RET_SUCCESS => {}
         // SAFETY: the kernel's answer in the union, for this return code.
@@ -557,4 +539,32 @@ pub(crate) unsafe fn write_headers(h: *mut u8, hd: &Headers) {
         words::store16(h.add(22) as *mut [u8; 16], hd.addrs.0);
         words::store16(h.add(38) as *mut [u8; 16], hd.addrs.1);
     }
+}
+
+/// Asks the kernel's FIB `fib` (a request in a map value) with `flags`;
+/// its return code. The explain instance notes the answer: the last
+/// lookup of a run is the one its rewrite used (toward an encapsulated
+/// member, or toward the client for a Packet Too Big).
+#[inline(always)]
+pub(crate) fn lookup_fib(ctx: &XdpContext, fib: &mut bpf_fib_lookup, flags: u32) -> i64 {
+    // SAFETY: `fib` is a valid request in a map value, its size given.
+    let rc = unsafe {
+        fib_lookup(
+            ctx.ctx.cast(),
+            fib,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            flags,
+        )
+    };
+    explain::note(|t| {
+        t.reached |= reached::FIB;
+        t.fib_rc = rc as u32;
+        t.fib_dmac = fib.dmac;
+        t.fib_smac = fib.smac;
+        t.fib_ifindex = fib.ifindex;
+        // SAFETY: the union as the IPv6 variant asked for; a 16-byte
+        // field at a 4-aligned offset of a map value.
+        unsafe { words::store16(&mut t.fib_src, fib.__bindgen_anon_3.ipv6_src) };
+    });
+    rc
 }

@@ -9,19 +9,17 @@ use anycast_common::{IPV6_MIN_MTU, TOO_BIG_HOP_LIMIT, wire};
 use aya_ebpf::{
     bindings::{
         BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC,
-        bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED, bpf_fib_lookup, xdp_action,
+        bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED, xdp_action,
     },
     helpers::{
         bpf_ktime_get_ns,
-        generated::{
-            bpf_check_mtu, bpf_csum_diff, bpf_fib_lookup as fib_lookup, bpf_xdp_adjust_tail,
-        },
+        generated::{bpf_check_mtu, bpf_csum_diff, bpf_xdp_adjust_tail},
     },
     programs::XdpContext,
 };
 
 use crate::{
-    act::{AF_INET6, Headers, adjust_head, redirect, write_headers},
+    act::{self, AF_INET6, Headers, adjust_head, redirect, write_headers},
     explain,
     maps::{ENCAP_SCRATCH, TOO_BIG_LIMIT},
     parse::{ipv6::Ipv6, read, words, writable},
@@ -104,21 +102,9 @@ pub(crate) fn answer(ctx: &XdpContext, ip: &Ipv6, mtu: u32, refused: bool) -> u3
     // RFC 4443 section 2.2 (b): in answer to a packet sent to an anycast
     // address, a unicast address of this node, chosen as for any packet
     // it sends to the client: the kernel's choice for the route back.
-    // SAFETY: `fib` is a valid request in a map value, its size given.
-    let rc = unsafe {
-        fib_lookup(
-            ctx.ctx.cast(),
-            fib,
-            core::mem::size_of::<bpf_fib_lookup>() as i32,
-            BPF_FIB_LOOKUP_SRC,
-        )
-    };
-    // The answer's egress, toward the client (an encapsulation's lookup
-    // before this one was toward the member).
-    explain::note(|t| {
-        t.fib_rc = rc as u32;
-        t.fib_ifindex = fib.ifindex;
-    });
+    // The explain instance notes it: the answer's egress, toward the
+    // client (an encapsulation's lookup before was toward the member).
+    let rc = act::lookup_fib(ctx, fib, BPF_FIB_LOOKUP_SRC);
     if rc != i64::from(BPF_FIB_LKUP_RET_SUCCESS) {
         return NOT_SENT;
     }
