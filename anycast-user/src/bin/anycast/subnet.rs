@@ -87,7 +87,8 @@ pub(crate) fn command(
         SubnetCommand::List { json } => {
             let list = Dataplane::open(pin)?.subnets()?;
             if json {
-                say!(out, "{}", serde_json::to_string_pretty(&list)?);
+                let doc = serde_json::json!({ "version": 1, "subnets": list });
+                say!(out, "{}", serde_json::to_string_pretty(&doc)?);
             } else {
                 print::subnets(out, &list).map_err(crate::output)?;
             }
