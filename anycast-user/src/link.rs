@@ -279,3 +279,32 @@ pub(crate) fn xdp_link(path: &Path) -> io::Result<(u32, u32)> {
     }
     Ok((info.xdp_ifindex, info.prog_id))
 }
+
+/// The interfaces of the current network namespace that have an address
+/// in the subnet with 64-bit prefix `prefix` (from the kernel's list of
+/// IPv6 addresses, `/proc/thread-self/net/if_inet6`), sorted.
+pub fn interfaces_carrying(prefix: [u8; 8]) -> Result<Vec<String>> {
+    let path = std::path::Path::new("/proc/thread-self/net/if_inet6");
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        // "ADDRESS-HEX IFINDEX PREFIXLEN SCOPE FLAGS NAME".
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(hex), Some(name)) = (fields.first(), fields.last()) else {
+            continue;
+        };
+        let Ok(bits) = u128::from_str_radix(hex, 16) else {
+            continue;
+        };
+        if std::net::Ipv6Addr::from(bits).octets()[..8] == prefix
+            && !out.contains(&name.to_string())
+        {
+            out.push((*name).to_string());
+        }
+    }
+    out.sort();
+    Ok(out)
+}

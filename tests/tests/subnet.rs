@@ -210,3 +210,115 @@ fn subnet_changes_and_removal() -> Result<()> {
     );
     Ok(())
 }
+
+/// A file's subnets and scopes applied to a program's maps: the system as
+/// the reconciler sees it is made up (interface `home` carries every
+/// subnet; `home` and `away` exist), the frames tell what the data plane
+/// does with it.
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn config_apply_registers_subnets_and_scopes() -> Result<()> {
+    use anycast::{
+        config::Config,
+        members::{MemberVia, Via},
+        reconcile::{ApplyOptions, ChangeAction, ChangeKind, System, apply_config_in},
+    };
+    require_root()?;
+    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+    let mut resolve = |v: &MemberVia| match v {
+        MemberVia::Encap(a) => Ok(Via::Encap(*a)),
+        _ => Err(anycast::Error::UnknownInterface("none".into())),
+    };
+    let mut carrying = |_: [u8; 8]| Ok(vec!["home".to_string()]);
+    let mut exists = |n: &str| match n {
+        "home" | "away" => Ok(()),
+        _ => Err(anycast::Error::UnknownInterface(n.to_string())),
+    };
+    let apply = |p: &mut ProgramUnderTest,
+                 text: &str,
+                 resolve: &mut dyn FnMut(&MemberVia) -> anycast::Result<Via>,
+                 carrying: &mut dyn FnMut([u8; 8]) -> anycast::Result<Vec<String>>,
+                 exists: &mut dyn FnMut(&str) -> anycast::Result<()>|
+     -> Result<Vec<anycast::reconcile::Change>> {
+        let cfg = Config::parse(text)?;
+        let sys = &mut System {
+            resolve,
+            carrying,
+            exists,
+            netns: anycast_common::NetnsId::default(),
+            attached: &[],
+        };
+        Ok(apply_config_in(
+            &mut p.state,
+            &cfg,
+            sys,
+            ApplyOptions {
+                force: true,
+                ..Default::default()
+            },
+        )?)
+    };
+    let base = "[group.ha]\nmember.h1 = { encap = \"fd00:9::1\" }\n";
+    let text = format!(
+        "{base}addresses = [\"2001:db8:53::1\"]\nscope = [\"away\"]\n\
+         subnets = [{{ prefix = \"2001:db8:1:2::/64\", subnet-router = true }}]\n"
+    );
+    let changes = apply(&mut p, &text, &mut resolve, &mut carrying, &mut exists)?;
+    let added = |kind| {
+        changes
+            .iter()
+            .filter(|c| c.action == ChangeAction::Added && c.kind == kind)
+            .count()
+    };
+    ensure!(
+        added(ChangeKind::Address) == 3 && added(ChangeKind::Subnet) == 1,
+        "{changes:?}"
+    );
+    let subnets = p.state.subnets()?;
+    ensure!(
+        subnets.len() == 1 && subnets[0].scope == ["home"] && subnets[0].scope_from == "carried",
+        "{subnets:?}"
+    );
+    let listed = p.state.addresses()?;
+    ensure!(
+        listed.iter().filter(|e| e.origin.is_some()).count() == 2,
+        "{listed:?}"
+    );
+    ensure!(
+        listed
+            .iter()
+            .all(|e| e.scope == [if e.origin.is_some() { "home" } else { "away" }]),
+        "{listed:?}"
+    );
+    // The program's attachment is in neither scope: every one is dropped.
+    for e in &listed {
+        let r = p.run(&udp(e.prefix.addr))?;
+        ensure!(r.action == 1, "{}: action {}", e.prefix, r.action);
+    }
+    ensure!(p.stats()?.groups["ha"].counters["out_of_scope_drops"] == 3);
+    // The same file again changes nothing; a new scope changes in place.
+    let again = apply(&mut p, &text, &mut resolve, &mut carrying, &mut exists)?;
+    ensure!(again.is_empty(), "{again:?}");
+    let rescoped = text.replace("scope = [\"away\"]\n", "");
+    let changes = apply(&mut p, &rescoped, &mut resolve, &mut carrying, &mut exists)?;
+    ensure!(
+        changes.len() == 1 && changes[0].detail == "scope away -> everywhere",
+        "{changes:?}"
+    );
+    let r = p.run(&udp("2001:db8:53::1".parse()?))?;
+    ensure!(r.action != 1, "unscoped now: action {}", r.action);
+    // A scope of an interface that does not exist names its line.
+    let missing = format!("{base}addresses = [\"2001:db8:53::1\"]\nscope = [\"nowhere\"]\n");
+    let e = apply(&mut p, &missing, &mut resolve, &mut carrying, &mut exists)
+        .expect_err("no such interface");
+    ensure!(e.to_string().contains("line 1"), "{e:#}");
+    // No interface carries it and no scope is given: refused.
+    let mut none = |_: [u8; 8]| Ok(Vec::new());
+    let e = apply(&mut p, &text, &mut resolve, &mut none, &mut exists).expect_err("nowhere");
+    ensure!(format!("{e:#}").contains("reached from nowhere"), "{e:#}");
+    // Gone from the file: the subnet and its addresses go.
+    let plain = format!("{base}addresses = [\"2001:db8:53::1\"]\n");
+    apply(&mut p, &plain, &mut resolve, &mut carrying, &mut exists)?;
+    ensure!(p.state.subnets()?.is_empty() && p.state.addresses()?.len() == 1);
+    Ok(())
+}

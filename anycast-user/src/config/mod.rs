@@ -115,6 +115,12 @@ pub struct GroupConfig {
     pub options: GroupOptions,
     /// Its anycast addresses and prefixes, in file order.
     pub addresses: Vec<AnycastPrefix>,
+    /// The interfaces its `addresses` may be reached from (`scope`,
+    /// sorted); empty: every interface.
+    pub scope: Vec<String>,
+    /// Its registered subnets (`subnets`), whose anycast addresses it
+    /// holds besides `addresses`.
+    pub subnets: Vec<SubnetConfig>,
     /// Its members, by name.
     pub members: BTreeMap<MemberName, MemberConfig>,
     /// The prefixes announced while it can be served (`announce`), each
@@ -123,6 +129,16 @@ pub struct GroupConfig {
     /// How many live members it needs for them to be announced
     /// (`announce-min-members`, at least 1).
     pub announce_min_members: u32,
+}
+
+impl GroupConfig {
+    /// Its addresses and prefixes, then its subnets' anycast addresses.
+    pub fn all_addresses(&self) -> impl Iterator<Item = AnycastPrefix> + '_ {
+        self.addresses
+            .iter()
+            .copied()
+            .chain(self.subnets.iter().flat_map(SubnetConfig::addresses))
+    }
 }
 
 /// One member of a [`GroupConfig`].
@@ -221,6 +237,9 @@ struct RawGroup {
     tunnel_source: Option<Spanned<String>>,
     #[serde(default)]
     addresses: Vec<Spanned<String>>,
+    scope: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    subnets: Vec<subnet::RawSubnet>,
     #[serde(default)]
     member: BTreeMap<Spanned<String>, member::RawMember>,
     announce: Option<Vec<Spanned<String>>>,
@@ -373,6 +392,28 @@ impl Config {
                 }
                 addresses.push(p);
             }
+            let scope = match &g.scope {
+                Some(sc) => subnet::parse_scope(&c, &|| f("scope"), sc)?,
+                None => Vec::new(),
+            };
+            let subnets = subnet::parse(&c, &gname, &g.subnets)?;
+            // The subnets' addresses are the group's too: in no other
+            // group, not also listed, covered by what it announces.
+            let mut all_addresses = addresses.clone();
+            for (s, raw) in subnets.iter().zip(&g.subnets) {
+                for p in s.addresses() {
+                    if let Some(other) = owner.insert(p, gname.clone()) {
+                        let e = Error::AddressInOtherGroup {
+                            addr: p.to_string(),
+                            group: other,
+                        };
+                        return Err(c.check(raw.prefix(), || f("subnets"), Err(e))?);
+                    }
+                    all_addresses.push(p);
+                }
+            }
+            let addresses_only = addresses;
+            let addresses = all_addresses;
             let mut members = BTreeMap::new();
             let mut ways: HashSet<MemberVia> = HashSet::new();
             for (mname, m) in g.member {
@@ -400,7 +441,9 @@ impl Config {
                 GroupConfig {
                     line,
                     options,
-                    addresses,
+                    addresses: addresses_only,
+                    scope,
+                    subnets,
                     members,
                     announce,
                     announce_min_members,
@@ -409,11 +452,7 @@ impl Config {
         }
         for (name, i) in raw.interface {
             let n = name.get_ref();
-            let valid = !n.is_empty()
-                && n.len() < 16
-                && !n.contains(['/', ':'])
-                && !n.chars().any(|ch| ch.is_whitespace() || ch.is_control());
-            if !valid {
+            if !subnet::valid_ifname(n) {
                 let e = Error::UnknownInterface(n.clone());
                 return Err(c.check(&name, || format!("interface.{n}"), Err(e))?);
             }
@@ -534,7 +573,7 @@ impl Config {
     /// whole state, so its own counts are what the tables must hold.
     pub fn check_fits(&self, capacities: &Capacities) -> Result<()> {
         let (_, members) = self.totals();
-        let all = || self.groups.values().flat_map(|g| &g.addresses);
+        let all = || self.groups.values().flat_map(GroupConfig::all_addresses);
         let exact = all().filter(|a| a.is_exact()).count();
         let ports: HashSet<&str> = self
             .groups
@@ -578,7 +617,7 @@ impl Config {
     /// How many addresses and prefixes, and how many members, in all groups.
     pub fn totals(&self) -> (usize, usize) {
         self.groups.values().fold((0, 0), |(a, m), g| {
-            (a + g.addresses.len(), m + g.members.len())
+            (a + g.all_addresses().count(), m + g.members.len())
         })
     }
 }
@@ -643,7 +682,7 @@ impl fmt::Display for Config {
             writeln!(
                 f,
                 "  {name}: {} addresses, {} members ({up} up)",
-                g.addresses.len(),
+                g.all_addresses().count(),
                 g.members.len()
             )?;
         }
@@ -654,9 +693,11 @@ impl fmt::Display for Config {
 mod bgp;
 mod check;
 mod member;
+mod subnet;
 
 pub use bgp::{BgpConfig, RESERVED_PROTOCOLS};
 pub use member::MetricSource;
+pub use subnet::SubnetConfig;
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use self::attach::recorded_interface;
 pub use self::attach::{Interface, LinkPin};
-pub use self::scoped::interfaces_carrying;
 pub use crate::iface::{AttachMode, AttachOptions};
 use crate::{
     addr::AnycastPrefix,
@@ -611,11 +610,16 @@ impl Dataplane {
         // Metrics from routes, as they are now (the service follows them).
         let cfg = &crate::routes::metrics_now(cfg)?;
         let attach = self.interfaces_to_attach(cfg)?;
+        let attached = self.attachments.all()?;
+        let (mut resolve, mut carrying) = (MemberVia::resolve, crate::link::interfaces_carrying);
+        let mut exists = reconcile::interface_exists;
+        let sys =
+            &mut reconcile::System::here(&mut resolve, &mut carrying, &mut exists, &attached)?;
         let mut changes = if opts.dry_run {
             let _lock = self.lock()?;
-            reconcile::apply_config(&mut self.state, cfg, &mut MemberVia::resolve, opts)?
+            reconcile::apply_config_in(&mut self.state, cfg, sys, opts)?
         } else {
-            self.change(|s| reconcile::apply_config(s, cfg, &mut MemberVia::resolve, opts))?
+            self.change(|s| reconcile::apply_config_in(s, cfg, sys, opts))?
         };
         // Attached once the maps hold the file: the program filters with
         // them from its first packet.

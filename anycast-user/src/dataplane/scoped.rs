@@ -2,45 +2,16 @@
 //! resolved here, in the current network namespace, against the
 //! attachments the scopes follow.
 
-use std::net::Ipv6Addr;
-
 use crate::{
     addr::{AnycastPrefix, subnet_text},
     error::{Error, Result},
-    link::ifindex,
+    link::{ifindex, interfaces_carrying},
     names::GroupName,
     netns,
     state::{SubnetEntry, SubnetSpec},
 };
 
 use super::{Dataplane, require_root};
-
-/// The interfaces of the current network namespace that have an address
-/// in the subnet with 64-bit prefix `prefix` (from the kernel's list of
-/// IPv6 addresses, `/proc/thread-self/net/if_inet6`), sorted.
-pub fn interfaces_carrying(prefix: [u8; 8]) -> Result<Vec<String>> {
-    let path = std::path::Path::new("/proc/thread-self/net/if_inet6");
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut out = Vec::new();
-    for line in text.lines() {
-        // "ADDRESS-HEX IFINDEX PREFIXLEN SCOPE FLAGS NAME".
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(hex), Some(name)) = (fields.first(), fields.last()) else {
-            continue;
-        };
-        let Ok(bits) = u128::from_str_radix(hex, 16) else {
-            continue;
-        };
-        if Ipv6Addr::from(bits).octets()[..8] == prefix && !out.contains(&name.to_string()) {
-            out.push((*name).to_string());
-        }
-    }
-    out.sort();
-    Ok(out)
-}
 
 impl Dataplane {
     /// The scope id of interfaces `names` (each must exist in the current

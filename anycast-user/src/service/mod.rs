@@ -278,8 +278,7 @@ impl Service {
                 if check.target == Target::Anycast && !matches!(check.probe, Probe::Exec { .. }) {
                     // The file makes sure the group has an exact address.
                     let anycast = gc
-                        .addresses
-                        .iter()
+                        .all_addresses()
                         .find(|a| a.is_exact())
                         .map_or(Ipv6Addr::UNSPECIFIED, |a| a.addr);
                     target.addr = anycast;

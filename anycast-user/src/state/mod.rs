@@ -46,7 +46,9 @@ use anycast_common::{
 };
 use serde::Serialize;
 
-pub use self::subnet_ops::{AddressOrigin, SubnetAddress, SubnetEntry, SubnetSpec};
+pub use self::subnet_ops::{
+    AddressOrigin, SubnetAddress, SubnetEntry, SubnetSpec, subnet_addresses,
+};
 #[cfg(feature = "test-support")]
 pub use self::test_support::Tamper;
 use self::{
@@ -338,11 +340,6 @@ impl State {
         }
         self.groups.count_addresses(list, false)?;
         self.addresses.sync_settings(&mut self.settings, &[])
-    }
-
-    /// Every configured address and prefix with its group id, unsorted.
-    pub(crate) fn address_ids(&self) -> Result<Vec<(AnycastPrefix, u32)>> {
-        self.addresses.all()
     }
 
     /// Capacities of the exact-address and the prefix tables.

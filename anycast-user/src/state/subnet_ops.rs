@@ -48,8 +48,15 @@ impl SubnetSpec {
 
     /// The addresses it registers.
     pub fn addresses(&self) -> Vec<AnycastPrefix> {
-        addresses_of(self.prefix, &info_ids(&self.ids), self.subnet_router)
+        subnet_addresses(self.prefix, &self.ids, self.subnet_router)
     }
+}
+
+/// The anycast addresses of the subnet with 64-bit prefix `prefix`: those
+/// of anycast IDs `ids`, then its subnet-router anycast address when
+/// `subnet_router`.
+pub fn subnet_addresses(prefix: [u8; 8], ids: &[u8], subnet_router: bool) -> Vec<AnycastPrefix> {
+    addresses_of(prefix, &info_ids(ids), subnet_router)
 }
 
 /// The ID bits of `ids`.
@@ -237,15 +244,13 @@ impl State {
                     .collect();
             self.remove_held(&gone)?;
         }
-        let info = SubnetInfo {
-            group_id: gid,
-            scope_id: u32::from(scope),
-            ids: info_ids(&spec.ids),
-            subnet_router: u8::from(spec.subnet_router),
-            explicit_scope: u8::from(explicit),
-            _pad: [0; 6],
-        };
-        self.subnets.set(spec.prefix, info)?;
+        self.register_subnet(
+            spec.prefix,
+            gid,
+            &spec.ids,
+            spec.subnet_router,
+            (scope, explicit),
+        )?;
         Ok(added)
     }
 
@@ -274,6 +279,53 @@ impl State {
         self.remove_held(&list)?;
         self.subnets.remove(prefix)?;
         self.free_if_empty(info.group_id)
+    }
+
+    /// Every configured address and prefix with its group id and the
+    /// interface names of its scope (empty: none), unsorted.
+    pub(crate) fn address_scopes(&self) -> Result<Vec<(AnycastPrefix, u32, Vec<String>)>> {
+        let mut names: std::collections::HashMap<u16, Vec<String>> = Default::default();
+        let mut out = Vec::new();
+        for (p, v) in self.addresses.all_values()? {
+            let scope = match names.get(&v.scope_id) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = self.scope_names(v.scope_id)?;
+                    names.insert(v.scope_id, n.clone());
+                    n
+                }
+            };
+            out.push((p, u32::from(v.group_id), scope));
+        }
+        Ok(out)
+    }
+
+    /// Writes subnet `prefix`'s registry entry (its addresses are the
+    /// caller's): group `group`, `ids`, the subnet-router address when
+    /// `subnet_router`, scope `scope` (`explicit`: given).
+    pub(crate) fn register_subnet(
+        &mut self,
+        prefix: [u8; 8],
+        group: u32,
+        ids: &[u8],
+        subnet_router: bool,
+        scope: (u16, bool),
+    ) -> Result<()> {
+        let info = SubnetInfo {
+            group_id: group,
+            scope_id: u32::from(scope.0),
+            ids: info_ids(ids),
+            subnet_router: u8::from(subnet_router),
+            explicit_scope: u8::from(scope.1),
+            _pad: [0; 6],
+        };
+        self.subnets.set(prefix, info)
+    }
+
+    /// Forgets subnet `prefix`'s registry entry (its addresses are the
+    /// caller's).
+    pub(crate) fn unregister_subnet(&mut self, prefix: [u8; 8]) -> Result<()> {
+        self.subnets.remove(prefix).map(|_| ())
     }
 
     /// Forgets the subnets of group `id` (being freed).

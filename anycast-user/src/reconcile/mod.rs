@@ -18,8 +18,11 @@ use std::{
 use anycast_common::{Affinity, Fallback, GroupInfo, MemberInfo, MemberKind, MemberState};
 use serde::Serialize;
 
+mod scoped;
+
+pub use self::scoped::{System, interface_exists};
 use crate::{
-    addr::AnycastPrefix,
+    addr::{AnycastPrefix, subnet_text},
     config::{Capacities, Config, MemberConfig},
     error::{Error, Result},
     group::GroupOptions,
@@ -65,6 +68,9 @@ pub enum ChangeKind {
     Member,
     /// An anycast address or prefix.
     Address,
+    /// A registered subnet (`subnets`): its anycast addresses are listed
+    /// as addresses.
+    Subnet,
     /// An interface the program is attached to (`[interface.NAME]`).
     Interface,
 }
@@ -76,6 +82,7 @@ impl ChangeKind {
             ChangeKind::Group => "group",
             ChangeKind::Member => "member",
             ChangeKind::Address => "address",
+            ChangeKind::Subnet => "subnet",
             ChangeKind::Interface => "interface",
         }
     }
@@ -112,7 +119,7 @@ impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             ChangeKind::Group => write!(f, "{} group {}", self.action, self.group)?,
-            ChangeKind::Address => {
+            ChangeKind::Address | ChangeKind::Subnet => {
                 let to = if self.action == ChangeAction::Removed {
                     "from"
                 } else {
@@ -120,8 +127,8 @@ impl fmt::Display for Change {
                 };
                 write!(
                     f,
-                    "{} address {} {to} group {}",
-                    self.action, self.name, self.group
+                    "{} {} {} {to} group {}",
+                    self.action, self.kind, self.name, self.group
                 )?
             }
             ChangeKind::Interface => write!(f, "{} interface {}", self.action, self.name)?,
@@ -297,7 +304,12 @@ struct Plan {
     /// Groups whose selection must be published (by name).
     publish: BTreeSet<String>,
     addresses_removed: Vec<(AnycastPrefix, u32)>,
-    addresses_new: Vec<(AnycastPrefix, String)>,
+    /// Addresses to add, or to give another scope: with their group's
+    /// name and their scope's interfaces.
+    addresses_new: Vec<(AnycastPrefix, String, Vec<String>)>,
+    /// The subnets to register (or register again) and to forget.
+    subnets: Vec<scoped::WantedSubnet>,
+    subnets_gone: Vec<[u8; 8]>,
     /// How much it removes.
     removal: Removal,
 }
@@ -328,12 +340,25 @@ pub fn apply_config(
     resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>,
     opts: ApplyOptions,
 ) -> Result<Vec<Change>> {
-    let plan = plan(state, cfg, resolve)?;
+    let (mut carrying, mut exists) = (crate::link::interfaces_carrying, scoped::interface_exists);
+    let sys = &mut System::here(resolve, &mut carrying, &mut exists, &[])?;
+    apply_config_in(state, cfg, sys, opts)
+}
+
+/// [`apply_config`] with what it needs of the system given: how members
+/// are reached, which interfaces carry a subnet and exist, the attachments.
+pub fn apply_config_in(
+    state: &mut State,
+    cfg: &Config,
+    sys: &mut System<'_>,
+    opts: ApplyOptions,
+) -> Result<Vec<Change>> {
+    let plan = plan(state, cfg, sys)?;
     if opts.dry_run {
         return Ok(plan.changes);
     }
     plan.removal.check(opts)?;
-    execute(state, plan)
+    execute(state, sys, plan)
 }
 
 /// How much a plan removes, for [`ApplyOptions::allow_empty`] and
@@ -376,15 +401,11 @@ impl Removal {
 }
 
 /// Works out what to change, and checks that it fits.
-fn plan(
-    state: &State,
-    cfg: &Config,
-    resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>,
-) -> Result<Plan> {
+fn plan(state: &State, cfg: &Config, sys: &mut System<'_>) -> Result<Plan> {
     let mut p = Plan::default();
     // Every member as the file wants it, with its way in resolved.
     let mut wanted: HashMap<(&str, &str), MemberInfo> = HashMap::new();
-    for ((g, n), via) in cfg.resolve(resolve)? {
+    for ((g, n), via) in cfg.resolve(sys.resolve)? {
         let mc = &cfg.groups[g].members[n];
         let mut m = new_member(n, via, mc.metric, mc.weight);
         m.set_state(mc.state);
@@ -528,19 +549,28 @@ fn plan(
         }
     }
 
-    // Addresses.
-    let mut want_addr: HashMap<AnycastPrefix, &str> = HashMap::new();
-    for (g, gc) in &cfg.groups {
-        for a in &gc.addresses {
-            want_addr.insert(*a, g.as_str());
-        }
-    }
-    let addrs_now = state.address_ids()?;
+    // Addresses, with the subnets' and the scopes.
+    let wanted_addr = scoped::wanted(cfg, sys)?;
+    let want_addr = &wanted_addr.addresses;
+    let addrs_now = state.address_scopes()?;
     let mut kept: HashSet<AnycastPrefix> = HashSet::new();
-    for &(a, id) in &addrs_now {
+    for (a, id, scope) in &addrs_now {
+        let (a, id) = (*a, *id);
         let g = names.get(&id).map_or("", String::as_str);
-        if want_addr.get(&a) == Some(&g) {
+        if let Some((wg, wscope)) = want_addr.get(&a)
+            && wg == g
+        {
             kept.insert(a);
+            if wscope != scope {
+                p.addresses_new.push((a, g.to_string(), wscope.clone()));
+                let mut c = change(ChangeAction::Changed, ChangeKind::Address, g, a.to_string());
+                c.detail = format!(
+                    "scope {} -> {}",
+                    scoped::scope_text(scope),
+                    scoped::scope_text(wscope)
+                );
+                p.changes.push(c);
+            }
         } else {
             p.addresses_removed.push((a, id));
             p.changes.push(change(
@@ -552,9 +582,10 @@ fn plan(
         }
     }
     for (g, gc) in &cfg.groups {
-        for a in &gc.addresses {
-            if !kept.contains(a) {
-                p.addresses_new.push((*a, g.to_string()));
+        for a in gc.all_addresses() {
+            if !kept.contains(&a) {
+                let scope = want_addr[&a].1.clone();
+                p.addresses_new.push((a, g.to_string(), scope));
                 p.changes.push(change(
                     ChangeAction::Added,
                     ChangeKind::Address,
@@ -564,6 +595,21 @@ fn plan(
             }
         }
     }
+    let subnets_now = state.subnets()?;
+    p.changes
+        .extend(scoped::subnet_changes(&subnets_now, &wanted_addr.subnets));
+    p.subnets_gone = subnets_now
+        .iter()
+        .filter(|e| {
+            !wanted_addr
+                .subnets
+                .iter()
+                .any(|s| subnet_text(s.prefix) == e.subnet)
+        })
+        .filter_map(|e| e.subnet.parse::<AnycastPrefix>().ok())
+        .map(|p| crate::addr::prefix64(p.addr))
+        .collect();
+    p.subnets = wanted_addr.subnets;
     for (id, _) in &p.groups_removed {
         p.changes.push(change(
             ChangeAction::Removed,
@@ -590,7 +636,7 @@ fn plan(
         addresses: addrs_now.len(),
         addresses_gone: addrs_now
             .iter()
-            .filter(|(a, _)| !want_addr.contains_key(a))
+            .filter(|(a, _, _)| !want_addr.contains_key(a))
             .count(),
     };
     p.changes.sort_by_key(|c| {
@@ -605,7 +651,7 @@ fn plan(
 }
 
 /// Makes the changes of `p`, in an order the data plane can follow.
-fn execute(state: &mut State, mut p: Plan) -> Result<Vec<Change>> {
+fn execute(state: &mut State, sys: &System<'_>, mut p: Plan) -> Result<Vec<Change>> {
     // On-link members' egress ports first: harmless, and the one step
     // (besides the plan) that the kernel may refuse.
     for (_, m) in &p.members_new {
@@ -722,12 +768,14 @@ fn execute(state: &mut State, mut p: Plan) -> Result<Vec<Change>> {
     }
 
     // Addresses last: traffic starts once the members are in place.
-    let new: Vec<(AnycastPrefix, u32)> = p
-        .addresses_new
-        .iter()
-        .map(|(a, g)| (*a, group_ids[g]))
-        .collect();
-    state.insert_addresses(&new, 0)?;
+    scoped::execute(
+        state,
+        sys,
+        &p.addresses_new,
+        &group_ids,
+        &p.subnets,
+        &p.subnets_gone,
+    )?;
     Ok(p.changes)
 }
 
