@@ -84,6 +84,10 @@ pub enum GlobalStat {
     /// packet of 1280 bytes or less too big for a tunnel) the packet goes
     /// to the kernel as `TooBigPassed`.
     TooBigSent = 26,
+    /// Final. For a scoped anycast address (`addr add --scope`, a subnet's
+    /// anycast addresses) but arrived on an interface outside its scope:
+    /// dropped.
+    OutOfScopeDropped = 27,
 }
 
 /// Number of slots in [`GlobalCounters`] (room for counters added later).
@@ -101,7 +105,7 @@ const _: () = assert!(core::mem::size_of::<GlobalCounters>() == 256);
 
 impl GlobalStat {
     /// Every global counter, in index order.
-    pub const ALL: [GlobalStat; 27] = [
+    pub const ALL: [GlobalStat; 28] = [
         GlobalStat::NonIpv6Passed,
         GlobalStat::MalformedPassed,
         GlobalStat::UnicastPassed,
@@ -129,6 +133,7 @@ impl GlobalStat {
         GlobalStat::IcmpErrorsPassed,
         GlobalStat::EncapLimitPassed,
         GlobalStat::TooBigSent,
+        GlobalStat::OutOfScopeDropped,
     ];
 
     /// The counter's name in `stats` output.
@@ -161,6 +166,7 @@ impl GlobalStat {
             GlobalStat::IcmpErrorsPassed => "icmp_errors_passed",
             GlobalStat::EncapLimitPassed => "encap_limit_passed",
             GlobalStat::TooBigSent => "too_big_sent",
+            GlobalStat::OutOfScopeDropped => "out_of_scope_drops",
         }
     }
 }
@@ -218,6 +224,9 @@ pub enum GroupStat {
     /// Packets too big for their member's egress answered with an ICMPv6
     /// Packet Too Big.
     TooBigSent = 21,
+    /// Packets for one of this group's scoped addresses dropped: they
+    /// arrived outside its scope.
+    OutOfScopeDrops = 22,
 }
 
 /// Number of slots in [`GroupCounters`] (room for counters added later).
@@ -225,7 +234,7 @@ pub const GROUP_STAT_SLOTS: usize = 32;
 
 impl GroupStat {
     /// Every group counter, in index order.
-    pub const ALL: [GroupStat; 22] = [
+    pub const ALL: [GroupStat; 23] = [
         GroupStat::AnycastSourceDrops,
         GroupStat::AnycastSourceCounted,
         GroupStat::DestinedPackets,
@@ -248,6 +257,7 @@ impl GroupStat {
         GroupStat::IcmpErrorsPassed,
         GroupStat::EncapLimitPassed,
         GroupStat::TooBigSent,
+        GroupStat::OutOfScopeDrops,
     ];
 
     /// The counter's name in `stats` output.
@@ -275,6 +285,7 @@ impl GroupStat {
             GroupStat::IcmpErrorsPassed => "icmp_errors_passed",
             GroupStat::EncapLimitPassed => "encap_limit_passed",
             GroupStat::TooBigSent => "too_big_sent",
+            GroupStat::OutOfScopeDrops => "out_of_scope_drops",
         }
     }
 }

@@ -25,12 +25,14 @@ mod members;
 pub mod model;
 #[cfg(feature = "user")]
 mod names;
+mod scope;
 mod trace;
 pub mod wire;
 
 pub use counters::*;
 pub use flows::*;
 pub use members::*;
+pub use scope::*;
 pub use trace::*;
 
 use bytemuck::{Pod, Zeroable};
@@ -84,9 +86,15 @@ pub mod map_names {
     /// reassembly time, and a restart that forgets them only sends the
     /// fragments in flight by their flow label.
     pub const FRAGMENTS: &str = "FRAGMENTS";
+    /// Scopes by id: [`ScopeInfo`](super::ScopeInfo), the attachments
+    /// from which a scoped anycast address may be reached.
+    pub const SCOPES: &str = "SCOPES";
+    /// Registered subnets (RFC 2526): [`SubnetKey`](super::SubnetKey) ->
+    /// [`SubnetInfo`](super::SubnetInfo). Userspace only.
+    pub const SUBNETS: &str = "SUBNETS";
 
     /// Every map the data plane pins, in a stable order.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 19] = [
         ANYCAST_ADDRS,
         ANYCAST_PREFIX,
         GROUPS,
@@ -104,6 +112,8 @@ pub mod map_names {
         SETTINGS,
         PREFILTER,
         EXACT_INDEX,
+        SCOPES,
+        SUBNETS,
     ];
 }
 
@@ -154,6 +164,8 @@ pub mod globals {
     pub const ROLE: &str = "ROLE";
     /// What to do with anycast-sourced packets, one of [`SourceAction`](super::SourceAction) as `u8`.
     pub const SOURCE_ACTION: &str = "SOURCE_ACTION";
+    /// The attachment's id in `IFACES` (`u32`), which scopes name.
+    pub const ATTACHMENT: &str = "ATTACHMENT";
 }
 
 /// Version of the layout of everything pinned; bumped whenever a map's key
@@ -165,7 +177,10 @@ pub mod globals {
 /// and how often their interface was lost ([`MemberInfo`]); the journal
 /// and the address loads' tags (`Settings::journal`, `AddrValue::load_tag`);
 /// group counters in 32 slots.
-pub const LAYOUT_VERSION: u32 = 8;
+///
+/// 9: scoped addresses (the scope in [`AddrValue`] and in the index's
+/// words, `SCOPES`) and registered subnets (`SUBNETS`).
+pub const LAYOUT_VERSION: u32 = 9;
 
 /// Capacity of the exact-address table (hash, allocated on insert).
 pub const MAX_ANYCAST_ADDRS: u32 = 1 << 20;
@@ -173,6 +188,8 @@ pub const MAX_ANYCAST_ADDRS: u32 = 1 << 20;
 pub const MAX_ANYCAST_PREFIXES: u32 = 1 << 16;
 /// Number of group ids; id 0 means "no group" and is never allocated.
 pub const MAX_GROUPS: u32 = 1024;
+// A group id fits the low half of an address's word (`AddrValue::word`).
+const _: () = assert!(MAX_GROUPS <= 1 << 16);
 /// Capacity of the attached-interface table.
 pub const MAX_IFACES: u32 = 256;
 /// Longest group name, in bytes.
@@ -285,18 +302,51 @@ pub struct AddrKey {
 }
 const _: () = assert!(core::mem::size_of::<AddrKey>() == 16);
 
-/// Value of both address tables: which group an anycast address belongs to.
+/// Value of both address tables: which group an anycast address belongs
+/// to, and from where it may be reached.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct AddrValue {
     /// Group id (host byte order), 1..[`MAX_GROUPS`].
-    pub group_id: u32,
+    pub group_id: u16,
+    /// Its scope: an id in `SCOPES`, 0 for none (reached from every
+    /// interface).
+    pub scope_id: u16,
     /// The tag of the address load that added the entry (see
     /// [`Settings::load_tag`]), 0 for entries added otherwise. Userspace
     /// only: the data plane reads the group.
     pub load_tag: u32,
 }
 const _: () = assert!(core::mem::size_of::<AddrValue>() == 8);
+
+impl AddrValue {
+    /// The address's group and scope as one word, as the exact-address
+    /// index publishes them: the group in the low half (never 0 for a
+    /// configured address), the scope in the high half.
+    #[inline(always)]
+    pub const fn word(&self) -> u32 {
+        addr_word(self.group_id as u32, self.scope_id as u32)
+    }
+}
+
+/// The word of an address of group `group` and scope `scope` (see
+/// [`AddrValue::word`]).
+#[inline(always)]
+pub const fn addr_word(group: u32, scope: u32) -> u32 {
+    (group & 0xffff) | scope << 16
+}
+
+/// The group of an address's word.
+#[inline(always)]
+pub const fn word_group(word: u32) -> u32 {
+    word & 0xffff
+}
+
+/// The scope of an address's word (0: none).
+#[inline(always)]
+pub const fn word_scope(word: u32) -> u32 {
+    word >> 16
+}
 
 /// One bucket of the exact-address index, the data plane's first answer
 /// for a /128: one cache line read and a few compares instead of a
@@ -307,19 +357,20 @@ const _: () = assert!(core::mem::size_of::<AddrValue>() == 8);
 /// are only in the exact table, and `others` says that there are some.
 /// Userspace keeps two rules, so that the data plane never misses a
 /// configured address and never sees one that is not configured: an
-/// address is published (its `groups` entry set) only while it is in the
+/// address is published (its `words` entry set) only while it is in the
 /// exact table, and `others` is raised before an address goes into the
 /// table only and lowered after it leaves. A place is taken in two writes
-/// (the new address with group 0, then the group), so a reader that sees a
-/// group sees its address whole.
+/// (the new address with word 0, then the word), so a reader that sees a
+/// word sees its address whole. A word changes in place (a new scope) in
+/// one write, after the exact table's value.
 ///
-/// A reader reads a place's group, then its address, then the group again,
-/// and trusts the place only when both group reads agree. A place freed and
+/// A reader reads a place's word, then its address, then the word again,
+/// and trusts the place only when both reads agree. A place freed and
 /// taken by another address of another group between the reads is then
 /// noticed, and the reader asks the exact table. What is left needs a reader
 /// stalled across four or more userspace map writes that leave the same
-/// group in the place around another address (an address freed, another
-/// published in its place with the same group, or a refused insert's
+/// word in the place around another address (an address freed, another
+/// published in its place with the same word, or a refused insert's
 /// claim between them): XDP runs in softirq with preemption off (not so on
 /// PREEMPT_RT), so only a host descheduling the vCPU that long could make
 /// one packet take a wrong group. Closing it would take a seqlock, which
@@ -330,19 +381,19 @@ const _: () = assert!(core::mem::size_of::<AddrValue>() == 8);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct ExactBucket {
     /// The addresses in the bucket, network byte order; meaningful where
-    /// the group is not 0.
+    /// the word is not 0.
     pub addrs: [[u8; 16]; EXACT_BUCKET_ENTRIES],
-    /// Their groups, 0 for a free place.
-    pub groups: [u32; EXACT_BUCKET_ENTRIES],
+    /// Their group and scope ([`AddrValue::word`]), 0 for a free place.
+    pub words: [u32; EXACT_BUCKET_ENTRIES],
     /// How many other exact addresses of this bucket are in the exact
     /// table (an upper bound: never less).
     pub others: u32,
 }
 const _: () = assert!(core::mem::size_of::<ExactBucket>() == 64);
-// The data plane reads `groups` and `others` as the bucket's last two u64s
+// The data plane reads `words` and `others` as the bucket's last two u64s
 // to tell an empty bucket at once.
 const _: () = assert!(
-    core::mem::offset_of!(ExactBucket, groups) == 48
+    core::mem::offset_of!(ExactBucket, words) == 48
         && core::mem::offset_of!(ExactBucket, others) == 60
 );
 
@@ -628,6 +679,12 @@ mod user {
     unsafe impl aya::Pod for Settings {}
     // SAFETY: as above.
     unsafe impl aya::Pod for NetnsId {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for ScopeInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for SubnetKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for SubnetInfo {}
 
     impl From<std::net::Ipv6Addr> for AddrKey {
         fn from(a: std::net::Ipv6Addr) -> Self {

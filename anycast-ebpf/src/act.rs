@@ -32,17 +32,24 @@ use crate::{
 
 pub(crate) const AF_INET6: u8 = 10;
 
-/// What the source address of a packet to an anycast address forbids,
-/// before its extension headers are read (so that no chain carries such a
-/// source past it), on every role: `None` for a source a router forwards
-/// (nearly all: one load and two compares). A source no router forwards
+/// What forbids steering a packet to an anycast address, before its
+/// extension headers are read (so that no chain carries it past): `None`
+/// for nearly all (a flag, one load and two compares). Its scope first:
+/// for a scoped address, arrived outside the scope, it is dropped. Then
+/// its source address, on every role. A source no router forwards
 /// is dropped: the unspecified address and loopback (RFC 4291 2.5.2,
 /// 2.5.3), multicast (2.7), IPv4-mapped (RFC 6890 2.2.3) and site-local
 /// (RFC 3879 4). A link-local source (2.5.6) goes to the kernel, which
 /// delivers the packet if the address is its own and otherwise discards it
 /// with a Destination Unreachable, beyond scope of source (RFC 4443 3.1).
 #[inline(always)]
-pub(crate) fn screen(p: &Packet) -> Option<Steered> {
+pub(crate) fn screen(p: &Packet, t: &Target) -> Option<Steered> {
+    if t.out_of_scope {
+        return Some(Steered {
+            action: xdp_action::XDP_DROP,
+            ..passed(GlobalStat::OutOfScopeDropped, GroupStat::OutOfScopeDrops)
+        });
+    }
     // Volatile reads: LLVM would otherwise reuse the words classification
     // loaded (for the address hash) and loads again later (for the flow
     // key), and this function's compares would narrow what the verifier

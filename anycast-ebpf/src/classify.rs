@@ -1,4 +1,5 @@
-//! Classification: the source rule, then the destination's group.
+//! Classification: the source rule, then the destination's group and
+//! whether this attachment is in the destination's scope.
 //!
 //! Each address is looked up once, through the exact-address index, the
 //! exact table and the prefixes. An anycast source meets the source rule
@@ -9,12 +10,14 @@
 
 use anycast_common::{
     AddrKey, EXACT_BUCKET_ENTRIES, ExactBucket, GlobalStat, GroupStat, IfaceRole,
-    MAX_PREFILTER_LENS, MemberSourceKey, SourceAction, hash, wire,
+    MAX_PREFILTER_LENS, MemberSourceKey, SourceAction, hash, wire, word_group, word_scope,
 };
 use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
 
 use crate::{
-    maps::{ANYCAST_ADDRS, ANYCAST_PREFIX, EXACT_INDEX, MEMBER_SOURCES, PREFILTER, SETTINGS},
+    maps::{
+        ANYCAST_ADDRS, ANYCAST_PREFIX, EXACT_INDEX, MEMBER_SOURCES, PREFILTER, SCOPES, SETTINGS,
+    },
     parse::{
         Packet,
         ipv6::{self, Ipv6},
@@ -23,6 +26,16 @@ use crate::{
     verdict::{Final, Source, Target},
     verifier::opaque,
 };
+
+/// The attachment's load-time constants.
+pub(crate) struct Attachment {
+    /// `IfaceRole` as u8.
+    pub(crate) role: u8,
+    /// `SourceAction` as u8.
+    pub(crate) source_action: u8,
+    /// Its id, which scopes name.
+    pub(crate) id: u32,
+}
 
 /// The rules of this attachment and what the address lookups need to know
 /// of the configuration, read once per packet.
@@ -67,20 +80,14 @@ impl Rules {
     }
 }
 
-/// Classifies a parsed packet on an interface with the given role and
-/// source action (the attachment's load-time constants): a final verdict
-/// (passed or dropped as it is), or the target of an anycast-destined
-/// packet that acting steers.
+/// Classifies a parsed packet on attachment `a`: a final verdict (passed
+/// or dropped as it is), or the target of an anycast-destined packet that
+/// acting steers (or drops, out of its scope).
 #[inline(always)]
-pub(crate) fn classify(
-    ctx: &XdpContext,
-    p: &Packet,
-    role: u8,
-    source_action: u8,
-) -> Result<Target, Final> {
-    let r = Rules::read(role, source_action);
+pub(crate) fn classify(ctx: &XdpContext, p: &Packet, a: &Attachment) -> Result<Target, Final> {
+    let r = Rules::read(a.role, a.source_action);
     let (src_hash, dst_hash) = (addr_hash(p.src), addr_hash(p.dst));
-    let src_group = anycast_group(p.src, src_hash, &r).unwrap_or(0);
+    let src_group = anycast_word(p.src, src_hash, &r).map_or(0, word_group);
     // An anycast source, or the anycast inner source of IPv6-in-IPv6 (an
     // encapsulated member answering from the anycast address, or a spoof
     // that a decapsulating router would let in): either meets the rule.
@@ -103,12 +110,14 @@ pub(crate) fn classify(
     } else {
         Source::NONE
     };
-    let Some(group) = anycast_group(p.dst, dst_hash, &r) else {
+    let Some(word) = anycast_word(p.dst, dst_hash, &r) else {
         // The common case: no anycast address at all.
         return Err(Final::pass_source(GlobalStat::UnicastPassed, source));
     };
+    let scope = word_scope(word);
     Ok(Target {
-        group,
+        group: word_group(word),
+        out_of_scope: scope != 0 && !SCOPES.get(scope).is_some_and(|s| s.admits(a.id)),
         // Unknown to the verifier from here (see `verifier`).
         source: source.opaque(),
         src_hash,
@@ -211,8 +220,8 @@ fn inner_source_group(ctx: &XdpContext, ip: &Ipv6, r: &Rules) -> u32 {
     }
     ipv6::parse(ctx, t.off, ip.end)
         .and_then(|inner| ipv6::src(ctx, &inner))
-        .and_then(|s| anycast_group(s, addr_hash(s), r))
-        .unwrap_or(0)
+        .and_then(|s| anycast_word(s, addr_hash(s), r))
+        .map_or(0, word_group)
 }
 
 /// Whether the prefilter counts an entry in `bucket`.
@@ -223,8 +232,8 @@ fn counted(bucket: u32) -> bool {
 
 /// What the exact-address index says of an address.
 enum Exact {
-    /// It owns its slot: anycast, of this group.
-    Group(u32),
+    /// It owns its slot: anycast, with this word (`AddrValue::word`).
+    Word(u32),
     /// Its slot has other addresses: the exact table knows.
     Ask,
     /// Not an exact anycast address.
@@ -239,29 +248,29 @@ fn exact_index(raw: [u32; 4], h: u64) -> Exact {
         return Exact::Ask;
     };
     // An empty bucket (the common case for an address that is not anycast)
-    // in two loads: the groups and `others` are the bucket's last 16 bytes.
+    // in two loads: the words and `others` are the bucket's last 16 bytes.
     let tail = b as *const ExactBucket as *const u64;
     // SAFETY: a 64-byte, 8-aligned map value: words 6 and 7 are in it.
     if unsafe { *tail.add(6) | *tail.add(7) } == 0 {
         return Exact::No;
     }
     for i in 0..EXACT_BUCKET_ENTRIES {
-        // The group first, then the address: userspace writes a new
-        // address before its group (see `ExactBucket`).
+        // The word first, then the address: userspace writes a new
+        // address before its word (see `ExactBucket`).
         // SAFETY: reading a field of a valid map value.
-        let group = unsafe { core::ptr::read_volatile(&b.groups[i]) };
-        if group != 0 {
+        let word = unsafe { core::ptr::read_volatile(&b.words[i]) };
+        if word != 0 {
             // SAFETY: 16-byte fields at 4-aligned offsets of a map value.
             let o = unsafe { words::load16(&b.addrs[i]) };
             // One branch, not four (and never a call of `bcmp`).
             if (o[0] ^ raw[0]) | (o[1] ^ raw[1]) | (o[2] ^ raw[2]) | (o[3] ^ raw[3]) == 0 {
-                // Still the same group: the place was not freed and taken
-                // by another group's address between the reads. If it was,
-                // the exact table answers.
+                // Still the same word: the place was not freed and taken
+                // by another address between the reads. If it was, the
+                // exact table answers.
                 // SAFETY: as above.
-                let again = unsafe { core::ptr::read_volatile(&b.groups[i]) };
-                return if again == group {
-                    Exact::Group(group)
+                let again = unsafe { core::ptr::read_volatile(&b.words[i]) };
+                return if again == word {
+                    Exact::Word(word)
                 } else {
                     Exact::Ask
                 };
@@ -278,23 +287,23 @@ fn addr_hash(addr: *const AddrKey) -> u64 {
     hash::addr_hash(unsafe { words::load16(&(*addr).addr) })
 }
 
-/// The anycast group the address at `addr` (hash `h`) belongs to: exact
-/// match first (the index, then the exact table when the index cannot
-/// tell), then the longest prefix, which the prefilter skips for most
-/// addresses.
+/// The word (group and scope, `AddrValue::word`) of the anycast address
+/// or prefix at `addr` (hash `h`): exact match first (the index, then the
+/// exact table when the index cannot tell), then the longest prefix, which
+/// the prefilter skips for most addresses.
 #[inline(always)]
-fn anycast_group(addr: *const AddrKey, h: u64, l: &Rules) -> Option<u32> {
+fn anycast_word(addr: *const AddrKey, h: u64, l: &Rules) -> Option<u32> {
     // SAFETY: `addr` points into the packet and was bounds-checked by the
     // parser; the lookups read it in place, without a copy to the stack.
     let key = unsafe { &*addr };
     // SAFETY: as above, 16 readable bytes.
     let raw = unsafe { words::load16(&key.addr) };
     match exact_index(raw, h) {
-        Exact::Group(g) => return Some(g),
+        Exact::Word(w) => return Some(w),
         Exact::Ask => {
             // SAFETY: the value is plain data and only read.
             if let Some(v) = unsafe { ANYCAST_ADDRS.get(key) } {
-                return Some(v.group_id);
+                return Some(v.word());
             }
         }
         Exact::No => {}
@@ -304,7 +313,7 @@ fn anycast_group(addr: *const AddrKey, h: u64, l: &Rules) -> Option<u32> {
     }
     ANYCAST_PREFIX
         .get(Key::new(128, key.addr))
-        .map(|v| v.group_id)
+        .map(|v| v.word())
 }
 
 /// Whether an address (big-endian words) may be in a configured prefix:

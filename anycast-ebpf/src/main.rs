@@ -43,6 +43,10 @@ static ROLE: Global<u8> = Global::new(0);
 #[unsafe(no_mangle)]
 static SOURCE_ACTION: Global<u8> = Global::new(0);
 
+/// This attachment's id (in `IFACES`), which scopes name; set by the loader.
+#[unsafe(no_mangle)]
+static ATTACHMENT: Global<u32> = Global::new(0);
+
 /// The anycast filter and redirector.
 #[xdp]
 pub fn anycast(ctx: XdpContext) -> u32 {
@@ -53,12 +57,18 @@ pub fn anycast(ctx: XdpContext) -> u32 {
     };
     explain::parsed(&packet);
     // Classify: the source rule, then the destination's anycast group.
-    let target = match classify::classify(&ctx, &packet, ROLE.load(), SOURCE_ACTION.load()) {
+    let attachment = classify::Attachment {
+        role: ROLE.load(),
+        source_action: SOURCE_ACTION.load(),
+        id: ATTACHMENT.load(),
+    };
+    let target = match classify::classify(&ctx, &packet, &attachment) {
         Ok(t) => t,
         Err(v) => return finish(&ctx, packet.ip.off, &v),
     };
-    let steered = match act::screen(&packet) {
-        // A source no router forwards, or a link-local one.
+    let steered = match act::screen(&packet, &target) {
+        // Out of the address's scope, a source no router forwards, or a
+        // link-local one.
         Some(s) => s,
         None => {
             // Only a packet to steer needs its upper-layer header: its flow.

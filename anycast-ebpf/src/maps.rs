@@ -7,9 +7,9 @@ use anycast_common::{
     AddrKey, AddrValue, DEFAULT_FLOW_TABLE, EXACT_INDEX_BUCKETS, ExactBucket, FLOW_CACHE_SLOTS,
     FRAGMENT_TABLE, FloodState, FlowEntry, FlowKey, FragmentEntry, FragmentKey, GlobalCounters,
     GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
-    MAX_IFACES, MAX_MEMBERS, MAX_TX_PORTS, MemberCounters, MemberInfo, MemberSourceKey,
-    PREFILTER_BUCKETS, Selection, Settings, TRACE_RING_BYTES, TooBigLimit, TraceControl, TraceCpu,
-    explain::ExplainTrail,
+    MAX_IFACES, MAX_MEMBERS, MAX_SCOPES, MAX_SUBNETS, MAX_TX_PORTS, MemberCounters, MemberInfo,
+    MemberSourceKey, PREFILTER_BUCKETS, ScopeInfo, Selection, Settings, SubnetInfo, SubnetKey,
+    TRACE_RING_BYTES, TooBigLimit, TraceControl, TraceCpu, explain::ExplainTrail,
 };
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, bpf_fib_lookup},
@@ -33,6 +33,17 @@ pub(crate) static EXACT_INDEX: Array<ExactBucket> = Array::with_max_entries(EXAC
 #[map(name = "ANYCAST_PREFIX")]
 pub(crate) static ANYCAST_PREFIX: LpmTrie<[u8; 16], AddrValue> =
     LpmTrie::with_max_entries(MAX_ANYCAST_PREFIXES, 0);
+
+/// Scopes by id: the attachments from which a scoped address may be
+/// reached (`AddrValue::scope_id`).
+#[map(name = "SCOPES")]
+pub(crate) static SCOPES: Array<ScopeInfo> = Array::with_max_entries(MAX_SCOPES, 0);
+
+/// Registered subnets (RFC 2526). Written and read by userspace only;
+/// declared here so that it is created and pinned with the rest.
+#[map(name = "SUBNETS")]
+pub(crate) static SUBNETS: HashMap<SubnetKey, SubnetInfo> =
+    HashMap::with_max_entries(MAX_SUBNETS, BPF_F_NO_PREALLOC);
 
 /// Groups by id. Read by userspace today; the redirect path reads it too.
 #[map(name = "GROUPS")]

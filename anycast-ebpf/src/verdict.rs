@@ -107,6 +107,8 @@ impl Final {
 pub(crate) struct Target {
     /// The destination's group.
     pub(crate) group: u32,
+    /// The destination is scoped and this attachment is outside its scope.
+    pub(crate) out_of_scope: bool,
     /// The source rule's outcome ([`Source::NONE`] if not anycast).
     pub(crate) source: Source,
     /// `hash::addr_hash` of the source and destination: the flow hash's

@@ -20,22 +20,47 @@ impl AnycastPrefix {
     }
 
     /// The reserved subnet anycast address of RFC 2526 with anycast id `id`
-    /// (0..=127) in the /64 `subnet`, for EUI-64 format interface identifiers:
-    /// the identifier is all ones except the universal/local bit and the last
-    /// 7 bits, which hold the id. Id 126 is the Mobile IPv6 home-agents
-    /// anycast address (RFC 6275).
+    /// (0..=127) in the /64 `subnet` (see
+    /// [`anycast_common::subnet_anycast`]). Id 126 is the Mobile IPv6
+    /// home-agents anycast address (RFC 6275).
     pub fn subnet_anycast(subnet: Ipv6Addr, id: u8) -> Option<Self> {
-        if id > 127 {
+        if id > anycast_common::MAX_SUBNET_ANYCAST_ID {
             return None;
         }
-        let mut o = subnet.octets();
-        // 0xfdff:ffff:ffff:ff80 | id (RFC 2526 section 2).
-        o[8..16].copy_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x80 | id]);
         Some(AnycastPrefix {
-            addr: Ipv6Addr::from(o),
+            addr: anycast_common::subnet_anycast(prefix64(subnet), id).into(),
             len: 128,
         })
     }
+}
+
+/// The first 64 bits of `a`.
+pub fn prefix64(a: Ipv6Addr) -> [u8; 8] {
+    let mut p = [0; 8];
+    p.copy_from_slice(&a.octets()[..8]);
+    p
+}
+
+/// Parses a subnet for its reserved anycast addresses: `PREFIX/64`, host
+/// bits zero (RFC 2526 defines them for 64-bit interface identifiers
+/// only). Returns the 64-bit prefix.
+pub fn parse_subnet(s: &str) -> Result<[u8; 8], Error> {
+    let p = s.trim().parse::<AnycastPrefix>()?;
+    if p.len != 64 {
+        return Err(Error::BadSubnet {
+            subnet: s.to_string(),
+            why: "reserved subnet anycast addresses (RFC 2526) exist only for /64 subnets, with 64-bit interface identifiers",
+        });
+    }
+    Ok(prefix64(p.addr))
+}
+
+/// A 64-bit prefix as `ADDR/64`.
+pub fn subnet_text(prefix: [u8; 8]) -> String {
+    format!(
+        "{}/64",
+        Ipv6Addr::from(anycast_common::subnet_router_anycast(prefix))
+    )
 }
 
 /// Address blocks that are never anycast and never a tunnel's end: the

@@ -210,6 +210,45 @@ pub enum Error {
     /// The address is not configured.
     #[error("{0} is not a configured anycast address or prefix")]
     AddressNotFound(String),
+    /// A subnet for reserved subnet anycast addresses that RFC 2526 does
+    /// not allow.
+    #[error("invalid subnet `{subnet}`: {why}")]
+    BadSubnet {
+        /// As given.
+        subnet: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// An anycast ID above 127.
+    #[error("invalid anycast ID {0}: subnet anycast IDs are 7 bits, 0 to 127 (RFC 2526)")]
+    BadAnycastId(u32),
+    /// The subnet is not registered.
+    #[error("{0} is not a registered subnet (see `anycast subnet list`)")]
+    SubnetNotFound(String),
+    /// No interface carries the subnet, and no scope was given.
+    #[error(
+        "no interface here has an address in {0}, so its anycast addresses would be reached from nowhere; \
+         give --scope IF[,IF...] (or `scope = [...]` in the file)"
+    )]
+    SubnetNowhere(String),
+    /// A derived address, which only its subnet may remove.
+    #[error(
+        "{addr} is an anycast address of subnet {subnet}; change it with `anycast subnet add` or `anycast subnet del`"
+    )]
+    AddressOfSubnet {
+        /// The address.
+        addr: String,
+        /// Its subnet.
+        subnet: String,
+    },
+    /// A scope of no interface, or of too many.
+    #[error("a scope names 1 to {most} interfaces, not {given}")]
+    ScopeSize {
+        /// How many were given.
+        given: usize,
+        /// The most.
+        most: usize,
+    },
     /// Nothing is pinned at the pin dir.
     #[error("no anycast data plane at {0} (attach an interface or add an address first)")]
     NotConfigured(PathBuf),

@@ -63,6 +63,9 @@ pub struct Instance<'a> {
     /// name, path)`: the explain instance reads the fragment table of the
     /// program it explains through one.
     pub shared: &'a [(&'static str, std::path::PathBuf)],
+    /// The attachment's id in `IFACES`, which scopes name (0: none, which
+    /// no scope admits).
+    pub attachment: u32,
 }
 
 /// [`load_object_from`] for an [`Instance`].
@@ -96,6 +99,8 @@ pub fn load_instance(
     let explain = u8::from(instance.explain);
     loader.override_global(globals::ROLE, &role, true);
     loader.override_global(globals::SOURCE_ACTION, &action, true);
+    // Not required: an older build (the bench's baseline) has no scopes.
+    loader.override_global(globals::ATTACHMENT, &instance.attachment, false);
     // Required only of the explain instance: an older build (the bench's
     // baseline) has no such constant.
     loader.override_global(explain::EXPLAIN, &explain, instance.explain);

@@ -727,7 +727,7 @@ fn execute(state: &mut State, mut p: Plan) -> Result<Vec<Change>> {
         .iter()
         .map(|(a, g)| (*a, group_ids[g]))
         .collect();
-    state.insert_addresses(&new)?;
+    state.insert_addresses(&new, 0)?;
     Ok(p.changes)
 }
 

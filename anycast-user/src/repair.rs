@@ -51,6 +51,9 @@ pub struct RepairReport {
     pub tx_ports: u64,
     /// A flush of the flow table had been killed half-way (settled).
     pub flow_flush: bool,
+    /// Scopes whose attachments did not match the attached interfaces
+    /// they name.
+    pub scopes: u64,
 }
 
 impl RepairReport {
@@ -87,6 +90,7 @@ impl RepairReport {
         );
         count(self.selections, "stale group selections");
         count(self.tx_ports, "missing egress ports");
+        count(self.scopes, "scopes with wrong attachments");
         if self.load_group_freed {
             out.push("the empty group of an unfinished address load".into());
         }

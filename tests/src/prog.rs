@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::Ipv6Addr};
 use anycast::{
     AnycastPrefix, GroupName, MemberName,
     flows::monotonic_ns,
-    loader::{EBPF_OBJECT, Instance, load_instance, load_object_from, load_program},
+    loader::{EBPF_OBJECT, Instance, load_instance, load_program},
     members::Via,
     state::State,
     stats::Stats,
@@ -27,6 +27,9 @@ use aya::{
 
 /// The ingress ifindex BPF_PROG_TEST_RUN reports without a context: loopback.
 pub const TEST_RUN_IFINDEX: u32 = 1;
+/// The attachment id programs loaded for tests have (their `ATTACHMENT`),
+/// which scopes admit or not.
+pub const TEST_ATTACHMENT: u32 = 1;
 /// Flow-table capacity of programs loaded for tests (the default, 1M, would
 /// preallocate over 100 MB per load).
 pub const TEST_FLOW_TABLE: u32 = 1 << 16;
@@ -44,8 +47,9 @@ pub struct ProgramUnderTest {
     pub state: State,
     /// The interface settings the program was loaded with.
     pub iface: Iface,
-    /// Configured anycast entries with their group ids, for the model's lookup.
-    entries: Vec<(AnycastPrefix, u32)>,
+    /// Configured anycast entries with their group ids and whether their
+    /// scope admits this program (true when unscoped), for the model.
+    entries: Vec<(AnycastPrefix, u32, bool)>,
     /// What the model assumes the FIB answers (default: a miss).
     pub fib: FibModel,
     /// The MTU of the test-run interface (loopback) the model assumes:
@@ -95,7 +99,11 @@ impl ProgramUnderTest {
         action: SourceAction,
     ) -> Result<Self> {
         let pin = anycast::PinDir::new(pin);
-        let ebpf = load_object_from(EBPF_OBJECT, Some(&pin), role, action, &[])
+        let instance = Instance {
+            attachment: TEST_ATTACHMENT,
+            ..Instance::default()
+        };
+        let ebpf = load_instance(EBPF_OBJECT, Some(&pin), role, action, &[], &instance)
             .context("loading the object on the pinned maps")?;
         Self::around(ebpf, program_names::ANYCAST, role, action)
     }
@@ -119,6 +127,7 @@ impl ProgramUnderTest {
         let instance = Instance {
             explain: false,
             shared: &shared,
+            attachment: TEST_ATTACHMENT,
         };
         let sizes = [(map_names::FLOWS, TEST_FLOW_TABLE)];
         let ebpf = load_instance(EBPF_OBJECT, Some(&dir), role, action, &sizes, &instance)
@@ -135,8 +144,12 @@ impl ProgramUnderTest {
         action: SourceAction,
         sizes: &[(&'static str, u32)],
     ) -> Result<Self> {
-        let ebpf =
-            load_object_from(object, None, role, action, sizes).context("loading the object")?;
+        let instance = Instance {
+            attachment: TEST_ATTACHMENT,
+            ..Instance::default()
+        };
+        let ebpf = load_instance(object, None, role, action, sizes, &instance)
+            .context("loading the object")?;
         Self::around(ebpf, name, role, action)
     }
 
@@ -152,6 +165,7 @@ impl ProgramUnderTest {
                 role,
                 source_action: action,
                 ifindex: TEST_RUN_IFINDEX,
+                attachment: TEST_ATTACHMENT,
             },
             entries: Vec::new(),
             fib: Box::new(|_, _, _| Fib::Miss),
@@ -174,15 +188,68 @@ impl ProgramUnderTest {
         let p: AnycastPrefix = prefix.parse()?;
         self.state.add_address(p, &GroupName::new(group)?)?;
         let id = self.group_id(group)?;
-        self.entries.push((p, id));
+        self.entries.retain(|(q, _, _)| *q != p);
+        self.entries.push((p, id, true));
         Ok(())
+    }
+
+    /// A scope that admits this program (`admits`) or only another
+    /// attachment.
+    fn scope(&mut self, admits: bool) -> Result<u16> {
+        Ok(if admits {
+            self.state.test_scope("here", &[TEST_ATTACHMENT])?
+        } else {
+            self.state.test_scope("elsewhere", &[TEST_ATTACHMENT + 1])?
+        })
+    }
+
+    /// Adds an anycast address or prefix to `group` with a scope that
+    /// admits this program (`admits`) or only another attachment.
+    pub fn add_scoped(&mut self, prefix: &str, group: &str, admits: bool) -> Result<()> {
+        let p: AnycastPrefix = prefix.parse()?;
+        let scope = self.scope(admits)?;
+        self.state
+            .load_addresses_scoped(&[p], &GroupName::new(group)?, scope)?;
+        let id = self.group_id(group)?;
+        self.entries.retain(|(q, _, _)| *q != p);
+        self.entries.push((p, id, admits));
+        Ok(())
+    }
+
+    /// Registers subnet `subnet` (`PREFIX/64`) for `group`: its anycast
+    /// addresses of `ids` (and its subnet-router address with
+    /// `subnet_router`), with a scope that admits this program (`admits`)
+    /// or only another attachment. Returns the addresses.
+    pub fn add_subnet(
+        &mut self,
+        subnet: &str,
+        group: &str,
+        ids: &[u32],
+        subnet_router: bool,
+        admits: bool,
+    ) -> Result<Vec<AnycastPrefix>> {
+        let spec = anycast::state::SubnetSpec {
+            prefix: anycast::addr::parse_subnet(subnet)?,
+            group: GroupName::new(group)?,
+            ids: anycast::state::SubnetSpec::ids_from(ids)?,
+            subnet_router,
+        };
+        let scope = self.scope(admits)?;
+        self.state.set_subnet(&spec, scope, true)?;
+        let id = self.group_id(group)?;
+        let list = spec.addresses();
+        for p in &list {
+            self.entries.retain(|(q, _, _)| q != p);
+            self.entries.push((*p, id, admits));
+        }
+        Ok(list)
     }
 
     /// Removes an anycast address or prefix.
     pub fn del(&mut self, prefix: &str) -> Result<()> {
         let p: AnycastPrefix = prefix.parse()?;
         self.state.del_address(p)?;
-        self.entries.retain(|(q, _)| *q != p);
+        self.entries.retain(|(q, _, _)| *q != p);
         Ok(())
     }
 
@@ -423,17 +490,29 @@ impl ProgramUnderTest {
     }
 }
 
-impl Config for ProgramUnderTest {
-    fn anycast_group(&self, addr: &[u8; 16]) -> Option<u32> {
+impl ProgramUnderTest {
+    /// The configured entry that covers `addr`: exact, else the longest prefix.
+    fn entry_of(&self, addr: &[u8; 16]) -> Option<(AnycastPrefix, u32, bool)> {
         let a = u128::from(Ipv6Addr::from(*addr));
         self.entries
             .iter()
-            .filter(|(p, _)| {
+            .filter(|(p, _, _)| {
                 let mask = u128::MAX << (128 - u32::from(p.len));
                 a & mask == u128::from(p.addr)
             })
-            .max_by_key(|(p, _)| p.len)
-            .map(|(_, id)| *id)
+            .max_by_key(|(p, _, _)| p.len)
+            .copied()
+    }
+}
+
+impl Config for ProgramUnderTest {
+    fn anycast_group(&self, addr: &[u8; 16]) -> Option<u32> {
+        self.entry_of(addr).map(|(_, id, _)| id)
+    }
+
+    fn in_scope(&self, addr: &[u8; 16], attachment: u32) -> bool {
+        self.entry_of(addr)
+            .is_none_or(|(_, _, admits)| admits && attachment == TEST_ATTACHMENT)
     }
 
     fn group(&self, id: u32) -> Option<GroupInfo> {

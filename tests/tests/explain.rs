@@ -26,7 +26,7 @@ use anycast_common::{
 use anycast_tests::{
     fuzz,
     lab::{FibNode, Lab},
-    prog::ProgramUnderTest,
+    prog::{ProgramUnderTest, TEST_ATTACHMENT},
     require_root,
 };
 use anyhow::{Context as _, Result, ensure};
@@ -111,8 +111,15 @@ fn agree(role: IfaceRole, action: SourceAction, node: &FibNode) -> Result<()> {
         .iter()
         .map(|n| (*n, pins.0.join(n)))
         .collect();
-    let mut x = Explainer::load(&PinDir::new(&pins.0), role, action, &shared, None)
-        .context("loading the explain instance")?;
+    let mut x = Explainer::load(
+        &PinDir::new(&pins.0),
+        role,
+        action,
+        TEST_ATTACHMENT,
+        &shared,
+        None,
+    )
+    .context("loading the explain instance")?;
     let ids: Vec<u32> = p.state.list_members(None)?.iter().map(|m| m.id).collect();
     ensure!(ids.len() == 4, "the fuzzer's members: {ids:?}");
     let frames: Vec<Vec<u8>> = fuzz::Frames::new(7).take(FRAMES).collect();

@@ -34,6 +34,7 @@ fn every_instance_verifies_well_within_the_kernels_limit() -> anyhow::Result<()>
             let instance = Instance {
                 explain: true,
                 shared: &[],
+                attachment: 1,
             };
             let sizes = [(map_names::FLOWS, TEST_FLOW_TABLE)];
             let mut ebpf = load_instance(EBPF_OBJECT, None, role, action, &sizes, &instance)?;

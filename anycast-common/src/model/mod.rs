@@ -17,14 +17,20 @@
 //!    (ingress interface and source MAC), or inside IPv6-in-IPv6 whose outer
 //!    source is a registered encapsulated member. Refused: dropped, or
 //!    counted and passed in monitor mode (`count`).
-//! 4. An anycast destination from a source no router forwards (the
+//! 4. An anycast destination that has a scope (the interfaces from which
+//!    it may be reached: an operator's `--scope`, or a subnet's anycast
+//!    addresses, scoped to the interfaces that carry the subnet, as RFC
+//!    2526 section 2 and RFC 4291 section 2.6 say a subnet anycast address
+//!    is meaningful within its subnet) is dropped when the packet arrived
+//!    on an interface outside it, whatever its source.
+//! 5. An anycast destination from a source no router forwards (the
 //!    unspecified address and loopback, RFC 4291 sections 2.5.2 and 2.5.3;
 //!    multicast, 2.7; IPv4-mapped, RFC 6890 section 2.2.3; site-local,
 //!    RFC 3879 section 4) is dropped; from a link-local source (RFC 4291
 //!    section 2.5.6) it passes to the kernel, which delivers it if the
 //!    address is its own and otherwise answers Destination Unreachable
 //!    (RFC 4443 section 3.1). Neither depends on the interface's role.
-//! 5. An anycast destination whose extension-header chain does not parse
+//! 6. An anycast destination whose extension-header chain does not parse
 //!    within bounds passes (`unparsed`). Otherwise: hop limit 1 or 0 passes
 //!    (the kernel answers Time Exceeded); link-scoped ICMPv6 (Neighbor
 //!    Discovery, MLD and the like: valid only with hop limit 255 or from a
@@ -37,7 +43,7 @@
 //!    removed, hop limit minus one, redirect; routed, a FIB lookup, then an
 //!    outer IPv6 header (RFC 2473) and redirect, or a pass when the route is
 //!    missing or the packet would be too big.
-//! 6. Everything else passes.
+//! 7. Everything else passes.
 //!
 //! Only a packet without a Fragment header, or with one at offset 0, has an
 //! upper-layer header (RFC 8200 section 4.5): a later fragment is data. The
@@ -126,6 +132,8 @@ pub struct Iface {
     pub source_action: SourceAction,
     /// Its interface index.
     pub ifindex: u32,
+    /// Its attachment's id, which scopes name.
+    pub attachment: u32,
 }
 
 /// What the kernel's FIB says about a route to an encapsulated member.
@@ -156,6 +164,12 @@ pub enum Fib {
 pub trait Config {
     /// Group of an anycast address (exact first, then longest prefix).
     fn anycast_group(&self, addr: &[u8; 16]) -> Option<u32>;
+    /// Whether the anycast address `addr` (exact first, then longest
+    /// prefix) may be reached from attachment `attachment`: true unless
+    /// the address has a scope that does not name it.
+    fn in_scope(&self, _addr: &[u8; 16], _attachment: u32) -> bool {
+        true
+    }
     /// A group's settings.
     fn group(&self, id: u32) -> Option<GroupInfo>;
     /// Every member of a group, with its id.
@@ -299,6 +313,16 @@ fn run(
         acc.group(group, GroupStat::DestinedPackets, 1);
         acc.group(group, GroupStat::DestinedBytes, frame.len() as u64);
     };
+    // Before the extension headers: no chain carries a packet past its scope.
+    if !config.in_scope(&ip.dst, iface.attachment) {
+        destined(acc);
+        return done!(
+            Verdict::Drop,
+            None,
+            GlobalStat::OutOfScopeDropped,
+            GroupStat::OutOfScopeDrops,
+        );
+    }
     // Before the extension headers: no chain can carry such a source past it.
     match source_scope(&ip.src) {
         SourceScope::Forwardable => {}

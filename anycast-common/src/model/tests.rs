@@ -62,7 +62,75 @@ const EDGE: Iface = Iface {
     role: IfaceRole::Edge,
     source_action: SourceAction::Drop,
     ifindex: 2,
+    attachment: 1,
 };
+
+/// [`OneGroup`] whose address is reached only from attachment 5.
+struct ScopedToFive(OneGroup);
+
+impl Config for ScopedToFive {
+    fn anycast_group(&self, a: &[u8; 16]) -> Option<u32> {
+        self.0.anycast_group(a)
+    }
+    fn in_scope(&self, a: &[u8; 16], attachment: u32) -> bool {
+        *a != ANY.octets() || attachment == 5
+    }
+    fn group(&self, id: u32) -> Option<GroupInfo> {
+        self.0.group(id)
+    }
+    fn members(&self, group: u32) -> Vec<(u32, MemberInfo)> {
+        self.0.members(group)
+    }
+    fn member_source(&self, key: &MemberSourceKey) -> bool {
+        self.0.member_source(key)
+    }
+    fn fib(&self, src: Option<[u8; 16]>, dst: &[u8; 16], len: usize) -> Fib {
+        self.0.fib(src, dst, len)
+    }
+    fn flow(&self, key: &FlowKey) -> Option<FlowEntry> {
+        self.0.flow(key)
+    }
+    fn fragment(&self, key: &FragmentKey) -> Option<FragmentEntry> {
+        self.0.fragment(key)
+    }
+    fn now_ns(&self) -> u64 {
+        self.0.now_ns()
+    }
+    fn link_mtu(&self, ifindex: u32) -> Option<u32> {
+        self.0.link_mtu(ifindex)
+    }
+}
+
+#[test]
+fn scoped_address_only_from_its_scope() {
+    let cfg = ScopedToFive(OneGroup(vec![(1, l2_member(10, 9))]));
+    let f = FrameBuilder::udp(CLIENT, ANY, 4000, 53, b"q").build();
+    let o = classify(&f, EDGE, &cfg);
+    assert_eq!(
+        (o.verdict, o.stat),
+        (Verdict::Drop, GlobalStat::OutOfScopeDropped)
+    );
+    assert!(
+        o.deltas
+            .contains(&(Scope::Group(7), "out_of_scope_drops", 1))
+    );
+    assert!(o.deltas.contains(&(Scope::Group(7), "destined_packets", 1)));
+    // Even from a link-local source, which would otherwise pass.
+    let ll = FrameBuilder::udp("fe80::1".parse().expect("address"), ANY, 4000, 53, b"q").build();
+    assert_eq!(classify(&ll, EDGE, &cfg).verdict, Verdict::Drop);
+    let home = Iface {
+        attachment: 5,
+        ..EDGE
+    };
+    let o = classify(&f, home, &cfg);
+    assert_eq!(o.verdict, Verdict::Redirect(3));
+    // A scoped address as a source meets the source rule alone.
+    let from = FrameBuilder::udp(ANY, SERVER, 53, 4000, b"hi").build();
+    assert_eq!(
+        classify(&from, EDGE, &cfg).stat,
+        GlobalStat::AnycastSourceDropped
+    );
+}
 
 #[test]
 fn anycast_source_dropped_on_edge() {

@@ -1,7 +1,7 @@
 //! Interfaces: attach the program to one and pin the link, detach it, and
 //! what the pinned state records of each (with the mode the kernel runs).
 
-use anycast_common::{IfaceConfig, IfaceRole, SourceAction, program_names};
+use anycast_common::{IfaceConfig, IfaceRole, NetnsId, SourceAction, program_names};
 use aya::programs::{
     ProgramError,
     links::{FdLink, PinnedLink},
@@ -12,7 +12,7 @@ use crate::{
     config::Config,
     error::{ConfigError, Error, PinCause, Result},
     link::{ifindex, xdp_attachment, xdp_link},
-    loader::{load_object, load_program},
+    loader::{EBPF_OBJECT, Instance, load_instance, load_program},
     netns,
     reconcile::{Change, ChangeAction, ChangeKind},
 };
@@ -54,7 +54,51 @@ impl Dataplane {
             return Err(Error::AlreadyAttached(iface.to_string()));
         }
         let id = self.attachments.free_id()?;
-        let mut ebpf = load_object(Some(&self.pin), opts.role, opts.source_action)?;
+        let mut cfg = IfaceConfig {
+            name: [0; 16],
+            role: opts.role as u8,
+            source_action: opts.source_action as u8,
+            mode: opts.mode.code(),
+            _pad: 0,
+            ifindex: idx,
+            netns,
+        };
+        cfg.name[..iface.len()].copy_from_slice(iface.as_bytes());
+        // The scopes that name the interface admit it before its first
+        // packet: its scoped addresses are never dropped as out of scope.
+        let mut attached = self.attachments.all()?;
+        attached.push((id, cfg));
+        self.state.sync_scopes(&attached, true)?;
+        let r = self.attach_as(iface, id, cfg, &opts);
+        if r.is_err() {
+            self.sync_scopes()?;
+        }
+        r
+    }
+
+    /// Loads the instance of attachment `id` and attaches it; pins the link
+    /// and records the attachment.
+    fn attach_as(
+        &mut self,
+        iface: &str,
+        id: u32,
+        cfg: IfaceConfig,
+        opts: &AttachOptions,
+    ) -> Result<Interface> {
+        let (idx, netns) = (cfg.ifindex, cfg.netns);
+        let link_path = self.pin.link_path(netns, idx);
+        let instance = Instance {
+            attachment: id,
+            ..Instance::default()
+        };
+        let mut ebpf = load_instance(
+            EBPF_OBJECT,
+            Some(&self.pin),
+            opts.role,
+            opts.source_action,
+            &[],
+            &instance,
+        )?;
         let prog = load_program(&mut ebpf, program_names::ANYCAST)?;
         let link_id = prog
             .attach_to_if_index(idx, opts.mode.xdp_mode())
@@ -70,16 +114,6 @@ impl Dataplane {
         let pinned = link
             .pin(&link_path)
             .map_err(|e| pin_err(PinCause::Pin(e)))?;
-        let mut cfg = IfaceConfig {
-            name: [0; 16],
-            role: opts.role as u8,
-            source_action: opts.source_action as u8,
-            mode: opts.mode.code(),
-            _pad: 0,
-            ifindex: idx,
-            netns,
-        };
-        cfg.name[..iface.len()].copy_from_slice(iface.as_bytes());
         if let Err(e) = self.attachments.insert(id, cfg) {
             drop(pinned.unpin());
             return Err(e);
@@ -132,6 +166,12 @@ impl Dataplane {
         Ok(out)
     }
 
+    /// The id of the attachment of interface `ifindex` of namespace
+    /// `netns`, if it is attached.
+    pub fn attachment_id(&self, netns: NetnsId, ifindex: u32) -> Result<Option<u32>> {
+        Ok(self.attachments.find(netns, ifindex)?.map(|(id, _)| id))
+    }
+
     /// Every attached interface, of every network namespace.
     pub fn interfaces(&self) -> Result<Vec<Interface>> {
         let mut out: Vec<Interface> = self
@@ -177,6 +217,7 @@ impl Dataplane {
             self.attachments.remove(id)?;
             done.push(cfg.name_str());
         }
+        self.sync_scopes()?;
         Ok(done)
     }
 
@@ -197,6 +238,7 @@ impl Dataplane {
         };
         self.unpin_link(&cfg)?;
         self.attachments.remove(id)?;
+        self.sync_scopes()?;
         Ok(true)
     }
 

@@ -2,6 +2,7 @@
 //! edit the live maps under the pin dir's lock.
 
 mod attach;
+mod scoped;
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ use serde::Serialize;
 
 use self::attach::recorded_interface;
 pub use self::attach::{Interface, LinkPin};
+pub use self::scoped::interfaces_carrying;
 pub use crate::iface::{AttachMode, AttachOptions};
 use crate::{
     addr::AnycastPrefix,
@@ -427,6 +429,9 @@ impl Dataplane {
                 reason,
             });
         }
+        if !out.stale.is_empty() {
+            self.sync_scopes()?;
+        }
         let netns = netns::current()?;
         let links = interfaces()?;
         // Member states change with the selections: a change like any
@@ -453,7 +458,10 @@ impl Dataplane {
     pub fn repair(&mut self, fix: bool) -> Result<RepairReport> {
         require_root("repairing the anycast data plane")?;
         let _lock = self.lock()?;
-        self.state.repair(fix)
+        let mut r = self.state.repair(fix)?;
+        let attached = self.attachments.all()?;
+        r.scopes = self.state.sync_scopes(&attached, fix)?;
+        Ok(r)
     }
 
     /// Opens the state pinned at `pin` for `anycast repair`: as

@@ -104,7 +104,8 @@ pub struct Explained {
 
 impl Explainer {
     /// Loads the explain instance on the maps pinned at `pin`, for an
-    /// interface of `role` and `action`; `shared` gives pin paths of the
+    /// interface of `role` and `action` whose attachment id is `attachment`
+    /// (for the scopes; 0: in no scope); `shared` gives pin paths of the
     /// explained program's own maps it reads ([`SHARED`]: its fragment
     /// table and Packet Too Big buckets), by name; those not given are the
     /// instance's own, empty. Frames arrive on `ingress` (an ifindex of
@@ -113,12 +114,14 @@ impl Explainer {
         pin: &PinDir,
         role: IfaceRole,
         action: SourceAction,
+        attachment: u32,
         shared: &[(&'static str, PathBuf)],
         ingress: Option<u32>,
     ) -> Result<Self> {
         let instance = Instance {
             explain: true,
             shared,
+            attachment,
         };
         let mut ebpf = load_instance(EBPF_OBJECT, Some(pin), role, action, &[], &instance)?;
         let map = ebpf.take_map(EXPLAIN_TRAIL).ok_or(ExplainError::NoTrail)?;
@@ -228,10 +231,12 @@ pub fn for_interface(dp: &Dataplane, iface: &str) -> Result<(Explainer, Interfac
         }
         shared.push((*name, path));
     }
+    let attachment = dp.attachment_id(here, idx)?.unwrap_or(0);
     let loaded = Explainer::load(
         dp.pin_dir(),
         attached.role,
         attached.source_action,
+        attachment,
         &shared,
         Some(idx),
     );

@@ -27,7 +27,7 @@ const BPF_NOEXIST: u64 = 1;
 
 /// The place of `addr` in an index bucket, if it is published there.
 fn place_of(bucket: &ExactBucket, addr: &[u8; 16]) -> Option<usize> {
-    (0..bucket.groups.len()).find(|&k| bucket.groups[k] != 0 && bucket.addrs[k] == *addr)
+    (0..bucket.words.len()).find(|&k| bucket.words[k] != 0 && bucket.addrs[k] == *addr)
 }
 
 /// Owner of `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX` and `PREFILTER`.
@@ -56,15 +56,20 @@ impl Addresses {
 
     /// The group id that holds exactly this address or prefix, if any.
     pub(crate) fn group_of(&self, p: &AnycastPrefix) -> Result<Option<u32>> {
+        Ok(self.value_of(p)?.map(|v| u32::from(v.group_id)))
+    }
+
+    /// The entry of exactly this address or prefix, if any.
+    pub(crate) fn value_of(&self, p: &AnycastPrefix) -> Result<Option<AddrValue>> {
         if p.is_exact() {
-            return Ok(self.exact.get(&AddrKey::from(p.addr))?.map(|v| v.group_id));
+            return self.exact.get(&AddrKey::from(p.addr));
         }
         // A lookup in an LPM trie returns the longest match, not the exact
         // key: walk the keys instead.
         for entry in self.prefixes.iter() {
             let (len, addr, v) = entry?;
             if len == p.len && addr == p.addr.octets() {
-                return Ok(Some(v.group_id));
+                return Ok(Some(v));
             }
         }
         Ok(None)
@@ -75,7 +80,7 @@ impl Addresses {
     pub(crate) fn covering(&self, addr: Ipv6Addr) -> Result<Option<(AnycastPrefix, u32)>> {
         let exact = AnycastPrefix { addr, len: 128 };
         if let Some(g) = self.exact.get(&AddrKey::from(addr))? {
-            return Ok(Some((exact, g.group_id)));
+            return Ok(Some((exact, u32::from(g.group_id))));
         }
         if self.prefixes.longest_match(addr.octets())?.is_none() {
             return Ok(None);
@@ -89,7 +94,7 @@ impl Addresses {
                 len,
             };
             if p.contains(addr) && best.is_none_or(|(b, _)| b.len < len) {
-                best = Some((p, v.group_id));
+                best = Some((p, u32::from(v.group_id)));
             }
         }
         Ok(best)
@@ -97,6 +102,15 @@ impl Addresses {
 
     /// Every configured address and prefix with its group id, unsorted.
     pub(crate) fn all(&self) -> Result<Vec<(AnycastPrefix, u32)>> {
+        Ok(self
+            .all_values()?
+            .into_iter()
+            .map(|(p, v)| (p, u32::from(v.group_id)))
+            .collect())
+    }
+
+    /// Every configured address and prefix with its entry, unsorted.
+    pub(crate) fn all_values(&self) -> Result<Vec<(AnycastPrefix, AddrValue)>> {
         let mut out = Vec::new();
         for entry in self.exact.iter() {
             let (k, v) = entry?;
@@ -104,7 +118,7 @@ impl Addresses {
                 addr: k.into(),
                 len: 128,
             };
-            out.push((p, v.group_id));
+            out.push((p, v));
         }
         for entry in self.prefixes.iter() {
             let (len, addr, v) = entry?;
@@ -113,32 +127,35 @@ impl Addresses {
                     addr: addr.into(),
                     len,
                 },
-                v.group_id,
+                v,
             ));
         }
         Ok(out)
     }
 
-    /// Adds each address or prefix to its group (an existing group id), with
-    /// one map update each, tagged `load_tag` (0 unless an address load
-    /// adds them); `groups` names a group that holds one already.
-    /// Entries already in their group are skipped. All or nothing: an entry
-    /// of another group, or a table that fills up, undoes what this call
-    /// added. Returns what was added; the settings still count the lengths
-    /// of the new prefixes (see [`Self::sync_settings`]) and the groups'
-    /// address counts are the caller's.
+    /// Adds each address or prefix to its group (an existing group id),
+    /// with scope `scope` (0: none), with one map update each, tagged
+    /// `load_tag` (0 unless an address load adds them); `groups` names a
+    /// group that holds one already. Entries already in their group are
+    /// skipped, or given the scope in place when theirs differs. All or
+    /// nothing: an entry of another group, or a table that fills up, undoes
+    /// what this call added and changed. Returns what was added; the
+    /// settings still count the lengths of the new prefixes (see
+    /// [`Self::sync_settings`]) and the groups' address counts are the
+    /// caller's.
     pub(crate) fn insert(
         &mut self,
         list: &[(AnycastPrefix, u32)],
+        scope: u16,
         load_tag: u32,
         settings: &mut Settings,
         groups: &Groups,
     ) -> Result<Vec<(AnycastPrefix, u32)>> {
         // Prefixes already present, read once (an LPM lookup is not exact).
-        let mut prefixes: HashMap<(u8, [u8; 16]), u32> = HashMap::new();
+        let mut prefixes: HashMap<(u8, [u8; 16]), AddrValue> = HashMap::new();
         for entry in self.prefixes.iter() {
             let (len, addr, v) = entry?;
-            prefixes.insert((len, addr), v.group_id);
+            prefixes.insert((len, addr), v);
         }
         let lens: Vec<u8> = list
             .iter()
@@ -147,15 +164,17 @@ impl Addresses {
             .collect();
         self.sync_settings(settings, &lens)?;
         let mut added: Vec<(AnycastPrefix, u32)> = Vec::new();
+        let mut rescoped: Vec<(AnycastPrefix, AddrValue)> = Vec::new();
         let mut failure = None;
         for &(p, id) in list {
             let value = AddrValue {
-                group_id: id,
+                group_id: id as u16,
+                scope_id: scope,
                 load_tag,
             };
             let holder = if p.is_exact() {
                 match self.exact.get(&AddrKey::from(p.addr)) {
-                    Ok(v) => v.map(|v| v.group_id),
+                    Ok(v) => v,
                     Err(e) => {
                         failure = Some(e);
                         break;
@@ -165,11 +184,23 @@ impl Addresses {
                 prefixes.get(&(p.len, p.addr.octets())).copied()
             };
             match holder {
-                Some(g) if g == id => continue,
-                Some(g) => {
+                Some(old) if u32::from(old.group_id) == id && old.scope_id == scope => continue,
+                Some(old) if u32::from(old.group_id) == id => {
+                    let new = AddrValue {
+                        load_tag: old.load_tag,
+                        ..value
+                    };
+                    if let Err(e) = self.rescope(&p, new) {
+                        failure = Some(e);
+                        break;
+                    }
+                    rescoped.push((p, old));
+                    continue;
+                }
+                Some(old) => {
                     failure = Some(Error::AddressInOtherGroup {
                         addr: p.to_string(),
-                        group: groups.name_of(g)?,
+                        group: groups.name_of(u32::from(old.group_id))?,
                     });
                     break;
                 }
@@ -179,7 +210,7 @@ impl Addresses {
                 self.insert_exact(p.addr, value)
             } else {
                 self.insert_prefix(&p, value).inspect(|()| {
-                    prefixes.insert((p.len, p.addr.octets()), id);
+                    prefixes.insert((p.len, p.addr.octets()), value);
                 })
             };
             match r {
@@ -194,10 +225,30 @@ impl Addresses {
             for (p, _) in added {
                 self.forget(&p)?;
             }
+            for (p, old) in rescoped {
+                self.rescope(&p, old)?;
+            }
             self.sync_settings(settings, &[])?;
             return Err(e);
         }
         Ok(added)
+    }
+
+    /// Gives an entry that is there a new value (its group unchanged): the
+    /// table first, then the word the index publishes, in one write.
+    fn rescope(&mut self, p: &AnycastPrefix, value: AddrValue) -> Result<()> {
+        if !p.is_exact() {
+            return self.prefixes.insert(p.len, p.addr.octets(), value);
+        }
+        self.exact.insert(AddrKey::from(p.addr), value, 0)?;
+        let octets = p.addr.octets();
+        let i = hash::exact_bucket(&octets);
+        let mut bucket = self.index.get(i)?;
+        if let Some(k) = place_of(&bucket, &octets) {
+            bucket.words[k] = value.word();
+            self.index.set(i, bucket)?;
+        }
+        Ok(())
     }
 
     /// Inserts an exact address into the exact table and its index (see
@@ -206,9 +257,9 @@ impl Addresses {
         let octets = addr.octets();
         let i = hash::exact_bucket(&octets);
         let mut bucket = self.index.get(i)?;
-        let place = bucket.groups.iter().position(|g| *g == 0);
+        let place = bucket.words.iter().position(|w| *w == 0);
         match place {
-            // Claim the free place, unpublished: the group comes after the insert.
+            // Claim the free place, unpublished: the word comes after the insert.
             Some(k) => bucket.addrs[k] = octets,
             None => bucket.others = bucket.others.saturating_add(1),
         }
@@ -216,7 +267,7 @@ impl Addresses {
         let r = self.exact.insert(AddrKey::from(addr), value, BPF_NOEXIST);
         match (r, place) {
             (Ok(()), Some(k)) => {
-                bucket.groups[k] = value.group_id;
+                bucket.words[k] = value.word();
                 let published = self.index.set(i, bucket);
                 // In the table but not findable: take it out again, or at
                 // least make the data plane ask the table (`others` may be
@@ -263,9 +314,9 @@ impl Addresses {
         let octets = p.addr.octets();
         let i = hash::exact_bucket(&octets);
         let mut bucket = self.index.get(i)?;
-        // The place and the group it published, unpublished first.
+        // The place and the word it published, unpublished first.
         let published =
-            place_of(&bucket, &octets).map(|k| (k, std::mem::take(&mut bucket.groups[k])));
+            place_of(&bucket, &octets).map(|k| (k, std::mem::take(&mut bucket.words[k])));
         if published.is_some() {
             self.index.set(i, bucket)?;
         }
@@ -275,8 +326,8 @@ impl Addresses {
             Err(e) => {
                 // Still in the table: publish it again, or the data plane
                 // would stop finding a configured address.
-                if let Some((k, g)) = published {
-                    bucket.groups[k] = g;
+                if let Some((k, w)) = published {
+                    bucket.words[k] = w;
                     if self.index.set(i, bucket).is_err() {
                         self.count_unplaced(i, bucket, k);
                     }
@@ -296,7 +347,7 @@ impl Addresses {
     /// the address among the bucket's others, so the data plane asks the
     /// table. Best effort: the map write has just failed once.
     fn count_unplaced(&mut self, i: u32, mut bucket: ExactBucket, k: usize) {
-        bucket.groups[k] = 0;
+        bucket.words[k] = 0;
         bucket.others = bucket.others.saturating_add(1);
         let _ = self.index.set(i, bucket);
     }
@@ -363,7 +414,7 @@ impl Addresses {
                     addr: k.into(),
                     len: 128,
                 };
-                tagged.push((p, v.group_id));
+                tagged.push((p, u32::from(v.group_id)));
             }
         }
         for entry in self.prefixes.iter() {
@@ -373,7 +424,7 @@ impl Addresses {
                     addr: addr.into(),
                     len,
                 };
-                tagged.push((p, v.group_id));
+                tagged.push((p, u32::from(v.group_id)));
             }
         }
         let mut per_group = BTreeMap::new();
@@ -397,7 +448,7 @@ impl Addresses {
 
     /// Rebuilds the exact-address index from the exact table: a place that
     /// publishes an address the table does not hold (or under another
-    /// group) is freed, and each bucket counts exactly the table's
+    /// word) is freed, and each bucket counts exactly the table's
     /// addresses it has no place for. Only wrong buckets are written (with
     /// `fix`), each in one write that only frees places, which a reader may
     /// see whole or not at all (see `ExactBucket`). Returns (wrong buckets,
@@ -409,7 +460,7 @@ impl Addresses {
             by_bucket
                 .entry(hash::exact_bucket(&k.addr))
                 .or_default()
-                .push((k.addr, v.group_id));
+                .push((k.addr, v.word()));
         }
         let (mut buckets, mut stale, mut counts) = (0, 0, 0);
         for (i, old) in self.index.get_all()?.into_iter().enumerate() {
@@ -419,16 +470,16 @@ impl Addresses {
                 continue;
             }
             let mut new = old;
-            for k in 0..new.groups.len() {
-                if new.groups[k] != 0 && !held.contains(&(new.addrs[k], new.groups[k])) {
-                    new.groups[k] = 0;
+            for k in 0..new.words.len() {
+                if new.words[k] != 0 && !held.contains(&(new.addrs[k], new.words[k])) {
+                    new.words[k] = 0;
                     stale += 1;
                 }
             }
             let placed = held
                 .iter()
-                .filter(|(a, g)| {
-                    (0..new.groups.len()).any(|k| new.groups[k] == *g && new.addrs[k] == *a)
+                .filter(|(a, w)| {
+                    (0..new.words.len()).any(|k| new.words[k] == *w && new.addrs[k] == *a)
                 })
                 .count();
             new.others = (held.len() - placed) as u32;
@@ -517,7 +568,7 @@ impl Addresses {
         let i = hash::exact_bucket(&octets);
         let mut bucket = self.index.get(i)?;
         if let Some(k) = place_of(&bucket, &octets) {
-            bucket.groups[k] = 0;
+            bucket.words[k] = 0;
         }
         self.index.set(i, bucket)
     }

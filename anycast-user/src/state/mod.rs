@@ -6,6 +6,8 @@
 //! |---|---|
 //! | `Addresses` | `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX`, `PREFILTER` |
 //! | `Groups` | `GROUPS` |
+//! | `Scopes` | `SCOPES` |
+//! | `Subnets` | `SUBNETS` |
 //! | `Members` | `MEMBERS`, `MEMBER_SOURCES`, `SELECTION`, `MEMBER_STATS`, `TX_PORTS` |
 //! | `Flows` | `FLOWS` (and the flow fields of `SETTINGS`, borrowed) |
 //! | `Counters` | `GLOBAL_STATS`, `GROUP_STATS` |
@@ -15,7 +17,8 @@
 //!
 //! `FLOOD` is the data plane's own: userspace only pins it.
 //!
-//! The member commands on `State` are in `member_ops`; what only tests
+//! The member commands on `State` are in `member_ops`, the scope and
+//! subnet ones in `subnet_ops`; what only tests
 //! and benchmarks call, in `test_support` (feature `test-support`).
 
 mod addresses;
@@ -26,7 +29,10 @@ mod groups;
 mod layout;
 mod member_ops;
 mod members;
+mod scopes;
 mod settings;
+mod subnet_ops;
+mod subnets;
 #[cfg(feature = "test-support")]
 mod test_support;
 
@@ -40,6 +46,7 @@ use anycast_common::{
 };
 use serde::Serialize;
 
+pub use self::subnet_ops::{AddressOrigin, SubnetAddress, SubnetEntry, SubnetSpec};
 #[cfg(feature = "test-support")]
 pub use self::test_support::Tamper;
 use self::{
@@ -47,6 +54,7 @@ use self::{
     settings::Settings,
 };
 pub(crate) use self::{attachments::Attachments, layout::Layout, members::MemberList};
+use self::{scopes::Scopes, subnets::Subnets};
 use crate::{
     addr::{AnycastPrefix, PrefixSet},
     error::{Endpoint, Error, Result},
@@ -66,6 +74,8 @@ pub struct State {
     members: Members,
     flows: Flows,
     settings: Settings,
+    scopes: Scopes,
+    subnets: Subnets,
 }
 
 /// One configured anycast address or prefix.
@@ -76,6 +86,10 @@ pub struct AddressEntry {
     pub prefix: AnycastPrefix,
     /// Its group.
     pub group: String,
+    /// The interfaces it may be reached from (empty: every interface).
+    pub scope: Vec<String>,
+    /// The subnet it came from, if a registered subnet's.
+    pub origin: Option<AddressOrigin>,
 }
 
 fn display<S: serde::Serializer>(p: &AnycastPrefix, s: S) -> Result<S::Ok, S::Error> {
@@ -137,6 +151,8 @@ impl State {
             members: Members::take(src)?,
             flows: Flows::take(src)?,
             settings: Settings::take(src)?,
+            scopes: Scopes::take(src)?,
+            subnets: Subnets::take(src)?,
         })
     }
 
@@ -165,7 +181,7 @@ impl State {
             None => self.create_group(group)?,
         };
         let list: Vec<(AnycastPrefix, u32)> = list.iter().map(|p| (*p, id)).collect();
-        match self.insert_addresses(&list) {
+        match self.insert_addresses(&list, 0) {
             Ok(n) => Ok(n),
             Err(e) => {
                 if created {
@@ -187,19 +203,30 @@ impl State {
         self.check_covers_no_endpoint(list)
     }
 
-    /// Adds each address or prefix to its group (an existing group id), with
-    /// one map update each. Entries already in their group are skipped. All
-    /// or nothing: an entry of another group, or a table that fills up,
-    /// undoes what this call added. Returns how many were added.
-    pub(crate) fn insert_addresses(&mut self, list: &[(AnycastPrefix, u32)]) -> Result<usize> {
-        self.insert_tagged(list, 0)
+    /// Adds each address or prefix to its group (an existing group id),
+    /// with scope `scope` (0: none), with one map update each. Entries
+    /// already in their group are skipped (given the scope when theirs
+    /// differs). All or nothing: an entry of another group, or a table
+    /// that fills up, undoes what this call did. Returns how many were
+    /// added.
+    pub(crate) fn insert_addresses(
+        &mut self,
+        list: &[(AnycastPrefix, u32)],
+        scope: u16,
+    ) -> Result<usize> {
+        self.insert_tagged(list, scope, 0)
     }
 
     /// [`Self::insert_addresses`], each entry tagged `load_tag`.
-    fn insert_tagged(&mut self, list: &[(AnycastPrefix, u32)], load_tag: u32) -> Result<usize> {
-        let added = self
-            .addresses
-            .insert(list, load_tag, &mut self.settings, &self.groups)?;
+    fn insert_tagged(
+        &mut self,
+        list: &[(AnycastPrefix, u32)],
+        scope: u16,
+        load_tag: u32,
+    ) -> Result<usize> {
+        let added =
+            self.addresses
+                .insert(list, scope, load_tag, &mut self.settings, &self.groups)?;
         self.groups.count_addresses(&added, true)?;
         self.addresses.sync_settings(&mut self.settings, &[])?;
         Ok(added.len())
@@ -231,7 +258,7 @@ impl State {
             s.journal |= JOURNAL_LOADING;
         })?;
         let list: Vec<(AnycastPrefix, u32)> = list.iter().map(|p| (*p, id)).collect();
-        let r = self.insert_tagged(&list, tag);
+        let r = self.insert_tagged(&list, 0, tag);
         if r.is_err() && existing.is_none() {
             // Undo the group made for these addresses, so nothing changed.
             self.groups.release(id)?;
@@ -249,6 +276,12 @@ impl State {
         let Some(group) = self.addresses.group_of(&p)? else {
             return Err(Error::AddressNotFound(p.to_string()));
         };
+        if let Some(o) = self.subnet_holding(&p)? {
+            return Err(Error::AddressOfSubnet {
+                addr: p.addr.to_string(),
+                subnet: o.subnet,
+            });
+        }
         self.remove_addresses(&[(p, group)])?;
         self.free_if_empty(group)
     }
@@ -317,19 +350,6 @@ impl State {
         self.addresses.capacities()
     }
 
-    /// Every configured address and prefix, sorted.
-    pub fn addresses(&self) -> Result<Vec<AddressEntry>> {
-        let mut out = Vec::new();
-        for (prefix, id) in self.addresses.all()? {
-            out.push(AddressEntry {
-                prefix,
-                group: self.groups.name_of(id)?,
-            });
-        }
-        out.sort_by(|a, b| (&a.group, a.prefix).cmp(&(&b.group, b.prefix)));
-        Ok(out)
-    }
-
     // Groups.
 
     /// Every allocated group, by id.
@@ -381,6 +401,7 @@ impl State {
     /// selection published empty) and empties its selection slots. Its
     /// flows are the caller's to flush.
     pub(crate) fn release_group(&mut self, id: u32) -> Result<()> {
+        self.forget_subnets_of(id)?;
         self.groups.release(id)?;
         self.members.clear_selection(id)
     }

@@ -47,6 +47,22 @@ impl State {
         })
     }
 
+    /// The id of a scope named `name` that admits exactly the attachment
+    /// ids `attachments` (program tests have no interfaces to name).
+    pub fn test_scope(&mut self, name: &str, attachments: &[u32]) -> Result<u16> {
+        use bytemuck::Zeroable as _;
+        let netns = anycast_common::NetnsId::zeroed();
+        let fake: Vec<(u32, anycast_common::IfaceConfig)> = attachments
+            .iter()
+            .map(|&id| {
+                let mut cfg = anycast_common::IfaceConfig::zeroed();
+                cfg.name[..name.len()].copy_from_slice(name.as_bytes());
+                (id, cfg)
+            })
+            .collect();
+        self.scope_id(netns, &[name.to_string()], &fake)
+    }
+
     /// Every allocated member with its id, as stored.
     pub fn member_infos(&self) -> Result<MemberList> {
         self.members.in_use()

@@ -50,6 +50,10 @@ pub(crate) enum Command {
     /// Manage anycast addresses and prefixes.
     #[command(subcommand)]
     Addr(AddrCommand),
+    /// Manage subnets' reserved anycast addresses (RFC 2526), e.g. the
+    /// Mobile IPv6 home-agents address of a home subnet.
+    #[command(subcommand)]
+    Subnet(SubnetCommand),
     /// Manage the members of anycast groups (where their traffic goes).
     #[command(subcommand)]
     Member(MemberCommand),
@@ -328,6 +332,12 @@ pub(crate) enum AddrCommand {
         /// Group the address belongs to (created when new), e.g. dns.
         #[arg(long)]
         group: String,
+        /// Reached only from these interfaces (in this network namespace),
+        /// e.g. eth0,eth1: a packet for it that arrives on another
+        /// attached interface is dropped (`out_of_scope_drops`). Without
+        /// it, from every interface (an address added again loses its scope).
+        #[arg(long, value_name = "IF[,IF...]", value_delimiter = ',')]
+        scope: Option<Vec<String>>,
     },
     /// Add every address or prefix of a file (one per line, `#` comments) to a
     /// group in one batch, all or nothing, e.g. `anycast addr load list.txt --group cdn`.
@@ -344,7 +354,56 @@ pub(crate) enum AddrCommand {
         /// Address or prefix, as added.
         addr: String,
     },
-    /// List anycast addresses and prefixes with their groups.
+    /// List anycast addresses and prefixes with their groups, scopes and
+    /// origins (the subnet and anycast ID of a subnet's address).
+    List {
+        /// Print JSON (its fields: docs/JSON.md).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum SubnetCommand {
+    /// Register a /64 subnet's reserved anycast addresses (RFC 2526: the
+    /// interface identifier FDFF:FFFF:FFFF:FF80 plus the anycast ID) for a
+    /// group, e.g. `anycast subnet add 2001:db8:1:2::/64 --group home-agents`.
+    /// They are reached only from the interfaces that have an address in
+    /// the subnet, unless --scope says otherwise. Adding a registered
+    /// subnet again makes it as given.
+    Add {
+        /// The subnet: PREFIX/64, e.g. 2001:db8:1:2::/64.
+        subnet: String,
+        /// Group of its addresses (created when new), e.g. home-agents.
+        #[arg(long)]
+        group: String,
+        /// Anycast IDs, 0 to 127, e.g. 126 (the Mobile IPv6 Home-Agents
+        /// anycast ID, RFC 6275) or 126,127.
+        #[arg(
+            long,
+            value_name = "LIST",
+            value_delimiter = ',',
+            default_value = "126"
+        )]
+        ids: Vec<u32>,
+        /// Also the subnet-router anycast address (RFC 4291: the prefix
+        /// with an all-zero interface identifier). Never implied: a host may
+        /// use that address.
+        #[arg(long)]
+        subnet_router: bool,
+        /// Reached only from these interfaces (in this network namespace)
+        /// instead of those that carry the subnet, e.g. eth0,eth1.
+        #[arg(long, value_name = "IF[,IF...]", value_delimiter = ',')]
+        scope: Option<Vec<String>>,
+    },
+    /// Delete a registered subnet and its anycast addresses, e.g.
+    /// `anycast subnet del 2001:db8:1:2::/64`; a group left with no address
+    /// and no member is deleted too.
+    Del {
+        /// The subnet, as added.
+        subnet: String,
+    },
+    /// List registered subnets with their addresses and scopes.
     List {
         /// Print JSON (its fields: docs/JSON.md).
         #[arg(long)]
@@ -596,6 +655,7 @@ impl Command {
             Command::Attach(_) | Command::Detach { .. } | Command::Run(_) => true,
             Command::Group(c) => !matches!(c, GroupCommand::List { .. }),
             Command::Addr(c) => !matches!(c, AddrCommand::List { .. }),
+            Command::Subnet(c) => !matches!(c, SubnetCommand::List { .. }),
             Command::Member(c) => !matches!(c, MemberCommand::List { .. }),
             Command::Flows(c) => match c {
                 FlowsCommand::List { .. } => false,

@@ -60,6 +60,7 @@ macro_rules! say {
 
 mod doctor;
 mod run;
+mod subnet;
 mod trace;
 
 fn main() -> ExitCode {
@@ -234,16 +235,26 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
                 print::purged(out, &cli.pin_dir, &purged).map_err(output)?;
             }
         }
-        Command::Addr(AddrCommand::Add { addr, group }) => {
+        Command::Addr(AddrCommand::Add {
+            addr,
+            group,
+            scope: Some(scope),
+        }) => subnet::add_scoped(pin, ft, &addr, &group, &scope, out)?,
+        Command::Addr(AddrCommand::Add {
+            addr,
+            group,
+            scope: None,
+        }) => {
             let p = parse_anycast(&addr)?;
             let group = GroupName::new(&group)?;
             let (_, added) =
                 Dataplane::open_or_create_then(pin, ft, |dp| dp.add_address(p, &group))?;
             match added {
                 AddOutcome::Added => say!(out, "added {p} to group {group}"),
-                AddOutcome::AlreadyPresent => say!(out, "{p} is already in group {group}"),
+                AddOutcome::AlreadyPresent => say!(out, "{p} is in group {group}"),
             }
         }
+        Command::Subnet(cmd) => subnet::command(pin, ft, cmd, out)?,
         Command::Addr(AddrCommand::Load { file, group }) => {
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).context("reading standard input")?

@@ -8,8 +8,16 @@ use std::{
 };
 
 use anycast::{
-    Interface, config::MetricSource, flows::FlowTableStats, flows::FlowView, group::GroupEntry,
-    members::MemberEntry, pin::Purged, service::socket::Status, state::AddressEntry, stats::Stats,
+    Interface,
+    config::MetricSource,
+    flows::FlowTableStats,
+    flows::FlowView,
+    group::GroupEntry,
+    members::MemberEntry,
+    pin::Purged,
+    service::socket::Status,
+    state::{AddressEntry, SubnetEntry},
+    stats::Stats,
 };
 use anycast_common::IfaceLink;
 use serde::Serialize;
@@ -53,9 +61,58 @@ pub(super) struct Report {
 
 /// `addr list`.
 pub(super) fn addresses(out: &mut impl Write, list: &[AddressEntry]) -> io::Result<()> {
-    writeln!(out, "{:<44} GROUP", "ADDRESS")?;
+    writeln!(
+        out,
+        "{:<44} {:<20} {:<16} ORIGIN",
+        "ADDRESS", "GROUP", "SCOPE"
+    )?;
     for e in list {
-        writeln!(out, "{:<44} {}", e.prefix.to_string(), e.group)?;
+        let scope = if e.scope.is_empty() {
+            "-".to_string()
+        } else {
+            e.scope.join(",")
+        };
+        let origin = match &e.origin {
+            None => "-".to_string(),
+            Some(o) => match o.id {
+                Some(id) => format!("subnet {} ID {id} ({})", o.subnet, o.meaning),
+                None => format!("subnet {} ({})", o.subnet, o.meaning),
+            },
+        };
+        writeln!(
+            out,
+            "{:<44} {:<20} {:<16} {origin}",
+            e.prefix.to_string(),
+            e.group,
+            scope
+        )?;
+    }
+    Ok(())
+}
+
+/// `subnet list`: a subnet per paragraph, its addresses indented.
+pub(super) fn subnets(out: &mut impl Write, list: &[SubnetEntry]) -> io::Result<()> {
+    if list.is_empty() {
+        writeln!(out, "no subnet registered")?;
+    }
+    for e in list {
+        writeln!(
+            out,
+            "{} group {} scope {} ({})",
+            e.subnet,
+            e.group,
+            e.scope.join(","),
+            e.scope_from
+        )?;
+        for a in &e.addresses {
+            let id = a.id.map_or("-".to_string(), |id| id.to_string());
+            writeln!(
+                out,
+                "  {:<42} ID {id:<4} {}",
+                a.address.to_string(),
+                a.meaning
+            )?;
+        }
     }
     Ok(())
 }

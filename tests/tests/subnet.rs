@@ -1,0 +1,212 @@
+//! Program tests of subnet anycast (RFC 2526, RFC 4291 section 2.6.1) and
+//! scoped anycast addresses: the addresses a registered subnet yields,
+//! written out here byte by byte from the RFCs, reach the group's member;
+//! their neighbours do not; a scoped address is steered from inside its
+//! scope and dropped, counted, from outside. Every frame is held to the
+//! reference model too.
+
+use std::net::Ipv6Addr;
+
+use anycast_common::{
+    GlobalStat, IfaceRole, SourceAction, frame::FrameBuilder, model::Verdict,
+    subnet_anycast_meaning,
+};
+use anycast_tests::{prog::ProgramUnderTest, require_root};
+use anyhow::{Result, ensure};
+
+const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
+const MEMBER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+
+fn udp(dst: Ipv6Addr) -> Vec<u8> {
+    FrameBuilder::udp(CLIENT, dst, 4242, 434, b"subnet anycast").build()
+}
+
+/// An edge program with a member in group `ha`.
+fn edge() -> Result<ProgramUnderTest> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+    p.add_l2_member("ha", "ha1", MEMBER_MAC, 10)?;
+    Ok(p)
+}
+
+/// A subnet, its anycast IDs, whether with its subnet-router address, and
+/// the addresses (the second all zero when there is only one).
+type Case = (&'static str, [u32; 1], bool, [[u8; 16]; 2]);
+
+/// Subnets and the addresses RFC 2526 and RFC 4291 give them, written out.
+const CASES: [Case; 3] = [
+    // ID 126 (0x7E): the Mobile IPv6 Home-Agents anycast address, and the
+    // subnet-router anycast address (an all-zero interface identifier).
+    (
+        "2001:db8:1:2::/64",
+        [126],
+        true,
+        [
+            [
+                0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0x00, 0x02, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff,
+                0xff, 0xfe,
+            ],
+            [
+                0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0,
+            ],
+        ],
+    ),
+    // ID 0: the lowest, interface identifier FDFF:FFFF:FFFF:FF80.
+    (
+        "fd00:18:ab:cdef::/64",
+        [0],
+        false,
+        [
+            [
+                0xfd, 0x00, 0x00, 0x18, 0x00, 0xab, 0xcd, 0xef, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff,
+                0xff, 0x80,
+            ],
+            [0; 16],
+        ],
+    ),
+    // ID 127: the highest, FDFF:FFFF:FFFF:FFFF.
+    (
+        "2001:db8:ffff:ffff::/64",
+        [127],
+        false,
+        [
+            [
+                0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0xff, 0xff, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff,
+                0xff, 0xff,
+            ],
+            [0; 16],
+        ],
+    ),
+];
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn derived_addresses_byte_by_byte() -> Result<()> {
+    for (subnet, ids, router, want) in CASES {
+        let mut p = edge()?;
+        let got = p.add_subnet(subnet, "ha", &ids, router, true)?;
+        let want: Vec<[u8; 16]> = want.iter().copied().filter(|a| *a != [0; 16]).collect();
+        let got_bytes: Vec<[u8; 16]> = got.iter().map(|a| a.addr.octets()).collect();
+        ensure!(got_bytes == want, "{subnet}: {got:?}");
+        for a in &want {
+            let o = p.check(&udp(Ipv6Addr::from(*a)))?;
+            ensure!(
+                matches!(o.verdict, Verdict::Redirect(_)),
+                "{subnet}: {} not steered: {o:?}",
+                Ipv6Addr::from(*a)
+            );
+        }
+        // Neighbours: another ID, the universal/local bit set, a host of
+        // the subnet, and (without --subnet-router) the all-zero identifier.
+        let mut other_id = want[0];
+        other_id[15] ^= 0x01;
+        let mut ul_set = want[0];
+        ul_set[8] = 0xff;
+        let mut host = want[0];
+        host[8..].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+        let mut neighbours = vec![other_id, ul_set, host];
+        if !router {
+            let mut zero = want[0];
+            zero[8..].fill(0);
+            neighbours.push(zero);
+        }
+        for a in neighbours {
+            let o = p.check(&udp(Ipv6Addr::from(a)))?;
+            ensure!(
+                o.stat == GlobalStat::UnicastPassed,
+                "{subnet}: {} is not anycast: {o:?}",
+                Ipv6Addr::from(a)
+            );
+        }
+        let listed = p.state.addresses()?;
+        for a in &want {
+            let e = listed
+                .iter()
+                .find(|e| e.prefix.addr.octets() == *a)
+                .ok_or_else(|| anyhow::anyhow!("{} not listed", Ipv6Addr::from(*a)))?;
+            let o = e
+                .origin
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("no origin"))?;
+            ensure!(o.subnet == subnet, "{o:?}");
+            match o.id {
+                Some(id) => {
+                    ensure!(o.meaning == subnet_anycast_meaning(id) && ids == [u32::from(id)])
+                }
+                None => ensure!(a[8..] == [0; 8] && o.meaning == "subnet-router anycast"),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn in_scope_steered_out_of_scope_dropped() -> Result<()> {
+    let mut p = edge()?;
+    let home = p.add_subnet("2001:db8:1:2::/64", "ha", &[126], false, true)?;
+    let away = p.add_subnet("2001:db8:9:9::/64", "ha", &[126], false, false)?;
+    let o = p.check(&udp(home[0].addr))?;
+    ensure!(matches!(o.verdict, Verdict::Redirect(_)), "{o:?}");
+    let o = p.check(&udp(away[0].addr))?;
+    ensure!(
+        (o.verdict, o.stat) == (Verdict::Drop, GlobalStat::OutOfScopeDropped),
+        "{o:?}"
+    );
+    // A plain address with a scope, and one whose scope changes in place.
+    p.add_scoped("2001:db8:53::1", "ha", false)?;
+    let dst: Ipv6Addr = "2001:db8:53::1".parse()?;
+    ensure!(p.check(&udp(dst))?.stat == GlobalStat::OutOfScopeDropped);
+    p.add_scoped("2001:db8:53::1", "ha", true)?;
+    ensure!(matches!(p.check(&udp(dst))?.verdict, Verdict::Redirect(_)));
+    // A scoped prefix.
+    p.add_scoped("2001:db8:77::/48", "ha", false)?;
+    let in_prefix: Ipv6Addr = "2001:db8:77::9".parse()?;
+    ensure!(p.check(&udp(in_prefix))?.stat == GlobalStat::OutOfScopeDropped);
+    let s = p.stats()?;
+    ensure!(s.global["out_of_scope_drops"] == 3, "{:?}", s.global);
+    ensure!(s.groups["ha"].counters["out_of_scope_drops"] == 3);
+    ensure!(s.groups["ha"].counters["redirected"] == 2);
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn subnet_anycast_source_dropped_on_edge() -> Result<()> {
+    let mut p = edge()?;
+    let home = p.add_subnet("2001:db8:1:2::/64", "ha", &[126], true, true)?;
+    for a in home {
+        let f = FrameBuilder::udp(a.addr, CLIENT, 434, 4242, b"spoof").build();
+        let o = p.check(&f)?;
+        ensure!(o.stat == GlobalStat::AnycastSourceDropped, "{o:?}");
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn subnet_changes_and_removal() -> Result<()> {
+    let mut p = edge()?;
+    p.add_subnet("2001:db8:1:2::/64", "ha", &[126, 127], true, true)?;
+    ensure!(p.state.addresses()?.len() == 3);
+    // Registered again with fewer addresses: the others go.
+    p.add_subnet("2001:db8:1:2::/64", "ha", &[126], false, true)?;
+    let left: Vec<Ipv6Addr> = p.state.addresses()?.iter().map(|e| e.prefix.addr).collect();
+    ensure!(
+        left == ["2001:db8:1:2:fdff:ffff:ffff:fffe".parse::<Ipv6Addr>()?],
+        "{left:?}"
+    );
+    // Only the subnet removes its address.
+    let e = p.state.del_address(left[0].to_string().parse()?);
+    ensure!(e.is_err(), "deleting a subnet's address: {e:?}");
+    p.state
+        .del_subnet(anycast::addr::parse_subnet("2001:db8:1:2::/64")?)?;
+    ensure!(p.state.addresses()?.is_empty() && p.state.subnets()?.is_empty());
+    // Another group's subnet is refused.
+    p.add_subnet("2001:db8:1:2::/64", "ha", &[126], false, true)?;
+    ensure!(
+        p.add_subnet("2001:db8:1:2::/64", "web", &[126], false, true)
+            .is_err()
+    );
+    Ok(())
+}
