@@ -320,6 +320,17 @@ fn requests_reach(
     Ok(())
 }
 
+/// The home prefix in `subnet list --json`.
+fn the_subnet(lab: &Lab) -> Result<serde_json::Value> {
+    let list: serde_json::Value =
+        serde_json::from_str(&lab.anycast_ok("router", &["subnet", "list", "--json"])?)?;
+    list["subnets"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["subnet"] == HOME_PREFIX))
+        .cloned()
+        .with_context(|| format!("{HOME_PREFIX} not in {list}"))
+}
+
 /// `out_of_scope_drops`, globally and for the group.
 fn out_of_scope_drops(lab: &Lab) -> Result<(u64, u64)> {
     let s = lab.stats("router")?;
@@ -350,6 +361,17 @@ fn home_agent_discovery_reaches_the_nearest_home_agent_and_only_from_the_home_li
     }
     // The default ID (126) and scope (the interfaces on the /64: home).
     lab.anycast_ok("router", &["subnet", "add", HOME_PREFIX, "--group", GROUP])?;
+    let subnet = the_subnet(&lab)?;
+    ensure!(
+        subnet["group"] == GROUP
+            && subnet["ids"] == serde_json::json!([126])
+            && subnet["scope"] == serde_json::json!(["home"])
+            && subnet["scope_from"] == "carried"
+            && subnet["addresses"][0]["address"] == HA_ANYCAST.to_string()
+            && subnet["addresses"][0]["meaning"] == "Mobile IPv6 Home-Agents anycast"
+            && subnet["addresses"].as_array().map(Vec::len) == Some(1),
+        "{subnet}"
+    );
     for (ha, iface, metric) in [("ha1", "h1", "10"), ("ha2", "h2", "20")] {
         let mac = mac(&lab, ha, "eth0")?;
         lab.anycast_ok(
@@ -389,8 +411,46 @@ fn home_agent_discovery_reaches_the_nearest_home_agent_and_only_from_the_home_li
         out_of_scope_drops(&lab).is_ok_and(|(g, _)| g >= 4)
     })?;
     ensure!(out_of_scope_drops(&lab)? == (4, 4));
-    // No home agent got them (nor any other request than its own).
+
+    // The scope widened to the foreign interface: the visitor's requests
+    // reach the nearest home agent (and so were dropped by the scope alone).
+    lab.anycast_ok(
+        "router",
+        &[
+            "subnet",
+            "add",
+            HOME_PREFIX,
+            "--group",
+            GROUP,
+            "--scope",
+            "home,foreign",
+        ],
+    )?;
+    let subnet = the_subnet(&lab)?;
+    ensure!(subnet["scope_from"] == "given", "{subnet}");
+    let lines = send_requests(
+        &lab,
+        &mobile_node_py,
+        ("visitor", VISITOR),
+        "foreign",
+        13..=14,
+        Some(Duration::from_secs(2)),
+    )?;
+    ensure!(
+        lines
+            == [
+                format!("reply 13 from {HA2} lists {HA2}"),
+                format!("reply 14 from {HA2} lists {HA2}")
+            ],
+        "{lines:?}"
+    );
+    ensure!(out_of_scope_drops(&lab)? == (4, 4));
+    // No home agent got the dropped ones (nor another's requests).
     ensure!(ha1.ids()? == [1, 2, 3, 4], "ha1 got {:?}", ha1.requests()?);
-    ensure!(ha2.ids()? == [5, 6, 7, 8], "ha2 got {:?}", ha2.requests()?);
+    ensure!(
+        ha2.ids()? == [5, 6, 7, 8, 13, 14],
+        "ha2 got {:?}",
+        ha2.requests()?
+    );
     Ok(())
 }
