@@ -55,7 +55,8 @@ pub(crate) const LAB: &[Tool] = &[
 /// systemd's own check of the unit file, ping (path MTU discovery
 /// through the anycast address), a real DNS server on the members
 /// (dnsmasq from `dnsmasq-base`, which has no service of its own that
-/// installing it would start), and BIRD (BGP).
+/// installing it would start), BIRD (BGP), and scapy (Mobile IPv6's home
+/// agent discovery messages, sent and read in the subnet anycast lab).
 pub(crate) const TEST: &[Tool] = &[
     python_module(
         "prometheus_client",
@@ -69,6 +70,8 @@ pub(crate) const TEST: &[Tool] = &[
     tool("bird", "bird2", "bird"),
     // The man pages' check (tests/tests/manual.rs): groff -ww warns of bad roff.
     tool("groff", "groff-base", "groff-base"),
+    // DHAAD requests and replies (tests/tests/subnet_lab.rs).
+    python_module("scapy", "python3-scapy", "python3-scapy"),
 ];
 
 /// What `cargo xtask deb` runs: the package builder, dpkg-shlibdeps (for
