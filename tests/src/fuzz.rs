@@ -62,6 +62,11 @@ impl Rng {
 
 const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
 const NET: &str = "2001:db8:b::/48";
+/// A subnet (RFC 2526) whose anycast addresses the program's attachment
+/// is in the scope of, and one it is not; a scoped prefix outside it.
+const HOME_SUBNET: &str = "2001:db8:a:1::/64";
+const AWAY_SUBNET: &str = "2001:db8:c:1::/64";
+const AWAY_NET: &str = "2001:db8:d::/48";
 const MEMBER_MACS: [[u8; 6]; 4] = [
     [0x02, 0xbb, 0, 0, 0, 1],
     [0x02, 0xbb, 0, 0, 0, 2],
@@ -78,6 +83,9 @@ pub fn fuzz_target(role: IfaceRole, action: SourceAction) -> Result<ProgramUnder
 pub fn configure(mut p: ProgramUnderTest) -> Result<ProgramUnderTest> {
     p.add(&ANY.to_string(), "dns")?;
     p.add(NET, "web")?;
+    p.add_subnet(HOME_SUBNET, "dns", &[126], true, true)?;
+    p.add_subnet(AWAY_SUBNET, "web", &[126, 127], false, false)?;
+    p.add_scoped(AWAY_NET, "web", false)?;
     for (i, mac) in MEMBER_MACS.iter().enumerate() {
         let group = if i < 3 { "dns" } else { "web" };
         p.add_l2_member(group, &format!("m{i}"), *mac, if i == 2 { 20 } else { 10 })?;
@@ -124,7 +132,8 @@ pub fn narrow_member_link(p: &mut ProgramUnderTest, node: &FibNode) -> Result<()
 }
 
 fn addr(r: &mut Rng) -> Ipv6Addr {
-    match r.below(7) {
+    match r.below(8) {
+        7 => subnet_anycast(r),
         0 => ANY,
         1 => {
             Ipv6Addr::from(0x2001_0db8_000b_0000_0000_0000_0000_0000u128 | u128::from(r.next_u64()))
@@ -138,6 +147,26 @@ fn addr(r: &mut Rng) -> Ipv6Addr {
         4 => special(r),
         _ => Ipv6Addr::from((u128::from(r.next_u64()) << 64) | u128::from(r.next_u64())),
     }
+}
+
+/// The subnets' anycast addresses and their neighbours: every anycast ID
+/// and the subnet-router address of the configured subnets (some
+/// configured, some not), the same identifiers in another subnet, and
+/// addresses of the scoped prefix.
+fn subnet_anycast(r: &mut Rng) -> Ipv6Addr {
+    let prefix = match r.below(4) {
+        0 => 0x2001_0db8_000a_0001u128,
+        1 => 0x2001_0db8_000c_0001u128,
+        2 => 0x2001_0db8_000d_0000u128 | u128::from(r.below(4)),
+        _ => 0x2001_0db8_000a_0002u128,
+    };
+    let iid: u128 = match r.below(4) {
+        0 => 0,
+        1 => 0xfdff_ffff_ffff_fffe,
+        2 => 0xfdff_ffff_ffff_ff80 | u128::from(r.below(128)),
+        _ => u128::from(r.next_u64()),
+    };
+    Ipv6Addr::from(prefix << 64 | iid)
 }
 
 /// Addresses of special scope, and their neighbours: unspecified,

@@ -19,6 +19,7 @@ use anycast_common::{IfaceRole, SourceAction, model::Scope};
 use anycast_tests::{
     fuzz,
     lab::{FibNode, Lab},
+    prog::TEST_ATTACHMENT,
     require_root,
 };
 use anyhow::{Context as _, Result, bail, ensure};
@@ -171,5 +172,34 @@ fn a_disagreement_is_minimised_and_written_to_the_corpus() -> Result<()> {
     );
     ensure!(fuzz::disagreement(&p, small)?.is_some());
     ensure!(cases[0].comment[0].starts_with("found by the fuzzer (seed 1, frame "));
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn a_scope_the_model_does_not_know_is_found() -> Result<()> {
+    require_root()?;
+    let mut p = fuzz::fuzz_target(IfaceRole::Edge, SourceAction::Drop)?;
+    // Unplanted first: a run reaches the scoped addresses from outside
+    // their scope (and agrees).
+    fuzz::run(&p, 2, 20_000, None)?;
+    let drops = p.stats()?.global["out_of_scope_drops"];
+    ensure!(drops > 0, "no frame reached a scoped address from outside");
+    // Planted: the away subnet's home-agents address now admits this
+    // attachment, behind the model's back.
+    let admits = p.state.test_scope("here", &[TEST_ATTACHMENT])?;
+    let away: Ipv6Addr = "2001:db8:c:1:fdff:ffff:ffff:fffe".parse()?;
+    p.state.load_addresses_scoped(
+        &[anycast::AnycastPrefix {
+            addr: away,
+            len: 128,
+        }],
+        &anycast::GroupName::new("web")?,
+        admits,
+    )?;
+    let err = fuzz::run(&p, 2, 100_000, None)
+        .expect_err("the planted scope is found")
+        .to_string();
+    ensure!(err.contains("seed 2, frame "), "{err}");
     Ok(())
 }
