@@ -18,11 +18,12 @@
 //!    source is a registered encapsulated member. Refused: dropped, or
 //!    counted and passed in monitor mode (`count`).
 //! 4. An anycast destination that has a scope (the interfaces from which
-//!    it may be reached: an operator's `--scope`, or a subnet's anycast
-//!    addresses, scoped to the interfaces that carry the subnet, as RFC
-//!    2526 section 2 and RFC 4291 section 2.6 say a subnet anycast address
-//!    is meaningful within its subnet) is dropped when the packet arrived
-//!    on an interface outside it, whatever its source.
+//!    it may be reached) is dropped when the packet arrived on an
+//!    interface outside it, whatever its source. The scope is the
+//!    operator's (`--scope`), or, for a subnet's reserved anycast
+//!    addresses (RFC 2526 section 2: the highest 128 interface identifiers
+//!    "within each subnet"), by the project's policy the interfaces that
+//!    carry the subnet: the group of such an address spans its subnet.
 //! 5. An anycast destination from a source no router forwards (the
 //!    unspecified address and loopback, RFC 4291 sections 2.5.2 and 2.5.3;
 //!    multicast, 2.7; IPv4-mapped, RFC 6890 section 2.2.3; site-local,
