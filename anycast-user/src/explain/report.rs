@@ -99,6 +99,11 @@ pub struct Destination {
     pub matched: Option<String>,
     /// Its group.
     pub group: String,
+    /// The interfaces it may be reached from (empty: every interface).
+    pub scope: Vec<String>,
+    /// Whether the frame's interface is in that scope (false: dropped,
+    /// `out_of_scope_drops`).
+    pub in_scope: bool,
 }
 
 /// A member of the destination group, as the selection sees it.
@@ -345,11 +350,12 @@ pub fn build(
             .addresses
             .iter()
             .filter(|a| a.prefix.contains(dst))
-            .max_by_key(|a| a.prefix.len)
-            .map(|a| a.prefix.to_string());
+            .max_by_key(|a| a.prefix.len);
         Destination {
-            matched,
+            matched: matched.map(|a| a.prefix.to_string()),
             group: live.group(t.group),
+            scope: matched.map(|a| a.scope.clone()).unwrap_or_default(),
+            in_scope: stat != Some(GlobalStat::OutOfScopeDropped),
         }
     });
     let selection = (t.group != 0).then(|| candidates(live, t.group));
@@ -546,11 +552,21 @@ impl Report {
         }
         l.push(format!("source:      {}", self.source.reason));
         match &self.destination {
-            Some(d) => l.push(format!(
-                "destination: {} of group {}",
-                d.matched.as_deref().unwrap_or("an anycast address"),
-                d.group
-            )),
+            Some(d) => {
+                let scope = match (d.scope.is_empty(), d.in_scope) {
+                    (true, _) => String::new(),
+                    (false, true) => format!(", reached from {}: in scope", d.scope.join(", ")),
+                    (false, false) => format!(
+                        ", reached only from {}: dropped, out of scope",
+                        d.scope.join(", ")
+                    ),
+                };
+                l.push(format!(
+                    "destination: {} of group {}{scope}",
+                    d.matched.as_deref().unwrap_or("an anycast address"),
+                    d.group
+                ))
+            }
             None => l.push("destination: not an anycast address (or not reached)".into()),
         }
         if let Some(sel) = &self.selection {
