@@ -47,11 +47,12 @@ pub struct ScopeInfo {
 const _: () = assert!(core::mem::size_of::<ScopeInfo>() == 32 + 16 * MAX_SCOPE_IFACES + 24);
 
 impl ScopeInfo {
-    /// Whether attachment `id` is in the scope.
+    /// Whether attachment `id` is in the scope (never id 0: an instance
+    /// that is no attachment's).
     #[inline(always)]
     pub const fn admits(&self, id: u32) -> bool {
         let bit = id % 256;
-        self.attachments[(bit / 64) as usize] >> (bit % 64) & 1 != 0
+        id != 0 && self.attachments[(bit / 64) as usize] >> (bit % 64) & 1 != 0
     }
 
     /// Puts attachment `id` in the scope (or takes it out).
@@ -234,6 +235,8 @@ mod tests {
             assert!(s.admits(id));
         }
         assert!(!s.admits(2));
+        // Id 256 has bit 0; id 0 is never admitted.
+        assert!(s.admits(256) && !s.admits(0));
         s.set_attachment(64, false);
         assert!(!s.admits(64) && s.admits(63));
     }

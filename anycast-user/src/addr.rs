@@ -49,7 +49,7 @@ pub fn parse_subnet(s: &str) -> Result<[u8; 8], Error> {
     if p.len != 64 {
         return Err(Error::BadSubnet {
             subnet: s.to_string(),
-            why: "reserved subnet anycast addresses (RFC 2526) exist only for /64 subnets, with 64-bit interface identifiers",
+            why: "only /64 subnets are supported (the reserved subnet anycast addresses of 64-bit interface identifiers, RFC 2526 section 2)",
         });
     }
     Ok(prefix64(p.addr))

@@ -242,7 +242,9 @@ pub enum Error {
         subnet: String,
     },
     /// A scope of no interface, or of too many.
-    #[error("a scope names 1 to {most} interfaces, not {given}")]
+    #[error(
+        "a scope names 1 to {most} interfaces, not {given} (name at most {most} with --scope, or `scope` in the file)"
+    )]
     ScopeSize {
         /// How many were given.
         given: usize,

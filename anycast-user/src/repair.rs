@@ -54,6 +54,9 @@ pub struct RepairReport {
     /// Scopes whose attachments did not match the attached interfaces
     /// they name.
     pub scopes: u64,
+    /// Registered subnets of a free group, or with none of their addresses
+    /// (removed).
+    pub subnets: u64,
 }
 
 impl RepairReport {
@@ -91,6 +94,7 @@ impl RepairReport {
         count(self.selections, "stale group selections");
         count(self.tx_ports, "missing egress ports");
         count(self.scopes, "scopes with wrong attachments");
+        count(self.subnets, "registered subnets without their addresses");
         if self.load_group_freed {
             out.push("the empty group of an unfinished address load".into());
         }

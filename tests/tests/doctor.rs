@@ -206,6 +206,21 @@ fn doctor_names_each_way_forwarding_is_broken() -> Result<()> {
     }
     let router = lab.ns("router")?;
 
+    // A scoped address whose scope names no attached interface (loopback
+    // exists, unattached), then one that does.
+    let scoped = "2001:db8:ac::99";
+    lab.anycast_ok(
+        "router",
+        &["addr", "add", scoped, "--group", "dns", "--scope", "lo"],
+    )?;
+    names(&ml, "scope.attached", "lo", "warn", "anycast attach lo")?;
+    lab.anycast_ok(
+        "router",
+        &["addr", "add", scoped, "--group", "dns", "--scope", "c0"],
+    )?;
+    all_ok(&ml, "a scope of an attached interface")?;
+    lab.anycast_ok("router", &["addr", "del", scoped])?;
+
     // The member's egress interface down.
     router.ip(&["link", "set", "r1", "down"])?;
     names(

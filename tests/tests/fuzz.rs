@@ -185,15 +185,11 @@ fn a_scope_the_model_does_not_know_is_found() -> Result<()> {
     fuzz::run(&p, 2, 20_000, None)?;
     let drops = p.stats()?.global["out_of_scope_drops"];
     ensure!(drops > 0, "no frame reached a scoped address from outside");
-    // Planted: the away subnet's home-agents address now admits this
-    // attachment, behind the model's back.
+    // Planted: the scoped prefix now admits this attachment, behind the
+    // model's back.
     let admits = p.state.test_scope("here", &[TEST_ATTACHMENT])?;
-    let away: Ipv6Addr = "2001:db8:c:1:fdff:ffff:ffff:fffe".parse()?;
     p.state.load_addresses_scoped(
-        &[anycast::AnycastPrefix {
-            addr: away,
-            len: 128,
-        }],
+        &["2001:db8:d::/48".parse()?],
         &anycast::GroupName::new("web")?,
         admits,
     )?;

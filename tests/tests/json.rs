@@ -291,7 +291,7 @@ fn config(ml: &MemberLab) -> Result<String> {
     Ok(format!(
         "[bgp]\ntable = 100\nprotocol = 250\ndrain-time = 0.5\nhold-down = 0.5\n\
          [interface.c0]\nrole = \"edge\"\n[interface.r1]\nrole = \"member\"\n\
-         [group.dns]\naddresses = [\"{ANYCAST}\"]\nannounce = [\"2001:db8:ac::/48\"]\n\
+         [group.dns]\naddresses = [\"{ANYCAST}\"]\nscope = [\"c0\"]\nannounce = [\"2001:db8:ac::/48\"]\n\
          subnets = [{{ prefix = \"2001:db8:ac:1::/64\", subnet-router = true, scope = [\"c0\"] }}]\n\
          tunnel-source = \"fd00:c:1::1\"\n\
          [group.dns.member.m1]\niface = \"r1\"\nmac = \"{}\"\naddr = \"{M1}\"\n\

@@ -234,11 +234,12 @@ fn config_apply_registers_subnets_and_scopes() -> Result<()> {
         "home" | "away" => Ok(()),
         _ => Err(anycast::Error::UnknownInterface(n.to_string())),
     };
-    let apply = |p: &mut ProgramUnderTest,
-                 text: &str,
-                 resolve: &mut dyn FnMut(&MemberVia) -> anycast::Result<Via>,
-                 carrying: &mut dyn FnMut([u8; 8]) -> anycast::Result<Vec<String>>,
-                 exists: &mut dyn FnMut(&str) -> anycast::Result<()>|
+    let apply_as = |p: &mut ProgramUnderTest,
+                    dry_run: bool,
+                    text: &str,
+                    resolve: &mut dyn FnMut(&MemberVia) -> anycast::Result<Via>,
+                    carrying: &mut dyn FnMut([u8; 8]) -> anycast::Result<Vec<String>>,
+                    exists: &mut dyn FnMut(&str) -> anycast::Result<()>|
      -> Result<Vec<anycast::reconcile::Change>> {
         let cfg = Config::parse(text)?;
         let sys = &mut System {
@@ -254,15 +255,36 @@ fn config_apply_registers_subnets_and_scopes() -> Result<()> {
             sys,
             ApplyOptions {
                 force: true,
+                dry_run,
                 ..Default::default()
             },
         )?)
+    };
+    let apply = |p: &mut ProgramUnderTest,
+                 text: &str,
+                 resolve: &mut dyn FnMut(&MemberVia) -> anycast::Result<Via>,
+                 carrying: &mut dyn FnMut([u8; 8]) -> anycast::Result<Vec<String>>,
+                 exists: &mut dyn FnMut(&str) -> anycast::Result<()>| {
+        apply_as(p, false, text, resolve, carrying, exists)
     };
     let base = "[group.ha]\nmember.h1 = { encap = \"fd00:9::1\" }\n";
     let text = format!(
         "{base}addresses = [\"2001:db8:53::1\"]\nscope = [\"away\"]\n\
          subnets = [{{ prefix = \"2001:db8:1:2::/64\", subnet-router = true }}]\n"
     );
+    // A dry run says what would change, and changes nothing.
+    let would = apply_as(
+        &mut p,
+        true,
+        &text,
+        &mut resolve,
+        &mut carrying,
+        &mut exists,
+    )?;
+    ensure!(!would.is_empty(), "{would:?}");
+    ensure!(p.state.subnets()?.is_empty() && p.state.addresses()?.is_empty());
+    // No scope was allocated: the first free id is still 1.
+    ensure!(p.state.test_scope("probe", &[])? == 1);
     let changes = apply(&mut p, &text, &mut resolve, &mut carrying, &mut exists)?;
     let added = |kind| {
         changes
@@ -305,13 +327,17 @@ fn config_apply_registers_subnets_and_scopes() -> Result<()> {
         changes.len() == 1 && changes[0].detail == "scope away -> everywhere",
         "{changes:?}"
     );
+    // Unscoped now: on to its member (whose route this namespace lacks:
+    // passed to the kernel, not dropped as out of scope).
+    let before = p.stats()?.global["out_of_scope_drops"];
     let r = p.run(&udp("2001:db8:53::1".parse()?))?;
-    ensure!(r.action != 1, "unscoped now: action {}", r.action);
+    ensure!(r.action == 2, "unscoped now: action {}", r.action);
+    ensure!(p.stats()?.global["out_of_scope_drops"] == before);
     // A scope of an interface that does not exist names its line.
     let missing = format!("{base}addresses = [\"2001:db8:53::1\"]\nscope = [\"nowhere\"]\n");
     let e = apply(&mut p, &missing, &mut resolve, &mut carrying, &mut exists)
         .expect_err("no such interface");
-    ensure!(e.to_string().contains("line 1"), "{e:#}");
+    ensure!(e.to_string().contains("line 4: "), "{e:#}");
     // No interface carries it and no scope is given: refused.
     let mut none = |_: [u8; 8]| Ok(Vec::new());
     let e = apply(&mut p, &text, &mut resolve, &mut none, &mut exists).expect_err("nowhere");

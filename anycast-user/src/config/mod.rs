@@ -118,6 +118,8 @@ pub struct GroupConfig {
     /// The interfaces its `addresses` may be reached from (`scope`,
     /// sorted); empty: every interface.
     pub scope: Vec<String>,
+    /// Line of its `scope` (0: none).
+    pub scope_line: usize,
     /// Its registered subnets (`subnets`), whose anycast addresses it
     /// holds besides `addresses`.
     pub subnets: Vec<SubnetConfig>,
@@ -392,9 +394,9 @@ impl Config {
                 }
                 addresses.push(p);
             }
-            let scope = match &g.scope {
-                Some(sc) => subnet::parse_scope(&c, &|| f("scope"), sc)?,
-                None => Vec::new(),
+            let (scope, scope_line) = match &g.scope {
+                Some(sc) => (subnet::parse_scope(&c, &|| f("scope"), sc)?, c.line(sc)),
+                None => (Vec::new(), 0),
             };
             let subnets = subnet::parse(&c, &gname, &g.subnets)?;
             // The subnets' addresses are the group's too: in no other
@@ -443,6 +445,7 @@ impl Config {
                     options,
                     addresses: addresses_only,
                     scope,
+                    scope_line,
                     subnets,
                     members,
                     announce,

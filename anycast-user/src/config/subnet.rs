@@ -114,6 +114,13 @@ pub(super) fn parse(
                 ids
             }
         };
+        if ids.is_empty() && !s.subnet_router {
+            let e = Error::BadSubnet {
+                subnet: s.prefix.get_ref().clone(),
+                why: "no anycast ID and no subnet-router address: it would have no address",
+            };
+            return Err(c.check(&s.prefix, f, Err(e))?);
+        }
         let scope = match &s.scope {
             Some(sc) => Some(parse_scope(c, &f, sc)?),
             None => None,
@@ -176,11 +183,15 @@ mod tests {
         let e = err(&format!(
             "{GROUP}subnets = [{{ prefix = \"2001:db8:1::/48\" }}]\n"
         ));
-        assert!(e.contains("line 3") && e.contains("only for /64"), "{e}");
+        assert!(e.contains("line 3") && e.contains("only /64"), "{e}");
         let e = err(&format!(
             "{GROUP}subnets = [{{ prefix = \"2001:db8:1:2::/64\", ids = [128] }}]\n"
         ));
         assert!(e.contains("line 3") && e.contains("0 to 127"), "{e}");
+        let e = err(&format!(
+            "{GROUP}subnets = [{{ prefix = \"2001:db8:1:2::/64\", ids = [] }}]\n"
+        ));
+        assert!(e.contains("line 3") && e.contains("no address"), "{e}");
         let e = err(&format!("{GROUP}scope = []\n"));
         assert!(e.contains("1 to 8 interfaces"), "{e}");
         let e = err(&format!("{GROUP}scope = [\"a/b\"]\n"));

@@ -70,8 +70,11 @@ impl Dataplane {
         attached.push((id, cfg));
         self.state.sync_scopes(&attached, true)?;
         let r = self.attach_as(iface, id, cfg, &opts);
-        if r.is_err() {
-            self.sync_scopes()?;
+        if r.is_err()
+            && let Err(e) = self.sync_scopes()
+        {
+            // The attach's own error matters more; repair clears the bit.
+            log::warn!("taking {iface} out of its scopes again: {e}");
         }
         r
     }

@@ -610,16 +610,25 @@ impl Dataplane {
         // Metrics from routes, as they are now (the service follows them).
         let cfg = &crate::routes::metrics_now(cfg)?;
         let attach = self.interfaces_to_attach(cfg)?;
-        let attached = self.attachments.all()?;
-        let (mut resolve, mut carrying) = (MemberVia::resolve, crate::link::interfaces_carrying);
-        let mut exists = reconcile::interface_exists;
-        let sys =
-            &mut reconcile::System::here(&mut resolve, &mut carrying, &mut exists, &attached)?;
-        let mut changes = if opts.dry_run {
+        let mut changes = {
+            // The attachments the scopes follow, read under the lock: one
+            // attached meanwhile is in a new scope's bits.
             let _lock = self.lock()?;
-            reconcile::apply_config_in(&mut self.state, cfg, sys, opts)?
-        } else {
-            self.change(|s| reconcile::apply_config_in(s, cfg, sys, opts))?
+            let attached = self.attachments.all()?;
+            let (mut resolve, mut carrying) =
+                (MemberVia::resolve, crate::link::interfaces_carrying);
+            let mut exists = reconcile::interface_exists;
+            let sys =
+                &mut reconcile::System::here(&mut resolve, &mut carrying, &mut exists, &attached)?;
+            if opts.dry_run {
+                reconcile::apply_config_in(&mut self.state, cfg, sys, opts)?
+            } else {
+                self.recover()?;
+                self.state.begin_change()?;
+                let r = reconcile::apply_config_in(&mut self.state, cfg, sys, opts);
+                self.state.end_change()?;
+                r?
+            }
         };
         // Attached once the maps hold the file: the program filters with
         // them from its first packet.

@@ -7,10 +7,12 @@
 //!
 //! One submodule per area: [`kernel`] (what the program needs of the
 //! kernel), [`xdp`] (attachments, their mode, other programs), [`members`]
-//! (each member's way out), [`system`] (forwarding, the service).
+//! (each member's way out), [`scopes`] (scoped addresses reached from
+//! somewhere), [`system`] (forwarding, the service).
 
 mod kernel;
 mod members;
+mod scopes;
 mod system;
 mod xdp;
 
@@ -24,6 +26,7 @@ use crate::{
     group::GroupEntry,
     members::MemberEntry,
     netlink::{link::Link, neigh::Neighbour},
+    state::AddressEntry,
 };
 
 /// The version of `doctor --json`'s format.
@@ -173,6 +176,7 @@ pub(crate) struct Context {
     pub(crate) attachments: Vec<(Interface, LinkPin)>,
     pub(crate) members: Vec<MemberEntry>,
     pub(crate) groups: Vec<GroupEntry>,
+    pub(crate) addresses: Vec<AddressEntry>,
     /// Whether the pinned state was opened.
     pub(crate) opened: bool,
     /// The running kernel's version.
@@ -205,6 +209,7 @@ pub fn run(pin: &PinDir, opts: &Options) -> Report {
         attachments: Vec::new(),
         members: Vec::new(),
         groups: Vec::new(),
+        addresses: Vec::new(),
         opened: false,
         kernel,
     };
@@ -257,6 +262,10 @@ pub fn run(pin: &PinDir, opts: &Options) -> Report {
             unread("the groups", &e);
             Vec::new()
         });
+        cx.addresses = dp.addresses().unwrap_or_else(|e| {
+            unread("the addresses", &e);
+            Vec::new()
+        });
     }
     checks.extend(kernel::checks(&cx));
     checks.extend(pinned);
@@ -265,6 +274,7 @@ pub fn run(pin: &PinDir, opts: &Options) -> Report {
     }
     checks.extend(xdp::checks(&cx));
     checks.extend(members::checks(&cx));
+    checks.extend(scopes::checks(&cx));
     checks.extend(system::checks(&cx));
     Report::of(checks)
 }

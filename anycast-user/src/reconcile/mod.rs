@@ -340,6 +340,8 @@ pub fn apply_config(
     resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>,
     opts: ApplyOptions,
 ) -> Result<Vec<Change>> {
+    // No attachments: a scope the file makes admits none until an attach
+    // or a repair sets its bits (`Dataplane::apply_config` gives them).
     let (mut carrying, mut exists) = (crate::link::interfaces_carrying, scoped::interface_exists);
     let sys = &mut System::here(resolve, &mut carrying, &mut exists, &[])?;
     apply_config_in(state, cfg, sys, opts)
@@ -550,7 +552,8 @@ fn plan(state: &State, cfg: &Config, sys: &mut System<'_>) -> Result<Plan> {
     }
 
     // Addresses, with the subnets' and the scopes.
-    let wanted_addr = scoped::wanted(cfg, sys)?;
+    let subnets_now = state.subnets()?;
+    let wanted_addr = scoped::wanted(cfg, sys, &subnets_now)?;
     let want_addr = &wanted_addr.addresses;
     let addrs_now = state.address_scopes()?;
     let mut kept: HashSet<AnycastPrefix> = HashSet::new();
@@ -595,7 +598,6 @@ fn plan(state: &State, cfg: &Config, sys: &mut System<'_>) -> Result<Plan> {
             }
         }
     }
-    let subnets_now = state.subnets()?;
     p.changes
         .extend(scoped::subnet_changes(&subnets_now, &wanted_addr.subnets));
     p.subnets_gone = subnets_now

@@ -73,9 +73,15 @@ pub(super) struct Wanted {
 }
 
 /// Works out [`Wanted`]: every scope's interfaces must exist; a subnet
-/// without a scope gets the interfaces that carry it, and there must be
-/// some.
-pub(super) fn wanted(cfg: &Config, sys: &mut System<'_>) -> Result<Wanted> {
+/// without a scope gets the interfaces that carry it. When none does, one
+/// registered already keeps the scope it has (an interface that lost its
+/// address for a while, e.g. down, must not fail the whole file, which the
+/// service applies again on every reload); a new one is an error.
+pub(super) fn wanted(
+    cfg: &Config,
+    sys: &mut System<'_>,
+    registered: &[SubnetEntry],
+) -> Result<Wanted> {
     let at = |line: usize, field: String, error: Error| {
         Error::Config(ConfigError::Invalid {
             line,
@@ -89,7 +95,7 @@ pub(super) fn wanted(cfg: &Config, sys: &mut System<'_>) -> Result<Wanted> {
     };
     for (g, gc) in &cfg.groups {
         for name in &gc.scope {
-            (sys.exists)(name).map_err(|e| at(gc.line, format!("group.{g}.scope"), e))?;
+            (sys.exists)(name).map_err(|e| at(gc.scope_line, format!("group.{g}.scope"), e))?;
         }
         for a in &gc.addresses {
             w.addresses.insert(*a, (g.to_string(), gc.scope.clone()));
@@ -105,11 +111,22 @@ pub(super) fn wanted(cfg: &Config, sys: &mut System<'_>) -> Result<Wanted> {
                 }
                 None => {
                     let names = (sys.carrying)(s.prefix)?;
-                    if names.is_empty() {
-                        let e = Error::SubnetNowhere(subnet_text(s.prefix));
-                        return Err(at(s.line, field(), e));
+                    let text = subnet_text(s.prefix);
+                    let before = registered
+                        .iter()
+                        .find(|e| e.subnet == text && e.scope_from == "carried");
+                    match before {
+                        _ if !names.is_empty() => (names, false),
+                        Some(e) => {
+                            log::warn!(
+                                "no interface has an address in {text} now; its anycast \
+                                 addresses keep their scope ({})",
+                                e.scope.join(", ")
+                            );
+                            (e.scope.clone(), false)
+                        }
+                        None => return Err(at(s.line, field(), Error::SubnetNowhere(text))),
                     }
-                    (names, false)
                 }
             };
             for a in s.addresses() {
@@ -216,7 +233,7 @@ pub(super) fn execute(
     }
     for (scope, batch) in by_scope {
         let id = scope_id(state, &scope)?;
-        state.insert_addresses(&batch, id)?;
+        state.insert_addresses(&batch, Some(id))?;
     }
     for prefix in gone {
         state.unregister_subnet(*prefix)?;

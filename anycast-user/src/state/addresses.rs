@@ -134,19 +134,19 @@ impl Addresses {
     }
 
     /// Adds each address or prefix to its group (an existing group id),
-    /// with scope `scope` (0: none), with one map update each, tagged
-    /// `load_tag` (0 unless an address load adds them); `groups` names a
-    /// group that holds one already. Entries already in their group are
-    /// skipped, or given the scope in place when theirs differs. All or
-    /// nothing: an entry of another group, or a table that fills up, undoes
-    /// what this call added and changed. Returns what was added; the
-    /// settings still count the lengths of the new prefixes (see
-    /// [`Self::sync_settings`]) and the groups' address counts are the
-    /// caller's.
+    /// with scope `scope` (`None`: new entries have none and the others
+    /// keep theirs), with one map update each, tagged `load_tag` (0 unless
+    /// an address load adds them); `groups` names a group that holds one
+    /// already. Entries already in their group are skipped, or given the
+    /// scope in place when theirs differs. All or nothing: an entry of
+    /// another group, or a table that fills up, undoes what this call
+    /// added and changed. Returns what was added; the settings still count
+    /// the lengths of the new prefixes (see [`Self::sync_settings`]) and
+    /// the groups' address counts are the caller's.
     pub(crate) fn insert(
         &mut self,
         list: &[(AnycastPrefix, u32)],
-        scope: u16,
+        scope: Option<u16>,
         load_tag: u32,
         settings: &mut Settings,
         groups: &Groups,
@@ -169,7 +169,7 @@ impl Addresses {
         for &(p, id) in list {
             let value = AddrValue {
                 group_id: id as u16,
-                scope_id: scope,
+                scope_id: scope.unwrap_or(0),
                 load_tag,
             };
             let holder = if p.is_exact() {
@@ -184,17 +184,23 @@ impl Addresses {
                 prefixes.get(&(p.len, p.addr.octets())).copied()
             };
             match holder {
-                Some(old) if u32::from(old.group_id) == id && old.scope_id == scope => continue,
+                Some(old)
+                    if u32::from(old.group_id) == id && scope.is_none_or(|s| s == old.scope_id) =>
+                {
+                    continue;
+                }
                 Some(old) if u32::from(old.group_id) == id => {
                     let new = AddrValue {
                         load_tag: old.load_tag,
                         ..value
                     };
+                    // Undone with the rest should it fail half-way (the
+                    // table written, the index not).
+                    rescoped.push((p, old));
                     if let Err(e) = self.rescope(&p, new) {
                         failure = Some(e);
                         break;
                     }
-                    rescoped.push((p, old));
                     continue;
                 }
                 Some(old) => {

@@ -99,12 +99,15 @@ fn display<S: serde::Serializer>(p: &AnycastPrefix, s: S) -> Result<S::Ok, S::Er
 }
 
 /// What `add_address` did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AddOutcome {
     /// The address was added.
     Added,
     /// The address was already in that group; nothing changed.
     AlreadyPresent,
+    /// The address was already in that group, with a scope of these
+    /// interfaces: now it is reached from every interface.
+    Unscoped(Vec<String>),
 }
 
 /// An on-link member whose interface was lost or came back.
@@ -160,21 +163,39 @@ impl State {
 
     // Addresses.
 
-    /// Adds an anycast address or prefix to group `group` (created when new).
-    /// Nothing changes when it fails.
+    /// Adds an anycast address or prefix to group `group` (created when
+    /// new), reached from every interface: one the group has already loses
+    /// its scope. A subnet's address is refused (its subnet says its
+    /// scope). Nothing changes when it fails.
     pub fn add_address(&mut self, p: AnycastPrefix, group: &GroupName) -> Result<AddOutcome> {
-        Ok(match self.load_addresses(&[p], group)? {
-            0 => AddOutcome::AlreadyPresent,
-            _ => AddOutcome::Added,
+        self.refuse_subnet_addresses(&[p])?;
+        let before = self.addresses.value_of(&p)?;
+        let added = self.load_into_group(&[p], group, Some(0))?;
+        Ok(match before {
+            None => AddOutcome::Added,
+            Some(_) if added > 0 => AddOutcome::Added,
+            Some(v) if v.scope_id != 0 => AddOutcome::Unscoped(self.scope_names(v.scope_id)?),
+            Some(_) => AddOutcome::AlreadyPresent,
         })
     }
 
     /// Adds many addresses and prefixes to group `group` (created when new)
     /// with one map update each: the fast path for large tables. Entries the
-    /// group has already are skipped. All or nothing: an entry of another
-    /// group, or a table that fills up, undoes what this call added.
-    /// Returns how many were added.
+    /// group has already are skipped (their scopes kept). All or nothing: an
+    /// entry of another group, or a table that fills up, undoes what this
+    /// call added. Returns how many were added.
     pub fn load_addresses(&mut self, list: &[AnycastPrefix], group: &GroupName) -> Result<usize> {
+        self.load_into_group(list, group, None)
+    }
+
+    /// [`Self::load_addresses`] with scope `scope` (see
+    /// [`Addresses::insert`]).
+    pub(crate) fn load_into_group(
+        &mut self,
+        list: &[AnycastPrefix],
+        group: &GroupName,
+        scope: Option<u16>,
+    ) -> Result<usize> {
         self.check_new_addresses(list)?;
         let existing = self.groups.find(group.as_str())?;
         let created = existing.is_none();
@@ -183,7 +204,7 @@ impl State {
             None => self.create_group(group)?,
         };
         let list: Vec<(AnycastPrefix, u32)> = list.iter().map(|p| (*p, id)).collect();
-        match self.insert_addresses(&list, 0) {
+        match self.insert_addresses(&list, scope) {
             Ok(n) => Ok(n),
             Err(e) => {
                 if created {
@@ -214,7 +235,7 @@ impl State {
     pub(crate) fn insert_addresses(
         &mut self,
         list: &[(AnycastPrefix, u32)],
-        scope: u16,
+        scope: Option<u16>,
     ) -> Result<usize> {
         self.insert_tagged(list, scope, 0)
     }
@@ -223,7 +244,7 @@ impl State {
     fn insert_tagged(
         &mut self,
         list: &[(AnycastPrefix, u32)],
-        scope: u16,
+        scope: Option<u16>,
         load_tag: u32,
     ) -> Result<usize> {
         let added =
@@ -260,7 +281,7 @@ impl State {
             s.journal |= JOURNAL_LOADING;
         })?;
         let list: Vec<(AnycastPrefix, u32)> = list.iter().map(|p| (*p, id)).collect();
-        let r = self.insert_tagged(&list, 0, tag);
+        let r = self.insert_tagged(&list, None, tag);
         if r.is_err() && existing.is_none() {
             // Undo the group made for these addresses, so nothing changed.
             self.groups.release(id)?;
@@ -626,6 +647,7 @@ impl State {
             }
         }
         r.tx_ports = self.members.repair_tx_ports(&members, fix)?;
+        r.subnets = self.repair_subnets(fix)?;
         r.flow_flush = anycast_common::flow_epoch_in_flush(Flows::epoch(&self.settings)?);
         if fix {
             if r.flow_flush {

@@ -165,13 +165,15 @@ impl State {
         names: &[String],
         attached: &[(u32, IfaceConfig)],
     ) -> Result<u16> {
-        let addresses = &self.addresses;
+        let (addresses, subnets) = (&self.addresses, &self.subnets);
         let id = self.scopes.find_or_add(netns, names, attached, || {
-            Ok(addresses
+            let mut used: HashSet<u32> = addresses
                 .all_values()?
                 .into_iter()
                 .map(|(_, v)| u32::from(v.scope_id))
-                .collect::<HashSet<u32>>())
+                .collect();
+            used.extend(subnets.all()?.into_iter().map(|(_, s)| s.scope_id));
+            Ok(used)
         })?;
         Ok(id as u16)
     }
@@ -195,26 +197,29 @@ impl State {
     }
 
     /// [`State::load_addresses`] with scope `scope` (0: none): entries the
-    /// group has already get that scope.
+    /// group has already get that scope. A subnet's address is refused
+    /// (its subnet says its scope).
     pub fn load_addresses_scoped(
         &mut self,
         list: &[AnycastPrefix],
         group: &GroupName,
         scope: u16,
     ) -> Result<usize> {
-        self.check_new_addresses(list)?;
-        let existing = self.groups.find(group.as_str())?;
-        let (id, _) = match existing {
-            Some(g) => g,
-            None => self.create_group(group)?,
-        };
-        let list: Vec<(AnycastPrefix, u32)> = list.iter().map(|p| (*p, id)).collect();
-        let r = self.insert_addresses(&list, scope);
-        if r.is_err() && existing.is_none() {
-            // Undo the group made for these addresses, so nothing changed.
-            self.groups.release(id)?;
+        self.refuse_subnet_addresses(list)?;
+        self.load_into_group(list, group, Some(scope))
+    }
+
+    /// Refuses any of `list` that a registered subnet holds.
+    pub(crate) fn refuse_subnet_addresses(&self, list: &[AnycastPrefix]) -> Result<()> {
+        for p in list {
+            if let Some(o) = self.subnet_holding(p)? {
+                return Err(Error::AddressOfSubnet {
+                    addr: p.addr.to_string(),
+                    subnet: o.subnet,
+                });
+            }
         }
-        r
+        Ok(())
     }
 
     /// Registers subnet `spec` with scope `scope` (`explicit`: given, not
@@ -232,9 +237,49 @@ impl State {
                 });
             }
         }
+        if spec.ids.is_empty() && !spec.subnet_router {
+            return Err(Error::BadSubnet {
+                subnet: subnet_text(spec.prefix),
+                why: "no anycast ID and no subnet-router address: it would have no address",
+            });
+        }
         let wanted = spec.addresses();
-        let added = self.load_addresses_scoped(&wanted, &spec.group, scope)?;
-        let (gid, _) = self.groups.named(spec.group.as_str())?;
+        self.check_new_addresses(&wanted)?;
+        let existing = self.groups.find(spec.group.as_str())?;
+        let (gid, _) = match existing {
+            Some(g) => g,
+            None => self.create_group(&spec.group)?,
+        };
+        // The registry first (a full one refuses before any address is
+        // added), undone with the group made for it should the addresses
+        // be refused.
+        let undo = |s: &mut Self| -> Result<()> {
+            match old {
+                Some(o) => s.subnets.set(spec.prefix, o)?,
+                None => s.unregister_subnet(spec.prefix)?,
+            }
+            if existing.is_none() {
+                s.groups.release(gid)?;
+            }
+            Ok(())
+        };
+        let registered = self.register_subnet(
+            spec.prefix,
+            gid,
+            &spec.ids,
+            spec.subnet_router,
+            (scope, explicit),
+        );
+        let added = match registered.and_then(|()| {
+            let list: Vec<(AnycastPrefix, u32)> = wanted.iter().map(|p| (*p, gid)).collect();
+            self.insert_addresses(&list, Some(scope))
+        }) {
+            Ok(n) => n,
+            Err(e) => {
+                undo(self)?;
+                return Err(e);
+            }
+        };
         if let Some(old) = old {
             let gone: Vec<(AnycastPrefix, u32)> =
                 addresses_of(spec.prefix, &old.ids, old.subnet_router != 0)
@@ -244,13 +289,6 @@ impl State {
                     .collect();
             self.remove_held(&gone)?;
         }
-        self.register_subnet(
-            spec.prefix,
-            gid,
-            &spec.ids,
-            spec.subnet_router,
-            (scope, explicit),
-        )?;
         Ok(added)
     }
 
@@ -328,6 +366,27 @@ impl State {
         self.subnets.remove(prefix).map(|_| ())
     }
 
+    /// Registry entries of a group that is not in use, or none of whose
+    /// addresses its group holds (a command killed half-way): how many
+    /// (removed with `fix`).
+    pub(crate) fn repair_subnets(&mut self, fix: bool) -> Result<u64> {
+        let mut wrong = 0;
+        for (prefix, info) in self.subnets.all()? {
+            let group_in_use = self.groups.get(info.group_id)?.in_use != 0;
+            let mut held = false;
+            for p in addresses_of(prefix, &info.ids, info.subnet_router != 0) {
+                held |= self.addresses.group_of(&p)? == Some(info.group_id);
+            }
+            if !group_in_use || !held {
+                wrong += 1;
+                if fix {
+                    self.subnets.remove(prefix)?;
+                }
+            }
+        }
+        Ok(wrong)
+    }
+
     /// Forgets the subnets of group `id` (being freed).
     pub(crate) fn forget_subnets_of(&mut self, id: u32) -> Result<()> {
         for (prefix, info) in self.subnets.all()? {
@@ -355,16 +414,21 @@ impl State {
     pub fn subnets(&self) -> Result<Vec<SubnetEntry>> {
         let mut out = Vec::new();
         for (prefix, info) in self.subnets.all()? {
-            let addresses = addresses_of(prefix, &info.ids, info.subnet_router != 0)
-                .into_iter()
-                .filter_map(|p| {
-                    origin_in(prefix, &info, &p.addr.octets()).map(|o| SubnetAddress {
+            let mut addresses = Vec::new();
+            for p in addresses_of(prefix, &info.ids, info.subnet_router != 0) {
+                // Those its group holds (all, unless a command was killed
+                // half-way through adding them).
+                if self.addresses.group_of(&p)? != Some(info.group_id) {
+                    continue;
+                }
+                if let Some(o) = origin_in(prefix, &info, &p.addr.octets()) {
+                    addresses.push(SubnetAddress {
                         address: p.addr,
                         id: o.id,
                         meaning: o.meaning,
-                    })
-                })
-                .collect();
+                    });
+                }
+            }
             out.push(SubnetEntry {
                 subnet: subnet_text(prefix),
                 group: self.groups.name_of(info.group_id)?,

@@ -251,7 +251,12 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
                 Dataplane::open_or_create_then(pin, ft, |dp| dp.add_address(p, &group))?;
             match added {
                 AddOutcome::Added => say!(out, "added {p} to group {group}"),
-                AddOutcome::AlreadyPresent => say!(out, "{p} is in group {group}"),
+                AddOutcome::AlreadyPresent => say!(out, "{p} is already in group {group}"),
+                AddOutcome::Unscoped(was) => say!(
+                    out,
+                    "{p} is in group {group}, now reached from every interface (its scope was {})",
+                    was.join(", ")
+                ),
             }
         }
         Command::Subnet(cmd) => subnet::command(pin, ft, cmd, out)?,
