@@ -338,9 +338,15 @@ fn config_apply_registers_subnets_and_scopes() -> Result<()> {
     let e = apply(&mut p, &missing, &mut resolve, &mut carrying, &mut exists)
         .expect_err("no such interface");
     ensure!(e.to_string().contains("line 4: "), "{e:#}");
-    // No interface carries it and no scope is given: refused.
+    // No interface carries the subnet now (its interface down, say): a
+    // registered one keeps its scope, and the rest of the file applies.
     let mut none = |_: [u8; 8]| Ok(Vec::new());
-    let e = apply(&mut p, &text, &mut resolve, &mut none, &mut exists).expect_err("nowhere");
+    let kept = apply(&mut p, &rescoped, &mut resolve, &mut none, &mut exists)?;
+    ensure!(kept.is_empty(), "{kept:?}");
+    ensure!(p.state.subnets()?[0].scope == ["home"]);
+    // A new subnet no interface carries, with no scope given: refused.
+    let new = format!("{base}subnets = [{{ prefix = \"2001:db8:5:5::/64\" }}]\n");
+    let e = apply(&mut p, &new, &mut resolve, &mut none, &mut exists).expect_err("nowhere");
     ensure!(format!("{e:#}").contains("reached from nowhere"), "{e:#}");
     // Gone from the file: the subnet and its addresses go.
     let plain = format!("{base}addresses = [\"2001:db8:53::1\"]\n");
