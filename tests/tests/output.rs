@@ -161,6 +161,19 @@ fn listings_show_the_mode_in_use_and_names_not_numbers() -> Result<()> {
     assert!(shown.contains("mode native (requested auto)"), "{shown}");
     assert!(!shown.contains("mode auto"), "{shown}");
 
+    // Each map with its size and what the kernel charges for it: the
+    // exact-address index is 2^20 buckets of 64 bytes, preallocated.
+    let index = &s["maps"]["EXACT_INDEX"];
+    assert_eq!(index["max_entries"], 1 << 20, "{s}");
+    assert_eq!(index["value_size"], 64, "{s}");
+    assert!(index["bytes"].as_u64().unwrap_or(0) >= 64 << 20, "{s}");
+    assert_eq!(
+        s["maps"].as_object().map(|m| m.len()),
+        Some(anycast_common::map_names::ALL.len()),
+        "{s}"
+    );
+    assert!(shown.contains("EXACT_INDEX") && shown.contains("MiB"), "{shown}");
+
     // Members by interface name, flows by member name.
     let members = json(lab, &["member", "list", "dns", "--json"])?;
     assert_eq!(members[0]["iface"], "r1", "{members}");

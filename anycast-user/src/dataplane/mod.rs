@@ -2,6 +2,7 @@
 //! edit the live maps under the pin dir's lock.
 
 mod attach;
+mod memory;
 mod scoped;
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use self::attach::recorded_interface;
 pub use self::attach::{Interface, LinkPin};
+pub use self::memory::MapMemory;
 pub use crate::iface::{AttachMode, AttachOptions};
 use crate::{
     addr::AnycastPrefix,

@@ -376,6 +376,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
                 stats: dp.stats()?,
                 flow_table: dp.flows(None, 0)?.0,
                 members: dp.members(None)?,
+                maps: dp.map_memory()?,
             };
             if json {
                 say!(

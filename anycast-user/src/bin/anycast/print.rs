@@ -3,6 +3,7 @@
 //! and returns the write's error: a closed output is no panic.
 
 use std::{
+    collections::BTreeMap,
     io::{self, Write},
     path::Path,
 };
@@ -10,6 +11,7 @@ use std::{
 use anycast::{
     Interface,
     config::MetricSource,
+    dataplane::MapMemory,
     flows::FlowTableStats,
     flows::FlowView,
     group::GroupEntry,
@@ -57,6 +59,7 @@ pub(super) struct Report {
     pub(super) stats: Stats,
     pub(super) flow_table: FlowTableStats,
     pub(super) members: Vec<MemberEntry>,
+    pub(super) maps: BTreeMap<&'static str, MapMemory>,
 }
 
 /// `addr list`.
@@ -332,7 +335,24 @@ pub(super) fn report(out: &mut impl Write, r: &Report, here: u64) -> io::Result<
             }
         )?;
     }
+    let total: u64 = r.maps.values().map(|m| m.bytes).sum();
+    writeln!(out, "maps: {} in the kernel", mib(total))?;
+    for (name, m) in &r.maps {
+        writeln!(
+            out,
+            "  {name:<16} {:>10} entries of {:>4}+{:<5} bytes  {}",
+            m.max_entries,
+            m.key_size,
+            m.value_size,
+            mib(m.bytes)
+        )?;
+    }
     Ok(())
+}
+
+/// Bytes as MiB with one decimal.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// `anycast status`: the service, then one line per checked member, then
