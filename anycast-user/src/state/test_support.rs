@@ -134,6 +134,13 @@ impl State {
         Flows::epoch(&self.settings)
     }
 
+    /// Loads write every exact address one at a time (`true`), as before
+    /// bulk inserts existed, or many in bulk (`false`, the default): the
+    /// benchmark times both.
+    pub fn set_one_by_one_loads(&mut self, on: bool) {
+        self.addresses.set_one_by_one(on);
+    }
+
     /// Whether exact address `addr` has a place in the exact-address index.
     pub fn indexed(&self, addr: std::net::Ipv6Addr) -> Result<bool> {
         self.addresses.indexed(addr)
