@@ -640,27 +640,52 @@ impl<V: Pod> PrefixMap<V> {
 }
 
 /// The devmap of egress interfaces for redirects, with its name.
+///
+/// Typed on use, not when taken: to type a devmap aya probes the kernel's
+/// features once per process (about a dozen BTF and program loads and map
+/// creations, half a millisecond), which a command that never touches the
+/// map (`member set`, most of them) should not pay.
 pub(crate) struct PortMap {
-    map: DevMapHash<MapData>,
+    name: &'static str,
+    map: Map,
 }
 
 impl PortMap {
-    /// Takes map `name` from `src`.
+    /// Takes map `name` from `src`; it must be a hash devmap.
     pub(crate) fn take(src: &mut MapSource<'_>, name: &'static str) -> Result<Self> {
-        Ok(PortMap {
-            map: take(src, name)?,
-        })
+        let map = src(name)?;
+        if !matches!(map, Map::DevMapHash(_)) {
+            // Another type: aya's error names it (typing nothing, it
+            // probes nothing).
+            if let Err(source) = DevMapHash::<&MapData>::try_from(&map) {
+                return Err(Error::Map { name, source });
+            }
+        }
+        Ok(PortMap { name, map })
     }
 
     /// Whether packets may be redirected out of `ifindex` through the map.
     pub(crate) fn contains(&self, ifindex: u32) -> bool {
-        self.map.get(ifindex, 0).is_ok()
+        DevMapHash::<&MapData>::try_from(&self.map).is_ok_and(|m| m.get(ifindex, 0).is_ok())
     }
 
     /// Lets packets be redirected out of `ifindex`.
     pub(crate) fn insert(&mut self, ifindex: u32) -> Result<()> {
-        self.map
-            .insert(ifindex, ifindex, None, 0)
+        let name = self.name;
+        let mut map = DevMapHash::<&mut MapData>::try_from(&mut self.map)
+            .map_err(|source| Error::Map { name, source })?;
+        map.insert(ifindex, ifindex, None, 0)
             .map_err(|source| Error::Redirect { ifindex, source })
+    }
+
+    /// Takes `ifindex` out (a test's damage, as the kernel does when the
+    /// device goes).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn remove(&mut self, ifindex: u32) -> Result<()> {
+        let name = self.name;
+        let mut map = DevMapHash::<&mut MapData>::try_from(&mut self.map)
+            .map_err(|source| Error::Map { name, source })?;
+        map.remove(ifindex)
+            .map_err(|source| Error::Map { name, source })
     }
 }

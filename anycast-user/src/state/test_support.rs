@@ -30,6 +30,9 @@ pub enum Tamper<'a> {
     Selection(&'a str),
     /// The journal left set, as by a killed command.
     Journal,
+    /// The egress port of an interface taken out of the devmap (the kernel
+    /// does so when the device goes).
+    TxPort(u32),
 }
 
 /// Steps and views the commands do not offer, for tests and benchmarks
@@ -166,6 +169,7 @@ impl State {
                 self.members.tamper_selection(id, &info)
             }
             Tamper::Journal => self.settings.update(|s| s.journal |= JOURNAL_CHANGING),
+            Tamper::TxPort(ifindex) => self.members.tamper_tx_port(ifindex),
         }
     }
 
