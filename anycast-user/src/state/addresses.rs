@@ -134,8 +134,7 @@ impl Addresses {
     /// Every configured address and prefix with its entry, unsorted.
     pub(crate) fn all_values(&self) -> Result<Vec<(AnycastPrefix, AddrValue)>> {
         let mut out = Vec::new();
-        for entry in self.exact.iter() {
-            let (k, v) = entry?;
+        for (k, v) in self.exact.get_all()? {
             let p = AnycastPrefix {
                 addr: k.into(),
                 len: 128,
@@ -524,8 +523,7 @@ impl Addresses {
     /// returns how many, by group id.
     pub(crate) fn roll_back_load(&mut self, tag: u32, fix: bool) -> Result<BTreeMap<u32, u32>> {
         let mut tagged = Vec::new();
-        for entry in self.exact.iter() {
-            let (k, v) = entry?;
+        for (k, v) in self.exact.get_all()? {
             if v.load_tag == tag {
                 let p = AnycastPrefix {
                     addr: k.into(),
@@ -572,8 +570,7 @@ impl Addresses {
     /// stale places, wrong counts).
     pub(crate) fn repair_index(&mut self, fix: bool) -> Result<(u64, u64, u64)> {
         let mut by_bucket: HashMap<u32, Vec<([u8; 16], u32)>> = HashMap::new();
-        for entry in self.exact.iter() {
-            let (k, v) = entry?;
+        for (k, v) in self.exact.get_all()? {
             by_bucket
                 .entry(hash::exact_bucket(&k.addr))
                 .or_default()
