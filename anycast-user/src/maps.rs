@@ -141,6 +141,27 @@ impl<V: Pod + Zeroable> ArrayMap<V> {
         Ok(found)
     }
 
+    /// Writes slot `indices[i]` with `values[i]`, in order, in batches
+    /// (`BPF_MAP_UPDATE_BATCH`, Linux 5.6). On failure, how many of the
+    /// first slots may have been written (see [`write_batch`]), with the
+    /// error.
+    pub(crate) fn set_many(
+        &mut self,
+        indices: &[u32],
+        values: &[V],
+    ) -> std::result::Result<(), (usize, Error)> {
+        debug_assert_eq!(indices.len(), values.len());
+        write_batch(self.fd(), indices, Some(values)).map_err(|(done, e)| {
+            (
+                done,
+                Error::Map {
+                    name: self.name,
+                    source: batch_error("bpf_map_update_batch", e),
+                },
+            )
+        })
+    }
+
     fn fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::{AsFd as _, AsRawFd as _};
 
@@ -152,6 +173,99 @@ impl<V: Pod + Zeroable> ArrayMap<V> {
 /// Entries a `BPF_MAP_LOOKUP_BATCH` call reads at most.
 const BATCH: usize = 4096;
 
+/// Entries a `BPF_MAP_UPDATE_BATCH` or `BPF_MAP_DELETE_BATCH` call writes
+/// at most: a signal waits for the call to end, so each stays short (a
+/// few milliseconds).
+const WRITE_BATCH: usize = 1 << 14;
+
+/// The `batch` member of `union bpf_attr`.
+#[repr(C)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// Commands of `enum bpf_cmd`.
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
+
+/// Runs batch command `cmd` with `attr`; the error is the syscall's.
+fn bpf_batch(cmd: libc::c_long, attr: &mut BatchAttr) -> std::io::Result<()> {
+    // SAFETY: `attr` is a valid `batch` member whose pointers the callers
+    // set to buffers of `count` keys (and values) of the map's sizes,
+    // which outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut BatchAttr,
+            std::mem::size_of::<BatchAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The error of batch call `call` on map `name`.
+fn batch_error(call: &'static str, io_error: std::io::Error) -> MapError {
+    MapError::SyscallError(aya::sys::SyscallError { call, io_error })
+}
+
+/// Writes `keys[i] -> values[i]` into map `fd` (`values` given) or removes
+/// `keys` (`None`) with `BPF_MAP_UPDATE_BATCH` / `BPF_MAP_DELETE_BATCH`
+/// (Linux 5.6), [`WRITE_BATCH`] entries a call, in order. The kernel
+/// writes each entry as a single update (or delete) would, with
+/// `BPF_ANY`: the batch calls take no other flag. On failure, returns how
+/// many of the first entries may have been written (never fewer than
+/// were: an undo of that many covers everything done) and the error.
+fn write_batch<K: Pod, V: Pod>(
+    fd: std::os::fd::RawFd,
+    keys: &[K],
+    values: Option<&[V]>,
+) -> std::result::Result<(), (usize, std::io::Error)> {
+    let mut done = 0;
+    while done < keys.len() {
+        let n = (keys.len() - done).min(WRITE_BATCH);
+        let mut attr = BatchAttr {
+            in_batch: 0,
+            out_batch: 0,
+            keys: keys[done..].as_ptr() as u64,
+            values: values.map_or(0, |v| v[done..done + n].as_ptr() as u64),
+            count: n as u32,
+            map_fd: fd as u32,
+            elem_flags: 0,
+            flags: 0,
+        };
+        let cmd = match values {
+            Some(_) => BPF_MAP_UPDATE_BATCH,
+            None => BPF_MAP_DELETE_BATCH,
+        };
+        if let Err(e) = bpf_batch(cmd, &mut attr) {
+            // The kernel writes back how many it did; an error before it
+            // starts leaves our count, which over-counts (safe for an undo).
+            return Err((done + (attr.count as usize).min(n), e));
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// A batch write split into parts that failed: the parts of its entries
+/// that may have been written, and the first error.
+pub(crate) struct PartlyWritten {
+    pub(crate) written: Vec<std::ops::Range<usize>>,
+    pub(crate) error: Error,
+}
+
 /// Reads map `fd` (called `name`) from its start with
 /// `BPF_MAP_LOOKUP_BATCH` (Linux 5.6), `batch` entries a syscall, giving
 /// `each` every key and value until it returns false or the map ends.
@@ -161,21 +275,6 @@ fn lookup_batch<K: Pod + Zeroable, V: Pod + Zeroable>(
     batch: usize,
     mut each: impl FnMut(K, V) -> bool,
 ) -> Result<()> {
-    /// The `batch` member of `union bpf_attr`.
-    #[repr(C)]
-    struct BatchAttr {
-        in_batch: u64,
-        out_batch: u64,
-        keys: u64,
-        values: u64,
-        count: u32,
-        map_fd: u32,
-        elem_flags: u64,
-        flags: u64,
-    }
-    /// `BPF_MAP_LOOKUP_BATCH` of `enum bpf_cmd`.
-    const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-
     let mut keys = vec![K::zeroed(); batch];
     let mut values = vec![V::zeroed(); batch];
     // The position token: an array's next index, a hash map's next
@@ -197,17 +296,8 @@ fn lookup_batch<K: Pod + Zeroable, V: Pod + Zeroable>(
             elem_flags: 0,
             flags: 0,
         };
-        // SAFETY: `attr` points at buffers of `batch` keys and values,
-        // which the kernel fills up to the count it writes back.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &mut attr as *mut BatchAttr,
-                std::mem::size_of::<BatchAttr>(),
-            )
-        };
-        let error = (rc < 0).then(std::io::Error::last_os_error);
+        // The kernel fills the buffers up to the count it writes back.
+        let error = bpf_batch(BPF_MAP_LOOKUP_BATCH, &mut attr).err();
         for (k, v) in keys.iter().zip(&values).take(attr.count as usize) {
             if !each(*k, *v) {
                 return Ok(());
@@ -219,10 +309,7 @@ fn lookup_batch<K: Pod + Zeroable, V: Pod + Zeroable>(
             Some(io_error) => {
                 return Err(Error::Map {
                     name,
-                    source: MapError::SyscallError(aya::sys::SyscallError {
-                        call: "bpf_map_lookup_batch",
-                        io_error,
-                    }),
+                    source: batch_error("bpf_map_lookup_batch", io_error),
                 });
             }
             None => {}
@@ -354,6 +441,102 @@ impl<K: Pod, V: Pod> HashMapOf<K, V> {
         }
     }
 
+    fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+
+        use aya::maps::IterableMap as _;
+        self.map.map().fd().as_fd().as_raw_fd()
+    }
+
+    /// Inserts or overwrites `keys[i]` with `values[i]` in batches
+    /// (`BPF_MAP_UPDATE_BATCH`, Linux 5.6; `BPF_ANY`: the batch takes no
+    /// `BPF_NOEXIST`), split into up to `threads` parts written at once
+    /// (the kernel locks a hash bucket, not the table: a million inserts
+    /// take about a second on one CPU). On failure, the parts of `keys`
+    /// that may have been written (see [`write_batch`]), with the first
+    /// error ([`Error::TableFull`] for a full table, as [`Self::insert`]).
+    pub(crate) fn insert_many(
+        &mut self,
+        keys: &[K],
+        values: &[V],
+        threads: usize,
+    ) -> std::result::Result<(), Box<PartlyWritten>>
+    where
+        K: Sync,
+        V: Sync,
+    {
+        debug_assert_eq!(keys.len(), values.len());
+        let fd = self.fd();
+        let parts = threads.clamp(1, keys.len().div_ceil(WRITE_BATCH).max(1));
+        let per = keys.len().div_ceil(parts).max(1);
+        let write = |start: usize| {
+            let end = (start + per).min(keys.len());
+            (
+                start..end,
+                write_batch(fd, &keys[start..end], Some(&values[start..end])),
+            )
+        };
+        let starts = (0..keys.len()).step_by(per);
+        let results: Vec<_> = if parts == 1 {
+            starts.map(write).collect()
+        } else {
+            std::thread::scope(|s| {
+                let running: Vec<_> = starts
+                    .map(|start| (start, s.spawn(move || write(start))))
+                    .collect();
+                running
+                    .into_iter()
+                    .map(|(start, t)| {
+                        t.join().unwrap_or_else(|_| {
+                            let e = std::io::Error::other("a map writer thread panicked");
+                            let end = (start + per).min(keys.len());
+                            (start..end, Err((end - start, e)))
+                        })
+                    })
+                    .collect()
+            })
+        };
+        let mut written = Vec::new();
+        let mut first = None;
+        for (range, r) in results {
+            match r {
+                Ok(()) => written.push(range),
+                Err((done, e)) => {
+                    written.push(range.start..range.start + done);
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        match first {
+            None => Ok(()),
+            Some(e) => {
+                let source = batch_error("bpf_map_update_batch", e);
+                let e = insert_error(self.name, self.label, self.capacity, source);
+                Err(Box::new(PartlyWritten { written, error: e }))
+            }
+        }
+    }
+
+    /// Removes each of `keys` that is present, in batches
+    /// (`BPF_MAP_DELETE_BATCH`, Linux 5.6).
+    pub(crate) fn remove_many(&mut self, keys: &[K]) -> Result<()> {
+        let mut from = 0;
+        while from < keys.len() {
+            match write_batch::<K, V>(self.fd(), &keys[from..], None) {
+                Ok(()) => return Ok(()),
+                // The batch stops at a key that is absent: skip it.
+                Err((done, e)) if e.raw_os_error() == Some(libc::ENOENT) => from += done + 1,
+                Err((_, e)) => {
+                    return Err(Error::Map {
+                        name: self.name,
+                        source: batch_error("bpf_map_delete_batch", e),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every entry, read in batches (a few syscalls where [`Self::iter`]
     /// makes two per entry).
     pub(crate) fn get_all(&self) -> Result<Vec<(K, V)>>
@@ -361,12 +544,8 @@ impl<K: Pod, V: Pod> HashMapOf<K, V> {
         K: Zeroable,
         V: Zeroable,
     {
-        use std::os::fd::{AsFd as _, AsRawFd as _};
-
-        use aya::maps::IterableMap as _;
-        let fd = self.map.map().fd().as_fd().as_raw_fd();
         let mut out = Vec::new();
-        lookup_batch(fd, self.name, BATCH, |k, v| {
+        lookup_batch(self.fd(), self.name, BATCH, |k, v| {
             out.push((k, v));
             true
         })?;
@@ -461,27 +640,52 @@ impl<V: Pod> PrefixMap<V> {
 }
 
 /// The devmap of egress interfaces for redirects, with its name.
+///
+/// Typed on use, not when taken: to type a devmap aya probes the kernel's
+/// features once per process (about a dozen BTF and program loads and map
+/// creations, half a millisecond), which a command that never touches the
+/// map (`member set`, most of them) should not pay.
 pub(crate) struct PortMap {
-    map: DevMapHash<MapData>,
+    name: &'static str,
+    map: Map,
 }
 
 impl PortMap {
-    /// Takes map `name` from `src`.
+    /// Takes map `name` from `src`; it must be a hash devmap.
     pub(crate) fn take(src: &mut MapSource<'_>, name: &'static str) -> Result<Self> {
-        Ok(PortMap {
-            map: take(src, name)?,
-        })
+        let map = src(name)?;
+        if !matches!(map, Map::DevMapHash(_)) {
+            // Another type: aya's error names it (typing nothing, it
+            // probes nothing).
+            if let Err(source) = DevMapHash::<&MapData>::try_from(&map) {
+                return Err(Error::Map { name, source });
+            }
+        }
+        Ok(PortMap { name, map })
     }
 
     /// Whether packets may be redirected out of `ifindex` through the map.
     pub(crate) fn contains(&self, ifindex: u32) -> bool {
-        self.map.get(ifindex, 0).is_ok()
+        DevMapHash::<&MapData>::try_from(&self.map).is_ok_and(|m| m.get(ifindex, 0).is_ok())
     }
 
     /// Lets packets be redirected out of `ifindex`.
     pub(crate) fn insert(&mut self, ifindex: u32) -> Result<()> {
-        self.map
-            .insert(ifindex, ifindex, None, 0)
+        let name = self.name;
+        let mut map = DevMapHash::<&mut MapData>::try_from(&mut self.map)
+            .map_err(|source| Error::Map { name, source })?;
+        map.insert(ifindex, ifindex, None, 0)
             .map_err(|source| Error::Redirect { ifindex, source })
+    }
+
+    /// Takes `ifindex` out (a test's damage, as the kernel does when the
+    /// device goes).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn remove(&mut self, ifindex: u32) -> Result<()> {
+        let name = self.name;
+        let mut map = DevMapHash::<&mut MapData>::try_from(&mut self.map)
+            .map_err(|source| Error::Map { name, source })?;
+        map.remove(ifindex)
+            .map_err(|source| Error::Map { name, source })
     }
 }

@@ -172,7 +172,10 @@ fn listings_show_the_mode_in_use_and_names_not_numbers() -> Result<()> {
         Some(anycast_common::map_names::ALL.len()),
         "{s}"
     );
-    assert!(shown.contains("EXACT_INDEX") && shown.contains("MiB"), "{shown}");
+    assert!(
+        shown.contains("EXACT_INDEX") && shown.contains("MiB"),
+        "{shown}"
+    );
 
     // Members by interface name, flows by member name.
     let members = json(lab, &["member", "list", "dns", "--json"])?;

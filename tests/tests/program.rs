@@ -793,6 +793,129 @@ fn addresses_sharing_an_index_bucket_are_all_found() -> Result<()> {
     Ok(())
 }
 
+/// `n` documentation addresses in a row, from 2001:db8:6::.
+fn in_a_row(n: u128) -> Vec<anycast::AnycastPrefix> {
+    (0..n)
+        .map(|i| anycast::AnycastPrefix {
+            addr: Ipv6Addr::from(0x2001_0db8_0006_0000_0000_0000_0000_0000u128 + i),
+            len: 128,
+        })
+        .collect()
+}
+
+/// Asserts that the exact-address index is exactly what the table makes
+/// of it: every place publishes an address of the table under its word,
+/// and every bucket counts exactly its addresses without a place.
+fn index_exact(p: &mut ProgramUnderTest) -> Result<()> {
+    let r = p.state.repair(false)?;
+    assert_eq!(
+        (r.index_buckets, r.index_stale_places, r.index_other_counts),
+        (0, 0, 0),
+        "the index as the table makes it: {r}"
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn a_bulk_load_places_and_counts_as_one_at_a_time() -> Result<()> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+    let [a, b, c, d, e, f] = sharing_one_index_bucket(6)[..] else {
+        unreachable!("asked for six")
+    };
+    // `a` is there already, in the load's group; `b` in another.
+    p.add(&a.to_string(), "big")?;
+    p.add(&b.to_string(), "other")?;
+    let exact = |x: Ipv6Addr| anycast::AnycastPrefix { addr: x, len: 128 };
+    let row = in_a_row(5000);
+    // The row, `a` again, the rest of the bucket but `f`, and some of the
+    // row twice.
+    let mut list = row.clone();
+    list.extend([exact(a), exact(c), exact(d), exact(e)]);
+    list.extend_from_slice(&row[..100]);
+    let big = anycast::GroupName::new("big")?;
+    let added = p.state.load_address_list(&list, &big)?;
+    assert_eq!(added, row.len() + 3, "each new address once");
+    // c took the bucket's last place; d and e are counted, in the table only.
+    assert!(p.state.indexed(c)?, "{c} has a place");
+    for x in [d, e] {
+        assert!(!p.state.indexed(x)?, "{x} is in the table only");
+    }
+    index_exact(&mut p)?;
+    for x in row.iter().map(|r| r.addr).chain([a, c, d, e]) {
+        assert_eq!(p.run(&udp(x, SERVER).build())?.action, XDP_DROP, "{x}");
+    }
+    let next = Ipv6Addr::from(u128::from(row[row.len() - 1].addr) + 1);
+    for x in [f, next] {
+        assert_eq!(p.run(&udp(x, SERVER).build())?.action, XDP_PASS, "{x}");
+    }
+    let s = p.stats()?;
+    assert_eq!(s.groups["big"].addresses as usize, row.len() + 4);
+    assert_eq!(s.groups["other"].addresses, 1);
+    // The same load again adds nothing and changes nothing.
+    assert_eq!(p.state.load_address_list(&list, &big)?, 0);
+    assert_eq!(p.stats()?, s);
+    // Deleting them one by one leaves an empty index.
+    for x in row.iter().map(|r| r.addr).chain([a, c, d, e, b]) {
+        p.del(&x.to_string())?;
+    }
+    index_exact(&mut p)?;
+    for x in [row[0].addr, a, b, c, d, e] {
+        assert_eq!(p.run(&udp(x, SERVER).build())?.action, XDP_PASS, "{x}");
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn a_refused_bulk_load_changes_nothing() -> Result<()> {
+    require_root()?;
+    use anycast_common::map_names;
+    let mut p = ProgramUnderTest::load_sized(
+        anycast_common::program_names::ANYCAST,
+        IfaceRole::Edge,
+        SourceAction::Drop,
+        &[(map_names::ANYCAST_ADDRS, 1000)],
+    )?;
+    let row = in_a_row(1200);
+    // 100 of them already, in group dns.
+    p.state
+        .load_address_list(&row[..100], &anycast::GroupName::new("dns")?)?;
+    let before = p.stats()?;
+    let big = anycast::GroupName::new("big")?;
+    // One of dns's among new ones: refused before anything is written.
+    let err = p
+        .state
+        .load_address_list(&row[50..300], &big)
+        .expect_err("an address of another group");
+    assert!(err.to_string().contains("dns"), "{err}");
+    // More than the table holds: it fills up half-way, and what went in
+    // comes out again.
+    let err = p
+        .state
+        .load_address_list(&row[100..], &big)
+        .expect_err("the table is full");
+    assert!(
+        err.to_string()
+            .contains("anycast address table is full (1000 entries)"),
+        "{err}"
+    );
+    assert_eq!(p.stats()?, before, "no group big, the same counts");
+    index_exact(&mut p)?;
+    for x in &row[..100] {
+        assert_eq!(p.run(&udp(x.addr, SERVER).build())?.action, XDP_DROP);
+    }
+    for x in row[100..].iter().step_by(7) {
+        assert_eq!(p.run(&udp(x.addr, SERVER).build())?.action, XDP_PASS);
+        assert!(!p.state.indexed(x.addr)?, "{} left no place", x.addr);
+    }
+    // The table still takes what fits.
+    assert_eq!(p.state.load_address_list(&row[100..1000], &big)?, 900);
+    index_exact(&mut p)?;
+    Ok(())
+}
+
 #[test]
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn the_prefilter_never_hides_an_anycast_address() -> Result<()> {

@@ -124,6 +124,13 @@ fn repair_finds_and_fixes_each_kind_of_damage() -> Result<()> {
     assert_eq!(found.member_sources_added, 1, "{found}");
     assert_eq!(p.state.member_infos()?[0].1, member);
 
+    // An on-link member's egress port gone from the devmap (the map is
+    // typed only when used: it must still be read and written right).
+    p.state.tamper(Tamper::TxPort(member.ifindex))?;
+    assert_eq!(p.state.repair(false)?.tx_ports, 1);
+    assert_eq!(p.state.repair(true)?.tx_ports, 1);
+    assert_eq!(p.state.repair(false)?, RepairReport::default());
+
     p.state.tamper(Tamper::Journal)?;
     let found = p.state.repair(false)?;
     assert!(found.interrupted && found.is_clean(), "{found}");

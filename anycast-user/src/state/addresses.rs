@@ -7,8 +7,10 @@
 //! happen: see `ExactBucket` for the index, [`Addresses::insert_prefix`] for
 //! the prefilter.
 
+mod bulk;
+
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     net::Ipv6Addr,
 };
 
@@ -36,6 +38,17 @@ pub(crate) struct Addresses {
     prefixes: PrefixMap<AddrValue>,
     index: ArrayMap<ExactBucket>,
     prefilter: ArrayMap<u32>,
+    /// Every exact address one at a time, as before bulk inserts existed
+    /// (benchmarks compare the two).
+    one_by_one: bool,
+}
+
+/// What [`Addresses::insert_each`] did, for its undo.
+#[derive(Default)]
+struct Inserted {
+    added: Vec<(AnycastPrefix, u32)>,
+    /// Entries given a new scope, with their old value.
+    rescoped: Vec<(AnycastPrefix, AddrValue)>,
 }
 
 impl Addresses {
@@ -46,7 +59,16 @@ impl Addresses {
             prefixes: PrefixMap::take(src, map_names::ANYCAST_PREFIX, "anycast prefix table")?,
             prefilter: ArrayMap::take(src, map_names::PREFILTER)?,
             index: ArrayMap::take(src, map_names::EXACT_INDEX)?,
+            one_by_one: false,
         })
+    }
+
+    /// Inserts every exact address one at a time (`true`), as before bulk
+    /// inserts existed, or in bulk when there are many (`false`, the
+    /// default).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn set_one_by_one(&mut self, on: bool) {
+        self.one_by_one = on;
     }
 
     /// Capacities of the exact-address and the prefix tables.
@@ -112,8 +134,7 @@ impl Addresses {
     /// Every configured address and prefix with its entry, unsorted.
     pub(crate) fn all_values(&self) -> Result<Vec<(AnycastPrefix, AddrValue)>> {
         let mut out = Vec::new();
-        for entry in self.exact.iter() {
-            let (k, v) = entry?;
+        for (k, v) in self.exact.get_all()? {
             let p = AnycastPrefix {
                 addr: k.into(),
                 len: 128,
@@ -135,14 +156,16 @@ impl Addresses {
 
     /// Adds each address or prefix to its group (an existing group id),
     /// with scope `scope` (`None`: new entries have none and the others
-    /// keep theirs), with one map update each, tagged `load_tag` (0 unless
-    /// an address load adds them); `groups` names a group that holds one
-    /// already. Entries already in their group are skipped, or given the
-    /// scope in place when theirs differs. All or nothing: an entry of
-    /// another group, or a table that fills up, undoes what this call
-    /// added and changed. Returns what was added; the settings still count
-    /// the lengths of the new prefixes (see [`Self::sync_settings`]) and
-    /// the groups' address counts are the caller's.
+    /// keep theirs), tagged `load_tag` (0 unless an address load adds
+    /// them); `groups` names a group that holds one already. Entries
+    /// already in their group are skipped, or given the scope in place
+    /// when theirs differs. Many new exact addresses go in in bulk (see
+    /// `insert_exact_bulk`), the rest with one map update each. All or
+    /// nothing: an entry of another group, or a table that fills up,
+    /// undoes what this call added and changed. Returns what was added;
+    /// the settings still count the lengths of the new prefixes (see
+    /// [`Self::sync_settings`]) and the groups' address counts are the
+    /// caller's.
     pub(crate) fn insert(
         &mut self,
         list: &[(AnycastPrefix, u32)],
@@ -151,6 +174,90 @@ impl Addresses {
         settings: &mut Settings,
         groups: &Groups,
     ) -> Result<Vec<(AnycastPrefix, u32)>> {
+        let exact = list.iter().filter(|(p, _)| p.is_exact()).count();
+        if self.one_by_one || exact < bulk::BULK_MIN {
+            return Ok(self
+                .insert_each(list, scope, load_tag, settings, groups)?
+                .added);
+        }
+        let table_size: u64 = groups
+            .in_use()?
+            .iter()
+            .map(|(_, g)| u64::from(g.addresses))
+            .sum();
+        let keys = list
+            .iter()
+            .filter(|(p, _)| p.is_exact())
+            .map(|(p, _)| p.addr.octets());
+        let (holders, whole) = self.holders(keys, exact, table_size)?;
+        // The buckets the table's addresses fall in, when the whole table
+        // was read: the others need not be read.
+        let occupied: Option<HashSet<u32>> =
+            whole.then(|| holders.keys().map(hash::exact_bucket).collect());
+        // New exact addresses in bulk; prefixes and addresses to give a new
+        // scope one by one.
+        let mut new: Vec<(AddrKey, AddrValue)> = Vec::with_capacity(exact);
+        let mut rest: Vec<(AnycastPrefix, u32)> = Vec::new();
+        for &(p, id) in list {
+            if !p.is_exact() {
+                rest.push((p, id));
+                continue;
+            }
+            let octets = p.addr.octets();
+            let holder = if holders.is_empty() {
+                None
+            } else {
+                holders.get(&octets)
+            };
+            match holder {
+                Some(old) if u32::from(old.group_id) != id => {
+                    return Err(Error::AddressInOtherGroup {
+                        addr: p.to_string(),
+                        group: groups.name_of(u32::from(old.group_id))?,
+                    });
+                }
+                Some(old) if scope.is_none_or(|s| s == old.scope_id) => {}
+                Some(_) => rest.push((p, id)),
+                None => {
+                    let value = AddrValue {
+                        group_id: id as u16,
+                        scope_id: scope.unwrap_or(0),
+                        load_tag,
+                    };
+                    new.push((AddrKey { addr: octets }, value));
+                }
+            }
+        }
+        drop(holders);
+        let mut done = self.insert_each(&rest, scope, load_tag, settings, groups)?;
+        match self.insert_exact_bulk(new, occupied.as_ref(), groups) {
+            Ok(kept) => done.added.extend(kept.into_iter().map(|(k, v)| {
+                let p = AnycastPrefix {
+                    addr: k.into(),
+                    len: 128,
+                };
+                (p, u32::from(v.group_id))
+            })),
+            Err(e) => {
+                self.undo(done, settings)?;
+                return Err(e);
+            }
+        }
+        Ok(done.added)
+    }
+
+    /// [`Self::insert`] with one map update each.
+    fn insert_each(
+        &mut self,
+        list: &[(AnycastPrefix, u32)],
+        scope: Option<u16>,
+        load_tag: u32,
+        settings: &mut Settings,
+        groups: &Groups,
+    ) -> Result<Inserted> {
+        if list.is_empty() {
+            return Ok(Inserted::default());
+        }
         // Prefixes already present, read once (an LPM lookup is not exact).
         let mut prefixes: HashMap<(u8, [u8; 16]), AddrValue> = HashMap::new();
         for entry in self.prefixes.iter() {
@@ -163,8 +270,7 @@ impl Addresses {
             .map(|(p, _)| p.len)
             .collect();
         self.sync_settings(settings, &lens)?;
-        let mut added: Vec<(AnycastPrefix, u32)> = Vec::new();
-        let mut rescoped: Vec<(AnycastPrefix, AddrValue)> = Vec::new();
+        let mut done = Inserted::default();
         let mut failure = None;
         for &(p, id) in list {
             let value = AddrValue {
@@ -196,7 +302,7 @@ impl Addresses {
                     };
                     // Undone with the rest should it fail half-way (the
                     // table written, the index not).
-                    rescoped.push((p, old));
+                    done.rescoped.push((p, old));
                     if let Err(e) = self.rescope(&p, new) {
                         failure = Some(e);
                         break;
@@ -220,7 +326,7 @@ impl Addresses {
                 })
             };
             match r {
-                Ok(()) => added.push((p, id)),
+                Ok(()) => done.added.push((p, id)),
                 Err(e) => {
                     failure = Some(e);
                     break;
@@ -228,16 +334,21 @@ impl Addresses {
             }
         }
         if let Some(e) = failure {
-            for (p, _) in added {
-                self.forget(&p)?;
-            }
-            for (p, old) in rescoped {
-                self.rescope(&p, old)?;
-            }
-            self.sync_settings(settings, &[])?;
+            self.undo(done, settings)?;
             return Err(e);
         }
-        Ok(added)
+        Ok(done)
+    }
+
+    /// Undoes what [`Self::insert_each`] did.
+    fn undo(&mut self, done: Inserted, settings: &mut Settings) -> Result<()> {
+        for (p, _) in done.added {
+            self.forget(&p)?;
+        }
+        for (p, old) in done.rescoped {
+            self.rescope(&p, old)?;
+        }
+        self.sync_settings(settings, &[])
     }
 
     /// Gives an entry that is there a new value (its group unchanged): the
@@ -341,7 +452,13 @@ impl Addresses {
                 return Err(e);
             }
         }
-        if published.is_none() {
+        // Counted among the others, unless it has a claim never published
+        // (an insert that did not finish: it may not be counted, and a
+        // count too low would hide another address, too high only sends
+        // the data plane to the table).
+        let claimed =
+            (0..bucket.words.len()).any(|k| bucket.words[k] == 0 && bucket.addrs[k] == octets);
+        if published.is_none() && !claimed {
             bucket.others = bucket.others.saturating_sub(1);
             self.index.set(i, bucket)?;
         }
@@ -413,8 +530,7 @@ impl Addresses {
     /// returns how many, by group id.
     pub(crate) fn roll_back_load(&mut self, tag: u32, fix: bool) -> Result<BTreeMap<u32, u32>> {
         let mut tagged = Vec::new();
-        for entry in self.exact.iter() {
-            let (k, v) = entry?;
+        for (k, v) in self.exact.get_all()? {
             if v.load_tag == tag {
                 let p = AnycastPrefix {
                     addr: k.into(),
@@ -461,8 +577,7 @@ impl Addresses {
     /// stale places, wrong counts).
     pub(crate) fn repair_index(&mut self, fix: bool) -> Result<(u64, u64, u64)> {
         let mut by_bucket: HashMap<u32, Vec<([u8; 16], u32)>> = HashMap::new();
-        for entry in self.exact.iter() {
-            let (k, v) = entry?;
+        for (k, v) in self.exact.get_all()? {
             by_bucket
                 .entry(hash::exact_bucket(&k.addr))
                 .or_default()

@@ -311,6 +311,12 @@ impl Members {
         self.sources.remove_if_present(&source_key(m)).map(|_| ())
     }
 
+    /// Takes `ifindex` out of the egress ports (a test's damage).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn tamper_tx_port(&mut self, ifindex: u32) -> Result<()> {
+        self.tx_ports.remove(ifindex)
+    }
+
     /// Empties group `group_id`'s published selection (a test's damage).
     #[cfg(feature = "test-support")]
     pub(crate) fn tamper_selection(&mut self, group_id: u32, info: &GroupInfo) -> Result<()> {

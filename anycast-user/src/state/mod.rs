@@ -326,7 +326,6 @@ impl State {
     /// Refuses `list` if one of its addresses or prefixes covers a
     /// member's encap address or a group's tunnel source.
     fn check_covers_no_endpoint(&self, list: &[AnycastPrefix]) -> Result<()> {
-        let set = PrefixSet::new(list);
         let groups = self.groups.by_id()?;
         let mut endpoints: Vec<(Ipv6Addr, Endpoint, String)> = Vec::new();
         for (_, m) in self.members.in_use()? {
@@ -340,6 +339,10 @@ impl State {
             let owner = format!("group {}", g.name_str());
             endpoints.push((g.tunnel_source.into(), Endpoint::TunnelSource, owner));
         }
+        if endpoints.is_empty() {
+            return Ok(());
+        }
+        let set = PrefixSet::new(list);
         for (addr, role, owner) in endpoints {
             if let Some(p) = set.covering(addr) {
                 return Err(Error::CoversEndpoint {

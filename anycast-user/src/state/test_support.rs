@@ -30,6 +30,9 @@ pub enum Tamper<'a> {
     Selection(&'a str),
     /// The journal left set, as by a killed command.
     Journal,
+    /// The egress port of an interface taken out of the devmap (the kernel
+    /// does so when the device goes).
+    TxPort(u32),
 }
 
 /// Steps and views the commands do not offer, for tests and benchmarks
@@ -134,6 +137,13 @@ impl State {
         Flows::epoch(&self.settings)
     }
 
+    /// Loads write every exact address one at a time (`true`), as before
+    /// bulk inserts existed, or many in bulk (`false`, the default): the
+    /// benchmark times both.
+    pub fn set_one_by_one_loads(&mut self, on: bool) {
+        self.addresses.set_one_by_one(on);
+    }
+
     /// Whether exact address `addr` has a place in the exact-address index.
     pub fn indexed(&self, addr: std::net::Ipv6Addr) -> Result<bool> {
         self.addresses.indexed(addr)
@@ -159,6 +169,7 @@ impl State {
                 self.members.tamper_selection(id, &info)
             }
             Tamper::Journal => self.settings.update(|s| s.journal |= JOURNAL_CHANGING),
+            Tamper::TxPort(ifindex) => self.members.tamper_tx_port(ifindex),
         }
     }
 

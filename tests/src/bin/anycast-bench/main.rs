@@ -3,7 +3,8 @@
 //! router handles end to end compared with kernel forwarding, nftables,
 //! xdp-filter and trivial XDP programs ([`e2e`]), what the service costs
 //! with 1,000 checked members ([`service`]), and how fast a BGP
-//! announcement is withdrawn ([`withdraw`]). Writes `report.md`,
+//! announcement is withdrawn ([`withdraw`]), and how fast the control
+//! plane loads addresses and changes a member ([`control`]). Writes `report.md`,
 //! `results.json` and SVG plots into the output folder and prints the summary.
 //!
 //! Program cost is measured with BPF_PROG_TEST_RUN and a large `repeat`
@@ -33,6 +34,7 @@ const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
 const SERVER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 2);
 const MEMBER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xf, 0, 0, 0, 0, 0, 2);
 
+mod control;
 mod e2e;
 mod service;
 mod withdraw;
@@ -46,6 +48,8 @@ struct Opts {
     service_only: bool,
     /// Only the withdraw latency (BGP, BIRD).
     withdraw_only: bool,
+    /// Only the control plane's speed.
+    control_only: bool,
     /// Another build of the eBPF object, whose program-cost paths are
     /// measured interleaved with this build's.
     baseline: Option<Object>,
@@ -84,6 +88,7 @@ impl Opts {
         let mut e2e_only = false;
         let mut service_only = false;
         let mut withdraw_only = false;
+        let mut control_only = false;
         let mut baseline = None;
         let mut out = PathBuf::from("target/bench");
         let mut args = std::env::args().skip(1);
@@ -93,6 +98,7 @@ impl Opts {
                 "--e2e-only" => e2e_only = true,
                 "--service-only" => service_only = true,
                 "--withdraw-only" => withdraw_only = true,
+                "--control-only" => control_only = true,
                 "--out" => out = PathBuf::from(args.next().context("--out needs a folder")?),
                 "--baseline" => {
                     let path = PathBuf::from(args.next().context("--baseline needs a file")?);
@@ -100,12 +106,13 @@ impl Opts {
                 }
                 "--help" | "-h" => {
                     println!(
-                        "anycast-bench [--quick] [--e2e-only | --service-only | --withdraw-only] [--out DIR] [--baseline OBJECT] \
+                        "anycast-bench [--quick] [--e2e-only | --service-only | --withdraw-only | --control-only] [--out DIR] [--baseline OBJECT] \
                          (root; usually run through `cargo xtask bench`)\n\n  --quick     \
                          short runs: proves the bench works, judges no target\n  --e2e-only  \
                          only the end-to-end lab\n  --service-only  only the service with 1,000 \
                          members\n  --withdraw-only  only the withdraw latency (BGP, \
-                         BIRD)\n  --out DIR   where report.md, results.json \
+                         BIRD)\n  --control-only  only the control plane (address loads, member \
+                         changes)\n  --out DIR   where report.md, results.json \
                          and the plots go (default target/bench)\n  --baseline OBJECT  another \
                          build of the eBPF object (e.g. `cargo xtask bench --baseline REV` \
                          builds one from a git revision): its program-cost paths are measured \
@@ -116,7 +123,7 @@ impl Opts {
                     std::process::exit(0);
                 }
                 other => bail!(
-                    "unknown argument `{other}` (use --quick, --e2e-only, --service-only, --withdraw-only, --out DIR, --baseline OBJECT)"
+                    "unknown argument `{other}` (use --quick, --e2e-only, --service-only, --withdraw-only, --control-only, --out DIR, --baseline OBJECT)"
                 ),
             }
         }
@@ -126,6 +133,7 @@ impl Opts {
             e2e_only,
             service_only,
             withdraw_only,
+            control_only,
             baseline,
         })
     }
@@ -1100,7 +1108,7 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let mut rows = Vec::new();
     let mut facts = Vec::new();
-    let only = o.e2e_only || o.service_only || o.withdraw_only;
+    let only = o.e2e_only || o.service_only || o.withdraw_only || o.control_only;
     if !only {
         program_costs(&o, &mut rows)?;
         scaling(&o, &mut rows, &mut facts)?;
@@ -1124,6 +1132,12 @@ fn main() -> Result<()> {
     } else {
         Some(withdraw::run(&withdraw_shape).context("the withdraw latency (BGP, BIRD)")?)
     };
+    let control_shape = control::Shape::new(o.quick);
+    let controlled = if only && !o.control_only {
+        None
+    } else {
+        Some(control::run(&control_shape).context("the control plane")?)
+    };
     let took = started.elapsed();
 
     let mut targets = e2e::targets(&e2e_rows);
@@ -1132,6 +1146,9 @@ fn main() -> Result<()> {
     }
     if let Some(w) = &withdrawn {
         targets.extend(withdraw::targets(w));
+    }
+    if let Some(c) = &controlled {
+        targets.extend(control::targets(c));
     }
     if let Some(r) = rows.iter().find(|r| r.name == "non-anycast IPv6 pass") {
         // Judged on the fastest runs: a slow phase of the VM stretches the
@@ -1209,6 +1226,9 @@ fn main() -> Result<()> {
     if let Some(w) = &withdrawn {
         withdraw::report(&mut md, w, &withdraw_shape);
     }
+    if let Some(c) = &controlled {
+        control::report(&mut md, c);
+    }
     let _ = writeln!(md, "## facts\n");
     for (k, v) in &facts {
         let _ = writeln!(md, "- {k}: {v}");
@@ -1240,6 +1260,7 @@ fn main() -> Result<()> {
         "end_to_end": e2e_rows.iter().map(|r| json!({"frame_bytes": r.size, "case": r.name, "min_mpps": r.mpps.min, "median_mpps": r.mpps.median, "max_mpps": r.mpps.max, "rounds_mpps": r.rounds})).collect::<Vec<_>>(),
         "service": served.as_ref().map(service::json),
         "withdraw": withdrawn.as_deref().map(withdraw::json),
+        "control": controlled.as_ref().map(control::json),
         "targets": targets.iter().map(|(w, g, ok)| json!({"target": w, "measured": g, "met": ok})).collect::<Vec<_>>(),
     });
     fs::write(
