@@ -29,7 +29,9 @@ use std::{
 
 use anycast::{PEERS_OBJECT, members::parse_mac};
 use anycast_common::{
+    GlobalCounters, GlobalStat,
     frame::FrameBuilder,
+    map_names,
     peer_names::{self, GEN_HEADER_LEN},
 };
 use anycast_tests::lab::{End, Lab, NetNs, sh};
@@ -127,7 +129,7 @@ struct Case {
     /// The path check: a global counter of the anycast program (`stats`)
     /// that must move by at least this share of the packets handled while
     /// the case is counted, or the bench fails (the case took another path).
-    expect: Option<(&'static str, f64)>,
+    expect: Option<(GlobalStat, f64)>,
 }
 
 /// The encapsulated redirect (a group whose one member is reached
@@ -159,7 +161,7 @@ const CASES: &[Case] = &[
         counter: Counter::Member,
         needs: None,
         generator: Gen::Fixed,
-        expect: Some(("flow_hits", 0.95)),
+        expect: Some((GlobalStat::FlowHits, 0.95)),
     },
     Case {
         name: "anycast redirect L2, no affinity (Maglev only)",
@@ -168,7 +170,7 @@ const CASES: &[Case] = &[
         counter: Counter::Member,
         needs: None,
         generator: Gen::Fixed,
-        expect: Some(("redirected", 0.95)),
+        expect: Some((GlobalStat::Redirected, 0.95)),
     },
     Case {
         name: ENCAP,
@@ -177,7 +179,7 @@ const CASES: &[Case] = &[
         counter: Counter::Member,
         needs: None,
         generator: Gen::Fixed,
-        expect: Some(("flow_hits", 0.95)),
+        expect: Some((GlobalStat::FlowHits, 0.95)),
     },
     Case {
         name: ONE_FLOW,
@@ -186,7 +188,7 @@ const CASES: &[Case] = &[
         counter: Counter::Member,
         needs: None,
         generator: Gen::OneFlow,
-        expect: Some(("flow_hits", 0.95)),
+        expect: Some((GlobalStat::FlowHits, 0.95)),
     },
     Case {
         name: NEW_FLOWS,
@@ -195,7 +197,7 @@ const CASES: &[Case] = &[
         counter: Counter::Member,
         needs: None,
         generator: Gen::NewFlows,
-        expect: Some(("flow_misses", 0.95)),
+        expect: Some((GlobalStat::FlowMisses, 0.95)),
     },
     Case {
         name: NEW_FLOWS_GUARDED,
@@ -204,7 +206,7 @@ const CASES: &[Case] = &[
         counter: Counter::Member,
         needs: None,
         generator: Gen::NewFlows,
-        expect: Some(("flood_bypasses", 0.95)),
+        expect: Some((GlobalStat::FloodBypasses, 0.95)),
     },
     Case {
         name: "trivial devmap redirect",
@@ -240,7 +242,7 @@ const CASES: &[Case] = &[
         counter: Counter::XdpDrops,
         needs: None,
         generator: Gen::Fixed,
-        expect: Some(("anycast_source_drops", 0.95)),
+        expect: Some((GlobalStat::AnycastSourceDropped, 0.95)),
     },
     Case {
         name: "nftables drop, netdev ingress",
@@ -711,13 +713,19 @@ impl Bench {
         })?
     }
 
-    /// The anycast program's global counter `name` (`anycast stats`).
-    fn global_counter(&self, name: &str) -> Result<u64> {
-        let out = self.lab.anycast_ok("router", &["stats", "--json"])?;
-        let v: serde_json::Value = serde_json::from_str(&out).context("stats --json")?;
-        v["global"][name]
-            .as_u64()
-            .with_context(|| format!("no global counter {name} in stats --json"))
+    /// The anycast program's global counter `stat`, summed over CPUs,
+    /// read from its pinned map (`anycast stats` would also walk the flow
+    /// table, which takes seconds once new flows have filled it).
+    fn global_counter(&self, stat: GlobalStat) -> Result<u64> {
+        let data = MapData::from_pin(self.lab.pin_dir.join(map_names::GLOBAL_STATS))
+            .context("opening the pinned global counters")?;
+        let map = Map::from_map_data(data)?;
+        let counters: PerCpuArray<_, GlobalCounters> = PerCpuArray::try_from(&map)?;
+        Ok(counters
+            .get(&0, 0)?
+            .iter()
+            .map(|c| c.counters[stat as usize])
+            .sum())
     }
 }
 
@@ -846,7 +854,7 @@ pub(crate) fn run(shape: &Shape) -> Result<(Vec<E2eRow>, Vec<String>)> {
                     bench.generate(&f, Duration::ZERO, c.generator)?;
                     let path_before = c
                         .expect
-                        .map(|(name, _)| bench.global_counter(name))
+                        .map(|(stat, _)| bench.global_counter(stat))
                         .transpose()?;
                     let before = bench.count(c.counter, c.router)?;
                     let g = bench.generate(&f, shape.per_case, c.generator)?;
@@ -855,8 +863,9 @@ pub(crate) fn run(shape: &Shape) -> Result<(Vec<E2eRow>, Vec<String>)> {
                     if handled == 0 {
                         bail!("nothing was counted: the lab is broken");
                     }
-                    if let (Some((name, share)), Some(path_before)) = (c.expect, path_before) {
-                        let moved = bench.global_counter(name)?.saturating_sub(path_before);
+                    if let (Some((stat, share)), Some(path_before)) = (c.expect, path_before) {
+                        let moved = bench.global_counter(stat)?.saturating_sub(path_before);
+                        let name = stat.name();
                         if (moved as f64) < share * handled as f64 {
                             bail!(
                                 "the path check failed: `{name}` moved by {moved} while {handled} packets were handled (at least {:.0}% expected): the case took another path",
