@@ -49,6 +49,11 @@ const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
 /// The anycast address of a group whose one member is encapsulated
 /// (IPv6-in-IPv6 to the member's address).
 const ANY_ENCAP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x54);
+/// The same, for a group whose outer source is configured
+/// (`--tunnel-source`): the FIB lookup then selects no source address.
+const ANY_ENCAP_SOURCED: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x55);
+/// The router's address towards the member: the configured outer source.
+const ROUTER_M0: &str = "fd00:e:2::1";
 /// The flood guard's rate in the guarded case: new flows recorded per
 /// second per CPU (the rest go by the consistent hash alone).
 const GUARD_RATE: &str = "1000";
@@ -73,6 +78,8 @@ enum Traffic {
     ToAnycast,
     /// CLIENT -> ANY_ENCAP: traffic for the encapsulated member's group.
     ToEncap,
+    /// CLIENT -> ANY_ENCAP_SOURCED: the same, outer source configured.
+    ToEncapSourced,
     /// CLIENT -> OTHER: ordinary transit traffic.
     Transit,
     /// ANY -> OTHER: a spoofed anycast source from the edge.
@@ -135,6 +142,9 @@ struct Case {
 /// The encapsulated redirect (a group whose one member is reached
 /// IPv6-in-IPv6).
 const ENCAP: &str = "anycast redirect IPv6-in-IPv6, flow-table hit";
+/// The encapsulated redirect with the group's outer source configured.
+const ENCAP_SOURCED: &str =
+    "anycast redirect IPv6-in-IPv6, flow-table hit, outer source configured";
 /// The flow-hit case with the new-flow generator's cost: the base of the
 /// new-flow cases' ratios.
 const ONE_FLOW: &str = "anycast redirect L2, one flow (new-flow generator, variation off)";
@@ -176,6 +186,15 @@ const CASES: &[Case] = &[
         name: ENCAP,
         router: Router::Anycast,
         traffic: Traffic::ToEncap,
+        counter: Counter::Member,
+        needs: None,
+        generator: Gen::Fixed,
+        expect: Some((GlobalStat::FlowHits, 0.95)),
+    },
+    Case {
+        name: ENCAP_SOURCED,
+        router: Router::Anycast,
+        traffic: Traffic::ToEncapSourced,
         counter: Counter::Member,
         needs: None,
         generator: Gen::Fixed,
@@ -356,6 +375,7 @@ fn frame(traffic: Traffic, size: usize) -> Result<Vec<u8>> {
     let (src, dst) = match traffic {
         Traffic::ToAnycast => (CLIENT, ANY),
         Traffic::ToEncap => (CLIENT, ANY_ENCAP),
+        Traffic::ToEncapSourced => (CLIENT, ANY_ENCAP_SOURCED),
         Traffic::Transit => (CLIENT, OTHER),
         Traffic::Spoofed => (ANY, OTHER),
     };
@@ -493,6 +513,33 @@ impl Bench {
                 "--metric",
                 "10",
             ],
+        )?;
+        lab.anycast_ok(
+            "router",
+            &[
+                "addr",
+                "add",
+                &ANY_ENCAP_SOURCED.to_string(),
+                "--group",
+                "far-sourced",
+            ],
+        )?;
+        lab.anycast_ok(
+            "router",
+            &[
+                "member",
+                "add",
+                "far-sourced",
+                "f2",
+                "--encap",
+                MEMBER_ADDR,
+                "--metric",
+                "10",
+            ],
+        )?;
+        lab.anycast_ok(
+            "router",
+            &["group", "set", "far-sourced", "--tunnel-source", ROUTER_M0],
         )?;
         lab.ns("router")?.ip(&[
             "-6",
@@ -1013,10 +1060,11 @@ pub(crate) fn report(md: &mut String, rows: &[E2eRow], notes: &[String], shape: 
         };
         let _ = writeln!(
             md,
-            "- {size}-byte frames: every frame a new flow, flood guard off: {} of one flow; flood guard on: {}; the IPv6-in-IPv6 redirect: {} of the L2 redirect (flow hits).",
+            "- {size}-byte frames: every frame a new flow, flood guard off: {} of one flow; flood guard on: {}; the IPv6-in-IPv6 redirect: {} of the L2 redirect (flow hits), {} with its outer source configured.",
             line(NEW_FLOWS, ONE_FLOW),
             line(NEW_FLOWS_GUARDED, ONE_FLOW),
             line(ENCAP, "anycast redirect L2, flow-table hit"),
+            line(ENCAP_SOURCED, "anycast redirect L2, flow-table hit"),
         );
     }
     let _ = writeln!(md);
