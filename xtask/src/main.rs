@@ -73,6 +73,11 @@ enum Task {
         /// with this tree's, path by path, in the same run.
         #[arg(long, value_name = "REV")]
         baseline: Option<String>,
+        /// Also time each program path that rewrites the frame the way it
+        /// was timed before December 2026 (one call of many runs on one
+        /// frame), in a section of its own: what that method measured.
+        #[arg(long)]
+        naive_too: bool,
     },
     /// Differential fuzzing of the XDP program against the reference model
     /// with random seeds for N seconds per interface kind; the run's seed is
@@ -155,7 +160,8 @@ fn main() -> Result<()> {
             quick,
             out,
             baseline,
-        } => bench(&root, quick, &out, baseline.as_deref())?,
+            naive_too,
+        } => bench(&root, quick, &out, baseline.as_deref(), naive_too)?,
         Task::Fuzz {
             seconds,
             crash,
@@ -310,7 +316,13 @@ fn harness(
     status(cmd, &format!("cargo xtask {task}"))
 }
 
-fn bench(root: &Path, quick: bool, out: &Path, baseline: Option<&str>) -> Result<()> {
+fn bench(
+    root: &Path,
+    quick: bool,
+    out: &Path,
+    baseline: Option<&str>,
+    naive_too: bool,
+) -> Result<()> {
     let out = out.to_str().context("the output folder must be UTF-8")?;
     let baseline = baseline.map(|rev| baseline_object(root, rev)).transpose()?;
     let mut args = vec![
@@ -326,6 +338,9 @@ fn bench(root: &Path, quick: bool, out: &Path, baseline: Option<&str>) -> Result
     ];
     if quick {
         args.push("--quick");
+    }
+    if naive_too {
+        args.push("--naive-too");
     }
     if let Some(object) = &baseline {
         args.push("--baseline");

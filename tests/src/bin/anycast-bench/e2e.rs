@@ -13,7 +13,8 @@
 //!
 //! The generator is BPF_PROG_TEST_RUN in live-frames mode running `gen_tx`
 //! (XDP_TX) with the generator's veth as ingress: each frame goes out of
-//! `gen/eth0` into `router/e0`. Generator, router and member run on one CPU
+//! `gen/eth0` into `router/e0`; for new flows, the bench's own generator
+//! ([`FlowGen`]) varies the source address and port of every frame. Generator, router and member run on one CPU
 //! (the bench thread is pinned and the kernel processes the frames in
 //! softirq on the CPU that sent them), which PERF-NOTES found the steadiest;
 //! the rates are therefore of the whole chain and compare cases, not CPUs.
@@ -28,7 +29,9 @@ use std::{
 
 use anycast::{PEERS_OBJECT, members::parse_mac};
 use anycast_common::{
+    GlobalCounters, GlobalStat,
     frame::FrameBuilder,
+    map_names,
     peer_names::{self, GEN_HEADER_LEN},
 };
 use anycast_tests::lab::{End, Lab, NetNs, sh};
@@ -39,10 +42,21 @@ use aya::{
     programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
 };
 
-use crate::{Stat, stat};
+use crate::{Stat, flowgen::FlowGen, stat};
 
 /// The anycast address of the bench.
 const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
+/// The anycast address of a group whose one member is encapsulated
+/// (IPv6-in-IPv6 to the member's address).
+const ANY_ENCAP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x54);
+/// The same, for a group whose outer source is configured
+/// (`--tunnel-source`): the FIB lookup then selects no source address.
+const ANY_ENCAP_SOURCED: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x55);
+/// The router's address towards the member: the configured outer source.
+const ROUTER_M0: &str = "fd00:e:2::1";
+/// The flood guard's rate in the guarded case: new flows recorded per
+/// second per CPU (the rest go by the consistent hash alone).
+const GUARD_RATE: &str = "1000";
 /// A client address behind the generator.
 const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xe, 0x10, 0, 0, 0, 0, 2);
 /// A non-anycast destination the router routes to the member.
@@ -62,6 +76,10 @@ pub(crate) struct Shape {
 enum Traffic {
     /// CLIENT -> ANY: traffic for the anycast service.
     ToAnycast,
+    /// CLIENT -> ANY_ENCAP: traffic for the encapsulated member's group.
+    ToEncap,
+    /// CLIENT -> ANY_ENCAP_SOURCED: the same, outer source configured.
+    ToEncapSourced,
     /// CLIENT -> OTHER: ordinary transit traffic.
     Transit,
     /// ANY -> OTHER: a spoofed anycast source from the edge.
@@ -86,10 +104,24 @@ enum Router {
     Anycast,
     /// The anycast program with the group's flow affinity off.
     AnycastStateless,
+    /// The anycast program with the flood guard at [`GUARD_RATE`].
+    AnycastGuarded,
     NftIngress,
     NftPrerouting,
     XdpFilter,
     Trivial(&'static str),
+}
+
+/// Which generator pushes a case's frames.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gen {
+    /// `gen_tx`: the frame as built, every time.
+    Fixed,
+    /// The new-flow generator ([`FlowGen`]) with its variation off: one
+    /// flow, at the generator's cost of the next one.
+    OneFlow,
+    /// The new-flow generator: a new source address and port per frame.
+    NewFlows,
 }
 
 /// One case of the end-to-end bench.
@@ -100,7 +132,27 @@ struct Case {
     counter: Counter,
     /// External tool the case needs (skipped, and said so, when missing).
     needs: Option<&'static str>,
+    generator: Gen,
+    /// The path check: a global counter of the anycast program (`stats`)
+    /// that must move by at least this share of the packets handled while
+    /// the case is counted, or the bench fails (the case took another path).
+    expect: Option<(GlobalStat, f64)>,
 }
+
+/// The encapsulated redirect (a group whose one member is reached
+/// IPv6-in-IPv6).
+const ENCAP: &str = "anycast redirect IPv6-in-IPv6, flow-table hit";
+/// The encapsulated redirect with the group's outer source configured.
+const ENCAP_SOURCED: &str =
+    "anycast redirect IPv6-in-IPv6, flow-table hit, outer source configured";
+/// The flow-hit case with the new-flow generator's cost: the base of the
+/// new-flow cases' ratios.
+const ONE_FLOW: &str = "anycast redirect L2, one flow (new-flow generator, variation off)";
+/// Every frame a new flow (source address and port), flood guard off.
+const NEW_FLOWS: &str = "anycast redirect L2, every frame a new flow, flood guard off";
+/// Every frame a new flow, flood guard on.
+const NEW_FLOWS_GUARDED: &str =
+    "anycast redirect L2, every frame a new flow, flood guard on (1000/s per CPU)";
 
 const CASES: &[Case] = &[
     Case {
@@ -109,6 +161,8 @@ const CASES: &[Case] = &[
         traffic: Traffic::ToAnycast,
         counter: Counter::Member,
         needs: None,
+        generator: Gen::Fixed,
+        expect: None,
     },
     Case {
         name: "anycast redirect L2, flow-table hit",
@@ -116,6 +170,8 @@ const CASES: &[Case] = &[
         traffic: Traffic::ToAnycast,
         counter: Counter::Member,
         needs: None,
+        generator: Gen::Fixed,
+        expect: Some((GlobalStat::FlowHits, 0.95)),
     },
     Case {
         name: "anycast redirect L2, no affinity (Maglev only)",
@@ -123,6 +179,53 @@ const CASES: &[Case] = &[
         traffic: Traffic::ToAnycast,
         counter: Counter::Member,
         needs: None,
+        generator: Gen::Fixed,
+        expect: Some((GlobalStat::Redirected, 0.95)),
+    },
+    Case {
+        name: ENCAP,
+        router: Router::Anycast,
+        traffic: Traffic::ToEncap,
+        counter: Counter::Member,
+        needs: None,
+        generator: Gen::Fixed,
+        expect: Some((GlobalStat::FlowHits, 0.95)),
+    },
+    Case {
+        name: ENCAP_SOURCED,
+        router: Router::Anycast,
+        traffic: Traffic::ToEncapSourced,
+        counter: Counter::Member,
+        needs: None,
+        generator: Gen::Fixed,
+        expect: Some((GlobalStat::FlowHits, 0.95)),
+    },
+    Case {
+        name: ONE_FLOW,
+        router: Router::Anycast,
+        traffic: Traffic::ToAnycast,
+        counter: Counter::Member,
+        needs: None,
+        generator: Gen::OneFlow,
+        expect: Some((GlobalStat::FlowHits, 0.95)),
+    },
+    Case {
+        name: NEW_FLOWS,
+        router: Router::Anycast,
+        traffic: Traffic::ToAnycast,
+        counter: Counter::Member,
+        needs: None,
+        generator: Gen::NewFlows,
+        expect: Some((GlobalStat::FlowMisses, 0.95)),
+    },
+    Case {
+        name: NEW_FLOWS_GUARDED,
+        router: Router::AnycastGuarded,
+        traffic: Traffic::ToAnycast,
+        counter: Counter::Member,
+        needs: None,
+        generator: Gen::NewFlows,
+        expect: Some((GlobalStat::FloodBypasses, 0.95)),
     },
     Case {
         name: "trivial devmap redirect",
@@ -130,6 +233,8 @@ const CASES: &[Case] = &[
         traffic: Traffic::ToAnycast,
         counter: Counter::Member,
         needs: None,
+        generator: Gen::Fixed,
+        expect: None,
     },
     Case {
         name: "anycast attached, transit forwarded by the kernel",
@@ -137,6 +242,8 @@ const CASES: &[Case] = &[
         traffic: Traffic::Transit,
         counter: Counter::Member,
         needs: None,
+        generator: Gen::Fixed,
+        expect: None,
     },
     Case {
         name: "trivial XDP_PASS attached, transit forwarded by the kernel",
@@ -144,6 +251,8 @@ const CASES: &[Case] = &[
         traffic: Traffic::Transit,
         counter: Counter::Member,
         needs: None,
+        generator: Gen::Fixed,
+        expect: None,
     },
     Case {
         name: "anycast-source drop",
@@ -151,6 +260,8 @@ const CASES: &[Case] = &[
         traffic: Traffic::Spoofed,
         counter: Counter::XdpDrops,
         needs: None,
+        generator: Gen::Fixed,
+        expect: Some((GlobalStat::AnycastSourceDropped, 0.95)),
     },
     Case {
         name: "nftables drop, netdev ingress",
@@ -158,6 +269,8 @@ const CASES: &[Case] = &[
         traffic: Traffic::Spoofed,
         counter: Counter::Nft,
         needs: Some("nft"),
+        generator: Gen::Fixed,
+        expect: None,
     },
     Case {
         name: "nftables drop, inet prerouting",
@@ -165,6 +278,8 @@ const CASES: &[Case] = &[
         traffic: Traffic::Spoofed,
         counter: Counter::Nft,
         needs: Some("nft"),
+        generator: Gen::Fixed,
+        expect: None,
     },
     Case {
         name: "xdp-filter source deny",
@@ -172,6 +287,8 @@ const CASES: &[Case] = &[
         traffic: Traffic::Spoofed,
         counter: Counter::XdpDrops,
         needs: Some("xdp-filter"),
+        generator: Gen::Fixed,
+        expect: None,
     },
     Case {
         name: "trivial hash lookup then drop",
@@ -179,6 +296,8 @@ const CASES: &[Case] = &[
         traffic: Traffic::Spoofed,
         counter: Counter::XdpDrops,
         needs: None,
+        generator: Gen::Fixed,
+        expect: None,
     },
     Case {
         name: "trivial XDP_DROP",
@@ -186,6 +305,8 @@ const CASES: &[Case] = &[
         traffic: Traffic::Spoofed,
         counter: Counter::XdpDrops,
         needs: None,
+        generator: Gen::Fixed,
+        expect: None,
     },
 ];
 
@@ -253,6 +374,8 @@ fn have(tool: &str) -> bool {
 fn frame(traffic: Traffic, size: usize) -> Result<Vec<u8>> {
     let (src, dst) = match traffic {
         Traffic::ToAnycast => (CLIENT, ANY),
+        Traffic::ToEncap => (CLIENT, ANY_ENCAP),
+        Traffic::ToEncapSourced => (CLIENT, ANY_ENCAP_SOURCED),
         Traffic::Transit => (CLIENT, OTHER),
         Traffic::Spoofed => (ANY, OTHER),
     };
@@ -371,6 +494,65 @@ impl Bench {
                 "10",
             ],
         )?;
+        // The encapsulated member: the member's own address, reached
+        // through m0 (a permanent neighbour entry, so that the program's
+        // FIB lookup finds the MAC at once).
+        lab.anycast_ok(
+            "router",
+            &["addr", "add", &ANY_ENCAP.to_string(), "--group", "far"],
+        )?;
+        lab.anycast_ok(
+            "router",
+            &[
+                "member",
+                "add",
+                "far",
+                "f1",
+                "--encap",
+                MEMBER_ADDR,
+                "--metric",
+                "10",
+            ],
+        )?;
+        lab.anycast_ok(
+            "router",
+            &[
+                "addr",
+                "add",
+                &ANY_ENCAP_SOURCED.to_string(),
+                "--group",
+                "far-sourced",
+            ],
+        )?;
+        lab.anycast_ok(
+            "router",
+            &[
+                "member",
+                "add",
+                "far-sourced",
+                "f2",
+                "--encap",
+                MEMBER_ADDR,
+                "--metric",
+                "10",
+            ],
+        )?;
+        lab.anycast_ok(
+            "router",
+            &["group", "set", "far-sourced", "--tunnel-source", ROUTER_M0],
+        )?;
+        lab.ns("router")?.ip(&[
+            "-6",
+            "neigh",
+            "replace",
+            MEMBER_ADDR,
+            "lladdr",
+            &member_mac,
+            "dev",
+            "m0",
+            "nud",
+            "permanent",
+        ])?;
         let nft_file = PathBuf::from(format!("/tmp/{}-nft.conf", lab.prefix));
         Ok(Bench {
             lab,
@@ -403,14 +585,18 @@ impl Bench {
     fn try_setup(&self, router: Router) -> Result<()> {
         match router {
             Router::KernelForwarding => {}
-            Router::Anycast | Router::AnycastStateless => {
-                let affinity = if router == Router::Anycast {
-                    "flow"
-                } else {
+            Router::Anycast | Router::AnycastStateless | Router::AnycastGuarded => {
+                let affinity = if router == Router::AnycastStateless {
                     "none"
+                } else {
+                    "flow"
                 };
                 self.lab
                     .anycast_ok("router", &["group", "set", "dns", "--affinity", affinity])?;
+                if router == Router::AnycastGuarded {
+                    self.lab
+                        .anycast_ok("router", &["flows", "guard", "--rate", GUARD_RATE])?;
+                }
                 self.lab.anycast_ok(
                     "router",
                     &["attach", "e0", "--role", "edge", "--mode", "native"],
@@ -444,8 +630,12 @@ impl Bench {
     fn teardown(&self, router: Router) -> Result<()> {
         match router {
             Router::KernelForwarding => {}
-            Router::Anycast | Router::AnycastStateless => {
+            Router::Anycast | Router::AnycastStateless | Router::AnycastGuarded => {
                 self.lab.anycast_ok("router", &["detach", "e0"])?;
+                if router == Router::AnycastGuarded {
+                    self.lab
+                        .anycast_ok("router", &["flows", "guard", "--rate", "0"])?;
+                }
             }
             Router::NftIngress => {
                 self.in_router(&["nft", "delete", "table", "netdev", "acbench"])?;
@@ -514,8 +704,8 @@ impl Bench {
 
     /// The edge program's mean run time per packet while `frame` flows for
     /// `time` (needs [`BpfStats`]).
-    fn in_place(&self, frame: &[u8], time: Duration) -> Result<f64> {
-        self.generate(frame, Duration::ZERO)?;
+    fn in_place(&self, frame: &[u8], time: Duration, kind: Gen) -> Result<f64> {
+        self.generate(frame, Duration::ZERO, kind)?;
         let id = self.edge_prog_id()?;
         let sample = || -> Result<(Duration, u64)> {
             let p = aya::programs::loaded_programs()
@@ -525,7 +715,7 @@ impl Bench {
             Ok((p.run_time(), p.run_count()))
         };
         let (t0, n0) = sample()?;
-        self.generate(frame, time)?;
+        self.generate(frame, time, kind)?;
         let (t1, n1) = sample()?;
         let runs = n1.saturating_sub(n0);
         if runs == 0 {
@@ -534,8 +724,8 @@ impl Bench {
         Ok(t1.saturating_sub(t0).as_nanos() as f64 / runs as f64)
     }
 
-    /// Pushes `frame` for about `time` (at least one call).
-    fn generate(&self, frame: &[u8], time: Duration) -> Result<Generated> {
+    /// Pushes `frame` for about `time` (at least one call) with generator `kind`.
+    fn generate(&self, frame: &[u8], time: Duration, kind: Gen) -> Result<Generated> {
         let mut header = [0u64; GEN_HEADER_LEN / 8];
         header_words(&mut header, frame)?;
         let ifindex = self.gen_ifindex;
@@ -545,17 +735,7 @@ impl Bench {
             // A generator of its own for each case: the program must run in
             // this namespace's thread (the kernel resolves the ingress
             // ifindex here), and loading it takes milliseconds.
-            let mut ebpf = Ebpf::load(PEERS_OBJECT).context("loading the generator")?;
-            Array::<_, [u64; GEN_HEADER_LEN / 8]>::try_from(
-                ebpf.map_mut(peer_names::GEN_HEADER)
-                    .context("no GEN_HEADER")?,
-            )?
-            .set(0, header, 0)?;
-            let prog: &mut Xdp = ebpf
-                .program_mut(peer_names::GEN_TX)
-                .context("no gen_tx")?
-                .try_into()?;
-            prog.load()?;
+            let generator = Generator::load(kind, header)?;
             // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
             // rx_queue_index, egress_ifindex.
             let mut ctx = [0u8; 24];
@@ -569,20 +749,83 @@ impl Bench {
             let mut done = Generated::default();
             while calls == 0 || (started.elapsed() < time && calls < 1000) {
                 let t = Instant::now();
-                let mut opts = TestRunOptions::new();
-                opts.data_in = Some(&frame);
-                opts.ctx_in = Some(&ctx);
-                opts.repeat = repeat;
-                opts.attrs = TestRunAttrs::new().xdp_live_frames(64);
-                let r = prog.test_run(opts).context("live-frames test run")?;
+                let per_frame = generator.push(&frame, &ctx, repeat)?;
                 calls += 1;
                 done.frames += u64::from(repeat);
-                done.busy += r.duration * repeat;
+                done.busy += per_frame * repeat;
                 let rate = f64::from(repeat) / t.elapsed().as_secs_f64().max(1e-6);
                 repeat = (rate * time.as_secs_f64() / 4.0).clamp(10_000.0, 50_000_000.0) as u32;
             }
             Ok(done)
         })?
+    }
+
+    /// The anycast program's global counter `stat`, summed over CPUs,
+    /// read from its pinned map (`anycast stats` would also walk the flow
+    /// table, which takes seconds once new flows have filled it).
+    fn global_counter(&self, stat: GlobalStat) -> Result<u64> {
+        let data = MapData::from_pin(self.lab.pin_dir.join(map_names::GLOBAL_STATS))
+            .context("opening the pinned global counters")?;
+        let map = Map::from_map_data(data)?;
+        let counters: PerCpuArray<_, GlobalCounters> = PerCpuArray::try_from(&map)?;
+        Ok(counters
+            .get(&0, 0)?
+            .iter()
+            .map(|c| c.counters[stat as usize])
+            .sum())
+    }
+}
+
+/// A loaded generator (see [`Gen`]).
+enum Generator {
+    /// The peers object, `gen_tx` loaded.
+    Tx(Ebpf),
+    Flows(FlowGen),
+}
+
+impl Generator {
+    fn load(kind: Gen, header: [u64; GEN_HEADER_LEN / 8]) -> Result<Self> {
+        Ok(match kind {
+            Gen::Fixed => {
+                let mut ebpf = Ebpf::load(PEERS_OBJECT).context("loading the generator")?;
+                Array::<_, [u64; GEN_HEADER_LEN / 8]>::try_from(
+                    ebpf.map_mut(peer_names::GEN_HEADER)
+                        .context("no GEN_HEADER")?,
+                )?
+                .set(0, header, 0)?;
+                let prog: &mut Xdp = ebpf
+                    .program_mut(peer_names::GEN_TX)
+                    .context("no gen_tx")?
+                    .try_into()?;
+                prog.load()?;
+                Generator::Tx(ebpf)
+            }
+            Gen::OneFlow | Gen::NewFlows => {
+                Generator::Flows(FlowGen::load(&header, kind == Gen::NewFlows)?)
+            }
+        })
+    }
+
+    /// One live-frames call of `repeat` frames; the kernel's mean time per frame.
+    fn push(&self, frame: &[u8], ctx: &[u8], repeat: u32) -> Result<Duration> {
+        match self {
+            Generator::Tx(ebpf) => {
+                let prog: &Xdp = ebpf
+                    .program(peer_names::GEN_TX)
+                    .context("no gen_tx")?
+                    .try_into()?;
+                let mut opts = TestRunOptions::new();
+                opts.data_in = Some(frame);
+                opts.ctx_in = Some(ctx);
+                opts.repeat = repeat;
+                opts.attrs = TestRunAttrs::new().xdp_live_frames(64);
+                Ok(prog
+                    .test_run(opts)
+                    .context("live-frames test run")?
+                    .duration)
+            }
+            Generator::Flows(g) => g.run(frame, ctx, repeat, 64),
+        }
     }
 }
 
@@ -655,13 +898,27 @@ pub(crate) fn run(shape: &Shape) -> Result<(Vec<E2eRow>, Vec<String>)> {
                 let measured = (|| -> Result<(f64, f64)> {
                     // The first frames after an attach are slow (pages,
                     // queues): warm up outside the count.
-                    bench.generate(&f, Duration::ZERO)?;
+                    bench.generate(&f, Duration::ZERO, c.generator)?;
+                    let path_before = c
+                        .expect
+                        .map(|(stat, _)| bench.global_counter(stat))
+                        .transpose()?;
                     let before = bench.count(c.counter, c.router)?;
-                    let g = bench.generate(&f, shape.per_case)?;
+                    let g = bench.generate(&f, shape.per_case, c.generator)?;
                     let after = bench.count(c.counter, c.router)?;
                     let handled = after.saturating_sub(before);
                     if handled == 0 {
                         bail!("nothing was counted: the lab is broken");
+                    }
+                    if let (Some((stat, share)), Some(path_before)) = (c.expect, path_before) {
+                        let moved = bench.global_counter(stat)?.saturating_sub(path_before);
+                        let name = stat.name();
+                        if (moved as f64) < share * handled as f64 {
+                            bail!(
+                                "the path check failed: `{name}` moved by {moved} while {handled} packets were handled (at least {:.0}% expected): the case took another path",
+                                share * 100.0
+                            );
+                        }
                     }
                     Ok((
                         handled as f64 / g.busy.as_secs_f64() / 1e6,
@@ -702,7 +959,7 @@ pub(crate) fn run(shape: &Shape) -> Result<(Vec<E2eRow>, Vec<String>)> {
         }
         let f = frame(c.traffic, 64)?;
         bench.setup(c.router)?;
-        let ns = bench.in_place(&f, shape.per_case / 2);
+        let ns = bench.in_place(&f, shape.per_case / 2, c.generator);
         bench.teardown(c.router)?;
         let ns = ns.with_context(|| format!("profiling `{}`", c.name))?;
         if let Some(r) = rows.iter_mut().find(|r| r.size == 64 && r.name == c.name) {
@@ -791,6 +1048,26 @@ pub(crate) fn report(md: &mut String, rows: &[E2eRow], notes: &[String], shape: 
         }
         let _ = writeln!(md);
     }
+    let _ = writeln!(
+        md,
+        "New flows and the encapsulation (median per-round ratios of rates measured in the same rounds; the new-flow generator, a dozen BPF instructions of the bench, XORs a random 32 bits into the source address and port of every frame, or nothing for the one-flow case, at the same cost):\n"
+    );
+    for size in FRAME_SIZES {
+        let line = |a: &str, b: &str| {
+            ratio(rows, size, a, b)
+                .map(|r| format!("{r:.2}x"))
+                .unwrap_or_else(|| "not measured".into())
+        };
+        let _ = writeln!(
+            md,
+            "- {size}-byte frames: every frame a new flow, flood guard off: {} of one flow; flood guard on: {}; the IPv6-in-IPv6 redirect: {} of the L2 redirect (flow hits), {} with its outer source configured.",
+            line(NEW_FLOWS, ONE_FLOW),
+            line(NEW_FLOWS_GUARDED, ONE_FLOW),
+            line(ENCAP, "anycast redirect L2, flow-table hit"),
+            line(ENCAP_SOURCED, "anycast redirect L2, flow-table hit"),
+        );
+    }
+    let _ = writeln!(md);
     for n in notes {
         let _ = writeln!(md, "- {n}");
     }
@@ -842,6 +1119,20 @@ pub(crate) fn targets(rows: &[E2eRow]) -> Vec<(String, String, bool)> {
         REDIRECT,
         DEVMAP,
         0.85,
+        None,
+    );
+    check(
+        "every frame a new flow (flood guard off) at least half the rate of one flow (same generator)",
+        NEW_FLOWS,
+        ONE_FLOW,
+        0.5,
+        None,
+    );
+    check(
+        "every frame a new flow (flood guard on) at least half the rate of one flow (same generator)",
+        NEW_FLOWS_GUARDED,
+        ONE_FLOW,
+        0.5,
         None,
     );
     t
