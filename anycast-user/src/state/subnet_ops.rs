@@ -2,7 +2,10 @@
 //! carry, and the reserved subnet anycast addresses (RFC 2526) and
 //! subnet-router anycast address (RFC 4291) of registered subnets.
 
-use std::{collections::HashSet, net::Ipv6Addr};
+use std::{
+    collections::{HashMap, HashSet},
+    net::Ipv6Addr,
+};
 
 use anycast_common::{
     IfaceConfig, MAX_SUBNET_ANYCAST_ID, NetnsId, SubnetInfo, subnet_anycast, subnet_anycast_id,
@@ -322,20 +325,28 @@ impl State {
     /// Every configured address and prefix with its group id and the
     /// interface names of its scope (empty: none), unsorted.
     pub(crate) fn address_scopes(&self) -> Result<Vec<(AnycastPrefix, u32, Vec<String>)>> {
-        let mut names: std::collections::HashMap<u16, Vec<String>> = Default::default();
+        let mut names = HashMap::new();
         let mut out = Vec::new();
         for (p, v) in self.addresses.all_values()? {
-            let scope = match names.get(&v.scope_id) {
-                Some(n) => n.clone(),
-                None => {
-                    let n = self.scope_names(v.scope_id)?;
-                    names.insert(v.scope_id, n.clone());
-                    n
-                }
-            };
+            let scope = self.scope_names_cached(&mut names, v.scope_id)?;
             out.push((p, u32::from(v.group_id), scope));
         }
         Ok(out)
+    }
+
+    /// [`Self::scope_names`], each scope read once per `cache`: a listing
+    /// of many addresses shares few scopes.
+    fn scope_names_cached(
+        &self,
+        cache: &mut HashMap<u16, Vec<String>>,
+        id: u16,
+    ) -> Result<Vec<String>> {
+        if let Some(n) = cache.get(&id) {
+            return Ok(n.clone());
+        }
+        let n = self.scope_names(id)?;
+        cache.insert(id, n.clone());
+        Ok(n)
     }
 
     /// Writes subnet `prefix`'s registry entry (its addresses are the
@@ -449,8 +460,8 @@ impl State {
 
     /// Every configured address and prefix with its scope and origin, sorted.
     pub fn addresses(&self) -> Result<Vec<AddressEntry>> {
-        let subnets: std::collections::HashMap<[u8; 8], SubnetInfo> =
-            self.subnets.all()?.into_iter().collect();
+        let subnets: HashMap<[u8; 8], SubnetInfo> = self.subnets.all()?.into_iter().collect();
+        let mut names = HashMap::new();
         let mut out = Vec::new();
         for (prefix, v) in self.addresses.all_values()? {
             let origin = if prefix.is_exact() {
@@ -464,7 +475,7 @@ impl State {
             out.push(AddressEntry {
                 prefix,
                 group: self.groups.name_of(u32::from(v.group_id))?,
-                scope: self.scope_names(v.scope_id)?,
+                scope: self.scope_names_cached(&mut names, v.scope_id)?,
                 origin,
             });
         }
