@@ -231,7 +231,7 @@ fn counted(bucket: u32) -> bool {
 }
 
 /// What the exact-address index says of an address.
-enum Exact {
+enum IndexAnswer {
     /// It owns its slot: anycast, with this word (`AddrValue::word`).
     Word(u32),
     /// Its slot has other addresses: the exact table knows.
@@ -243,16 +243,16 @@ enum Exact {
 /// Looks the address `raw` (native words) with hash `h` up in the
 /// exact-address index.
 #[inline(always)]
-fn exact_index(raw: [u32; 4], h: u64) -> Exact {
+fn exact_index(raw: [u32; 4], h: u64) -> IndexAnswer {
     let Some(b) = EXACT_INDEX.get(hash::exact_bucket_of(h)) else {
-        return Exact::Ask;
+        return IndexAnswer::Ask;
     };
     // An empty bucket (the common case for an address that is not anycast)
     // in two loads: the words and `others` are the bucket's last 16 bytes.
     let tail = b as *const ExactBucket as *const u64;
     // SAFETY: a 64-byte, 8-aligned map value: words 6 and 7 are in it.
     if unsafe { *tail.add(6) | *tail.add(7) } == 0 {
-        return Exact::No;
+        return IndexAnswer::No;
     }
     for i in 0..EXACT_BUCKET_ENTRIES {
         // The word first, then the address: userspace writes a new
@@ -270,14 +270,18 @@ fn exact_index(raw: [u32; 4], h: u64) -> Exact {
                 // SAFETY: as above.
                 let again = unsafe { core::ptr::read_volatile(&b.words[i]) };
                 return if again == word {
-                    Exact::Word(word)
+                    IndexAnswer::Word(word)
                 } else {
-                    Exact::Ask
+                    IndexAnswer::Ask
                 };
             }
         }
     }
-    if b.others != 0 { Exact::Ask } else { Exact::No }
+    if b.others != 0 {
+        IndexAnswer::Ask
+    } else {
+        IndexAnswer::No
+    }
 }
 
 /// The [`hash::addr_hash`] of the address at `addr` (in the packet).
@@ -299,14 +303,14 @@ fn anycast_word(addr: *const AddrKey, h: u64, l: &Rules) -> Option<u32> {
     // SAFETY: as above, 16 readable bytes.
     let raw = unsafe { words::load16(&key.addr) };
     match exact_index(raw, h) {
-        Exact::Word(w) => return Some(w),
-        Exact::Ask => {
+        IndexAnswer::Word(w) => return Some(w),
+        IndexAnswer::Ask => {
             // SAFETY: the value is plain data and only read.
             if let Some(v) = unsafe { ANYCAST_ADDRS.get(key) } {
                 return Some(v.word());
             }
         }
-        Exact::No => {}
+        IndexAnswer::No => {}
     }
     if !l.prefixes || (l.prefilter && !maybe_in_prefix(words::big_endian(raw), l)) {
         return None;
