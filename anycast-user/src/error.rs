@@ -256,8 +256,8 @@ pub enum Error {
     /// created with: sizes are chosen once, at creation.
     #[error(
         "{asked_by} asks for {asked} {what}, but the state pinned at {path} was created for \
-         {actual}: sizes are chosen only when the state is created; drop the option (or give \
-         {actual}), or run `anycast detach --purge` and create the state again (nothing was changed)"
+         {actual}: sizes are chosen only when the state is created; ask for {actual} or for \
+         nothing, or run `anycast detach --purge` and create the state again (nothing was changed)"
     )]
     StateSizeMismatch {
         /// Where the size comes from, e.g. `--max-addresses`.

@@ -248,6 +248,18 @@ fn the_command_line_sizes_the_state_and_another_size_is_refused() -> Result<()> 
     let list = p.ok(&["addr", "list"])?;
     assert!(!list.contains("2001:db8:9::4"), "{list}");
     assert_eq!(p.capacities()?, [1000, 1024, 4096], "nothing resized");
+    // Maps lost and made again by `repair` get the state's sizes: the
+    // index that of the table, the flow table (which no other map tells)
+    // the size given.
+    for m in [map_names::EXACT_INDEX, map_names::FLOWS] {
+        std::fs::remove_file(p.dir.join(m))?;
+    }
+    p.ok(&["repair", "--flow-table-size", "4096"])?;
+    assert_eq!(
+        p.capacities()?,
+        [1000, 1024, 4096],
+        "made again as they were"
+    );
     // Out of range: refused before anything is done.
     let err = p.refused(&["--max-addresses", "0", "addr", "list"])?;
     assert!(err.contains("--max-addresses"), "{err}");

@@ -470,15 +470,24 @@ impl Dataplane {
     /// Opens the state pinned at `pin` for `anycast repair`: as
     /// [`Dataplane::open`], except that a pin dir missing some maps (and
     /// with `fix`) has them created afresh, empty, and pinned; their names
-    /// come back, since what they held is lost. Without `fix`, a partial
-    /// state is the same error as for any command.
-    pub fn open_repairing(pin: PinDir, fix: bool) -> Result<(Self, Vec<&'static str>)> {
+    /// come back, since what they held is lost. They get the sizes of the
+    /// state's other maps (the index that of the exact table), or those
+    /// of `asked` when nothing pinned tells (a lost flow table), or the
+    /// built-in ones. Without `fix`, a partial state is the same error as
+    /// for any command.
+    pub fn open_repairing(
+        pin: PinDir,
+        fix: bool,
+        asked: &StateSizes,
+    ) -> Result<(Self, Vec<&'static str>)> {
         require_root("repairing the anycast data plane")?;
         let missing = missing_maps(&pin)?;
         if !missing.is_empty() && fix {
             let _lock = pin.lock()?;
-            // Creates the missing maps and pins them; existing pins are reused.
-            load_object_sized(Some(&pin), IfaceRole::Edge, SourceAction::Drop, &[])?;
+            // Creates the missing maps and pins them, sized as the state's
+            // own; existing pins are reused.
+            let sizes = sizes::pinned_sizes(&pin, asked);
+            load_object_sized(Some(&pin), IfaceRole::Edge, SourceAction::Drop, &sizes)?;
         } else if !missing.is_empty() {
             return Err(Error::PartialState {
                 path: pin.path().to_path_buf(),
@@ -486,6 +495,7 @@ impl Dataplane {
             });
         }
         let mut dp = Self::from_pins(pin)?;
+        dp.check_sizes(asked)?;
         dp.refresh_logged()?;
         Ok((dp, missing))
     }

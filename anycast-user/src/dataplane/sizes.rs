@@ -5,11 +5,13 @@
 //! that differs is an error, never a silent no-op.
 
 use anycast_common::{MAX_ANYCAST_ADDRS_LIMIT, map_names};
+use aya::maps::MapInfo;
 
 use super::Dataplane;
 use crate::{
     config::StateConfig,
     error::{Error, Result},
+    pin::PinDir,
 };
 
 /// A size asked for, and who asks (for errors: `--max-addresses`, or the
@@ -100,6 +102,21 @@ impl StateSizes {
         }
         out
     }
+}
+
+/// The sizes of the maps sized at creation that are pinned at `pin`, and
+/// those of `asked` for the ones that are not, as the loader takes them:
+/// maps recreated by `repair` (and the index, which follows the exact
+/// table) get the sizes of the state they join.
+pub(super) fn pinned_sizes(pin: &PinDir, asked: &StateSizes) -> Vec<(&'static str, u32)> {
+    let mut out = asked.map_sizes();
+    for name in [map_names::ANYCAST_ADDRS, map_names::FLOWS] {
+        if let Ok(info) = MapInfo::from_pin(pin.map_path(name)) {
+            out.retain(|(n, _)| *n != name);
+            out.push((name, info.max_entries()));
+        }
+    }
+    out
 }
 
 impl Dataplane {

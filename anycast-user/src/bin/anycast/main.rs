@@ -345,7 +345,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         Command::Flows(cmd) => flows_command(pin, cmd, out)?,
         Command::Config(cmd) => config_command(pin, ft.clone(), cmd, out)?,
         Command::Repair { check, json } => {
-            let (mut dp, recreated) = Dataplane::open_repairing(pin, !check)?;
+            let (mut dp, recreated) = Dataplane::open_repairing(pin, !check, ft)?;
             if !recreated.is_empty() {
                 log::warn!(
                     "these maps were missing and are recreated empty (what they held is lost;                      `config apply` or the commands that filled them fill them again): {}",
