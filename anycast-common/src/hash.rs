@@ -125,19 +125,22 @@ pub const fn prefilter_bucket(words: [u32; 4], len: u8) -> u32 {
 }
 
 /// The bucket of the exact-address index ([`crate::ExactBucket`]) of an
-/// address.
+/// address, in an index of 2^`bits` buckets.
 #[inline(always)]
-pub const fn exact_bucket(addr: &[u8; 16]) -> u32 {
-    exact_bucket_of(addr_hash(native_words(addr)))
+pub const fn exact_bucket(addr: &[u8; 16], bits: u32) -> u32 {
+    exact_bucket_of(addr_hash(native_words(addr)), bits)
 }
 
-/// The bucket of the exact-address index of an address, from its [`addr_hash`]:
-/// the top bits of one more multiply (they depend on every input bit).
+/// The bucket of the exact-address index of 2^`bits` buckets (1 to 32
+/// bits, see [`crate::exact_index_bits`]) of an address, from its
+/// [`addr_hash`]: the top bits of one more multiply (they depend on every
+/// input bit). The shift wraps rather than overflows: other bits give a
+/// wrong bucket, never a panic.
 #[inline(always)]
-pub const fn exact_bucket_of(addr_hash: u64) -> u32 {
-    const BITS: u32 = crate::EXACT_INDEX_BUCKETS.trailing_zeros();
-    const _: () = assert!(crate::EXACT_INDEX_BUCKETS.is_power_of_two());
-    (addr_hash.wrapping_mul(0xd6e8_feb8_6659_fd93) >> (64 - BITS)) as u32
+pub const fn exact_bucket_of(addr_hash: u64, bits: u32) -> u32 {
+    (addr_hash
+        .wrapping_mul(0xd6e8_feb8_6659_fd93)
+        .wrapping_shr(64u32.wrapping_sub(bits))) as u32
 }
 
 /// An address as the four big-endian words [`prefilter_bucket`] takes.
@@ -206,13 +209,49 @@ mod tests {
     }
 
     #[test]
+    fn the_index_follows_the_table_size() {
+        use crate::{EXACT_INDEX_BUCKETS, exact_index_bits, exact_index_buckets};
+        assert_eq!(EXACT_INDEX_BUCKETS, 1 << 20, "the default is unchanged");
+        for (addresses, buckets) in [
+            (1, 1 << 10),
+            (1000, 1 << 10),
+            (1025, 1 << 11),
+            (1 << 20, 1 << 20),
+            ((1 << 20) + 1, 1 << 21),
+            (4_000_000, 1 << 22),
+            (u32::MAX, 1 << 24),
+        ] {
+            assert_eq!(exact_index_buckets(addresses), buckets, "{addresses}");
+        }
+        assert_eq!(exact_index_bits(1 << 10), Some(10));
+        assert_eq!(exact_index_bits(1000), None);
+        assert_eq!(exact_index_bits(1), None);
+        // Every bucket is in its index, and a small index is used whole.
+        let base = words(&[0x20, 0x01, 0x0d, 0xb8, 0, 0x5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for bits in [1, 10, 20, 24, 32] {
+            let mut seen = HashSet::new();
+            for i in 0..20_000 {
+                let b = exact_bucket_of(addr_hash([base[0], base[1], base[2], i]), bits);
+                assert!(u64::from(b) < 1u64 << bits, "bucket {b} of 2^{bits}");
+                seen.insert(b);
+            }
+            if bits == 10 {
+                assert_eq!(seen.len(), 1024, "20,000 addresses cover 1024 buckets");
+            }
+        }
+    }
+
+    #[test]
     fn addresses_of_one_prefix_spread_over_the_exact_index() {
         // 64k consecutive addresses into 1M buckets: few share one.
         let base = words(&[0x20, 0x01, 0x0d, 0xb8, 0, 0x5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         let n = 1u32 << 16;
         let mut buckets = HashSet::new();
         for i in 0..n {
-            buckets.insert(exact_bucket_of(addr_hash([base[0], base[1], base[2], i])));
+            buckets.insert(exact_bucket_of(
+                addr_hash([base[0], base[1], base[2], i]),
+                20,
+            ));
         }
         // Random placement of 2^16 items in 2^20 buckets leaves about 2^16 * (1 - 1/32) distinct.
         assert!(

@@ -166,6 +166,10 @@ pub mod globals {
     pub const SOURCE_ACTION: &str = "SOURCE_ACTION";
     /// The attachment's id in `IFACES` (`u32`), which scopes name.
     pub const ATTACHMENT: &str = "ATTACHMENT";
+    /// Bits of an exact-address index bucket number (`u32`): the index
+    /// has 2^bits buckets. The loader takes it from the `EXACT_INDEX` map
+    /// the program is given (see [`exact_index_bits`](super::exact_index_bits)).
+    pub const EXACT_INDEX_BITS: &str = "EXACT_INDEX_BITS";
 }
 
 /// Version of the layout of everything pinned; bumped whenever a map's key
@@ -180,10 +184,18 @@ pub mod globals {
 ///
 /// 9: scoped addresses (the scope in [`AddrValue`] and in the index's
 /// words, `SCOPES`) and registered subnets (`SUBNETS`).
-pub const LAYOUT_VERSION: u32 = 9;
+///
+/// 10: the exact-address table and its index sized at creation
+/// (`--max-addresses`): the index's bucket count, and so every address's
+/// bucket, follows the table's capacity ([`exact_index_buckets`]).
+pub const LAYOUT_VERSION: u32 = 10;
 
-/// Capacity of the exact-address table (hash, allocated on insert).
+/// Default capacity of the exact-address table (hash, allocated on
+/// insert); `--max-addresses` chooses another when the state is created.
 pub const MAX_ANYCAST_ADDRS: u32 = 1 << 20;
+/// Largest capacity of the exact-address table: its index then takes
+/// 1 GiB.
+pub const MAX_ANYCAST_ADDRS_LIMIT: u32 = 1 << 24;
 /// Capacity of the prefix table (LPM trie).
 pub const MAX_ANYCAST_PREFIXES: u32 = 1 << 16;
 /// Number of group ids; id 0 means "no group" and is never allocated.
@@ -212,11 +224,41 @@ pub const DEFAULT_TCP_TIMEOUT: u32 = 300;
 pub const DEFAULT_OTHER_TIMEOUT: u32 = 30;
 /// Buckets of the prefilter (a power of two): 4 MiB of counters.
 pub const PREFILTER_BUCKETS: u32 = 1 << 20;
-/// Buckets of the exact-address index (a power of two), 64 bytes each:
-/// 64 MiB. As many as the exact table holds addresses, three places each,
-/// so that even a full table (2^20 addresses) has about 97 % of its
-/// addresses in the index.
-pub const EXACT_INDEX_BUCKETS: u32 = 1 << 20;
+/// Buckets of the exact-address index of the default table
+/// ([`MAX_ANYCAST_ADDRS`]): 64 MiB. See [`exact_index_buckets`].
+pub const EXACT_INDEX_BUCKETS: u32 = exact_index_buckets(MAX_ANYCAST_ADDRS);
+/// Fewest buckets of the exact-address index (64 KiB).
+pub const EXACT_INDEX_MIN_BUCKETS: u32 = 1 << 10;
+
+/// Buckets of the exact-address index of a table of `max_addresses`
+/// (at most [`MAX_ANYCAST_ADDRS_LIMIT`]): a power of two, 64 bytes each,
+/// at least as many as the table holds addresses (three places each), so
+/// that even a full table has about 97 % of its addresses in the index;
+/// never fewer than [`EXACT_INDEX_MIN_BUCKETS`].
+pub const fn exact_index_buckets(max_addresses: u32) -> u32 {
+    let n = if max_addresses > MAX_ANYCAST_ADDRS_LIMIT {
+        MAX_ANYCAST_ADDRS_LIMIT
+    } else {
+        max_addresses
+    };
+    let n = n.next_power_of_two();
+    if n < EXACT_INDEX_MIN_BUCKETS {
+        EXACT_INDEX_MIN_BUCKETS
+    } else {
+        n
+    }
+}
+
+/// The bit count of [`hash::exact_bucket`] for an index of `buckets`
+/// buckets, when that is a power of two the hash can address (2^1 to
+/// 2^32 buckets): the loader's check of the map it is given.
+pub const fn exact_index_bits(buckets: u32) -> Option<u32> {
+    if buckets >= 2 && buckets.is_power_of_two() {
+        Some(buckets.trailing_zeros())
+    } else {
+        None
+    }
+}
 /// Addresses one bucket of the exact-address index holds (one cache line).
 pub const EXACT_BUCKET_ENTRIES: usize = 3;
 /// Slots of each CPU's flow cache in front of the flow table (a power of

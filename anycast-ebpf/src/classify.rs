@@ -244,7 +244,7 @@ enum IndexAnswer {
 /// exact-address index.
 #[inline(always)]
 fn exact_index(raw: [u32; 4], h: u64) -> IndexAnswer {
-    let Some(b) = EXACT_INDEX.get(hash::exact_bucket_of(h)) else {
+    let Some(b) = EXACT_INDEX.get(hash::exact_bucket_of(h, crate::EXACT_INDEX_BITS.load())) else {
         return IndexAnswer::Ask;
     };
     // An empty bucket (the common case for an address that is not anycast)

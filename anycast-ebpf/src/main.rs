@@ -47,6 +47,13 @@ static SOURCE_ACTION: Global<u8> = Global::new(0);
 #[unsafe(no_mangle)]
 static ATTACHMENT: Global<u32> = Global::new(0);
 
+/// Bits of a bucket number of `EXACT_INDEX` (2^bits buckets), set by the
+/// loader from the map it gives the program: the verifier sees a constant
+/// (read where the index is, `classify::exact_index`).
+#[unsafe(no_mangle)]
+pub(crate) static EXACT_INDEX_BITS: Global<u32> =
+    Global::new(anycast_common::EXACT_INDEX_BUCKETS.trailing_zeros());
+
 /// The anycast filter and redirector.
 #[xdp]
 pub fn anycast(ctx: XdpContext) -> u32 {

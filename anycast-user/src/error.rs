@@ -251,6 +251,60 @@ pub enum Error {
         /// The most.
         most: usize,
     },
+    /// A size of the state (`--max-addresses`, `--flow-table-size`, or
+    /// the file's `[state]`) other than the one the pinned state was
+    /// created with: sizes are chosen once, at creation.
+    #[error(
+        "{asked_by} asks for {asked} {what}, but the state pinned at {path} was created for \
+         {actual}: sizes are chosen only when the state is created; ask for {actual} or for \
+         nothing, or run `anycast detach --purge` and create the state again (nothing was changed)"
+    )]
+    StateSizeMismatch {
+        /// Where the size comes from, e.g. `--max-addresses`.
+        asked_by: String,
+        /// What is sized: `addresses`, `flows`.
+        what: &'static str,
+        /// The size asked for.
+        asked: u32,
+        /// The size of the pinned state.
+        actual: u32,
+        /// The pin dir.
+        path: PathBuf,
+    },
+    /// Two sizes of the state given for one table (the command line's and
+    /// the file's).
+    #[error("{first} and {second} differ: give one")]
+    StateSizeConflict {
+        /// The first, e.g. `--max-addresses 4096`.
+        first: String,
+        /// The second, e.g. `state.max-addresses = 1024 in FILE`.
+        second: String,
+    },
+    /// A size of the state out of its range.
+    #[error("{what} must be {min} to {max}, not {given}")]
+    InvalidStateSize {
+        /// Which size, e.g. `--max-addresses`.
+        what: String,
+        /// The size given.
+        given: i64,
+        /// The least.
+        min: u32,
+        /// The most.
+        max: u32,
+    },
+    /// The exact-address index the program would be given has a bucket
+    /// count the data plane's hash cannot address (not a power of two):
+    /// not a map this build made.
+    #[error(
+        "the exact-address index ({name}) has {buckets} buckets, not a power of two; \
+         run `anycast detach --purge` to start afresh"
+    )]
+    BadIndexSize {
+        /// The map's name.
+        name: &'static str,
+        /// Its bucket count.
+        buckets: u32,
+    },
     /// Nothing is pinned at the pin dir.
     #[error("no anycast data plane at {0} (attach an interface or add an address first)")]
     NotConfigured(PathBuf),

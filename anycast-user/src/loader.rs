@@ -1,10 +1,15 @@
 //! The eBPF objects built by `build.rs`, and loading them: maps reused from
 //! (or created and pinned in) a pin dir, programs verified.
 
-use anycast_common::{IfaceRole, SourceAction, explain, globals, map_names, trace_map_names};
+use std::path::PathBuf;
+
+use anycast_common::{
+    EXACT_INDEX_BUCKETS, IfaceRole, SourceAction, exact_index_bits, exact_index_buckets, explain,
+    globals, map_names, trace_map_names,
+};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::MapError,
+    maps::{Map, MapError, MapInfo},
     programs::{ProgramError, Xdp},
 };
 
@@ -30,7 +35,9 @@ pub fn load_object(pin: Option<&PinDir>, role: IfaceRole, action: SourceAction) 
 
 /// [`load_object`] with some maps created at other capacities than the
 /// built-in ones, as `(map name, max entries)`; only maps created by this
-/// load are affected (pinned ones keep their size).
+/// load are affected (pinned ones keep their size). The exact-address
+/// index follows the exact table's size unless given one of its own
+/// (`anycast_common::exact_index_buckets`).
 pub fn load_object_sized(
     pin: Option<&PinDir>,
     role: IfaceRole,
@@ -93,9 +100,18 @@ pub fn load_instance(
     for (name, path) in instance.shared {
         loader.map_pin_path(name, path.as_path());
     }
-    for (name, size) in sizes {
+    let sizes = with_index_size(sizes);
+    for (name, size) in &sizes {
         loader.map_max_entries(name, *size);
     }
+    let index_path = instance
+        .shared
+        .iter()
+        .find(|(n, _)| *n == map_names::EXACT_INDEX)
+        .map(|(_, p)| p.clone())
+        .or_else(|| pin.map(|p| p.map_path(map_names::EXACT_INDEX)));
+    let index_bits = index_bits(index_path, &sizes)?;
+    loader.override_global(globals::EXACT_INDEX_BITS, &index_bits, false);
     let explain = u8::from(instance.explain);
     loader.override_global(globals::ROLE, &role, true);
     loader.override_global(globals::SOURCE_ACTION, &action, true);
@@ -104,7 +120,7 @@ pub fn load_instance(
     // Required only of the explain instance: an older build (the bench's
     // baseline) has no such constant.
     loader.override_global(explain::EXPLAIN, &explain, instance.explain);
-    loader.load(object).map_err(|e| match e {
+    let ebpf = loader.load(object).map_err(|e| match e {
         aya::EbpfError::MapError(MapError::CreateError { ref io_error, .. })
         | aya::EbpfError::MapError(MapError::SyscallError(aya::sys::SyscallError {
             ref io_error,
@@ -113,6 +129,62 @@ pub fn load_instance(
             what: "creating BPF maps".into(),
         },
         e => Error::Load(e),
+    })?;
+    // The index the program got is the one its constant was made for (a
+    // pin replaced meanwhile would not be).
+    let got = match ebpf.map(map_names::EXACT_INDEX) {
+        Some(Map::Array(m)) => m.info().map_err(|source| Error::Map {
+            name: map_names::EXACT_INDEX,
+            source,
+        })?,
+        _ => return Ok(ebpf),
+    };
+    let buckets = got.max_entries();
+    if exact_index_bits(buckets) != Some(index_bits) {
+        return Err(Error::BadIndexSize {
+            name: map_names::EXACT_INDEX,
+            buckets,
+        });
+    }
+    Ok(ebpf)
+}
+
+/// `sizes` with the exact-address index's size added when only the exact
+/// table's is given: the index follows the table.
+fn with_index_size(sizes: &[(&'static str, u32)]) -> Vec<(&'static str, u32)> {
+    let mut out = sizes.to_vec();
+    let table = sizes.iter().find(|(n, _)| *n == map_names::ANYCAST_ADDRS);
+    let index = sizes.iter().any(|(n, _)| *n == map_names::EXACT_INDEX);
+    if let (Some((_, n)), false) = (table, index) {
+        out.push((map_names::EXACT_INDEX, exact_index_buckets(*n)));
+    }
+    out
+}
+
+/// The bit count of the exact-address index the program will be given:
+/// that of the map pinned at `pinned` when there is one (a program loaded
+/// on an existing state always matches its index, whatever the command
+/// line says), else of the size in `sizes`, else of the built-in size.
+fn index_bits(pinned: Option<PathBuf>, sizes: &[(&'static str, u32)]) -> Result<u32> {
+    let existing = pinned
+        .filter(|p| p.exists())
+        .map(|p| {
+            MapInfo::from_pin(&p).map_err(|source| Error::Map {
+                name: map_names::EXACT_INDEX,
+                source,
+            })
+        })
+        .transpose()?;
+    let buckets = match existing {
+        Some(info) => info.max_entries(),
+        None => sizes
+            .iter()
+            .find(|(n, _)| *n == map_names::EXACT_INDEX)
+            .map_or(EXACT_INDEX_BUCKETS, |(_, n)| *n),
+    };
+    exact_index_bits(buckets).ok_or(Error::BadIndexSize {
+        name: map_names::EXACT_INDEX,
+        buckets,
     })
 }
 

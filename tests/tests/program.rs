@@ -701,20 +701,19 @@ fn full_tables_refuse_and_change_nothing() -> Result<()> {
     Ok(())
 }
 
-/// `n` documentation addresses that share one bucket of the exact-address index.
-fn sharing_one_index_bucket(n: usize) -> Vec<Ipv6Addr> {
+/// `n` documentation addresses that share one bucket of the exact-address
+/// index of `p` (as big as its state's).
+fn sharing_one_index_bucket(p: &ProgramUnderTest, n: usize) -> Vec<Ipv6Addr> {
     let mut by_bucket: std::collections::HashMap<u32, Vec<Ipv6Addr>> = Default::default();
     for i in 0..(1u128 << 24) {
         let a = Ipv6Addr::from(0x2001_0db8_0005_0000_0000_0000_0000_0000u128 + i);
-        let v = by_bucket
-            .entry(anycast_common::hash::exact_bucket(&a.octets()))
-            .or_default();
+        let v = by_bucket.entry(p.state.index_bucket(a)).or_default();
         v.push(a);
         if v.len() == n {
             return v.clone();
         }
     }
-    unreachable!("2^24 addresses in 2^20 buckets share buckets")
+    unreachable!("2^24 addresses in at most 2^24 buckets share buckets")
 }
 
 #[test]
@@ -727,7 +726,7 @@ fn addresses_sharing_an_index_bucket_are_all_found() -> Result<()> {
         3,
         "the test fills a bucket of 3"
     );
-    let [a, b, c, d, e, f] = sharing_one_index_bucket(6)[..] else {
+    let [a, b, c, d, e, f] = sharing_one_index_bucket(&p, 6)[..] else {
         unreachable!("asked for six")
     };
     let verdict = |p: &ProgramUnderTest, addr: Ipv6Addr| -> Result<u32> {
@@ -821,7 +820,7 @@ fn index_exact(p: &mut ProgramUnderTest) -> Result<()> {
 fn a_bulk_load_places_and_counts_as_one_at_a_time() -> Result<()> {
     require_root()?;
     let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
-    let [a, b, c, d, e, f] = sharing_one_index_bucket(6)[..] else {
+    let [a, b, c, d, e, f] = sharing_one_index_bucket(&p, 6)[..] else {
         unreachable!("asked for six")
     };
     // `a` is there already, in the load's group; `b` in another.

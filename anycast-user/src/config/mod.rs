@@ -35,11 +35,12 @@ pub const DEFAULT_METRIC: u32 = 100;
 
 /// The rules of `config apply` that [`Config::parse`] and [`Config::check`]
 /// cannot check, for want of the pinned state (readable by root only).
-pub const NEEDS_THE_PINNED_STATE: [&str; 3] = [
+pub const NEEDS_THE_PINNED_STATE: [&str; 4] = [
     "how much applying the file removes (a file with no group needs --allow-empty, \
      one that removes more than half of the anycast addresses --force)",
     "whether the kernel takes the on-link members' interfaces for XDP redirect",
     "whether the pinned state was made by a compatible build",
+    "whether an existing state has the sizes of `[state]` (they apply when it is created)",
 ];
 
 /// The sizes of the tables a configuration must fit in.
@@ -81,6 +82,8 @@ pub struct Config {
     pub service: ServiceConfig,
     /// How groups' prefixes are announced (`[bgp]`; its defaults when absent).
     pub bgp: BgpConfig,
+    /// The sizes of the pinned state (`[state]`).
+    pub state: StateConfig,
 }
 
 /// The `[service]` table of a [`Config`]: what only `anycast run --config`
@@ -188,6 +191,7 @@ struct RawFile {
     interface: BTreeMap<Spanned<String>, RawInterface>,
     service: Option<RawService>,
     bgp: Option<bgp::RawBgp>,
+    state: Option<state::RawState>,
 }
 
 #[derive(Deserialize)]
@@ -509,6 +513,9 @@ impl Config {
         if let Some(b) = &raw.bgp {
             cfg.bgp = bgp::parse(&c, b)?;
         }
+        if let Some(s) = &raw.state {
+            cfg.state = state::parse(&c, s)?;
+        }
         let anycast = PrefixSet::new(owner.keys());
         for (addr, role, line, field) in endpoints {
             if let Some(p) = anycast.covering(addr) {
@@ -530,8 +537,9 @@ impl Config {
     /// Every rule of `config apply` that needs no pinned state beyond
     /// [`Config::parse`]'s: on-link members' interfaces exist (`resolve`
     /// looks them up, in the current network namespace) and the file fits
-    /// the tables of this build ([`Capacities::BUILT_IN`]). What is left
-    /// is [`NEEDS_THE_PINNED_STATE`].
+    /// the tables of this build ([`Capacities::BUILT_IN`], with the
+    /// file's `state.max-addresses`). What is left is
+    /// [`NEEDS_THE_PINNED_STATE`].
     pub fn check(&self, resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>) -> Result<()> {
         self.resolve(resolve)?;
         for (name, i) in &self.interfaces {
@@ -541,7 +549,13 @@ impl Config {
                 error: Box::new(e),
             })?;
         }
-        self.check_fits(&Capacities::BUILT_IN)
+        self.check_fits(&Capacities {
+            addresses: self
+                .state
+                .max_addresses
+                .unwrap_or(Capacities::BUILT_IN.addresses),
+            ..Capacities::BUILT_IN
+        })
     }
 
     /// Every member's way in, resolved by `resolve` (an on-link member's
@@ -696,10 +710,12 @@ impl fmt::Display for Config {
 mod bgp;
 mod check;
 mod member;
+mod state;
 mod subnet;
 
 pub use bgp::{BgpConfig, RESERVED_PROTOCOLS};
 pub use member::MetricSource;
+pub use state::StateConfig;
 pub use subnet::SubnetConfig;
 
 #[cfg(test)]

@@ -672,3 +672,83 @@ fn metrics_from_routes_are_not_counted_in_ties() {
     }
     Config::parse(&text).expect("no tie known");
 }
+
+#[test]
+fn the_state_table_gives_the_sizes_the_state_is_created_with() {
+    use crate::dataplane::{Asked, StateSizes};
+    let text = "[state]\nmax-addresses = 1000\nflow-table-size = 65536\n\n\
+                [group.a]\naddresses = [\"2001:db8::1\", \"2001:db8::2\"]\n";
+    let cfg = Config::parse(text).expect("valid");
+    assert_eq!(
+        cfg.state,
+        StateConfig {
+            max_addresses: Some(1000),
+            flow_table_size: Some(65536),
+        }
+    );
+    assert_eq!(
+        Config::parse("").expect("empty").state,
+        StateConfig::default()
+    );
+    for (text, want) in [
+        (
+            "\n[state]\nmax-addresses = 0\n",
+            "line 3: state.max-addresses: the size must be 1 to 16777216, not 0",
+        ),
+        (
+            "[state]\nflow-table-size = -1\n",
+            "line 2: state.flow-table-size: the size must be 1 to 4294967295, not -1",
+        ),
+        ("[state]\nmax-addresses = 16777217\n", "not 16777217"),
+        (
+            "[state]\nmax-adresses = 10\n",
+            "unknown field `max-adresses`",
+        ),
+    ] {
+        let e = err(text);
+        assert!(e.contains(want), "{e}");
+    }
+    // The file's table must hold its addresses: 1 is too few for two.
+    let small = Config::parse(&text.replace("1000", "1")).expect("valid");
+    let e = small
+        .check(&mut |_| unreachable!("no member"))
+        .expect_err("two addresses in a table of one")
+        .to_string();
+    assert!(
+        e.contains("needs 2 entries of the anycast address table"),
+        "{e}"
+    );
+
+    // The command line's sizes first; the file's fill in; a size both
+    // give differently is refused.
+    let cli = StateSizes::from_options(None, Some(65536));
+    let both = cli.clone().with_file(&cfg.state, "f.toml").expect("agree");
+    assert_eq!(
+        both.addresses,
+        Some(Asked {
+            n: 1000,
+            by: "state.max-addresses in f.toml".into()
+        })
+    );
+    assert_eq!(both.flows.map(|a| a.by), Some("--flow-table-size".into()));
+    let e = StateSizes::from_options(Some(2000), None)
+        .with_file(&cfg.state, "f.toml")
+        .expect_err("2000 and 1000")
+        .to_string();
+    assert_eq!(
+        e,
+        "--max-addresses 2000 and state.max-addresses = 1000 in f.toml differ: give one"
+    );
+    // Ranges, for callers of the library.
+    assert!(
+        StateSizes::from_options(Some(1 << 24), Some(1))
+            .validate()
+            .is_ok()
+    );
+    let e = StateSizes::from_options(Some((1 << 24) + 1), None)
+        .validate()
+        .expect_err("too many")
+        .to_string();
+    assert_eq!(e, "--max-addresses must be 1 to 16777216, not 16777217");
+    assert!(StateSizes::from_options(None, Some(0)).validate().is_err());
+}

@@ -4,18 +4,18 @@
 mod attach;
 mod memory;
 mod scoped;
+mod sizes;
 
 use std::path::PathBuf;
 
-use anycast_common::{
-    IfaceRole, LAYOUT_VERSION, MemberState, SourceAction, map_names, trace_map_names,
-};
+use anycast_common::{IfaceRole, LAYOUT_VERSION, MemberState, SourceAction, trace_map_names};
 use aya::maps::{Map, MapData, MapError};
 use serde::Serialize;
 
 use self::attach::recorded_interface;
 pub use self::attach::{Interface, LinkPin};
 pub use self::memory::MapMemory;
+pub use self::sizes::{Asked, StateSizes};
 pub use crate::iface::{AttachMode, AttachOptions};
 use crate::{
     addr::AnycastPrefix,
@@ -157,17 +157,18 @@ impl Dataplane {
 
     /// Opens the state pinned at `pin`, creating (and pinning) it when absent.
     pub fn open_or_create(pin: PinDir) -> Result<Self> {
-        Self::open_or_create_with(pin, None)
+        Self::open_or_create_with(pin, &StateSizes::default())
     }
 
-    /// [`Dataplane::open_or_create`], with the flow table sized `flow_table`
-    /// entries (all groups together) if it has to be created.
+    /// [`Dataplane::open_or_create`], with the tables sized `sizes` if the
+    /// state has to be created; a state that exists with other sizes is
+    /// an error ([`Error::StateSizeMismatch`]).
     ///
     /// The maps are created only in a pin dir that has none of them (one
     /// this call makes, or an empty one); a pin dir with some but not all
     /// is damaged ([`Error::PartialState`]), and nothing is filled in.
-    pub fn open_or_create_with(pin: PinDir, flow_table: Option<u32>) -> Result<Self> {
-        let (mut dp, _) = Self::create(pin, flow_table)?;
+    pub fn open_or_create_with(pin: PinDir, sizes: &StateSizes) -> Result<Self> {
+        let (mut dp, _) = Self::create(pin, sizes)?;
         dp.held = None;
         Ok(dp)
     }
@@ -179,10 +180,10 @@ impl Dataplane {
     /// leaves no 250 MB of pinned maps behind.
     pub fn open_or_create_then<T>(
         pin: PinDir,
-        flow_table: Option<u32>,
+        sizes: &StateSizes,
         f: impl FnOnce(&mut Self) -> Result<T>,
     ) -> Result<(Self, T)> {
-        let (mut dp, created) = Self::create(pin, flow_table)?;
+        let (mut dp, created) = Self::create(pin, sizes)?;
         match f(&mut dp) {
             Ok(v) => {
                 dp.held = None;
@@ -210,18 +211,20 @@ impl Dataplane {
     /// call created.
     pub fn create_and_attach(
         pin: PinDir,
-        flow_table: Option<u32>,
+        sizes: &StateSizes,
         iface: &str,
         opts: AttachOptions,
     ) -> Result<(Self, Interface)> {
         require_root("attaching XDP programs")?;
         ifindex(iface)?;
-        Self::open_or_create_then(pin, flow_table, |dp| dp.attach(iface, opts))
+        Self::open_or_create_then(pin, sizes, |dp| dp.attach(iface, opts))
     }
 
-    /// Opens or creates the state, returning it with the pin lock held
-    /// (in `held`) and what it created.
-    fn create(pin: PinDir, flow_table: Option<u32>) -> Result<(Self, Option<Created>)> {
+    /// Opens or creates the state (sized `sizes` if created; checked
+    /// against them if not), returning it with the pin lock held (in
+    /// `held`) and what it created.
+    fn create(pin: PinDir, sizes: &StateSizes) -> Result<(Self, Option<Created>)> {
+        sizes.validate()?;
         require_root("managing the anycast data plane")?;
         pin.check_shared()?;
         let dirs = pin.create()?;
@@ -258,10 +261,7 @@ impl Dataplane {
             e
         };
         if created.is_some() {
-            let sizes: Vec<(&'static str, u32)> = flow_table
-                .map(|n| (map_names::FLOWS, n))
-                .into_iter()
-                .collect();
+            let sizes = sizes.map_sizes();
             // Creates every map and pins it.
             if let Err(e) =
                 load_object_sized(Some(&pin), IfaceRole::Edge, SourceAction::Drop, &sizes)
@@ -271,6 +271,8 @@ impl Dataplane {
         }
         let opened = Self::from_pins(pin.clone()).and_then(|mut dp| {
             dp.held = Some(lock);
+            // An operator must not believe a state was resized.
+            dp.check_sizes(sizes)?;
             if dp.layout.version()? == 0 {
                 dp.layout.set_current()?;
             }
@@ -468,15 +470,24 @@ impl Dataplane {
     /// Opens the state pinned at `pin` for `anycast repair`: as
     /// [`Dataplane::open`], except that a pin dir missing some maps (and
     /// with `fix`) has them created afresh, empty, and pinned; their names
-    /// come back, since what they held is lost. Without `fix`, a partial
-    /// state is the same error as for any command.
-    pub fn open_repairing(pin: PinDir, fix: bool) -> Result<(Self, Vec<&'static str>)> {
+    /// come back, since what they held is lost. They get the sizes of the
+    /// state's other maps (the index that of the exact table), or those
+    /// of `asked` when nothing pinned tells (a lost flow table), or the
+    /// built-in ones. Without `fix`, a partial state is the same error as
+    /// for any command.
+    pub fn open_repairing(
+        pin: PinDir,
+        fix: bool,
+        asked: &StateSizes,
+    ) -> Result<(Self, Vec<&'static str>)> {
         require_root("repairing the anycast data plane")?;
         let missing = missing_maps(&pin)?;
         if !missing.is_empty() && fix {
             let _lock = pin.lock()?;
-            // Creates the missing maps and pins them; existing pins are reused.
-            load_object_sized(Some(&pin), IfaceRole::Edge, SourceAction::Drop, &[])?;
+            // Creates the missing maps and pins them, sized as the state's
+            // own; existing pins are reused.
+            let sizes = sizes::pinned_sizes(&pin, asked);
+            load_object_sized(Some(&pin), IfaceRole::Edge, SourceAction::Drop, &sizes)?;
         } else if !missing.is_empty() {
             return Err(Error::PartialState {
                 path: pin.path().to_path_buf(),
@@ -484,6 +495,7 @@ impl Dataplane {
             });
         }
         let mut dp = Self::from_pins(pin)?;
+        dp.check_sizes(asked)?;
         dp.refresh_logged()?;
         Ok((dp, missing))
     }
@@ -609,6 +621,8 @@ impl Dataplane {
     /// nothing and returns what would change.
     pub fn apply_config(&mut self, cfg: &Config, opts: ApplyOptions) -> Result<Vec<Change>> {
         require_root("applying a configuration")?;
+        // The file's `[state]` is the state's, or a mistake to report.
+        self.check_sizes(&StateSizes::default().with_file(&cfg.state, "the file")?)?;
         // Metrics from routes, as they are now (the service follows them).
         let cfg = &crate::routes::metrics_now(cfg)?;
         let attach = self.interfaces_to_attach(cfg)?;

@@ -14,7 +14,9 @@ use std::{
     net::Ipv6Addr,
 };
 
-use anycast_common::{AddrKey, AddrValue, ExactBucket, MAX_PREFILTER_LENS, hash, map_names};
+use anycast_common::{
+    AddrKey, AddrValue, ExactBucket, MAX_PREFILTER_LENS, exact_index_bits, hash, map_names,
+};
 use bytemuck::Zeroable as _;
 
 use super::{groups::Groups, settings::Settings};
@@ -37,6 +39,9 @@ pub(crate) struct Addresses {
     exact: HashMapOf<AddrKey, AddrValue>,
     prefixes: PrefixMap<AddrValue>,
     index: ArrayMap<ExactBucket>,
+    /// Bits of a bucket number of `index`: from its size, as the loader
+    /// gives the data plane (see [`Addresses::bucket`]).
+    index_bits: u32,
     prefilter: ArrayMap<u32>,
     /// Every exact address one at a time, as before bulk inserts existed
     /// (benchmarks compare the two).
@@ -54,13 +59,27 @@ struct Inserted {
 impl Addresses {
     /// Takes the maps from `src`.
     pub(crate) fn take(src: &mut MapSource<'_>) -> Result<Self> {
+        let index: ArrayMap<ExactBucket> = ArrayMap::take(src, map_names::EXACT_INDEX)?;
+        let buckets = index.len();
+        let index_bits = exact_index_bits(buckets).ok_or(Error::BadIndexSize {
+            name: map_names::EXACT_INDEX,
+            buckets,
+        })?;
         Ok(Addresses {
             exact: HashMapOf::take_table(src, map_names::ANYCAST_ADDRS, "anycast address table")?,
             prefixes: PrefixMap::take(src, map_names::ANYCAST_PREFIX, "anycast prefix table")?,
             prefilter: ArrayMap::take(src, map_names::PREFILTER)?,
-            index: ArrayMap::take(src, map_names::EXACT_INDEX)?,
+            index,
+            index_bits,
             one_by_one: false,
         })
+    }
+
+    /// The index bucket of exact address `addr`: the data plane's
+    /// (`hash::exact_bucket`, with the bits of this state's index). Every
+    /// userspace use of the index goes through here.
+    pub(crate) fn bucket(&self, addr: &[u8; 16]) -> u32 {
+        hash::exact_bucket(addr, self.index_bits)
     }
 
     /// Inserts every exact address one at a time (`true`), as before bulk
@@ -193,7 +212,7 @@ impl Addresses {
         // The buckets the table's addresses fall in, when the whole table
         // was read: the others need not be read.
         let occupied: Option<HashSet<u32>> =
-            whole.then(|| holders.keys().map(hash::exact_bucket).collect());
+            whole.then(|| holders.keys().map(|a| self.bucket(a)).collect());
         // New exact addresses in bulk; prefixes and addresses to give a new
         // scope one by one.
         let mut new: Vec<(AddrKey, AddrValue)> = Vec::with_capacity(exact);
@@ -359,7 +378,7 @@ impl Addresses {
         }
         self.exact.insert(AddrKey::from(p.addr), value, 0)?;
         let octets = p.addr.octets();
-        let i = hash::exact_bucket(&octets);
+        let i = self.bucket(&octets);
         let mut bucket = self.index.get(i)?;
         if let Some(k) = place_of(&bucket, &octets) {
             bucket.words[k] = value.word();
@@ -372,7 +391,7 @@ impl Addresses {
     /// [`ExactBucket`] for the order of the writes). Nothing changes when it fails.
     fn insert_exact(&mut self, addr: Ipv6Addr, value: AddrValue) -> Result<()> {
         let octets = addr.octets();
-        let i = hash::exact_bucket(&octets);
+        let i = self.bucket(&octets);
         let mut bucket = self.index.get(i)?;
         let place = bucket.words.iter().position(|w| *w == 0);
         match place {
@@ -429,7 +448,7 @@ impl Addresses {
             return Ok(());
         }
         let octets = p.addr.octets();
-        let i = hash::exact_bucket(&octets);
+        let i = self.bucket(&octets);
         let mut bucket = self.index.get(i)?;
         // The place and the word it published, unpublished first.
         let published =
@@ -475,12 +494,18 @@ impl Addresses {
         let _ = self.index.set(i, bucket);
     }
 
+    /// The exact-address index's bucket count.
+    #[cfg(feature = "test-support")]
+    pub(crate) fn index_len(&self) -> u32 {
+        self.index.len()
+    }
+
     /// Whether exact address `addr` has a place in the exact-address index
     /// (the data plane finds it without the hash-table lookup).
     #[cfg(feature = "test-support")]
     pub(crate) fn indexed(&self, addr: Ipv6Addr) -> Result<bool> {
         let octets = addr.octets();
-        let bucket = self.index.get(hash::exact_bucket(&octets))?;
+        let bucket = self.index.get(self.bucket(&octets))?;
         Ok(place_of(&bucket, &octets).is_some())
     }
 
@@ -579,7 +604,7 @@ impl Addresses {
         let mut by_bucket: HashMap<u32, Vec<([u8; 16], u32)>> = HashMap::new();
         for (k, v) in self.exact.get_all()? {
             by_bucket
-                .entry(hash::exact_bucket(&k.addr))
+                .entry(self.bucket(&k.addr))
                 .or_default()
                 .push((k.addr, v.word()));
         }
@@ -686,7 +711,7 @@ impl Addresses {
     #[cfg(feature = "test-support")]
     pub(crate) fn tamper_index(&mut self, addr: Ipv6Addr) -> Result<()> {
         let octets = addr.octets();
-        let i = hash::exact_bucket(&octets);
+        let i = self.bucket(&octets);
         let mut bucket = self.index.get(i)?;
         if let Some(k) = place_of(&bucket, &octets) {
             bucket.words[k] = 0;

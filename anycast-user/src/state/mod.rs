@@ -371,6 +371,12 @@ impl State {
         self.addresses.capacities()
     }
 
+    /// The sizes chosen when the state was created: capacities of the
+    /// exact-address table and of the flow table.
+    pub(crate) fn created_sizes(&self) -> (u32, u32) {
+        (self.addresses.capacities().0, self.flows.capacity())
+    }
+
     // Groups.
 
     /// Every allocated group, by id.

@@ -149,6 +149,17 @@ impl State {
         self.addresses.indexed(addr)
     }
 
+    /// The exact-address index's bucket of `addr` in this state (its
+    /// index's size), as the data plane computes it.
+    pub fn index_bucket(&self, addr: std::net::Ipv6Addr) -> u32 {
+        self.addresses.bucket(&addr.octets())
+    }
+
+    /// The exact-address index's bucket count.
+    pub fn index_buckets(&self) -> u32 {
+        self.addresses.index_len()
+    }
+
     /// Damages derived state the way a command killed half-way can, for
     /// tests of [`Self::repair`]: see [`Tamper`].
     pub fn tamper(&mut self, t: Tamper<'_>) -> Result<()> {

@@ -24,10 +24,20 @@ pub(crate) struct Cli {
     /// Run in this network namespace (a name under /run/netns, or a path), e.g. --netns router.
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) netns: Option<String>,
-    /// Flow-table capacity (all groups), used when the pinned state is first
-    /// created; default 1048576. E.g. --flow-table-size 4194304.
-    #[arg(long, global = true, env = "ANYCAST_FLOW_TABLE_SIZE", value_name = "N")]
+    /// Flow-table capacity (all groups; 128 bytes each, preallocated), used
+    /// when the pinned state is created (an existing state of another size
+    /// is an error); default 1048576. E.g. --flow-table-size 4194304.
+    #[arg(long, global = true, env = "ANYCAST_FLOW_TABLE_SIZE", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) flow_table_size: Option<u32>,
+    /// Capacity of the exact-address table (/128 anycast addresses, 1 to
+    /// 16777216), which sizes its index (64 bytes per address, rounded up to
+    /// a power of two), used when the pinned state is created (an existing
+    /// state of another size is an error); default 1048576. E.g.
+    /// --max-addresses 1000.
+    #[arg(long, global = true, env = "ANYCAST_MAX_ADDRESSES", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(anycast_common::MAX_ANYCAST_ADDRS_LIMIT)))]
+    pub(crate) max_addresses: Option<u32>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -93,6 +103,10 @@ pub(crate) enum Command {
     ///   [group.dns.member.far]
     ///   encap = "2001:db8:f::2"      # ... or routed, IPv6-in-IPv6
     ///   check = { kind = "dns", query = "example.org" }   # for `run --config`
+    ///
+    ///   [state]                      # sizes, used when the state is created
+    ///   max-addresses = 1000         # as --max-addresses
+    ///   flow-table-size = 65536      # as --flow-table-size
     ///
     /// `apply` adds what is missing, changes what differs and removes the
     /// groups, addresses and members the file does not name. The whole file

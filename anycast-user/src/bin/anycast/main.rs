@@ -26,6 +26,7 @@ use anycast::{
     AnycastPrefix, Dataplane, Error, GroupName, MemberName, PinDir,
     addr::{parse_address_list, parse_anycast, parse_unicast},
     config::{self, Config},
+    dataplane::StateSizes,
     dataplane::require_root,
     error::Endpoint,
     group::GroupOptions,
@@ -190,7 +191,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         netns::enter(ns)?;
     }
     let pin = PinDir::new(&cli.pin_dir);
-    let ft = cli.flow_table_size;
+    let ft = &StateSizes::from_options(cli.max_addresses, cli.flow_table_size);
     match cli.command {
         Command::Attach(args) => {
             let (_, i) = Dataplane::create_and_attach(pin, ft, &args.iface, args.how.options())?;
@@ -342,9 +343,9 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             say!(out, "group {name} updated");
         }
         Command::Flows(cmd) => flows_command(pin, cmd, out)?,
-        Command::Config(cmd) => config_command(pin, ft, cmd, out)?,
+        Command::Config(cmd) => config_command(pin, ft.clone(), cmd, out)?,
         Command::Repair { check, json } => {
-            let (mut dp, recreated) = Dataplane::open_repairing(pin, !check)?;
+            let (mut dp, recreated) = Dataplane::open_repairing(pin, !check, ft)?;
             if !recreated.is_empty() {
                 log::warn!(
                     "these maps were missing and are recreated empty (what they held is lost;                      `config apply` or the commands that filled them fill them again): {}",
@@ -498,7 +499,7 @@ fn in_file(file: &Path, e: anycast::Error) -> anyhow::Error {
 
 fn config_command(
     pin: PinDir,
-    flow_table: Option<u32>,
+    sizes: StateSizes,
     cmd: ConfigCommand,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -523,6 +524,9 @@ fn config_command(
             force,
         } => {
             let cfg = load_config(&file)?;
+            let sizes = sizes
+                .with_file(&cfg.state, &file.display().to_string())
+                .map_err(|e| in_file(&file, e))?;
             let start = std::time::Instant::now();
             let opts = ApplyOptions {
                 dry_run,
@@ -530,9 +534,12 @@ fn config_command(
                 force,
             };
             let result = if dry_run {
-                Dataplane::open(pin.clone()).and_then(|mut dp| dp.apply_config(&cfg, opts))
+                Dataplane::open(pin.clone()).and_then(|mut dp| {
+                    dp.check_sizes(&sizes)?;
+                    dp.apply_config(&cfg, opts)
+                })
             } else {
-                Dataplane::open_or_create_then(pin.clone(), flow_table, |dp| {
+                Dataplane::open_or_create_then(pin.clone(), &sizes, |dp| {
                     dp.apply_config(&cfg, opts)
                 })
                 .map(|(_, c)| c)
@@ -620,7 +627,7 @@ fn flows_command(pin: PinDir, cmd: FlowsCommand, out: &mut impl Write) -> anyhow
 
 fn member_command(
     pin: PinDir,
-    flow_table: Option<u32>,
+    sizes: &StateSizes,
     cmd: MemberCommand,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -638,7 +645,7 @@ fn member_command(
             let name = MemberName::new(&name)?;
             let via = MemberVia::from_args(iface, mac.as_deref(), encap.as_deref())?;
             let weight = members::weight(weight)?;
-            let (_, id) = Dataplane::open_or_create_then(pin, flow_table, |dp| {
+            let (_, id) = Dataplane::open_or_create_then(pin, sizes, |dp| {
                 dp.add_member(&group, &name, via, metric, weight)
             })?;
             say!(

@@ -15,6 +15,7 @@ use std::{
 
 use anycast::{
     Dataplane, Interface, PinDir,
+    dataplane::StateSizes,
     link::LinkEvents,
     netlink::events::{NetEvent, NetEvents},
     service::{
@@ -77,7 +78,7 @@ struct Signals {
 /// run ends when its own interface is deleted.
 pub(crate) fn run(
     pin: PinDir,
-    flow_table: Option<u32>,
+    sizes: &StateSizes,
     args: &RunArgs,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -103,12 +104,15 @@ pub(crate) fn run(
         // Before anything changes: a second service on this pin dir stops
         // here.
         let pin_path = pin.path().to_path_buf();
+        let mut sizes = sizes.clone();
         let socket = match &args.config {
             Some(file) => {
                 // The file may name the socket: read it first (a file that
                 // does not validate stops the service here, before any
                 // change).
                 let cfg = anycast::service::load(file)?;
+                // The file's `[state]` sizes a state this run creates.
+                sizes = sizes.with_file(&cfg.state, &file.display().to_string())?;
                 // The file's log level, from the first line on.
                 if let Some(line) = logging::apply(cfg.service.log_level) {
                     log::info!("{line}");
@@ -131,8 +135,7 @@ pub(crate) fn run(
         let service = args.config.is_some();
         let (mut run, mut started) = match &args.iface {
             Some(name) => {
-                let (dp, i) =
-                    Dataplane::create_and_attach(pin, flow_table, name, args.how.options())?;
+                let (dp, i) = Dataplane::create_and_attach(pin, &sizes, name, args.how.options())?;
                 let line = format!(
                     "attached to {} ({} / {} / {}); Ctrl-C detaches",
                     i.name, i.role, i.source_action, i.mode
@@ -144,7 +147,7 @@ pub(crate) fn run(
             // when the file cannot be applied.
             None => {
                 let file = args.config.as_deref().context("an interface or --config")?;
-                let (dp, started) = Dataplane::open_or_create_then(pin, flow_table, |dp| {
+                let (dp, started) = Dataplane::open_or_create_then(pin, &sizes, |dp| {
                     Service::start(dp, file, opts)
                 })?;
                 (Attached { dp, iface: None }, Some(started))

@@ -6,6 +6,7 @@ use std::io::Write;
 use anycast::{
     Dataplane, GroupName, PinDir,
     addr::{parse_anycast, parse_subnet},
+    dataplane::StateSizes,
     state::SubnetSpec,
 };
 
@@ -14,7 +15,7 @@ use crate::{OutputError, cli::SubnetCommand, print, print_freed};
 /// `addr add ADDR --group G --scope IF[,IF...]`.
 pub(crate) fn add_scoped(
     pin: PinDir,
-    flow_table: Option<u32>,
+    sizes: &StateSizes,
     addr: &str,
     group: &str,
     scope: &[String],
@@ -22,7 +23,7 @@ pub(crate) fn add_scoped(
 ) -> anyhow::Result<()> {
     let p = parse_anycast(addr)?;
     let group = GroupName::new(group)?;
-    let (_, added) = Dataplane::open_or_create_then(pin, flow_table, |dp| {
+    let (_, added) = Dataplane::open_or_create_then(pin, sizes, |dp| {
         dp.add_addresses_scoped(&[p], &group, Some(scope))
     })?;
     let verb = if added > 0 { "added" } else { "kept" };
@@ -37,7 +38,7 @@ pub(crate) fn add_scoped(
 /// `anycast subnet ...`.
 pub(crate) fn command(
     pin: PinDir,
-    flow_table: Option<u32>,
+    sizes: &StateSizes,
     cmd: SubnetCommand,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -55,7 +56,7 @@ pub(crate) fn command(
                 ids: SubnetSpec::ids_from(&ids)?,
                 subnet_router,
             };
-            let (dp, added) = Dataplane::open_or_create_then(pin, flow_table, |dp| {
+            let (dp, added) = Dataplane::open_or_create_then(pin, sizes, |dp| {
                 dp.set_subnet(&spec, scope.as_deref())
             })?;
             let entry = dp

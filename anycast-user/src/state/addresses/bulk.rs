@@ -8,7 +8,7 @@ use std::{
     net::Ipv6Addr,
 };
 
-use anycast_common::{AddrKey, AddrValue, EXACT_BUCKET_ENTRIES, ExactBucket, hash};
+use anycast_common::{AddrKey, AddrValue, EXACT_BUCKET_ENTRIES, ExactBucket};
 use bytemuck::Zeroable as _;
 
 use super::Addresses;
@@ -114,7 +114,7 @@ impl Addresses {
         let mut order: Vec<(u32, u32)> = entries
             .iter()
             .zip(0u32..)
-            .map(|((k, _), i)| (hash::exact_bucket(&k.addr), i))
+            .map(|((k, _), i)| (self.bucket(&k.addr), i))
             .collect();
         order.sort_unstable();
         let mut kept: Vec<(AddrKey, AddrValue)> = Vec::with_capacity(entries.len());

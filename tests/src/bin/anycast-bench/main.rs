@@ -1210,7 +1210,7 @@ fn memory(facts: &mut Vec<(String, String)>) -> Result<()> {
         ),
     ));
     facts.push((
-        "memory of the exact-address index (fixed, whatever the table holds)".into(),
+        "memory of the exact-address index of the default table (--max-addresses sizes it)".into(),
         format!(
             "{} MiB ({} buckets of {} bytes, {} addresses each)",
             (anycast_common::EXACT_INDEX_BUCKETS as usize

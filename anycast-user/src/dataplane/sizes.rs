@@ -1,0 +1,151 @@
+//! The sizes of the pinned state chosen when it is created: the exact
+//! table's capacity (`--max-addresses`, which sizes its index too) and the
+//! flow table's (`--flow-table-size`), from the command line or the
+//! file's `[state]`. A state that exists keeps its sizes: one asked for
+//! that differs is an error, never a silent no-op.
+
+use anycast_common::{MAX_ANYCAST_ADDRS_LIMIT, map_names};
+use aya::maps::MapInfo;
+
+use super::Dataplane;
+use crate::{
+    config::StateConfig,
+    error::{Error, Result},
+    pin::PinDir,
+};
+
+/// A size asked for, and who asks (for errors: `--max-addresses`, or the
+/// file's key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Asked {
+    /// The size.
+    pub n: u32,
+    /// Who asks for it.
+    pub by: String,
+}
+
+/// The sizes a command asks of the pinned state; none: the built-in ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateSizes {
+    /// Capacity of the exact-address table (`/128` addresses); its index
+    /// follows (`anycast_common::exact_index_buckets`).
+    pub addresses: Option<Asked>,
+    /// Capacity of the flow table (all groups together).
+    pub flows: Option<Asked>,
+}
+
+impl StateSizes {
+    /// The sizes of the command line's `--max-addresses` and
+    /// `--flow-table-size`.
+    pub fn from_options(addresses: Option<u32>, flows: Option<u32>) -> Self {
+        let asked = |n: Option<u32>, by: &str| {
+            n.map(|n| Asked {
+                n,
+                by: by.to_string(),
+            })
+        };
+        StateSizes {
+            addresses: asked(addresses, "--max-addresses"),
+            flows: asked(flows, "--flow-table-size"),
+        }
+    }
+
+    /// These sizes, and those of a file's `[state]` (`file` names it)
+    /// where these give none; a size both give differently is an error.
+    pub fn with_file(self, state: &StateConfig, file: &str) -> Result<Self> {
+        let merge = |mine: Option<Asked>, theirs: Option<u32>, key: &str| {
+            let by = format!("state.{key} in {file}");
+            match (mine, theirs) {
+                (Some(m), Some(t)) if m.n != t => Err(Error::StateSizeConflict {
+                    first: format!("{} {}", m.by, m.n),
+                    second: format!("state.{key} = {t} in {file}"),
+                }),
+                (Some(m), _) => Ok(Some(m)),
+                (None, t) => Ok(t.map(|n| Asked { n, by })),
+            }
+        };
+        Ok(StateSizes {
+            addresses: merge(self.addresses, state.max_addresses, "max-addresses")?,
+            flows: merge(self.flows, state.flow_table_size, "flow-table-size")?,
+        })
+    }
+
+    /// Checks the ranges: 1 to 2^24 addresses, at least one flow.
+    pub fn validate(&self) -> Result<()> {
+        for (asked, max) in [
+            (&self.addresses, MAX_ANYCAST_ADDRS_LIMIT),
+            (&self.flows, u32::MAX),
+        ] {
+            if let Some(a) = asked
+                && (a.n == 0 || a.n > max)
+            {
+                return Err(Error::InvalidStateSize {
+                    what: a.by.clone(),
+                    given: i64::from(a.n),
+                    min: 1,
+                    max,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The maps' capacities to create, as the loader takes them (the
+    /// index follows the exact table there).
+    pub(crate) fn map_sizes(&self) -> Vec<(&'static str, u32)> {
+        let mut out = Vec::new();
+        if let Some(a) = &self.addresses {
+            out.push((map_names::ANYCAST_ADDRS, a.n));
+        }
+        if let Some(f) = &self.flows {
+            out.push((map_names::FLOWS, f.n));
+        }
+        out
+    }
+}
+
+/// The sizes of the maps sized at creation that are pinned at `pin`, and
+/// those of `asked` for the ones that are not, as the loader takes them:
+/// maps recreated by `repair` (and the index, which follows the exact
+/// table) get the sizes of the state they join.
+pub(super) fn pinned_sizes(pin: &PinDir, asked: &StateSizes) -> Vec<(&'static str, u32)> {
+    let mut out = asked.map_sizes();
+    for name in [map_names::ANYCAST_ADDRS, map_names::FLOWS] {
+        if let Ok(info) = MapInfo::from_pin(pin.map_path(name)) {
+            out.retain(|(n, _)| *n != name);
+            out.push((name, info.max_entries()));
+        }
+    }
+    out
+}
+
+impl Dataplane {
+    /// The sizes the pinned state was created with: (exact-address table,
+    /// flow table).
+    pub fn sizes(&self) -> (u32, u32) {
+        self.state.created_sizes()
+    }
+
+    /// Fails unless every size of `asked` is the pinned state's (see
+    /// [`Error::StateSizeMismatch`]).
+    pub fn check_sizes(&self, asked: &StateSizes) -> Result<()> {
+        let (addresses, flows) = self.sizes();
+        for (a, actual, what) in [
+            (&asked.addresses, addresses, "addresses"),
+            (&asked.flows, flows, "flows"),
+        ] {
+            if let Some(a) = a
+                && a.n != actual
+            {
+                return Err(Error::StateSizeMismatch {
+                    asked_by: a.by.clone(),
+                    what,
+                    asked: a.n,
+                    actual,
+                    path: self.pin.path().to_path_buf(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
