@@ -18,6 +18,9 @@
 //! (the bench thread is pinned and the kernel processes the frames in
 //! softirq on the CPU that sent them), which PERF-NOTES found the steadiest;
 //! the rates are therefore of the whole chain and compare cases, not CPUs.
+//! Then, for issue 19, the router on its own CPU (its edge veth in threaded
+//! NAPI pinned to CPU 1, the generator on CPU 0), and the flow-hit redirect
+//! from one CPU to two receive queues on two CPUs.
 
 use std::{
     fmt::Write as _,
