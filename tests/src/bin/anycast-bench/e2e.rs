@@ -1114,6 +1114,8 @@ pub(crate) struct E2e {
     pub(crate) scaling: Vec<ScaleRow>,
     /// Skipped cases and the like.
     pub(crate) notes: Vec<String>,
+    /// How long the split arrangement and the scaling took together.
+    pub(crate) arrangements_took: Duration,
 }
 
 /// A case measured with one and with two generators (two receive queues).
@@ -1186,6 +1188,7 @@ pub(crate) fn run(shape: &Shape) -> Result<E2e> {
             }
         }
     }
+    let arrangements = Instant::now();
     let split_cases: Vec<&Case> = cases
         .iter()
         .copied()
@@ -1214,6 +1217,7 @@ pub(crate) fn run(shape: &Shape) -> Result<E2e> {
         split,
         scaling,
         notes,
+        arrangements_took: arrangements.elapsed(),
     })
 }
 
@@ -1639,4 +1643,9 @@ pub(crate) fn report_arrangements(md: &mut String, e: &E2e, shape: &Shape) {
         }
         let _ = writeln!(md);
     }
+    let _ = writeln!(
+        md,
+        "The router on its own CPU and the scaling took {:.1?} of the run.\n",
+        e.arrangements_took
+    );
 }
