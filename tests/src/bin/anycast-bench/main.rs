@@ -40,6 +40,7 @@ const MEMBER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xf, 0, 0, 0, 0, 0, 2);
 mod control;
 mod e2e;
 mod flowgen;
+mod plot;
 mod service;
 mod withdraw;
 
@@ -157,11 +158,13 @@ impl Opts {
             e2e::Shape {
                 rounds: 1,
                 per_case: std::time::Duration::from_millis(150),
+                split_every_case: false,
             }
         } else {
             e2e::Shape {
                 rounds: 5,
                 per_case: std::time::Duration::from_secs(1),
+                split_every_case: true,
             }
         }
     }
@@ -1224,66 +1227,70 @@ fn memory(facts: &mut Vec<(String, String)>) -> Result<()> {
     Ok(())
 }
 
-/// A bar chart (one bar per row: median ns over the floor) as SVG.
-/// One bar of a plot: a label, the median, and the min..max whisker.
-struct Bar {
-    label: String,
-    median: f64,
-    min: f64,
-    max: f64,
+impl Row {
+    /// This row as ns over its floor, for a plot.
+    fn over_floor_bar(&self) -> plot::Bar {
+        let [min, median, max] = self.over();
+        plot::Bar { median, min, max }
+    }
 }
 
-impl Bar {
-    /// A program-cost row as ns over its floor.
-    fn over_floor(r: &Row) -> Self {
-        Bar {
-            label: r.name.clone(),
-            median: r.over()[1],
-            min: r.over()[0],
-            max: r.over()[2],
+/// A plot of one series of program-cost rows, ns over the floor.
+fn plot_rows(path: &std::path::Path, title: &str, rows: &[&Row]) -> Result<()> {
+    plot::hbars(
+        path,
+        title,
+        "ns per packet over the XDP_PASS floor (BPF_PROG_TEST_RUN; bar: median of the per-run differences, line: min..max)",
+        &rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+        &[plot::Series {
+            name: "ns over the floor".into(),
+            bars: rows.iter().map(|r| Some(r.over_floor_bar())).collect(),
+        }],
+    )
+}
+
+/// The end-to-end plot: every case, in the shared-CPU chain at both frame
+/// sizes and with the router on its own CPU (64 bytes).
+fn plot_e2e(path: &std::path::Path, e: &e2e::E2e) -> Result<()> {
+    let mut labels: Vec<String> = Vec::new();
+    for r in e.shared.iter().chain(&e.split) {
+        if !labels.iter().any(|l| l == r.name) {
+            labels.push(r.name.to_string());
         }
     }
-}
-
-/// A horizontal bar chart; `unit` says what the bars measure.
-fn svg_bars(title: &str, unit: &str, bars: &[Bar]) -> String {
-    let w = 900.0;
-    let bar_h = 22.0;
-    let left = 380.0;
-    let h = 40.0 + bar_h * bars.len() as f64 + 30.0;
-    // Scaled to the medians (single-run cases have huge outliers); whiskers
-    // past the edge are clipped.
-    let max = bars.iter().map(|b| b.median).fold(1e-9f64, f64::max) * 1.25;
-    let scale = (w - left - 60.0) / max;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="10" y="20" font-size="14">{title} ({unit}; bar: median, line: min..max)</text>"#
-    );
-    for (i, b) in bars.iter().enumerate() {
-        let y = 35.0 + bar_h * i as f64;
-        let med = b.median.max(0.0);
-        let lo = b.min.clamp(0.0, max);
-        let hi = b.max.clamp(0.0, max);
-        let _ = write!(
-            s,
-            r##"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{left}" y="{}" width="{:.1}" height="{}" fill="#4a7ebb"/><line x1="{:.1}" x2="{:.1}" y1="{}" y2="{}" stroke="black"/><text x="{:.1}" y="{}">{med:.2}</text>"##,
-            left - 8.0,
-            y + 14.0,
-            b.label,
-            y + 3.0,
-            med * scale,
-            bar_h - 6.0,
-            left + lo * scale,
-            left + hi * scale,
-            y + bar_h / 2.0,
-            y + bar_h / 2.0,
-            left + hi * scale + 6.0,
-            y + 14.0
-        );
+    let series = |name: &str, rows: &[e2e::E2eRow], size: usize| plot::Series {
+        name: name.into(),
+        bars: labels
+            .iter()
+            .map(|l| {
+                rows.iter()
+                    .find(|r| r.size == size && r.name == l)
+                    .map(|r| plot::Bar {
+                        median: r.mpps.median,
+                        min: r.mpps.min,
+                        max: r.mpps.max,
+                    })
+            })
+            .collect(),
+    };
+    let mut all = vec![
+        series("64-byte frames, one CPU for everything", &e.shared, 64),
+        series("512-byte frames, one CPU for everything", &e.shared, 512),
+    ];
+    if !e.split.is_empty() {
+        all.push(series(
+            "64-byte frames, the router on its own CPU",
+            &e.split,
+            64,
+        ));
     }
-    s.push_str("</svg>\n");
-    s
+    plot::hbars(
+        path,
+        "End to end: packets the router handled (the anycast program, and what an operator would use instead)",
+        "Mpps (million packets per second of the generator's loop; bar: median over rounds, line: min..max)",
+        &labels,
+        &all,
+    )
 }
 
 /// The paths of this build beside the baseline's, when one was measured.
@@ -1332,11 +1339,12 @@ fn main() -> Result<()> {
         memory(&mut facts)?;
     }
     let shape = o.e2e_shape();
-    let (e2e_rows, e2e_notes) = if only && !o.e2e_only {
-        (Vec::new(), Vec::new())
+    let e2e = if only && !o.e2e_only {
+        e2e::E2e::default()
     } else {
         e2e::run(&shape).context("the end-to-end lab")?
     };
+    let e2e_rows = &e2e.shared;
     let service_shape = service::Shape::new(o.quick);
     let served = if only && !o.service_only {
         None
@@ -1357,7 +1365,8 @@ fn main() -> Result<()> {
     };
     let took = started.elapsed();
 
-    let mut targets = e2e::targets(&e2e_rows);
+    let mut targets = e2e::targets(e2e_rows);
+    targets.extend(e2e::split_targets(&e2e.split));
     if let Some(m) = &served {
         targets.extend(service::targets(m));
     }
@@ -1445,7 +1454,8 @@ fn main() -> Result<()> {
     }
     ab_report(&mut md, &rows);
     if !e2e_rows.is_empty() {
-        e2e::report(&mut md, &e2e_rows, &e2e_notes, &shape);
+        e2e::report(&mut md, e2e_rows, &e2e.notes, &shape);
+        e2e::report_arrangements(&mut md, &e2e, &shape);
     }
     if let Some(m) = &served {
         service::report(&mut md, m, &service_shape);
@@ -1485,6 +1495,8 @@ fn main() -> Result<()> {
         "rows": json_rows,
         "facts": facts.iter().map(|(k, v)| json!({"what": k, "value": v})).collect::<Vec<_>>(),
         "end_to_end": e2e_rows.iter().map(|r| json!({"frame_bytes": r.size, "case": r.name, "min_mpps": r.mpps.min, "median_mpps": r.mpps.median, "max_mpps": r.mpps.max, "rounds_mpps": r.rounds})).collect::<Vec<_>>(),
+        "end_to_end_router_on_its_own_cpu": e2e.split.iter().map(|r| json!({"frame_bytes": r.size, "case": r.name, "min_mpps": r.mpps.min, "median_mpps": r.mpps.median, "max_mpps": r.mpps.max, "rounds_mpps": r.rounds, "handled": r.handled})).collect::<Vec<_>>(),
+        "scaling_over_two_cpus": e2e.scaling.iter().map(|r| json!({"case": r.name, "one_cpu_rounds_mpps": r.one, "two_cpus_rounds_mpps": r.two, "factor": r.factor()})).collect::<Vec<_>>(),
         "service": served.as_ref().map(service::json),
         "withdraw": withdrawn.as_deref().map(withdraw::json),
         "control": controlled.as_ref().map(control::json),
@@ -1494,38 +1506,24 @@ fn main() -> Result<()> {
         o.out.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    const OVER_FLOOR: &str = "ns over the XDP_PASS floor";
-    let paths: Vec<Bar> = rows
-        .iter()
-        .filter(|r| r.section == "paths")
-        .map(Bar::over_floor)
-        .collect();
-    fs::write(
-        o.out.join("paths.svg"),
-        svg_bars("Program cost per path", OVER_FLOOR, &paths),
-    )?;
-    let scale: Vec<Bar> = rows
+    let paths: Vec<&Row> = rows.iter().filter(|r| r.section == "paths").collect();
+    if !paths.is_empty() {
+        plot_rows(&o.out.join("paths.svg"), "Program cost per path", &paths)?;
+    }
+    let scale: Vec<&Row> = rows
         .iter()
         .filter(|r| r.section != "paths" && r.section != NAIVE)
-        .map(Bar::over_floor)
         .collect();
-    fs::write(
-        o.out.join("scaling.svg"),
-        svg_bars("Cost against configuration size", OVER_FLOOR, &scale),
-    )?;
-    let e2e_bars: Vec<Bar> = e2e_rows
-        .iter()
-        .map(|r| Bar {
-            label: format!("{} B: {}", r.size, r.name),
-            median: r.mpps.median,
-            min: r.mpps.min,
-            max: r.mpps.max,
-        })
-        .collect();
-    fs::write(
-        o.out.join("end-to-end.svg"),
-        svg_bars("End to end, packets handled", "Mpps", &e2e_bars),
-    )?;
+    if !scale.is_empty() {
+        plot_rows(
+            &o.out.join("scaling.svg"),
+            "Program cost against configuration size",
+            &scale,
+        )?;
+    }
+    if !e2e.shared.is_empty() {
+        plot_e2e(&o.out.join("end-to-end.svg"), &e2e)?;
+    }
     print!("{md}");
     println!("wrote {}", o.out.display());
     Ok(())
