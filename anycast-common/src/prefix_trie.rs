@@ -264,6 +264,31 @@ mod tests {
         }
     }
 
+    /// The benchmark's sets fit a copy: 10,000 prefixes over one /32, of
+    /// 10 lengths (/33 to /64) and of 17 (/48 to /64).
+    #[test]
+    fn ten_thousand_prefixes_over_a_32_fit_a_copy() {
+        for lens in [
+            &[33u8, 36, 40, 44, 48, 52, 56, 60, 63, 64][..],
+            &[
+                48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64,
+            ][..],
+        ] {
+            let mut set = std::collections::BTreeSet::new();
+            let mut i = 0u128;
+            while set.len() < 10_000 {
+                let len = lens[(i % lens.len() as u128) as usize];
+                let bits = (0x2001_0db8u128 << 96) | ((i * 0x9e37_79b9) & 0xffff_ffff) << 64;
+                set.insert((len, prefix(bits, len), 1));
+                i += 1;
+            }
+            let set: Vec<_> = set.into_iter().collect();
+            let t = build(&set, 0, COPY_NODES);
+            std::println!("{} lengths: {} nodes", lens.len(), t.nodes.len());
+            assert_eq!(t.overflowed, 0, "{} nodes", t.nodes.len());
+        }
+    }
+
     /// Only prefixes longer than the trie holds, or a full copy, ask.
     #[test]
     fn asks_only_past_its_depth_or_capacity() {
