@@ -208,7 +208,7 @@ fn ten_thousand_prefixes_of_ten_lengths() -> Result<()> {
     }
     // Non-anycast neighbours pass.
     for i in 0..200u128 {
-        let a = Ipv6Addr::from(0xfd00u128 << 112 | i * 0x1_0000_0001);
+        let a = Ipv6Addr::from((0xfd00u128 << 112) | (i * 0x1_0000_0001));
         assert_eq!(p.run(&udp(a))?.action, XDP_PASS, "{a}");
     }
     // A prefix nested in another of the list, removed: the shorter again.
