@@ -15,11 +15,9 @@
 //!   (prefixes longer than /64, or nodes past the copy's capacity): the
 //!   LPM trie (`ANYCAST_PREFIX`, which holds every prefix) answers.
 //!
-//! A /32 shortcut ([`SKIP_ENTRIES`]) read beside the root takes the walk
-//! past bytes 2 and 3 for the /32s that have nodes there. So an address in
-//! no /16 holding a prefix is answered by one read, an address in a /48 by
-//! three dependent ones, and the answer is always the longest match (the
-//! LPM trie's own when the slot says ask).
+//! So an address in no /16 holding a prefix is answered by one read, an
+//! address in a /48 by five, and the answer is always the longest match
+//! (the LPM trie's own when the slot says ask).
 //!
 //! Two copies ([`COPIES`]), each [`COPY_NODES`] nodes: userspace rebuilds
 //! the copy the data plane does not read, then flips `Settings::prefix_copy`

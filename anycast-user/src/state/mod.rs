@@ -4,7 +4,7 @@
 //!
 //! | owner | maps |
 //! |---|---|
-//! | `Addresses` | `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX`, `PREFIX_NODES`, `PREFIX_SKIP` |
+//! | `Addresses` | `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX`, `PREFIX_NODES` |
 //! | `Groups` | `GROUPS` |
 //! | `Scopes` | `SCOPES` |
 //! | `Subnets` | `SUBNETS` |
