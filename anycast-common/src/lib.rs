@@ -75,9 +75,6 @@ pub mod map_names {
     /// The prefix trie the data plane reads, two copies: a
     /// [`Node`](super::prefix_trie::Node) per index (see [`prefix_trie`](super::prefix_trie)).
     pub const PREFIX_NODES: &str = "PREFIX_NODES";
-    /// The prefix trie's /32 shortcut, two copies: a
-    /// [`Skip`](super::prefix_trie::Skip) per entry.
-    pub const PREFIX_SKIP: &str = "PREFIX_SKIP";
     /// Direct-mapped index of the exact addresses: an [`ExactBucket`](super::ExactBucket)
     /// per [`exact_bucket`](super::hash::exact_bucket).
     pub const EXACT_INDEX: &str = "EXACT_INDEX";
@@ -99,7 +96,7 @@ pub mod map_names {
     pub const SUBNETS: &str = "SUBNETS";
 
     /// Every map the data plane pins, in a stable order.
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 19] = [
         ANYCAST_ADDRS,
         ANYCAST_PREFIX,
         GROUPS,
@@ -116,7 +113,6 @@ pub mod map_names {
         FLOOD,
         SETTINGS,
         PREFIX_NODES,
-        PREFIX_SKIP,
         EXACT_INDEX,
         SCOPES,
         SUBNETS,
@@ -187,8 +183,7 @@ pub mod globals {
 /// 9: scoped addresses (the scope in [`AddrValue`] and in the index's
 /// words, `SCOPES`) and registered subnets (`SUBNETS`).
 ///
-/// 10: the prefix trie in arrays (`PREFIX_NODES`, `PREFIX_SKIP`,
-/// `Settings::prefix_copy`)
+/// 10: the prefix trie in arrays (`PREFIX_NODES`, `Settings::prefix_copy`)
 /// instead of the prefilter (`PREFILTER`, `Settings::prefix_lens`).
 pub const LAYOUT_VERSION: u32 = 10;
 

@@ -48,37 +48,15 @@ pub const PREFIX_NODES: u32 = COPY_NODES * COPIES;
 pub const SLOT_CHILD: u32 = 1 << 31;
 /// A slot whose addresses the LPM trie answers.
 pub const SLOT_ASK: u32 = 1 << 30;
-/// Entries of a copy's /32 shortcut (a power of two): first 32 bits ->
-/// the slot the walk reaches after byte 3, for the /32s that have nodes
-/// below bytes 2 and 3. Read beside the root, it saves the walk the two
-/// levels of bytes 2 and 3 (most prefixes sit in a few /32s).
-pub const SKIP_ENTRIES: u32 = 1 << 12;
-/// A shortcut entry in use (set in its slot word, which has the flags of
-/// a slot below it).
-pub const SKIP_VALID: u32 = 1 << 29;
-/// A shortcut entry: (first 32 bits of the address, slot | [`SKIP_VALID`]).
-pub type Skip = [u32; 2];
-/// Entries of the shortcut map, both copies.
-pub const PREFIX_SKIPS: u32 = SKIP_ENTRIES * COPIES;
-
-/// The shortcut entry (in the map) of copy `copy` for an address whose
-/// first 32 bits are `top` (host order).
-#[inline(always)]
-pub const fn skip_index(copy: u32, top: u32) -> u32 {
-    const BITS: u32 = SKIP_ENTRIES.trailing_zeros();
-    (copy & 1) * SKIP_ENTRIES + (top.wrapping_mul(0x9e37_79b1) >> (32 - BITS))
-}
-
 /// Milliseconds userspace waits after a flip before it writes the copy
 /// the data plane left (a packet's run takes microseconds).
 pub const GRACE_MS: u64 = 2;
 
-// A word never has the flag bits (29 to 31) set: group below 2^16, scope
-// below 2^13.
+// A word never has the flag bits set: group below 2^16, scope below 2^14.
 const _: () = assert!(crate::MAX_GROUPS <= 1 << 16);
-const _: () = assert!(crate::MAX_SCOPES <= 1 << 13);
+const _: () = assert!(crate::MAX_SCOPES <= 1 << 14);
 // Child indices fit under the flags.
-const _: () = assert!(PREFIX_NODES < SKIP_VALID);
+const _: () = assert!(PREFIX_NODES < SLOT_ASK);
 
 /// The first node of copy `copy` in the map.
 #[inline(always)]
@@ -102,8 +80,6 @@ mod build {
         /// Slots that ask the LPM trie because the copy was full (not for
         /// prefixes longer than [`TRIE_BITS`]).
         pub overflowed: usize,
-        /// The copy's /32 shortcut, [`SKIP_ENTRIES`] entries (empty: 0).
-        pub skips: Vec<Skip>,
     }
 
     /// Byte `i` of `addr`, as an index.
@@ -167,88 +143,14 @@ mod build {
                 end += 8;
             }
         }
-        let mut t = Built {
+        Built {
             base,
             nodes,
             overflowed,
-            skips: vec![[0; 2]; SKIP_ENTRIES as usize],
-        };
-        // The /32s with nodes under bytes 2 and 3, in order; on a shared
-        // entry the first keeps it (the others walk all the way).
-        let mut tops: Vec<u32> = list_tops(prefixes);
-        tops.dedup();
-        for top in tops {
-            let addr = (u128::from(top) << 96).to_be_bytes();
-            if let Some(slot) = t.after_byte_3(&addr) {
-                let e = &mut t.skips[(skip_index(0, top)) as usize];
-                if e[1] == 0 {
-                    *e = [top, slot | SKIP_VALID];
-                }
-            }
         }
-        t
-    }
-
-    /// The first 32 bits of every prefix longer than /32, sorted.
-    fn list_tops(prefixes: &[(u8, [u8; 16], u32)]) -> Vec<u32> {
-        let mut tops: Vec<u32> = prefixes
-            .iter()
-            .filter(|(len, _, _)| *len > 32)
-            .map(|(_, a, _)| u32::from_be_bytes([a[0], a[1], a[2], a[3]]))
-            .collect();
-        tops.sort_unstable();
-        tops
     }
 
     impl Built {
-        /// The node `slot` points at, if it is a child of this copy.
-        fn child(&self, slot: u32) -> Option<&Node> {
-            if slot & SLOT_CHILD == 0 {
-                return None;
-            }
-            self.nodes
-                .get(((slot & !SLOT_CHILD).wrapping_sub(self.base)) as usize)
-        }
-
-        /// The slot the walk reads for byte 3 of `addr`, when bytes 2 and
-        /// 3 both have nodes.
-        fn after_byte_3(&self, addr: &[u8; 16]) -> Option<u32> {
-            let root = self.nodes[byte(addr, 0)][byte(addr, 1)];
-            let n2 = self.child(root)?;
-            let n3 = self.child(n2[byte(addr, 2)])?;
-            Some(n3[byte(addr, 3)])
-        }
-
-        /// [`Self::lookup`] as the program walks it: through the /32
-        /// shortcut when it holds the address's /32.
-        pub fn lookup_skipping(&self, addr: &[u8; 16]) -> u32 {
-            let top = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
-            let e = self.skips[skip_index(0, top) as usize];
-            let mut slot = self.nodes[byte(addr, 0)][byte(addr, 1)];
-            if slot & SLOT_CHILD == 0 {
-                return slot;
-            }
-            let mut start = 0;
-            if e[1] & SKIP_VALID != 0 && e[0] == top {
-                slot = e[1] & !SKIP_VALID;
-                start = 2;
-            }
-            for level in start..LEVELS {
-                if slot & SLOT_CHILD == 0 {
-                    return slot;
-                }
-                let Some(n) = self.child(slot) else {
-                    return SLOT_ASK;
-                };
-                slot = n[byte(addr, 2 + level)];
-            }
-            if slot & SLOT_CHILD != 0 {
-                SLOT_ASK
-            } else {
-                slot
-            }
-        }
-
         /// The slot the data plane ends at for `addr`: a word (0: none) or
         /// [`SLOT_ASK`]. As the program walks it.
         pub fn lookup(&self, addr: &[u8; 16]) -> u32 {
@@ -353,7 +255,6 @@ mod tests {
                 ] {
                     let addr = probe.to_be_bytes();
                     let want = longest(&set, &addr);
-                    assert_eq!(t.lookup_skipping(&addr), t.lookup(&addr), "{addr:?}");
                     match t.lookup(&addr) {
                         SLOT_ASK => {}
                         got => assert_eq!(got, want, "{addr:?} in {set:?}"),
@@ -384,10 +285,6 @@ mod tests {
             let set: Vec<_> = set.into_iter().collect();
             let t = build(&set, 0, COPY_NODES);
             std::println!("{} lengths: {} nodes", lens.len(), t.nodes.len());
-            assert_eq!(t.skips.iter().filter(|e| e[1] != 0).count(), 1, "one /32");
-            for (_, p, _) in set.iter().step_by(7) {
-                assert_eq!(t.lookup_skipping(p), t.lookup(p));
-            }
             assert_eq!(t.overflowed, 0, "{} nodes", t.nodes.len());
         }
     }

@@ -11,15 +11,14 @@
 use anycast_common::{
     AddrKey, EXACT_BUCKET_ENTRIES, ExactBucket, GlobalStat, GroupStat, IfaceRole, MemberSourceKey,
     SourceAction, hash,
-    prefix_trie::{self, SKIP_VALID, SLOT_ASK, SLOT_CHILD},
+    prefix_trie::{self, SLOT_ASK, SLOT_CHILD},
     wire, word_group, word_scope,
 };
 use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
 
 use crate::{
     maps::{
-        ANYCAST_ADDRS, ANYCAST_PREFIX, EXACT_INDEX, MEMBER_SOURCES, PREFIX_NODES, PREFIX_SKIP,
-        SCOPES, SETTINGS,
+        ANYCAST_ADDRS, ANYCAST_PREFIX, EXACT_INDEX, MEMBER_SOURCES, PREFIX_NODES, SCOPES, SETTINGS,
     },
     parse::{
         Packet,
@@ -50,9 +49,8 @@ struct Rules {
     action: SourceAction,
     /// Any prefix configured (else the prefix lookups are skipped).
     prefixes: bool,
-    /// The copy of the prefix trie to read (0 or 1; 2: none, ask the LPM
-    /// trie).
-    trie_copy: u32,
+    /// The first node of the copy of the prefix trie to read.
+    trie_base: u32,
     /// `Settings::flow_epoch`, for the flow caches.
     flow_epoch: u32,
 }
@@ -66,15 +64,15 @@ impl Rules {
                 role,
                 action,
                 prefixes: s.prefix_any != 0,
-                trie_copy: u32::from(s.prefix_copy & 1),
+                trie_base: prefix_trie::copy_base(u32::from(s.prefix_copy)),
                 flow_epoch: s.flow_epoch,
             },
             None => Rules {
                 role,
                 action,
                 prefixes: true,
-                // No copy: every trie walk asks the LPM trie.
-                trie_copy: 2,
+                // Past the map: every trie walk asks the LPM trie.
+                trie_base: prefix_trie::PREFIX_NODES,
                 flow_epoch: 0,
             },
         }
@@ -311,7 +309,7 @@ fn anycast_word(addr: *const AddrKey, h: u64, l: &Rules) -> Option<u32> {
     if !l.prefixes {
         return None;
     }
-    match trie_slot(words::big_endian(raw), l.trie_copy) {
+    match trie_slot(words::big_endian(raw), l.trie_base) {
         SLOT_ASK => ANYCAST_PREFIX
             .get(Key::new(128, key.addr))
             .map(|v| v.word()),
@@ -321,35 +319,19 @@ fn anycast_word(addr: *const AddrKey, h: u64, l: &Rules) -> Option<u32> {
 }
 
 /// Where the prefix trie's walk ends for an address (big-endian words
-/// `w`) in copy `copy`: a word (0: in no prefix) or `SLOT_ASK` (see
-/// `anycast_common::prefix_trie`). The root takes the first two bytes, each
-/// level one more, and the walk stops at the first slot that is not a
-/// child: most addresses after one read. The /32 shortcut, read beside the
-/// root, skips the levels of bytes 2 and 3 when it holds the address's /32.
+/// `w`) in the copy whose first node is `base`: a word (0: in no prefix)
+/// or `SLOT_ASK` (see `anycast_common::prefix_trie`). The root takes the
+/// first two bytes, each level one more, and the walk stops at the first
+/// slot that is not a child: most addresses after one read.
 #[inline(always)]
-fn trie_slot(w: [u32; 4], copy: u32) -> u32 {
-    if copy > 1 {
-        return SLOT_ASK;
-    }
-    let Some(root) = PREFIX_NODES.get(prefix_trie::copy_base(copy) + (w[0] >> 24)) else {
+fn trie_slot(w: [u32; 4], base: u32) -> u32 {
+    let Some(root) = PREFIX_NODES.get(base.wrapping_add(w[0] >> 24)) else {
         return SLOT_ASK;
     };
-    let skip = PREFIX_SKIP.get(prefix_trie::skip_index(copy, w[0]));
     let mut slot = root[((w[0] >> 16) & 0xff) as usize];
-    if slot & SLOT_CHILD == 0 {
-        return slot;
-    }
-    let mut start = 0;
-    if let Some(e) = skip
-        && e[1] & SKIP_VALID != 0
-        && e[0] == w[0]
-    {
-        slot = e[1] & !SKIP_VALID;
-        start = 2;
-    }
     // Bytes 2..8, one a level.
-    let bytes = (u64::from(w[0]) << 32) | u64::from(w[1]);
-    for level in start..prefix_trie::LEVELS {
+    let bytes = u64::from(w[0]) << 32 | u64::from(w[1]);
+    for level in 0..prefix_trie::LEVELS {
         if slot & SLOT_CHILD == 0 {
             return slot;
         }

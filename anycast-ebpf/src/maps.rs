@@ -11,7 +11,7 @@ use anycast_common::{
     MemberSourceKey, ScopeInfo, Selection, Settings, SubnetInfo, SubnetKey, TRACE_RING_BYTES,
     TooBigLimit, TraceControl, TraceCpu,
     explain::ExplainTrail,
-    prefix_trie::{self, Node, Skip},
+    prefix_trie::{self, Node},
 };
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, bpf_fib_lookup},
@@ -113,11 +113,6 @@ pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 /// no helper call.
 #[map(name = "PREFIX_NODES")]
 pub(crate) static PREFIX_NODES: Array<Node> = Array::with_max_entries(prefix_trie::PREFIX_NODES, 0);
-
-/// The prefix trie's /32 shortcut, two copies (see
-/// `anycast_common::prefix_trie::SKIP_ENTRIES`).
-#[map(name = "PREFIX_SKIP")]
-pub(crate) static PREFIX_SKIP: Array<Skip> = Array::with_max_entries(prefix_trie::PREFIX_SKIPS, 0);
 
 // Per-CPU scratch space and caches, used by the program alone: not pinned,
 // so each attachment's instance of the program has its own.

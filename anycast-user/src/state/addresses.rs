@@ -19,7 +19,7 @@ use std::{
 
 use anycast_common::{
     AddrKey, AddrValue, ExactBucket, hash, map_names,
-    prefix_trie::{self, Node, Skip},
+    prefix_trie::{self, Node},
 };
 use bytemuck::Zeroable as _;
 
@@ -38,14 +38,13 @@ fn place_of(bucket: &ExactBucket, addr: &[u8; 16]) -> Option<usize> {
     (0..bucket.words.len()).find(|&k| bucket.words[k] != 0 && bucket.addrs[k] == *addr)
 }
 
-/// Owner of `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX`,
-/// `PREFIX_NODES` and `PREFIX_SKIP`.
+/// Owner of `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX` and
+/// `PREFIX_NODES`.
 pub(crate) struct Addresses {
     exact: HashMapOf<AddrKey, AddrValue>,
     prefixes: PrefixMap<AddrValue>,
     index: ArrayMap<ExactBucket>,
     trie: ArrayMap<Node>,
-    skips: ArrayMap<Skip>,
     /// The prefix table changed since the trie was last built: the next
     /// [`Self::sync_settings`] rebuilds it.
     trie_stale: bool,
@@ -69,7 +68,6 @@ impl Addresses {
             exact: HashMapOf::take_table(src, map_names::ANYCAST_ADDRS, "anycast address table")?,
             prefixes: PrefixMap::take(src, map_names::ANYCAST_PREFIX, "anycast prefix table")?,
             trie: ArrayMap::take(src, map_names::PREFIX_NODES)?,
-            skips: ArrayMap::take(src, map_names::PREFIX_SKIP)?,
             trie_stale: false,
             index: ArrayMap::take(src, map_names::EXACT_INDEX)?,
             one_by_one: false,
@@ -527,25 +525,15 @@ impl Addresses {
             .collect()
     }
 
-    /// Writes a built copy of the trie and its shortcut into their
-    /// places in the maps, in batches.
+    /// Writes a built copy of the trie into its place in the map, in
+    /// batches.
     fn write_copy(&mut self, built: &prefix_trie::Built) -> Result<()> {
         let indices: Vec<u32> = (0..built.nodes.len() as u32)
             .map(|i| built.base + i)
             .collect();
         self.trie
             .set_many(&indices, &built.nodes)
-            .map_err(|(_, e)| e)?;
-        let first = Self::skip_base(built);
-        let indices: Vec<u32> = (0..built.skips.len() as u32).map(|i| first + i).collect();
-        self.skips
-            .set_many(&indices, &built.skips)
             .map_err(|(_, e)| e)
-    }
-
-    /// The first shortcut entry of the copy `built` was made for.
-    fn skip_base(built: &prefix_trie::Built) -> u32 {
-        prefix_trie::skip_index(built.base / prefix_trie::COPY_NODES, 0)
     }
 
     /// How many nodes of its copy the prefix trie of the configured
@@ -663,13 +651,6 @@ impl Addresses {
         let mut wrong = 0;
         for (i, want) in built.nodes.iter().enumerate() {
             if self.trie.get(built.base + i as u32)? != *want {
-                wrong += 1;
-            }
-        }
-        // A wrong shortcut entry counts as a wrong node.
-        let first = Self::skip_base(&built);
-        for (i, want) in built.skips.iter().enumerate() {
-            if self.skips.get(first + i as u32)? != *want {
                 wrong += 1;
             }
         }
