@@ -562,8 +562,8 @@ pub struct Settings {
     /// Most new flows recorded per second per CPU; past it, new flows are
     /// steered by the consistent hash alone (0: no limit).
     pub flood_rate: u32,
-    /// Number of anycast prefixes configured: with none, the data plane
-    /// skips the prefix (LPM) lookups altogether.
+    /// Number of anycast prefixes configured (the data plane reads
+    /// `prefix_any`).
     pub prefixes: u32,
     /// Flow-table entries removed by userspace (`flows flush`), so far.
     pub flows_flushed: u64,
