@@ -94,36 +94,6 @@ pub const fn native_words(a: &[u8; 16]) -> [u32; 4] {
     ]
 }
 
-/// The prefilter bucket of `addr` cut to its first `len` bits (128: the
-/// whole address). An address is anycast only if the bucket of the address
-/// itself, or of the address cut to one of the configured prefix lengths,
-/// counts at least one entry: most non-anycast packets are told apart by
-/// two array reads instead of two hash-map lookups. The hash is a few
-/// multiplies (it is on every packet's path); a collision only costs the
-/// full lookup.
-#[inline(always)]
-pub const fn prefilter_bucket(words: [u32; 4], len: u8) -> u32 {
-    const K: [u32; 4] = [0x9e37_79b1, 0x85eb_ca77, 0xc2b2_ae3d, 0x27d4_eb2f];
-    let mut h = (len as u32).wrapping_mul(0x1656_67b1);
-    let mut i = 0;
-    while i < 4 {
-        let bits = (len as i32) - 32 * i as i32;
-        let w = if bits <= 0 {
-            0
-        } else if bits >= 32 {
-            words[i]
-        } else {
-            words[i] & (u32::MAX << (32 - bits))
-        };
-        h ^= w.wrapping_mul(K[i]);
-        i += 1;
-    }
-    h ^= h >> 15;
-    h = h.wrapping_mul(0x2c1b_3c6d);
-    h ^= h >> 13;
-    h & (crate::PREFILTER_BUCKETS - 1)
-}
-
 /// The bucket of the exact-address index ([`crate::ExactBucket`]) of an
 /// address, in an index of 2^`bits` buckets.
 #[inline(always)]
@@ -143,22 +113,15 @@ pub const fn exact_bucket_of(addr_hash: u64, bits: u32) -> u32 {
         .wrapping_shr(64u32.wrapping_sub(bits))) as u32
 }
 
-/// An address as the four big-endian words [`prefilter_bucket`] takes.
-#[inline(always)]
-pub const fn words(a: &[u8; 16]) -> [u32; 4] {
-    let w = native_words(a);
-    [
-        u32::from_be(w[0]),
-        u32::from_be(w[1]),
-        u32::from_be(w[2]),
-        u32::from_be(w[3]),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::{collections::HashSet, vec};
+
+    /// An address as four big-endian words (the tests vary the last).
+    fn words(a: &[u8; 16]) -> [u32; 4] {
+        native_words(a).map(u32::from_be)
+    }
 
     /// Chi-square of `n` flows spread over `buckets` by `f`.
     fn chi_square(buckets: usize, n: u32, f: impl Fn(u32) -> usize) -> f64 {

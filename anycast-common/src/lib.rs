@@ -25,6 +25,7 @@ mod members;
 pub mod model;
 #[cfg(feature = "user")]
 mod names;
+pub mod prefix_trie;
 mod scope;
 mod trace;
 pub mod wire;
@@ -71,8 +72,9 @@ pub mod map_names {
     pub const FLOOD: &str = "FLOOD";
     /// Global settings, one [`Settings`](super::Settings) at index 0.
     pub const SETTINGS: &str = "SETTINGS";
-    /// Counting prefilter of anycast prefixes: `u32` per bucket.
-    pub const PREFILTER: &str = "PREFILTER";
+    /// The prefix trie the data plane reads, two copies: a
+    /// [`Node`](super::prefix_trie::Node) per index (see [`prefix_trie`](super::prefix_trie)).
+    pub const PREFIX_NODES: &str = "PREFIX_NODES";
     /// Direct-mapped index of the exact addresses: an [`ExactBucket`](super::ExactBucket)
     /// per [`exact_bucket`](super::hash::exact_bucket).
     pub const EXACT_INDEX: &str = "EXACT_INDEX";
@@ -110,7 +112,7 @@ pub mod map_names {
         FLOWS,
         FLOOD,
         SETTINGS,
-        PREFILTER,
+        PREFIX_NODES,
         EXACT_INDEX,
         SCOPES,
         SUBNETS,
@@ -187,7 +189,9 @@ pub mod globals {
 ///
 /// 10: the exact-address table and its index sized at creation
 /// (`--max-addresses`): the index's bucket count, and so every address's
-/// bucket, follows the table's capacity ([`exact_index_buckets`]).
+/// bucket, follows the table's capacity ([`exact_index_buckets`]); and the
+/// prefix trie in arrays (`PREFIX_NODES`, `Settings::prefix_copy`)
+/// instead of the prefilter (`PREFILTER`, `Settings::prefix_lens`).
 pub const LAYOUT_VERSION: u32 = 10;
 
 /// Default capacity of the exact-address table (hash, allocated on
@@ -222,8 +226,6 @@ pub const DEFAULT_FLOW_TABLE: u32 = 1 << 20;
 pub const DEFAULT_TCP_TIMEOUT: u32 = 300;
 /// Default idle timeout of any other flow, seconds.
 pub const DEFAULT_OTHER_TIMEOUT: u32 = 30;
-/// Buckets of the prefilter (a power of two): 4 MiB of counters.
-pub const PREFILTER_BUCKETS: u32 = 1 << 20;
 /// Buckets of the exact-address index of the default table
 /// ([`MAX_ANYCAST_ADDRS`]): 64 MiB. See [`exact_index_buckets`].
 pub const EXACT_INDEX_BUCKETS: u32 = exact_index_buckets(MAX_ANYCAST_ADDRS);
@@ -265,8 +267,6 @@ pub const EXACT_BUCKET_ENTRIES: usize = 3;
 /// two, direct-mapped by the flow hash; 72 bytes each, 576 KiB per CPU).
 /// Most packets belong to a few heavy flows; the rest go to the table.
 pub const FLOW_CACHE_SLOTS: u32 = 1 << 13;
-/// Most distinct prefix lengths the prefilter covers; past it, it is off.
-pub const MAX_PREFILTER_LENS: usize = 4;
 /// Capacity of the egress-port devmap.
 pub const MAX_TX_PORTS: u32 = 256;
 /// Hop limit of the outer header of encapsulated packets.
@@ -603,16 +603,21 @@ pub struct Settings {
     /// Most new flows recorded per second per CPU; past it, new flows are
     /// steered by the consistent hash alone (0: no limit).
     pub flood_rate: u32,
-    /// Number of anycast prefixes configured: with none, the data plane
-    /// skips the prefix (LPM) lookups altogether.
+    /// Number of anycast prefixes configured (the data plane reads
+    /// `prefix_any`).
     pub prefixes: u32,
     /// Flow-table entries removed by userspace (`flows flush`), so far.
     pub flows_flushed: u64,
-    /// The distinct prefix lengths configured (0: unused slot), for the prefilter.
-    pub prefix_lens: [u8; MAX_PREFILTER_LENS],
-    /// 1 when the prefilter is valid: every configured prefix is counted in
-    /// `PREFILTER` and every prefix length is in `prefix_lens`.
-    pub prefilter: u8,
+    /// The copy of the prefix trie the data plane reads (0 or 1, see
+    /// [`prefix_trie`]): flipped by userspace, in one byte, after it
+    /// rebuilt the other.
+    pub prefix_copy: u8,
+    /// 1 when any prefix is configured: else the data plane skips the
+    /// prefix lookups (one byte, so that a reader never sees it half
+    /// written).
+    pub prefix_any: u8,
+    /// Unused, zero.
+    pub reserved: [u8; 3],
     /// What userspace has under way ([`JOURNAL_CHANGING`],
     /// [`JOURNAL_LOADING`]): set before a command's first write and cleared
     /// after its last, so that the next command knows when one was killed
@@ -634,7 +639,7 @@ pub struct Settings {
 }
 
 /// [`Settings::journal`]: a command is changing the maps; derived state
-/// (the exact-address index, the prefilter, counts, selections, member
+/// (the exact-address index, the prefix trie, counts, selections, member
 /// sources) may be half-written.
 pub const JOURNAL_CHANGING: u8 = 1;
 /// [`Settings::journal`]: an address load is under way, its entries tagged

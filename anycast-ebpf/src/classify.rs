@@ -9,14 +9,16 @@
 //! same answers.
 
 use anycast_common::{
-    AddrKey, EXACT_BUCKET_ENTRIES, ExactBucket, GlobalStat, GroupStat, IfaceRole,
-    MAX_PREFILTER_LENS, MemberSourceKey, SourceAction, hash, wire, word_group, word_scope,
+    AddrKey, EXACT_BUCKET_ENTRIES, ExactBucket, GlobalStat, GroupStat, IfaceRole, MemberSourceKey,
+    SourceAction, hash,
+    prefix_trie::{self, SLOT_ASK, SLOT_CHILD},
+    wire, word_group, word_scope,
 };
 use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
 
 use crate::{
     maps::{
-        ANYCAST_ADDRS, ANYCAST_PREFIX, EXACT_INDEX, MEMBER_SOURCES, PREFILTER, SCOPES, SETTINGS,
+        ANYCAST_ADDRS, ANYCAST_PREFIX, EXACT_INDEX, MEMBER_SOURCES, PREFIX_NODES, SCOPES, SETTINGS,
     },
     parse::{
         Packet,
@@ -45,12 +47,10 @@ struct Rules {
     role: IfaceRole,
     /// What to do with a disallowed anycast source.
     action: SourceAction,
-    /// Any prefix configured (else the LPM lookups are skipped).
+    /// Any prefix configured (else the prefix lookups are skipped).
     prefixes: bool,
-    /// The prefilter is valid (it covers every configured prefix length).
-    prefilter: bool,
-    /// The configured prefix lengths (0: unused).
-    lens: [u8; MAX_PREFILTER_LENS],
+    /// The first node of the copy of the prefix trie to read.
+    trie_base: u32,
     /// `Settings::flow_epoch`, for the flow caches.
     flow_epoch: u32,
 }
@@ -63,17 +63,16 @@ impl Rules {
             Some(s) => Rules {
                 role,
                 action,
-                prefixes: s.prefixes != 0,
-                prefilter: s.prefilter != 0,
-                lens: s.prefix_lens,
+                prefixes: s.prefix_any != 0,
+                trie_base: prefix_trie::copy_base(u32::from(s.prefix_copy)),
                 flow_epoch: s.flow_epoch,
             },
             None => Rules {
                 role,
                 action,
                 prefixes: true,
-                prefilter: false,
-                lens: [0; MAX_PREFILTER_LENS],
+                // Past the map: every trie walk asks the LPM trie.
+                trie_base: prefix_trie::PREFIX_NODES,
                 flow_epoch: 0,
             },
         }
@@ -224,12 +223,6 @@ fn inner_source_group(ctx: &XdpContext, ip: &Ipv6, r: &Rules) -> u32 {
         .map_or(0, word_group)
 }
 
-/// Whether the prefilter counts an entry in `bucket`.
-#[inline(always)]
-fn counted(bucket: u32) -> bool {
-    PREFILTER.get(bucket).is_some_and(|n| *n != 0)
-}
-
 /// What the exact-address index says of an address.
 enum IndexAnswer {
     /// It owns its slot: anycast, with this word (`AddrValue::word`).
@@ -293,8 +286,9 @@ fn addr_hash(addr: *const AddrKey) -> u64 {
 
 /// The word (group and scope, `AddrValue::word`) of the anycast address
 /// or prefix at `addr` (hash `h`): exact match first (the index, then the
-/// exact table when the index cannot tell), then the longest prefix, which
-/// the prefilter skips for most addresses.
+/// exact table when the index cannot tell), then the longest prefix, from
+/// the prefix trie (one read for most addresses that are in none), or from
+/// the LPM trie where the prefix trie asks it.
 #[inline(always)]
 fn anycast_word(addr: *const AddrKey, h: u64, l: &Rules) -> Option<u32> {
     // SAFETY: `addr` points into the packet and was bounds-checked by the
@@ -312,26 +306,44 @@ fn anycast_word(addr: *const AddrKey, h: u64, l: &Rules) -> Option<u32> {
         }
         IndexAnswer::No => {}
     }
-    if !l.prefixes || (l.prefilter && !maybe_in_prefix(words::big_endian(raw), l)) {
+    if !l.prefixes {
         return None;
     }
-    ANYCAST_PREFIX
-        .get(Key::new(128, key.addr))
-        .map(|v| v.word())
+    match trie_slot(words::big_endian(raw), l.trie_base) {
+        SLOT_ASK => ANYCAST_PREFIX
+            .get(Key::new(128, key.addr))
+            .map(|v| v.word()),
+        0 => None,
+        word => Some(word),
+    }
 }
 
-/// Whether an address (big-endian words) may be in a configured prefix:
-/// false means certainly not (no prefix shares its prefilter buckets).
+/// Where the prefix trie's walk ends for an address (big-endian words
+/// `w`) in the copy whose first node is `base`: a word (0: in no prefix)
+/// or `SLOT_ASK` (see `anycast_common::prefix_trie`). The root takes the
+/// first two bytes, each level one more, and the walk stops at the first
+/// slot that is not a child: most addresses after one read.
 #[inline(always)]
-fn maybe_in_prefix(w: [u32; 4], l: &Rules) -> bool {
-    // A copy the verifier knows nothing of, for each address: what the
-    // source's lookup branched on would otherwise split every state of the
-    // destination's (see `verifier`).
-    let lens = opaque(u32::from_ne_bytes(l.lens)).to_ne_bytes();
-    for len in lens {
-        if len != 0 && counted(hash::prefilter_bucket(w, len)) {
-            return true;
+fn trie_slot(w: [u32; 4], base: u32) -> u32 {
+    let Some(root) = PREFIX_NODES.get(base.wrapping_add(w[0] >> 24)) else {
+        return SLOT_ASK;
+    };
+    let mut slot = root[((w[0] >> 16) & 0xff) as usize];
+    // Bytes 2..8, one a level.
+    let bytes = u64::from(w[0]) << 32 | u64::from(w[1]);
+    for level in 0..prefix_trie::LEVELS {
+        if slot & SLOT_CHILD == 0 {
+            return slot;
         }
+        let Some(node) = PREFIX_NODES.get(slot & !SLOT_CHILD) else {
+            return SLOT_ASK;
+        };
+        slot = node[((bytes >> (40 - 8 * level)) & 0xff) as usize];
     }
-    false
+    // A child past the last level: never built; the LPM trie knows.
+    if slot & SLOT_CHILD != 0 {
+        SLOT_ASK
+    } else {
+        slot
+    }
 }

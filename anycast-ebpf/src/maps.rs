@@ -8,8 +8,10 @@ use anycast_common::{
     FRAGMENT_TABLE, FloodState, FlowEntry, FlowKey, FragmentEntry, FragmentKey, GlobalCounters,
     GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
     MAX_IFACES, MAX_MEMBERS, MAX_SCOPES, MAX_SUBNETS, MAX_TX_PORTS, MemberCounters, MemberInfo,
-    MemberSourceKey, PREFILTER_BUCKETS, ScopeInfo, Selection, Settings, SubnetInfo, SubnetKey,
-    TRACE_RING_BYTES, TooBigLimit, TraceControl, TraceCpu, explain::ExplainTrail,
+    MemberSourceKey, ScopeInfo, Selection, Settings, SubnetInfo, SubnetKey, TRACE_RING_BYTES,
+    TooBigLimit, TraceControl, TraceCpu,
+    explain::ExplainTrail,
+    prefix_trie::{self, Node},
 };
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, bpf_fib_lookup},
@@ -29,7 +31,8 @@ pub(crate) static ANYCAST_ADDRS: HashMap<AddrKey, AddrValue> =
 #[map(name = "EXACT_INDEX")]
 pub(crate) static EXACT_INDEX: Array<ExactBucket> = Array::with_max_entries(EXACT_INDEX_BUCKETS, 0);
 
-/// Anycast prefixes, longest match wins.
+/// Anycast prefixes, longest match wins: the table of record, and the
+/// data plane's answer where the prefix trie (`PREFIX_NODES`) asks it.
 #[map(name = "ANYCAST_PREFIX")]
 pub(crate) static ANYCAST_PREFIX: LpmTrie<[u8; 16], AddrValue> =
     LpmTrie::with_max_entries(MAX_ANYCAST_PREFIXES, 0);
@@ -105,11 +108,11 @@ pub(crate) static FLOOD: PerCpuArray<FloodState> = PerCpuArray::with_max_entries
 #[map(name = "SETTINGS")]
 pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 
-/// Counting prefilter: per bucket, how many configured prefixes hash there
-/// (see `anycast_common::hash::prefilter_bucket`). An array, so the
-/// verifier inlines the lookup: no helper call on the pass path.
-#[map(name = "PREFILTER")]
-pub(crate) static PREFILTER: Array<u32> = Array::with_max_entries(PREFILTER_BUCKETS, 0);
+/// The prefix trie, two copies (see `anycast_common::prefix_trie`). An
+/// array, so the verifier inlines each lookup: one memory read a level,
+/// no helper call.
+#[map(name = "PREFIX_NODES")]
+pub(crate) static PREFIX_NODES: Array<Node> = Array::with_max_entries(prefix_trie::PREFIX_NODES, 0);
 
 // Per-CPU scratch space and caches, used by the program alone: not pinned,
 // so each attachment's instance of the program has its own.

@@ -7,10 +7,8 @@
 //! once a branch is decided by it, or an access depends on it, it becomes
 //! part of every state before that point. A few such values, decided early
 //! and used late, multiply the paths of everything in between: the VLAN
-//! depth (three constant offsets of the IPv6 header), the prefix lengths
-//! that the source's lookup has branched on when the destination's lookup
-//! branches on them again, the offsets of an ICMPv6 quote, which outcome the
-//! source rule and the flow table reached. Each is handed on through
+//! depth (three constant offsets of the IPv6 header), the offsets of an
+//! ICMPv6 quote, which outcome the source rule and the flow table reached. Each is handed on through
 //! [`opaque`] instead, and the code after it checks what it needs (bounds,
 //! ranges) as it would for any value; `tests/tests/verifier.rs` keeps the
 //! count of instructions the verifier processes in view.

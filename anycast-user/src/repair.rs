@@ -2,7 +2,7 @@
 //! fixed).
 //!
 //! The data plane reads derived state beside the tables it derives from:
-//! the exact-address index (from the exact table), the prefilter (from the
+//! the exact-address index (from the exact table), the prefix trie (from the
 //! prefix trie), the prefix count and lengths in the settings, each
 //! group's address count, the member-source entries (from the member
 //! slots), the published selections (from the members) and the egress
@@ -33,9 +33,10 @@ pub struct RepairReport {
     pub index_stale_places: u64,
     /// Buckets whose count of addresses found only in the table was wrong.
     pub index_other_counts: u64,
-    /// Buckets of the prefilter whose count was wrong.
-    pub prefilter_buckets: u64,
-    /// The prefix count or lengths in the settings were wrong.
+    /// Nodes of the prefix trie the data plane reads that did not match
+    /// the prefix table (the trie was rebuilt).
+    pub prefix_trie_nodes: u64,
+    /// The prefix count in the settings was wrong.
     pub prefix_settings: bool,
     /// Groups whose address count was wrong.
     pub group_address_counts: u64,
@@ -80,7 +81,7 @@ impl RepairReport {
         count(self.index_buckets, "exact-index buckets rebuilt");
         count(self.index_stale_places, "stale exact-index places");
         count(self.index_other_counts, "wrong exact-index counts");
-        count(self.prefilter_buckets, "wrong prefilter counts");
+        count(self.prefix_trie_nodes, "wrong prefix-trie nodes");
         count(self.group_address_counts, "wrong group address counts");
         count(
             self.member_sources_removed,

@@ -67,6 +67,24 @@ const NET: &str = "2001:db8:b::/48";
 const HOME_SUBNET: &str = "2001:db8:a:1::/64";
 const AWAY_SUBNET: &str = "2001:db8:c:1::/64";
 const AWAY_NET: &str = "2001:db8:d::/48";
+/// Nested prefixes of 14 lengths, the two groups alternating (the longest
+/// wins): short ones in 3000::/4, long ones in 2001:db8:e000::/35.
+const LADDER: [&str; 14] = [
+    "3000::/4",
+    "3c80::/9",
+    "3cde::/16",
+    "3cde:8000::/17",
+    "2001:db8:e000::/35",
+    "2001:db8:e000::/40",
+    "2001:db8:e0a0::/44",
+    "2001:db8:e0a5::/48",
+    "2001:db8:e0a5:ff00::/56",
+    "2001:db8:e0a5:ffee::/63",
+    "2001:db8:e0a5:ffef::/64",
+    "2001:db8:e0a5:ffef:8000::/65",
+    "2001:db8:e0a5:ffef:8000::/96",
+    "2001:db8:e0a5:ffef:8000::6/127",
+];
 const MEMBER_MACS: [[u8; 6]; 4] = [
     [0x02, 0xbb, 0, 0, 0, 1],
     [0x02, 0xbb, 0, 0, 0, 2],
@@ -86,6 +104,9 @@ pub fn configure(mut p: ProgramUnderTest) -> Result<ProgramUnderTest> {
     p.add_subnet(HOME_SUBNET, "dns", &[126], true, true)?;
     p.add_subnet(AWAY_SUBNET, "web", &[126, 127], false, false)?;
     p.add_scoped(AWAY_NET, "web", false)?;
+    for (i, net) in LADDER.iter().enumerate() {
+        p.add(net, if i % 2 == 0 { "web" } else { "dns" })?;
+    }
     for (i, mac) in MEMBER_MACS.iter().enumerate() {
         let group = if i < 3 { "dns" } else { "web" };
         p.add_l2_member(group, &format!("m{i}"), *mac, if i == 2 { 20 } else { 10 })?;
@@ -145,8 +166,30 @@ fn addr(r: &mut Rng) -> Ipv6Addr {
             0x2001_0db8_000a_0000_0000_0000_0000_0000u128 | u128::from(r.below(0x100)),
         ),
         4 => special(r),
+        5 => ladder(r),
         _ => Ipv6Addr::from((u128::from(r.next_u64()) << 64) | u128::from(r.next_u64())),
     }
+}
+
+/// An address at or next to an edge of one of the [`LADDER`]'s prefixes,
+/// or anywhere in it.
+fn ladder(r: &mut Rng) -> Ipv6Addr {
+    let net: anycast::AnycastPrefix = LADDER[r.below(LADDER.len() as u64) as usize]
+        .parse()
+        .unwrap_or(anycast::AnycastPrefix {
+            addr: ANY,
+            len: 128,
+        });
+    let first = u128::from(net.addr);
+    let last = first | u128::MAX.checked_shr(u32::from(net.len)).unwrap_or(0);
+    let v = match r.below(5) {
+        0 => first,
+        1 => last,
+        2 => first.wrapping_sub(1),
+        3 => last.wrapping_add(1),
+        _ => first | ((u128::from(r.next_u64()) << 64 | u128::from(r.next_u64())) & (last ^ first)),
+    };
+    Ipv6Addr::from(v)
 }
 
 /// The subnets' anycast addresses and their neighbours: every anycast ID

@@ -193,6 +193,18 @@ impl ProgramUnderTest {
         Ok(())
     }
 
+    /// Adds a list of anycast addresses and prefixes to `group` in one
+    /// address load (one rebuild of the prefix trie); returns how many
+    /// were new.
+    pub fn add_list(&mut self, list: &[AnycastPrefix], group: &str) -> Result<usize> {
+        let n = self.state.load_addresses(list, &GroupName::new(group)?)?;
+        let id = self.group_id(group)?;
+        let new: std::collections::HashSet<AnycastPrefix> = list.iter().copied().collect();
+        self.entries.retain(|(q, _, _)| !new.contains(q));
+        self.entries.extend(new.into_iter().map(|p| (p, id, true)));
+        Ok(n)
+    }
+
     /// A scope that admits this program (`admits`) or only another
     /// attachment.
     fn scope(&mut self, admits: bool) -> Result<u16> {

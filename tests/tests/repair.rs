@@ -89,11 +89,11 @@ fn repair_finds_and_fixes_each_kind_of_damage() -> Result<()> {
     let web: AnycastPrefix = "2001:db8:b::/48".parse()?;
     plant(
         &mut p,
-        Tamper::PrefilterCount(web),
+        Tamper::PrefixTrie(web),
         &udp(IN_WEB, CLIENT),
         (XDP_PASS, XDP_DROP),
         RepairReport {
-            prefilter_buckets: 1,
+            prefix_trie_nodes: 1,
             ..RepairReport::default()
         },
     )?;

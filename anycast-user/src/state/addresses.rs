@@ -1,21 +1,25 @@
 //! The maps of anycast addresses: the exact table (`ANYCAST_ADDRS`) and its
-//! direct-mapped index (`EXACT_INDEX`), the prefix trie (`ANYCAST_PREFIX`)
-//! and its counting prefilter (`PREFILTER`). The prefix lengths and the
-//! prefilter switch live in `SETTINGS`, borrowed from [`Settings`].
+//! direct-mapped index (`EXACT_INDEX`), the prefix table (`ANYCAST_PREFIX`,
+//! an LPM trie) and the prefix trie the data plane walks (`PREFIX_NODES`,
+//! built from the table, see `anycast_common::prefix_trie`). The prefix
+//! count and the copy of the trie the data plane reads live in `SETTINGS`,
+//! borrowed from [`Settings`].
 //!
 //! The order of the writes is what keeps the data plane right while they
-//! happen: see `ExactBucket` for the index, [`Addresses::insert_prefix`] for
-//! the prefilter.
+//! happen: see `ExactBucket` for the index, [`Addresses::sync_settings`]
+//! for the prefix trie.
 
 mod bulk;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     net::Ipv6Addr,
+    time::Duration,
 };
 
 use anycast_common::{
-    AddrKey, AddrValue, ExactBucket, MAX_PREFILTER_LENS, exact_index_bits, hash, map_names,
+    AddrKey, AddrValue, ExactBucket, exact_index_bits, hash, map_names,
+    prefix_trie::{self, Node},
 };
 use bytemuck::Zeroable as _;
 
@@ -34,7 +38,8 @@ fn place_of(bucket: &ExactBucket, addr: &[u8; 16]) -> Option<usize> {
     (0..bucket.words.len()).find(|&k| bucket.words[k] != 0 && bucket.addrs[k] == *addr)
 }
 
-/// Owner of `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX` and `PREFILTER`.
+/// Owner of `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX` and
+/// `PREFIX_NODES`.
 pub(crate) struct Addresses {
     exact: HashMapOf<AddrKey, AddrValue>,
     prefixes: PrefixMap<AddrValue>,
@@ -42,7 +47,10 @@ pub(crate) struct Addresses {
     /// Bits of a bucket number of `index`: from its size, as the loader
     /// gives the data plane (see [`Addresses::bucket`]).
     index_bits: u32,
-    prefilter: ArrayMap<u32>,
+    trie: ArrayMap<Node>,
+    /// The prefix table changed since the trie was last built: the next
+    /// [`Self::sync_settings`] rebuilds it.
+    trie_stale: bool,
     /// Every exact address one at a time, as before bulk inserts existed
     /// (benchmarks compare the two).
     one_by_one: bool,
@@ -68,7 +76,8 @@ impl Addresses {
         Ok(Addresses {
             exact: HashMapOf::take_table(src, map_names::ANYCAST_ADDRS, "anycast address table")?,
             prefixes: PrefixMap::take(src, map_names::ANYCAST_PREFIX, "anycast prefix table")?,
-            prefilter: ArrayMap::take(src, map_names::PREFILTER)?,
+            trie: ArrayMap::take(src, map_names::PREFIX_NODES)?,
+            trie_stale: false,
             index,
             index_bits,
             one_by_one: false,
@@ -182,9 +191,8 @@ impl Addresses {
     /// `insert_exact_bulk`), the rest with one map update each. All or
     /// nothing: an entry of another group, or a table that fills up,
     /// undoes what this call added and changed. Returns what was added;
-    /// the settings still count the lengths of the new prefixes (see
-    /// [`Self::sync_settings`]) and the groups' address counts are the
-    /// caller's.
+    /// new prefixes reach the data plane with [`Self::sync_settings`], and
+    /// the groups' address counts are the caller's.
     pub(crate) fn insert(
         &mut self,
         list: &[(AnycastPrefix, u32)],
@@ -283,12 +291,6 @@ impl Addresses {
             let (len, addr, v) = entry?;
             prefixes.insert((len, addr), v);
         }
-        let lens: Vec<u8> = list
-            .iter()
-            .filter(|(p, _)| !p.is_exact())
-            .map(|(p, _)| p.len)
-            .collect();
-        self.sync_settings(settings, &lens)?;
         let mut done = Inserted::default();
         let mut failure = None;
         for &(p, id) in list {
@@ -367,13 +369,14 @@ impl Addresses {
         for (p, old) in done.rescoped {
             self.rescope(&p, old)?;
         }
-        self.sync_settings(settings, &[])
+        self.sync_settings(settings)
     }
 
     /// Gives an entry that is there a new value (its group unchanged): the
     /// table first, then the word the index publishes, in one write.
     fn rescope(&mut self, p: &AnycastPrefix, value: AddrValue) -> Result<()> {
         if !p.is_exact() {
+            self.trie_stale = true;
             return self.prefixes.insert(p.len, p.addr.octets(), value);
         }
         self.exact.insert(AddrKey::from(p.addr), value, 0)?;
@@ -424,26 +427,23 @@ impl Addresses {
         }
     }
 
-    /// Inserts a prefix into the prefix table, counted in the prefilter first
-    /// (the data plane never filters out a configured prefix). Nothing changes
-    /// when it fails.
+    /// Inserts a prefix into the prefix table (the data plane's trie
+    /// follows at the next [`Self::sync_settings`]). Nothing changes when
+    /// it fails.
     fn insert_prefix(&mut self, p: &AnycastPrefix, value: AddrValue) -> Result<()> {
-        self.prefilter_count(p, true)?;
-        let r = self.prefixes.insert(p.len, p.addr.octets(), value);
-        if r.is_err() {
-            self.prefilter_count(p, false)?;
-        }
-        r
+        self.trie_stale = true;
+        self.prefixes.insert(p.len, p.addr.octets(), value)
     }
 
-    /// Removes an address or prefix from its table, and then from the index
-    /// or the prefilter (an address is unpublished before it leaves the
-    /// table). An entry that is not there is not an error. The groups'
-    /// address counts and the settings are the caller's.
+    /// Removes an address or prefix from its table, and an address then
+    /// from the index (it is unpublished before it leaves the table); a
+    /// prefix leaves the data plane's trie at the next
+    /// [`Self::sync_settings`]. An entry that is not there is not an error.
+    /// The groups' address counts and the settings are the caller's.
     pub(crate) fn forget(&mut self, p: &AnycastPrefix) -> Result<()> {
         if !p.is_exact() {
             if self.prefixes.remove_if_present(p.len, p.addr.octets())? {
-                self.prefilter_count(p, false)?;
+                self.trie_stale = true;
             }
             return Ok(());
         }
@@ -509,45 +509,63 @@ impl Addresses {
         Ok(place_of(&bucket, &octets).is_some())
     }
 
-    /// Publishes how many prefixes are configured and their distinct lengths
-    /// (with `extra`, lengths about to be added), so that the data plane
-    /// skips the prefix lookups when there are none and the prefilter knows
-    /// which lengths to try. Counted afresh from the trie, so it cannot drift.
-    /// More distinct lengths than the prefilter covers turn it off.
-    pub(crate) fn sync_settings(&self, settings: &mut Settings, extra: &[u8]) -> Result<()> {
-        let mut n = 0u32;
-        let mut lens: Vec<u8> = extra.to_vec();
-        for len in self.prefixes.lens() {
-            n += 1;
-            lens.push(len?);
+    /// Publishes the prefixes to the data plane: their count, and, when
+    /// the prefix table changed, the prefix trie rebuilt from it. The trie
+    /// is written whole into the copy the data plane does not read, after
+    /// a grace period (a packet that read the settings before the last
+    /// flip may still walk that copy), and then the settings flip the data
+    /// plane to it in the same write as the count: a packet sees the old
+    /// trie or the new one, never a mix, and an unchanged prefix answers
+    /// the same in both.
+    pub(crate) fn sync_settings(&mut self, settings: &mut Settings) -> Result<()> {
+        let set = self.prefix_list()?;
+        let n = set.len() as u32;
+        let mut copy = settings.get()?.prefix_copy;
+        if self.trie_stale {
+            copy = (copy ^ 1) & 1;
+            let built = prefix_trie::build(
+                &set,
+                prefix_trie::copy_base(u32::from(copy)),
+                prefix_trie::COPY_NODES,
+            );
+            std::thread::sleep(Duration::from_millis(prefix_trie::GRACE_MS));
+            self.write_copy(&built)?;
         }
-        lens.sort_unstable();
-        lens.dedup();
         settings.update(|s| {
-            s.prefixes = n + extra.len() as u32;
-            s.prefilter = u8::from(lens.len() <= MAX_PREFILTER_LENS);
-            s.prefix_lens = [0; MAX_PREFILTER_LENS];
-            for (slot, len) in s.prefix_lens.iter_mut().zip(&lens) {
-                *slot = *len;
-            }
-        })
+            s.prefixes = n;
+            s.prefix_any = u8::from(n > 0);
+            s.prefix_copy = copy;
+        })?;
+        self.trie_stale = false;
+        Ok(())
     }
 
-    /// Whether the data plane's prefilter is on (it is off when more
-    /// distinct prefix lengths are configured than it covers).
+    /// Every prefix as the trie takes it: (length, address, word).
+    fn prefix_list(&self) -> Result<Vec<(u8, [u8; 16], u32)>> {
+        self.prefixes
+            .iter()
+            .map(|e| e.map(|(len, addr, v)| (len, addr, v.word())))
+            .collect()
+    }
+
+    /// Writes a built copy of the trie into its place in the map, in
+    /// batches.
+    fn write_copy(&mut self, built: &prefix_trie::Built) -> Result<()> {
+        let indices: Vec<u32> = (0..built.nodes.len() as u32)
+            .map(|i| built.base + i)
+            .collect();
+        self.trie
+            .set_many(&indices, &built.nodes)
+            .map_err(|(_, e)| e)
+    }
+
+    /// How many nodes of its copy the prefix trie of the configured
+    /// prefixes takes, and how many of its slots ask the LPM trie because
+    /// the copy is full.
     #[cfg(feature = "test-support")]
-    pub(crate) fn prefilter_active(settings: &Settings) -> Result<bool> {
-        Ok(settings.get()?.prefilter != 0)
-    }
-
-    /// Counts prefix `p` in (or out of) the prefilter. In before the entry
-    /// is inserted, out after it is removed: the data plane never filters
-    /// out a configured prefix.
-    fn prefilter_count(&mut self, p: &AnycastPrefix, add: bool) -> Result<()> {
-        let b = hash::prefilter_bucket(hash::words(&p.addr.octets()), p.len);
-        let n = self.prefilter.get(b)?;
-        let n = if add { n + 1 } else { n.saturating_sub(1) };
-        self.prefilter.set(b, n)
+    pub(crate) fn prefix_trie_use(&self) -> Result<(usize, usize)> {
+        let t = prefix_trie::build(&self.prefix_list()?, 0, prefix_trie::COPY_NODES);
+        Ok((t.nodes.len(), t.overflowed))
     }
 
     /// Removes every entry that the address load tagged `tag` added (it was
@@ -642,66 +660,38 @@ impl Addresses {
         Ok((buckets, stale, counts))
     }
 
-    /// Recounts the prefilter from the prefix trie; returns how many
-    /// buckets were wrong (and are now right, with `fix`). A count goes up
-    /// before one goes down anywhere, so that the data plane never filters
-    /// out a configured prefix meanwhile.
-    pub(crate) fn repair_prefilter(&mut self, fix: bool) -> Result<u64> {
-        let mut want: HashMap<u32, u32> = HashMap::new();
-        for entry in self.prefixes.iter() {
-            let (len, addr, _) = entry?;
-            *want
-                .entry(hash::prefilter_bucket(hash::words(&addr), len))
-                .or_insert(0) += 1;
-        }
-        let mut lower = Vec::new();
+    /// Checks the copy of the prefix trie the data plane reads against the
+    /// trie built from the prefix table; returns how many of its nodes are
+    /// wrong. With `fix`, when any is, publishes a new trie (see
+    /// [`Self::sync_settings`]).
+    pub(crate) fn repair_trie(&mut self, settings: &mut Settings, fix: bool) -> Result<u64> {
+        let copy = u32::from(settings.get()?.prefix_copy);
+        let built = prefix_trie::build(
+            &self.prefix_list()?,
+            prefix_trie::copy_base(copy),
+            prefix_trie::COPY_NODES,
+        );
         let mut wrong = 0;
-        for (b, have) in self.prefilter.get_all()?.into_iter().enumerate() {
-            let b = b as u32;
-            let need = want.get(&b).copied().unwrap_or(0);
-            if have == need {
-                continue;
-            }
-            wrong += 1;
-            if need > have {
-                if fix {
-                    self.prefilter.set(b, need)?;
-                }
-            } else {
-                lower.push((b, need));
+        for (i, want) in built.nodes.iter().enumerate() {
+            if self.trie.get(built.base + i as u32)? != *want {
+                wrong += 1;
             }
         }
-        if fix {
-            for (b, need) in lower {
-                self.prefilter.set(b, need)?;
-            }
+        if wrong > 0 && fix {
+            self.trie_stale = true;
+            self.sync_settings(settings)?;
         }
         Ok(wrong)
     }
 
-    /// Whether the settings' prefix count and lengths match the trie
+    /// Whether the settings' prefix count and switch match the table
     /// (rewritten with `fix` when they do not).
-    pub(crate) fn repair_settings(&self, settings: &mut Settings, fix: bool) -> Result<bool> {
+    pub(crate) fn repair_settings(&mut self, settings: &mut Settings, fix: bool) -> Result<bool> {
         let before = settings.get()?;
-        let mut want = before;
-        let mut n = 0u32;
-        let mut lens: Vec<u8> = Vec::new();
-        for len in self.prefixes.lens() {
-            n += 1;
-            lens.push(len?);
-        }
-        lens.sort_unstable();
-        lens.dedup();
-        want.prefixes = n;
-        want.prefilter = u8::from(lens.len() <= MAX_PREFILTER_LENS);
-        want.prefix_lens = [0; MAX_PREFILTER_LENS];
-        for (slot, len) in want.prefix_lens.iter_mut().zip(&lens) {
-            *slot = *len;
-        }
-        let wrong = (want.prefixes, want.prefilter, want.prefix_lens)
-            != (before.prefixes, before.prefilter, before.prefix_lens);
+        let n = self.prefixes.lens().count() as u32;
+        let wrong = (before.prefixes, before.prefix_any) != (n, u8::from(n > 0));
         if wrong && fix {
-            self.sync_settings(settings, &[])?;
+            self.sync_settings(settings)?;
         }
         Ok(wrong)
     }
@@ -719,10 +709,15 @@ impl Addresses {
         self.index.set(i, bucket)
     }
 
-    /// Counts prefix `p`'s prefilter bucket 0 (a test's damage).
+    /// Empties the root node of the live prefix trie that prefix `p`'s
+    /// first byte leads to (a test's damage): the data plane stops finding
+    /// the prefixes there.
     #[cfg(feature = "test-support")]
-    pub(crate) fn tamper_prefilter(&mut self, p: AnycastPrefix) -> Result<()> {
-        let b = hash::prefilter_bucket(hash::words(&p.addr.octets()), p.len);
-        self.prefilter.set(b, 0)
+    pub(crate) fn tamper_trie(&mut self, p: AnycastPrefix, settings: &Settings) -> Result<()> {
+        let base = prefix_trie::copy_base(u32::from(settings.get()?.prefix_copy));
+        self.trie.set(
+            base + u32::from(p.addr.octets()[0]),
+            [0; prefix_trie::NODE_SLOTS],
+        )
     }
 }

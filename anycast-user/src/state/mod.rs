@@ -4,7 +4,7 @@
 //!
 //! | owner | maps |
 //! |---|---|
-//! | `Addresses` | `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX`, `PREFILTER` |
+//! | `Addresses` | `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX`, `PREFIX_NODES` |
 //! | `Groups` | `GROUPS` |
 //! | `Scopes` | `SCOPES` |
 //! | `Subnets` | `SUBNETS` |
@@ -251,7 +251,7 @@ impl State {
             self.addresses
                 .insert(list, scope, load_tag, &mut self.settings, &self.groups)?;
         self.groups.count_addresses(&added, true)?;
-        self.addresses.sync_settings(&mut self.settings, &[])?;
+        self.addresses.sync_settings(&mut self.settings)?;
         Ok(added.len())
     }
 
@@ -363,7 +363,7 @@ impl State {
             self.addresses.forget(p)?;
         }
         self.groups.count_addresses(list, false)?;
-        self.addresses.sync_settings(&mut self.settings, &[])
+        self.addresses.sync_settings(&mut self.settings)
     }
 
     /// Capacities of the exact-address and the prefix tables.
@@ -604,8 +604,8 @@ impl State {
     /// Checks every piece of derived state against the tables it derives
     /// from, and with `fix` rebuilds what is wrong and rolls back an address
     /// load that did not finish (see [`crate::repair`]); clears the journal.
-    /// Call with the pin lock held. Reads every slot of the index and the
-    /// prefilter (2^20 each) and of the member table: about a second.
+    /// Call with the pin lock held. Reads every slot of the index (2^20)
+    /// and of the member table: about a second.
     pub fn repair(&mut self, fix: bool) -> Result<RepairReport> {
         let s = self.settings.get()?;
         let mut r = RepairReport {
@@ -618,7 +618,7 @@ impl State {
         }
         (r.index_buckets, r.index_stale_places, r.index_other_counts) =
             self.addresses.repair_index(fix)?;
-        r.prefilter_buckets = self.addresses.repair_prefilter(fix)?;
+        r.prefix_trie_nodes = self.addresses.repair_trie(&mut self.settings, fix)?;
         r.prefix_settings = self.addresses.repair_settings(&mut self.settings, fix)?;
         let counts = self.addresses.count_by_group()?;
         r.group_address_counts = self.groups.repair_counts(&counts, fix)?;

@@ -1,5 +1,5 @@
 //! `SETTINGS`: the data plane's one settings value. The address tables
-//! keep their prefix lengths and prefilter switch there, the flow table its
+//! keep their prefix count and the live copy of the prefix trie there, the flow table its
 //! epoch, flood rate and flush count; both borrow this owner to change it.
 
 use anycast_common::map_names;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anycast_common::{GroupInfo, JOURNAL_CHANGING, MemberInfo};
 
-use super::{State, addresses::Addresses, flows::Flows, members::MemberList};
+use super::{State, flows::Flows, members::MemberList};
 use crate::{
     addr::AnycastPrefix,
     error::{Error, Result},
@@ -19,9 +19,9 @@ pub enum Tamper<'a> {
     /// The address's place in the exact-address index freed, and not
     /// counted among the bucket's others: the data plane misses it.
     IndexPlace(std::net::Ipv6Addr),
-    /// The prefix's prefilter bucket counted 0: the data plane filters it
-    /// out.
-    PrefilterCount(AnycastPrefix),
+    /// The root node of the live prefix trie under the prefix's first byte
+    /// emptied: the data plane misses the prefix.
+    PrefixTrie(AnycastPrefix),
     /// The group's address count raised by 7.
     GroupCount(&'a str),
     /// The member's source entry removed (group, member).
@@ -165,7 +165,7 @@ impl State {
     pub fn tamper(&mut self, t: Tamper<'_>) -> Result<()> {
         match t {
             Tamper::IndexPlace(addr) => self.addresses.tamper_index(addr),
-            Tamper::PrefilterCount(p) => self.addresses.tamper_prefilter(p),
+            Tamper::PrefixTrie(p) => self.addresses.tamper_trie(p, &self.settings),
             Tamper::GroupCount(group) => {
                 let (id, mut info) = self.groups.named(group)?;
                 info.addresses += 7;
@@ -184,9 +184,10 @@ impl State {
         }
     }
 
-    /// Whether the data plane's prefilter is on (it is off when more
-    /// distinct prefix lengths are configured than it covers).
-    pub fn prefilter_active(&self) -> Result<bool> {
-        Addresses::prefilter_active(&self.settings)
+    /// How many nodes of its copy the prefix trie of the configured
+    /// prefixes takes, and how many of its slots ask the LPM trie because
+    /// the copy is full (see `anycast_common::prefix_trie`).
+    pub fn prefix_trie_use(&self) -> Result<(usize, usize)> {
+        self.addresses.prefix_trie_use()
     }
 }

@@ -125,7 +125,7 @@ pub(crate) enum Command {
     /// Check the pinned state and rebuild what a killed command left
     /// inconsistent, e.g. `anycast repair --check`.
     ///
-    /// The exact-address index, the prefilter, the prefix settings, the
+    /// The exact-address index, the prefix trie, the prefix settings, the
     /// groups' address counts, the member-source entries, the selections
     /// and the egress ports are rebuilt from the tables they derive from,
     /// and an `addr load` that did not finish is rolled back. Managing

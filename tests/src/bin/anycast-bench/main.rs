@@ -1057,6 +1057,60 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
         )?);
     }
 
+    // 10,000 prefixes of 10 lengths (/33 to /64) over 2001:db8::/32, and
+    // one /48 and one /64 among them: the pass of a non-anycast packet,
+    // and the drop of a packet from inside a prefix of each.
+    {
+        const LENS: [u8; 10] = [33, 36, 40, 44, 48, 52, 56, 60, 63, 64];
+        let mut set = std::collections::BTreeSet::new();
+        let mut i = 0u128;
+        while set.len() < 10_000 {
+            let len = LENS[(i % 10) as usize];
+            let bits = (0x2001_0db8u128 << 96) | ((i * 0x9e37_79b9) & 0xffff_ffff) << 64;
+            let mask = u128::MAX << (128 - u32::from(len));
+            set.insert(AnycastPrefix {
+                addr: Ipv6Addr::from(bits & mask),
+                len,
+            });
+            i += 1;
+        }
+        let list: Vec<AnycastPrefix> = set.into_iter().collect();
+        let inside = |len: u8| -> Result<Ipv6Addr> {
+            let p = list
+                .iter()
+                .find(|p| p.len == len)
+                .context("a prefix of that length")?;
+            Ok(Ipv6Addr::from(u128::from(p.addr) | 7))
+        };
+        let (in48, in64) = (inside(48)?, inside(64)?);
+        let progs = each_build(o, |object| {
+            let mut p = edge_program(object, TEST_FLOW_TABLE)?;
+            p.state
+                .load_addresses(&list, &GroupName::new("prefixes")?)?;
+            Ok(p)
+        })?;
+        for (what, src, action) in [
+            ("non-anycast pass", CLIENT, XDP_PASS),
+            ("drop from a /48 prefix", in48, XDP_DROP),
+            ("drop from a /64 prefix", in64, XDP_DROP),
+        ] {
+            let cases = progs
+                .iter()
+                .map(|(l, p)| (*l, Case::same("case", p, udp(src, SERVER, 1), action)))
+                .collect();
+            rows.extend(against_floor(
+                (
+                    "prefixes",
+                    format!("{} prefixes of 10 lengths: {what}", list.len()),
+                ),
+                &floor_prog,
+                cases,
+                (runs, repeat),
+                o.naive,
+            )?);
+        }
+    }
+
     /// Each build's program redirecting a recorded flow.
     fn redirects<'a>(
         progs: &'a [(&'static str, ProgramUnderTest)],
