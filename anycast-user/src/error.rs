@@ -271,6 +271,23 @@ pub enum Error {
         /// The pin dir.
         path: PathBuf,
     },
+    /// `repair` would make the exact-address table again while its index
+    /// survives, and no size given fits that index: the table's capacity
+    /// is lost with it, and a guess would resize the state.
+    #[error(
+        "the exact-address table of the state pinned at {path} is lost but its index \
+         ({buckets} buckets) is not: give the capacity it was created with \
+         (`--max-addresses N`, N rounded up to a power of two, at least 1024, \
+         must be {buckets}{asked}), or run `anycast detach --purge` (nothing was changed)"
+    )]
+    LostTableSize {
+        /// The surviving index's bucket count.
+        buckets: u32,
+        /// `; not N` when a size was given that does not fit, else empty.
+        asked: String,
+        /// The pin dir.
+        path: PathBuf,
+    },
     /// Two sizes of the state given for one table (the command line's and
     /// the file's).
     #[error("{first} and {second} differ: give one")]

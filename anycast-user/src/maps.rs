@@ -40,7 +40,7 @@ fn take_sized<M: TryFrom<Map, Error = MapError>>(
 ) -> Result<(M, u32)> {
     let map = src(name)?;
     let capacity = match &map {
-        Map::HashMap(m) | Map::LpmTrie(m) | Map::LruHashMap(m) => {
+        Map::HashMap(m) | Map::LpmTrie(m) | Map::LruHashMap(m) | Map::Array(m) => {
             m.info().map_err(named(name))?.max_entries()
         }
         _ => 0,
@@ -71,20 +71,21 @@ fn insert_error(
 pub(crate) struct ArrayMap<V: Pod> {
     name: &'static str,
     map: Array<MapData, V>,
+    /// Slots, as the kernel made the map: a pinned map reused by a load
+    /// keeps its own size, which the object's definition does not know.
+    slots: u32,
 }
 
 impl<V: Pod> ArrayMap<V> {
     /// Takes map `name` from `src`.
     pub(crate) fn take(src: &mut MapSource<'_>, name: &'static str) -> Result<Self> {
-        Ok(ArrayMap {
-            name,
-            map: take(src, name)?,
-        })
+        let (map, slots) = take_sized(src, name)?;
+        Ok(ArrayMap { name, map, slots })
     }
 
     /// Number of slots.
     pub(crate) fn len(&self) -> u32 {
-        self.map.len()
+        self.slots
     }
 
     /// Slot `index`.

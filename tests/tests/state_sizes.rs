@@ -260,6 +260,34 @@ fn the_command_line_sizes_the_state_and_another_size_is_refused() -> Result<()> 
         [1000, 1024, 4096],
         "made again as they were"
     );
+    // A size asked of a repair that differs from the pinned maps': refused
+    // before anything is made (the lost flow table stays lost).
+    std::fs::remove_file(p.dir.join(map_names::FLOWS))?;
+    let err = p.refused(&["repair", "--max-addresses", "2000"])?;
+    assert!(
+        err.contains("was created for") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert!(!p.dir.join(map_names::FLOWS).exists(), "nothing made");
+    p.ok(&["repair", "--flow-table-size", "4096"])?;
+    // The exact table lost, its index kept: its capacity must be given,
+    // and fit the index; a guess (the default) would resize the state.
+    std::fs::remove_file(p.dir.join(map_names::ANYCAST_ADDRS))?;
+    for asked in [None, Some("5000")] {
+        let mut args = vec!["repair"];
+        args.extend(asked.map(|n| ["--max-addresses", n]).into_iter().flatten());
+        let err = p.refused(&args)?;
+        assert!(
+            err.contains("is lost but its index") && err.contains("1024"),
+            "{err}"
+        );
+        assert!(
+            !p.dir.join(map_names::ANYCAST_ADDRS).exists(),
+            "nothing made"
+        );
+    }
+    p.ok(&["repair", "--max-addresses", "1000"])?;
+    assert_eq!(p.capacities()?, [1000, 1024, 4096], "made again as it was");
     // Out of range: refused before anything is done.
     let err = p.refused(&["--max-addresses", "0", "addr", "list"])?;
     assert!(err.contains("--max-addresses"), "{err}");

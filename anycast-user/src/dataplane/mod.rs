@@ -473,8 +473,10 @@ impl Dataplane {
     /// come back, since what they held is lost. They get the sizes of the
     /// state's other maps (the index that of the exact table), or those
     /// of `asked` when nothing pinned tells (a lost flow table), or the
-    /// built-in ones. Without `fix`, a partial state is the same error as
-    /// for any command.
+    /// built-in ones; a lost exact table whose index survives needs
+    /// `asked` to give a size that fits the index. Sizes are checked
+    /// before anything is made. Without `fix`, a partial state is the same
+    /// error as for any command.
     pub fn open_repairing(
         pin: PinDir,
         fix: bool,
@@ -486,7 +488,7 @@ impl Dataplane {
             let _lock = pin.lock()?;
             // Creates the missing maps and pins them, sized as the state's
             // own; existing pins are reused.
-            let sizes = sizes::pinned_sizes(&pin, asked);
+            let sizes = sizes::pinned_sizes(&pin, asked)?;
             load_object_sized(Some(&pin), IfaceRole::Edge, SourceAction::Drop, &sizes)?;
         } else if !missing.is_empty() {
             return Err(Error::PartialState {

@@ -4,7 +4,7 @@
 //! file's `[state]`. A state that exists keeps its sizes: one asked for
 //! that differs is an error, never a silent no-op.
 
-use anycast_common::{MAX_ANYCAST_ADDRS_LIMIT, map_names};
+use anycast_common::{MAX_ANYCAST_ADDRS_LIMIT, exact_index_buckets, map_names};
 use aya::maps::MapInfo;
 
 use super::Dataplane;
@@ -107,16 +107,51 @@ impl StateSizes {
 /// The sizes of the maps sized at creation that are pinned at `pin`, and
 /// those of `asked` for the ones that are not, as the loader takes them:
 /// maps recreated by `repair` (and the index, which follows the exact
-/// table) get the sizes of the state they join.
-pub(super) fn pinned_sizes(pin: &PinDir, asked: &StateSizes) -> Vec<(&'static str, u32)> {
+/// table) get the sizes of the state they join. Checked before anything
+/// is made: a size asked of a pinned map must be its own, and a lost exact
+/// table whose index survives needs a size that fits that index.
+pub(super) fn pinned_sizes(pin: &PinDir, asked: &StateSizes) -> Result<Vec<(&'static str, u32)>> {
     let mut out = asked.map_sizes();
-    for name in [map_names::ANYCAST_ADDRS, map_names::FLOWS] {
+    for (name, a, what) in [
+        (map_names::ANYCAST_ADDRS, &asked.addresses, "addresses"),
+        (map_names::FLOWS, &asked.flows, "flows"),
+    ] {
         if let Ok(info) = MapInfo::from_pin(pin.map_path(name)) {
+            let actual = info.max_entries();
+            if let Some(a) = a
+                && a.n != actual
+            {
+                return Err(Error::StateSizeMismatch {
+                    asked_by: a.by.clone(),
+                    what,
+                    asked: a.n,
+                    actual,
+                    path: pin.path().to_path_buf(),
+                });
+            }
             out.retain(|(n, _)| *n != name);
-            out.push((name, info.max_entries()));
+            out.push((name, actual));
         }
     }
-    out
+    let table_lost = MapInfo::from_pin(pin.map_path(map_names::ANYCAST_ADDRS)).is_err();
+    if table_lost && let Ok(index) = MapInfo::from_pin(pin.map_path(map_names::EXACT_INDEX)) {
+        let buckets = index.max_entries();
+        let fits = asked
+            .addresses
+            .as_ref()
+            .is_some_and(|a| exact_index_buckets(a.n) == buckets);
+        if !fits {
+            return Err(Error::LostTableSize {
+                buckets,
+                asked: asked
+                    .addresses
+                    .as_ref()
+                    .map_or(String::new(), |a| format!("; not {}", a.n)),
+                path: pin.path().to_path_buf(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 impl Dataplane {

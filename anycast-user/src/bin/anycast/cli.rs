@@ -25,16 +25,17 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) netns: Option<String>,
     /// Flow-table capacity (all groups; 128 bytes each, preallocated), used
-    /// when the pinned state is created (an existing state of another size
-    /// is an error); default 1048576. E.g. --flow-table-size 4194304.
+    /// when the pinned state is created (a command that may create it, or
+    /// `repair`, refuses another size than an existing state's); default
+    /// 1048576. E.g. --flow-table-size 4194304.
     #[arg(long, global = true, env = "ANYCAST_FLOW_TABLE_SIZE", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) flow_table_size: Option<u32>,
     /// Capacity of the exact-address table (/128 anycast addresses, 1 to
     /// 16777216), which sizes its index (64 bytes per address, rounded up to
-    /// a power of two), used when the pinned state is created (an existing
-    /// state of another size is an error); default 1048576. E.g.
-    /// --max-addresses 1000.
+    /// a power of two), used when the pinned state is created (a command
+    /// that may create it, or `repair`, refuses another size than an
+    /// existing state's); default 1048576. E.g. --max-addresses 1000.
     #[arg(long, global = true, env = "ANYCAST_MAX_ADDRESSES", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(anycast_common::MAX_ANYCAST_ADDRS_LIMIT)))]
     pub(crate) max_addresses: Option<u32>,
