@@ -189,10 +189,11 @@ pub mod globals {
 ///
 /// 10: the exact-address table and its index sized at creation
 /// (`--max-addresses`): the index's bucket count, and so every address's
-/// bucket, follows the table's capacity ([`exact_index_buckets`]); and the
-/// prefix trie in arrays (`PREFIX_NODES`, `Settings::prefix_copy`)
+/// bucket, follows the table's capacity ([`exact_index_buckets`]).
+///
+/// 11: the prefix trie in arrays (`PREFIX_NODES`, `Settings::prefix_copy`)
 /// instead of the prefilter (`PREFILTER`, `Settings::prefix_lens`).
-pub const LAYOUT_VERSION: u32 = 10;
+pub const LAYOUT_VERSION: u32 = 11;
 
 /// Default capacity of the exact-address table (hash, allocated on
 /// insert); `--max-addresses` chooses another when the state is created.

@@ -23,7 +23,8 @@
 //! the copy the data plane does not read, then flips `Settings::prefix_copy`
 //! (one byte) to it. A packet reads the settings once, so it sees one whole
 //! copy; userspace waits [`GRACE_MS`] before it writes a copy again, far
-//! longer than a packet's run in the program.
+//! longer than a packet's run in the program (a margin, not a proof: a
+//! vCPU stopped by its hypervisor mid-walk could outlast it).
 
 /// Slots of a node: one per value of an address byte.
 pub const NODE_SLOTS: usize = 256;

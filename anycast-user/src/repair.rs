@@ -2,8 +2,9 @@
 //! fixed).
 //!
 //! The data plane reads derived state beside the tables it derives from:
-//! the exact-address index (from the exact table), the prefix trie (from the
-//! prefix trie), the prefix count and lengths in the settings, each
+//! the exact-address index (from the exact table), the prefix trie in
+//! arrays (from the prefix table, an LPM trie), the prefix count in the
+//! settings, each
 //! group's address count, the member-source entries (from the member
 //! slots), the published selections (from the members) and the egress
 //! ports of on-link members. A command killed half-way can leave them

@@ -193,6 +193,16 @@ impl ProgramUnderTest {
         Ok(())
     }
 
+    /// A change that fails after it removed prefix `prefix` from the
+    /// prefix table (`State::fail_after_forgetting`): the table of record,
+    /// and so the model, no longer has it.
+    pub fn fail_after_forgetting(&mut self, prefix: &str) -> Result<()> {
+        let p: AnycastPrefix = prefix.parse()?;
+        self.state.fail_after_forgetting(&p)?;
+        self.entries.retain(|(q, _, _)| *q != p);
+        Ok(())
+    }
+
     /// Adds a list of anycast addresses and prefixes to `group` in one
     /// address load (one rebuild of the prefix trie); returns how many
     /// were new.

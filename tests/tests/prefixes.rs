@@ -165,6 +165,23 @@ fn removing_a_nested_prefix_restores_the_shorter_one() -> Result<()> {
     Ok(())
 }
 
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn a_change_that_fails_after_a_prefix_left_still_publishes_the_trie() -> Result<()> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+    p.add("2001:db8::/32", "outer")?;
+    p.add("2001:db8:5::/48", "inner")?;
+    let a: Ipv6Addr = "2001:db8:5::9".parse()?;
+    assert_eq!(source_group(&p, a)?.as_deref(), Some("inner"));
+    // The /48 leaves the prefix table, then the change fails: the data
+    // plane must answer from the table as it is, not from the old trie.
+    p.fail_after_forgetting("2001:db8:5::/48")?;
+    assert!(!p.state.journal_open()?, "the journal is closed");
+    assert_eq!(source_group(&p, a)?.as_deref(), Some("outer"));
+    Ok(())
+}
+
 /// 10,000 prefixes of 10 lengths (20 to 127), nested in places, spread
 /// over 2001:db8::/32 and a few other /16s.
 fn ten_thousand() -> Vec<AnycastPrefix> {

@@ -509,6 +509,11 @@ impl Addresses {
         Ok(place_of(&bucket, &octets).is_some())
     }
 
+    /// Whether the prefix table changed since the trie was last published.
+    pub(crate) fn trie_stale(&self) -> bool {
+        self.trie_stale
+    }
+
     /// Publishes the prefixes to the data plane: their count, and, when
     /// the prefix table changed, the prefix trie rebuilt from it. The trie
     /// is written whole into the copy the data plane does not read, after

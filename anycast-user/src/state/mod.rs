@@ -592,7 +592,13 @@ impl State {
     }
 
     /// Marks the end of a change: everything derived is consistent again.
+    /// A change that failed after it touched the prefix table has not
+    /// published the trie derived from it: that comes first, and should it
+    /// fail, the journal stays set for the next command's repair.
     pub(crate) fn end_change(&mut self) -> Result<()> {
+        if self.addresses.trie_stale() {
+            self.addresses.sync_settings(&mut self.settings)?;
+        }
         self.settings.update(|s| s.journal = 0)
     }
 

@@ -27,7 +27,7 @@ impl Settings {
 
     /// The settings. Read before every change, and a failed read fails the
     /// change: writing defaults back would reset the flood guard and the
-    /// prefix lengths.
+    /// live copy of the prefix trie.
     pub(crate) fn get(&self) -> Result<Value> {
         self.map.get(0)
     }

@@ -160,6 +160,20 @@ impl State {
         self.addresses.index_len()
     }
 
+    /// A change that fails after it removed prefix `p` from the prefix
+    /// table (before the trie was published), ended as
+    /// `Dataplane::change` ends every change.
+    pub fn fail_after_forgetting(&mut self, p: &crate::AnycastPrefix) -> Result<()> {
+        self.begin_change()?;
+        self.addresses.forget(p)?;
+        self.end_change()
+    }
+
+    /// Whether the journal says a change did not end.
+    pub fn journal_open(&self) -> Result<bool> {
+        self.interrupted()
+    }
+
     /// Damages derived state the way a command killed half-way can, for
     /// tests of [`Self::repair`]: see [`Tamper`].
     pub fn tamper(&mut self, t: Tamper<'_>) -> Result<()> {
