@@ -4,6 +4,8 @@
 //! file's `[state]`. A state that exists keeps its sizes: one asked for
 //! that differs is an error, never a silent no-op.
 
+use std::path::Path;
+
 use anycast_common::{MAX_ANYCAST_ADDRS_LIMIT, exact_index_buckets, map_names};
 use aya::maps::MapInfo;
 
@@ -118,17 +120,7 @@ pub(super) fn pinned_sizes(pin: &PinDir, asked: &StateSizes) -> Result<Vec<(&'st
     ] {
         if let Ok(info) = MapInfo::from_pin(pin.map_path(name)) {
             let actual = info.max_entries();
-            if let Some(a) = a
-                && a.n != actual
-            {
-                return Err(Error::StateSizeMismatch {
-                    asked_by: a.by.clone(),
-                    what,
-                    asked: a.n,
-                    actual,
-                    path: pin.path().to_path_buf(),
-                });
-            }
+            same_size(a, actual, what, pin.path())?;
             out.retain(|(n, _)| *n != name);
             out.push((name, actual));
         }
@@ -154,6 +146,21 @@ pub(super) fn pinned_sizes(pin: &PinDir, asked: &StateSizes) -> Result<Vec<(&'st
     Ok(out)
 }
 
+/// Fails unless `asked` (of table `what`) is none or `actual`, the size of
+/// the state pinned at `path` (see [`Error::StateSizeMismatch`]).
+fn same_size(asked: &Option<Asked>, actual: u32, what: &'static str, path: &Path) -> Result<()> {
+    match asked {
+        Some(a) if a.n != actual => Err(Error::StateSizeMismatch {
+            asked_by: a.by.clone(),
+            what,
+            asked: a.n,
+            actual,
+            path: path.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl Dataplane {
     /// The sizes the pinned state was created with: (exact-address table,
     /// flow table).
@@ -169,17 +176,7 @@ impl Dataplane {
             (&asked.addresses, addresses, "addresses"),
             (&asked.flows, flows, "flows"),
         ] {
-            if let Some(a) = a
-                && a.n != actual
-            {
-                return Err(Error::StateSizeMismatch {
-                    asked_by: a.by.clone(),
-                    what,
-                    asked: a.n,
-                    actual,
-                    path: self.pin.path().to_path_buf(),
-                });
-            }
+            same_size(a, actual, what, self.pin.path())?;
         }
         Ok(())
     }
