@@ -196,7 +196,12 @@ pub mod globals {
 /// bucket, follows the table's capacity ([`exact_index_buckets`]).
 ///
 /// 11: the prefix trie in arrays (`PREFIX_NODES`, `Settings::prefix_copy`)
-/// instead of the prefilter (`PREFILTER`, `Settings::prefix_lens`).
+/// instead of the prefilter (`PREFILTER`, `Settings::prefix_lens`). Still
+/// 11 with the trie's copies sized by `--max-prefixes`: a state of the
+/// default sizes has the same maps, copies and nodes as before; a smaller
+/// state can only be made by a build that knows copy sizes, and a build
+/// of fixed copies given one reads past its map (the kernel refuses the
+/// writes; its data plane asks the LPM trie), never a wrong node.
 pub const LAYOUT_VERSION: u32 = 11;
 
 /// Default capacity of the exact-address table (hash, allocated on
