@@ -172,6 +172,10 @@ pub mod globals {
     /// has 2^bits buckets. The loader takes it from the `EXACT_INDEX` map
     /// the program is given (see [`exact_index_bits`](super::exact_index_bits)).
     pub const EXACT_INDEX_BITS: &str = "EXACT_INDEX_BITS";
+    /// Nodes of one copy of the prefix trie (`u32`): the loader takes it
+    /// from the `PREFIX_NODES` map the program is given (half its size,
+    /// see [`prefix_trie::copy_nodes`](super::prefix_trie::copy_nodes)).
+    pub const PREFIX_COPY_NODES: &str = "PREFIX_COPY_NODES";
 }
 
 /// Version of the layout of everything pinned; bumped whenever a map's key
@@ -192,7 +196,12 @@ pub mod globals {
 /// bucket, follows the table's capacity ([`exact_index_buckets`]).
 ///
 /// 11: the prefix trie in arrays (`PREFIX_NODES`, `Settings::prefix_copy`)
-/// instead of the prefilter (`PREFILTER`, `Settings::prefix_lens`).
+/// instead of the prefilter (`PREFILTER`, `Settings::prefix_lens`). Still
+/// 11 with the trie's copies sized by `--max-prefixes`: a state of the
+/// default sizes has the same maps, copies and nodes as before; a smaller
+/// state can only be made by a build that knows copy sizes, and a build
+/// of fixed copies given one reads past its map (the kernel refuses the
+/// writes; its data plane asks the LPM trie), never a wrong node.
 pub const LAYOUT_VERSION: u32 = 11;
 
 /// Default capacity of the exact-address table (hash, allocated on
@@ -201,8 +210,13 @@ pub const MAX_ANYCAST_ADDRS: u32 = 1 << 20;
 /// Largest capacity of the exact-address table: its index then takes
 /// 1 GiB.
 pub const MAX_ANYCAST_ADDRS_LIMIT: u32 = 1 << 24;
-/// Capacity of the prefix table (LPM trie).
+/// Default capacity of the prefix table (LPM trie, allocated on insert);
+/// `--max-prefixes` chooses another when the state is created, which
+/// sizes the prefix trie too ([`prefix_trie::copy_nodes`]).
 pub const MAX_ANYCAST_PREFIXES: u32 = 1 << 16;
+/// Largest capacity of the prefix table (its trie's copies stop growing
+/// long before: [`prefix_trie::COPY_NODES`]).
+pub const MAX_ANYCAST_PREFIXES_LIMIT: u32 = 1 << 24;
 /// Number of group ids; id 0 means "no group" and is never allocated.
 pub const MAX_GROUPS: u32 = 1024;
 // A group id fits the low half of an address's word (`AddrValue::word`).

@@ -19,7 +19,10 @@
 //! address in a /48 by five, and the answer is always the longest match
 //! (the LPM trie's own when the slot says ask).
 //!
-//! Two copies ([`COPIES`]), each [`COPY_NODES`] nodes: userspace rebuilds
+//! Two copies ([`COPIES`]), each [`copy_nodes`] of the prefix table's
+//! capacity (at most [`COPY_NODES`], chosen when the state is created with
+//! `--max-prefixes`; the data plane is given it at load time, userspace
+//! takes it from the map's size): userspace rebuilds
 //! the copy the data plane does not read, then flips `Settings::prefix_copy`
 //! (one byte) to it. A packet reads the settings once, so it sees one whole
 //! copy; userspace waits [`GRACE_MS`] before it writes a copy again, far
@@ -37,12 +40,16 @@ pub const LEVELS: usize = 6;
 /// Bits the root and the levels take: prefixes longer than this are left
 /// to the LPM trie (a [`SLOT_ASK`] where they would need a deeper node).
 pub const TRIE_BITS: u8 = 16 + 8 * LEVELS as u8;
-/// Nodes of one copy, the root's included: 16 MiB. Enough for thousands of
-/// prefixes; past it, the subtrees that do not fit ask the LPM trie.
+/// Most nodes of one copy, the root's included: 16 MiB, the copy of the
+/// default prefix table ([`crate::MAX_ANYCAST_PREFIXES`]). Enough for
+/// thousands of prefixes; past a copy's nodes, the subtrees that do not
+/// fit ask the LPM trie.
 pub const COPY_NODES: u32 = 1 << 14;
+/// Fewest nodes of one copy: the root and as many again.
+pub const MIN_COPY_NODES: u32 = 2 * ROOT_NODES;
 /// Copies: one the data plane reads, one userspace rebuilds.
 pub const COPIES: u32 = 2;
-/// Nodes of the map.
+/// Nodes of the map of the default prefix table (the largest map).
 pub const PREFIX_NODES: u32 = COPY_NODES * COPIES;
 /// A slot that points at a node (its index in the map, both copies
 /// counted) in the bits below.
@@ -59,10 +66,43 @@ const _: () = assert!(crate::MAX_SCOPES <= 1 << 14);
 // Child indices fit under the flags.
 const _: () = assert!(PREFIX_NODES < SLOT_ASK);
 
-/// The first node of copy `copy` in the map.
+/// Nodes of one copy for a prefix table of `max_prefixes` entries (the
+/// one place that says it): the root, a node and a half per prefix,
+/// between [`MIN_COPY_NODES`] and [`COPY_NODES`]. A prefix of /24 to /64
+/// makes at most one node per level it goes past the root, but prefixes
+/// that share a /24../56 share those nodes: the benchmark's 10,000
+/// prefixes over one /32 of 10 lengths take 11,649 nodes, within the
+/// 15,256 of 10,000; the default table (65,536) gets the largest copy
+/// (16,384), 1,000 prefixes get 1,756 (1.7 MiB). A set that needs more
+/// than its copy holds is only slower (its last subtrees ask the LPM
+/// trie), never wrong.
+pub const fn copy_nodes(max_prefixes: u32) -> u32 {
+    let n = ROOT_NODES as u64 + max_prefixes as u64 + max_prefixes as u64 / 2;
+    if n < MIN_COPY_NODES as u64 {
+        MIN_COPY_NODES
+    } else if n > COPY_NODES as u64 {
+        COPY_NODES
+    } else {
+        n as u32
+    }
+}
+
+/// The copy's nodes of a map of `map_nodes` nodes (both copies), when it
+/// is one this build makes: two copies of [`MIN_COPY_NODES`] to
+/// [`COPY_NODES`] each.
+pub const fn copy_nodes_of_map(map_nodes: u32) -> Option<u32> {
+    let n = map_nodes / COPIES;
+    if map_nodes.is_multiple_of(COPIES) && n >= MIN_COPY_NODES && n <= COPY_NODES {
+        Some(n)
+    } else {
+        None
+    }
+}
+
+/// The first node of copy `copy` in a map of copies of `copy_nodes`.
 #[inline(always)]
-pub const fn copy_base(copy: u32) -> u32 {
-    (copy & 1) * COPY_NODES
+pub const fn copy_base(copy: u32, copy_nodes: u32) -> u32 {
+    (copy & 1) * copy_nodes
 }
 
 #[cfg(feature = "std")]
@@ -243,7 +283,7 @@ mod tests {
             } else {
                 COPY_NODES
             };
-            let t = build(&set, COPY_NODES, cap);
+            let t = build(&set, copy_base(1, COPY_NODES), cap);
             for (len, p, _) in &set {
                 let a = u128::from_be_bytes(*p);
                 let host = if *len == 128 { 0 } else { u128::MAX >> len };
@@ -265,8 +305,9 @@ mod tests {
         }
     }
 
-    /// The benchmark's sets fit a copy: 10,000 prefixes over one /32, of
-    /// 10 lengths (/33 to /64) and of 17 (/48 to /64).
+    /// The benchmark's sets fit a copy, the default's and the one of a
+    /// table of 10,000 prefixes: 10,000 prefixes over one /32, of 10
+    /// lengths (/33 to /64) and of 17 (/48 to /64).
     #[test]
     fn ten_thousand_prefixes_over_a_32_fit_a_copy() {
         for lens in [
@@ -284,10 +325,34 @@ mod tests {
                 i += 1;
             }
             let set: Vec<_> = set.into_iter().collect();
-            let t = build(&set, 0, COPY_NODES);
-            std::println!("{} lengths: {} nodes", lens.len(), t.nodes.len());
-            assert_eq!(t.overflowed, 0, "{} nodes", t.nodes.len());
+            for cap in [COPY_NODES, copy_nodes(10_000)] {
+                let t = build(&set, 0, cap);
+                std::println!("{} lengths: {} nodes of {cap}", lens.len(), t.nodes.len());
+                assert_eq!(t.overflowed, 0, "{} nodes", t.nodes.len());
+            }
         }
+    }
+
+    /// The copy follows the prefix table: the default's is the largest,
+    /// small tables get small copies, never less than the root and as
+    /// many again; the map's size gives the copy back.
+    #[test]
+    fn the_copy_follows_the_prefix_table() {
+        assert_eq!(copy_nodes(crate::MAX_ANYCAST_PREFIXES), COPY_NODES);
+        assert_eq!(copy_nodes(u32::MAX), COPY_NODES);
+        assert_eq!(copy_nodes(10_000), 15_256);
+        assert_eq!(copy_nodes(1_000), 1_756);
+        assert_eq!(copy_nodes(1), MIN_COPY_NODES);
+        for n in [1, 1_000, 10_000, crate::MAX_ANYCAST_PREFIXES] {
+            assert_eq!(
+                copy_nodes_of_map(COPIES * copy_nodes(n)),
+                Some(copy_nodes(n))
+            );
+        }
+        assert_eq!(copy_nodes_of_map(2 * COPY_NODES + 2), None);
+        assert_eq!(copy_nodes_of_map(3), None);
+        assert_eq!(copy_base(1, 1_756), 1_756);
+        assert_eq!(copy_base(2, 1_756), 0);
     }
 
     /// Only prefixes longer than the trie holds, or a full copy, ask.

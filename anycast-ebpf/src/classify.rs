@@ -59,12 +59,13 @@ impl Rules {
     #[inline(always)]
     fn read(role: u8, action: u8) -> Self {
         let (role, action) = (IfaceRole::from_u8(role), SourceAction::from_u8(action));
+        let copy_nodes = crate::PREFIX_COPY_NODES.load();
         match SETTINGS.get(0) {
             Some(s) => Rules {
                 role,
                 action,
                 prefixes: s.prefix_any != 0,
-                trie_base: prefix_trie::copy_base(u32::from(s.prefix_copy)),
+                trie_base: prefix_trie::copy_base(u32::from(s.prefix_copy), copy_nodes),
                 flow_epoch: s.flow_epoch,
             },
             None => Rules {
@@ -72,7 +73,7 @@ impl Rules {
                 action,
                 prefixes: true,
                 // Past the map: every trie walk asks the LPM trie.
-                trie_base: prefix_trie::PREFIX_NODES,
+                trie_base: prefix_trie::COPIES * copy_nodes,
                 flow_epoch: 0,
             },
         }

@@ -54,6 +54,13 @@ static ATTACHMENT: Global<u32> = Global::new(0);
 pub(crate) static EXACT_INDEX_BITS: Global<u32> =
     Global::new(anycast_common::EXACT_INDEX_BUCKETS.trailing_zeros());
 
+/// Nodes of one copy of the prefix trie (`PREFIX_NODES` holds two), set
+/// by the loader from the map it gives the program: the verifier sees a
+/// constant (read where a copy's first node is, `classify::Rules::read`).
+#[unsafe(no_mangle)]
+pub(crate) static PREFIX_COPY_NODES: Global<u32> =
+    Global::new(anycast_common::prefix_trie::COPY_NODES);
+
 /// The anycast filter and redirector.
 #[xdp]
 pub fn anycast(ctx: XdpContext) -> u32 {

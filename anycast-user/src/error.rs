@@ -322,6 +322,35 @@ pub enum Error {
         /// Its bucket count.
         buckets: u32,
     },
+    /// The prefix trie the program would be given is not two copies of a
+    /// size this build makes (`anycast_common::prefix_trie::copy_nodes_of_map`).
+    #[error(
+        "the prefix trie ({name}) has {nodes} nodes, not two copies of a size this build \
+         makes; run `anycast detach --purge` to start afresh"
+    )]
+    BadTrieSize {
+        /// The map's name.
+        name: &'static str,
+        /// Its node count.
+        nodes: u32,
+    },
+    /// `repair` would make the prefix table again while its trie survives,
+    /// and no size given fits that trie: the table's capacity is lost
+    /// with it, and a guess would resize the state.
+    #[error(
+        "the prefix table of the state pinned at {path} is lost but its trie \
+         ({nodes} nodes) is not: give the capacity it was created with \
+         (`--max-prefixes N`, whose trie must have {nodes} nodes{asked}), or run \
+         `anycast detach --purge` (nothing was changed)"
+    )]
+    LostPrefixTableSize {
+        /// The surviving trie's node count (both copies).
+        nodes: u32,
+        /// `; not N` when a size was given that does not fit, else empty.
+        asked: String,
+        /// The pin dir.
+        path: PathBuf,
+    },
     /// Nothing is pinned at the pin dir.
     #[error("no anycast data plane at {0} (attach an interface or add an address first)")]
     NotConfigured(PathBuf),

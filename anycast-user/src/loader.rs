@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anycast_common::{
     EXACT_INDEX_BUCKETS, IfaceRole, SourceAction, exact_index_bits, exact_index_buckets, explain,
-    globals, map_names, trace_map_names,
+    globals, map_names, prefix_trie, trace_map_names,
 };
 use aya::{
     Ebpf, EbpfLoader,
@@ -112,6 +112,10 @@ pub fn load_instance(
         .or_else(|| pin.map(|p| p.map_path(map_names::EXACT_INDEX)));
     let index_bits = index_bits(index_path, &sizes)?;
     loader.override_global(globals::EXACT_INDEX_BITS, &index_bits, false);
+    let trie_path = pin.map(|p| p.map_path(map_names::PREFIX_NODES));
+    let copy_nodes = prefix_copy_nodes(trie_path, &sizes)?;
+    // Not required: an older build (the bench's baseline) has fixed copies.
+    loader.override_global(globals::PREFIX_COPY_NODES, &copy_nodes, false);
     let explain = u8::from(instance.explain);
     loader.override_global(globals::ROLE, &role, true);
     loader.override_global(globals::SOURCE_ACTION, &action, true);
@@ -130,35 +134,84 @@ pub fn load_instance(
         },
         e => Error::Load(e),
     })?;
-    // The index the program got is the one its constant was made for (a
-    // pin replaced meanwhile would not be).
-    let got = match ebpf.map(map_names::EXACT_INDEX) {
-        Some(Map::Array(m)) => m.info().map_err(|source| Error::Map {
-            name: map_names::EXACT_INDEX,
-            source,
-        })?,
-        _ => return Ok(ebpf),
-    };
-    let buckets = got.max_entries();
-    if exact_index_bits(buckets) != Some(index_bits) {
+    // The index and the trie the program got are the ones its constants
+    // were made for (a pin replaced meanwhile would not be).
+    if let Some(buckets) = array_size(&ebpf, map_names::EXACT_INDEX)?
+        && exact_index_bits(buckets) != Some(index_bits)
+    {
         return Err(Error::BadIndexSize {
             name: map_names::EXACT_INDEX,
             buckets,
         });
     }
+    if let Some(nodes) = array_size(&ebpf, map_names::PREFIX_NODES)?
+        && prefix_trie::copy_nodes_of_map(nodes) != Some(copy_nodes)
+    {
+        return Err(Error::BadTrieSize {
+            name: map_names::PREFIX_NODES,
+            nodes,
+        });
+    }
     Ok(ebpf)
 }
 
+/// The size (max entries) of array map `name` of `ebpf`, if it has one.
+fn array_size(ebpf: &Ebpf, name: &'static str) -> Result<Option<u32>> {
+    match ebpf.map(name) {
+        Some(Map::Array(m)) => Ok(Some(
+            m.info()
+                .map_err(|source| Error::Map { name, source })?
+                .max_entries(),
+        )),
+        _ => Ok(None),
+    }
+}
+
 /// `sizes` with the exact-address index's size added when only the exact
-/// table's is given: the index follows the table.
+/// table's is given (the index follows the table), and the prefix trie's
+/// when only the prefix table's is (its copies follow the table).
 fn with_index_size(sizes: &[(&'static str, u32)]) -> Vec<(&'static str, u32)> {
     let mut out = sizes.to_vec();
-    let table = sizes.iter().find(|(n, _)| *n == map_names::ANYCAST_ADDRS);
-    let index = sizes.iter().any(|(n, _)| *n == map_names::EXACT_INDEX);
-    if let (Some((_, n)), false) = (table, index) {
-        out.push((map_names::EXACT_INDEX, exact_index_buckets(*n)));
+    let find = |name| sizes.iter().find(|(n, _)| *n == name).map(|(_, n)| *n);
+    if let (Some(n), None) = (find(map_names::ANYCAST_ADDRS), find(map_names::EXACT_INDEX)) {
+        out.push((map_names::EXACT_INDEX, exact_index_buckets(n)));
+    }
+    if let (Some(n), None) = (
+        find(map_names::ANYCAST_PREFIX),
+        find(map_names::PREFIX_NODES),
+    ) {
+        out.push((
+            map_names::PREFIX_NODES,
+            prefix_trie::COPIES * prefix_trie::copy_nodes(n),
+        ));
     }
     out
+}
+
+/// The nodes of a copy of the prefix trie the program will be given: half
+/// the map pinned at `pinned` when there is one, else of the size in
+/// `sizes`, else of the built-in size.
+fn prefix_copy_nodes(pinned: Option<PathBuf>, sizes: &[(&'static str, u32)]) -> Result<u32> {
+    let existing = pinned
+        .filter(|p| p.exists())
+        .map(|p| {
+            MapInfo::from_pin(&p).map_err(|source| Error::Map {
+                name: map_names::PREFIX_NODES,
+                source,
+            })
+        })
+        .transpose()?;
+    let nodes = match existing {
+        Some(info) => info.max_entries(),
+        None => sizes
+            .iter()
+            .find(|(n, _)| *n == map_names::PREFIX_NODES)
+            .map_or(prefix_trie::PREFIX_NODES, |(_, n)| *n),
+    };
+    prefix_trie::copy_nodes_of_map(nodes).ok_or(Error::BadTrieSize {
+        name: map_names::PREFIX_NODES,
+        nodes,
+    })
 }
 
 /// The bit count of the exact-address index the program will be given:

@@ -1,9 +1,11 @@
 //! The state's sizes chosen at creation (`--max-addresses`,
-//! `--flow-table-size`, the file's `[state]`): a small exact table gets a
-//! small index, the program and userspace agree on its buckets (a program
-//! loaded on a state takes the index's size from the pinned map), the
-//! table refuses what it cannot hold, and an existing state of another
-//! size is reported, never silently kept as if resized.
+//! `--max-prefixes`, `--flow-table-size`, the file's `[state]`): a small
+//! exact table gets a small index, a small prefix table a small prefix
+//! trie, the program and userspace agree on the index's buckets and the
+//! trie's copies (a program loaded on a state takes their sizes from the
+//! pinned maps), the tables refuse what they cannot hold, a set that
+//! overflows a small trie is answered by the LPM trie, and an existing
+//! state of another size is reported, never silently kept as if resized.
 
 use std::{
     net::Ipv6Addr,
@@ -18,7 +20,9 @@ use anycast::{
     explain::Explainer,
     state::Tamper,
 };
-use anycast_common::{IfaceRole, SourceAction, frame::FrameBuilder, map_names, program_names};
+use anycast_common::{
+    IfaceRole, SourceAction, frame::FrameBuilder, map_names, prefix_trie, program_names,
+};
 use anycast_tests::{
     lab::anycast_bin,
     prog::{ProgramUnderTest, TEST_FLOW_TABLE},
@@ -116,6 +120,83 @@ fn a_table_of_1000_addresses_has_a_small_index_that_finds_them_all() -> Result<(
     Ok(())
 }
 
+/// Runs a frame from the first address of each of `list` and from just
+/// past its last, checked against the model: the ones in must be dropped.
+fn answered(p: &ProgramUnderTest, list: &[AnycastPrefix]) -> Result<()> {
+    for q in list {
+        let last = u128::from(q.addr) | u128::MAX >> q.len;
+        p.check(&from(q.addr)).with_context(|| format!("{q}"))?;
+        assert_eq!(p.run(&from(q.addr))?.action, XDP_DROP, "{q}");
+        p.check(&from(Ipv6Addr::from(last)))
+            .with_context(|| format!("the last of {q}"))?;
+        p.check(&from(Ipv6Addr::from(last.wrapping_add(1))))
+            .with_context(|| format!("past {q}"))?;
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn a_table_of_1000_prefixes_has_a_small_trie_and_the_lpm_trie_answers_the_rest() -> Result<()> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load_sized(
+        program_names::ANYCAST,
+        IfaceRole::Edge,
+        SourceAction::Drop,
+        &[
+            (map_names::ANYCAST_PREFIX, 1000),
+            (map_names::FLOWS, TEST_FLOW_TABLE),
+        ],
+    )?;
+    let copy = prefix_trie::copy_nodes(1000);
+    assert_eq!(copy, 1756);
+    // 500 /48s of one /32: a few nodes, all in the trie.
+    let near: Vec<AnycastPrefix> = (0..500u128)
+        .map(|i| AnycastPrefix {
+            addr: Ipv6Addr::from(0x2001_0db8u128 << 96 | i << 80),
+            len: 48,
+        })
+        .collect();
+    assert_eq!(p.add_list(&near, "near")?, 500);
+    assert_eq!(p.state.prefix_trie_use()?, (261, 0), "all in the trie");
+    answered(&p, &near)?;
+    // The program walks the trie userspace wrote, in the copy it reads: a
+    // root node emptied misses the prefix (a program that took another
+    // copy size would read past the map and ask the LPM trie, which finds
+    // it). Checked in both copies: each change flips them.
+    let tampered = |p: &mut ProgramUnderTest| -> Result<()> {
+        p.state.tamper(Tamper::PrefixTrie(near[7]))?;
+        assert_eq!(p.run(&from(near[7].addr))?.action, XDP_PASS, "missed");
+        p.state.repair(true)?;
+        assert_eq!(p.run(&from(near[7].addr))?.action, XDP_DROP, "repaired");
+        Ok(())
+    };
+    tampered(&mut p)?;
+    // 500 /64s in distinct /16s, six nodes each: more than the copy of a
+    // table of 1000 holds; the subtrees past it ask the LPM trie.
+    let spread: Vec<AnycastPrefix> = (0..500u128)
+        .map(|i| AnycastPrefix {
+            addr: Ipv6Addr::from((0x3000 + i) << 112 | (i * 0x9e37_79b9) << 64),
+            len: 64,
+        })
+        .collect();
+    assert_eq!(p.add_list(&spread, "spread")?, 500);
+    let (nodes, overflowed) = p.state.prefix_trie_use()?;
+    assert_eq!(nodes, copy as usize, "the copy filled to its size");
+    assert!(overflowed > 0, "the copy must be full for this test");
+    answered(&p, &spread)?;
+    answered(&p, &near)?;
+    tampered(&mut p)?;
+    // The table is full: one more is refused.
+    let err = p.add("2001:db8:ffff::/48", "near").expect_err("full");
+    assert!(
+        err.to_string()
+            .contains("anycast prefix table is full (1000 entries)"),
+        "{err}"
+    );
+    Ok(())
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A pin dir of its own, purged on drop.
@@ -183,6 +264,13 @@ impl Pinned {
             map_names::FLOWS,
         ]
         .map(|m| maps[m]["max_entries"].as_u64().unwrap_or(0)))
+    }
+
+    /// `max_entries` of the prefix table and of the prefix trie.
+    fn prefix_capacities(&self) -> Result<[u64; 2]> {
+        let maps = self.sizes()?;
+        Ok([map_names::ANYCAST_PREFIX, map_names::PREFIX_NODES]
+            .map(|m| maps[m]["max_entries"].as_u64().unwrap_or(0)))
     }
 }
 
@@ -301,7 +389,7 @@ fn the_files_state_table_sizes_the_state_and_must_match_it() -> Result<()> {
     let p = Pinned::new("file");
     let text = |n: u32| {
         format!(
-            "[state]\nmax-addresses = {n}\nflow-table-size = 2048\n\n\
+            "[state]\nmax-addresses = {n}\nflow-table-size = 2048\nmax-prefixes = 300\n\n\
              [group.dns]\naddresses = [\"2001:db8:9::1\"]\n"
         )
     };
@@ -311,6 +399,8 @@ fn the_files_state_table_sizes_the_state_and_must_match_it() -> Result<()> {
     assert_eq!(maps["ANYCAST_ADDRS"]["max_entries"], 500, "{maps}");
     assert_eq!(maps["EXACT_INDEX"]["max_entries"], 1024, "{maps}");
     assert_eq!(maps["FLOWS"]["max_entries"], 2048, "{maps}");
+    assert_eq!(maps["ANYCAST_PREFIX"]["max_entries"], 300, "{maps}");
+    assert_eq!(maps["PREFIX_NODES"]["max_entries"], 2 * 706, "{maps}");
     // The file again: fine. Another size in it: refused, dry run or not.
     p.ok(&["config", "apply", path(&small)?])?;
     let other = file("other", &text(600))?;
@@ -349,9 +439,13 @@ fn a_program_loaded_on_a_state_takes_the_index_size_of_its_pins() -> Result<()> 
             n: 1024,
             by: "the test".into(),
         }),
+        prefixes: None,
     };
     let mut dp = Dataplane::open_or_create_with(p.pin(), &sizes)?;
-    assert_eq!(dp.sizes(), (1000, 1024));
+    assert_eq!(
+        dp.sizes(),
+        (1000, 1024, anycast_common::MAX_ANYCAST_PREFIXES)
+    );
     assert_eq!(dp.map_memory()?[map_names::EXACT_INDEX].max_entries, 1024);
     let a = Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, 1);
     dp.add_address(AnycastPrefix { addr: a, len: 128 }, &GroupName::new("dns")?)?;
@@ -375,6 +469,7 @@ fn a_program_loaded_on_a_state_takes_the_index_size_of_its_pins() -> Result<()> 
             by: "the test".into(),
         }),
         flows: None,
+        prefixes: None,
     };
     match Dataplane::open_or_create_with(p.pin(), &bigger) {
         Err(e @ Error::StateSizeMismatch { .. }) => {
@@ -383,6 +478,100 @@ fn a_program_loaded_on_a_state_takes_the_index_size_of_its_pins() -> Result<()> 
         Err(e) => bail!("another error: {e}"),
         Ok(_) => bail!("a state of 1000 addresses opened as one of 2000"),
     }
-    assert_eq!(Dataplane::open(p.pin())?.sizes(), (1000, 1024));
+    assert_eq!(
+        Dataplane::open(p.pin())?.sizes(),
+        (1000, 1024, anycast_common::MAX_ANYCAST_PREFIXES)
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn max_prefixes_sizes_the_prefix_table_and_its_trie() -> Result<()> {
+    require_root()?;
+    let p = Pinned::new("prefixes");
+    let nodes = u64::from(2 * prefix_trie::copy_nodes(1000));
+    let add = |args: &[&str], prefix: &str| -> Result<String> {
+        let mut all = args.to_vec();
+        all.extend(["addr", "add", prefix, "--group", "dns"]);
+        p.ok(&all)
+    };
+    add(&["--max-prefixes", "1000"], "2001:db8:9::/48")?;
+    let maps = p.sizes()?;
+    assert_eq!(p.prefix_capacities()?, [1000, nodes], "{maps}");
+    assert_eq!(nodes, 3512);
+    // 3.4 MiB, not 32.
+    let bytes = maps["PREFIX_NODES"]["bytes"].as_u64().unwrap_or(0);
+    assert!((3 << 20..4 << 20).contains(&bytes), "{maps}");
+    // A program loaded on the state with no size (the explain instance)
+    // walks the pinned trie's copies: a root node emptied misses the
+    // prefix (a program of other copies would ask the LPM trie and find
+    // it). Checked in both copies: each change flips them.
+    let src = Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, 5);
+    let explain = || -> Result<u32> {
+        let mut x = Explainer::load(&p.pin(), IfaceRole::Edge, SourceAction::Drop, 0, &[], None)?;
+        Ok(x.run(&from(src))?.action)
+    };
+    for (i, more) in ["2001:db8:a::/48", "2001:db8:b::/48"]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(explain()?, XDP_DROP, "round {i}");
+        let mut dp = Dataplane::open(p.pin())?;
+        dp.state_mut()
+            .tamper(Tamper::PrefixTrie("2001:db8:9::/48".parse()?))?;
+        assert_eq!(explain()?, XDP_PASS, "round {i}: missed");
+        dp.repair(true)?;
+        assert_eq!(explain()?, XDP_DROP, "round {i}: repaired");
+        drop(dp);
+        add(&[], more)?;
+    }
+    // Another size: refused, nothing added.
+    let err = p.refused(&[
+        "--max-prefixes",
+        "2000",
+        "addr",
+        "add",
+        "2001:db8:c::/48",
+        "--group",
+        "dns",
+    ])?;
+    assert!(
+        err.contains("--max-prefixes") && err.contains("was created for 1000"),
+        "{err}"
+    );
+    let list = p.ok(&["addr", "list"])?;
+    assert!(!list.contains("2001:db8:c::"), "{list}");
+    // The trie lost: `repair` makes it again at the size of the prefix
+    // table, and the program finds the prefixes through it again.
+    std::fs::remove_file(p.dir.join(map_names::PREFIX_NODES))?;
+    p.ok(&["repair"])?;
+    assert_eq!(p.prefix_capacities()?, [1000, nodes], "made again");
+    assert_eq!(explain()?, XDP_DROP, "found after repair");
+    // The prefix table lost, its trie kept: its capacity must be given,
+    // and fit the trie; a guess (the default) would resize the state.
+    std::fs::remove_file(p.dir.join(map_names::ANYCAST_PREFIX))?;
+    for asked in [None, Some("5000")] {
+        let mut args = vec!["repair"];
+        args.extend(asked.map(|n| ["--max-prefixes", n]).into_iter().flatten());
+        let err = p.refused(&args)?;
+        assert!(
+            err.contains("is lost but its trie") && err.contains("3512"),
+            "{err}"
+        );
+        assert!(
+            !p.dir.join(map_names::ANYCAST_PREFIX).exists(),
+            "nothing made"
+        );
+    }
+    p.ok(&["repair", "--max-prefixes", "1000"])?;
+    assert_eq!(
+        p.prefix_capacities()?,
+        [1000, nodes],
+        "made again as it was"
+    );
+    // Out of range: refused before anything is done.
+    let err = p.refused(&["--max-prefixes", "0", "addr", "list"])?;
+    assert!(err.contains("--max-prefixes"), "{err}");
     Ok(())
 }

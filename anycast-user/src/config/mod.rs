@@ -538,7 +538,7 @@ impl Config {
     /// [`Config::parse`]'s: on-link members' interfaces exist (`resolve`
     /// looks them up, in the current network namespace) and the file fits
     /// the tables of this build ([`Capacities::BUILT_IN`], with the
-    /// file's `state.max-addresses`). What is left is
+    /// file's `state.max-addresses` and `state.max-prefixes`). What is left is
     /// [`NEEDS_THE_PINNED_STATE`].
     pub fn check(&self, resolve: &mut dyn FnMut(&MemberVia) -> Result<Via>) -> Result<()> {
         self.resolve(resolve)?;
@@ -554,6 +554,10 @@ impl Config {
                 .state
                 .max_addresses
                 .unwrap_or(Capacities::BUILT_IN.addresses),
+            prefixes: self
+                .state
+                .max_prefixes
+                .unwrap_or(Capacities::BUILT_IN.prefixes),
             ..Capacities::BUILT_IN
         })
     }

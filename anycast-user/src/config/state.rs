@@ -1,8 +1,9 @@
 //! The `[state]` table of a configuration file: the sizes the pinned state
-//! is created with (`max-addresses`, `flow-table-size`), as the command
-//! line's `--max-addresses` and `--flow-table-size`.
+//! is created with (`max-addresses`, `flow-table-size`, `max-prefixes`),
+//! as the command line's `--max-addresses`, `--flow-table-size` and
+//! `--max-prefixes`.
 
-use anycast_common::MAX_ANYCAST_ADDRS_LIMIT;
+use anycast_common::{MAX_ANYCAST_ADDRS_LIMIT, MAX_ANYCAST_PREFIXES_LIMIT};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -18,6 +19,9 @@ pub struct StateConfig {
     pub max_addresses: Option<u32>,
     /// Capacity of the flow table (`flow-table-size`); none: the built-in one.
     pub flow_table_size: Option<u32>,
+    /// Capacity of the prefix table (`max-prefixes`), which sizes the
+    /// prefix trie; none: the built-in one.
+    pub max_prefixes: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -25,9 +29,11 @@ pub struct StateConfig {
 pub(super) struct RawState {
     max_addresses: Option<Spanned<i64>>,
     flow_table_size: Option<Spanned<i64>>,
+    max_prefixes: Option<Spanned<i64>>,
 }
 
-/// Validates `[state]`: 1 to 2^24 addresses, 1 to 2^32 - 1 flows.
+/// Validates `[state]`: 1 to 2^24 addresses and prefixes, 1 to 2^32 - 1
+/// flows.
 pub(super) fn parse(c: &Checker, raw: &RawState) -> Result<StateConfig, ConfigError> {
     let size = |v: &Option<Spanned<i64>>, key: &str, max: u32| {
         v.as_ref()
@@ -49,5 +55,10 @@ pub(super) fn parse(c: &Checker, raw: &RawState) -> Result<StateConfig, ConfigEr
     Ok(StateConfig {
         max_addresses: size(&raw.max_addresses, "max-addresses", MAX_ANYCAST_ADDRS_LIMIT)?,
         flow_table_size: size(&raw.flow_table_size, "flow-table-size", u32::MAX)?,
+        max_prefixes: size(
+            &raw.max_prefixes,
+            "max-prefixes",
+            MAX_ANYCAST_PREFIXES_LIMIT,
+        )?,
     })
 }

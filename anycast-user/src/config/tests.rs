@@ -676,7 +676,7 @@ fn metrics_from_routes_are_not_counted_in_ties() {
 #[test]
 fn the_state_table_gives_the_sizes_the_state_is_created_with() {
     use crate::dataplane::{Asked, StateSizes};
-    let text = "[state]\nmax-addresses = 1000\nflow-table-size = 65536\n\n\
+    let text = "[state]\nmax-addresses = 1000\nflow-table-size = 65536\nmax-prefixes = 500\n\n\
                 [group.a]\naddresses = [\"2001:db8::1\", \"2001:db8::2\"]\n";
     let cfg = Config::parse(text).expect("valid");
     assert_eq!(
@@ -684,6 +684,7 @@ fn the_state_table_gives_the_sizes_the_state_is_created_with() {
         StateConfig {
             max_addresses: Some(1000),
             flow_table_size: Some(65536),
+            max_prefixes: Some(500),
         }
     );
     assert_eq!(
@@ -700,6 +701,10 @@ fn the_state_table_gives_the_sizes_the_state_is_created_with() {
             "line 2: state.flow-table-size: the size must be 1 to 4294967295, not -1",
         ),
         ("[state]\nmax-addresses = 16777217\n", "not 16777217"),
+        (
+            "[state]\nmax-prefixes = 16777217\n",
+            "line 2: state.max-prefixes: the size must be 1 to 16777216, not 16777217",
+        ),
         (
             "[state]\nmax-adresses = 10\n",
             "unknown field `max-adresses`",
@@ -721,7 +726,7 @@ fn the_state_table_gives_the_sizes_the_state_is_created_with() {
 
     // The command line's sizes first; the file's fill in; a size both
     // give differently is refused.
-    let cli = StateSizes::from_options(None, Some(65536));
+    let cli = StateSizes::from_options(None, Some(65536), None);
     let both = cli.clone().with_file(&cfg.state, "f.toml").expect("agree");
     assert_eq!(
         both.addresses,
@@ -731,7 +736,7 @@ fn the_state_table_gives_the_sizes_the_state_is_created_with() {
         })
     );
     assert_eq!(both.flows.map(|a| a.by), Some("--flow-table-size".into()));
-    let e = StateSizes::from_options(Some(2000), None)
+    let e = StateSizes::from_options(Some(2000), None, None)
         .with_file(&cfg.state, "f.toml")
         .expect_err("2000 and 1000")
         .to_string();
@@ -741,14 +746,31 @@ fn the_state_table_gives_the_sizes_the_state_is_created_with() {
     );
     // Ranges, for callers of the library.
     assert!(
-        StateSizes::from_options(Some(1 << 24), Some(1))
+        StateSizes::from_options(Some(1 << 24), Some(1), Some(1 << 24))
             .validate()
             .is_ok()
     );
-    let e = StateSizes::from_options(Some((1 << 24) + 1), None)
+    let e = StateSizes::from_options(Some((1 << 24) + 1), None, None)
         .validate()
         .expect_err("too many")
         .to_string();
     assert_eq!(e, "--max-addresses must be 1 to 16777216, not 16777217");
-    assert!(StateSizes::from_options(None, Some(0)).validate().is_err());
+    assert!(
+        StateSizes::from_options(None, Some(0), None)
+            .validate()
+            .is_err()
+    );
+    let e = StateSizes::from_options(None, None, Some(0))
+        .validate()
+        .expect_err("no prefixes")
+        .to_string();
+    assert_eq!(e, "--max-prefixes must be 1 to 16777216, not 0");
+    let e = StateSizes::from_options(None, None, Some(700))
+        .with_file(&cfg.state, "f.toml")
+        .expect_err("700 and 500")
+        .to_string();
+    assert_eq!(
+        e,
+        "--max-prefixes 700 and state.max-prefixes = 500 in f.toml differ: give one"
+    );
 }

@@ -48,6 +48,9 @@ pub(crate) struct Addresses {
     /// gives the data plane (see [`Addresses::bucket`]).
     index_bits: u32,
     trie: ArrayMap<Node>,
+    /// Nodes of one copy of `trie`: half its size, as the loader gives the
+    /// data plane (see [`Addresses::copy_base`]).
+    copy_nodes: u32,
     /// The prefix table changed since the trie was last built: the next
     /// [`Self::sync_settings`] rebuilds it.
     trie_stale: bool,
@@ -73,10 +76,17 @@ impl Addresses {
             name: map_names::EXACT_INDEX,
             buckets,
         })?;
+        let trie: ArrayMap<Node> = ArrayMap::take(src, map_names::PREFIX_NODES)?;
+        let nodes = trie.len();
+        let copy_nodes = prefix_trie::copy_nodes_of_map(nodes).ok_or(Error::BadTrieSize {
+            name: map_names::PREFIX_NODES,
+            nodes,
+        })?;
         Ok(Addresses {
             exact: HashMapOf::take_table(src, map_names::ANYCAST_ADDRS, "anycast address table")?,
             prefixes: PrefixMap::take(src, map_names::ANYCAST_PREFIX, "anycast prefix table")?,
-            trie: ArrayMap::take(src, map_names::PREFIX_NODES)?,
+            trie,
+            copy_nodes,
             trie_stale: false,
             index,
             index_bits,
@@ -89,6 +99,16 @@ impl Addresses {
     /// userspace use of the index goes through here.
     pub(crate) fn bucket(&self, addr: &[u8; 16]) -> u32 {
         hash::exact_bucket(addr, self.index_bits)
+    }
+
+    /// The first node of copy `copy` of the prefix trie, and the copy's
+    /// nodes: the data plane's (`prefix_trie::copy_base`, with this
+    /// state's copy size). Every userspace use of a copy goes through here.
+    fn copy_of(&self, copy: u32) -> (u32, u32) {
+        (
+            prefix_trie::copy_base(copy, self.copy_nodes),
+            self.copy_nodes,
+        )
     }
 
     /// Inserts every exact address one at a time (`true`), as before bulk
@@ -528,11 +548,8 @@ impl Addresses {
         let mut copy = settings.get()?.prefix_copy;
         if self.trie_stale {
             copy = (copy ^ 1) & 1;
-            let built = prefix_trie::build(
-                &set,
-                prefix_trie::copy_base(u32::from(copy)),
-                prefix_trie::COPY_NODES,
-            );
+            let (base, nodes) = self.copy_of(u32::from(copy));
+            let built = prefix_trie::build(&set, base, nodes);
             std::thread::sleep(Duration::from_millis(prefix_trie::GRACE_MS));
             self.write_copy(&built)?;
         }
@@ -569,7 +586,8 @@ impl Addresses {
     /// the copy is full.
     #[cfg(feature = "test-support")]
     pub(crate) fn prefix_trie_use(&self) -> Result<(usize, usize)> {
-        let t = prefix_trie::build(&self.prefix_list()?, 0, prefix_trie::COPY_NODES);
+        let (base, nodes) = self.copy_of(0);
+        let t = prefix_trie::build(&self.prefix_list()?, base, nodes);
         Ok((t.nodes.len(), t.overflowed))
     }
 
@@ -670,12 +688,8 @@ impl Addresses {
     /// wrong. With `fix`, when any is, publishes a new trie (see
     /// [`Self::sync_settings`]).
     pub(crate) fn repair_trie(&mut self, settings: &mut Settings, fix: bool) -> Result<u64> {
-        let copy = u32::from(settings.get()?.prefix_copy);
-        let built = prefix_trie::build(
-            &self.prefix_list()?,
-            prefix_trie::copy_base(copy),
-            prefix_trie::COPY_NODES,
-        );
+        let (base, nodes) = self.copy_of(u32::from(settings.get()?.prefix_copy));
+        let built = prefix_trie::build(&self.prefix_list()?, base, nodes);
         let mut wrong = 0;
         for (i, want) in built.nodes.iter().enumerate() {
             if self.trie.get(built.base + i as u32)? != *want {
@@ -719,7 +733,7 @@ impl Addresses {
     /// the prefixes there.
     #[cfg(feature = "test-support")]
     pub(crate) fn tamper_trie(&mut self, p: AnycastPrefix, settings: &Settings) -> Result<()> {
-        let base = prefix_trie::copy_base(u32::from(settings.get()?.prefix_copy));
+        let (base, _) = self.copy_of(u32::from(settings.get()?.prefix_copy));
         self.trie.set(
             base + u32::from(p.addr.octets()[0]),
             [0; prefix_trie::NODE_SLOTS],

@@ -372,9 +372,10 @@ impl State {
     }
 
     /// The sizes chosen when the state was created: capacities of the
-    /// exact-address table and of the flow table.
-    pub(crate) fn created_sizes(&self) -> (u32, u32) {
-        (self.addresses.capacities().0, self.flows.capacity())
+    /// exact-address table, of the flow table and of the prefix table.
+    pub(crate) fn created_sizes(&self) -> (u32, u32, u32) {
+        let (addresses, prefixes) = self.addresses.capacities();
+        (addresses, self.flows.capacity(), prefixes)
     }
 
     // Groups.

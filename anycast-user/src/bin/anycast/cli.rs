@@ -39,6 +39,16 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "ANYCAST_MAX_ADDRESSES", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(anycast_common::MAX_ANYCAST_ADDRS_LIMIT)))]
     pub(crate) max_addresses: Option<u32>,
+    /// Capacity of the prefix table (anycast prefixes shorter than /128, 1
+    /// to 16777216), which sizes the prefix trie the data plane walks (two
+    /// copies of 256 + 1.5 nodes of 1 KiB per prefix, at most 16384 each:
+    /// a set that needs more asks the LPM trie for the rest), used when the
+    /// pinned state is created (a command that may create it, or `repair`,
+    /// refuses another size than an existing state's); default 65536.
+    /// E.g. --max-prefixes 1000.
+    #[arg(long, global = true, env = "ANYCAST_MAX_PREFIXES", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(anycast_common::MAX_ANYCAST_PREFIXES_LIMIT)))]
+    pub(crate) max_prefixes: Option<u32>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -107,6 +117,7 @@ pub(crate) enum Command {
     ///
     ///   [state]                      # sizes, used when the state is created
     ///   max-addresses = 1000         # as --max-addresses
+    ///   max-prefixes = 1000          # as --max-prefixes
     ///   flow-table-size = 65536      # as --flow-table-size
     ///
     /// `apply` adds what is missing, changes what differs and removes the

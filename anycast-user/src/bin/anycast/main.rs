@@ -191,7 +191,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         netns::enter(ns)?;
     }
     let pin = PinDir::new(&cli.pin_dir);
-    let ft = &StateSizes::from_options(cli.max_addresses, cli.flow_table_size);
+    let ft = &StateSizes::from_options(cli.max_addresses, cli.flow_table_size, cli.max_prefixes);
     match cli.command {
         Command::Attach(args) => {
             let (_, i) = Dataplane::create_and_attach(pin, ft, &args.iface, args.how.options())?;
