@@ -104,16 +104,18 @@ pub fn load_instance(
     for (name, size) in &sizes {
         loader.map_max_entries(name, *size);
     }
-    let index_path = instance
-        .shared
-        .iter()
-        .find(|(n, _)| *n == map_names::EXACT_INDEX)
-        .map(|(_, p)| p.clone())
-        .or_else(|| pin.map(|p| p.map_path(map_names::EXACT_INDEX)));
-    let index_bits = index_bits(index_path, &sizes)?;
+    let given = |name, default| given_size(name, pin, instance.shared, &sizes, default);
+    let buckets = given(map_names::EXACT_INDEX, EXACT_INDEX_BUCKETS)?;
+    let index_bits = exact_index_bits(buckets).ok_or(Error::BadIndexSize {
+        name: map_names::EXACT_INDEX,
+        buckets,
+    })?;
     loader.override_global(globals::EXACT_INDEX_BITS, &index_bits, false);
-    let trie_path = pin.map(|p| p.map_path(map_names::PREFIX_NODES));
-    let copy_nodes = prefix_copy_nodes(trie_path, &sizes)?;
+    let nodes = given(map_names::PREFIX_NODES, prefix_trie::PREFIX_NODES)?;
+    let copy_nodes = prefix_trie::copy_nodes_of_map(nodes).ok_or(Error::BadTrieSize {
+        name: map_names::PREFIX_NODES,
+        nodes,
+    })?;
     // Not required: an older build (the bench's baseline) has fixed copies.
     loader.override_global(globals::PREFIX_COPY_NODES, &copy_nodes, false);
     let explain = u8::from(instance.explain);
@@ -188,57 +190,33 @@ fn with_index_size(sizes: &[(&'static str, u32)]) -> Vec<(&'static str, u32)> {
     out
 }
 
-/// The nodes of a copy of the prefix trie the program will be given: half
-/// the map pinned at `pinned` when there is one, else of the size in
-/// `sizes`, else of the built-in size.
-fn prefix_copy_nodes(pinned: Option<PathBuf>, sizes: &[(&'static str, u32)]) -> Result<u32> {
-    let existing = pinned
-        .filter(|p| p.exists())
-        .map(|p| {
-            MapInfo::from_pin(&p).map_err(|source| Error::Map {
-                name: map_names::PREFIX_NODES,
-                source,
-            })
-        })
-        .transpose()?;
-    let nodes = match existing {
-        Some(info) => info.max_entries(),
-        None => sizes
-            .iter()
-            .find(|(n, _)| *n == map_names::PREFIX_NODES)
-            .map_or(prefix_trie::PREFIX_NODES, |(_, n)| *n),
-    };
-    prefix_trie::copy_nodes_of_map(nodes).ok_or(Error::BadTrieSize {
-        name: map_names::PREFIX_NODES,
-        nodes,
-    })
-}
-
-/// The bit count of the exact-address index the program will be given:
-/// that of the map pinned at `pinned` when there is one (a program loaded
-/// on an existing state always matches its index, whatever the command
-/// line says), else of the size in `sizes`, else of the built-in size.
-fn index_bits(pinned: Option<PathBuf>, sizes: &[(&'static str, u32)]) -> Result<u32> {
-    let existing = pinned
-        .filter(|p| p.exists())
-        .map(|p| {
-            MapInfo::from_pin(&p).map_err(|source| Error::Map {
-                name: map_names::EXACT_INDEX,
-                source,
-            })
-        })
-        .transpose()?;
-    let buckets = match existing {
-        Some(info) => info.max_entries(),
-        None => sizes
-            .iter()
-            .find(|(n, _)| *n == map_names::EXACT_INDEX)
-            .map_or(EXACT_INDEX_BUCKETS, |(_, n)| *n),
-    };
-    exact_index_bits(buckets).ok_or(Error::BadIndexSize {
-        name: map_names::EXACT_INDEX,
-        buckets,
-    })
+/// The size (max entries) of map `name` as the program will be given it:
+/// that of the map pinned for it (shared with the instance, or in the pin
+/// dir) when there is one, so that a program loaded on an existing state
+/// always matches it whatever the command line says; else the size in
+/// `sizes`; else `default`, the built-in size.
+fn given_size(
+    name: &'static str,
+    pin: Option<&PinDir>,
+    shared: &[(&'static str, PathBuf)],
+    sizes: &[(&'static str, u32)],
+    default: u32,
+) -> Result<u32> {
+    let pinned = shared
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| p.clone())
+        .or_else(|| pin.map(|p| p.map_path(name)))
+        .filter(|p| p.exists());
+    if let Some(p) = pinned {
+        return Ok(MapInfo::from_pin(&p)
+            .map_err(|source| Error::Map { name, source })?
+            .max_entries());
+    }
+    Ok(sizes
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(default, |(_, n)| *n))
 }
 
 /// Loads and verifies the program `name` of `ebpf`, returning it.

@@ -7,6 +7,7 @@
 //!   that reads which member answered.
 //! - [`lab`]: network namespaces joined by veth pairs, the `anycast` binary
 //!   run inside them, and real sockets at both ends.
+//! - [`pinned`]: the `anycast` binary run against a pin dir of its own.
 //!
 //! Frames come from `anycast_common::frame`. The harnesses need root.
 
@@ -14,6 +15,7 @@ pub mod bgp;
 pub mod dns;
 pub mod fuzz;
 pub mod lab;
+pub mod pinned;
 pub mod prog;
 
 /// Pins the calling thread to the CPU it runs on and returns that CPU, so

@@ -14,54 +14,26 @@ use std::{
     fmt::Write as _,
     net::Ipv6Addr,
     path::{Path, PathBuf},
-    process::{Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
 use anycast_common::{IfaceRole, SourceAction, frame::FrameBuilder};
-use anycast_tests::{lab::anycast_bin, prog::ProgramUnderTest, require_root};
+use anycast_tests::{pinned::Pinned, prog::ProgramUnderTest, require_root};
 use anyhow::{Context as _, Result, bail, ensure};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// A pinned data plane of its own, removed on drop.
-struct Pinned {
-    dir: PathBuf,
-}
-
-impl Pinned {
-    fn new(test: &str) -> Self {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        Pinned {
-            dir: PathBuf::from(format!("/sys/fs/bpf/ac{}-{n}-{test}", std::process::id())),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Result<Command> {
-        let mut c = Command::new(anycast_bin()?);
-        c.arg("--pin-dir").arg(&self.dir).args(args);
-        Ok(c)
-    }
-
-    /// Runs `anycast ARGS` to the end; its output, or its stderr as the error.
-    fn run(&self, args: &[&str]) -> Result<Output> {
-        let out = self.command(args)?.output()?;
-        if !out.status.success() {
-            bail!(
-                "`anycast {}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(out)
-    }
-
+/// What these tests do with a pinned state beyond running commands.
+trait Crash {
     /// Starts `anycast ARGS` and kills it with SIGKILL after `after`
     /// (it may have finished by then).
+    fn kill_after(&self, args: &[&str], after: Duration) -> Result<()>;
+    /// The listed addresses and prefixes, with their groups.
+    fn listed(&self) -> Result<Vec<(String, String)>>;
+}
+
+impl Crash for Pinned {
     fn kill_after(&self, args: &[&str], after: Duration) -> Result<()> {
         let mut child = self
             .command(args)?
@@ -74,7 +46,6 @@ impl Pinned {
         Ok(())
     }
 
-    /// The listed addresses and prefixes, with their groups.
     fn listed(&self) -> Result<Vec<(String, String)>> {
         let out = self.run(&["addr", "list", "--json"])?;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
@@ -88,14 +59,6 @@ impl Pinned {
                 )
             })
             .collect())
-    }
-}
-
-impl Drop for Pinned {
-    fn drop(&mut self) {
-        if self.dir.exists() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }
 

@@ -10,8 +10,6 @@
 use std::{
     net::Ipv6Addr,
     path::{Path, PathBuf},
-    process::{Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
 };
 
 use anycast::{
@@ -24,11 +22,11 @@ use anycast_common::{
     IfaceRole, SourceAction, frame::FrameBuilder, map_names, prefix_trie, program_names,
 };
 use anycast_tests::{
-    lab::anycast_bin,
+    pinned::Pinned,
     prog::{ProgramUnderTest, TEST_FLOW_TABLE},
     require_root,
 };
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
 const XDP_DROP: u32 = 1;
@@ -197,65 +195,28 @@ fn a_table_of_1000_prefixes_has_a_small_trie_and_the_lpm_trie_answers_the_rest()
     Ok(())
 }
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// A pin dir of its own, purged on drop.
-struct Pinned {
-    dir: PathBuf,
+/// What these tests read of a pinned state.
+trait StateOf {
+    /// The state as the library opens it.
+    fn pin(&self) -> PinDir;
+    /// Each map of `stats --json`.
+    fn sizes(&self) -> Result<Value>;
+    /// `max_entries` of the maps sized at creation.
+    fn capacities(&self) -> Result<[u64; 3]>;
+    /// `max_entries` of the prefix table and of the prefix trie.
+    fn prefix_capacities(&self) -> Result<[u64; 2]>;
 }
 
-impl Pinned {
-    fn new(test: &str) -> Self {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        Pinned {
-            dir: PathBuf::from(format!("/sys/fs/bpf/acsz{}-{n}-{test}", std::process::id())),
-        }
-    }
-
+impl StateOf for Pinned {
     fn pin(&self) -> PinDir {
         PinDir::new(&self.dir)
     }
 
-    /// `anycast --pin-dir DIR ARGS`, whatever its end.
-    fn output(&self, args: &[&str]) -> Result<Output> {
-        Ok(Command::new(anycast_bin()?)
-            .arg("--pin-dir")
-            .arg(&self.dir)
-            .args(args)
-            .output()?)
-    }
-
-    /// `anycast ARGS` that must succeed: its stdout.
-    fn ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.output(args)?;
-        if !out.status.success() {
-            bail!(
-                "`anycast {}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// `anycast ARGS` that must fail: its stderr.
-    fn refused(&self, args: &[&str]) -> Result<String> {
-        let out = self.output(args)?;
-        ensure!(
-            !out.status.success(),
-            "`anycast {}` succeeded",
-            args.join(" ")
-        );
-        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-
-    /// Each map of `stats --json`.
     fn sizes(&self) -> Result<Value> {
         let s: Value = serde_json::from_str(&self.ok(&["stats", "--json"])?)?;
         Ok(s["maps"].clone())
     }
 
-    /// `max_entries` of the maps sized at creation.
     fn capacities(&self) -> Result<[u64; 3]> {
         let maps = self.sizes()?;
         Ok([
@@ -266,17 +227,10 @@ impl Pinned {
         .map(|m| maps[m]["max_entries"].as_u64().unwrap_or(0)))
     }
 
-    /// `max_entries` of the prefix table and of the prefix trie.
     fn prefix_capacities(&self) -> Result<[u64; 2]> {
         let maps = self.sizes()?;
         Ok([map_names::ANYCAST_PREFIX, map_names::PREFIX_NODES]
             .map(|m| maps[m]["max_entries"].as_u64().unwrap_or(0)))
-    }
-}
-
-impl Drop for Pinned {
-    fn drop(&mut self) {
-        let _ = self.output(&["detach", "--purge"]);
     }
 }
 

@@ -1023,15 +1023,7 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
     for &n in &[10usize, 10_000] {
         // /48s .. /64s spread over 2001:db8::/32.
         let list: Vec<AnycastPrefix> = (0..n as u128)
-            .map(|i| {
-                let len = 48 + (i % 17) as u8;
-                let bits = (0x2001_0db8u128 << 96) | ((i * 0x9e37_79b9) & 0xffff_ffff) << 64;
-                let mask = u128::MAX << (128 - u32::from(len));
-                AnycastPrefix {
-                    addr: Ipv6Addr::from(bits & mask),
-                    len,
-                }
-            })
+            .map(|i| spread_prefix(i, 48 + (i % 17) as u8))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -1065,13 +1057,7 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
         let mut set = std::collections::BTreeSet::new();
         let mut i = 0u128;
         while set.len() < 10_000 {
-            let len = LENS[(i % 10) as usize];
-            let bits = (0x2001_0db8u128 << 96) | ((i * 0x9e37_79b9) & 0xffff_ffff) << 64;
-            let mask = u128::MAX << (128 - u32::from(len));
-            set.insert(AnycastPrefix {
-                addr: Ipv6Addr::from(bits & mask),
-                len,
-            });
+            set.insert(spread_prefix(i, LENS[(i % 10) as usize]));
             i += 1;
         }
         let list: Vec<AnycastPrefix> = set.into_iter().collect();
@@ -1581,4 +1567,15 @@ fn main() -> Result<()> {
     print!("{md}");
     println!("wrote {}", o.out.display());
     Ok(())
+}
+
+/// The `i`th prefix of length `len` (at least /33) of the prefix rows:
+/// bits 32 to 63 spread over 2001:db8::/32 by a multiplicative hash (the
+/// sets `prefix_trie`'s unit test checks against a copy's size).
+fn spread_prefix(i: u128, len: u8) -> AnycastPrefix {
+    let bits = (0x2001_0db8u128 << 96) | ((i * 0x9e37_79b9) & 0xffff_ffff) << 64;
+    AnycastPrefix {
+        addr: Ipv6Addr::from(bits & (u128::MAX << (128 - u32::from(len)))),
+        len,
+    }
 }
