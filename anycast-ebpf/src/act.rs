@@ -24,7 +24,10 @@ use crate::{
     explain,
     flow::{self, Flow, Lookup, NoFlow},
     fragment,
-    maps::{ENCAP_SCRATCH, GROUPS, MEMBERS, SELECTION, TX_PORTS},
+    maps::{
+        ChosenSource, ENCAP_SCRATCH, FLOW_SCRATCH, GROUPS, MEMBERS, SELECTION, SOURCE_SLOTS,
+        TX_PORTS,
+    },
     parse::{Packet, ipv6, ipv6::Ipv6, ipv6::Transport, load, words, writable},
     too_big,
     verdict::{FlowOutcome, Steered, Target},
@@ -445,20 +448,37 @@ fn redirect_encap(
     fib.family = AF_INET6;
     fib.l4_protocol = wire::IPPROTO_IPV6;
     fib.__bindgen_anon_1.tot_len = outer_len as u16;
-    fib.ifindex = ctx.ingress_ifindex() as u32;
+    let ingress = ctx.ingress_ifindex() as u32;
+    fib.ifindex = ingress;
     // SAFETY (both): 16-byte fields of map values at 4-aligned offsets
     // (asserted in anycast-common).
-    fib.__bindgen_anon_4.ipv6_dst = unsafe { words::load16(&m.addr) };
+    let dst = unsafe { words::load16(&m.addr) };
+    fib.__bindgen_anon_4.ipv6_dst = dst;
     let mut flags = 0;
+    // The slot to keep the kernel's choice in, when it is asked to choose.
+    let mut choose = None;
     if info.has_tunnel_source != 0 {
         fib.__bindgen_anon_3.ipv6_src = unsafe { words::load16(&info.tunnel_source) };
     } else {
-        // Let the kernel pick the source address for the egress route.
-        flags |= BPF_FIB_LOOKUP_SRC;
+        let now = clock();
+        let s = source_slot(&mut scratch.sources, dst);
+        match s {
+            Some(s) if fresh(s, dst, ingress, now) => fib.__bindgen_anon_3.ipv6_src = s.src,
+            // Let the kernel pick the source address for the egress route,
+            // and keep its choice.
+            s => {
+                flags |= BPF_FIB_LOOKUP_SRC;
+                choose = s.map(|s| (s, now));
+            }
+        }
     }
     let rc = lookup_fib(ctx, fib, flags);
     match rc as u32 {
-        BPF_FIB_LKUP_RET_SUCCESS => {}
+        BPF_FIB_LKUP_RET_SUCCESS => {
+            if let Some((s, now)) = choose {
+                keep(s, (dst, ingress), fib, now);
+            }
+        }
         // SAFETY: the kernel's answer in the union, for this return code.
         BPF_FIB_LKUP_RET_FRAG_NEEDED => {
             return ENCAP_FRAG_NEEDED
@@ -506,6 +526,65 @@ fn redirect_encap(
         *h.add(OUTER + 7) = ip.hop_limit - 1;
     }
     redirect(egress)
+}
+
+/// How long a CPU reuses the outer source the kernel chose toward a member
+/// before it asks again. Choosing a source (`BPF_FIB_LOOKUP_SRC`: the
+/// kernel's source address selection, RFC 6724) costs more than the rest
+/// of the encapsulation together; the route lookup itself still runs per
+/// packet, so the egress, the MACs and the MTU are never stale. After an
+/// address or route change a CPU may use the source chosen before it for
+/// this long.
+const SOURCE_TTL_NS: u64 = 100_000_000;
+
+/// This CPU's coarse clock (see `flow::now`), 0 without a scratch slot.
+#[inline(always)]
+fn clock() -> u64 {
+    match FLOW_SCRATCH.get_ptr_mut(0) {
+        // SAFETY: this CPU's scratch slot, used by this run only.
+        Some(f) => flow::now(unsafe { &mut *f }),
+        None => 0,
+    }
+}
+
+/// The slot of this CPU's outer sources for the member at `dst`.
+#[inline(always)]
+fn source_slot(
+    sources: &mut [ChosenSource; SOURCE_SLOTS],
+    dst: [u32; 4],
+) -> Option<&mut ChosenSource> {
+    let h = dst[0] ^ dst[1] ^ dst[2] ^ dst[3];
+    sources.get_mut(((h ^ (h >> 16)) as usize) & (SOURCE_SLOTS - 1))
+}
+
+/// Whether `s` holds a source chosen toward `dst` for packets from
+/// `ingress` less than [`SOURCE_TTL_NS`] ago. The explain instance always
+/// asks the kernel (it shows the kernel's answer) and keeps nothing.
+#[inline(always)]
+fn fresh(s: &ChosenSource, dst: [u32; 4], ingress: u32, now: u64) -> bool {
+    let same =
+        (s.dst[0] ^ dst[0]) | (s.dst[1] ^ dst[1]) | (s.dst[2] ^ dst[2]) | (s.dst[3] ^ dst[3]);
+    s.used != 0
+        && same == 0
+        && s.ingress == ingress
+        && now.wrapping_sub(s.chosen_ns) < SOURCE_TTL_NS
+        && now != 0
+        && !explain::on()
+}
+
+/// Keeps the source the kernel chose in `fib` toward `dst` for packets
+/// from `ingress` in `s` (the answer's `ifindex` is the egress).
+#[inline(always)]
+fn keep(s: &mut ChosenSource, (dst, ingress): ([u32; 4], u32), fib: &bpf_fib_lookup, now: u64) {
+    if explain::on() || now == 0 {
+        return;
+    }
+    s.dst = dst;
+    // SAFETY: the kernel-filled union as the IPv6 variant asked for.
+    s.src = unsafe { fib.__bindgen_anon_3.ipv6_src };
+    s.ingress = ingress;
+    s.chosen_ns = now;
+    s.used = 1;
 }
 
 /// The Ethernet and IPv6 headers of a frame the program makes.

@@ -194,13 +194,36 @@ pub(crate) static FLOW_CACHE: PerCpuArray<CachedFlow> =
     PerCpuArray::with_max_entries(FLOW_CACHE_SLOTS, 0);
 
 /// Per-CPU scratch space of the encapsulation and of the Packet Too Big:
-/// the FIB request and the MTU check, off the 512-byte stack.
+/// the FIB request and the MTU check, off the 512-byte stack, and this
+/// CPU's outer sources (`act::redirect_encap`).
 #[repr(C)]
 pub(crate) struct EncapScratch {
     /// The request `bpf_fib_lookup` fills in.
     pub(crate) fib: bpf_fib_lookup,
     /// The length `bpf_check_mtu` checks, and the MTU it answers.
     pub(crate) mtu: u32,
+    /// The outer sources the kernel chose lately, direct-mapped by the
+    /// member's address.
+    pub(crate) sources: [ChosenSource; SOURCE_SLOTS],
+}
+
+/// Slots of a CPU's outer sources: a group has a few encapsulated members.
+pub(crate) const SOURCE_SLOTS: usize = 16;
+
+/// The outer source the kernel chose (`BPF_FIB_LOOKUP_SRC`) toward an
+/// encapsulated member, for packets that came in on `ingress`, and when.
+#[repr(C)]
+pub(crate) struct ChosenSource {
+    /// The member's address (the outer destination), native words.
+    pub(crate) dst: [u32; 4],
+    /// The source the kernel chose, native words.
+    pub(crate) src: [u32; 4],
+    /// The interface the packet came in on (the FIB request's `ifindex`).
+    pub(crate) ingress: u32,
+    /// 1 once written.
+    pub(crate) used: u32,
+    /// This CPU's coarse clock when the kernel chose it.
+    pub(crate) chosen_ns: u64,
 }
 
 /// The FIB request and MTU check, per CPU (`act::redirect_encap`,

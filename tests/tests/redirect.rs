@@ -3,7 +3,11 @@
 //! expectations), ties, fragments, fallbacks, hop limits and member-validated
 //! sources.
 
-use std::{collections::BTreeMap, net::Ipv6Addr};
+use std::{
+    collections::BTreeMap,
+    net::Ipv6Addr,
+    time::{Duration, Instant},
+};
 
 use anycast::{GroupName, group::GroupOptions};
 use anycast_common::{
@@ -13,11 +17,11 @@ use anycast_common::{
     wire,
 };
 use anycast_tests::{
-    lab::{FibNode, Lab, NetNs},
+    lab::{FibNode, Lab, NetNs, sh},
     prog::{ProgramUnderTest, TEST_RUN_IFINDEX},
     require_root,
 };
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
 const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 2);
@@ -328,6 +332,147 @@ fn encapsulated_member_gets_an_outer_header() -> Result<()> {
         assert_eq!(s.groups["dns"].counters["too_big_passed"], 2);
         assert_eq!(s.groups["dns"].counters["fib_miss_passed"], 1);
         assert_eq!(p.run(&frame)?.action, XDP_PASS);
+        Ok(())
+    })
+}
+
+/// Without a tunnel source the kernel chooses the outer source, and each
+/// CPU reuses its choice toward a member for a moment (`act::SOURCE_TTL_NS`):
+/// 20 members in a group, more than a CPU keeps (16 slots, so some share
+/// one), each routed with a source of its own, every frame's outer source
+/// is its member's, checked against the model; and after the route's
+/// source changes, the new one is used within a bounded wait.
+#[test]
+#[ignore = "needs root (BPF, namespaces): run with `cargo xtask test`"]
+fn the_kernel_chosen_outer_source_is_each_members_and_follows_changes() -> Result<()> {
+    require_root()?;
+    const MEMBERS: u16 = 20;
+    let mut lab = Lab::new("encap-src")?;
+    let FibNode {
+        ifindex,
+        smac,
+        dmac,
+    } = FibNode::build(&mut lab, "fib")?;
+    let member = |i: u16| Ipv6Addr::new(0xfd00, 0xf, 0, 0, 0, 0, i, 2);
+    let source = |i: u16| Ipv6Addr::new(0xfd00, 0xe, 0, 0, 0, 0, 1, i);
+    let ns = lab.ns("fib")?;
+    for i in 0..MEMBERS {
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{}/128", source(i)),
+            "dev",
+            "e0",
+            "nodad",
+        ])?;
+        ns.ip(&[
+            "-6",
+            "route",
+            "add",
+            &format!("{}/128", member(i)),
+            "via",
+            "fd00:e::2",
+            "dev",
+            "e0",
+            "src",
+            &source(i).to_string(),
+        ])?;
+    }
+    in_ns(ns, move || {
+        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+        p.add(&ANY.to_string(), "dns")?;
+        for i in 0..MEMBERS {
+            p.add_encap_member("dns", &format!("m{i}"), member(i), 10)?;
+        }
+        let routed = std::sync::Arc::new(std::sync::Mutex::new(
+            (0..MEMBERS)
+                .map(|i| (member(i).octets(), source(i).octets()))
+                .collect::<BTreeMap<_, _>>(),
+        ));
+        let fib = routed.clone();
+        p.fib = Box::new(move |src, dst, _| {
+            let routed = fib.lock().map(|r| r.get(dst).copied()).ok().flatten();
+            match routed {
+                Some(chosen) => Fib::Found {
+                    ifindex,
+                    smac,
+                    dmac,
+                    src: src.unwrap_or(chosen),
+                },
+                None => Fib::Miss,
+            }
+        });
+        let mut reached = BTreeMap::new();
+        let mut to_first = None;
+        for port in 5000..5400u16 {
+            let frame = query(port).build();
+            let out = p.check(&frame)?;
+            assert_eq!(out.verdict, Verdict::Redirect(ifindex), "port {port}");
+            if out.frame[38..54] == member(0).octets() {
+                to_first = Some(frame);
+            }
+            *reached.entry(out.frame[38..54].to_vec()).or_insert(0) += 1;
+        }
+        let frame = to_first.context("no flow reaches member 0")?;
+        assert!(
+            reached.len() >= 17,
+            "the flows reached {} of the {MEMBERS} members: too few to share a slot",
+            reached.len()
+        );
+
+        // The route of member 0 now prefers another source.
+        let moved: Ipv6Addr = "fd00:e::1:99".parse()?;
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            "fd00:e::1:99/128",
+            "dev",
+            "e0",
+            "nodad",
+        ])?;
+        p.run(&frame)?;
+        sh(&[
+            "ip",
+            "-6",
+            "route",
+            "replace",
+            &format!("{}/128", member(0)),
+            "via",
+            "fd00:e::2",
+            "dev",
+            "e0",
+            "src",
+            &moved.to_string(),
+        ])?;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut runs = 0;
+        let followed = loop {
+            runs += 1;
+            let got = p.run(&frame)?;
+            assert_eq!(got.action, XDP_REDIRECT);
+            let src = &got.data[22..38];
+            assert!(
+                src == source(0).octets() || src == moved.octets(),
+                "outer source {src:02x?} is neither the old nor the new one"
+            );
+            if src == moved.octets() {
+                break true;
+            }
+            if Instant::now() > deadline || runs > 3000 {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(
+            followed,
+            "the outer source did not follow the route in 3 s ({runs} runs)"
+        );
+        // And from then on the model agrees.
+        if let Ok(mut r) = routed.lock() {
+            r.insert(member(0).octets(), moved.octets());
+        }
+        assert_eq!(&p.check(&frame)?.frame[22..38], &moved.octets());
         Ok(())
     })
 }
