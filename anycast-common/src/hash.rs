@@ -113,6 +113,14 @@ pub const fn exact_bucket_of(addr_hash: u64, bits: u32) -> u32 {
         .wrapping_shr(64u32.wrapping_sub(bits))) as u32
 }
 
+/// The slot of a CPU's outer sources (see [`crate::SOURCE_SLOTS`]) of the
+/// member at `w` (native words): every address bit counts, so members
+/// numbered in any of the address's groups spread over the slots.
+#[inline(always)]
+pub const fn source_slot(w: [u32; 4]) -> u32 {
+    exact_bucket_of(addr_hash(w), crate::SOURCE_SLOT_BITS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +230,27 @@ mod tests {
             "only {} distinct buckets",
             buckets.len()
         );
+    }
+
+    #[test]
+    fn members_numbered_in_any_group_spread_over_the_source_slots() {
+        // 16 members numbered in the last group, in the third, or in the
+        // seventh: random placement of 16 into 16 slots fills about 10.
+        let numbered: [fn(u16) -> std::net::Ipv6Addr; 3] = [
+            |i| std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i),
+            |i| std::net::Ipv6Addr::new(0x2001, 0xdb8, i, 0, 0, 0, 0, 1),
+            |i| std::net::Ipv6Addr::new(0xfd00, 0xf, 0, 0, 0, 0, i, 2),
+        ];
+        for (n, member) in numbered.iter().enumerate() {
+            let slots: HashSet<u32> = (1..=16)
+                .map(|i| source_slot(native_words(&member(i).octets())))
+                .collect();
+            assert!(slots.iter().all(|&s| s < crate::SOURCE_SLOTS));
+            assert!(
+                slots.len() >= 8,
+                "numbering {n}: 16 members in {} slots",
+                slots.len()
+            );
+        }
     }
 }

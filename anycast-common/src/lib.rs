@@ -282,6 +282,12 @@ pub const EXACT_BUCKET_ENTRIES: usize = 3;
 /// two, direct-mapped by the flow hash; 72 bytes each, 576 KiB per CPU).
 /// Most packets belong to a few heavy flows; the rest go to the table.
 pub const FLOW_CACHE_SLOTS: u32 = 1 << 13;
+/// Slots of each CPU's outer sources of encapsulation (the data plane's
+/// `ENCAP_SCRATCH`), direct-mapped by the member's address
+/// ([`hash::source_slot`]): a group has a few encapsulated members.
+pub const SOURCE_SLOTS: u32 = 1 << SOURCE_SLOT_BITS;
+/// Bits of [`SOURCE_SLOTS`].
+pub const SOURCE_SLOT_BITS: u32 = 4;
 /// Capacity of the egress-port devmap.
 pub const MAX_TX_PORTS: u32 = 256;
 /// Hop limit of the outer header of encapsulated packets.

@@ -9,7 +9,7 @@ use anycast_common::{
     Affinity, ENCAP_HOP_LIMIT, Fallback, GlobalStat, GroupInfo, GroupStat, IPV6_MIN_MTU,
     MemberInfo, MemberKind, MemberState,
     explain::{ChosenBy, reached},
-    wire,
+    hash, wire,
 };
 use aya_ebpf::{
     bindings::{
@@ -24,10 +24,7 @@ use crate::{
     explain,
     flow::{self, Flow, Lookup, NoFlow},
     fragment,
-    maps::{
-        ChosenSource, ENCAP_SCRATCH, FLOW_SCRATCH, GROUPS, MEMBERS, SELECTION, SOURCE_SLOTS,
-        TX_PORTS,
-    },
+    maps::{ChosenSource, ENCAP_SCRATCH, GROUPS, MEMBERS, SELECTION, TX_PORTS},
     parse::{Packet, ipv6, ipv6::Ipv6, ipv6::Transport, load, words, writable},
     too_big,
     verdict::{FlowOutcome, Steered, Target},
@@ -168,7 +165,7 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
         MemberKind::Encap if f.encap_limit_zero => {
             passed(GlobalStat::EncapLimitPassed, GroupStat::EncapLimitPassed)
         }
-        MemberKind::Encap => match redirect_encap(ctx, ip, info, m, f.hash) {
+        MemberKind::Encap => match redirect_encap(ctx, ip, info, m, f) {
             ENCAP_TOO_BIG => passed(GlobalStat::TooBigPassed, GroupStat::TooBigPassed),
             ENCAP_FIB_MISS => passed(GlobalStat::FibMissPassed, GroupStat::FibMissPassed),
             // RFC 2473 7.1: the tunnel MTU is the path MTU less our 40
@@ -430,7 +427,7 @@ fn redirect_encap(
     ip: &Ipv6,
     info: &GroupInfo,
     m: &MemberInfo,
-    flow_hash: u32,
+    f: &mut Flow,
 ) -> u32 {
     let inner_len = ip.end - ip.off;
     let outer_len = inner_len + wire::IPV6_HDR_LEN;
@@ -455,15 +452,19 @@ fn redirect_encap(
     let dst = unsafe { words::load16(&m.addr) };
     fib.__bindgen_anon_4.ipv6_dst = dst;
     let mut flags = 0;
+    // A source this CPU kept: the request stays the same (source ::, so
+    // that source-based rules and routes and the multipath hash see what
+    // they saw when the kernel chose it); only the outer header takes it.
+    let mut kept = None;
     // The slot to keep the kernel's choice in, when it is asked to choose.
     let mut choose = None;
     if info.has_tunnel_source != 0 {
         fib.__bindgen_anon_3.ipv6_src = unsafe { words::load16(&info.tunnel_source) };
     } else {
-        let now = clock();
-        let s = source_slot(&mut scratch.sources, dst);
+        let now = flow::now(f);
+        let s = scratch.sources.get_mut(hash::source_slot(dst) as usize);
         match s {
-            Some(s) if fresh(s, dst, ingress, now) => fib.__bindgen_anon_3.ipv6_src = s.src,
+            Some(s) if fresh(s, dst, ingress, now) => kept = Some(s.src),
             // Let the kernel pick the source address for the egress route,
             // and keep its choice.
             s => {
@@ -493,10 +494,10 @@ fn redirect_encap(
         return ENCAP_FIB_MISS;
     };
     let class = (u32::from(head[0] & 0x0f) << 24) | (u32::from(head[1] & 0xf0) << 16);
-    let vtcfl = (6u32 << 28) | class | (flow_hash & 0x000f_ffff);
+    let vtcfl = (6u32 << 28) | class | (f.hash & 0x000f_ffff);
     let (dmac, smac, egress) = (fib.dmac, fib.smac, fib.ifindex);
     // SAFETY: reading the kernel-filled union as the IPv6 variant we asked for.
-    let src = unsafe { fib.__bindgen_anon_3.ipv6_src };
+    let src = kept.unwrap_or(unsafe { fib.__bindgen_anon_3.ipv6_src });
     let vlan_len = ip.off - wire::ETH_HDR_LEN;
     let delta = wire::IPV6_HDR_LEN as i32 - vlan_len as i32;
     if !adjust_head(ctx, -delta) {
@@ -532,30 +533,10 @@ fn redirect_encap(
 /// before it asks again. Choosing a source (`BPF_FIB_LOOKUP_SRC`: the
 /// kernel's source address selection, RFC 6724) costs more than the rest
 /// of the encapsulation together; the route lookup itself still runs per
-/// packet, so the egress, the MACs and the MTU are never stale. After an
-/// address or route change a CPU may use the source chosen before it for
-/// this long.
+/// packet, the same request as when the kernel chose, so the egress, the
+/// MACs and the MTU are never stale. After an address or route change a
+/// CPU may use the source chosen before it for this long (and a jiffy).
 const SOURCE_TTL_NS: u64 = 100_000_000;
-
-/// This CPU's coarse clock (see `flow::now`), 0 without a scratch slot.
-#[inline(always)]
-fn clock() -> u64 {
-    match FLOW_SCRATCH.get_ptr_mut(0) {
-        // SAFETY: this CPU's scratch slot, used by this run only.
-        Some(f) => flow::now(unsafe { &mut *f }),
-        None => 0,
-    }
-}
-
-/// The slot of this CPU's outer sources for the member at `dst`.
-#[inline(always)]
-fn source_slot(
-    sources: &mut [ChosenSource; SOURCE_SLOTS],
-    dst: [u32; 4],
-) -> Option<&mut ChosenSource> {
-    let h = dst[0] ^ dst[1] ^ dst[2] ^ dst[3];
-    sources.get_mut(((h ^ (h >> 16)) as usize) & (SOURCE_SLOTS - 1))
-}
 
 /// Whether `s` holds a source chosen toward `dst` for packets from
 /// `ingress` less than [`SOURCE_TTL_NS`] ago. The explain instance always

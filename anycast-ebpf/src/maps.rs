@@ -8,8 +8,8 @@ use anycast_common::{
     FRAGMENT_TABLE, FloodState, FlowEntry, FlowKey, FragmentEntry, FragmentKey, GlobalCounters,
     GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
     MAX_IFACES, MAX_MEMBERS, MAX_SCOPES, MAX_SUBNETS, MAX_TX_PORTS, MemberCounters, MemberInfo,
-    MemberSourceKey, ScopeInfo, Selection, Settings, SubnetInfo, SubnetKey, TRACE_RING_BYTES,
-    TooBigLimit, TraceControl, TraceCpu,
+    MemberSourceKey, SOURCE_SLOTS, ScopeInfo, Selection, Settings, SubnetInfo, SubnetKey,
+    TRACE_RING_BYTES, TooBigLimit, TraceControl, TraceCpu,
     explain::ExplainTrail,
     prefix_trie::{self, Node},
 };
@@ -203,12 +203,9 @@ pub(crate) struct EncapScratch {
     /// The length `bpf_check_mtu` checks, and the MTU it answers.
     pub(crate) mtu: u32,
     /// The outer sources the kernel chose lately, direct-mapped by the
-    /// member's address.
-    pub(crate) sources: [ChosenSource; SOURCE_SLOTS],
+    /// member's address (`hash::source_slot`).
+    pub(crate) sources: [ChosenSource; SOURCE_SLOTS as usize],
 }
-
-/// Slots of a CPU's outer sources: a group has a few encapsulated members.
-pub(crate) const SOURCE_SLOTS: usize = 16;
 
 /// The outer source the kernel chose (`BPF_FIB_LOOKUP_SRC`) toward an
 /// encapsulated member, for packets that came in on `ingress`, and when.

@@ -530,7 +530,7 @@ pub(crate) enum GroupCommand {
         /// `pass`: the kernel routes the packet (default); `drop`: drop it.
         #[arg(long, value_enum)]
         fallback: Option<FallbackArg>,
-        /// Outer source address for encapsulated members (default: chosen by the kernel's route; each CPU asks again every 100 ms per member).
+        /// Outer source address for encapsulated members (default: chosen by the kernel's route; a CPU reuses its choice toward a member for up to 100 ms).
         #[arg(long)]
         tunnel_source: Option<String>,
         /// `flow` (default): a running flow stays on its member; `none`: stateless.
