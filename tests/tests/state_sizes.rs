@@ -451,7 +451,7 @@ fn max_prefixes_sizes_the_prefix_table_and_its_trie() -> Result<()> {
     let maps = p.sizes()?;
     assert_eq!(p.prefix_capacities()?, [1000, nodes], "{maps}");
     assert_eq!(nodes, 3512);
-    // 3.4 MiB, not 32.
+    // 3.5 MiB, not 32.5.
     let bytes = maps["PREFIX_NODES"]["bytes"].as_u64().unwrap_or(0);
     assert!((3 << 20..4 << 20).contains(&bytes), "{maps}");
     // A program loaded on the state with no size (the explain instance)
