@@ -23,9 +23,9 @@
 //! So an address in no /16 holding a prefix is answered by one read, and
 //! one in a prefix by one read more for each byte past the second where
 //! the set's prefixes part or end on its path: a lone /64 takes two, a
-//! /64 of 10,000 spread over a /32 four or five, at most seven; and the
-//! answer is always the longest match (the LPM trie's own when the slot
-//! says ask).
+//! /64 among the bench's 10,000 spread over a /32 four, any at most
+//! seven; and the answer is always the longest match (the LPM trie's own
+//! when the slot says ask).
 //!
 //! Two copies ([`COPIES`]), each [`copy_nodes`] of the prefix table's
 //! capacity (at most [`COPY_NODES`], chosen when the state is created with
