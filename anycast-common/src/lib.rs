@@ -202,7 +202,11 @@ pub mod globals {
 /// state can only be made by a build that knows copy sizes, and a build
 /// of fixed copies given one reads past its map (the kernel refuses the
 /// writes; its data plane asks the LPM trie), never a wrong node.
-pub const LAYOUT_VERSION: u32 = 11;
+///
+/// 12: the prefix trie path-compressed: a child slot names the byte its
+/// node takes and may skip levels, a node carries the path and word the
+/// walk checks then (`prefix_trie::Node`, 1,040 bytes, was 1,024).
+pub const LAYOUT_VERSION: u32 = 12;
 
 /// Default capacity of the exact-address table (hash, allocated on
 /// insert); `--max-addresses` chooses another when the state is created.
@@ -711,6 +715,8 @@ mod user {
     unsafe impl aya::Pod for GroupInfo {}
     // SAFETY: as above.
     unsafe impl aya::Pod for IfaceConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::prefix_trie::Node {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::explain::ExplainTrail {}
     // SAFETY: as above.

@@ -11,7 +11,7 @@
 use anycast_common::{
     AddrKey, EXACT_BUCKET_ENTRIES, ExactBucket, GlobalStat, GroupStat, IfaceRole, MemberSourceKey,
     SourceAction, hash,
-    prefix_trie::{self, SLOT_ASK, SLOT_CHILD},
+    prefix_trie::{self, SLOT_ASK, SLOT_CHILD, SLOT_NODE, SLOT_SKIP},
     wire, word_group, word_scope,
 };
 use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
@@ -322,24 +322,33 @@ fn anycast_word(addr: *const AddrKey, h: u64, l: &Rules) -> Option<u32> {
 /// Where the prefix trie's walk ends for an address (big-endian words
 /// `w`) in the copy whose first node is `base`: a word (0: in no prefix)
 /// or `SLOT_ASK` (see `anycast_common::prefix_trie`). The root takes the
-/// first two bytes, each level one more, and the walk stops at the first
-/// slot that is not a child: most addresses after one read.
+/// first two bytes, each node below one more (the byte its child slot
+/// names: levels with one child are skipped, the address checked against
+/// the node's path instead), and the walk stops at the first slot that is
+/// not a child: most addresses after one read.
 #[inline(always)]
 fn trie_slot(w: [u32; 4], base: u32) -> u32 {
     let Some(root) = PREFIX_NODES.get(base.wrapping_add(w[0] >> 24)) else {
         return SLOT_ASK;
     };
-    let mut slot = root[((w[0] >> 16) & 0xff) as usize];
-    // Bytes 2..8, one a level.
+    let mut slot = root.slots[((w[0] >> 16) & 0xff) as usize];
+    // Bytes 0..8: each node takes one of bytes 2..8.
     let bytes = u64::from(w[0]) << 32 | u64::from(w[1]);
-    for level in 0..prefix_trie::LEVELS {
+    // Each node takes a later byte than the one before: at most one a
+    // level.
+    for _ in 0..prefix_trie::LEVELS {
         if slot & SLOT_CHILD == 0 {
             return slot;
         }
-        let Some(node) = PREFIX_NODES.get(slot & !SLOT_CHILD) else {
+        let Some(node) = PREFIX_NODES.get(slot & SLOT_NODE) else {
             return SLOT_ASK;
         };
-        slot = node[((bytes >> (40 - 8 * level)) & 0xff) as usize];
+        let shift = prefix_trie::slot_shift(slot);
+        // Off the skipped levels' one path: the word they all held.
+        if slot & SLOT_SKIP != 0 && (bytes ^ node.path) >> shift > 0xff {
+            return node.word;
+        }
+        slot = node.slots[((bytes >> shift) & 0xff) as usize];
     }
     // A child past the last level: never built; the LPM trie knows.
     if slot & SLOT_CHILD != 0 {

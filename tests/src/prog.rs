@@ -608,3 +608,27 @@ pub fn deltas(
 pub fn possible_cpus() -> Result<usize> {
     aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))
 }
+
+/// /64s that fill the prefix trie's nodes (see
+/// `anycast_common::prefix_trie`): `per_16` (at most 32) in each of the
+/// `sixteens` /16s from `first` on, parted in a bit of each of bytes 2..7
+/// (one a byte), so that each of those levels branches, the levels are
+/// kept, and each /64 ends in a node of its own: almost two nodes per
+/// prefix, the most a prefix can take.
+pub fn branching_64s(first: u16, sixteens: u16, per_16: u8) -> Vec<AnycastPrefix> {
+    (0..sixteens)
+        .flat_map(|g| {
+            (0..per_16.min(32)).map(move |j| {
+                let parted = (0..5).fold(0u128, |bits, k| {
+                    bits | u128::from(j >> k & 1) << (7 + 8 * (5 - k))
+                });
+                AnycastPrefix {
+                    addr: Ipv6Addr::from(
+                        (u128::from(first) + u128::from(g)) << 112 | (parted | 1) << 64,
+                    ),
+                    len: 64,
+                }
+            })
+        })
+        .collect()
+}

@@ -9,7 +9,10 @@ use std::net::Ipv6Addr;
 
 use anycast::AnycastPrefix;
 use anycast_common::{IfaceRole, SourceAction, frame::FrameBuilder, map_names, program_names};
-use anycast_tests::{prog::ProgramUnderTest, require_root};
+use anycast_tests::{
+    prog::{ProgramUnderTest, branching_64s},
+    require_root,
+};
 use anyhow::{Context as _, Result};
 
 const SERVER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 2);
@@ -239,20 +242,16 @@ fn ten_thousand_prefixes_of_ten_lengths() -> Result<()> {
 fn a_full_trie_copy_leaves_the_rest_to_the_lpm_trie() -> Result<()> {
     require_root()?;
     let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
-    // /64s in distinct /16s: six nodes each, more than a copy holds.
-    let list: Vec<AnycastPrefix> = (0..4000u128)
-        .map(|i| AnycastPrefix {
-            addr: Ipv6Addr::from((0x2000 + i) << 112 | (i * 0x9e37_79b9) << 64),
-            len: 64,
-        })
-        .collect();
-    assert_eq!(p.add_list(&list, "spread")?, 4000);
+    // /64s branching at every level in 300 /16s: 63 nodes each, more
+    // than a copy holds.
+    let list = branching_64s(0x2000, 300, 32);
+    assert_eq!(p.add_list(&list, "spread")?, 9600);
     let (_, overflowed) = p.state.prefix_trie_use()?;
     assert!(overflowed > 0, "the copy must be full for this test");
     let sample: Vec<AnycastPrefix> = list.iter().step_by(20).copied().collect();
     check_edges(&p, &sample)?;
     // The last prefixes made are the ones past the copy: still found.
-    for q in &list[3900..] {
+    for q in &list[9500..] {
         assert_eq!(p.run(&udp(q.addr))?.action, XDP_DROP, "{q}");
     }
     Ok(())

@@ -23,7 +23,7 @@ use anycast_common::{
 };
 use anycast_tests::{
     pinned::Pinned,
-    prog::{ProgramUnderTest, TEST_FLOW_TABLE},
+    prog::{ProgramUnderTest, TEST_FLOW_TABLE, branching_64s},
     require_root,
 };
 use anyhow::{Context as _, Result, bail};
@@ -148,15 +148,16 @@ fn a_table_of_1000_prefixes_has_a_small_trie_and_the_lpm_trie_answers_the_rest()
     )?;
     let copy = prefix_trie::copy_nodes(1000);
     assert_eq!(copy, 1756);
-    // 500 /48s of one /32: a few nodes, all in the trie.
-    let near: Vec<AnycastPrefix> = (0..500u128)
+    // 104 /48s of one /32: one node (the levels above it skipped), all
+    // in the trie.
+    let near: Vec<AnycastPrefix> = (0..104u128)
         .map(|i| AnycastPrefix {
             addr: Ipv6Addr::from(0x2001_0db8u128 << 96 | i << 80),
             len: 48,
         })
         .collect();
-    assert_eq!(p.add_list(&near, "near")?, 500);
-    assert_eq!(p.state.prefix_trie_use()?, (261, 0), "all in the trie");
+    assert_eq!(p.add_list(&near, "near")?, 104);
+    assert_eq!(p.state.prefix_trie_use()?, (257, 0), "all in the trie");
     answered(&p, &near)?;
     // The program walks the trie userspace wrote, in the copy it reads: a
     // root node emptied misses the prefix (a program that took another
@@ -170,15 +171,11 @@ fn a_table_of_1000_prefixes_has_a_small_trie_and_the_lpm_trie_answers_the_rest()
         Ok(())
     };
     tampered(&mut p)?;
-    // 500 /64s in distinct /16s, six nodes each: more than the copy of a
-    // table of 1000 holds; the subtrees past it ask the LPM trie.
-    let spread: Vec<AnycastPrefix> = (0..500u128)
-        .map(|i| AnycastPrefix {
-            addr: Ipv6Addr::from((0x3000 + i) << 112 | (i * 0x9e37_79b9) << 64),
-            len: 64,
-        })
-        .collect();
-    assert_eq!(p.add_list(&spread, "spread")?, 500);
+    // 896 /64s in 28 /16s, branching at every level: 63 nodes a /16, more
+    // than the copy of a table of 1000 holds; the subtrees past it ask the
+    // LPM trie.
+    let spread = branching_64s(0x3000, 28, 32);
+    assert_eq!(p.add_list(&spread, "spread")?, 896);
     let (nodes, overflowed) = p.state.prefix_trie_use()?;
     assert_eq!(nodes, copy as usize, "the copy filled to its size");
     assert!(overflowed > 0, "the copy must be full for this test");
@@ -454,7 +451,7 @@ fn max_prefixes_sizes_the_prefix_table_and_its_trie() -> Result<()> {
     let maps = p.sizes()?;
     assert_eq!(p.prefix_capacities()?, [1000, nodes], "{maps}");
     assert_eq!(nodes, 3512);
-    // 3.4 MiB, not 32.
+    // 3.5 MiB, not 32.5.
     let bytes = maps["PREFIX_NODES"]["bytes"].as_u64().unwrap_or(0);
     assert!((3 << 20..4 << 20).contains(&bytes), "{maps}");
     // A program loaded on the state with no size (the explain instance)

@@ -734,9 +734,7 @@ impl Addresses {
     #[cfg(feature = "test-support")]
     pub(crate) fn tamper_trie(&mut self, p: AnycastPrefix, settings: &Settings) -> Result<()> {
         let (base, _) = self.copy_of(u32::from(settings.get()?.prefix_copy));
-        self.trie.set(
-            base + u32::from(p.addr.octets()[0]),
-            [0; prefix_trie::NODE_SLOTS],
-        )
+        self.trie
+            .set(base + u32::from(p.addr.octets()[0]), Node::filled(0))
     }
 }
