@@ -92,7 +92,7 @@ pub const COPIES: u32 = 2;
 /// Nodes of the map of the default prefix table (the largest map).
 pub const PREFIX_NODES: u32 = COPY_NODES * COPIES;
 /// A slot that points at a node: the node's index in the map (both copies
-/// counted) in [`SLOT_NODE`], the address byte it takes in [`SLOT_AT`].
+/// counted) in [`SLOT_NODE`], the address byte it takes in [`SLOT_AT_SHIFT`].
 pub const SLOT_CHILD: u32 = 1 << 31;
 /// A slot whose addresses the LPM trie answers.
 pub const SLOT_ASK: u32 = 1 << 30;

@@ -41,7 +41,7 @@ pub(crate) struct Cli {
     pub(crate) max_addresses: Option<u32>,
     /// Capacity of the prefix table (anycast prefixes shorter than /128, 1
     /// to 16777216), which sizes the prefix trie the data plane walks (two
-    /// copies of 256 + 1.5 nodes of 1 KiB per prefix, at most 16384 each:
+    /// copies of 256 + 1.5 nodes of 1,040 bytes per prefix, at most 16384 each:
     /// a set that needs more asks the LPM trie for the rest), used when the
     /// pinned state is created (a command that may create it, or `repair`,
     /// refuses another size than an existing state's); default 65536.
