@@ -564,6 +564,18 @@ fn each_build(
         .collect()
 }
 
+/// The edge program of each build with `list` loaded into group `prefixes`.
+fn with_prefixes(
+    o: &Opts,
+    list: &[AnycastPrefix],
+) -> Result<Vec<(&'static str, ProgramUnderTest)>> {
+    each_build(o, |object| {
+        let mut p = edge_program(object, TEST_FLOW_TABLE)?;
+        p.state.load_addresses(list, &GroupName::new("prefixes")?)?;
+        Ok(p)
+    })
+}
+
 /// The anycast program of `object`, for an edge interface, with a flow
 /// table of `flows` entries.
 fn edge_program(object: &[u8], flows: u32) -> Result<ProgramUnderTest> {
@@ -1027,12 +1039,7 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let progs = each_build(o, |object| {
-            let mut p = edge_program(object, TEST_FLOW_TABLE)?;
-            p.state
-                .load_addresses(&list, &GroupName::new("prefixes")?)?;
-            Ok(p)
-        })?;
+        let progs = with_prefixes(o, &list)?;
         let cases = progs
             .iter()
             .map(|(l, p)| (*l, Case::same("pass", p, udp(CLIENT, SERVER, 1), XDP_PASS)))
@@ -1069,12 +1076,7 @@ fn scaling(o: &Opts, rows: &mut Vec<Row>, facts: &mut Vec<(String, String)>) -> 
             Ok(Ipv6Addr::from(u128::from(p.addr) | 7))
         };
         let (in48, in64) = (inside(48)?, inside(64)?);
-        let progs = each_build(o, |object| {
-            let mut p = edge_program(object, TEST_FLOW_TABLE)?;
-            p.state
-                .load_addresses(&list, &GroupName::new("prefixes")?)?;
-            Ok(p)
-        })?;
+        let progs = with_prefixes(o, &list)?;
         for (what, src, action) in [
             ("non-anycast pass", CLIENT, XDP_PASS),
             ("drop from a /48 prefix", in48, XDP_DROP),
