@@ -157,6 +157,17 @@ pub mod peer_names {
     pub const DENY_SOURCES: &str = "DENY_SOURCES";
     /// The frame header [`GEN_TX`] restores (index 0, `[u64; GEN_HEADER_LEN / 8]`).
     pub const GEN_HEADER: &str = "GEN_HEADER";
+    /// Stays in flight for a long while in a single run (a loop of loops),
+    /// counting its runs' starts and ends in [`HOLD_MARKS`], then passes:
+    /// for the tests of what waits for the program runs under way.
+    pub const HOLD: &str = "hold";
+    /// [`HOLD`]'s counters (`u64`): index [`HOLD_STARTED`], runs started;
+    /// index [`HOLD_FINISHED`], runs finished.
+    pub const HOLD_MARKS: &str = "HOLD_MARKS";
+    /// [`HOLD_MARKS`] index of the runs started.
+    pub const HOLD_STARTED: u32 = 0;
+    /// [`HOLD_MARKS`] index of the runs finished.
+    pub const HOLD_FINISHED: u32 = 1;
     /// Bytes [`GEN_TX`] restores: the Ethernet header and the IPv6 header
     /// up to the hop limit (what routers rewrite), rounded up to words.
     pub const GEN_HEADER_LEN: usize = 24;

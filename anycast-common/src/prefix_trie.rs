@@ -33,9 +33,9 @@
 //! takes it from the map's size): userspace rebuilds
 //! the copy the data plane does not read, then flips `Settings::prefix_copy`
 //! (one byte) to it. A packet reads the settings once, so it sees one whole
-//! copy; userspace waits [`GRACE_MS`] before it writes a copy again, far
-//! longer than a packet's run in the program (a margin, not a proof: a
-//! vCPU stopped by its hypervisor mid-walk could outlast it).
+//! copy; before userspace writes a copy again it waits until every program
+//! run under way has ended (an RCU grace period, `anycast::quiesce`), so
+//! no packet that read the settings before the flip still walks it.
 
 /// Slots of a node: one per value of an address byte.
 pub const NODE_SLOTS: usize = 256;
@@ -104,9 +104,6 @@ pub const SLOT_SKIP: u32 = 1 << 29;
 pub const SLOT_AT_SHIFT: u32 = 26;
 /// The bits of a child slot that hold its node's index.
 pub const SLOT_NODE: u32 = (1 << SLOT_AT_SHIFT) - 1;
-/// Milliseconds userspace waits after a flip before it writes the copy
-/// the data plane left (a packet's run takes microseconds).
-pub const GRACE_MS: u64 = 2;
 
 /// The slot that points at node `node`, which takes address byte `at`
 /// (2..=7), from a slot of the node of byte `from` (1: the root).

@@ -2,7 +2,9 @@
 //! program in the end-to-end lab: a live-frames generator, a counting sink
 //! for the member, and the trivial programs that bound what any XDP program
 //! can do on this machine (drop everything, redirect everything, one hash
-//! lookup then drop). Names are in `anycast_common::peer_names`.
+//! lookup then drop), and a program that stays in flight for a while, for
+//! the tests of what waits for program runs. Names are in
+//! `anycast_common::peer_names`.
 #![no_std]
 #![no_main]
 #![expect(
@@ -13,9 +15,12 @@
 
 mod rt;
 
-use anycast_common::peer_names::GEN_HEADER_LEN;
+use core::ffi::c_void;
+
+use anycast_common::peer_names::{GEN_HEADER_LEN, HOLD_FINISHED, HOLD_STARTED};
 use aya_ebpf::{
     bindings::xdp_action,
+    helpers::generated::bpf_loop,
     macros::{map, xdp},
     maps::{Array, DevMap, HashMap, PerCpuArray},
     programs::XdpContext,
@@ -32,6 +37,9 @@ static DENY_SOURCES: HashMap<[u8; 16], u8> = HashMap::with_max_entries(1024, 0);
 
 #[map(name = "GEN_HEADER")]
 static GEN_HEADER: Array<[u64; GEN_HEADER_LEN / 8]> = Array::with_max_entries(1, 0);
+
+#[map(name = "HOLD_MARKS")]
+static HOLD_MARKS: Array<u64> = Array::with_max_entries(2, 0);
 
 /// Ethernet + IPv6 up to the source address.
 const SRC_OFFSET: usize = 14 + 8;
@@ -101,4 +109,57 @@ pub fn lookup_drop(ctx: XdpContext) -> u32 {
     } else {
         xdp_action::XDP_PASS
     }
+}
+
+/// Steps of each of [`hold`]'s loops: its run makes 4,096 x 4,096 calls.
+const HOLD_STEPS: u32 = 4096;
+
+/// Counts run `index` of `HOLD_MARKS` (a plain add: the tests run one
+/// program at a time).
+#[inline(always)]
+fn mark(index: u32) {
+    if let Some(n) = HOLD_MARKS.get_ptr_mut(index) {
+        // SAFETY: a map value, valid during this run.
+        unsafe { *n += 1 };
+    }
+}
+
+/// One step of [`hold`]'s inner loop: nothing.
+#[inline(never)]
+extern "C" fn hold_step(_index: u32, _ctx: *mut c_void) -> i64 {
+    0
+}
+
+/// One step of [`hold`]'s outer loop: a whole inner loop.
+#[inline(never)]
+extern "C" fn hold_round(_index: u32, _ctx: *mut c_void) -> i64 {
+    // SAFETY: the helper calls a callback of this object `HOLD_STEPS` times.
+    unsafe {
+        bpf_loop(
+            HOLD_STEPS,
+            hold_step as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
+    0
+}
+
+/// Stays in flight for a long while (tens to hundreds of milliseconds, a
+/// single run), counting when it starts and when it ends, then passes:
+/// the tests of what waits until every program run under way has ended.
+#[xdp]
+pub fn hold(_ctx: XdpContext) -> u32 {
+    mark(HOLD_STARTED);
+    // SAFETY: as in `hold_round`.
+    unsafe {
+        bpf_loop(
+            HOLD_STEPS,
+            hold_round as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
+    mark(HOLD_FINISHED);
+    xdp_action::XDP_PASS
 }

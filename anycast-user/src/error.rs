@@ -391,6 +391,15 @@ pub enum Error {
         #[source]
         source: aya::maps::MapError,
     },
+    /// Waiting for the program runs under way to end failed (`quiesce`).
+    #[error("waiting for the program runs under way to end ({call}): {source}")]
+    Quiesce {
+        /// The bpf call that failed.
+        call: &'static str,
+        /// Its error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The eBPF object could not be loaded.
     #[error("loading the eBPF object: {0}")]
     Load(#[source] aya::EbpfError),

@@ -35,6 +35,7 @@ pub mod netlink;
 pub mod netns;
 pub mod pin;
 pub mod probe_path;
+pub mod quiesce;
 pub mod reconcile;
 pub mod repair;
 pub mod routes;

@@ -5,6 +5,8 @@
 //! - [`bgp`]: BIRD 2 in a lab namespace, with docs/BGP.md's configurations.
 //! - [`dns`]: a real DNS server (dnsmasq) in a lab namespace and a client
 //!   that reads which member answered.
+//! - [`held`]: a program run held in flight, for what must wait for the
+//!   runs under way.
 //! - [`lab`]: network namespaces joined by veth pairs, the `anycast` binary
 //!   run inside them, and real sockets at both ends.
 //! - [`pinned`]: the `anycast` binary run against a pin dir of its own.
@@ -14,6 +16,7 @@
 pub mod bgp;
 pub mod dns;
 pub mod fuzz;
+pub mod held;
 pub mod lab;
 pub mod pinned;
 pub mod prog;

@@ -5,11 +5,12 @@
 //! reference model (the longest match, `anycast_common::model`), and the
 //! group that answers is asserted where it is the point.
 
-use std::net::Ipv6Addr;
+use std::{net::Ipv6Addr, time::Instant};
 
 use anycast::AnycastPrefix;
 use anycast_common::{IfaceRole, SourceAction, frame::FrameBuilder, map_names, program_names};
 use anycast_tests::{
+    held::HeldRun,
     prog::{ProgramUnderTest, branching_64s},
     require_root,
 };
@@ -183,6 +184,50 @@ fn a_change_that_fails_after_a_prefix_left_still_publishes_the_trie() -> Result<
     assert!(!p.state.journal_open()?, "the journal is closed");
     assert_eq!(source_group(&p, a)?.as_deref(), Some("outer"));
     Ok(())
+}
+
+/// A prefix change rewrites the trie copy the last flip left only once
+/// every program run that may still walk it has ended: it does not return
+/// while a run that began before it is under way (the peers' `hold`
+/// program, one run of tens of milliseconds or more; any program's run
+/// counts, the wait is the kernel's).
+#[test]
+#[ignore = "needs root (BPF): run with `cargo xtask test`"]
+fn a_trie_copy_is_rewritten_only_after_the_runs_that_may_walk_it_end() -> Result<()> {
+    require_root()?;
+    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+    // Copy 1 is read now: the next change rewrites copy 0.
+    p.add("2001:db8::/32", "outer")?;
+    for attempt in 1..=3 {
+        let run = HeldRun::start()?;
+        let in_flight = !run.finished()?;
+        let t = Instant::now();
+        p.add(
+            &format!("2001:db8:{attempt}::/48"),
+            &format!("inner{attempt}"),
+        )?;
+        let change = t.elapsed();
+        let finished = run.finished()?;
+        let held = run.join()?;
+        if !in_flight {
+            // The run ended before the change began (a stalled test
+            // thread): it proves nothing, try again.
+            continue;
+        }
+        assert!(
+            finished,
+            "the change returned after {change:?}, while a run that began before it was under way \
+             (the run took {held:?})"
+        );
+        let a: Ipv6Addr = format!("2001:db8:{attempt}::9").parse()?;
+        assert_eq!(
+            source_group(&p, a)?,
+            Some(format!("inner{attempt}")),
+            "the new trie answers"
+        );
+        return Ok(());
+    }
+    anyhow::bail!("the held run ended before the change began, three times")
 }
 
 /// 10,000 prefixes of 10 lengths (20 to 127), nested in places, spread

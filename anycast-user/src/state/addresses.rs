@@ -14,7 +14,6 @@ mod bulk;
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     net::Ipv6Addr,
-    time::Duration,
 };
 
 use anycast_common::{
@@ -536,9 +535,10 @@ impl Addresses {
 
     /// Publishes the prefixes to the data plane: their count, and, when
     /// the prefix table changed, the prefix trie rebuilt from it. The trie
-    /// is written whole into the copy the data plane does not read, after
-    /// a grace period (a packet that read the settings before the last
-    /// flip may still walk that copy), and then the settings flip the data
+    /// is written whole into the copy the data plane does not read, once
+    /// every program run under way has ended (a packet that read the
+    /// settings before the last flip may still walk that copy:
+    /// [`quiesce`](crate::quiesce)), and then the settings flip the data
     /// plane to it in the same write as the count: a packet sees the old
     /// trie or the new one, never a mix, and an unchanged prefix answers
     /// the same in both.
@@ -550,7 +550,7 @@ impl Addresses {
             copy = (copy ^ 1) & 1;
             let (base, nodes) = self.copy_of(u32::from(copy));
             let built = prefix_trie::build(&set, base, nodes);
-            std::thread::sleep(Duration::from_millis(prefix_trie::GRACE_MS));
+            crate::quiesce::program_runs_ended()?;
             self.write_copy(&built)?;
         }
         settings.update(|s| {
