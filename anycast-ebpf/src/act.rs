@@ -334,10 +334,11 @@ fn choose(info: &GroupInfo, group: u32, f: &mut Flow, epoch: u32) -> Option<Chos
     });
     // Bounded by the table length in `get`.
     let member = *sel.table.get(slot as usize)?;
-    if member == 0 {
-        return None;
-    }
-    let m = MEMBERS.get(member)?;
+    // Userspace rewrites a table only after a flip away from it, but a
+    // packet that read the group before the flip may still read it, and
+    // find a member removed since (its slot perhaps another group's now):
+    // only a member of this group that is not down takes the flow.
+    let m = usable(member, group)?;
     let flow = if !affinity || f.icmp_error || f.later_fragment {
         FlowOutcome::None
     } else if !flow::record(&f.key, member, now) {

@@ -317,10 +317,25 @@ impl Members {
         self.tx_ports.remove(ifindex)
     }
 
-    /// Empties group `group_id`'s published selection (a test's damage).
+    /// Empties group `group_id`'s published selection, or, with `member`,
+    /// makes its every slot name that member (a test's damage).
     #[cfg(feature = "test-support")]
-    pub(crate) fn tamper_selection(&mut self, group_id: u32, info: &GroupInfo) -> Result<()> {
-        self.selection
-            .set(group_id * 2 + (info.active_slot & 1), Selection::zeroed())
+    pub(crate) fn tamper_selection(
+        &mut self,
+        group_id: u32,
+        info: &GroupInfo,
+        member: Option<u32>,
+    ) -> Result<()> {
+        let slot = group_id * 2 + (info.active_slot & 1);
+        let sel = match member {
+            None => Selection::zeroed(),
+            Some(id) => {
+                let mut sel = self.selection.get(slot)?;
+                let used = (sel.size as usize).min(sel.table.len());
+                sel.table[..used].fill(id);
+                sel
+            }
+        };
+        self.selection.set(slot, sel)
     }
 }

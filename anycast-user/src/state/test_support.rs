@@ -28,6 +28,11 @@ pub enum Tamper<'a> {
     MemberSource(&'a str, &'a str),
     /// The group's published selection emptied.
     Selection(&'a str),
+    /// Every slot of the group's published selection naming member id
+    /// `.1` (of another group, say): what a packet that read the group
+    /// before a flip could find in the table being rewritten, if a member
+    /// removed since had its slot reused.
+    SelectionNames(&'a str, u32),
     /// The journal left set, as by a killed command.
     Journal,
     /// The egress port of an interface taken out of the devmap (the kernel
@@ -191,7 +196,11 @@ impl State {
             }
             Tamper::Selection(group) => {
                 let (id, info) = self.groups.named(group)?;
-                self.members.tamper_selection(id, &info)
+                self.members.tamper_selection(id, &info, None)
+            }
+            Tamper::SelectionNames(group, member) => {
+                let (id, info) = self.groups.named(group)?;
+                self.members.tamper_selection(id, &info, Some(member))
             }
             Tamper::Journal => self.settings.update(|s| s.journal |= JOURNAL_CHANGING),
             Tamper::TxPort(ifindex) => self.members.tamper_tx_port(ifindex),
