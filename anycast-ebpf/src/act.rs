@@ -337,8 +337,12 @@ fn choose(info: &GroupInfo, group: u32, f: &mut Flow, epoch: u32) -> Option<Chos
     // Userspace rewrites a table only after a flip away from it, but a
     // packet that read the group before the flip may still read it, and
     // find a member removed since (its slot perhaps another group's now):
-    // only a member of this group that is not down takes the flow.
-    let m = usable(member, group)?;
+    // only a member registered in this group takes the flow. Not `usable`:
+    // a member set down leaves the table just after its state changes,
+    // and until then it takes its flows as before.
+    let m = MEMBERS
+        .get(member)
+        .filter(|m| m.kind != MemberKind::None as u8 && m.group_id == group)?;
     let flow = if !affinity || f.icmp_error || f.later_fragment {
         FlowOutcome::None
     } else if !flow::record(&f.key, member, now) {

@@ -163,6 +163,22 @@ impl<V: Pod + Zeroable> ArrayMap<V> {
         })
     }
 
+    /// A second handle on the map, for a test that reads it while a
+    /// command writes through this one.
+    #[cfg(feature = "test-support")]
+    pub(crate) fn reopen(&self) -> Result<Array<MapData, V>> {
+        use std::os::fd::BorrowedFd;
+        // SAFETY: the fd of the map this owner holds open.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd()) }
+            .try_clone_to_owned()
+            .map_err(|e| Error::Map {
+                name: self.name,
+                source: MapError::IoError(e),
+            })?;
+        let data = MapData::from_fd(fd).map_err(named(self.name))?;
+        Array::try_from(Map::Array(data)).map_err(named(self.name))
+    }
+
     fn fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::{AsFd as _, AsRawFd as _};
 

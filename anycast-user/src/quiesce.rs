@@ -5,11 +5,15 @@
 //! critical section, and an update of a map of maps returns only after an
 //! RCU grace period, "so that userspace, when we return to it, knows that
 //! all non-sleepable programs that could be running use the new map value"
-//! (`maybe_wait_bpf_programs`, kernel/bpf/syscall.c, since Linux 4.17).
+//! (`maybe_wait_bpf_programs`, kernel/bpf/syscall.c; Linux 5.0 has it).
 //! So after [`program_runs_ended`] returns, no run that began before the
 //! call is still reading: not one delayed by an interrupt, a stopped vCPU
-//! or a preempting task (PREEMPT_RT). It takes a grace period, a few
-//! milliseconds (8 on the VM of docs/BENCHMARKS.md, 20 at worst).
+//! or a preempting task (PREEMPT_RT). It takes a grace period: about 8 ms
+//! on the VM of docs/BENCHMARKS.md (20 in 1 of 100 calls), and as long as
+//! the longest run under way. It fails only if the kernel refuses the two
+//! one-entry maps it makes (a memory limit, a security module): then the
+//! command that needed it fails with that error before it writes, and its
+//! journal tells the next command to finish the job.
 
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 

@@ -56,8 +56,16 @@ impl HeldRun {
             marks,
             thread: Some(thread),
         };
+        // Spins (bounded): the run keeps its CPU busy, this thread takes
+        // the other (on one CPU the run would end before this saw it start,
+        // and the tests say so).
         let deadline = Instant::now() + START_WAIT;
         while run.marks.get(&HOLD_STARTED, 0)? == 0 {
+            if run.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                // It failed before it started: its error.
+                run.join()?;
+                bail!("the hold program ended without counting its start");
+            }
             if Instant::now() > deadline {
                 bail!("the hold program did not start within {START_WAIT:?}");
             }

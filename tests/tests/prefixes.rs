@@ -5,7 +5,11 @@
 //! reference model (the longest match, `anycast_common::model`), and the
 //! group that answers is asserted where it is the point.
 
-use std::{net::Ipv6Addr, time::Instant};
+use std::{
+    net::Ipv6Addr,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
 
 use anycast::AnycastPrefix;
 use anycast_common::{IfaceRole, SourceAction, frame::FrameBuilder, map_names, program_names};
@@ -187,26 +191,57 @@ fn a_change_that_fails_after_a_prefix_left_still_publishes_the_trie() -> Result<
 }
 
 /// A prefix change rewrites the trie copy the last flip left only once
-/// every program run that may still walk it has ended: it does not return
-/// while a run that began before it is under way (the peers' `hold`
-/// program, one run of tens of milliseconds or more; any program's run
-/// counts, the wait is the kernel's).
+/// every program run that may still walk it has ended: while a run that
+/// began before the change is under way (the peers' `hold` program, one
+/// run of about 100 ms; any program's run counts, the wait is the
+/// kernel's), that copy does not change, and the change does not return.
 #[test]
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn a_trie_copy_is_rewritten_only_after_the_runs_that_may_walk_it_end() -> Result<()> {
     require_root()?;
-    let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
-    // Copy 1 is read now: the next change rewrites copy 0.
-    p.add("2001:db8::/32", "outer")?;
     for attempt in 1..=3 {
+        let mut p = ProgramUnderTest::load(IfaceRole::Edge, SourceAction::Drop)?;
+        // Copy 1 is read now, copy 0 is empty: the next change rewrites
+        // copy 0, where the root node of byte 0x20 gets a child at byte 0x01.
+        p.add("2001:db8::/32", "outer")?;
+        let (nodes, _) = p.state.prefix_trie_reader()?;
+        let watched = || -> Result<u32> { Ok(nodes.get(&0x20, 0)?.slots[0x01]) };
+        anyhow::ensure!(watched()? == 0, "copy 0 is empty before the change");
         let run = HeldRun::start()?;
         let in_flight = !run.finished()?;
-        let t = Instant::now();
-        p.add(
-            &format!("2001:db8:{attempt}::/48"),
-            &format!("inner{attempt}"),
-        )?;
-        let change = t.elapsed();
+        let done = AtomicBool::new(false);
+        let (change, early) = std::thread::scope(|s| -> Result<(Duration, bool)> {
+            // Watches copy 0 until it changes: the run must have ended by
+            // then (read after the copy, so a run that had not ended when
+            // the copy was read shows as not ended).
+            let watcher = s.spawn(|| -> Result<Option<bool>> {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline {
+                    let rewritten = watched()? != 0;
+                    let ended = run.finished()?;
+                    if rewritten {
+                        return Ok(Some(!ended));
+                    }
+                    if done.load(Ordering::Acquire) && watched()? == 0 {
+                        return Ok(None);
+                    }
+                }
+                Ok(None)
+            });
+            let t = Instant::now();
+            let r = p.add(
+                &format!("2001:db8:{attempt}::/48"),
+                &format!("inner{attempt}"),
+            );
+            let change = t.elapsed();
+            done.store(true, Ordering::Release);
+            r?;
+            let seen = watcher
+                .join()
+                .map_err(|_| anyhow::anyhow!("the watcher panicked"))??;
+            let early = seen.context("the watcher never saw copy 0 rewritten")?;
+            Ok((change, early))
+        })?;
         let finished = run.finished()?;
         let held = run.join()?;
         if !in_flight {
@@ -214,6 +249,11 @@ fn a_trie_copy_is_rewritten_only_after_the_runs_that_may_walk_it_end() -> Result
             // thread): it proves nothing, try again.
             continue;
         }
+        assert!(
+            !early,
+            "copy 0 was rewritten while a run that began before the change was under way \
+             (the change took {change:?}, the run {held:?})"
+        );
         assert!(
             finished,
             "the change returned after {change:?}, while a run that began before it was under way \

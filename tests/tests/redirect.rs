@@ -74,7 +74,7 @@ fn l2_redirect_rewrites_the_frame() -> Result<()> {
 /// from it, so a packet that read the group before a flip may read the
 /// table being rewritten, which can name a member removed since, its slot
 /// maybe reused by another group. A new flow goes only to a member still
-/// registered in the group and not down; else the group's fallback.
+/// registered in the group; else the group's fallback.
 #[test]
 #[ignore = "needs root (BPF): run with `cargo xtask test`"]
 fn a_table_naming_another_groups_member_sends_nothing_there() -> Result<()> {

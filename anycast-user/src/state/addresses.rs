@@ -581,6 +581,12 @@ impl Addresses {
             .map_err(|(_, e)| e)
     }
 
+    /// A second handle on the prefix trie's map, and the nodes of a copy.
+    #[cfg(feature = "test-support")]
+    pub(crate) fn trie_reader(&self) -> Result<(aya::maps::Array<aya::maps::MapData, Node>, u32)> {
+        Ok((self.trie.reopen()?, self.copy_nodes))
+    }
+
     /// How many nodes of its copy the prefix trie of the configured
     /// prefixes takes, and how many of its slots ask the LPM trie because
     /// the copy is full.

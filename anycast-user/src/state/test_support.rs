@@ -207,6 +207,18 @@ impl State {
         }
     }
 
+    /// A second handle on the prefix trie's map (`PREFIX_NODES`), for a
+    /// test that reads it while a command writes, and the nodes of one
+    /// copy (copy `c` starts at node `c * nodes`).
+    pub fn prefix_trie_reader(
+        &self,
+    ) -> Result<(
+        aya::maps::Array<aya::maps::MapData, anycast_common::prefix_trie::Node>,
+        u32,
+    )> {
+        self.addresses.trie_reader()
+    }
+
     /// How many nodes of its copy the prefix trie of the configured
     /// prefixes takes, and how many of its slots ask the LPM trie because
     /// the copy is full (see `anycast_common::prefix_trie`).
