@@ -93,3 +93,42 @@ const _: () = assert!(
     core::mem::offset_of!(ExactBucket, words) == 48
         && core::mem::offset_of!(ExactBucket, others) == 60
 );
+
+/// Words of the /16 filter of the exact addresses (`EXACT_SLASH16`):
+/// 65,536 bits, one per first 16 bits of an address, in `u64`s (8 KiB).
+pub const SLASH16_WORDS: u32 = 1 << 10;
+
+/// Where the /16 filter keeps the bit of the addresses whose first two
+/// bytes are `b0` and `b1`: (word, mask).
+///
+/// Userspace sets a bit before an exact address under it goes into the
+/// exact table (and the index), and clears bits only when it rebuilds the
+/// filter from the table (`repair`): a set bit may cover no address any
+/// more, a clear one covers none. So the data plane, which reads the
+/// index and the table only for an address whose bit is set, never misses
+/// an exact address, and an address outside every /16 that holds one
+/// (most of the Internet's, for most deployments) costs one read of this
+/// small, hot array instead of a bucket of the big index.
+pub const fn slash16_bit(b0: u8, b1: u8) -> (u32, u64) {
+    let top = (b0 as u32) << 8 | b1 as u32;
+    (top >> 6, 1 << (top & 63))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_slash16_has_its_own_bit_in_the_filter() {
+        let mut seen = [0u64; SLASH16_WORDS as usize];
+        for top in 0..=u16::MAX {
+            let [b0, b1] = top.to_be_bytes();
+            let (word, bit) = slash16_bit(b0, b1);
+            assert!(word < SLASH16_WORDS, "{top:#x}");
+            assert_eq!(bit.count_ones(), 1, "{top:#x}");
+            assert_eq!(seen[word as usize] & bit, 0, "{top:#x} shares a bit");
+            seen[word as usize] |= bit;
+        }
+        assert!(seen.iter().all(|w| *w == u64::MAX), "every bit used");
+    }
+}

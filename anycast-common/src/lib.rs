@@ -80,6 +80,11 @@ pub mod map_names {
     /// Direct-mapped index of the exact addresses: an [`ExactBucket`](super::ExactBucket)
     /// per [`exact_bucket`](super::hash::exact_bucket).
     pub const EXACT_INDEX: &str = "EXACT_INDEX";
+    /// The /16 filter of the exact addresses: one bit per first 16 bits
+    /// of an address, set when an exact address may begin with them, in
+    /// [`SLASH16_WORDS`](super::SLASH16_WORDS) `u64`s (see
+    /// [`slash16_bit`](super::slash16_bit)).
+    pub const EXACT_SLASH16: &str = "EXACT_SLASH16";
     /// Per-CPU rate limit of the Packet Too Big messages the program
     /// sends: [`TooBigLimit`](super::TooBigLimit). The program's own (not
     /// pinned, not in [`ALL`]): each attachment has its own.
@@ -98,7 +103,7 @@ pub mod map_names {
     pub const SUBNETS: &str = "SUBNETS";
 
     /// Every map the data plane pins, in a stable order.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 20] = [
         ANYCAST_ADDRS,
         ANYCAST_PREFIX,
         GROUPS,
@@ -118,6 +123,7 @@ pub mod map_names {
         EXACT_INDEX,
         SCOPES,
         SUBNETS,
+        EXACT_SLASH16,
     ];
 }
 
@@ -219,7 +225,11 @@ pub mod globals {
 /// 12: the prefix trie path-compressed: a child slot names the byte its
 /// node takes and may skip levels, a node carries the path and word the
 /// walk checks then (`prefix_trie::Node`, 1,040 bytes, was 1,024).
-pub const LAYOUT_VERSION: u32 = 12;
+///
+/// 13: the /16 filter of the exact addresses (`EXACT_SLASH16`): the data
+/// plane reads the index and the exact table only for an address whose
+/// first 16 bits an exact address may have.
+pub const LAYOUT_VERSION: u32 = 13;
 
 /// Default capacity of the exact-address table (hash, allocated on
 /// insert); `--max-addresses` chooses another when the state is created.

@@ -1,8 +1,8 @@
 //! Classification: the source rule, then the destination's group and
 //! whether this attachment is in the destination's scope.
 //!
-//! Each address is looked up once, through the exact-address index, the
-//! exact table and the prefixes. An anycast source meets the source rule
+//! Each address is looked up once, through the /16 filter of the exact
+//! addresses, the exact-address index, the exact table and the prefixes. An anycast source meets the source rule
 //! ([`judge_source`], the only place it is written); an anycast destination
 //! becomes a [`Target`] for acting. The policy is the one
 //! `anycast_common::model` states; the program tests hold the two to the
@@ -12,13 +12,14 @@ use anycast_common::{
     AddrKey, EXACT_BUCKET_ENTRIES, ExactBucket, GlobalStat, GroupStat, IfaceRole, MemberSourceKey,
     SourceAction, hash,
     prefix_trie::{self, SLOT_ASK, SLOT_CHILD, SLOT_NODE, SLOT_SKIP},
-    wire, word_group, word_scope,
+    slash16_bit, wire, word_group, word_scope,
 };
 use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
 
 use crate::{
     maps::{
-        ANYCAST_ADDRS, ANYCAST_PREFIX, EXACT_INDEX, MEMBER_SOURCES, PREFIX_NODES, SCOPES, SETTINGS,
+        ANYCAST_ADDRS, ANYCAST_PREFIX, EXACT_INDEX, EXACT_SLASH16, MEMBER_SOURCES, PREFIX_NODES,
+        SCOPES, SETTINGS,
     },
     parse::{
         Packet,
@@ -234,6 +235,19 @@ enum IndexAnswer {
     No,
 }
 
+/// Whether an exact address may begin with the first two bytes of `w0`
+/// (an address's first word, native order): its bit in the /16 filter.
+/// An address outside every /16 that holds one is answered without the
+/// index, whose bucket (in an array of up to 64 MiB) is a cache miss for
+/// most such addresses, such as a flood's random sources.
+#[inline(always)]
+fn may_be_exact(w0: u32) -> bool {
+    let [b0, b1, _, _] = w0.to_ne_bytes();
+    let (word, bit) = slash16_bit(b0, b1);
+    // Never past the map (1,024 words); if it were, the index would tell.
+    EXACT_SLASH16.get(word).is_none_or(|w| *w & bit != 0)
+}
+
 /// Looks the address `raw` (native words) with hash `h` up in the
 /// exact-address index.
 #[inline(always)]
@@ -297,15 +311,17 @@ fn anycast_word(addr: *const AddrKey, h: u64, l: &Rules) -> Option<u32> {
     let key = unsafe { &*addr };
     // SAFETY: as above, 16 readable bytes.
     let raw = unsafe { words::load16(&key.addr) };
-    match exact_index(raw, h) {
-        IndexAnswer::Word(w) => return Some(w),
-        IndexAnswer::Ask => {
-            // SAFETY: the value is plain data and only read.
-            if let Some(v) = unsafe { ANYCAST_ADDRS.get(key) } {
-                return Some(v.word());
+    if may_be_exact(raw[0]) {
+        match exact_index(raw, h) {
+            IndexAnswer::Word(w) => return Some(w),
+            IndexAnswer::Ask => {
+                // SAFETY: the value is plain data and only read.
+                if let Some(v) = unsafe { ANYCAST_ADDRS.get(key) } {
+                    return Some(v.word());
+                }
             }
+            IndexAnswer::No => {}
         }
-        IndexAnswer::No => {}
     }
     if !l.prefixes {
         return None;

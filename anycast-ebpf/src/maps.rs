@@ -8,8 +8,8 @@ use anycast_common::{
     FRAGMENT_TABLE, FloodState, FlowEntry, FlowKey, FragmentEntry, FragmentKey, GlobalCounters,
     GroupCounters, GroupInfo, IfaceConfig, MAX_ANYCAST_ADDRS, MAX_ANYCAST_PREFIXES, MAX_GROUPS,
     MAX_IFACES, MAX_MEMBERS, MAX_SCOPES, MAX_SUBNETS, MAX_TX_PORTS, MemberCounters, MemberInfo,
-    MemberSourceKey, SOURCE_SLOTS, ScopeInfo, Selection, Settings, SubnetInfo, SubnetKey,
-    TRACE_RING_BYTES, TooBigLimit, TraceControl, TraceCpu,
+    MemberSourceKey, SLASH16_WORDS, SOURCE_SLOTS, ScopeInfo, Selection, Settings, SubnetInfo,
+    SubnetKey, TRACE_RING_BYTES, TooBigLimit, TraceControl, TraceCpu,
     explain::ExplainTrail,
     prefix_trie::{self, Node},
 };
@@ -30,6 +30,12 @@ pub(crate) static ANYCAST_ADDRS: HashMap<AddrKey, AddrValue> =
 /// only addresses that share a slot fall back to `ANYCAST_ADDRS`.
 #[map(name = "EXACT_INDEX")]
 pub(crate) static EXACT_INDEX: Array<ExactBucket> = Array::with_max_entries(EXACT_INDEX_BUCKETS, 0);
+
+/// Which first 16 bits an exact address may have (see
+/// `anycast_common::slash16_bit`): the index and the exact table are read
+/// only for an address whose bit is set.
+#[map(name = "EXACT_SLASH16")]
+pub(crate) static EXACT_SLASH16: Array<u64> = Array::with_max_entries(SLASH16_WORDS, 0);
 
 /// Anycast prefixes, longest match wins: the table of record, and the
 /// data plane's answer where the prefix trie (`PREFIX_NODES`) asks it.

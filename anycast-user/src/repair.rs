@@ -34,6 +34,9 @@ pub struct RepairReport {
     pub index_stale_places: u64,
     /// Buckets whose count of addresses found only in the table was wrong.
     pub index_other_counts: u64,
+    /// Bits the /16 filter of the exact addresses lacked (each hid the
+    /// exact addresses of a /16 from the data plane).
+    pub index_slash16_bits: u64,
     /// Nodes of the prefix trie the data plane reads that did not match
     /// the prefix table (the trie was rebuilt).
     pub prefix_trie_nodes: u64,
@@ -82,6 +85,7 @@ impl RepairReport {
         count(self.index_buckets, "exact-index buckets rebuilt");
         count(self.index_stale_places, "stale exact-index places");
         count(self.index_other_counts, "wrong exact-index counts");
+        count(self.index_slash16_bits, "missing exact /16 filter bits");
         count(self.prefix_trie_nodes, "wrong prefix-trie nodes");
         count(self.group_address_counts, "wrong group address counts");
         count(

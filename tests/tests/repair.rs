@@ -86,6 +86,18 @@ fn repair_finds_and_fixes_each_kind_of_damage() -> Result<()> {
             ..RepairReport::default()
         },
     )?;
+    // The /16 filter without the address's bit: the data plane does not
+    // read the index for it (the prefix in the same /16 still answers).
+    plant(
+        &mut p,
+        Tamper::Slash16(ANY),
+        &udp(ANY, CLIENT),
+        (XDP_PASS, XDP_DROP),
+        RepairReport {
+            index_slash16_bits: 1,
+            ..RepairReport::default()
+        },
+    )?;
     let web: AnycastPrefix = "2001:db8:b::/48".parse()?;
     plant(
         &mut p,

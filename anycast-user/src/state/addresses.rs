@@ -17,8 +17,9 @@ use std::{
 };
 
 use anycast_common::{
-    AddrKey, AddrValue, ExactBucket, exact_index_bits, hash, map_names,
+    AddrKey, AddrValue, ExactBucket, SLASH16_WORDS, exact_index_bits, hash, map_names,
     prefix_trie::{self, Node},
+    slash16_bit,
 };
 use bytemuck::Zeroable as _;
 
@@ -37,12 +38,15 @@ fn place_of(bucket: &ExactBucket, addr: &[u8; 16]) -> Option<usize> {
     (0..bucket.words.len()).find(|&k| bucket.words[k] != 0 && bucket.addrs[k] == *addr)
 }
 
-/// Owner of `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX` and
-/// `PREFIX_NODES`.
+/// Owner of `ANYCAST_ADDRS`, `EXACT_INDEX`, `EXACT_SLASH16`,
+/// `ANYCAST_PREFIX` and `PREFIX_NODES`.
 pub(crate) struct Addresses {
     exact: HashMapOf<AddrKey, AddrValue>,
     prefixes: PrefixMap<AddrValue>,
     index: ArrayMap<ExactBucket>,
+    /// The /16 filter of the exact addresses (see
+    /// `anycast_common::slash16_bit`).
+    slash16: ArrayMap<u64>,
     /// Bits of a bucket number of `index`: from its size, as the loader
     /// gives the data plane (see [`Addresses::bucket`]).
     index_bits: u32,
@@ -89,8 +93,28 @@ impl Addresses {
             trie_stale: false,
             index,
             index_bits,
+            slash16: ArrayMap::take(src, map_names::EXACT_SLASH16)?,
             one_by_one: false,
         })
+    }
+
+    /// Sets the /16 filter's bit of every address of `addrs` that lacks
+    /// it: before any of them goes into the exact table, as the data plane
+    /// reads the index and the table only for addresses whose bit is set.
+    /// Bits stay set when their addresses leave (see [`Self::repair_index`]).
+    fn mark_slash16s(&mut self, addrs: impl IntoIterator<Item = [u8; 16]>) -> Result<()> {
+        let mut wanted: BTreeMap<u32, u64> = BTreeMap::new();
+        for a in addrs {
+            let (word, bit) = slash16_bit(a[0], a[1]);
+            *wanted.entry(word).or_default() |= bit;
+        }
+        for (word, bits) in wanted {
+            let have = self.slash16.get(word)?;
+            if have & bits != bits {
+                self.slash16.set(word, have | bits)?;
+            }
+        }
+        Ok(())
     }
 
     /// The index bucket of exact address `addr`: the data plane's
@@ -221,6 +245,11 @@ impl Addresses {
         groups: &Groups,
     ) -> Result<Vec<(AnycastPrefix, u32)>> {
         let exact = list.iter().filter(|(p, _)| p.is_exact()).count();
+        self.mark_slash16s(
+            list.iter()
+                .filter(|(p, _)| p.is_exact())
+                .map(|(p, _)| p.addr.octets()),
+        )?;
         if self.one_by_one || exact < bulk::BULK_MIN {
             return Ok(self
                 .insert_each(list, scope, load_tag, settings, groups)?
@@ -645,11 +674,16 @@ impl Addresses {
     /// word) is freed, and each bucket counts exactly the table's
     /// addresses it has no place for. Only wrong buckets are written (with
     /// `fix`), each in one write that only frees places, which a reader may
-    /// see whole or not at all (see `ExactBucket`). Returns (wrong buckets,
-    /// stale places, wrong counts).
-    pub(crate) fn repair_index(&mut self, fix: bool) -> Result<(u64, u64, u64)> {
+    /// see whole or not at all (see `ExactBucket`). The /16 filter first:
+    /// a missing bit hides its addresses from the data plane (set), a bit
+    /// whose addresses left only costs a read of the index (cleared, not
+    /// counted). Returns (wrong buckets, stale places, wrong counts,
+    /// missing /16 bits).
+    pub(crate) fn repair_index(&mut self, fix: bool) -> Result<(u64, u64, u64, u64)> {
+        let table = self.exact.get_all()?;
+        let missing = self.repair_slash16s(table.iter().map(|(k, _)| k.addr), fix)?;
         let mut by_bucket: HashMap<u32, Vec<([u8; 16], u32)>> = HashMap::new();
-        for (k, v) in self.exact.get_all()? {
+        for (k, v) in table {
             by_bucket
                 .entry(self.bucket(&k.addr))
                 .or_default()
@@ -686,7 +720,27 @@ impl Addresses {
                 }
             }
         }
-        Ok((buckets, stale, counts))
+        Ok((buckets, stale, counts, missing))
+    }
+
+    /// Makes the /16 filter the one of `addrs` (the exact table's): with
+    /// `fix`, writes each word that differs. Returns how many bits it
+    /// lacked.
+    fn repair_slash16s(&mut self, addrs: impl Iterator<Item = [u8; 16]>, fix: bool) -> Result<u64> {
+        let mut want = vec![0u64; SLASH16_WORDS as usize];
+        for a in addrs {
+            let (word, bit) = slash16_bit(a[0], a[1]);
+            want[word as usize] |= bit;
+        }
+        let mut missing = 0;
+        for (i, have) in self.slash16.get_all()?.into_iter().enumerate() {
+            let want = want.get(i).copied().unwrap_or(0);
+            missing += u64::from((want & !have).count_ones());
+            if have != want && fix {
+                self.slash16.set(i as u32, want)?;
+            }
+        }
+        Ok(missing)
     }
 
     /// Checks the copy of the prefix trie the data plane reads against the
@@ -732,6 +786,16 @@ impl Addresses {
             bucket.words[k] = 0;
         }
         self.index.set(i, bucket)
+    }
+
+    /// Clears `addr`'s bit of the /16 filter (a test's damage, see
+    /// `Tamper`): the data plane stops finding the exact addresses there.
+    #[cfg(feature = "test-support")]
+    pub(crate) fn tamper_slash16(&mut self, addr: Ipv6Addr) -> Result<()> {
+        let [b0, b1, ..] = addr.octets();
+        let (word, bit) = slash16_bit(b0, b1);
+        let have = self.slash16.get(word)?;
+        self.slash16.set(word, have & !bit)
     }
 
     /// Empties the root node of the live prefix trie that prefix `p`'s

@@ -4,7 +4,7 @@
 //!
 //! | owner | maps |
 //! |---|---|
-//! | `Addresses` | `ANYCAST_ADDRS`, `EXACT_INDEX`, `ANYCAST_PREFIX`, `PREFIX_NODES` |
+//! | `Addresses` | `ANYCAST_ADDRS`, `EXACT_INDEX`, `EXACT_SLASH16`, `ANYCAST_PREFIX`, `PREFIX_NODES` |
 //! | `Groups` | `GROUPS` |
 //! | `Scopes` | `SCOPES` |
 //! | `Subnets` | `SUBNETS` |
@@ -623,8 +623,12 @@ impl State {
             let per_group = self.addresses.roll_back_load(s.load_tag, fix)?;
             r.load_entries_rolled_back = per_group.values().map(|n| u64::from(*n)).sum();
         }
-        (r.index_buckets, r.index_stale_places, r.index_other_counts) =
-            self.addresses.repair_index(fix)?;
+        (
+            r.index_buckets,
+            r.index_stale_places,
+            r.index_other_counts,
+            r.index_slash16_bits,
+        ) = self.addresses.repair_index(fix)?;
         r.prefix_trie_nodes = self.addresses.repair_trie(&mut self.settings, fix)?;
         r.prefix_settings = self.addresses.repair_settings(&mut self.settings, fix)?;
         let counts = self.addresses.count_by_group()?;

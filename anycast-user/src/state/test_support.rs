@@ -19,6 +19,9 @@ pub enum Tamper<'a> {
     /// The address's place in the exact-address index freed, and not
     /// counted among the bucket's others: the data plane misses it.
     IndexPlace(std::net::Ipv6Addr),
+    /// The address's bit of the /16 filter of the exact addresses cleared:
+    /// the data plane misses every exact address of its /16.
+    Slash16(std::net::Ipv6Addr),
     /// The root node of the live prefix trie under the prefix's first byte
     /// emptied: the data plane misses the prefix.
     PrefixTrie(AnycastPrefix),
@@ -184,6 +187,7 @@ impl State {
     pub fn tamper(&mut self, t: Tamper<'_>) -> Result<()> {
         match t {
             Tamper::IndexPlace(addr) => self.addresses.tamper_index(addr),
+            Tamper::Slash16(addr) => self.addresses.tamper_slash16(addr),
             Tamper::PrefixTrie(p) => self.addresses.tamper_trie(p, &self.settings),
             Tamper::GroupCount(group) => {
                 let (id, mut info) = self.groups.named(group)?;
