@@ -105,8 +105,7 @@ pub(crate) fn steer(ctx: &XdpContext, p: &Packet, t: &Transport, target: &Target
     let Some(info) = GROUPS.get(group) else {
         return fallback(Fallback::Pass);
     };
-    let hashes = (target.src_hash, target.dst_hash);
-    let f = match flow::of_packet(ctx, ip, t, group, (p.src, p.dst), hashes) {
+    let f = match flow::of_packet(ctx, ip, t, group, (p.src, p.dst)) {
         Ok(f) => f,
         Err(NoFlow::LinkScoped) => {
             return passed(GlobalStat::LinkScopePassed, GroupStat::LinkScopePassed);

@@ -87,8 +87,7 @@ impl Rules {
 #[inline(always)]
 pub(crate) fn classify(ctx: &XdpContext, p: &Packet, a: &Attachment) -> Result<Target, Final> {
     let r = Rules::read(a.role, a.source_action);
-    let (src_hash, dst_hash) = (addr_hash(p.src), addr_hash(p.dst));
-    let src_group = anycast_word(p.src, src_hash, &r).map_or(0, word_group);
+    let src_group = anycast_word(p.src, &r).map_or(0, word_group);
     // An anycast source, or the anycast inner source of IPv6-in-IPv6 (an
     // encapsulated member answering from the anycast address, or a spoof
     // that a decapsulating router would let in): either meets the rule.
@@ -111,7 +110,7 @@ pub(crate) fn classify(ctx: &XdpContext, p: &Packet, a: &Attachment) -> Result<T
     } else {
         Source::NONE
     };
-    let Some(word) = anycast_word(p.dst, dst_hash, &r) else {
+    let Some(word) = anycast_word(p.dst, &r) else {
         // The common case: no anycast address at all.
         return Err(Final::pass_source(GlobalStat::UnicastPassed, source));
     };
@@ -121,8 +120,6 @@ pub(crate) fn classify(ctx: &XdpContext, p: &Packet, a: &Attachment) -> Result<T
         out_of_scope: scope != 0 && !SCOPES.get(scope).is_some_and(|s| s.admits(a.id)),
         // Unknown to the verifier from here (see `verifier`).
         source: source.opaque(),
-        src_hash,
-        dst_hash,
         flow_epoch: r.flow_epoch,
         bytes: (ctx.data_end() - ctx.data()) as u64,
     })
@@ -221,7 +218,7 @@ fn inner_source_group(ctx: &XdpContext, ip: &Ipv6, r: &Rules) -> u32 {
     }
     ipv6::parse(ctx, t.off, ip.end)
         .and_then(|inner| ipv6::src(ctx, &inner))
-        .and_then(|s| anycast_word(s, addr_hash(s), r))
+        .and_then(|s| anycast_word(s, r))
         .map_or(0, word_group)
 }
 
@@ -292,27 +289,22 @@ fn exact_index(raw: [u32; 4], h: u64) -> IndexAnswer {
     }
 }
 
-/// The [`hash::addr_hash`] of the address at `addr` (in the packet).
-#[inline(always)]
-fn addr_hash(addr: *const AddrKey) -> u64 {
-    // SAFETY: `addr` points into the packet and was bounds-checked.
-    hash::addr_hash(unsafe { words::load16(&(*addr).addr) })
-}
-
 /// The word (group and scope, `AddrValue::word`) of the anycast address
-/// or prefix at `addr` (hash `h`): exact match first (the index, then the
-/// exact table when the index cannot tell), then the longest prefix, from
+/// or prefix at `addr`: exact match first (in a /16 that may hold one: the
+/// index, then the exact table when the index cannot tell), then the
+/// longest prefix, from
 /// the prefix trie (one read for most addresses that are in none), or from
 /// the LPM trie where the prefix trie asks it.
 #[inline(always)]
-fn anycast_word(addr: *const AddrKey, h: u64, l: &Rules) -> Option<u32> {
+fn anycast_word(addr: *const AddrKey, l: &Rules) -> Option<u32> {
     // SAFETY: `addr` points into the packet and was bounds-checked by the
     // parser; the lookups read it in place, without a copy to the stack.
     let key = unsafe { &*addr };
     // SAFETY: as above, 16 readable bytes.
     let raw = unsafe { words::load16(&key.addr) };
     if may_be_exact(raw[0]) {
-        match exact_index(raw, h) {
+        // Hashed only here: most addresses are in no /16 of an exact one.
+        match exact_index(raw, hash::addr_hash(raw)) {
             IndexAnswer::Word(w) => return Some(w),
             IndexAnswer::Ask => {
                 // SAFETY: the value is plain data and only read.

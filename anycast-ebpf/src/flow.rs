@@ -122,7 +122,6 @@ pub(crate) fn of_packet(
     t: &Transport,
     group: u32,
     (src, dst): (*const AddrKey, *const AddrKey),
-    hashes: (u64, u64),
 ) -> Result<&'static mut Flow, NoFlow> {
     let f = FLOW_SCRATCH.get_ptr_mut(0).ok_or(NoFlow::NoScratch)?;
     // SAFETY: this CPU's scratch slot, used by this run only.
@@ -153,6 +152,9 @@ pub(crate) fn of_packet(
     }
     // SAFETY: both point into the packet, bounds-checked by the parser.
     let addrs = unsafe { (words::load16(&(*src).addr), words::load16(&(*dst).addr)) };
+    // Hashed here, not by classification: a packet that is not steered
+    // needs the hash of neither (see `classify::anycast_word`).
+    let hashes = (hash::addr_hash(addrs.0), hash::addr_hash(addrs.1));
     finish(f, group, addrs, hashes, (t.proto, id, ip.flow_label), false);
     if t.ipsec(t.proto, id, ip.next_header) {
         as_ipsec(f, hashes);

@@ -111,11 +111,6 @@ pub(crate) struct Target {
     pub(crate) out_of_scope: bool,
     /// The source rule's outcome ([`Source::NONE`] if not anycast).
     pub(crate) source: Source,
-    /// `hash::addr_hash` of the source and destination: the flow hash's
-    /// inputs, computed once by classification.
-    pub(crate) src_hash: u64,
-    /// See `src_hash`.
-    pub(crate) dst_hash: u64,
     /// `Settings::flow_epoch` as classification read it (the flow caches).
     pub(crate) flow_epoch: u32,
     /// Frame length as received (before any rewrite).
