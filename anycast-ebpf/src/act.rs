@@ -51,9 +51,9 @@ pub(crate) fn screen(p: &Packet, t: &Target) -> Option<Steered> {
         });
     }
     // Volatile reads: LLVM would otherwise reuse the words classification
-    // loaded (for the address hash) and loads again later (for the flow
-    // key), and this function's compares would narrow what the verifier
-    // knows of them on each path, keeping the paths apart to the end.
+    // loaded (for its lookups) and loads again later (for the flow key),
+    // and this function's compares would narrow what the verifier knows
+    // of them on each path, keeping the paths apart to the end.
     let word = |i: usize| {
         // SAFETY: the source address, bounds-checked by the parser; see
         // `parse::words` on reading it as words.

@@ -128,6 +128,34 @@ fn another_layouts_state_is_refused_and_purge_starts_afresh() -> Result<()> {
     Ok(())
 }
 
+/// A state of an older layout that lacks a map of this one (layout 12 had
+/// no `EXACT_SLASH16`) is another layout's, not a damaged one: every
+/// command says so, and `repair` pins nothing into it.
+#[test]
+#[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
+fn an_older_layout_without_a_map_is_refused_not_repaired() -> Result<()> {
+    let crs = filtering("lesslayout")?;
+    let lab = &crs.lab;
+    Dataplane::open(PinDir::new(&lab.pin_dir))?.set_layout_version(12)?;
+    let newer = lab.pin_dir.join(anycast_common::map_names::EXACT_SLASH16);
+    fs::remove_file(&newer)?;
+    for args in [
+        &["stats"][..],
+        &["addr", "add", "2001:db8:2::1", "--group", "g"][..],
+        &["repair"][..],
+    ] {
+        lab.anycast_refused("router", args, "has layout version 12")?;
+    }
+    ensure!(!newer.exists(), "repair pinned {} into it", newer.display());
+    lab.anycast_ok("router", &["detach", "--purge"])?;
+    ensure!(
+        !lab.pin_dir.exists(),
+        "{} still there",
+        lab.pin_dir.display()
+    );
+    Ok(())
+}
+
 #[test]
 #[ignore = "needs root (namespaces, BPF): run with `cargo xtask test`"]
 fn a_failed_command_leaves_nothing_it_created() -> Result<()> {

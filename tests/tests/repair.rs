@@ -87,7 +87,8 @@ fn repair_finds_and_fixes_each_kind_of_damage() -> Result<()> {
         },
     )?;
     // The /16 filter without the address's bit: the data plane does not
-    // read the index for it (the prefix in the same /16 still answers).
+    // read the index for it (the filter guards only exact lookups: the
+    // prefixes of that /16 answer as before).
     plant(
         &mut p,
         Tamper::Slash16(ANY),

@@ -245,10 +245,10 @@ impl Dataplane {
                 dirs,
             })
         } else if !missing.is_empty() {
-            return Err(Error::PartialState {
+            return Err(other_layout(&pin).unwrap_or(Error::PartialState {
                 path: pin.path().to_path_buf(),
                 missing,
-            });
+            }));
         } else {
             None
         };
@@ -728,7 +728,25 @@ fn missing_maps(pin: &PinDir) -> Result<Vec<&'static str>> {
     if present.is_empty() {
         return Err(Error::NotConfigured(pin.path().to_path_buf()));
     }
+    if !missing.is_empty()
+        && let Some(e) = other_layout(pin)
+    {
+        return Err(e);
+    }
     Ok(missing)
+}
+
+/// The error of a state of another layout, whose maps differ from this
+/// build's (a layout without a map this one has is not damaged, and no
+/// repair may pin the map into it): `None` when the recorded version is
+/// this build's, or unreadable.
+fn other_layout(pin: &PinDir) -> Option<Error> {
+    let found = pinned_version(pin)?;
+    (found != 0 && found != LAYOUT_VERSION).then(|| Error::IncompatibleState {
+        path: pin.path().to_path_buf(),
+        found,
+        expected: LAYOUT_VERSION,
+    })
 }
 
 /// Whether the pin dir `pin` is there; [`Error::NotRoot`] when this user
