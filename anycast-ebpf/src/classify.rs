@@ -2,11 +2,11 @@
 //! whether this attachment is in the destination's scope.
 //!
 //! Each address is looked up once, through the /16 filter of the exact
-//! addresses, the exact-address index, the exact table and the prefixes. An anycast source meets the source rule
-//! ([`judge_source`], the only place it is written); an anycast destination
-//! becomes a [`Target`] for acting. The policy is the one
-//! `anycast_common::model` states; the program tests hold the two to the
-//! same answers.
+//! addresses, the exact-address index, the exact table and the prefixes.
+//! An anycast source meets the source rule ([`judge_source`], the only
+//! place it is written); an anycast destination becomes a [`Target`] for
+//! acting. The policy is the one `anycast_common::model` states; the
+//! program tests hold the two to the same answers.
 
 use anycast_common::{
     AddrKey, EXACT_BUCKET_ENTRIES, ExactBucket, GlobalStat, GroupStat, IfaceRole, MemberSourceKey,
@@ -292,9 +292,8 @@ fn exact_index(raw: [u32; 4], h: u64) -> IndexAnswer {
 /// The word (group and scope, `AddrValue::word`) of the anycast address
 /// or prefix at `addr`: exact match first (in a /16 that may hold one: the
 /// index, then the exact table when the index cannot tell), then the
-/// longest prefix, from
-/// the prefix trie (one read for most addresses that are in none), or from
-/// the LPM trie where the prefix trie asks it.
+/// longest prefix, from the prefix trie (one read for most addresses that
+/// are in none), or from the LPM trie where the prefix trie asks it.
 #[inline(always)]
 fn anycast_word(addr: *const AddrKey, l: &Rules) -> Option<u32> {
     // SAFETY: `addr` points into the packet and was bounds-checked by the

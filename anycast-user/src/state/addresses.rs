@@ -10,6 +10,7 @@
 //! for the prefix trie.
 
 mod bulk;
+mod slash16;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -17,9 +18,8 @@ use std::{
 };
 
 use anycast_common::{
-    AddrKey, AddrValue, ExactBucket, SLASH16_WORDS, exact_index_bits, hash, map_names,
+    AddrKey, AddrValue, ExactBucket, exact_index_bits, hash, map_names,
     prefix_trie::{self, Node},
-    slash16_bit,
 };
 use bytemuck::Zeroable as _;
 
@@ -96,25 +96,6 @@ impl Addresses {
             slash16: ArrayMap::take(src, map_names::EXACT_SLASH16)?,
             one_by_one: false,
         })
-    }
-
-    /// Sets the /16 filter's bit of every address of `addrs` that lacks
-    /// it: before any of them goes into the exact table, as the data plane
-    /// reads the index and the table only for addresses whose bit is set.
-    /// Bits stay set when their addresses leave (see [`Self::repair_index`]).
-    fn mark_slash16s(&mut self, addrs: impl IntoIterator<Item = [u8; 16]>) -> Result<()> {
-        let mut wanted: BTreeMap<u32, u64> = BTreeMap::new();
-        for a in addrs {
-            let (word, bit) = slash16_bit(a[0], a[1]);
-            *wanted.entry(word).or_default() |= bit;
-        }
-        for (word, bits) in wanted {
-            let have = self.slash16.get(word)?;
-            if have & bits != bits {
-                self.slash16.set(word, have | bits)?;
-            }
-        }
-        Ok(())
     }
 
     /// The index bucket of exact address `addr`: the data plane's
@@ -723,26 +704,6 @@ impl Addresses {
         Ok((buckets, stale, counts, missing))
     }
 
-    /// Makes the /16 filter the one of `addrs` (the exact table's): with
-    /// `fix`, writes each word that differs. Returns how many bits it
-    /// lacked.
-    fn repair_slash16s(&mut self, addrs: impl Iterator<Item = [u8; 16]>, fix: bool) -> Result<u64> {
-        let mut want = vec![0u64; SLASH16_WORDS as usize];
-        for a in addrs {
-            let (word, bit) = slash16_bit(a[0], a[1]);
-            want[word as usize] |= bit;
-        }
-        let mut missing = 0;
-        for (i, have) in self.slash16.get_all()?.into_iter().enumerate() {
-            let want = want.get(i).copied().unwrap_or(0);
-            missing += u64::from((want & !have).count_ones());
-            if have != want && fix {
-                self.slash16.set(i as u32, want)?;
-            }
-        }
-        Ok(missing)
-    }
-
     /// Checks the copy of the prefix trie the data plane reads against the
     /// trie built from the prefix table; returns how many of its nodes are
     /// wrong. With `fix`, when any is, publishes a new trie (see
@@ -786,16 +747,6 @@ impl Addresses {
             bucket.words[k] = 0;
         }
         self.index.set(i, bucket)
-    }
-
-    /// Clears `addr`'s bit of the /16 filter (a test's damage, see
-    /// `Tamper`): the data plane stops finding the exact addresses there.
-    #[cfg(feature = "test-support")]
-    pub(crate) fn tamper_slash16(&mut self, addr: Ipv6Addr) -> Result<()> {
-        let [b0, b1, ..] = addr.octets();
-        let (word, bit) = slash16_bit(b0, b1);
-        let have = self.slash16.get(word)?;
-        self.slash16.set(word, have & !bit)
     }
 
     /// Empties the root node of the live prefix trie that prefix `p`'s
