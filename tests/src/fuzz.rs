@@ -61,6 +61,9 @@ impl Rng {
 }
 
 const ANY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0x53);
+/// An exact address of another /16 (a second bit of the /16 filter),
+/// inside a [`LADDER`] prefix of the other group: the exact one wins.
+const ANY_ELSEWHERE: Ipv6Addr = Ipv6Addr::new(0x3cde, 0, 0, 0, 0, 0, 0, 0x53);
 const NET: &str = "2001:db8:b::/48";
 /// A subnet (RFC 2526) whose anycast addresses the program's attachment
 /// is in the scope of, and one it is not; a scoped prefix outside it.
@@ -100,6 +103,7 @@ pub fn fuzz_target(role: IfaceRole, action: SourceAction) -> Result<ProgramUnder
 /// Gives `p` the fuzzer's configuration (groups, addresses, members).
 pub fn configure(mut p: ProgramUnderTest) -> Result<ProgramUnderTest> {
     p.add(&ANY.to_string(), "dns")?;
+    p.add(&ANY_ELSEWHERE.to_string(), "dns")?;
     p.add(NET, "web")?;
     p.add_subnet(HOME_SUBNET, "dns", &[126], true, true)?;
     p.add_subnet(AWAY_SUBNET, "web", &[126, 127], false, false)?;
@@ -155,6 +159,10 @@ pub fn narrow_member_link(p: &mut ProgramUnderTest, node: &FibNode) -> Result<()
 fn addr(r: &mut Rng) -> Ipv6Addr {
     match r.below(8) {
         7 => subnet_anycast(r),
+        0 if r.chance(25) => {
+            // ANY_ELSEWHERE or a neighbour: same /16, not exact.
+            Ipv6Addr::from(u128::from(ANY_ELSEWHERE) ^ u128::from(r.below(3)))
+        }
         0 => ANY,
         1 => {
             Ipv6Addr::from(0x2001_0db8_000b_0000_0000_0000_0000_0000u128 | u128::from(r.next_u64()))
