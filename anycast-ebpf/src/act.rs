@@ -238,16 +238,26 @@ const fn fallback(f: Fallback) -> Steered {
     }
 }
 
-/// The entry of member `id` if it may take a flow of `group`: registered
-/// in it and not down (draining members keep their flows).
+/// Whether member entry `m` is registered in `group` (its slot in use).
+#[inline(always)]
+fn registered(m: &MemberInfo, group: u32) -> bool {
+    m.kind != MemberKind::None as u8 && m.group_id == group
+}
+
+/// Whether member entry `m` may take a flow of `group`: registered in it
+/// and not down (draining members keep their flows).
+#[inline(always)]
+fn may_take(m: &MemberInfo, group: u32) -> bool {
+    registered(m, group) && m.up != MemberState::Down as u8
+}
+
+/// The entry of member `id` if it may take a flow of `group`.
 #[inline(always)]
 fn usable(id: u32, group: u32) -> Option<&'static MemberInfo> {
     if id == 0 {
         return None;
     }
-    MEMBERS.get(id).filter(|m| {
-        m.kind != MemberKind::None as u8 && m.up != MemberState::Down as u8 && m.group_id == group
-    })
+    MEMBERS.get(id).filter(|m| may_take(m, group))
 }
 
 /// The member a flow goes to, and what the flow table did.
@@ -282,11 +292,7 @@ fn choose(info: &GroupInfo, group: u32, f: &mut Flow, epoch: u32) -> Option<Chos
         // The entry of the member the flow is on, kept for the redirect.
         let mut entry: Option<&'static MemberInfo> = None;
         let mut valid = |id| match MEMBERS.get(id) {
-            Some(m)
-                if m.kind != MemberKind::None as u8
-                    && m.up != MemberState::Down as u8
-                    && m.group_id == group =>
-            {
+            Some(m) if may_take(m, group) => {
                 entry = Some(m);
                 true
             }
@@ -336,12 +342,10 @@ fn choose(info: &GroupInfo, group: u32, f: &mut Flow, epoch: u32) -> Option<Chos
     // Userspace rewrites a table only after a flip away from it, but a
     // packet that read the group before the flip may still read it, and
     // find a member removed since (its slot perhaps another group's now):
-    // only a member registered in this group takes the flow. Not `usable`:
-    // a member set down leaves the table just after its state changes,
-    // and until then it takes its flows as before.
-    let m = MEMBERS
-        .get(member)
-        .filter(|m| m.kind != MemberKind::None as u8 && m.group_id == group)?;
+    // only a member registered in this group takes the flow. Not
+    // `may_take`: a member set down leaves the table just after its state
+    // changes, and until then it takes its flows as before.
+    let m = MEMBERS.get(member).filter(|m| registered(m, group))?;
     let flow = if !affinity || f.icmp_error || f.later_fragment {
         FlowOutcome::None
     } else if !flow::record(&f.key, member, now) {

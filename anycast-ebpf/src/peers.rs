@@ -124,6 +124,14 @@ fn mark(index: u32) {
     }
 }
 
+/// Calls `step` [`HOLD_STEPS`] times (`bpf_loop`).
+#[inline(always)]
+fn hold_loop(step: extern "C" fn(u32, *mut c_void) -> i64) {
+    // SAFETY: the helper calls a callback of this object with a null
+    // context, which the callbacks never read.
+    unsafe { bpf_loop(HOLD_STEPS, step as *mut c_void, core::ptr::null_mut(), 0) };
+}
+
 /// One step of [`hold`]'s inner loop: nothing.
 #[inline(never)]
 extern "C" fn hold_step(_index: u32, _ctx: *mut c_void) -> i64 {
@@ -133,15 +141,7 @@ extern "C" fn hold_step(_index: u32, _ctx: *mut c_void) -> i64 {
 /// One step of [`hold`]'s outer loop: a whole inner loop.
 #[inline(never)]
 extern "C" fn hold_round(_index: u32, _ctx: *mut c_void) -> i64 {
-    // SAFETY: the helper calls a callback of this object `HOLD_STEPS` times.
-    unsafe {
-        bpf_loop(
-            HOLD_STEPS,
-            hold_step as *mut c_void,
-            core::ptr::null_mut(),
-            0,
-        )
-    };
+    hold_loop(hold_step);
     0
 }
 
@@ -151,15 +151,7 @@ extern "C" fn hold_round(_index: u32, _ctx: *mut c_void) -> i64 {
 #[xdp]
 pub fn hold(_ctx: XdpContext) -> u32 {
     mark(HOLD_STARTED);
-    // SAFETY: as in `hold_round`.
-    unsafe {
-        bpf_loop(
-            HOLD_STEPS,
-            hold_round as *mut c_void,
-            core::ptr::null_mut(),
-            0,
-        )
-    };
+    hold_loop(hold_round);
     mark(HOLD_FINISHED);
     xdp_action::XDP_PASS
 }

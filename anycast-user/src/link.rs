@@ -211,7 +211,7 @@ struct LinkInfo {
 ///
 /// `attr` must be the attribute `cmd` reads, and every address in it must
 /// be valid for what the kernel reads or writes there during the call.
-unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
+pub(crate) unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
     // SAFETY: the caller vouches for `attr`; its size is passed with it.
     let rc = unsafe {
         libc::syscall(

@@ -68,17 +68,10 @@ fn one_entry_map(map_type: u32, inner: Option<&OwnedFd>) -> Result<OwnedFd> {
 }
 
 /// Runs bpf syscall `cmd` with `attr`; its answer, or the error of `call`.
-fn bpf<A>(cmd: libc::c_long, attr: &mut A, call: &'static str) -> Result<libc::c_long> {
+fn bpf<A>(cmd: libc::c_long, attr: &mut A, call: &'static str) -> Result<i64> {
     // SAFETY: `attr` is the member of `union bpf_attr` that `cmd` takes;
     // every pointer in it points to a live buffer of the map's sizes.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut A, size_of::<A>()) };
-    if rc < 0 {
-        return Err(Error::Quiesce {
-            call,
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(rc)
+    unsafe { crate::link::sys_bpf(cmd, attr) }.map_err(|source| Error::Quiesce { call, source })
 }
 
 /// Returns once every BPF program run that was under way when it was

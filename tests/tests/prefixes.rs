@@ -204,7 +204,7 @@ fn a_trie_copy_is_rewritten_only_after_the_runs_that_may_walk_it_end() -> Result
         // Copy 1 is read now, copy 0 is empty: the next change rewrites
         // copy 0, where the root node of byte 0x20 gets a child at byte 0x01.
         p.add("2001:db8::/32", "outer")?;
-        let (nodes, _) = p.state.prefix_trie_reader()?;
+        let nodes = p.state.prefix_trie_reader()?;
         let watched = || -> Result<u32> { Ok(nodes.get(&0x20, 0)?.slots[0x01]) };
         anyhow::ensure!(watched()? == 0, "copy 0 is empty before the change");
         let run = HeldRun::start()?;

@@ -591,10 +591,10 @@ impl Addresses {
             .map_err(|(_, e)| e)
     }
 
-    /// A second handle on the prefix trie's map, and the nodes of a copy.
+    /// A second handle on the prefix trie's map.
     #[cfg(feature = "test-support")]
-    pub(crate) fn trie_reader(&self) -> Result<(aya::maps::Array<aya::maps::MapData, Node>, u32)> {
-        Ok((self.trie.reopen()?, self.copy_nodes))
+    pub(crate) fn trie_reader(&self) -> Result<aya::maps::Array<aya::maps::MapData, Node>> {
+        self.trie.reopen()
     }
 
     /// How many nodes of its copy the prefix trie of the configured

@@ -212,14 +212,10 @@ impl State {
     }
 
     /// A second handle on the prefix trie's map (`PREFIX_NODES`), for a
-    /// test that reads it while a command writes, and the nodes of one
-    /// copy (copy `c` starts at node `c * nodes`).
+    /// test that reads it while a command writes.
     pub fn prefix_trie_reader(
         &self,
-    ) -> Result<(
-        aya::maps::Array<aya::maps::MapData, anycast_common::prefix_trie::Node>,
-        u32,
-    )> {
+    ) -> Result<aya::maps::Array<aya::maps::MapData, anycast_common::prefix_trie::Node>> {
         self.addresses.trie_reader()
     }
 
