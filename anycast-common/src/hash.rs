@@ -48,8 +48,9 @@ pub const fn key_tail(proto: u8, ports: Option<[u8; 4]>, flow_label: u32) -> [u3
 /// ([`native_words`]: what the data plane loads from the packet, with no
 /// byte swaps; both sides run in the same kernel's byte order): two
 /// multiplies. Not mixed on its own: [`exact_bucket_of`] and [`flow_hash`]
-/// finish it. The data plane computes it once per address of a packet and
-/// uses it for both.
+/// finish it. The data plane computes it where it needs it: for the index,
+/// only for an address the /16 filter lets through; for the flow, for both
+/// addresses of a packet it steers.
 #[inline(always)]
 pub const fn addr_hash(w: [u32; 4]) -> u64 {
     let hi = ((w[0] as u64) << 32) | w[1] as u64;
@@ -69,8 +70,8 @@ const fn fmix64(mut h: u64) -> u64 {
 
 /// Hash of a flow key: the [`addr_hash`]es of its source and destination
 /// and the tail from [`key_tail`]. Three multiplies on top of the address
-/// hashes (the data plane has those already), where hashing the ten words
-/// of the key anew took thirty: a third of the redirect path's time.
+/// hashes (two each), where hashing the ten words of the key anew took
+/// thirty: a third of the redirect path's time.
 #[inline(always)]
 pub const fn flow_hash(src_hash: u64, dst_hash: u64, tail: [u32; 2]) -> u32 {
     let t = ((tail[0] as u64) << 32) | tail[1] as u64;
