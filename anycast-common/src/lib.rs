@@ -177,6 +177,32 @@ pub mod peer_names {
     /// Bytes [`GEN_TX`] restores: the Ethernet header and the IPv6 header
     /// up to the hop limit (what routers rewrite), rounded up to words.
     pub const GEN_HEADER_LEN: usize = 24;
+    /// The kernel's LRU hash alone (the flow table's map type), for the
+    /// bench: each run of these takes the next number of [`LRU_SEQ`] and
+    /// makes a key no run made before. The floor: only that.
+    pub const LRU_FLOOR: &str = "lru_floor";
+    /// Looks a new key up in [`LRU_WIDE`] (a miss: a new flow under the
+    /// flood guard); XDP_PASS when missed.
+    pub const LRU_MISS: &str = "lru_miss";
+    /// Looks a new key up in [`LRU_WIDE`], then inserts it (a new flow:
+    /// into a full table, every insert evicts); XDP_DROP when inserted.
+    pub const LRU_INSERT_WIDE: &str = "lru_insert_wide";
+    /// As [`LRU_INSERT_WIDE`] with a 16-byte key, in [`LRU_NARROW`].
+    pub const LRU_INSERT_NARROW: &str = "lru_insert_narrow";
+    /// As [`LRU_INSERT_WIDE`], in [`LRU_PER_CPU`].
+    pub const LRU_INSERT_PER_CPU: &str = "lru_insert_per_cpu";
+    /// LRU hash with the flow table's key size (44 bytes), the common LRU
+    /// list: the flow table's shape.
+    pub const LRU_WIDE: &str = "LRU_WIDE";
+    /// LRU hash with a 16-byte key.
+    pub const LRU_NARROW: &str = "LRU_NARROW";
+    /// LRU hash with a 44-byte key and a list per CPU (`BPF_F_NO_COMMON_LRU`).
+    pub const LRU_PER_CPU: &str = "LRU_PER_CPU";
+    /// The LRU programs' key counter (per CPU, index 0, `u64`).
+    pub const LRU_SEQ: &str = "LRU_SEQ";
+    /// The flow table's key size in 32-bit words, as the LRU programs' wide key.
+    pub const LRU_WIDE_WORDS: usize = core::mem::size_of::<super::FlowKey>() / 4;
+    const _: () = assert!(core::mem::size_of::<super::FlowKey>() % 4 == 0);
 }
 
 /// Names of the load-time settings (read-only globals) of the anycast program.

@@ -2,9 +2,10 @@
 //! program in the end-to-end lab: a live-frames generator, a counting sink
 //! for the member, and the trivial programs that bound what any XDP program
 //! can do on this machine (drop everything, redirect everything, one hash
-//! lookup then drop), and a program that stays in flight for a while, for
-//! the tests of what waits for program runs. Names are in
-//! `anycast_common::peer_names`.
+//! lookup then drop), the kernel's LRU hash alone (what a new flow costs the
+//! flow table's map type, by key size and LRU list), and a program that
+//! stays in flight for a while, for the tests of what waits for program
+//! runs. Names are in `anycast_common::peer_names`.
 #![no_std]
 #![no_main]
 #![expect(
@@ -17,12 +18,12 @@ mod rt;
 
 use core::ffi::c_void;
 
-use anycast_common::peer_names::{GEN_HEADER_LEN, HOLD_FINISHED, HOLD_STARTED};
+use anycast_common::peer_names::{GEN_HEADER_LEN, HOLD_FINISHED, HOLD_STARTED, LRU_WIDE_WORDS};
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{BPF_F_NO_COMMON_LRU, xdp_action},
     helpers::generated::bpf_loop,
     macros::{map, xdp},
-    maps::{Array, DevMap, HashMap, PerCpuArray},
+    maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray},
     programs::XdpContext,
 };
 
@@ -40,6 +41,23 @@ static GEN_HEADER: Array<[u64; GEN_HEADER_LEN / 8]> = Array::with_max_entries(1,
 
 #[map(name = "HOLD_MARKS")]
 static HOLD_MARKS: Array<u64> = Array::with_max_entries(2, 0);
+
+/// The flow table's key size. The bench sizes the LRU maps when it loads
+/// them; loaded as they are here (by the end-to-end lab) they stay small.
+type WideKey = [u32; LRU_WIDE_WORDS];
+
+#[map(name = "LRU_WIDE")]
+static LRU_WIDE: LruHashMap<WideKey, u64> = LruHashMap::with_max_entries(64, 0);
+
+#[map(name = "LRU_NARROW")]
+static LRU_NARROW: LruHashMap<[u32; 4], u64> = LruHashMap::with_max_entries(64, 0);
+
+#[map(name = "LRU_PER_CPU")]
+static LRU_PER_CPU: LruHashMap<WideKey, u64> =
+    LruHashMap::with_max_entries(64, BPF_F_NO_COMMON_LRU);
+
+#[map(name = "LRU_SEQ")]
+static LRU_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Ethernet + IPv6 up to the source address.
 const SRC_OFFSET: usize = 14 + 8;
@@ -108,6 +126,93 @@ pub fn lookup_drop(ctx: XdpContext) -> u32 {
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
+    }
+}
+
+/// The next number of this CPU's key counter and a wide key no run made
+/// before: the number itself in words 2 and 3, spread over words 0 and 1
+/// as a flood's sources are, the rest fixed as a flow's destination and
+/// group are. Words 0 to 3 are the narrow key.
+#[inline(always)]
+fn next_key() -> Option<(u64, WideKey)> {
+    let seq = LRU_SEQ.get_ptr_mut(0)?;
+    // SAFETY: a per-CPU slot: no other writer.
+    let n = unsafe {
+        let n = *seq;
+        *seq = n + 1;
+        n
+    };
+    let spread = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut key = [0x2001_0db8; LRU_WIDE_WORDS];
+    key[0] = spread as u32;
+    key[1] = (spread >> 32) as u32;
+    key[2] = n as u32;
+    key[3] = (n >> 32) as u32;
+    Some((n, key))
+}
+
+/// The LRU programs' floor: the key, and no map.
+#[xdp]
+pub fn lru_floor(_ctx: XdpContext) -> u32 {
+    match next_key() {
+        // Kept: a key nothing reads would not be made.
+        Some((_, key)) if key[2] == u32::MAX && key[3] == u32::MAX => xdp_action::XDP_ABORTED,
+        Some(_) => xdp_action::XDP_PASS,
+        None => xdp_action::XDP_ABORTED,
+    }
+}
+
+/// A lookup of a new key (never inserted: its last word is one no insert
+/// writes): XDP_PASS on the miss.
+#[xdp]
+pub fn lru_miss(_ctx: XdpContext) -> u32 {
+    let Some((_, mut key)) = next_key() else {
+        return xdp_action::XDP_ABORTED;
+    };
+    key[LRU_WIDE_WORDS - 1] = 0;
+    match LRU_WIDE.get_ptr(&key) {
+        Some(_) => xdp_action::XDP_DROP,
+        None => xdp_action::XDP_PASS,
+    }
+}
+
+/// What the flow table does for a new flow: a lookup that misses, then
+/// the insert (which evicts from a full table). XDP_DROP when inserted.
+#[inline(always)]
+fn insert_new<K>(map: &LruHashMap<K, u64>, key: &K, n: u64) -> u32 {
+    if map.get_ptr(key).is_some() {
+        return xdp_action::XDP_PASS;
+    }
+    match map.insert(key, &n, 0) {
+        Ok(()) => xdp_action::XDP_DROP,
+        Err(_) => xdp_action::XDP_ABORTED,
+    }
+}
+
+/// A new flow in the flow table's shape (44-byte key, common LRU list).
+#[xdp]
+pub fn lru_insert_wide(_ctx: XdpContext) -> u32 {
+    match next_key() {
+        Some((n, key)) => insert_new(&LRU_WIDE, &key, n),
+        None => xdp_action::XDP_ABORTED,
+    }
+}
+
+/// A new flow with a 16-byte key.
+#[xdp]
+pub fn lru_insert_narrow(_ctx: XdpContext) -> u32 {
+    match next_key() {
+        Some((n, key)) => insert_new(&LRU_NARROW, &[key[0], key[1], key[2], key[3]], n),
+        None => xdp_action::XDP_ABORTED,
+    }
+}
+
+/// A new flow with the flow table's key, LRU lists per CPU.
+#[xdp]
+pub fn lru_insert_per_cpu(_ctx: XdpContext) -> u32 {
+    match next_key() {
+        Some((n, key)) => insert_new(&LRU_PER_CPU, &key, n),
+        None => xdp_action::XDP_ABORTED,
     }
 }
 

@@ -40,6 +40,7 @@ const MEMBER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xf, 0, 0, 0, 0, 0, 2);
 mod control;
 mod e2e;
 mod flowgen;
+mod lru;
 mod plot;
 mod service;
 mod withdraw;
@@ -55,6 +56,8 @@ struct Opts {
     withdraw_only: bool,
     /// Only the control plane's speed.
     control_only: bool,
+    /// Only the kernel's LRU hash alone.
+    lru_only: bool,
     /// Another build of the eBPF object, whose program-cost paths are
     /// measured interleaved with this build's.
     baseline: Option<Object>,
@@ -97,6 +100,7 @@ impl Opts {
         let mut service_only = false;
         let mut withdraw_only = false;
         let mut control_only = false;
+        let mut lru_only = false;
         let mut baseline = None;
         let mut naive = false;
         let mut out = PathBuf::from("target/bench");
@@ -108,6 +112,7 @@ impl Opts {
                 "--service-only" => service_only = true,
                 "--withdraw-only" => withdraw_only = true,
                 "--control-only" => control_only = true,
+                "--lru-only" => lru_only = true,
                 "--naive-too" => naive = true,
                 "--out" => out = PathBuf::from(args.next().context("--out needs a folder")?),
                 "--baseline" => {
@@ -116,13 +121,14 @@ impl Opts {
                 }
                 "--help" | "-h" => {
                     println!(
-                        "anycast-bench [--quick] [--e2e-only | --service-only | --withdraw-only | --control-only] [--out DIR] [--baseline OBJECT] [--naive-too] \
+                        "anycast-bench [--quick] [--e2e-only | --service-only | --withdraw-only | --control-only | --lru-only] [--out DIR] [--baseline OBJECT] [--naive-too] \
                          (root; usually run through `cargo xtask bench`)\n\n  --quick     \
                          short runs: proves the bench works, judges no target\n  --e2e-only  \
                          only the end-to-end lab\n  --service-only  only the service with 1,000 \
                          members\n  --withdraw-only  only the withdraw latency (BGP, \
                          BIRD)\n  --control-only  only the control plane (address loads, member \
-                         changes)\n  --out DIR   where report.md, results.json \
+                         changes)\n  --lru-only  only the kernel's LRU hash alone (what a new flow \
+                         costs the flow table's map type)\n  --out DIR   where report.md, results.json \
                          and the plots go (default target/bench)\n  --baseline OBJECT  another \
                          build of the eBPF object (e.g. `cargo xtask bench --baseline REV` \
                          builds one from a git revision): its program-cost paths are measured \
@@ -136,7 +142,7 @@ impl Opts {
                     std::process::exit(0);
                 }
                 other => bail!(
-                    "unknown argument `{other}` (use --quick, --e2e-only, --service-only, --withdraw-only, --control-only, --out DIR, --baseline OBJECT, --naive-too)"
+                    "unknown argument `{other}` (use --quick, --e2e-only, --service-only, --withdraw-only, --control-only, --lru-only, --out DIR, --baseline OBJECT, --naive-too)"
                 ),
             }
         }
@@ -147,6 +153,7 @@ impl Opts {
             service_only,
             withdraw_only,
             control_only,
+            lru_only,
             baseline,
             naive,
         })
@@ -1374,9 +1381,14 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let mut rows = Vec::new();
     let mut facts = Vec::new();
-    let only = o.e2e_only || o.service_only || o.withdraw_only || o.control_only;
+    let only = o.e2e_only || o.service_only || o.withdraw_only || o.control_only || o.lru_only;
     if !only {
         program_costs(&o, &mut rows)?;
+    }
+    if !only || o.lru_only {
+        rows.extend(lru::costs(o.quick).context("the kernel's LRU hash")?);
+    }
+    if !only {
         scaling(&o, &mut rows, &mut facts)?;
         memory(&mut facts)?;
     }
@@ -1466,12 +1478,22 @@ fn main() -> Result<()> {
         "Program cost with BPF_PROG_TEST_RUN: ns per packet (the kernel's mean over `repeat` runs), min / median / max over interleaved runs; over floor: the median of the per-run differences to the XDP_PASS floor measured in the same run, and the fastest run over the floor's fastest run (the least disturbed estimate: slow phases of this VM stretch longer programs more than the floor).\n"
     );
     for section in [
-        "paths", "exact", "prefixes", "members", "groups", "flows", NAIVE,
+        "paths",
+        "exact",
+        "prefixes",
+        "members",
+        "groups",
+        "flows",
+        lru::SECTION,
+        NAIVE,
     ] {
-        let heading = if section == NAIVE {
-            if !rows.iter().any(|r| r.section == NAIVE) {
-                continue;
-            }
+        // A section no row is in (not measured in this mode) is left out.
+        if !rows.iter().any(|r| r.section == section) {
+            continue;
+        }
+        let heading = if section == lru::SECTION {
+            lru::HEADING
+        } else if section == NAIVE {
             "the old method (`--naive-too`)\n\nThe paths that rewrite the frame, timed as before December 2026: one call of `repeat` runs on one copy of the frame, so each run sees what the one before left (the L2 redirect lowers the hop limit; the encapsulation pushes a header). Nothing is checked; the name says what the last run returned. Measured in the same runs as the rows above, against the same floors."
         } else {
             section
