@@ -198,11 +198,14 @@ pub mod peer_names {
     pub const LRU_NARROW: &str = "LRU_NARROW";
     /// LRU hash with a 44-byte key and a list per CPU (`BPF_F_NO_COMMON_LRU`).
     pub const LRU_PER_CPU: &str = "LRU_PER_CPU";
-    /// The LRU programs' key counter (per CPU, index 0, `u64`).
+    /// Per CPU, `u64`: the LRU programs' key counter at index 0, and at
+    /// [`LRU_UNEXPECTED`] their runs that took another path than the one
+    /// timed (a key found, an insert refused).
     pub const LRU_SEQ: &str = "LRU_SEQ";
+    /// [`LRU_SEQ`]'s index of the unexpected runs.
+    pub const LRU_UNEXPECTED: u32 = 1;
     /// The flow table's key size in 32-bit words, as the LRU programs' wide key.
     pub const LRU_WIDE_WORDS: usize = core::mem::size_of::<super::FlowKey>() / 4;
-    const _: () = assert!(core::mem::size_of::<super::FlowKey>() % 4 == 0);
 }
 
 /// Names of the load-time settings (read-only globals) of the anycast program.

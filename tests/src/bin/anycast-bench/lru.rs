@@ -3,17 +3,21 @@
 //! program. The peers object's `lru_*` programs each take a new key per
 //! run (see `anycast_common::peer_names::LRU_FLOOR`); timed with
 //! BPF_PROG_TEST_RUN against `lru_floor` (the same key, no map), on tables
-//! first filled to twice their size, so that every insert evicts, as in a
-//! flow table that new flows have filled.
+//! first filled with twice the entries the timed list holds, so that
+//! every insert evicts, as in a flow table that new flows have filled.
+//! The table with a list per CPU is made CPUs times larger: the kernel
+//! splits its entries between the CPUs' lists, and the one CPU timed must
+//! hold as many as the other tables.
 
 use anycast::PEERS_OBJECT;
 use anycast_common::peer_names::{
     LRU_FLOOR, LRU_INSERT_NARROW, LRU_INSERT_PER_CPU, LRU_INSERT_WIDE, LRU_MISS, LRU_NARROW,
-    LRU_PER_CPU, LRU_WIDE,
+    LRU_PER_CPU, LRU_SEQ, LRU_UNEXPECTED, LRU_WIDE,
 };
 use anyhow::{Context as _, Result, ensure};
 use aya::{
     Ebpf, EbpfLoader,
+    maps::PerCpuArray,
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 
@@ -23,7 +27,7 @@ use crate::{Row, Stat, XDP_DROP, XDP_PASS, stat};
 pub(crate) const SECTION: &str = "lru";
 
 /// Its heading in the report.
-pub(crate) const HEADING: &str = "the flow table's map type alone (the kernel's LRU hash)\n\nWhat a new flow costs the kernel's LRU hash apart from our program, by key size (the flow table's 44 bytes against 16) and LRU list (common, or one per CPU: `BPF_F_NO_COMMON_LRU`); the kernel refuses an LRU hash that is not preallocated (`BPF_F_NO_PREALLOC`: ENOTSUPP). Each run takes a key no run took before; the tables were first filled to twice their size, so every insert evicts. Over floor: over a program that makes the key and touches no map, interleaved, on one CPU.";
+pub(crate) const HEADING: &str = "the flow table's map type alone (the kernel's LRU hash)\n\nWhat a new flow costs the kernel's LRU hash apart from our program, by key size (the flow table's 44 bytes against 16) and LRU list (common, or one per CPU: `BPF_F_NO_COMMON_LRU`); the kernel refuses an LRU hash that is not preallocated (`BPF_F_NO_PREALLOC`: ENOTSUPP). Each run takes a key no run took before; the tables were first filled with twice the entries the timed list holds, so every insert evicts; the table with a list per CPU has CPUs times the entries, so that the list of the one CPU timed holds as many entries as the other tables (the kernel splits the entries between the lists). Every run is checked to have taken the path its row names. Over floor: over a program that makes the key and touches no map, interleaved, on one CPU.";
 
 /// The cases: program, what a row says it does, the action every run returns.
 const CASES: [(&str, &str, u32); 4] = [
@@ -44,7 +48,7 @@ const CASES: [(&str, &str, u32); 4] = [
     ),
     (
         LRU_INSERT_PER_CPU,
-        "lookup and insert of a new key, 44-byte key, a list per CPU",
+        "lookup and insert of a new key, 44-byte key, a list per CPU holding as many (the table CPUs times larger)",
         XDP_DROP,
     ),
 ];
@@ -72,10 +76,11 @@ pub(crate) fn costs(quick: bool) -> Result<Vec<Row>> {
 
 /// The rows for tables of `n` entries.
 fn size_rows(n: u32, rounds: usize, repeat: u32) -> Result<Vec<Row>> {
+    let cpus = u32::try_from(anycast_tests::prog::possible_cpus()?)?;
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(LRU_WIDE, n)
         .map_max_entries(LRU_NARROW, n)
-        .map_max_entries(LRU_PER_CPU, n)
+        .map_max_entries(LRU_PER_CPU, n * cpus)
         .load(PEERS_OBJECT)
         .context("loading the peer programs with LRU tables")?;
     for name in std::iter::once(LRU_FLOOR).chain(CASES.iter().map(|c| c.0)) {
@@ -85,7 +90,8 @@ fn size_rows(n: u32, rounds: usize, repeat: u32) -> Result<Vec<Row>> {
             .try_into()?;
         p.load().with_context(|| format!("loading {name}"))?;
     }
-    // Filled to twice their size: from the first half on, inserts evict.
+    // Filled with twice the entries this CPU's list holds: after the
+    // first n inserts, every insert evicts.
     for (name, _, action) in CASES.iter().filter(|c| c.0 != LRU_MISS) {
         time(&ebpf, name, 2 * n, *action)?;
     }
@@ -125,9 +131,8 @@ fn size_rows(n: u32, rounds: usize, repeat: u32) -> Result<Vec<Row>> {
 }
 
 /// `repeat` runs of program `name`: the kernel's mean ns per run. Fails
-/// unless the last run returned `action` (each run takes a new key, so
-/// every run took the path the last one did unless the table changed
-/// under it, which nothing else does).
+/// unless the last run returned `action` and no run took another path
+/// (the programs count those in `LRU_SEQ`).
 fn time(ebpf: &Ebpf, name: &str, repeat: u32, action: u32) -> Result<f64> {
     let p: &Xdp = ebpf
         .program(name)
@@ -145,6 +150,15 @@ fn time(ebpf: &Ebpf, name: &str, repeat: u32, action: u32) -> Result<f64> {
         r.return_value == action,
         "{name} returned {} where {action} was expected",
         r.return_value
+    );
+    let seq: PerCpuArray<_, u64> = ebpf
+        .map(LRU_SEQ)
+        .with_context(|| format!("no map {LRU_SEQ}"))?
+        .try_into()?;
+    let unexpected: u64 = seq.get(&LRU_UNEXPECTED, 0)?.iter().sum();
+    ensure!(
+        unexpected == 0,
+        "{unexpected} runs of the LRU programs took another path than the one timed (the last: {name})"
     );
     Ok(r.duration.as_nanos() as f64)
 }
