@@ -21,7 +21,7 @@ use aya::{
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 
-use crate::{Row, Stat, XDP_DROP, XDP_PASS, stat};
+use crate::{Row, XDP_DROP, XDP_PASS, round_order, stat, stat_over};
 
 /// The report's section.
 pub(crate) const SECTION: &str = "lru";
@@ -99,33 +99,20 @@ fn size_rows(n: u32, rounds: usize, repeat: u32) -> Result<Vec<Row>> {
     let mut samples = vec![Vec::with_capacity(rounds); CASES.len()];
     for round in 0..rounds {
         floor.push(time(&ebpf, LRU_FLOOR, repeat, XDP_PASS)?);
-        // Every other round backwards (as `measure` does).
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..CASES.len()).collect()
-        } else {
-            (0..CASES.len()).rev().collect()
-        };
-        for i in order {
+        for i in round_order(round, CASES.len()) {
             let (name, _, action) = CASES[i];
             samples[i].push(time(&ebpf, name, repeat, action)?);
         }
     }
-    let floor_stat = stat(floor.clone());
+    let floor_median = stat(floor.clone()).median;
     Ok(CASES
         .iter()
         .zip(samples)
-        .map(|((_, what, _), v)| {
-            let d = stat(v.iter().zip(&floor).map(|(x, f)| x - f).collect());
-            Row {
-                section: SECTION,
-                name: format!("{n} entries: {what}"),
-                stat: Stat {
-                    over: Some([d.min, d.median, d.max]),
-                    floor_min: Some(floor_stat.min),
-                    ..stat(v)
-                },
-                floor: floor_stat.median,
-            }
+        .map(|((_, what, _), v)| Row {
+            section: SECTION,
+            name: format!("{n} entries: {what}"),
+            stat: stat_over(v, &floor),
+            floor: floor_median,
         })
         .collect())
 }

@@ -474,15 +474,7 @@ fn measure(cases: &[Case<'_>], runs: usize, repeat: u32) -> Result<Vec<Stat>> {
         for (m, mode) in modes.iter().enumerate() {
             floors[m].push(floor.sample(*mode, repeat, &references[0])?);
         }
-        // Every other run backwards, so that no case always follows the
-        // same one (a cold single run is faster after one that warmed
-        // what it uses, such as the FIB).
-        let order: Vec<usize> = if run % 2 == 0 {
-            (0..cases.len()).collect()
-        } else {
-            (0..cases.len()).rev().collect()
-        };
-        for i in order {
+        for i in round_order(run, cases.len()) {
             samples[i].push(cases[i].sample(cases[i].runs, repeat, &references[i])?);
         }
     }
@@ -494,14 +486,32 @@ fn measure(cases: &[Case<'_>], runs: usize, repeat: u32) -> Result<Vec<Stat>> {
                 .iter()
                 .position(|m| *m == c.runs.timing())
                 .unwrap_or(0)];
-            let d = stat(v.iter().zip(f).map(|(x, f)| x - f).collect());
-            Stat {
-                over: Some([d.min, d.median, d.max]),
-                floor_min: Some(stat(f.clone()).min),
-                ..stat(v)
-            }
+            stat_over(v, f)
         })
         .collect())
+}
+
+/// The order of the cases in round `round` of interleaved rounds: every
+/// other round backwards, so that no case always follows the same one (a
+/// cold single run is faster after one that warmed what it uses, such as
+/// the FIB).
+fn round_order(round: usize, cases: usize) -> Vec<usize> {
+    if round.is_multiple_of(2) {
+        (0..cases).collect()
+    } else {
+        (0..cases).rev().collect()
+    }
+}
+
+/// A case's samples, with `over` taken round by round against the floor's
+/// samples of the same rounds.
+fn stat_over(v: Vec<f64>, floor: &[f64]) -> Stat {
+    let d = stat(v.iter().zip(floor).map(|(x, f)| x - f).collect());
+    Stat {
+        over: Some([d.min, d.median, d.max]),
+        floor_min: Some(stat(floor.to_vec()).min),
+        ..stat(v)
+    }
 }
 
 /// `cases` and, with `naive`, a [`Runs::Naive`] twin of each case that
